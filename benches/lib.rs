@@ -1,0 +1,1 @@
+//! Criterion benchmarks for pgwal live in this package's `benches/` targets.

@@ -1,0 +1,1 @@
+//! Test kit: throwaway real PostgreSQL clusters for pgwal's tests.

@@ -1,0 +1,23 @@
+//! # pgwal: PostgreSQL's write-ahead log, as a library
+//!
+//! `pgwal` reads and streams the WAL of PostgreSQL 13 to 18:
+//!
+//! - **Positions and names**: [`Lsn`] (PostgreSQL's `X/X` form), [`TimelineId`], [`SegNo`],
+//!   [`WalSegSize`], WAL file names ([`WalFileName`]) and timeline history files
+//!   ([`TimelineHistory`]).
+//! - **Decoding** (`wal`): a sans-IO decoder that takes WAL bytes in pieces (a memory-mapped
+//!   segment, files of a directory, or a replication stream) and yields records that borrow
+//!   from the input.
+//!
+//! Nothing in the decoding paths panics on bad input: malformed WAL produces an error that
+//! names the LSN and the reason.
+#![deny(missing_docs)]
+#![deny(clippy::undocumented_unsafe_blocks)]
+
+pub mod history;
+pub mod lsn;
+pub mod segment;
+
+pub use history::{HistoryEntry, HistoryError, TimelineHistory};
+pub use lsn::{Lsn, ParseLsnError};
+pub use segment::{Compression, ParseTimelineError, SegNo, TimelineId, WalFileName, WalSegSize};
