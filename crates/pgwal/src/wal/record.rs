@@ -1,0 +1,570 @@
+//! WAL records: the 24-byte header, block references and main data, all borrowed.
+
+use crate::lsn::Lsn;
+use crate::wal::error::{WalError, WalErrorKind};
+use crate::wal::version::PgVersion;
+
+/// Size of `XLogRecord`, the record header.
+pub const RECORD_HEADER_SIZE: usize = 24;
+/// PostgreSQL's data block size (`BLCKSZ`), which full-page images restore.
+pub const BLCKSZ: u32 = 8192;
+/// The largest block reference id (`XLR_MAX_BLOCK_ID`).
+pub const MAX_BLOCK_ID: u8 = 32;
+/// Largest `xl_tot_len` accepted: PostgreSQL cannot allocate more (`MaxAllocSize - 1`).
+pub const MAX_RECORD_LEN: u32 = 0x3FFF_FFFF;
+
+const BLOCK_ID_DATA_SHORT: u8 = 255;
+const BLOCK_ID_DATA_LONG: u8 = 254;
+const BLOCK_ID_ORIGIN: u8 = 253;
+const BLOCK_ID_TOPLEVEL_XID: u8 = 252;
+
+const BKPBLOCK_FORK_MASK: u8 = 0x0F;
+const BKPBLOCK_HAS_IMAGE: u8 = 0x10;
+const BKPBLOCK_HAS_DATA: u8 = 0x20;
+const BKPBLOCK_WILL_INIT: u8 = 0x40;
+const BKPBLOCK_SAME_REL: u8 = 0x80;
+
+/// `xl_info` bits owned by the WAL machinery, not the resource manager (`XLR_INFO_MASK`).
+pub const XLR_INFO_MASK: u8 = 0x0F;
+/// `XLR_SPECIAL_REL_UPDATE`.
+pub const XLR_SPECIAL_REL_UPDATE: u8 = 0x01;
+/// `XLR_CHECK_CONSISTENCY`.
+pub const XLR_CHECK_CONSISTENCY: u8 = 0x02;
+
+#[inline]
+pub(crate) fn le16(b: &[u8], at: usize) -> u16 {
+    u16::from_le_bytes([b[at], b[at + 1]])
+}
+#[inline]
+pub(crate) fn le32(b: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
+}
+#[inline]
+pub(crate) fn le64(b: &[u8], at: usize) -> u64 {
+    let mut a = [0u8; 8];
+    a.copy_from_slice(&b[at..at + 8]);
+    u64::from_le_bytes(a)
+}
+
+/// The fixed record header (`XLogRecord`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RecordHeader {
+    /// Total length including this header (`xl_tot_len`).
+    pub tot_len: u32,
+    /// Transaction id (`xl_xid`).
+    pub xid: u32,
+    /// LSN of the previous record (`xl_prev`).
+    pub prev: Lsn,
+    /// Flag bits; the high nibble is the resource manager's record type (`xl_info`).
+    pub info: u8,
+    /// Resource manager id (`xl_rmid`).
+    pub rmid: u8,
+    /// CRC-32C of payload then header (`xl_crc`).
+    pub crc: u32,
+}
+
+impl RecordHeader {
+    /// Parses the header from the first 24 bytes of `b` (`None` if shorter).
+    pub fn parse(b: &[u8]) -> Option<RecordHeader> {
+        if b.len() < RECORD_HEADER_SIZE {
+            return None;
+        }
+        Some(RecordHeader {
+            tot_len: le32(b, 0),
+            xid: le32(b, 4),
+            prev: Lsn(le64(b, 8)),
+            info: b[16],
+            rmid: b[17],
+            crc: le32(b, 20),
+        })
+    }
+}
+
+/// Computes a record's CRC-32C as PostgreSQL does: the payload after the header, then the
+/// first 20 header bytes. `rec` must hold the whole record (at least 24 bytes).
+pub fn record_crc(rec: &[u8]) -> u32 {
+    let c = crc32c::crc32c(rec.get(RECORD_HEADER_SIZE..).unwrap_or(&[]));
+    crc32c::crc32c_append(c, rec.get(..20).unwrap_or(rec))
+}
+
+/// A relation: tablespace, database and relation file number (`RelFileLocator`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub struct RelFileLocator {
+    /// Tablespace OID.
+    pub spc: u32,
+    /// Database OID.
+    pub db: u32,
+    /// Relation file number.
+    pub rel: u32,
+}
+
+/// A relation fork.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Fork {
+    /// `main`.
+    Main,
+    /// `fsm`: the free space map.
+    Fsm,
+    /// `vm`: the visibility map.
+    Vm,
+    /// `init`: the init fork of unlogged relations.
+    Init,
+    /// Any other fork number (invalid in practice).
+    Other(u8),
+}
+
+impl Fork {
+    /// From a fork number.
+    pub fn from_number(n: u8) -> Fork {
+        match n {
+            0 => Fork::Main,
+            1 => Fork::Fsm,
+            2 => Fork::Vm,
+            3 => Fork::Init,
+            n => Fork::Other(n),
+        }
+    }
+
+    /// The fork's name as PostgreSQL prints it (`forkNames[]`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Fork::Main => "main",
+            Fork::Fsm => "fsm",
+            Fork::Vm => "vm",
+            Fork::Init => "init",
+            Fork::Other(_) => "???",
+        }
+    }
+
+    /// The fork number.
+    pub fn number(self) -> u8 {
+        match self {
+            Fork::Main => 0,
+            Fork::Fsm => 1,
+            Fork::Vm => 2,
+            Fork::Init => 3,
+            Fork::Other(n) => n,
+        }
+    }
+}
+
+/// How a full-page image is compressed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ImageCompression {
+    /// Not compressed.
+    None,
+    /// PostgreSQL's pglz.
+    Pglz,
+    /// LZ4 block format (15+).
+    Lz4,
+    /// zstd frame (15+).
+    Zstd,
+    /// Flags set that name no known method.
+    Unknown,
+}
+
+impl ImageCompression {
+    /// The name pg_waldump prints after `method: `.
+    pub fn name(self) -> &'static str {
+        match self {
+            ImageCompression::None => "none",
+            ImageCompression::Pglz => "pglz",
+            ImageCompression::Lz4 => "lz4",
+            ImageCompression::Zstd => "zstd",
+            ImageCompression::Unknown => "unknown",
+        }
+    }
+}
+
+/// A block reference decoded from a record, stored as offsets into the record bytes.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct RawBlock {
+    pub id: u8,
+    pub fork_flags: u8,
+    pub data_len: u16,
+    pub image_len: u16,
+    pub hole_offset: u16,
+    pub hole_length: u16,
+    pub bimg_info: u8,
+    pub rel: RelFileLocator,
+    pub blkno: u32,
+    pub image_at: u32,
+    pub data_at: u32,
+}
+
+/// Where the parts of a record's payload lie.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Layout {
+    pub main_at: u32,
+    pub main_len: u32,
+    pub origin: Option<u16>,
+    pub toplevel_xid: Option<u32>,
+    pub fpi_len: u32,
+}
+
+/// Decodes the fragment headers of a whole record `rec` (`DecodeXLogRecord`), appending block
+/// references to `blocks` (cleared first).
+pub(crate) fn decode_layout(
+    rec: &[u8],
+    lsn: Lsn,
+    version: PgVersion,
+    blocks: &mut Vec<RawBlock>,
+) -> Result<Layout, WalError> {
+    blocks.clear();
+    let err = |kind| Err(WalError::new(lsn, kind));
+    let bad_len = || WalError::new(lsn, WalErrorKind::InvalidFragmentLength);
+    let total = rec.len();
+    let mut pos = RECORD_HEADER_SIZE;
+    let mut remaining = total - RECORD_HEADER_SIZE;
+    let mut datatotal: usize = 0;
+    let mut layout = Layout::default();
+    let mut main_len: usize = 0;
+    let mut last_rel: Option<RelFileLocator> = None;
+    let mut max_id: i32 = -1;
+    // Takes `n` header bytes, failing with "invalid length" if the record is too short.
+    macro_rules! take {
+        ($n:expr) => {{
+            let n: usize = $n;
+            if remaining < n {
+                return Err(bad_len());
+            }
+            let s = &rec[pos..pos + n];
+            pos += n;
+            remaining -= n;
+            s
+        }};
+    }
+    while remaining > datatotal {
+        let id = take!(1)[0];
+        match id {
+            BLOCK_ID_DATA_SHORT => {
+                main_len = usize::from(take!(1)[0]);
+                datatotal += main_len;
+                break;
+            }
+            BLOCK_ID_DATA_LONG => {
+                main_len = le32(take!(4), 0) as usize;
+                datatotal += main_len;
+                break;
+            }
+            BLOCK_ID_ORIGIN => layout.origin = Some(le16(take!(2), 0)),
+            BLOCK_ID_TOPLEVEL_XID if version >= PgVersion::V14 => {
+                layout.toplevel_xid = Some(le32(take!(4), 0))
+            }
+            id if id <= MAX_BLOCK_ID => {
+                if i32::from(id) <= max_id {
+                    return err(WalErrorKind::OutOfOrderBlockId { id });
+                }
+                max_id = i32::from(id);
+                let h = take!(3);
+                let mut b = RawBlock {
+                    id,
+                    fork_flags: h[0],
+                    data_len: le16(h, 1),
+                    ..RawBlock::default()
+                };
+                let has_data = b.fork_flags & BKPBLOCK_HAS_DATA != 0;
+                if has_data && b.data_len == 0 {
+                    return err(WalErrorKind::HasDataButNoData);
+                }
+                if !has_data && b.data_len != 0 {
+                    return err(WalErrorKind::NoHasDataButData { len: b.data_len });
+                }
+                datatotal += usize::from(b.data_len);
+                if b.fork_flags & BKPBLOCK_HAS_IMAGE != 0 {
+                    let ih = take!(5);
+                    b.image_len = le16(ih, 0);
+                    b.hole_offset = le16(ih, 2);
+                    b.bimg_info = ih[4];
+                    let flags = ImageFlags::of(version, b.bimg_info);
+                    let compressed = flags.compression != ImageCompression::None;
+                    if flags.has_hole && compressed {
+                        b.hole_length = le16(take!(2), 0);
+                    } else if flags.has_hole {
+                        b.hole_length = (BLCKSZ as u16).wrapping_sub(b.image_len);
+                    }
+                    datatotal += usize::from(b.image_len);
+                    let (off, hl, il) = (b.hole_offset, b.hole_length, b.image_len);
+                    if flags.has_hole && (off == 0 || hl == 0 || u32::from(il) == BLCKSZ) {
+                        return err(WalErrorKind::InvalidHole { offset: off, length: hl, image_len: il });
+                    }
+                    if !flags.has_hole && (off != 0 || hl != 0) {
+                        return err(WalErrorKind::InvalidHole { offset: off, length: hl, image_len: il });
+                    }
+                    if compressed && u32::from(il) == BLCKSZ {
+                        return err(WalErrorKind::InvalidCompressedLength { image_len: il });
+                    }
+                    if !flags.has_hole && !compressed && u32::from(il) != BLCKSZ {
+                        return err(WalErrorKind::InvalidImageLength { image_len: il });
+                    }
+                    layout.fpi_len += u32::from(il);
+                }
+                if b.fork_flags & BKPBLOCK_SAME_REL == 0 {
+                    let r = take!(12);
+                    let rel = RelFileLocator { spc: le32(r, 0), db: le32(r, 4), rel: le32(r, 8) };
+                    b.rel = rel;
+                    last_rel = Some(rel);
+                } else {
+                    match last_rel {
+                        Some(r) => b.rel = r,
+                        None => return err(WalErrorKind::SameRelWithoutPrevious),
+                    }
+                }
+                b.blkno = le32(take!(4), 0);
+                blocks.push(b);
+            }
+            id => return err(WalErrorKind::InvalidBlockId { id }),
+        }
+    }
+    if remaining != datatotal {
+        return Err(bad_len());
+    }
+    // Payload: per block, image then data; then main data.
+    for b in blocks.iter_mut() {
+        if b.fork_flags & BKPBLOCK_HAS_IMAGE != 0 {
+            b.image_at = pos as u32;
+            pos += usize::from(b.image_len);
+        }
+        if b.data_len > 0 {
+            b.data_at = pos as u32;
+            pos += usize::from(b.data_len);
+        }
+    }
+    layout.main_at = pos as u32;
+    layout.main_len = main_len as u32;
+    Ok(layout)
+}
+
+/// The decoded meaning of `bimg_info`, whose bits were renumbered in 15.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ImageFlags {
+    /// `BKPIMAGE_HAS_HOLE`.
+    pub has_hole: bool,
+    /// `BKPIMAGE_APPLY`: the image is restored at replay (else only kept for WAL consistency
+    /// checking).
+    pub apply: bool,
+    /// The compression method.
+    pub compression: ImageCompression,
+}
+
+impl ImageFlags {
+    /// Interprets `bimg_info` for WAL of `version`.
+    pub fn of(version: PgVersion, bimg_info: u8) -> ImageFlags {
+        if version <= PgVersion::V14 {
+            ImageFlags {
+                has_hole: bimg_info & 0x01 != 0,
+                apply: bimg_info & 0x04 != 0,
+                compression: if bimg_info & 0x02 != 0 {
+                    ImageCompression::Pglz
+                } else {
+                    ImageCompression::None
+                },
+            }
+        } else {
+            ImageFlags {
+                has_hole: bimg_info & 0x01 != 0,
+                apply: bimg_info & 0x02 != 0,
+                compression: if bimg_info & 0x04 != 0 {
+                    ImageCompression::Pglz
+                } else if bimg_info & 0x08 != 0 {
+                    ImageCompression::Lz4
+                } else if bimg_info & 0x10 != 0 {
+                    ImageCompression::Zstd
+                } else {
+                    ImageCompression::None
+                },
+            }
+        }
+    }
+}
+
+/// A decoded WAL record. Its bytes borrow from the decoder's input, or from the decoder's
+/// reassembly buffer when the record crossed a page boundary.
+#[derive(Clone, Copy, Debug)]
+pub struct Record<'a> {
+    pub(crate) lsn: Lsn,
+    pub(crate) end: Lsn,
+    pub(crate) header: RecordHeader,
+    pub(crate) bytes: &'a [u8],
+    pub(crate) version: PgVersion,
+    pub(crate) tli: u32,
+    pub(crate) layout: Layout,
+    pub(crate) blocks: &'a [RawBlock],
+}
+
+impl<'a> Record<'a> {
+    /// Where the record starts (`ReadRecPtr`).
+    pub fn lsn(&self) -> Lsn {
+        self.lsn
+    }
+
+    /// The LSN just past the record's last byte (`EndRecPtr`); for `XLOG_SWITCH`, the start of
+    /// the next segment.
+    pub fn end_lsn(&self) -> Lsn {
+        self.end
+    }
+
+    /// The fixed header.
+    pub fn header(&self) -> &RecordHeader {
+        &self.header
+    }
+
+    /// The PostgreSQL version that wrote the record (from its page's magic).
+    pub fn version(&self) -> PgVersion {
+        self.version
+    }
+
+    /// The timeline of the page where the record starts.
+    pub fn page_timeline(&self) -> u32 {
+        self.tli
+    }
+
+    /// Resource manager id.
+    pub fn rmid(&self) -> u8 {
+        self.header.rmid
+    }
+
+    /// `xl_info` (record type in the high nibble).
+    pub fn info(&self) -> u8 {
+        self.header.info
+    }
+
+    /// Transaction id.
+    pub fn xid(&self) -> u32 {
+        self.header.xid
+    }
+
+    /// Previous record's LSN.
+    pub fn prev(&self) -> Lsn {
+        self.header.prev
+    }
+
+    /// `xl_tot_len`.
+    pub fn total_len(&self) -> u32 {
+        self.header.tot_len
+    }
+
+    /// Total bytes of full-page images.
+    pub fn fpi_len(&self) -> u32 {
+        self.layout.fpi_len
+    }
+
+    /// The whole record, header included.
+    pub fn bytes(&self) -> &'a [u8] {
+        self.bytes
+    }
+
+    /// The main data.
+    pub fn main_data(&self) -> &'a [u8] {
+        let at = self.layout.main_at as usize;
+        self.bytes.get(at..at + self.layout.main_len as usize).unwrap_or(&[])
+    }
+
+    /// Replication origin id, if the record carries one.
+    pub fn origin(&self) -> Option<u16> {
+        self.layout.origin
+    }
+
+    /// The top-level transaction id recorded for a subtransaction (14+), if any.
+    pub fn toplevel_xid(&self) -> Option<u32> {
+        self.layout.toplevel_xid
+    }
+
+    /// The block references, in id order.
+    pub fn blocks(&self) -> impl ExactSizeIterator<Item = BlockRef<'a>> + '_ {
+        let (bytes, version) = (self.bytes, self.version);
+        self.blocks.iter().map(move |raw| BlockRef { raw, bytes, version })
+    }
+
+    /// The block reference with id `id`.
+    pub fn block(&self, id: u8) -> Option<BlockRef<'a>> {
+        self.blocks
+            .iter()
+            .find(|b| b.id == id)
+            .map(|raw| BlockRef { raw, bytes: self.bytes, version: self.version })
+    }
+
+    /// The highest block id in use, if any block is referenced.
+    pub fn max_block_id(&self) -> Option<u8> {
+        self.blocks.last().map(|b| b.id)
+    }
+}
+
+/// One block reference of a record.
+#[derive(Clone, Copy, Debug)]
+pub struct BlockRef<'a> {
+    raw: &'a RawBlock,
+    bytes: &'a [u8],
+    version: PgVersion,
+}
+
+impl<'a> BlockRef<'a> {
+    /// The block id (0..=32).
+    pub fn id(&self) -> u8 {
+        self.raw.id
+    }
+    /// The relation.
+    pub fn rel(&self) -> RelFileLocator {
+        self.raw.rel
+    }
+    /// The fork.
+    pub fn fork(&self) -> Fork {
+        Fork::from_number(self.raw.fork_flags & BKPBLOCK_FORK_MASK)
+    }
+    /// The block number.
+    pub fn blkno(&self) -> u32 {
+        self.raw.blkno
+    }
+    /// `BKPBLOCK_WILL_INIT`: replay reinitialises the page.
+    pub fn will_init(&self) -> bool {
+        self.raw.fork_flags & BKPBLOCK_WILL_INIT != 0
+    }
+    /// The rmgr-specific data attached to the block (empty if none).
+    pub fn data(&self) -> &'a [u8] {
+        if self.raw.data_len == 0 {
+            return &[];
+        }
+        let at = self.raw.data_at as usize;
+        self.bytes.get(at..at + usize::from(self.raw.data_len)).unwrap_or(&[])
+    }
+    /// True if the block carries data (`BKPBLOCK_HAS_DATA`).
+    pub fn has_data(&self) -> bool {
+        self.raw.data_len > 0
+    }
+    /// The full-page image, if any.
+    pub fn image(&self) -> Option<BlockImage<'a>> {
+        if self.raw.fork_flags & BKPBLOCK_HAS_IMAGE == 0 {
+            return None;
+        }
+        let at = self.raw.image_at as usize;
+        Some(BlockImage {
+            bytes: self.bytes.get(at..at + usize::from(self.raw.image_len)).unwrap_or(&[]),
+            hole_offset: self.raw.hole_offset,
+            hole_length: self.raw.hole_length,
+            flags: ImageFlags::of(self.version, self.raw.bimg_info),
+            bimg_info: self.raw.bimg_info,
+        })
+    }
+}
+
+/// A full-page image as stored in the record (possibly compressed, with its hole removed).
+#[derive(Clone, Copy, Debug)]
+pub struct BlockImage<'a> {
+    /// The stored bytes (`bimg_len` of them).
+    pub bytes: &'a [u8],
+    /// Start of the removed hole.
+    pub hole_offset: u16,
+    /// Length of the removed hole.
+    pub hole_length: u16,
+    /// Decoded flags.
+    pub flags: ImageFlags,
+    /// Raw `bimg_info`.
+    pub bimg_info: u8,
+}
+
+impl BlockImage<'_> {
+    /// Bytes saved by compression: `BLCKSZ - hole_length - bimg_len` (as pg_waldump prints).
+    pub fn compression_saved(&self) -> i64 {
+        i64::from(BLCKSZ) - i64::from(self.hole_length) - self.bytes.len() as i64
+    }
+}

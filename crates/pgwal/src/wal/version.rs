@@ -1,0 +1,117 @@
+//! PostgreSQL major versions, told apart by the WAL page magic.
+
+use std::fmt;
+
+/// A PostgreSQL major version whose WAL pgwal reads, chosen by `XLOG_PAGE_MAGIC`.
+///
+/// ```
+/// use pgwal::wal::PgVersion;
+/// assert_eq!(PgVersion::from_magic(0xD110), Some(PgVersion::V15));
+/// assert_eq!(PgVersion::V18.magic(), 0xD118);
+/// assert_eq!(PgVersion::V16.major(), 16);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum PgVersion {
+    /// PostgreSQL 13 (magic 0xD106).
+    V13,
+    /// PostgreSQL 14 (magic 0xD10D).
+    V14,
+    /// PostgreSQL 15 (magic 0xD110).
+    V15,
+    /// PostgreSQL 16 (magic 0xD113).
+    V16,
+    /// PostgreSQL 17 (magic 0xD116).
+    V17,
+    /// PostgreSQL 18 (magic 0xD118).
+    V18,
+}
+
+impl PgVersion {
+    /// Every supported version, oldest first.
+    pub const ALL: [PgVersion; 6] = [
+        PgVersion::V13,
+        PgVersion::V14,
+        PgVersion::V15,
+        PgVersion::V16,
+        PgVersion::V17,
+        PgVersion::V18,
+    ];
+
+    /// The version whose `XLOG_PAGE_MAGIC` is `magic`.
+    pub const fn from_magic(magic: u16) -> Option<PgVersion> {
+        Some(match magic {
+            0xD106 => PgVersion::V13,
+            0xD10D => PgVersion::V14,
+            0xD110 => PgVersion::V15,
+            0xD113 => PgVersion::V16,
+            0xD116 => PgVersion::V17,
+            0xD118 => PgVersion::V18,
+            _ => return None,
+        })
+    }
+
+    /// The version for a major number (13..=18).
+    pub const fn from_major(major: u32) -> Option<PgVersion> {
+        Some(match major {
+            13 => PgVersion::V13,
+            14 => PgVersion::V14,
+            15 => PgVersion::V15,
+            16 => PgVersion::V16,
+            17 => PgVersion::V17,
+            18 => PgVersion::V18,
+            _ => return None,
+        })
+    }
+
+    /// The `XLOG_PAGE_MAGIC` of this version.
+    pub const fn magic(self) -> u16 {
+        match self {
+            PgVersion::V13 => 0xD106,
+            PgVersion::V14 => 0xD10D,
+            PgVersion::V15 => 0xD110,
+            PgVersion::V16 => 0xD113,
+            PgVersion::V17 => 0xD116,
+            PgVersion::V18 => 0xD118,
+        }
+    }
+
+    /// The major version number.
+    pub const fn major(self) -> u32 {
+        match self {
+            PgVersion::V13 => 13,
+            PgVersion::V14 => 14,
+            PgVersion::V15 => 15,
+            PgVersion::V16 => 16,
+            PgVersion::V17 => 17,
+            PgVersion::V18 => 18,
+        }
+    }
+
+    /// `CATALOG_VERSION_NO` of the release branch, used in tablespace directory names
+    /// (`PG_<major>_<catversion>`).
+    pub const fn catversion(self) -> u32 {
+        match self {
+            PgVersion::V13 => 202007201,
+            PgVersion::V14 => 202107181,
+            PgVersion::V15 => 202209061,
+            PgVersion::V16 => 202307071,
+            PgVersion::V17 => 202406281,
+            PgVersion::V18 => 202506291,
+        }
+    }
+
+    /// The highest built-in resource manager id plus one is the same (22) in every version;
+    /// 15 and later also accept custom resource managers 128..=255.
+    pub const fn rmid_is_valid(self, rmid: u8) -> bool {
+        match self {
+            PgVersion::V13 | PgVersion::V14 => rmid <= 21,
+            _ => rmid <= 21 || rmid >= 128,
+        }
+    }
+}
+
+impl fmt::Display for PgVersion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.major())
+    }
+}
