@@ -1,15 +1,40 @@
-//! The `pgwal` command line.
+//! The `pgwal` command line: `pgwal dump` (pg_waldump), `pgwal receive` (pg_receivewal) and
+//! `pgwal archive` (archive_command / restore_command helpers).
 
 use std::process::ExitCode;
 
 use clap::Parser;
 
+mod dump;
+
 /// pgwal: PostgreSQL write-ahead log toolkit.
 #[derive(Debug, Parser)]
-#[command(name = "pgwal", version, about)]
-enum Cli {}
+#[command(name = "pgwal", version, about, propagate_version = true)]
+enum Cli {
+    /// Decode and display WAL, as pg_waldump does (for PostgreSQL 13 to 18).
+    Dump(dump::DumpArgs),
+}
 
 fn main() -> ExitCode {
-    let _cli = Cli::parse();
-    ExitCode::SUCCESS
+    let cli = Cli::parse();
+    let result = match cli {
+        Cli::Dump(args) => dump::run(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            if is_broken_pipe(&e) {
+                return ExitCode::SUCCESS;
+            }
+            eprintln!("pgwal: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }

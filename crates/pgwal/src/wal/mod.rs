@@ -11,12 +11,14 @@
 
 mod decoder;
 mod error;
+mod fpi;
 mod page;
 mod record;
 mod version;
 
 pub use decoder::{DecoderConfig, WalDecoder};
 pub use error::{WalError, WalErrorKind};
+pub use fpi::{pglz_decompress, restore_block_image, ImageError};
 pub use page::{
     LongHeader, PageHeader, DEFAULT_PAGE_SIZE, LONG_HEADER_SIZE, SHORT_HEADER_SIZE,
     XLP_BKP_REMOVABLE, XLP_FIRST_IS_CONTRECORD, XLP_FIRST_IS_OVERWRITE_CONTRECORD, XLP_LONG_HEADER,

@@ -1,0 +1,100 @@
+//! pg_waldump's text form of a record: the record line, its description and block references.
+
+use std::fmt::Write;
+
+use pgwal::desc;
+use pgwal::wal::{Fork, PgVersion, Record, BLCKSZ};
+
+/// `rec_len` as pg_waldump computes it: the total length minus the full-page image bytes.
+pub fn record_len(rec: &Record<'_>) -> u32 {
+    rec.total_len().saturating_sub(rec.fpi_len())
+}
+
+/// Appends the record line(s) for `rec` to `out`, ending with a newline.
+pub fn write_record(out: &mut String, rec: &Record<'_>, bkp_details: bool) {
+    let name = desc::rmgr_name(rec.rmid()).unwrap_or_default();
+    let _ = write!(
+        out,
+        "rmgr: {:<11} len (rec/tot): {:>6}/{:>6}, tx: {:>10}, lsn: {:#}, prev {:#}, ",
+        name,
+        record_len(rec),
+        rec.total_len(),
+        rec.xid(),
+        rec.lsn(),
+        rec.prev()
+    );
+    match desc::identify(rec.version(), rec.rmid(), rec.info()) {
+        Some(id) => {
+            out.push_str("desc: ");
+            out.push_str(id);
+            out.push(' ');
+        }
+        None => {
+            let _ = write!(out, "desc: UNKNOWN ({:x}) ", rec.info() & !0x0F);
+        }
+    }
+    desc::describe(out, rec);
+    write_block_refs(out, rec, bkp_details);
+}
+
+/// The block references in pg_waldump's short (same line) or detailed (`-b`) form, with the
+/// trailing newline.
+pub fn write_block_refs(out: &mut String, rec: &Record<'_>, detailed: bool) {
+    if detailed {
+        out.push('\n');
+    }
+    for b in rec.blocks() {
+        let r = b.rel();
+        if detailed {
+            let _ = write!(
+                out,
+                "\tblkref #{}: rel {}/{}/{} fork {} blk {}",
+                b.id(),
+                r.spc,
+                r.db,
+                r.rel,
+                b.fork().name(),
+                b.blkno()
+            );
+            if let Some(img) = b.image() {
+                let apply = if img.flags.apply { "" } else { " for WAL verification" };
+                let _ = write!(
+                    out,
+                    " (FPW{apply}); hole: offset: {}, length: {}",
+                    img.hole_offset, img.hole_length
+                );
+                if img.flags.compression != pgwal::wal::ImageCompression::None {
+                    let saved = BLCKSZ
+                        .wrapping_sub(u32::from(img.hole_length))
+                        .wrapping_sub(img.bytes.len() as u32);
+                    let _ = write!(out, ", compression saved: {saved}");
+                    if rec.version() >= PgVersion::V15 {
+                        let _ = write!(out, ", method: {}", img.flags.compression.name());
+                    }
+                }
+            }
+            out.push('\n');
+        } else {
+            if b.fork() == Fork::Main {
+                let _ = write!(out, ", blkref #{}: rel {}/{}/{} blk {}", b.id(), r.spc, r.db, r.rel, b.blkno());
+            } else {
+                let _ = write!(
+                    out,
+                    ", blkref #{}: rel {}/{}/{} fork {} blk {}",
+                    b.id(),
+                    r.spc,
+                    r.db,
+                    r.rel,
+                    b.fork().name(),
+                    b.blkno()
+                );
+            }
+            if let Some(img) = b.image() {
+                out.push_str(if img.flags.apply { " FPW" } else { " FPW for WAL verification" });
+            }
+        }
+    }
+    if !detailed {
+        out.push('\n');
+    }
+}

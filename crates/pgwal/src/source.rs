@@ -1,0 +1,409 @@
+//! Reading WAL from files: single segments (plain, `.partial`, or compressed), directories of
+//! them, and a reader that feeds a range of segments to the [`WalDecoder`] in order.
+//!
+//! This is the I/O layer over the sans-IO decoder in [`crate::wal`].
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{self, Read};
+use std::ops::{ControlFlow, Deref};
+use std::path::{Path, PathBuf};
+
+use memmap2::Mmap;
+
+use crate::history::TimelineHistory;
+use crate::lsn::Lsn;
+use crate::segment::{Compression, SegNo, TimelineId, WalFileName, WalSegSize};
+use crate::wal::{DecoderConfig, PageHeader, PgVersion, Record, WalDecoder, WalError};
+
+/// The largest segment PostgreSQL allows (1 GB): decompression never produces more.
+pub const MAX_SEGMENT_BYTES: u64 = 1 << 30;
+
+/// Bytes of a WAL file: memory-mapped for complete plain segments, read into memory otherwise.
+#[derive(Debug)]
+pub enum WalBytes {
+    /// A read-only mapping of a complete segment file.
+    Mapped(Mmap),
+    /// Bytes read (and decompressed) into memory.
+    Owned(Vec<u8>),
+}
+
+impl Deref for WalBytes {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            WalBytes::Mapped(m) => m,
+            WalBytes::Owned(v) => v,
+        }
+    }
+}
+
+/// A WAL file could not be found, read or understood.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SourceError {
+    /// An I/O error on a file or directory.
+    #[error("could not read \"{}\": {source}", path.display())]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// The error.
+        source: io::Error,
+    },
+    /// A compressed file could not be decompressed.
+    #[error("could not decompress \"{}\": {reason}", path.display())]
+    Decompress {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong.
+        reason: String,
+    },
+    /// A file does not start with a valid WAL page header.
+    #[error("\"{}\" is not a WAL segment: {reason}", path.display())]
+    NotWal {
+        /// The file.
+        path: PathBuf,
+        /// What was wrong.
+        reason: String,
+    },
+    /// A segment the range needs is not in the directory.
+    #[error("could not find WAL file \"{name}\" in \"{}\"", dir.display())]
+    Missing {
+        /// The segment's file name.
+        name: String,
+        /// The directory searched.
+        dir: PathBuf,
+    },
+    /// Corrupt WAL (not merely its end) inside a file.
+    #[error("{error} (in file \"{}\")", path.display())]
+    Corrupt {
+        /// The file holding the bad bytes.
+        path: PathBuf,
+        /// The decoder's error, with its LSN.
+        error: WalError,
+    },
+    /// A timeline history file is unreadable.
+    #[error("invalid history file \"{}\": {reason}", path.display())]
+    History {
+        /// The file.
+        path: PathBuf,
+        /// What was wrong.
+        reason: String,
+    },
+}
+
+fn io_err(path: &Path) -> impl FnOnce(io::Error) -> SourceError + '_ {
+    move |source| SourceError::Io { path: path.to_owned(), source }
+}
+
+/// Tells the compression of a file from its first bytes (gzip, zstd or LZ4 frame magic).
+pub fn sniff_compression(head: &[u8]) -> Compression {
+    match head {
+        [0x1f, 0x8b, ..] => Compression::Gzip,
+        [0x28, 0xb5, 0x2f, 0xfd, ..] => Compression::Zstd,
+        [0x04, 0x22, 0x4d, 0x18, ..] => Compression::Lz4,
+        _ => Compression::None,
+    }
+}
+
+/// Decompresses `data` (at most [`MAX_SEGMENT_BYTES`] of output; more is an error).
+pub fn decompress(kind: Compression, data: &[u8]) -> Result<Vec<u8>, String> {
+    let mut out = Vec::new();
+    let limit = MAX_SEGMENT_BYTES + 1;
+    let res = match kind {
+        Compression::None => {
+            out.extend_from_slice(data);
+            Ok(0)
+        }
+        Compression::Gzip => flate2::read::MultiGzDecoder::new(data).take(limit).read_to_end(&mut out),
+        Compression::Lz4 => lz4_flex::frame::FrameDecoder::new(data).take(limit).read_to_end(&mut out),
+        Compression::Zstd => match zstd::stream::read::Decoder::new(data) {
+            Ok(d) => d.take(limit).read_to_end(&mut out),
+            Err(e) => Err(e),
+        },
+    };
+    res.map_err(|e| e.to_string())?;
+    if out.len() as u64 > MAX_SEGMENT_BYTES {
+        return Err("decompressed data is larger than any WAL segment".into());
+    }
+    Ok(out)
+}
+
+/// Reads a WAL file, decompressing it if its content is compressed. Complete plain segments
+/// are memory-mapped; `.partial` files (which a receiver may still be writing) are read.
+pub fn read_wal_file(path: &Path) -> Result<WalBytes, SourceError> {
+    let mut file = File::open(path).map_err(io_err(path))?;
+    let partial = path.extension().is_some_and(|e| e == "partial");
+    let mut head = [0u8; 4];
+    let n = file.read(&mut head).map_err(io_err(path))?;
+    let kind = sniff_compression(&head[..n]);
+    if kind == Compression::None && !partial {
+        let len = file.metadata().map_err(io_err(path))?.len();
+        if len > 0 && len <= MAX_SEGMENT_BYTES {
+            // SAFETY: complete segment files are immutable once named without `.partial`
+            // (PostgreSQL and pgwal rename them into place only when whole); a concurrent
+            // truncation would be a broken contract, documented on this function's callers.
+            let map = unsafe { Mmap::map(&file) }.map_err(io_err(path))?;
+            #[cfg(unix)]
+            let _ = map.advise(memmap2::Advice::Sequential);
+            return Ok(WalBytes::Mapped(map));
+        }
+    }
+    let mut raw = head[..n].to_vec();
+    file.take(MAX_SEGMENT_BYTES * 2).read_to_end(&mut raw).map_err(io_err(path))?;
+    if kind == Compression::None {
+        if raw.len() as u64 > MAX_SEGMENT_BYTES {
+            return Err(SourceError::NotWal { path: path.to_owned(), reason: "file is larger than 1 GB".into() });
+        }
+        return Ok(WalBytes::Owned(raw));
+    }
+    decompress(kind, &raw)
+        .map(WalBytes::Owned)
+        .map_err(|reason| SourceError::Decompress { path: path.to_owned(), reason })
+}
+
+/// What the first page of a segment says about its WAL.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SegmentInfo {
+    /// The version named by the page magic.
+    pub version: PgVersion,
+    /// System identifier.
+    pub system_id: u64,
+    /// Segment size.
+    pub seg_size: WalSegSize,
+    /// WAL page size.
+    pub page_size: u32,
+    /// Timeline of the first page.
+    pub tli: TimelineId,
+    /// Address of the first page.
+    pub pageaddr: Lsn,
+}
+
+/// Reads the long page header at the start of a segment's bytes.
+pub fn probe_segment(bytes: &[u8]) -> Result<SegmentInfo, String> {
+    let h = PageHeader::parse(bytes).ok_or_else(|| format!("file is too short ({} bytes) for a WAL page header", bytes.len()))?;
+    let version = h
+        .version()
+        .ok_or_else(|| format!("invalid magic number {:04X} in the first page header", h.magic))?;
+    let l = h
+        .long
+        .ok_or_else(|| format!("the first page has no long header (info bits {:04X})", h.info))?;
+    let seg_size = WalSegSize::new(l.seg_size).ok_or_else(|| {
+        format!(
+            "invalid WAL segment size ({} bytes); it must be a power of two between 1 MB and 1 GB",
+            l.seg_size
+        )
+    })?;
+    if !l.page_size.is_power_of_two() || !(1024..=65536).contains(&l.page_size) {
+        return Err(format!("invalid WAL page size {} in the first page header", l.page_size));
+    }
+    Ok(SegmentInfo {
+        version,
+        system_id: l.sysid,
+        seg_size,
+        page_size: l.page_size,
+        tli: TimelineId(h.tli),
+        pageaddr: h.pageaddr,
+    })
+}
+
+/// The WAL files of one directory, indexed by timeline and segment.
+#[derive(Clone, Debug, Default)]
+pub struct WalDirectory {
+    path: PathBuf,
+    /// (tli, log, seg) → candidate files.
+    segments: BTreeMap<(u32, u32, u32), Vec<(WalFileName, PathBuf)>>,
+    histories: BTreeMap<u32, PathBuf>,
+}
+
+fn preference(n: &WalFileName) -> u8 {
+    match n {
+        WalFileName::Segment { partial, compression, .. } => {
+            let c = match compression {
+                Compression::None => 0,
+                Compression::Gzip => 1,
+                Compression::Lz4 => 2,
+                Compression::Zstd => 3,
+            };
+            c + if *partial { 4 } else { 0 }
+        }
+        _ => u8::MAX,
+    }
+}
+
+impl WalDirectory {
+    /// Lists `dir` and remembers every WAL segment and history file in it.
+    pub fn scan(dir: &Path) -> Result<WalDirectory, SourceError> {
+        let mut d = WalDirectory { path: dir.to_owned(), ..WalDirectory::default() };
+        for entry in std::fs::read_dir(dir).map_err(io_err(dir))? {
+            let entry = entry.map_err(io_err(dir))?;
+            let Some(name) = entry.file_name().to_str().and_then(WalFileName::parse) else {
+                continue;
+            };
+            match name {
+                WalFileName::Segment { tli, log, seg, .. } => {
+                    let v = d.segments.entry((tli.0, log, seg)).or_default();
+                    v.push((name, entry.path()));
+                    v.sort_by_key(|(n, _)| preference(n));
+                }
+                WalFileName::History { tli, .. } => {
+                    d.histories.insert(tli.0, entry.path());
+                }
+                WalFileName::Backup { .. } => {}
+            }
+        }
+        Ok(d)
+    }
+
+    /// The directory's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The preferred file for segment `segno` of timeline `tli`: plain, then compressed, then
+    /// `.partial` forms.
+    pub fn segment(&self, tli: TimelineId, segno: SegNo, seg_size: WalSegSize) -> Option<&Path> {
+        let per = seg_size.segments_per_xlogid();
+        let key = (tli.0, u32::try_from(segno.0 / per).ok()?, (segno.0 % per) as u32);
+        self.segments.get(&key).and_then(|v| v.first()).map(|(_, p)| p.as_path())
+    }
+
+    /// Every segment file (preferred form), ordered by timeline then segment.
+    pub fn segments(&self) -> impl Iterator<Item = (&WalFileName, &Path)> {
+        self.segments.values().filter_map(|v| v.first()).map(|(n, p)| (n, p.as_path()))
+    }
+
+    /// Every segment file of the lowest-numbered segment, ordered by segment then timeline
+    /// (useful to find where WAL begins).
+    pub fn first_segment(&self) -> Option<(&WalFileName, &Path)> {
+        self.segments
+            .values()
+            .filter_map(|v| v.first())
+            .min_by_key(|(n, _)| match n {
+                WalFileName::Segment { tli, log, seg, .. } => (*log, *seg, tli.0),
+                _ => (u32::MAX, u32::MAX, u32::MAX),
+            })
+            .map(|(n, p)| (n, p.as_path()))
+    }
+
+    /// The history file of timeline `tli`, parsed, if the directory has one.
+    pub fn history(&self, tli: TimelineId) -> Result<Option<TimelineHistory>, SourceError> {
+        let Some(path) = self.histories.get(&tli.0) else { return Ok(None) };
+        let bytes = read_wal_file(path)?;
+        TimelineHistory::parse(&bytes)
+            .map(Some)
+            .map_err(|e| SourceError::History { path: path.clone(), reason: e.to_string() })
+    }
+
+    /// Timelines that have a history file here.
+    pub fn history_timelines(&self) -> impl Iterator<Item = TimelineId> + '_ {
+        self.histories.keys().map(|&t| TimelineId(t))
+    }
+}
+
+/// What to read with [`read_range`].
+#[derive(Clone, Debug)]
+pub struct ReadRange {
+    /// Return records starting at or after this LSN.
+    pub start: Lsn,
+    /// Stop before any record whose bytes reach past this LSN.
+    pub end: Option<Lsn>,
+    /// The timeline to read (the newest, when following history).
+    pub tli: TimelineId,
+    /// Timeline history used to pick, for each segment, the timeline that holds it.
+    pub history: Option<TimelineHistory>,
+    /// Decoder settings (segment and page size, system id).
+    pub config: DecoderConfig,
+}
+
+/// How [`read_range`] ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ReadEnd {
+    /// Reached `end`.
+    ReachedEnd,
+    /// The visitor asked to stop.
+    Stopped,
+    /// Valid WAL ends at `at`: what follows is zeroed or stale space, or no more files exist.
+    EndOfWal {
+        /// The first LSN without a valid record.
+        at: Lsn,
+        /// The decoder's reason, if it found something invalid (rather than running out of
+        /// files).
+        reason: Option<WalError>,
+        /// The segment that was missing, when reading ran out of files.
+        missing: Option<String>,
+    },
+}
+
+/// Reads records from the segments of `dir` covering `range`, in LSN order, calling `visit` for
+/// each; corruption (as opposed to the end of valid WAL) is an error naming the file.
+pub fn read_range(
+    dir: &WalDirectory,
+    range: &ReadRange,
+    mut visit: impl FnMut(&Record<'_>) -> ControlFlow<()>,
+) -> Result<ReadEnd, SourceError> {
+    let cfg = range.config;
+    let seg_size = cfg.seg_size;
+    let mut decoder = WalDecoder::new(cfg, range.start);
+    let mut segno = range.start.segment(seg_size);
+    let mut offset = range.start.page_start(cfg.page_size).segment_offset(seg_size) as usize;
+    loop {
+        let seg_start = segno.start_lsn(seg_size).unwrap_or(Lsn::MAX);
+        if range.end.is_some_and(|e| seg_start >= e) {
+            return Ok(ReadEnd::ReachedEnd);
+        }
+        let last_byte = Lsn(seg_start.0.saturating_add(seg_size.bytes() - 1));
+        let tli = match &range.history {
+            Some(h) => h.timeline_of(last_byte, range.tli),
+            None => range.tli,
+        };
+        let Some(path) = dir.segment(tli, segno, seg_size) else {
+            let at = decoder.pending_record().or(decoder.last_record_end()).unwrap_or(range.start);
+            return Ok(ReadEnd::EndOfWal {
+                at,
+                reason: None,
+                missing: Some(segno.file_name(tli, seg_size)),
+            });
+        };
+        let bytes = read_wal_file(path)?;
+        let data = bytes.get(offset..).unwrap_or(&[]);
+        let data = match range.end {
+            Some(e) if e.0 < seg_start.0 + seg_size.bytes() => {
+                let limit = (e.0 - seg_start.0) as usize;
+                data.get(..limit.saturating_sub(offset)).unwrap_or(data)
+            }
+            _ => data,
+        };
+        let mut input: &[u8] = data;
+        let mut stopped = false;
+        loop {
+            match decoder.decode(&mut input) {
+                Ok(Some(rec)) => {
+                    if visit(&rec).is_break() {
+                        stopped = true;
+                        break;
+                    }
+                }
+                Ok(None) => break,
+                Err(error) if error.is_end_of_wal() => {
+                    return Ok(ReadEnd::EndOfWal { at: error.lsn, reason: Some(error), missing: None })
+                }
+                Err(error) => return Err(SourceError::Corrupt { path: path.to_owned(), error }),
+            }
+        }
+        if stopped {
+            return Ok(ReadEnd::Stopped);
+        }
+        // A file shorter than a segment (compressed `.partial`) ends the WAL we have.
+        let fed_to = seg_start.0 + offset as u64 + data.len() as u64;
+        if range.end.is_some_and(|e| fed_to >= e.0) {
+            return Ok(ReadEnd::ReachedEnd);
+        }
+        if (offset + data.len()) as u64 != seg_size.bytes() {
+            let at = decoder.pending_record().or(decoder.last_record_end()).unwrap_or(range.start);
+            return Ok(ReadEnd::EndOfWal { at, reason: None, missing: None });
+        }
+        segno = segno.next();
+        offset = 0;
+    }
+}
