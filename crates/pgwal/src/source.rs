@@ -347,6 +347,7 @@ pub fn read_range(
     let mut decoder = WalDecoder::new(cfg, range.start);
     let mut segno = range.start.segment(seg_size);
     let mut offset = range.start.page_start(cfg.page_size).segment_offset(seg_size) as usize;
+    let mut buf = Vec::new();
     loop {
         let seg_start = segno.start_lsn(seg_size).unwrap_or(Lsn::MAX);
         if range.end.is_some_and(|e| seg_start >= e) {
@@ -365,45 +366,107 @@ pub fn read_range(
                 missing: Some(segno.file_name(tli, seg_size)),
             });
         };
-        let bytes = read_wal_file(path)?;
-        let data = bytes.get(offset..).unwrap_or(&[]);
-        let data = match range.end {
-            Some(e) if e.0 < seg_start.0 + seg_size.bytes() => {
-                let limit = (e.0 - seg_start.0) as usize;
-                data.get(..limit.saturating_sub(offset)).unwrap_or(data)
-            }
-            _ => data,
+        let limit = match range.end {
+            Some(e) if e.0 < seg_start.0 + seg_size.bytes() => (e.0 - seg_start.0) as usize,
+            _ => seg_size.bytes() as usize,
         };
-        let mut input: &[u8] = data;
         let mut stopped = false;
-        loop {
-            match decoder.decode(&mut input) {
-                Ok(Some(rec)) => {
-                    if visit(&rec).is_break() {
-                        stopped = true;
-                        break;
+        let mut failure: Option<Result<ReadEnd, SourceError>> = None;
+        let fed = for_each_piece(path, offset, limit, &mut buf, |piece| {
+            let mut input: &[u8] = piece;
+            loop {
+                match decoder.decode(&mut input) {
+                    Ok(Some(rec)) => {
+                        if visit(&rec).is_break() {
+                            stopped = true;
+                            return false;
+                        }
+                    }
+                    Ok(None) => return true,
+                    Err(error) if error.is_end_of_wal() => {
+                        failure = Some(Ok(ReadEnd::EndOfWal { at: error.lsn, reason: Some(error), missing: None }));
+                        return false;
+                    }
+                    Err(error) => {
+                        failure = Some(Err(SourceError::Corrupt { path: path.to_owned(), error }));
+                        return false;
                     }
                 }
-                Ok(None) => break,
-                Err(error) if error.is_end_of_wal() => {
-                    return Ok(ReadEnd::EndOfWal { at: error.lsn, reason: Some(error), missing: None })
-                }
-                Err(error) => return Err(SourceError::Corrupt { path: path.to_owned(), error }),
             }
+        })?;
+        if let Some(f) = failure {
+            return f;
         }
         if stopped {
             return Ok(ReadEnd::Stopped);
         }
+        let data_len = fed;
         // A file shorter than a segment (compressed `.partial`) ends the WAL we have.
-        let fed_to = seg_start.0 + offset as u64 + data.len() as u64;
+        let fed_to = seg_start.0 + offset as u64 + data_len as u64;
         if range.end.is_some_and(|e| fed_to >= e.0) {
             return Ok(ReadEnd::ReachedEnd);
         }
-        if (offset + data.len()) as u64 != seg_size.bytes() {
+        if (offset + data_len) as u64 != seg_size.bytes() {
             let at = decoder.pending_record().or(decoder.last_record_end()).unwrap_or(range.start);
             return Ok(ReadEnd::EndOfWal { at, reason: None, missing: None });
         }
         segno = segno.next();
         offset = 0;
     }
+}
+
+/// Bytes read from a plain file per call: small enough to keep memory flat, large enough to
+/// make the read calls' cost negligible.
+const PIECE: usize = 1 << 20;
+
+/// Feeds the bytes `offset..limit` of a WAL file to `f` in pieces (plain files are read
+/// piece by piece; compressed ones are decompressed whole). Stops early when `f` returns false.
+/// Returns how many bytes were fed.
+fn for_each_piece(
+    path: &Path,
+    offset: usize,
+    limit: usize,
+    buf: &mut Vec<u8>,
+    mut f: impl FnMut(&[u8]) -> bool,
+) -> Result<usize, SourceError> {
+    use std::io::{Seek, SeekFrom};
+    let mut file = File::open(path).map_err(io_err(path))?;
+    let mut head = [0u8; 4];
+    let n = read_full(&mut file, &mut head).map_err(io_err(path))?;
+    let kind = sniff_compression(&head[..n]);
+    if kind != Compression::None {
+        let whole = read_wal_file(path)?;
+        let data = whole.get(offset..limit.min(whole.len())).unwrap_or(&[]);
+        f(data);
+        return Ok(data.len());
+    }
+    file.seek(SeekFrom::Start(offset as u64)).map_err(io_err(path))?;
+    buf.resize(PIECE, 0);
+    let mut pos = offset;
+    while pos < limit {
+        let want = (limit - pos).min(PIECE);
+        let got = read_full(&mut file, &mut buf[..want]).map_err(io_err(path))?;
+        if got == 0 {
+            break;
+        }
+        pos += got;
+        if !f(&buf[..got]) || got < want {
+            break;
+        }
+    }
+    Ok(pos - offset)
+}
+
+/// Reads until `buf` is full or the file ends.
+fn read_full(file: &mut File, buf: &mut [u8]) -> io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match file.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
 }

@@ -10,8 +10,10 @@ use anyhow::{anyhow, bail, Context};
 use clap::{Args, ValueEnum};
 use pgwal::source::{self, ReadEnd, ReadRange, SegmentInfo, WalDirectory};
 use pgwal::wal::{DecoderConfig, Fork, PgVersion, Record, RelFileLocator};
-use pgwal::{desc, Lsn, SegNo, TimelineId, WalFileName};
+use pgwal::{desc, Lsn, TimelineId, WalFileName};
 
+mod json;
+mod parallel;
 mod stats;
 mod text;
 
@@ -89,6 +91,9 @@ pub struct DumpArgs {
     /// Follow timeline history files across timeline switches.
     #[arg(long = "follow-timelines")]
     follow_timelines: bool,
+    /// Decode with N threads (segment ranges in parallel; output in the same order).
+    #[arg(short = 'j', long = "jobs", value_name = "N")]
+    jobs: Option<usize>,
     /// Exit 1 at the end of valid WAL, as pg_waldump does, instead of 0.
     #[arg(long = "waldump-exit")]
     waldump_exit: bool,
@@ -366,78 +371,35 @@ pub fn run(a: DumpArgs) -> anyhow::Result<ExitCode> {
     };
     let range = ReadRange { start: plan.start, end: plan.end, tli: plan.tli, history, config };
 
+    let sink = Sink {
+        filters,
+        quiet: a.quiet,
+        json: a.format == Format::Json,
+        bkp_details: a.bkp_details,
+        stats_mode: per_record.is_some(),
+        save_fullpage: a.save_fullpage.clone(),
+        tli: plan.tli,
+    };
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
-    let mut line = String::with_capacity(512);
     let mut stats = stats::Stats::new();
-    let mut shown: i64 = 0;
-    let mut first = true;
-    let mut io_err: Option<std::io::Error> = None;
-    let mut save_err: Option<anyhow::Error> = None;
-    let json = a.format == Format::Json;
-    let outcome = source::read_range(&plan.dir, &range, |rec| {
-        if first {
-            first = false;
-            if rec.lsn() != plan.start && plan.start.segment_offset(plan.info.seg_size) != 0 && plan.explicit_start {
-                let skipped = rec.lsn().0 - plan.start.0;
-                let msg = format!(
-                    "first record is after {}, at {}, skipping over {} byte{}",
-                    plan.start,
-                    rec.lsn(),
-                    skipped,
-                    if skipped == 1 { "" } else { "s" }
-                );
-                if rec.version() >= PgVersion::V17 || json || a.quiet {
-                    eprintln!("pgwal: {msg}");
-                } else {
-                    let _ = writeln!(out, "{msg}");
-                }
-            }
-            stats.start = Some(rec.lsn());
-        }
-        if !filters.matches(rec) {
-            return ControlFlow::Continue(());
-        }
-        if !a.quiet {
-            if per_record.is_some() {
-                stats.add(rec);
-            } else {
-                line.clear();
-                if json {
-                    json_record(&mut line, rec);
-                } else {
-                    text::write_record(&mut line, rec, a.bkp_details);
-                }
-                if let Err(e) = out.write_all(line.as_bytes()) {
-                    io_err = Some(e);
-                    return ControlFlow::Break(());
-                }
-            }
-        }
-        if let Some(dir) = &a.save_fullpage {
-            if let Err(e) = save_fullpages(dir, plan.tli, rec) {
-                save_err = Some(e);
-                return ControlFlow::Break(());
-            }
-        }
-        shown += 1;
-        if limit > 0 && shown >= limit {
-            return ControlFlow::Break(());
-        }
-        ControlFlow::Continue(())
-    });
-    if let Some(e) = io_err {
-        return Err(e.into());
-    }
-    if let Some(e) = save_err {
-        return Err(e);
-    }
+    let jobs = a.jobs.unwrap_or(1).max(1);
+    let outcome = if jobs > 1 && !a.follow {
+        parallel::run(&plan, &range, &sink, jobs, limit, &mut out, &mut stats)?
+    } else {
+        sequential(&plan, range, &sink, limit, a.follow, &mut out, &mut stats)?
+    };
     if let Some(per_record) = per_record {
         if !a.quiet {
             stats.set_version(plan.info.version);
-            line.clear();
-            stats.write(&mut line, per_record);
-            out.write_all(line.as_bytes())?;
+            let mut text = String::new();
+            if sink.json {
+                text.push_str(&stats.to_json(per_record).to_string());
+                text.push('\n');
+            } else {
+                stats.write(&mut text, per_record);
+            }
+            out.write_all(text.as_bytes())?;
         }
     }
     out.flush()?;
@@ -457,6 +419,125 @@ pub fn run(a: DumpArgs) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Err(e) => Err(anyhow::Error::new(e).context("corrupt WAL")),
+    }
+}
+
+/// What to do with each record: filter, format or count, save images.
+pub(crate) struct Sink {
+    filters: Filters,
+    quiet: bool,
+    json: bool,
+    bkp_details: bool,
+    stats_mode: bool,
+    save_fullpage: Option<PathBuf>,
+    tli: TimelineId,
+}
+
+impl Sink {
+    /// Handles one record: appends its text to `out` or counts it in `stats`. Returns false if
+    /// the filters reject it (it then does not count toward `--limit`).
+    pub(crate) fn handle(&self, rec: &Record<'_>, out: &mut String, stats: &mut stats::Stats) -> anyhow::Result<bool> {
+        if !self.filters.matches(rec) {
+            return Ok(false);
+        }
+        if !self.quiet {
+            if self.stats_mode {
+                stats.add(rec);
+            } else if self.json {
+                json::write_record(out, rec, self.tli.0);
+            } else {
+                text::write_record(out, rec, self.bkp_details);
+            }
+        }
+        if let Some(dir) = &self.save_fullpage {
+            save_fullpages(dir, self.tli, rec)?;
+        }
+        Ok(true)
+    }
+}
+
+/// pg_waldump's note when `-s` pointed into the middle of a record.
+fn skip_message(plan: &Plan, rec: &Record<'_>, sink: &Sink, out: &mut String) {
+    if rec.lsn() == plan.start || plan.start.segment_offset(plan.info.seg_size) == 0 || !plan.explicit_start {
+        return;
+    }
+    let skipped = rec.lsn().0 - plan.start.0;
+    let msg = format!(
+        "first record is after {}, at {}, skipping over {} byte{}",
+        plan.start,
+        rec.lsn(),
+        skipped,
+        if skipped == 1 { "" } else { "s" }
+    );
+    // 13–16 print it on stdout, 17+ log it on stderr.
+    if rec.version() >= PgVersion::V17 || sink.json || sink.quiet {
+        eprintln!("pgwal: {msg}");
+    } else {
+        out.push_str(&msg);
+        out.push('\n');
+    }
+}
+
+type Outcome = Result<ReadEnd, source::SourceError>;
+
+fn sequential(
+    plan: &Plan,
+    mut range: ReadRange,
+    sink: &Sink,
+    limit: i64,
+    follow: bool,
+    out: &mut impl std::io::Write,
+    stats: &mut stats::Stats,
+) -> anyhow::Result<Outcome> {
+    let mut line = String::with_capacity(1 << 16);
+    let mut shown: i64 = 0;
+    let mut first = true;
+    let mut failure: Option<anyhow::Error> = None;
+    loop {
+        let outcome = source::read_range(&plan.dir, &range, |rec| {
+            if first {
+                first = false;
+                skip_message(plan, rec, sink, &mut line);
+                stats.start.get_or_insert(rec.lsn());
+            }
+            match sink.handle(rec, &mut line, stats) {
+                Ok(false) => return ControlFlow::Continue(()),
+                Ok(true) => {}
+                Err(e) => {
+                    failure = Some(e);
+                    return ControlFlow::Break(());
+                }
+            }
+            if line.len() >= 1 << 15 {
+                if let Err(e) = out.write_all(line.as_bytes()) {
+                    failure = Some(e.into());
+                    return ControlFlow::Break(());
+                }
+                line.clear();
+            }
+            shown += 1;
+            if limit > 0 && shown >= limit {
+                return ControlFlow::Break(());
+            }
+            ControlFlow::Continue(())
+        });
+        out.write_all(line.as_bytes())?;
+        line.clear();
+        if let Some(e) = failure {
+            return Err(e);
+        }
+        match outcome {
+            Ok(ReadEnd::EndOfWal { at, .. }) if follow => {
+                // Wait for the server (or receiver) to write more, then go on from the end.
+                out.flush()?;
+                std::thread::sleep(std::time::Duration::from_secs(1));
+                let dir = WalDirectory::scan(plan.dir.path())?;
+                let again = Plan { dir, info: plan.info, tli: plan.tli, start: at, end: plan.end, explicit_start: false };
+                range.start = at;
+                return sequential(&again, range, sink, limit - shown, follow, out, stats);
+            }
+            other => return Ok(other),
+        }
     }
 }
 
@@ -494,6 +575,3 @@ fn save_fullpages(dir: &Path, tli: TimelineId, rec: &Record<'_>) -> anyhow::Resu
     Ok(())
 }
 
-fn json_record(out: &mut String, rec: &Record<'_>) {
-    let _ = (out, rec, SegNo(0));
-}

@@ -159,3 +159,71 @@ fn write_row(out: &mut String, name: &str, row: Row, totals: (u64, u64, u64, u64
         pct(tot, totals.3)
     );
 }
+
+impl Stats {
+    /// The statistics as one JSON object (`"type": "stats"`).
+    pub fn to_json(&self, per_record: bool) -> serde_json::Value {
+        use serde_json::json;
+        let version = self.version.unwrap_or(PgVersion::V18);
+        let mut rows = Vec::new();
+        for r in 0..256usize {
+            let name = desc::rmgr_name(r as u8).unwrap_or_default();
+            if !per_record {
+                let row = self.per_rmgr[r];
+                if row.count > 0 {
+                    rows.push(json!({"rmgr": name, "count": row.count, "rec_len": row.rec_len, "fpi_len": row.fpi_len}));
+                }
+                continue;
+            }
+            for (rj, row) in self.per_record[r].iter().enumerate() {
+                if row.count == 0 {
+                    continue;
+                }
+                let info = (rj << 4) as u8;
+                let id = desc::identify(version, r as u8, info)
+                    .map(str::to_owned)
+                    .unwrap_or_else(|| format!("UNKNOWN ({info:x})"));
+                rows.push(json!({"rmgr": name, "record_type": id, "count": row.count,
+                                 "rec_len": row.rec_len, "fpi_len": row.fpi_len}));
+            }
+        }
+        let (rec, fpi) = self.per_rmgr.iter().fold((0, 0), |(a, b), r| (a + r.rec_len, b + r.fpi_len));
+        json!({
+            "type": "stats",
+            "start": self.start.map(|l| l.to_string()),
+            "end": self.end.map(|l| l.to_string()),
+            "count": self.count,
+            "rec_len": rec,
+            "fpi_len": fpi,
+            "rows": rows,
+        })
+    }
+}
+
+impl Stats {
+    /// Adds another chunk's statistics (for parallel decoding); `other` follows `self`.
+    pub fn merge(&mut self, other: &Stats) {
+        for (a, b) in self.per_rmgr.iter_mut().zip(other.per_rmgr.iter()) {
+            a.count += b.count;
+            a.rec_len += b.rec_len;
+            a.fpi_len += b.fpi_len;
+        }
+        for (ra, rb) in self.per_record.iter_mut().zip(other.per_record.iter()) {
+            for (a, b) in ra.iter_mut().zip(rb.iter()) {
+                a.count += b.count;
+                a.rec_len += b.rec_len;
+                a.fpi_len += b.fpi_len;
+            }
+        }
+        self.count += other.count;
+        if self.start.is_none() {
+            self.start = other.start;
+        }
+        if other.end.is_some() {
+            self.end = other.end;
+        }
+        if self.version.is_none() {
+            self.version = other.version;
+        }
+    }
+}

@@ -1,0 +1,194 @@
+//! `-j/--jobs N`: decode segment ranges on several threads, print in the sequential order.
+//!
+//! The range is cut at segment boundaries into chunks. A worker decodes the records that
+//! *start* in its chunk: it begins at the chunk's first page, skips a record continued from
+//! the chunk before via the page header's `xlp_rem_len`, and reads on past the chunk's end to
+//! finish its last record. The main thread prints the chunks in order, checks that each
+//! chunk's first record links back (`xl_prev`) to the previous chunk's last, and stops at the
+//! first chunk that ended in an error or the end of WAL.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::ops::ControlFlow;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::mpsc;
+
+use pgwal::source::{self, ReadEnd, ReadRange, SourceError};
+use pgwal::wal::{WalError, WalErrorKind};
+use pgwal::Lsn;
+
+use super::stats::Stats;
+use super::{skip_message, Outcome, Plan, Sink};
+
+/// What one worker produced for one chunk.
+struct Chunk {
+    text: String,
+    /// End offset in `text` of each shown record, for `--limit`.
+    ends: Vec<u32>,
+    stats: Stats,
+    first: Option<(Lsn, Lsn)>,
+    last: Option<Lsn>,
+    /// How reading ended, if it ended inside this chunk.
+    end: Option<Outcome>,
+    failure: Option<anyhow::Error>,
+}
+
+/// Runs the dump with `jobs` threads; same output as the sequential path.
+pub(crate) fn run(
+    plan: &Plan,
+    range: &ReadRange,
+    sink: &Sink,
+    jobs: usize,
+    limit: i64,
+    out: &mut impl Write,
+    stats: &mut Stats,
+) -> anyhow::Result<Outcome> {
+    let seg_size = range.config.seg_size;
+    let seg_bytes = seg_size.bytes();
+    let per_chunk = (32u64 << 20).div_ceil(seg_bytes).max(1);
+    let first_seg = range.start.segment(seg_size).0;
+    let last_seg = match range.end {
+        Some(e) => Lsn(e.0.saturating_sub(1)).segment(seg_size).0,
+        None => plan
+            .dir
+            .segments()
+            .filter_map(|(n, _)| n.segno(seg_size))
+            .map(|s| s.0)
+            .max()
+            .unwrap_or(first_seg)
+            .max(first_seg),
+    };
+    let nchunks = ((last_seg - first_seg) / per_chunk + 1) as usize;
+    let bounds = |i: usize| -> Lsn {
+        if i == 0 {
+            range.start
+        } else {
+            Lsn((first_seg + i as u64 * per_chunk) * seg_bytes)
+        }
+    };
+    let next = AtomicUsize::new(0);
+    let stop = AtomicBool::new(false);
+    // Bounded in-flight chunks keep memory flat however long the range is.
+    let window = jobs * 2;
+    let (done_tx, done_rx) = mpsc::channel::<(usize, Chunk)>();
+    let (credit_tx, credit_rx) = mpsc::sync_channel::<()>(window);
+    for _ in 0..window {
+        let _ = credit_tx.send(());
+    }
+    let credit_rx = std::sync::Mutex::new(credit_rx);
+    std::thread::scope(|scope| -> anyhow::Result<Outcome> {
+        for _ in 0..jobs {
+            let done_tx = done_tx.clone();
+            let (next, stop, credit_rx) = (&next, &stop, &credit_rx);
+            scope.spawn(move || loop {
+                if credit_rx.lock().map(|rx| rx.recv().is_err()).unwrap_or(true) {
+                    return;
+                }
+                let i = next.fetch_add(1, Ordering::SeqCst);
+                if i >= nchunks || stop.load(Ordering::SeqCst) {
+                    return;
+                }
+                let lo = bounds(i);
+                let hi = if i + 1 < nchunks { Some(bounds(i + 1)) } else { None };
+                let chunk = decode_chunk(plan, range, sink, lo, hi, i == 0);
+                if done_tx.send((i, chunk)).is_err() {
+                    return;
+                }
+            });
+        }
+        drop(done_tx);
+        let mut pending: BTreeMap<usize, Chunk> = BTreeMap::new();
+        let mut want = 0usize;
+        let mut shown: i64 = 0;
+        let mut prev_last: Option<Lsn> = None;
+        let finish = |stop: &AtomicBool| stop.store(true, Ordering::SeqCst);
+        while want < nchunks {
+            let Ok((i, chunk)) = done_rx.recv() else { break };
+            pending.insert(i, chunk);
+            while let Some(chunk) = pending.remove(&want) {
+                want += 1;
+                let _ = credit_tx.try_send(());
+                if let Some(e) = chunk.failure {
+                    finish(&stop);
+                    return Err(e);
+                }
+                if let (Some(prev), Some((lsn, link))) = (prev_last, chunk.first) {
+                    if link != prev {
+                        finish(&stop);
+                        let error = WalError {
+                            lsn,
+                            kind: WalErrorKind::IncorrectPrevLink { prev: link, expected: Some(prev) },
+                        };
+                        return Ok(Err(SourceError::Corrupt { path: plan.dir.path().to_owned(), error }));
+                    }
+                }
+                if chunk.last.is_some() {
+                    prev_last = chunk.last;
+                }
+                // Print (or count) this chunk's records, honouring --limit.
+                let mut upto = chunk.text.len();
+                let mut reached_limit = false;
+                if limit > 0 {
+                    let room = (limit - shown) as usize;
+                    if chunk.ends.len() >= room {
+                        upto = chunk.ends.get(room.wrapping_sub(1)).map_or(0, |&e| e as usize);
+                        reached_limit = true;
+                    }
+                }
+                out.write_all(&chunk.text.as_bytes()[..upto])?;
+                shown += chunk.ends.len() as i64;
+                stats.merge(&chunk.stats);
+                if reached_limit {
+                    finish(&stop);
+                    return Ok(Ok(ReadEnd::Stopped));
+                }
+                if let Some(end) = chunk.end {
+                    finish(&stop);
+                    return Ok(end);
+                }
+            }
+        }
+        Ok(Ok(ReadEnd::ReachedEnd))
+    })
+}
+
+fn decode_chunk(plan: &Plan, range: &ReadRange, sink: &Sink, lo: Lsn, hi: Option<Lsn>, first_chunk: bool) -> Chunk {
+    let mut c = Chunk {
+        text: String::new(),
+        ends: Vec::new(),
+        stats: Stats::new(),
+        first: None,
+        last: None,
+        end: None,
+        failure: None,
+    };
+    let sub = ReadRange { start: lo, ..range.clone() };
+    let outcome = source::read_range(&plan.dir, &sub, |rec| {
+        if hi.is_some_and(|h| rec.lsn() >= h) {
+            return ControlFlow::Break(());
+        }
+        if c.first.is_none() {
+            c.first = Some((rec.lsn(), rec.prev()));
+            if first_chunk {
+                skip_message(plan, rec, sink, &mut c.text);
+                c.stats.start = Some(rec.lsn());
+            }
+        }
+        c.last = Some(rec.lsn());
+        match sink.handle(rec, &mut c.text, &mut c.stats) {
+            Ok(true) => c.ends.push(c.text.len() as u32),
+            Ok(false) => {}
+            Err(e) => {
+                c.failure = Some(e);
+                return ControlFlow::Break(());
+            }
+        }
+        ControlFlow::Continue(())
+    });
+    match outcome {
+        Ok(ReadEnd::Stopped) => {}
+        Ok(ReadEnd::ReachedEnd) if hi.is_some() => {}
+        other => c.end = Some(other),
+    }
+    c
+}
