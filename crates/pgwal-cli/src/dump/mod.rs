@@ -12,6 +12,7 @@ use pgwal::source::{self, ReadEnd, ReadRange, SegmentInfo, WalDirectory};
 use pgwal::wal::{DecoderConfig, Fork, PgVersion, Record, RelFileLocator};
 use pgwal::{desc, Lsn, TimelineId, WalFileName};
 
+mod fastfmt;
 mod json;
 mod parallel;
 mod stats;

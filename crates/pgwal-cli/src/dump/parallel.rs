@@ -28,6 +28,8 @@ struct Chunk {
     stats: Stats,
     first: Option<(Lsn, Lsn)>,
     last: Option<Lsn>,
+    /// End (`EndRecPtr`) of the last record: after an `XLOG_SWITCH`, the next segment.
+    last_end: Option<Lsn>,
     /// How reading ended, if it ended inside this chunk.
     end: Option<Outcome>,
     failure: Option<anyhow::Error>,
@@ -44,42 +46,47 @@ pub(crate) fn run(
     stats: &mut Stats,
 ) -> anyhow::Result<Outcome> {
     let seg_size = range.config.seg_size;
-    let seg_bytes = seg_size.bytes();
-    let per_chunk = (32u64 << 20).div_ceil(seg_bytes).max(1);
-    let first_seg = range.start.segment(seg_size).0;
-    let last_seg = match range.end {
-        Some(e) => Lsn(e.0.saturating_sub(1)).segment(seg_size).0,
-        None => plan
-            .dir
-            .segments()
-            .filter_map(|(n, _)| n.segno(seg_size))
-            .map(|s| s.0)
-            .max()
-            .unwrap_or(first_seg)
-            .max(first_seg),
+    // Chunks of 4 MB of WAL (at page boundaries) keep each worker's output small.
+    let chunk_bytes = (4u64 << 20).min(seg_size.bytes());
+    let first = range.start.0 / chunk_bytes;
+    let last_byte = match range.end {
+        Some(e) => e.0.saturating_sub(1),
+        None => {
+            let last_seg = plan
+                .dir
+                .segments()
+                .filter_map(|(n, _)| n.segno(seg_size))
+                .map(|s| s.0)
+                .max()
+                .unwrap_or(0);
+            (last_seg + 1).saturating_mul(seg_size.bytes()).saturating_sub(1).max(range.start.0)
+        }
     };
-    let nchunks = ((last_seg - first_seg) / per_chunk + 1) as usize;
+    let nchunks = (last_byte / chunk_bytes).saturating_sub(first) as usize + 1;
     let bounds = |i: usize| -> Lsn {
         if i == 0 {
             range.start
         } else {
-            Lsn((first_seg + i as u64 * per_chunk) * seg_bytes)
+            Lsn((first + i as u64) * chunk_bytes)
         }
     };
     let next = AtomicUsize::new(0);
     let stop = AtomicBool::new(false);
     // Bounded in-flight chunks keep memory flat however long the range is.
     let window = jobs * 2;
-    let (done_tx, done_rx) = mpsc::channel::<(usize, Chunk)>();
-    let (credit_tx, credit_rx) = mpsc::sync_channel::<()>(window);
-    for _ in 0..window {
-        let _ = credit_tx.send(());
-    }
-    let credit_rx = std::sync::Mutex::new(credit_rx);
     std::thread::scope(|scope| -> anyhow::Result<Outcome> {
+        // The channels live inside the scope: returning early drops the senders, which wakes
+        // and ends every worker before the scope joins them.
+        let (done_tx, done_rx) = mpsc::channel::<(usize, Chunk)>();
+        let (credit_tx, credit_rx) = mpsc::sync_channel::<()>(window);
+        for _ in 0..window {
+            let _ = credit_tx.send(());
+        }
+        let credit_rx = std::sync::Arc::new(std::sync::Mutex::new(credit_rx));
         for _ in 0..jobs {
             let done_tx = done_tx.clone();
-            let (next, stop, credit_rx) = (&next, &stop, &credit_rx);
+            let credit_rx = credit_rx.clone();
+            let (next, stop) = (&next, &stop);
             scope.spawn(move || loop {
                 if credit_rx.lock().map(|rx| rx.recv().is_err()).unwrap_or(true) {
                     return;
@@ -101,12 +108,25 @@ pub(crate) fn run(
         let mut want = 0usize;
         let mut shown: i64 = 0;
         let mut prev_last: Option<Lsn> = None;
+        let mut prev_end: Option<Lsn> = None;
         let finish = |stop: &AtomicBool| stop.store(true, Ordering::SeqCst);
         while want < nchunks {
             let Ok((i, chunk)) = done_rx.recv() else { break };
             pending.insert(i, chunk);
-            while let Some(chunk) = pending.remove(&want) {
+            while let Some(mut chunk) = pending.remove(&want) {
+                let (lo, hi) = (bounds(want), (want + 1 < nchunks).then(|| bounds(want + 1)));
                 want += 1;
+                // A chunk that begins in the zeroed tail of a segment ended by XLOG_SWITCH finds
+                // no page header there: decode it again from where the switch really ends.
+                if let Some(prev_end) = prev_end {
+                    if prev_end > lo && chunk.first.is_none_or(|(l, _)| l < prev_end) {
+                        if hi.is_some_and(|h| prev_end >= h) {
+                            let _ = credit_tx.try_send(());
+                            continue;
+                        }
+                        chunk = decode_chunk(plan, range, sink, prev_end, hi, false);
+                    }
+                }
                 let _ = credit_tx.try_send(());
                 if let Some(e) = chunk.failure {
                     finish(&stop);
@@ -124,6 +144,7 @@ pub(crate) fn run(
                 }
                 if chunk.last.is_some() {
                     prev_last = chunk.last;
+                    prev_end = chunk.last_end;
                 }
                 // Print (or count) this chunk's records, honouring --limit.
                 let mut upto = chunk.text.len();
@@ -159,6 +180,7 @@ fn decode_chunk(plan: &Plan, range: &ReadRange, sink: &Sink, lo: Lsn, hi: Option
         stats: Stats::new(),
         first: None,
         last: None,
+        last_end: None,
         end: None,
         failure: None,
     };
@@ -175,6 +197,7 @@ fn decode_chunk(plan: &Plan, range: &ReadRange, sink: &Sink, lo: Lsn, hi: Option
             }
         }
         c.last = Some(rec.lsn());
+        c.last_end = Some(rec.end_lsn());
         match sink.handle(rec, &mut c.text, &mut c.stats) {
             Ok(true) => c.ends.push(c.text.len() as u32),
             Ok(false) => {}

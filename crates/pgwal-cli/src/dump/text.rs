@@ -5,6 +5,8 @@ use std::fmt::Write;
 use pgwal::desc;
 use pgwal::wal::{Fork, PgVersion, Record, BLCKSZ};
 
+use super::fastfmt::Line;
+
 /// `rec_len` as pg_waldump computes it: the total length minus the full-page image bytes.
 pub fn record_len(rec: &Record<'_>) -> u32 {
     rec.total_len().saturating_sub(rec.fpi_len())
@@ -13,16 +15,22 @@ pub fn record_len(rec: &Record<'_>) -> u32 {
 /// Appends the record line(s) for `rec` to `out`, ending with a newline.
 pub fn write_record(out: &mut String, rec: &Record<'_>, bkp_details: bool) {
     let name = desc::rmgr_name(rec.rmid()).unwrap_or_default();
-    let _ = write!(
-        out,
-        "rmgr: {:<11} len (rec/tot): {:>6}/{:>6}, tx: {:>10}, lsn: {:#}, prev {:#}, ",
-        name,
-        record_len(rec),
-        rec.total_len(),
-        rec.xid(),
-        rec.lsn(),
-        rec.prev()
-    );
+    let mut l = Line::new();
+    l.bytes(b"rmgr: ");
+    l.bytes(name.as_bytes());
+    l.fill(b' ', 11usize.saturating_sub(name.len()));
+    l.bytes(b" len (rec/tot): ");
+    l.dec(u64::from(record_len(rec)), 6);
+    l.bytes(b"/");
+    l.dec(u64::from(rec.total_len()), 6);
+    l.bytes(b", tx: ");
+    l.dec(u64::from(rec.xid()), 10);
+    l.bytes(b", lsn: ");
+    l.lsn_padded(rec.lsn().0);
+    l.bytes(b", prev ");
+    l.lsn_padded(rec.prev().0);
+    l.bytes(b", ");
+    l.flush_into(out);
     match desc::identify(rec.version(), rec.rmid(), rec.info()) {
         Some(id) => {
             out.push_str("desc: ");
@@ -75,20 +83,22 @@ pub fn write_block_refs(out: &mut String, rec: &Record<'_>, detailed: bool) {
             }
             out.push('\n');
         } else {
-            if b.fork() == Fork::Main {
-                let _ = write!(out, ", blkref #{}: rel {}/{}/{} blk {}", b.id(), r.spc, r.db, r.rel, b.blkno());
-            } else {
-                let _ = write!(
-                    out,
-                    ", blkref #{}: rel {}/{}/{} fork {} blk {}",
-                    b.id(),
-                    r.spc,
-                    r.db,
-                    r.rel,
-                    b.fork().name(),
-                    b.blkno()
-                );
+            let mut l = Line::new();
+            l.bytes(b", blkref #");
+            l.dec(u64::from(b.id()), 0);
+            l.bytes(b": rel ");
+            l.dec(u64::from(r.spc), 0);
+            l.bytes(b"/");
+            l.dec(u64::from(r.db), 0);
+            l.bytes(b"/");
+            l.dec(u64::from(r.rel), 0);
+            if b.fork() != Fork::Main {
+                l.bytes(b" fork ");
+                l.bytes(b.fork().name().as_bytes());
             }
+            l.bytes(b" blk ");
+            l.dec(u64::from(b.blkno()), 0);
+            l.flush_into(out);
             if let Some(img) = b.image() {
                 out.push_str(if img.flags.apply { " FPW" } else { " FPW for WAL verification" });
             }
