@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+mod archive;
 mod dump;
 
 /// pgwal: PostgreSQL write-ahead log toolkit.
@@ -13,12 +14,15 @@ mod dump;
 enum Cli {
     /// Decode and display WAL, as pg_waldump does (for PostgreSQL 13 to 18).
     Dump(dump::DumpArgs),
+    /// WAL archive commands: push (archive_command), fetch (restore_command), cleanup, verify, status.
+    Archive(archive::ArchiveArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli {
         Cli::Dump(args) => dump::run(args),
+        Cli::Archive(args) => archive::run(args),
     };
     match result {
         Ok(code) => code,

@@ -14,9 +14,17 @@
 #![deny(missing_docs)]
 #![deny(clippy::undocumented_unsafe_blocks)]
 
+pub mod archive;
+pub mod conninfo;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod history;
 pub mod lsn;
+pub mod replication;
 pub mod segment;
+pub mod source;
+pub mod wal;
+pub mod desc;
 
 pub use history::{HistoryEntry, HistoryError, TimelineHistory};
 pub use lsn::{Lsn, ParseLsnError};

@@ -46,8 +46,6 @@ const XLHP_HAS_NOW_UNUSED_ITEMS: u8 = 1 << 7;
 
 /// `sizeof(xl_heap_freeze_plan)` (16) / `sizeof(xlhp_freeze_plan)` (17+).
 const FREEZE_PLAN_SIZE: usize = 12;
-/// `sizeof(SharedInvalidationMessage)`.
-const INVAL_MSG_SIZE: usize = 16;
 
 /// `heap_identify`: the record type, with `+INIT` when `XLOG_HEAP_INIT_PAGE` is set on an
 /// INSERT or an UPDATE; `None` for other combinations.
@@ -189,7 +187,7 @@ fn heap_desc(out: &mut String, rec: &Record<'_>) -> Option<()> {
                 // xl_heap_inplace: offnum, dbId, tsId, relcacheInitFileInval, nmsgs, msgs[].
                 let (db, ts, init) = (u32_at(d, 4)?, u32_at(d, 8)?, u8_at(d, 12)? != 0);
                 let nmsgs = i32_at(d, 16)?;
-                invalidations(out, rec.version(), d.get(20..)?, nmsgs, db, ts, init);
+                super::util::invalidations_desc(out, rec.version(), nmsgs, d.get(20..)?, db, ts, init);
             }
         }
         _ => {}
@@ -511,41 +509,6 @@ fn flag_list(out: &mut String, key: &str, bits: u8, names: &[(u8, &str)]) {
         .collect();
     out.push_str(&set.join(", "));
     out.push(']');
-}
-
-/// `standby_desc_invalidations`: `; relcache init file inval dbid %u tsid %u` and
-/// `; inval msgs: catcache 57 relcache 1259 ...` for `nmsgs` `SharedInvalidationMessage`s.
-/// Stops at the first message past the end of `msgs`.
-fn invalidations(
-    out: &mut String,
-    version: PgVersion,
-    msgs: &[u8],
-    nmsgs: i32,
-    db: u32,
-    ts: u32,
-    relcache_init_file: bool,
-) {
-    if nmsgs <= 0 {
-        return;
-    }
-    if relcache_init_file {
-        let _ = write!(out, "; relcache init file inval dbid {db} tsid {ts}");
-    }
-    out.push_str("; inval msgs:");
-    for msg in msgs.chunks_exact(INVAL_MSG_SIZE).take(nmsgs as usize) {
-        let id = i8::from_le_bytes([msg[0]]);
-        let field = |at| u32_at(msg, at).unwrap_or(0);
-        let _ = match id {
-            0.. => write!(out, " catcache {id}"),
-            -1 => write!(out, " catalog {}", field(8)),
-            -2 => write!(out, " relcache {}", field(8)),
-            -3 => write!(out, " smgr"),
-            -4 => write!(out, " relmap db {}", field(4)),
-            -5 => write!(out, " snapshot {}", field(8)),
-            -6 if version >= PgVersion::V18 => write!(out, " relsync {}", field(8)),
-            _ => write!(out, " unrecognized id {id}"),
-        };
-    }
 }
 
 fn u8_at(b: &[u8], at: usize) -> Option<u8> {

@@ -3,7 +3,10 @@
 use crate::lsn::Lsn;
 use crate::segment::WalSegSize;
 use crate::wal::error::{WalError, WalErrorKind};
-use crate::wal::page::{PageHeader, LONG_HEADER_SIZE, SHORT_HEADER_SIZE, XLP_ALL_FLAGS, XLP_LONG_HEADER};
+use crate::wal::page::{
+    PageHeader, LONG_HEADER_SIZE, SHORT_HEADER_SIZE, XLP_ALL_FLAGS, XLP_FIRST_IS_OVERWRITE_CONTRECORD,
+    XLP_LONG_HEADER,
+};
 use crate::wal::record::{
     decode_layout, le32, record_crc, Layout, RawBlock, Record, RecordHeader, MAX_RECORD_LEN,
     RECORD_HEADER_SIZE, XLR_INFO_MASK,
@@ -459,6 +462,13 @@ impl WalDecoder {
         match self.state {
             State::Assembling => {
                 if !h.is_contrecord() {
+                    if h.info & XLP_FIRST_IS_OVERWRITE_CONTRECORD != 0 {
+                        // The rest of the record was lost and overwritten (a crash during
+                        // recovery): drop it and read a new record right after this header.
+                        self.buf.clear();
+                        self.state = State::Record;
+                        return Ok(true);
+                    }
                     return Err(WalError::new(self.rec_start, WalErrorKind::MissingContrecord));
                 }
                 let expected = self.rec_total.wrapping_sub(self.buf.len() as u32);

@@ -1,0 +1,156 @@
+//! `fetch`: restore a WAL file from the archive (PostgreSQL's `restore_command`).
+
+use std::borrow::Cow;
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use crate::archive::compress::{decompress_fast, read_all};
+use crate::archive::durable::write_replace;
+use crate::archive::listing::existing_variants;
+use crate::archive::push::check_segment;
+use crate::history::TimelineHistory;
+use crate::segment::{Compression, WalFileName};
+use crate::source::{sniff_compression, WalBytes};
+
+/// Settings of [`fetch`].
+#[derive(Clone, Copy, Debug, Default)]
+pub struct FetchOptions {
+    /// When the complete segment is not archived, serve its `.partial` file (zero-padded to a
+    /// whole segment).
+    pub partial: bool,
+}
+
+/// What [`fetch`] restored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FetchOutcome {
+    /// The archived file it came from.
+    pub source: String,
+    /// Bytes written.
+    pub bytes: u64,
+    /// True if a short `.partial` segment was padded with zeros.
+    pub padded: bool,
+}
+
+/// Why [`fetch`] did not restore the file.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum FetchError {
+    /// The archive has no such file: the normal end of archived WAL.
+    #[error("\"{name}\" is not in archive \"{}\"", dir.display())]
+    NotFound {
+        /// The requested name.
+        name: String,
+        /// The archive.
+        dir: PathBuf,
+    },
+    /// The requested name is not a plain file name.
+    #[error("invalid WAL file name \"{0}\"")]
+    BadName(String),
+    /// The archived file is damaged.
+    #[error("archived file \"{}\" is damaged: {reason}", path.display())]
+    Corrupt {
+        /// The archived file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// An I/O error.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done.
+        context: String,
+        /// The error.
+        source: io::Error,
+    },
+}
+
+impl FetchError {
+    /// True for [`FetchError::NotFound`].
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, FetchError::NotFound { .. })
+    }
+}
+
+/// Finds `name` in the archive directory `dir` (uncompressed or compressed; with
+/// `opts.partial`, its `.partial` form as a last resort), decompresses and checks it (segments:
+/// page header and size; history files: syntax), and writes it to `dest` atomically.
+pub fn fetch(dir: &Path, name: &str, dest: &Path, opts: FetchOptions) -> Result<FetchOutcome, FetchError> {
+    if name.is_empty() || name == "." || name == ".." || name.contains(['/', '\0']) {
+        return Err(FetchError::BadName(name.to_owned()));
+    }
+    let meta = fs::metadata(dir).map_err(|source| FetchError::Io {
+        context: format!("archive directory \"{}\"", dir.display()),
+        source,
+    })?;
+    if !meta.is_dir() {
+        return Err(FetchError::Io {
+            context: format!("archive directory \"{}\"", dir.display()),
+            source: io::Error::other("not a directory"),
+        });
+    }
+    let list_err = |source| FetchError::Io {
+        context: format!("could not read archive directory \"{}\"", dir.display()),
+        source,
+    };
+    let parsed = WalFileName::parse(name).filter(|n| n.compression() == Compression::None);
+    let mut candidates: Vec<(Option<WalFileName>, PathBuf)> = match &parsed {
+        Some(n) => existing_variants(dir, n).map_err(list_err)?.into_iter().map(|(v, p)| (Some(v), p)).collect(),
+        None => {
+            let p = dir.join(name);
+            if p.is_file() { vec![(None, p)] } else { vec![] }
+        }
+    };
+    if candidates.is_empty() && opts.partial {
+        if let Some(n @ WalFileName::Segment { partial: false, .. }) = &parsed {
+            let p = n.with(Compression::None, true);
+            candidates = existing_variants(dir, &p).map_err(list_err)?.into_iter().map(|(v, p)| (Some(v), p)).collect();
+        }
+    }
+    let Some((found, path)) = candidates.into_iter().next() else {
+        return Err(FetchError::NotFound { name: name.to_owned(), dir: dir.to_owned() });
+    };
+    let raw = match read_all(&path) {
+        Ok(r) => r,
+        // Removed between the look-up and the read (a concurrent cleanup).
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            return Err(FetchError::NotFound { name: name.to_owned(), dir: dir.to_owned() })
+        }
+        Err(source) => {
+            return Err(FetchError::Io { context: format!("could not read \"{}\"", path.display()), source })
+        }
+    };
+    let kind = sniff_compression(&raw);
+    let data: WalBytes = if kind == Compression::None {
+        raw
+    } else {
+        WalBytes::Owned(
+            decompress_fast(kind, &raw).map_err(|reason| FetchError::Corrupt { path: path.clone(), reason })?,
+        )
+    };
+    let mut data: Cow<'_, [u8]> = Cow::Borrowed(&data);
+    let corrupt = |reason: String| FetchError::Corrupt { path: path.clone(), reason };
+    let mut padded = false;
+    match &found {
+        Some(n @ WalFileName::Segment { partial, .. }) => {
+            let info = check_segment(n, &data, *partial).map_err(corrupt)?;
+            if *partial && (data.len() as u64) < info.seg_size.bytes() {
+                data.to_mut().resize(info.seg_size.bytes() as usize, 0);
+                padded = true;
+            }
+        }
+        Some(WalFileName::History { .. }) => {
+            TimelineHistory::parse(&data).map_err(|e| corrupt(e.to_string()))?;
+        }
+        _ => {}
+    }
+    write_replace(dest, &data).map_err(|source| FetchError::Io {
+        context: format!("could not write \"{}\"", dest.display()),
+        source,
+    })?;
+    Ok(FetchOutcome {
+        source: path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+        bytes: data.len() as u64,
+        padded,
+    })
+}

@@ -1,0 +1,44 @@
+//! A WAL archive in a directory: the layout `pgwal archive` and `pgwal receive` share, and the
+//! operations on it.
+//!
+//! # Layout
+//!
+//! A flat directory of files named as PostgreSQL names them:
+//!
+//! | file | meaning |
+//! | --- | --- |
+//! | `TTTTTTTTXXXXXXXXYYYYYYYY` | a complete segment |
+//! | `…` + `.gz` / `.lz4` / `.zst` | a complete segment, compressed (gzip members, LZ4 frames or zstd frames, possibly several concatenated) |
+//! | `…[.gz/.lz4/.zst].partial` | an incomplete segment: the parent timeline's last segment at a promotion, or the segment a receiver is writing |
+//! | `TTTTTTTT.history` | a timeline history file, stored uncompressed |
+//! | `…YYYYYYYY.OOOOOOOO.backup` | a backup history file, stored uncompressed |
+//! | `.pgwal-tmp.*` | a file being written (see [`durable`]) |
+//!
+//! Every file appears under its final name only when complete and durable
+//! ([`durable::write_new`]: temporary file, fsync, link into place, fsync of the directory),
+//! and an archived file is never overwritten.
+//!
+//! # Operations
+//!
+//! - [`push`]: `archive_command` (checks, compresses, stores; idempotent).
+//! - [`fetch`]: `restore_command` (finds, decompresses, checks, writes atomically).
+//! - [`plan_cleanup`] / [`execute_cleanup`]: pg_archivecleanup's rules.
+//! - [`verify`]: decodes everything and reports gaps, damage and timeline inconsistencies.
+//! - [`status`]: per-timeline summary.
+
+pub mod cleanup;
+mod compress;
+pub mod durable;
+mod fetch;
+mod listing;
+mod push;
+mod status;
+pub mod verify;
+
+pub use cleanup::{execute_cleanup, plan_cleanup, CleanupError, CleanupOptions, CleanupPlan};
+pub use compress::{decompress_fast, read_all, read_head, CompressionSpec, ParseCompressionError, DEFAULT_GZIP_LEVEL, DEFAULT_ZSTD_LEVEL};
+pub use fetch::{fetch, FetchError, FetchOptions, FetchOutcome};
+pub use listing::{existing_variants, name_variants, ArchiveEntry, ArchiveListing, TempEntry};
+pub use push::{archive_identity, check_segment, push, PushError, PushOptions, PushOutcome};
+pub use status::{status, ArchiveStatus, TimelineStatus};
+pub use verify::{verify, Problem, ProblemKind, Severity, TimelineSummary, VerifyProgress, VerifyReport};

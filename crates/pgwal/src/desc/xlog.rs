@@ -1,0 +1,204 @@
+//! XLOG (rmgr 0): checkpoints, full-page images, parameter changes and other WAL-machinery
+//! records (`xlogdesc.c`).
+
+use std::fmt::Write;
+
+use super::util::{cstr_at, i32_at, i64_at, lsn_str, timestamptz_to_str, u32_at, u64_at};
+use crate::wal::{PgVersion, Record};
+
+const CHECKPOINT_SHUTDOWN: u8 = 0x00;
+const CHECKPOINT_ONLINE: u8 = 0x10;
+const NOOP: u8 = 0x20;
+const NEXTOID: u8 = 0x30;
+const SWITCH: u8 = 0x40;
+const BACKUP_END: u8 = 0x50;
+const PARAMETER_CHANGE: u8 = 0x60;
+const RESTORE_POINT: u8 = 0x70;
+const FPW_CHANGE: u8 = 0x80;
+const END_OF_RECOVERY: u8 = 0x90;
+const FPI_FOR_HINT: u8 = 0xA0;
+const FPI: u8 = 0xB0;
+const OVERWRITE_CONTRECORD: u8 = 0xD0;
+const CHECKPOINT_REDO: u8 = 0xE0;
+
+/// `MAXFNAMELEN`: the size of `xl_restore_point.rp_name`.
+const MAXFNAMELEN: usize = 64;
+
+pub(crate) fn identify(version: PgVersion, info: u8) -> Option<&'static str> {
+    Some(match info & 0xF0 {
+        CHECKPOINT_SHUTDOWN => "CHECKPOINT_SHUTDOWN",
+        CHECKPOINT_ONLINE => "CHECKPOINT_ONLINE",
+        NOOP => "NOOP",
+        NEXTOID => "NEXTOID",
+        SWITCH => "SWITCH",
+        BACKUP_END => "BACKUP_END",
+        PARAMETER_CHANGE => "PARAMETER_CHANGE",
+        RESTORE_POINT => "RESTORE_POINT",
+        FPW_CHANGE => "FPW_CHANGE",
+        END_OF_RECOVERY => "END_OF_RECOVERY",
+        // Back-patched into 13.5, so every 13 pg_waldump of interest knows it.
+        OVERWRITE_CONTRECORD => "OVERWRITE_CONTRECORD",
+        FPI => "FPI",
+        FPI_FOR_HINT => "FPI_FOR_HINT",
+        CHECKPOINT_REDO if version >= PgVersion::V17 => "CHECKPOINT_REDO",
+        _ => return None,
+    })
+}
+
+/// The `wal_level` name (`get_wal_level_string`; the first `wal_level_options` entry with
+/// that value).
+fn wal_level_name(level: i32) -> &'static str {
+    match level {
+        0 => "minimal",
+        1 => "replica",
+        2 => "logical",
+        _ => "?",
+    }
+}
+
+fn on_off(b: u8) -> &'static str {
+    if b != 0 {
+        "on"
+    } else {
+        "off"
+    }
+}
+
+fn true_false(b: u8) -> &'static str {
+    if b != 0 {
+        "true"
+    } else {
+        "false"
+    }
+}
+
+pub(crate) fn desc(out: &mut String, rec: &Record<'_>) {
+    let _ = desc_inner(out, rec);
+}
+
+/// Writes the description; `None` when the main data is too short (nothing then written for
+/// that record, or only what could be read before).
+fn desc_inner(out: &mut String, rec: &Record<'_>) -> Option<()> {
+    let version = rec.version();
+    let d = rec.main_data();
+    match rec.info() & 0xF0 {
+        info @ (CHECKPOINT_SHUTDOWN | CHECKPOINT_ONLINE) => checkpoint(out, version, d, info),
+        NEXTOID => {
+            let _ = write!(out, "{}", u32_at(d, 0)?);
+            Some(())
+        }
+        RESTORE_POINT => {
+            // xl_restore_point { TimestampTz rp_time; char rp_name[MAXFNAMELEN]; }
+            let name = d.get(8..)?;
+            out.push_str(&cstr_at(&name[..name.len().min(MAXFNAMELEN)], 0));
+            Some(())
+        }
+        BACKUP_END => {
+            out.push_str(&lsn_str(u64_at(d, 0)?));
+            Some(())
+        }
+        PARAMETER_CHANGE => {
+            // xl_parameter_change: six ints, then two bools.
+            let int = |i: usize| i32_at(d, 4 * i);
+            let (wal_log_hints, track_commit_ts) = (*d.get(24)?, *d.get(25)?);
+            let _ = write!(
+                out,
+                "max_connections={} max_worker_processes={} max_wal_senders={} \
+                 max_prepared_xacts={} max_locks_per_xact={} wal_level={} \
+                 wal_log_hints={} track_commit_timestamp={}",
+                int(0)?,
+                int(1)?,
+                int(2)?,
+                int(3)?,
+                int(4)?,
+                wal_level_name(int(5)?),
+                on_off(wal_log_hints),
+                on_off(track_commit_ts),
+            );
+            Some(())
+        }
+        FPW_CHANGE => {
+            out.push_str(true_false(*d.first()?));
+            Some(())
+        }
+        END_OF_RECOVERY => {
+            // xl_end_of_recovery { TimestampTz end_time; TimeLineID this, prev; int wal_level (17+) }
+            let (end_time, tli, prev) = (i64_at(d, 0)?, u32_at(d, 8)?, u32_at(d, 12)?);
+            let level = if version >= PgVersion::V17 {
+                Some(i32_at(d, 16)?)
+            } else {
+                None
+            };
+            let _ = write!(
+                out,
+                "tli {tli}; prev tli {prev}; time {}",
+                timestamptz_to_str(end_time)
+            );
+            if let Some(level) = level {
+                let _ = write!(out, "; wal_level {}", wal_level_name(level));
+            }
+            Some(())
+        }
+        OVERWRITE_CONTRECORD => {
+            // xl_overwrite_contrecord { XLogRecPtr overwritten_lsn; TimestampTz overwrite_time; }
+            let (lsn, time) = (u64_at(d, 0)?, i64_at(d, 8)?);
+            let _ = write!(
+                out,
+                "lsn {}; time {}",
+                lsn_str(lsn),
+                timestamptz_to_str(time)
+            );
+            Some(())
+        }
+        CHECKPOINT_REDO if version >= PgVersion::V17 => {
+            let _ = write!(out, "wal_level {}", wal_level_name(i32_at(d, 0)?));
+            Some(())
+        }
+        // NOOP, SWITCH, FPI and FPI_FOR_HINT print nothing.
+        _ => Some(()),
+    }
+}
+
+/// `CheckPoint`: redo LSN, timelines, full_page_writes, (17+) an int `wal_level`, then the
+/// 8-aligned `FullTransactionId nextXid` and the rest.
+fn checkpoint(out: &mut String, version: PgVersion, d: &[u8], info: u8) -> Option<()> {
+    let redo = u64_at(d, 0)?;
+    let (tli, prev_tli, fpw) = (u32_at(d, 8)?, u32_at(d, 12)?, *d.get(16)?);
+    let wal_level = if version >= PgVersion::V17 {
+        Some(i32_at(d, 20)?)
+    } else {
+        None
+    };
+    let next_xid = u64_at(d, 24)?;
+    let u = |at: usize| u32_at(d, at);
+    let (next_oid, next_multi, next_multi_off) = (u(32)?, u(36)?, u(40)?);
+    let (oldest_xid, oldest_xid_db, oldest_multi, oldest_multi_db) =
+        (u(44)?, u(48)?, u(52)?, u(56)?);
+    // pg_time_t time at 64 is not printed.
+    let (oldest_cts, newest_cts, oldest_active) = (u(72)?, u(76)?, u(80)?);
+    let _ = write!(
+        out,
+        "redo {}; tli {tli}; prev tli {prev_tli}; fpw {}; ",
+        lsn_str(redo),
+        true_false(fpw)
+    );
+    if let Some(level) = wal_level {
+        let _ = write!(out, "wal_level {}; ", wal_level_name(level));
+    }
+    let _ = write!(
+        out,
+        "xid {}:{}; oid {next_oid}; multi {next_multi}; offset {next_multi_off}; \
+         oldest xid {oldest_xid} in DB {oldest_xid_db}; \
+         oldest multi {oldest_multi} in DB {oldest_multi_db}; \
+         oldest/newest commit timestamp xid: {oldest_cts}/{newest_cts}; \
+         oldest running xid {oldest_active}; {}",
+        next_xid >> 32,
+        next_xid as u32,
+        if info == CHECKPOINT_SHUTDOWN {
+            "shutdown"
+        } else {
+            "online"
+        },
+    );
+    Some(())
+}
