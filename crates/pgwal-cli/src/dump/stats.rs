@@ -56,8 +56,9 @@ impl Stats {
         self.count += 1;
         self.per_rmgr[rmid].add(reclen, fpi);
         let mut recid = usize::from(rec.info() >> 4);
-        // Transaction records keep a flag in the top bit of the four; 14+ fold it away.
-        if rmid == 1 && rec.version() >= PgVersion::V14 {
+        // Transaction records keep a flag in the top bit of the four; fold it away (as every
+        // current minor release does, 13.x included).
+        if rmid == 1 {
             recid &= 0x07;
         }
         self.per_record[rmid][recid].add(reclen, fpi);
