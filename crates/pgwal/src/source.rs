@@ -82,6 +82,16 @@ pub enum SourceError {
         /// The decoder's error, with its LSN.
         error: WalError,
     },
+    /// A complete (not `.partial`) segment file has the wrong size.
+    #[error("WAL file \"{}\" has {size} bytes, but a complete segment has {expected}", path.display())]
+    WrongSize {
+        /// The file.
+        path: PathBuf,
+        /// Its (decompressed) size.
+        size: u64,
+        /// The segment size.
+        expected: u64,
+    },
     /// A timeline history file is unreadable.
     #[error("invalid history file \"{}\": {reason}", path.display())]
     History {
@@ -372,7 +382,7 @@ pub fn read_range(
         };
         let mut stopped = false;
         let mut failure: Option<Result<ReadEnd, SourceError>> = None;
-        let fed = for_each_piece(path, offset, limit, &mut buf, |piece| {
+        let fed = for_each_piece(path, offset, limit, seg_size.bytes(), &mut buf, |piece| {
             let mut input: &[u8] = piece;
             loop {
                 match decoder.decode(&mut input) {
@@ -426,6 +436,7 @@ fn for_each_piece(
     path: &Path,
     offset: usize,
     limit: usize,
+    seg_bytes: u64,
     buf: &mut Vec<u8>,
     mut f: impl FnMut(&[u8]) -> bool,
 ) -> Result<usize, SourceError> {
@@ -434,11 +445,20 @@ fn for_each_piece(
     let mut head = [0u8; 4];
     let n = read_full(&mut file, &mut head).map_err(io_err(path))?;
     let kind = sniff_compression(&head[..n]);
+    let partial = path.extension().is_some_and(|e| e == "partial");
+    let wrong = |size: u64| SourceError::WrongSize { path: path.to_owned(), size, expected: seg_bytes };
     if kind != Compression::None {
         let whole = read_wal_file(path)?;
+        if !partial && whole.len() as u64 != seg_bytes {
+            return Err(wrong(whole.len() as u64));
+        }
         let data = whole.get(offset..limit.min(whole.len())).unwrap_or(&[]);
         f(data);
         return Ok(data.len());
+    }
+    let size = file.metadata().map_err(io_err(path))?.len();
+    if !partial && size != seg_bytes {
+        return Err(wrong(size));
     }
     file.seek(SeekFrom::Start(offset as u64)).map_err(io_err(path))?;
     buf.resize(PIECE, 0);

@@ -16,6 +16,7 @@ mod fastfmt;
 mod json;
 mod parallel;
 mod stats;
+mod stdin;
 mod text;
 
 /// Output format.
@@ -31,7 +32,9 @@ pub enum Format {
 #[derive(Debug, Args)]
 #[command(disable_version_flag = true)]
 pub struct DumpArgs {
-    /// First segment file to read (its name sets the timeline); may be `.partial` or compressed.
+    /// First segment file to read (its name sets the timeline); may be `.partial` or
+    /// compressed; `-` reads WAL (one or more consecutive segments, plain or compressed) from
+    /// standard input.
     #[arg(value_name = "STARTSEG")]
     startseg: Option<String>,
     /// Last segment file to read.
@@ -102,7 +105,7 @@ pub struct DumpArgs {
 
 /// Record filters (pg_waldump's `-r -x -R -B -F -w`).
 #[derive(Default)]
-struct Filters {
+pub(crate) struct Filters {
     rmgrs: Option<[bool; 256]>,
     xid: Option<u32>,
     relation: Option<RelFileLocator>,
@@ -191,7 +194,7 @@ fn parse_filters(a: &DumpArgs) -> anyhow::Result<Filters> {
     Ok(f)
 }
 
-fn parse_lsn(s: &str) -> anyhow::Result<Lsn> {
+pub(crate) fn parse_lsn(s: &str) -> anyhow::Result<Lsn> {
     s.parse::<Lsn>().map_err(|_| anyhow!("invalid WAL location: \"{s}\""))
 }
 
@@ -358,6 +361,9 @@ pub fn run(a: DumpArgs) -> anyhow::Result<ExitCode> {
     }
     if let Some(dir) = &a.save_fullpage {
         prepare_fullpage_dir(dir)?;
+    }
+    if a.startseg.as_deref() == Some("-") {
+        return stdin::run(&a, per_record, limit, filters);
     }
     let plan = locate(&a)?;
     let history = if a.follow_timelines {
