@@ -20,6 +20,7 @@ pub mod conninfo;
 pub mod fuzzing;
 pub mod history;
 pub mod lsn;
+pub mod receiver;
 pub mod replication;
 pub mod segment;
 pub mod source;

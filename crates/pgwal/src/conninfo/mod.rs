@@ -419,7 +419,7 @@ impl fmt::Display for HostSpec {
 /// assert_eq!(cfg.dbname_or_user(), "alice");
 /// assert_eq!(cfg.passfile.as_deref(), Some(std::path::Path::new("/home/alice/.pgpass")));
 /// ```
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Config {
     /// Hosts to try, in order. Never empty.
@@ -456,6 +456,29 @@ pub struct Config {
     pub channel_binding: ChannelBindingMode,
     /// The socket directory an empty host means; `localhost` in the password file matches it.
     pub default_socket_dir: PathBuf,
+}
+
+impl fmt::Debug for Config {
+    /// Like a derived `Debug`, with the password redacted.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("hosts", &self.hosts)
+            .field("user", &self.user)
+            .field("dbname", &self.dbname)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field("passfile", &self.passfile)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("application_name", &self.application_name)
+            .field("fallback_application_name", &self.fallback_application_name)
+            .field("options", &self.options)
+            .field("ssl_mode", &self.ssl_mode)
+            .field("ssl_root_cert", &self.ssl_root_cert)
+            .field("ssl_cert", &self.ssl_cert)
+            .field("ssl_key", &self.ssl_key)
+            .field("channel_binding", &self.channel_binding)
+            .field("default_socket_dir", &self.default_socket_dir)
+            .finish()
+    }
 }
 
 impl Config {
@@ -1141,6 +1164,14 @@ mod tests {
         assert!(ConnInfo::is_connection_string("postgres://"));
         assert!(!ConnInfo::is_connection_string("mydb"));
         assert_eq!("host=b".parse::<ConnInfo>().unwrap().get("host"), Some("b"));
+    }
+
+    #[test]
+    fn debug_redacts_password() {
+        let c = cfg("password=hunter2");
+        let text = format!("{c:?}");
+        assert!(!text.contains("hunter2"), "{text}");
+        assert!(text.contains("<redacted>"));
     }
 
     #[test]

@@ -79,13 +79,11 @@ fn on_event(p: &mut Protocol, positions: &mut FeedbackPositions, ev: Event) {
                 assert!(p.send_standby_status(&s).is_ok());
             }
         }
-        Event::Keepalive(k) => {
-            if k.reply_requested && p.can_send_feedback() {
-                let s = positions.status_update(PgTimestamp(1), false);
-                assert!(p.send_standby_status(&s).is_ok());
-                let h = HotStandbyFeedback::default();
-                assert!(p.send_hot_standby_feedback(&h).is_ok());
-            }
+        Event::Keepalive(k) if k.reply_requested && p.can_send_feedback() => {
+            let s = positions.status_update(PgTimestamp(1), false);
+            assert!(p.send_standby_status(&s).is_ok());
+            let h = HotStandbyFeedback::default();
+            assert!(p.send_hot_standby_feedback(&h).is_ok());
         }
         Event::QueryResult(_)
         | Event::Connected

@@ -30,7 +30,7 @@
 //!
 //! // The server answers: AuthenticationOk, ParameterStatus, ReadyForQuery.
 //! p.receive(b"R\0\0\0\x08\0\0\0\0");
-//! p.receive(b"S\0\0\0\x19server_version\x0016.4\0");
+//! p.receive(b"S\0\0\0\x18server_version\x0016.4\0");
 //! p.receive(b"Z\0\0\0\x05I");
 //! let mut events = Vec::new();
 //! while let Some(e) = p.next_event().unwrap() {
@@ -89,7 +89,7 @@ pub fn ssl_response(byte: u8) -> Result<bool, Error> {
 }
 
 /// What to put in the startup packet and how to authenticate.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Default)]
 #[non_exhaustive]
 pub struct StartupConfig {
     /// The user name.
@@ -114,6 +114,22 @@ pub struct StartupConfig {
     /// (see [`tls::server_end_point`](super::tls::server_end_point)). `None` if TLS is off
     /// or the hash could not be computed.
     pub tls_server_end_point: Option<Vec<u8>>,
+}
+
+impl std::fmt::Debug for StartupConfig {
+    /// Like a derived `Debug`, with the password and channel-binding data left out.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StartupConfig")
+            .field("user", &self.user)
+            .field("database", &self.database)
+            .field("application_name", &self.application_name)
+            .field("options", &self.options)
+            .field("replication", &self.replication)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field("channel_binding", &self.channel_binding)
+            .field("tls", &self.tls)
+            .finish_non_exhaustive()
+    }
 }
 
 impl StartupConfig {
@@ -567,7 +583,8 @@ impl Protocol {
             )));
         }
         if self.rx.len() < len + 1 {
-            self.rx.reserve(len + 1 - self.rx.len());
+            // Room for the rest, but never trust a length blindly with a huge allocation.
+            self.rx.reserve((len + 1 - self.rx.len()).min(1 << 20));
             return Ok(None);
         }
         match tag {
@@ -621,13 +638,14 @@ impl Protocol {
             Message::ErrorResponse(body) => {
                 let e = DbError::parse(body.fields())?;
                 if matches!(self.state, State::Draining) && !e.is_fatal() {
-                    return Ok(None);
+                    Ok(None)
+                } else {
+                    Err(Error::Db(Box::new(e)))
                 }
-                return Err(Error::Db(Box::new(e)));
             }
             Message::NoticeResponse(body) => {
                 let e = DbError::parse(body.fields())?;
-                return Ok(Some(Event::Notice(Box::new(e))));
+                Ok(Some(Event::Notice(Box::new(e))))
             }
             Message::ParameterStatus(body) => {
                 let name = body
@@ -639,9 +657,9 @@ impl Protocol {
                     .map_err(|e| Error::protocol(format!("invalid ParameterStatus: {e}")))?
                     .to_owned();
                 self.params.insert(name.clone(), value.clone());
-                return Ok(Some(Event::ParameterStatus { name, value }));
+                Ok(Some(Event::ParameterStatus { name, value }))
             }
-            Message::NotificationResponse(_) => return Ok(None),
+            Message::NotificationResponse(_) => Ok(None),
             m => self.handle_in_state(m),
         }
     }

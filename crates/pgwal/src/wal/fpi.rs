@@ -34,7 +34,7 @@ pub fn pglz_decompress(src: &[u8], out: &mut [u8]) -> bool {
         let mut bit = 0;
         while bit < 8 && sp < src.len() && dp < out.len() {
             if ctrl & 1 != 0 {
-                let Some(&[b0, b1]) = src.get(sp..sp + 2).map(|s| <&[u8; 2]>::try_from(s).ok()).flatten() else {
+                let Some(&[b0, b1]) = src.get(sp..sp + 2).and_then(|s| <&[u8; 2]>::try_from(s).ok()) else {
                     return false;
                 };
                 let mut len = usize::from(b0 & 0x0f) + 3;

@@ -425,6 +425,49 @@ async fn abandoned_stream_is_finished_by_next_command() {
 }
 
 #[tokio::test]
+async fn cancelled_command_is_finished_by_next_command() {
+    let _watchdog = watchdog();
+    let (l, port) = listen().await;
+    let server = tokio::spawn(async move {
+        let mut m = accept(&l).await;
+        m.trust("16.3").await;
+        assert_eq!(m.msg().await, FrontendMsg::Query("IDENTIFY_SYSTEM".into()));
+        // Answer slowly, in two pieces: the client has given up by then.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        m.send(&[t::row_description(&[
+            ("systemid", 25),
+            ("timeline", 20),
+            ("xlogpos", 25),
+            ("dbname", 25),
+        ])])
+        .await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        m.send(&[
+            t::data_row(&[Some("1"), Some("1"), Some("0/1"), None]),
+            t::command_complete("IDENTIFY_SYSTEM"),
+            t::ready(),
+        ])
+        .await;
+        assert_eq!(
+            m.msg().await,
+            FrontendMsg::Query("SHOW wal_segment_size".into())
+        );
+        m.answer(&[("wal_segment_size", 25)], &[Some("16MB")], "SHOW")
+            .await;
+    });
+    let cfg = config(&format!("host=127.0.0.1 port={port} sslmode=disable"));
+    let mut c = ReplicationClient::connect(&cfg).await.unwrap();
+    let cancelled = tokio::time::timeout(Duration::from_millis(100), c.identify_system()).await;
+    assert!(
+        cancelled.is_err(),
+        "the command future was dropped mid-flight"
+    );
+    // The abandoned result is drained and discarded; the next command gets its own answer.
+    assert_eq!(c.wal_segment_size().await.unwrap(), WalSegSize::DEFAULT);
+    server.await.unwrap();
+}
+
+#[tokio::test]
 async fn stream_error_is_typed() {
     let _watchdog = watchdog();
     let (l, port) = listen().await;
