@@ -77,7 +77,8 @@ pub enum SourceError {
     /// Corrupt WAL (not merely its end) inside a file.
     #[error("{error} (in file \"{}\")", path.display())]
     Corrupt {
-        /// The file holding the bad bytes.
+        /// The file being read when the problem was found (for a record spanning several
+        /// segments, the one holding its last part).
         path: PathBuf,
         /// The decoder's error, with its LSN.
         error: WalError,

@@ -76,6 +76,7 @@ pub mod command;
 mod error;
 #[doc(hidden)]
 pub mod fuzzing;
+mod live;
 pub mod message;
 pub mod protocol;
 #[cfg(test)]
@@ -90,6 +91,7 @@ pub use command::{
     SlotName, StartReplication, TimelineHistoryFile, TimelineSwitch,
 };
 pub use error::{DbError, Error, SQLSTATE_INVALID_AUTHORIZATION, SQLSTATE_INVALID_PASSWORD};
+pub use live::{LiveDecodeError, LiveDecoder};
 pub use message::{
     HotStandbyFeedback, PgTimestamp, PrimaryKeepalive, ServerMessage, StandbyStatusUpdate, XLogData,
 };
