@@ -2,7 +2,7 @@
 //!
 //! Three eras of text: 13–15 print `key %u; key %u` text (14 changed DELETE, UNLINK_PAGE,
 //! REUSE_PAGE and META_CLEANUP for full 64-bit safe XIDs); 16 switched to `key: value` pairs
-//! and dumps the offset arrays of DELETE and VACUUM (`rmgrdesc_utils.c`); 17 added
+//! and dumps the offset arrays of DELETE and VACUUM; 17 added
 //! `isCatalogRel` to DELETE and REUSE_PAGE.
 
 use std::fmt::Write;
@@ -56,11 +56,13 @@ pub(crate) fn desc(out: &mut String, rec: &Record<'_>) {
 fn describe(out: &mut String, rec: &Record<'_>) -> Option<()> {
     let v = rec.version();
     let new = v >= PgVersion::V16;
+    // 16+ print `key: value`, older majors `key value`.
+    let colon = if new { ":" } else { "" };
     let d = rec.main_data();
     match rec.info() & 0xF0 {
         INSERT_LEAF | INSERT_UPPER | INSERT_META | INSERT_POST => {
             let off = u16_at(d, 0)?;
-            let _ = write!(out, "{} {off}", key(new, "off"));
+            let _ = write!(out, "off{colon} {off}");
         }
         SPLIT_L | SPLIT_R => {
             // xl_btree_split {uint32 level; OffsetNumber firstrightoff, newitemoff; uint16 postingoff}
@@ -80,7 +82,7 @@ fn describe(out: &mut String, rec: &Record<'_>) -> Option<()> {
         }
         DEDUP => {
             let n = u16_at(d, 0)?;
-            let _ = write!(out, "{} {n}", key(new, "nintervals"));
+            let _ = write!(out, "nintervals{colon} {n}");
         }
         VACUUM => {
             // xl_btree_vacuum {uint16 ndeleted; uint16 nupdated}
@@ -132,7 +134,7 @@ fn describe(out: &mut String, rec: &Record<'_>) -> Option<()> {
                 );
             } else {
                 let delpages = u32_at(md, 20)?;
-                let _ = write!(out, "{} {delpages}", key(new, "last_cleanup_num_delpages"));
+                let _ = write!(out, "last_cleanup_num_delpages{colon} {delpages}");
             }
         }
         _ => {}
@@ -181,13 +183,8 @@ fn delete(out: &mut String, rec: &Record<'_>, d: &[u8]) -> Option<()> {
 fn unlink_page(out: &mut String, v: PgVersion, d: &[u8]) -> Option<()> {
     let (left, right) = (u32_at(d, 0)?, u32_at(d, 4)?);
     if v == PgVersion::V13 {
-        let f: [u32; 4] = [
-            u32_at(d, 8)?,
-            u32_at(d, 12)?,
-            u32_at(d, 16)?,
-            u32_at(d, 20)?,
-        ];
-        let [leafleft, leafright, top, xact] = f;
+        let (leafleft, leafright) = (u32_at(d, 8)?, u32_at(d, 12)?);
+        let (top, xact) = (u32_at(d, 16)?, u32_at(d, 20)?);
         let _ = write!(
             out,
             "left {left}; right {right}; btpo_xact {xact}; leafleft {leafleft}; leafright {leafright}; topparent {top}"
@@ -242,9 +239,10 @@ fn reuse_page(out: &mut String, v: PgVersion, d: &[u8]) -> Option<()> {
 }
 
 /// `delvacuum_desc` (16+), when block 0 carries data: `, deleted: [..], updated: [{ off: %u,
-/// nptids: %u, ptids: [..] }, ..]`. The data holds `ndeleted` then `nupdated` offsets, then one
-/// `xl_btree_update` {uint16 ndeletedtids; uint16 ptids[]} per updated offset. Stops where the
-/// data runs out.
+/// nptids: %u, ptids: [..] }, ..]` (the deleted list is `rmgrdesc_utils.c`'s `array_desc` of
+/// offsets, which prints the same text). The data holds `ndeleted` then `nupdated` offsets, then
+/// one `xl_btree_update` {uint16 ndeletedtids; uint16 ptids[]} per updated offset. Stops where
+/// the data runs out.
 fn delvacuum_arrays(out: &mut String, rec: &Record<'_>, ndeleted: u16, nupdated: u16) {
     let Some(block) = rec.block(0).filter(|b| b.has_data()) else {
         return;
@@ -255,10 +253,9 @@ fn delvacuum_arrays(out: &mut String, rec: &Record<'_>, ndeleted: u16, nupdated:
     let Some(deleted) = u16s(data, 0, ndeleted) else {
         return;
     };
-    array_desc(out, deleted, |out, off| {
-        let _ = write!(out, "{off}");
-    });
-    out.push_str(", updated: [");
+    out.push_str(" [");
+    list(out, deleted);
+    out.push_str("], updated: [");
     let Some(updated) = u16s(data, 2 * ndeleted, nupdated) else {
         return;
     };
@@ -274,40 +271,20 @@ fn delvacuum_arrays(out: &mut String, rec: &Record<'_>, ndeleted: u16, nupdated:
             out.push_str(", ");
         }
         let _ = write!(out, "{{ off: {off}, nptids: {nptids}, ptids: [");
-        for (p, ptid) in ptids.enumerate() {
-            if p > 0 {
-                out.push_str(", ");
-            }
-            let _ = write!(out, "{ptid}");
-        }
+        list(out, ptids);
         out.push_str("] }");
         at += 2 + 2 * usize::from(nptids);
     }
     out.push(']');
 }
 
-/// `array_desc` of `rmgrdesc_utils.c` (16+): ` [a, b, c]`, or ` []` when empty.
-fn array_desc<T>(
-    out: &mut String,
-    items: impl Iterator<Item = T>,
-    mut elem: impl FnMut(&mut String, T),
-) {
-    out.push_str(" [");
+/// The numbers joined by `, `.
+fn list(out: &mut String, items: impl Iterator<Item = u16>) {
     for (i, item) in items.enumerate() {
         if i > 0 {
             out.push_str(", ");
         }
-        elem(out, item);
-    }
-    out.push(']');
-}
-
-/// `name:` (16+) or `name` (13–15).
-fn key(new: bool, name: &str) -> String {
-    if new {
-        format!("{name}:")
-    } else {
-        name.to_owned()
+        let _ = write!(out, "{item}");
     }
 }
 

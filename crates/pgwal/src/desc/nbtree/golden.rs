@@ -6,7 +6,9 @@
 //! reference `pg_waldump` printed for it. The test puts each record alone on a synthetic WAL page
 //! of its version, decodes it and compares `TYPE desc` with the text after `desc: ` of that line.
 //! The files are made by the ignored [`make_fixture`] test from WAL directories that
-//! [`external_dir`] compares in full.
+//! [`external_dir`] compares in full (a server run of a workload, and the reference pg_waldump's
+//! output for all of it). [`short_and_garbled_data`] rebuilds every fixture record with cut and
+//! overwritten data to check that describing never panics.
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::Read;
@@ -124,19 +126,23 @@ fn read_fixture(path: &Path) -> (PgVersion, Vec<(String, Vec<u8>, String)>) {
     (version, records)
 }
 
-#[test]
-fn fixtures() {
+/// The fixture files, `testdata/desc/index/pg<major>.txt`.
+fn fixture_files() -> Vec<PathBuf> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/desc/index");
     let mut files: Vec<PathBuf> = std::fs::read_dir(&root)
         .unwrap()
         .map(|e| e.unwrap().path())
+        .filter(|f| f.extension().is_some_and(|e| e == "txt"))
         .collect();
     files.sort();
+    assert!(!files.is_empty(), "no fixtures in {}", root.display());
+    files
+}
+
+#[test]
+fn fixtures() {
     let mut seen = 0;
-    for file in files
-        .iter()
-        .filter(|f| f.extension().is_some_and(|e| e == "txt"))
-    {
+    for file in &fixture_files() {
         let (version, records) = read_fixture(file);
         let mut bad = Vec::new();
         for (lsn, bytes, line) in &records {
@@ -150,7 +156,7 @@ fn fixtures() {
         assert!(bad.is_empty(), "{}: {}", file.display(), bad.join("\n"));
         seen += records.len();
     }
-    assert!(seen > 0, "no fixtures in {}", root.display());
+    assert!(seen > 0);
 }
 
 /// A record split into its parts, to rebuild it with other block or main data.
@@ -255,10 +261,9 @@ fn join_record(p: &Parts) -> Vec<u8> {
 /// data and each block's data cut to every shorter length, and filled with 0xFF or 0x80 bytes.
 #[test]
 fn short_and_garbled_data() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/desc/index");
     let mut decoded = 0;
-    for entry in std::fs::read_dir(&root).unwrap() {
-        let (version, records) = read_fixture(&entry.unwrap().path());
+    for file in fixture_files() {
+        let (version, records) = read_fixture(&file);
         for (lsn, bytes, _) in &records {
             let parts = split_record(version, bytes).unwrap_or_else(|| panic!("{lsn}"));
             assert_eq!(join_record(&parts), *bytes, "{lsn}");

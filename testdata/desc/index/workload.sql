@@ -1,0 +1,117 @@
+-- Index, Sequence and Generic WAL workload for the pgwal desc fixtures (run by make-wal.sh with -v n=N).
+\set ON_ERROR_STOP 1
+SET enable_seqscan = off; SET enable_bitmapscan = off;
+-- Sequence
+CREATE SEQUENCE s1 CACHE 1;
+SELECT count(nextval('s1')) FROM generate_series(1, 40);
+-- Generic WAL (bloom)
+CREATE EXTENSION bloom;
+CREATE TABLE bl(a int, b int);
+CREATE INDEX bl_i ON bl USING bloom(a, b);
+INSERT INTO bl SELECT g, g * 3 FROM generate_series(1, :n) g;
+DELETE FROM bl WHERE a % 2 = 0;
+VACUUM bl;
+-- Btree
+CREATE TABLE bt(id int, k int, v text);
+CREATE INDEX bt_id ON bt(id);
+CREATE INDEX bt_k ON bt(k);
+CREATE INDEX bt_v ON bt(v);
+INSERT INTO bt SELECT g, g % 10, md5(g::text) FROM generate_series(1, 10 * :n) g;
+SELECT count(*) FROM bt WHERE id < 100;
+DELETE FROM bt WHERE id BETWEEN 100 AND 8 * :n;
+SELECT count(*) FROM bt WHERE id BETWEEN 50 AND 9 * :n;
+INSERT INTO bt SELECT g, g % 10, md5(g::text) FROM generate_series(101, 2 * :n) g;
+DELETE FROM bt WHERE id % 7 = 0;
+VACUUM bt;
+SELECT txid_current();
+SELECT txid_current();
+VACUUM bt;
+INSERT INTO bt SELECT g, g % 10, md5(g::text) FROM generate_series(10 * :n, 14 * :n) g;
+UPDATE bt SET id = id + 1 WHERE id % 3 = 0 AND id < 12 * :n;
+UPDATE bt SET id = id + 1 WHERE id % 3 = 1 AND id < 12 * :n;
+VACUUM bt;
+DELETE FROM bt WHERE id > 9 * :n;
+VACUUM bt;
+SELECT txid_current();
+VACUUM bt;
+CREATE TABLE bt2(id int);
+CREATE INDEX bt2_i ON bt2(id);
+INSERT INTO bt2 SELECT g FROM generate_series(1, 1000) g;
+DELETE FROM bt2 WHERE id <= 950;
+VACUUM bt2;
+INSERT INTO bt2 SELECT g FROM generate_series(1001, 3000) g;
+-- Hash
+CREATE TABLE ht(id int);
+CREATE INDEX ht_h ON ht USING hash(id);
+INSERT INTO ht SELECT g FROM generate_series(1, 5 * :n) g;
+INSERT INTO ht SELECT 1 FROM generate_series(1, :n);
+DELETE FROM ht WHERE id % 3 = 0;
+DELETE FROM ht WHERE id = 1 AND ctid > '(10,0)';
+SELECT count(*) FROM ht WHERE id = 1;
+INSERT INTO ht SELECT 1 FROM generate_series(1, :n);
+VACUUM ht;
+DELETE FROM ht WHERE id = 1;
+VACUUM ht;
+-- Gin
+CREATE TABLE gt(a int[]);
+CREATE INDEX gt_g ON gt USING gin(a) WITH (fastupdate = off);
+INSERT INTO gt SELECT ARRAY[g % 100, g % 7, g, 0] FROM generate_series(1, 5 * :n) g;
+DELETE FROM gt WHERE a[3] BETWEEN :n AND 4 * :n;
+VACUUM gt;
+CHECKPOINT;
+INSERT INTO gt SELECT ARRAY[g % 100, g % 7, g, 0] FROM generate_series(1, 50) g;
+INSERT INTO gt SELECT ARRAY[g % 100, g % 7, g] FROM generate_series(1, :n) g;
+CREATE TABLE gt3(a int[]);
+CREATE INDEX gt3_g ON gt3 USING gin(a) WITH (fastupdate = off);
+INSERT INTO gt3 SELECT ARRAY[1] FROM generate_series(1, 40 * :n) g;
+DELETE FROM gt3 WHERE ctid > '(20,0)' AND ctid < '(150,0)';
+VACUUM gt3;
+CREATE TABLE gt2(a int[]);
+CREATE INDEX gt2_g ON gt2 USING gin(a) WITH (fastupdate = on, gin_pending_list_limit = 64);
+INSERT INTO gt2 SELECT ARRAY[g % 50, g] FROM generate_series(1, 2 * :n) g;
+VACUUM gt2;
+-- Gist
+CREATE TABLE gs(p point);
+CREATE INDEX gs_g ON gs USING gist(p);
+INSERT INTO gs SELECT point(g % 100, g / 100) FROM generate_series(1, 5 * :n) g;
+DELETE FROM gs WHERE p[1] < 2 * :n / 100;
+SELECT count(*) FROM gs WHERE p <@ box '((0,0),(100,40))';
+INSERT INTO gs SELECT point(g % 100, g / 100) FROM generate_series(1, :n) g;
+VACUUM gs;
+SELECT txid_current();
+VACUUM gs;
+INSERT INTO gs SELECT point(g % 100, g / 100) FROM generate_series(1, 2 * :n) g;
+-- SPGist
+CREATE TABLE sp(p point, t text);
+CREATE INDEX sp_p ON sp USING spgist(p);
+CREATE INDEX sp_t ON sp USING spgist(t);
+INSERT INTO sp SELECT point((g * 7919) % 1000, (g * 104729) % 1000), 'pre' || (g % 37) || 'fix' || (g % 11) || 'x' || g FROM generate_series(1, 4 * :n) g;
+INSERT INTO sp SELECT NULL, NULL FROM generate_series(1, 400);
+DELETE FROM sp WHERE (p)[0] < 500;
+VACUUM sp;
+INSERT INTO sp SELECT point((g * 7919) % 1000, (g * 104729) % 1000), 'pre' || (g % 37) || 'q' || g FROM generate_series(1, :n) g;
+VACUUM sp;
+CREATE TABLE sp2(t text);
+CREATE INDEX sp2_t ON sp2 USING spgist(t);
+INSERT INTO sp2 SELECT 'a' || g FROM generate_series(1, 20) g;
+DELETE FROM sp2 WHERE length(t) = 2;
+VACUUM sp2;
+-- BRIN
+CREATE TABLE br(id int, v int);
+CREATE INDEX br_b ON br USING brin(id) WITH (pages_per_range = 2);
+INSERT INTO br SELECT g, g FROM generate_series(1, 10 * :n) g;
+SELECT brin_summarize_new_values('br_b');
+UPDATE br SET id = id + 100000 WHERE id % 500 = 0;
+INSERT INTO br SELECT g, g FROM generate_series(1, :n) g;
+SELECT brin_desummarize_range('br_b', 0);
+SELECT brin_desummarize_range('br_b', 4);
+SELECT brin_summarize_range('br_b', 0);
+VACUUM br;
+CREATE TABLE br2(t text);
+CREATE INDEX br2_b ON br2 USING brin(t) WITH (pages_per_range = 1);
+INSERT INTO br2 SELECT 'v' || g FROM generate_series(1, 20 * :n) g;
+SELECT brin_summarize_new_values('br2_b');
+DELETE FROM br2 WHERE ctid::text LIKE '%0)';
+VACUUM br2;
+INSERT INTO br2 SELECT 'w' || g || repeat('z', 300) FROM generate_series(1, :n) g;
+CHECKPOINT;
