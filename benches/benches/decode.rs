@@ -12,14 +12,9 @@ fn decode_all(s: &WalSample) -> (u64, u64) {
     let mut d = WalDecoder::new(cfg, s.start);
     let mut input: &[u8] = &s.bytes;
     let (mut n, mut fpi) = (0u64, 0u64);
-    loop {
-        match d.decode(&mut input) {
-            Ok(Some(r)) => {
-                n += 1;
-                fpi += u64::from(r.fpi_len());
-            }
-            Ok(None) | Err(_) => break,
-        }
+    while let Ok(Some(r)) = d.decode(&mut input) {
+        n += 1;
+        fpi += u64::from(r.fpi_len());
     }
     (n, fpi)
 }

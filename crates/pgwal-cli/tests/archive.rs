@@ -6,6 +6,7 @@
 //!
 //! Servers run as the `postgres` OS user when the tests run as root, so every directory a
 //! server writes to is handed to the data directory's owner.
+#![allow(clippy::unwrap_used)]
 
 use std::collections::BTreeSet;
 use std::fs;
@@ -50,7 +51,10 @@ fn give_to_owner_of(path: &Path, like: &Path) {
 }
 
 fn names(dir: &Path) -> BTreeSet<String> {
-    fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect()
+    fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect()
 }
 
 fn copy_dir(from: &Path, to: &Path) {
@@ -61,7 +65,10 @@ fn copy_dir(from: &Path, to: &Path) {
 }
 
 fn push_command(archive: &Path, compress: &str) -> String {
-    format!("{BIN} archive push %p --archive {} --compress {compress}", s(archive))
+    format!(
+        "{BIN} archive push %p --archive {} --compress {compress}",
+        s(archive)
+    )
 }
 
 /// Waits until the server has archived every finished segment (no `.ready` files left).
@@ -69,7 +76,10 @@ fn wait_archived(c: &Cluster) {
     let status = c.pg_wal_dir().join("archive_status");
     let start = Instant::now();
     loop {
-        let ready: Vec<String> = names(&status).into_iter().filter(|n| n.ends_with(".ready")).collect();
+        let ready: Vec<String> = names(&status)
+            .into_iter()
+            .filter(|n| n.ends_with(".ready"))
+            .collect();
         if ready.is_empty() {
             return;
         }
@@ -106,7 +116,10 @@ fn fixture() -> Option<&'static Fixture> {
     static F: OnceLock<Result<Option<Fixture>, String>> = OnceLock::new();
     let built = F.get_or_init(|| {
         std::panic::catch_unwind(build_fixture).map_err(|e| {
-            e.downcast_ref::<String>().cloned().or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string())).unwrap_or_default()
+            e.downcast_ref::<String>()
+                .cloned()
+                .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_default()
         })
     });
     match built {
@@ -121,8 +134,14 @@ fn scratch(tag: &str) -> PathBuf {
     if let Ok(rd) = fs::read_dir(root) {
         for e in rd.flatten() {
             let n = e.file_name().to_string_lossy().into_owned();
-            if let Some(pid) = n.strip_prefix("archive-test-").and_then(|r| r.split('-').next()) {
-                if pid.parse::<i32>().is_ok_and(|p| p != std::process::id() as i32 && !pgwal_testkit::pid_alive(p)) {
+            if let Some(pid) = n
+                .strip_prefix("archive-test-")
+                .and_then(|r| r.split('-').next())
+            {
+                if pid
+                    .parse::<i32>()
+                    .is_ok_and(|p| p != std::process::id() as i32 && !pgwal_testkit::pid_alive(p))
+                {
                     let _ = fs::remove_dir_all(e.path());
                 }
             }
@@ -173,7 +192,9 @@ fn build_fixture() -> Option<Fixture> {
     let other = Cluster::builder(major).wal_segsize_mb(1).start().unwrap();
     let foreign = root.join("foreign");
     for _ in 0..400 {
-        let current = other.scalar_blocking("SELECT pg_walfile_name(pg_current_wal_lsn())").unwrap();
+        let current = other
+            .scalar_blocking("SELECT pg_walfile_name(pg_current_wal_lsn())")
+            .unwrap();
         if current > foreign_name {
             break;
         }
@@ -182,16 +203,29 @@ fn build_fixture() -> Option<Fixture> {
     fs::copy(other.pg_wal_dir().join(&foreign_name), &foreign).unwrap();
     let head = fs::read(&foreign).unwrap();
     let info = pgwal::source::probe_segment(&head).unwrap();
-    let mine = pgwal::source::probe_segment(&fs::read(archive.join(&foreign_name)).unwrap()).unwrap();
-    assert_eq!(info.pageaddr, mine.pageaddr, "a complete segment of the other cluster");
+    let mine =
+        pgwal::source::probe_segment(&fs::read(archive.join(&foreign_name)).unwrap()).unwrap();
+    assert_eq!(
+        info.pageaddr, mine.pageaddr,
+        "a complete segment of the other cluster"
+    );
     assert_ne!(info.system_id, mine.system_id);
     drop(other);
     let got = names(&archive);
     assert!(got.contains("00000002.history"), "{got:?}");
     assert!(got.iter().any(|n| n.ends_with(".partial")), "{got:?}");
     assert!(got.iter().any(|n| n.ends_with(".backup")), "{got:?}");
-    eprintln!("fixture archive ({:.1}s): {got:?}", t0.elapsed().as_secs_f64());
-    Some(Fixture { major, archive, foreign, foreign_name, seg_size: WalSegSize::new(1 << 20).unwrap() })
+    eprintln!(
+        "fixture archive ({:.1}s): {got:?}",
+        t0.elapsed().as_secs_f64()
+    );
+    Some(Fixture {
+        major,
+        archive,
+        foreign,
+        foreign_name,
+        seg_size: WalSegSize::new(1 << 20).unwrap(),
+    })
 }
 
 /// A private copy of the fixture archive.
@@ -204,7 +238,8 @@ fn archive_copy(tag: &str) -> Option<(&'static Fixture, PathBuf)> {
 
 fn verify_json(dir: &Path) -> (i32, Value) {
     let o = pgwal(&["archive", "verify", "--archive", s(dir), "--format", "json"]);
-    let v: Value = serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&o)));
+    let v: Value =
+        serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&o)));
     (code(&o), v)
 }
 
@@ -214,13 +249,21 @@ fn problem_codes(v: &Value, severity: &str) -> Vec<(String, String)> {
         .unwrap()
         .iter()
         .filter(|p| p["severity"] == severity)
-        .map(|p| (p["code"].as_str().unwrap().to_owned(), p["file"].as_str().unwrap_or("").to_owned()))
+        .map(|p| {
+            (
+                p["code"].as_str().unwrap().to_owned(),
+                p["file"].as_str().unwrap_or("").to_owned(),
+            )
+        })
         .collect()
 }
 
 /// Timeline-1 segments of the fixture, complete, in order.
 fn tli1_segments(dir: &Path) -> Vec<String> {
-    names(dir).into_iter().filter(|n| n.len() == 24 && n.starts_with("00000001")).collect()
+    names(dir)
+        .into_iter()
+        .filter(|n| n.len() == 24 && n.starts_with("00000001"))
+        .collect()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -228,7 +271,9 @@ fn tli1_segments(dir: &Path) -> Vec<String> {
 
 #[test]
 fn verify_passes_clean_archive_with_timeline_switch() {
-    let Some((f, dir)) = archive_copy("verify-clean") else { return };
+    let Some((f, dir)) = archive_copy("verify-clean") else {
+        return;
+    };
     let (rc, v) = verify_json(&dir);
     assert_eq!(rc, 0, "{v:#}");
     assert_eq!(v["ok"], true);
@@ -241,20 +286,39 @@ fn verify_passes_clean_archive_with_timeline_switch() {
     assert!(tls[0]["records"].as_u64().unwrap() > 1000);
     assert_eq!(problem_codes(&v, "error"), vec![]);
     // The standby archived timeline 1's last segment as .partial at promotion: expected.
-    assert!(problem_codes(&v, "info").iter().any(|(c, _)| c == "partial_at_switch"), "{v:#}");
+    assert!(
+        problem_codes(&v, "info")
+            .iter()
+            .any(|(c, _)| c == "partial_at_switch"),
+        "{v:#}"
+    );
 
     let text_out = pgwal(&["archive", "verify", "--archive", s(&dir)]);
     assert_eq!(code(&text_out), 0, "{}", text(&text_out));
-    assert!(String::from_utf8_lossy(&text_out.stdout).contains("verify: OK"), "{}", text(&text_out));
+    assert!(
+        String::from_utf8_lossy(&text_out.stdout).contains("verify: OK"),
+        "{}",
+        text(&text_out)
+    );
 
-    let st = pgwal(&["archive", "status", "--archive", s(&dir), "--format", "json"]);
+    let st = pgwal(&[
+        "archive",
+        "status",
+        "--archive",
+        s(&dir),
+        "--format",
+        "json",
+    ]);
     assert_eq!(code(&st), 0, "{}", text(&st));
     let st: Value = serde_json::from_slice(&st.stdout).unwrap();
     let tls = st["timelines"].as_array().unwrap();
     assert_eq!(tls.len(), 2);
     assert_eq!(tls[1]["newest_lsn"], v["timelines"][1]["end_lsn"], "{st:#}");
     assert_eq!(tls[0]["partial_files"], 1);
-    assert_eq!(tls[0]["total_bytes"].as_u64().unwrap(), tls[0]["stored_bytes"].as_u64().unwrap());
+    assert_eq!(
+        tls[0]["total_bytes"].as_u64().unwrap(),
+        tls[0]["stored_bytes"].as_u64().unwrap()
+    );
     let status_text = pgwal(&["archive", "status", "--archive", s(&dir)]);
     assert_eq!(code(&status_text), 0, "{}", text(&status_text));
     assert!(String::from_utf8_lossy(&status_text.stdout).contains("timeline 2:"));
@@ -262,37 +326,62 @@ fn verify_passes_clean_archive_with_timeline_switch() {
 
 #[test]
 fn verify_catches_deleted_segment() {
-    let Some((_, dir)) = archive_copy("verify-deleted") else { return };
+    let Some((_, dir)) = archive_copy("verify-deleted") else {
+        return;
+    };
     let segs = tli1_segments(&dir);
     let victim = &segs[segs.len() / 2];
     fs::remove_file(dir.join(victim)).unwrap();
     let (rc, v) = verify_json(&dir);
     assert_eq!(rc, 1, "{v:#}");
-    assert!(problem_codes(&v, "error").contains(&("missing_segment".into(), victim.clone())), "{v:#}");
-    let p = v["problems"].as_array().unwrap().iter().find(|p| p["code"] == "missing_segment").unwrap();
+    assert!(
+        problem_codes(&v, "error").contains(&("missing_segment".into(), victim.clone())),
+        "{v:#}"
+    );
+    let p = v["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["code"] == "missing_segment")
+        .unwrap();
     assert!(p["lsn"].is_string() && p["end_lsn"].is_string(), "{p:#}");
 }
 
 #[test]
 fn verify_catches_truncated_segment() {
-    let Some((f, dir)) = archive_copy("verify-truncated") else { return };
+    let Some((f, dir)) = archive_copy("verify-truncated") else {
+        return;
+    };
     let segs = tli1_segments(&dir);
     let victim = &segs[segs.len() / 2];
-    let file = fs::OpenOptions::new().write(true).open(dir.join(victim)).unwrap();
+    let file = fs::OpenOptions::new()
+        .write(true)
+        .open(dir.join(victim))
+        .unwrap();
     file.set_len(f.seg_size.bytes() / 2 + 100).unwrap();
     let (rc, v) = verify_json(&dir);
     assert_eq!(rc, 1, "{v:#}");
-    assert!(problem_codes(&v, "error").contains(&("truncated_segment".into(), victim.clone())), "{v:#}");
+    assert!(
+        problem_codes(&v, "error").contains(&("truncated_segment".into(), victim.clone())),
+        "{v:#}"
+    );
 }
 
 #[test]
 fn verify_catches_flipped_byte_in_record() {
-    let Some((f, dir)) = archive_copy("verify-flipped") else { return };
+    let Some((f, dir)) = archive_copy("verify-flipped") else {
+        return;
+    };
     let segs = tli1_segments(&dir);
     let victim = &segs[segs.len() / 2];
     let path = dir.join(victim);
     let mut bytes = fs::read(&path).unwrap();
-    let seg_start = pgwal::WalFileName::parse(victim).unwrap().segno(f.seg_size).unwrap().start_lsn(f.seg_size).unwrap();
+    let seg_start = pgwal::WalFileName::parse(victim)
+        .unwrap()
+        .segno(f.seg_size)
+        .unwrap()
+        .start_lsn(f.seg_size)
+        .unwrap();
     // A record on a later page, with 64 bytes on its page.
     let mut dec = WalDecoder::new(DecoderConfig::new(f.seg_size), seg_start);
     let mut input: &[u8] = &bytes;
@@ -323,12 +412,17 @@ fn verify_catches_flipped_byte_in_record() {
 
 #[test]
 fn verify_catches_segment_of_another_cluster() {
-    let Some((f, dir)) = archive_copy("verify-foreign") else { return };
+    let Some((f, dir)) = archive_copy("verify-foreign") else {
+        return;
+    };
     let name = f.foreign_name.as_str();
     fs::copy(&f.foreign, dir.join(name)).unwrap();
     let (rc, v) = verify_json(&dir);
     assert_eq!(rc, 1, "{v:#}");
-    assert!(problem_codes(&v, "error").contains(&("foreign_system".into(), name.into())), "{v:#}");
+    assert!(
+        problem_codes(&v, "error").contains(&("foreign_system".into(), name.into())),
+        "{v:#}"
+    );
 
     // push refuses it too (the archive's other segments tell the system identifier).
     let fresh = scratch("push-foreign");
@@ -337,36 +431,63 @@ fn verify_catches_segment_of_another_cluster() {
     fs::remove_file(dir.join(name)).unwrap();
     let o = pgwal(&["archive", "push", s(&src), "--archive", s(&dir)]);
     assert_eq!(code(&o), 1, "{}", text(&o));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("different database system"), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("different database system"),
+        "{}",
+        text(&o)
+    );
     assert!(!dir.join(name).exists());
 }
 
 #[test]
 fn verify_catches_missing_history_file() {
-    let Some((_, dir)) = archive_copy("verify-history") else { return };
+    let Some((_, dir)) = archive_copy("verify-history") else {
+        return;
+    };
     fs::remove_file(dir.join("00000002.history")).unwrap();
     let (rc, v) = verify_json(&dir);
     assert_eq!(rc, 1, "{v:#}");
-    assert!(problem_codes(&v, "error").iter().any(|(c, f)| c == "missing_history" && f == "00000002.history"), "{v:#}");
+    assert!(
+        problem_codes(&v, "error")
+            .iter()
+            .any(|(c, f)| c == "missing_history" && f == "00000002.history"),
+        "{v:#}"
+    );
 }
 
 #[test]
 fn verify_catches_wrong_switch_point_and_leftover_partial() {
-    let Some((_, dir)) = archive_copy("verify-switch") else { return };
+    let Some((_, dir)) = archive_copy("verify-switch") else {
+        return;
+    };
     // Move the switch point of timeline 2 by 8 bytes.
     let h = fs::read_to_string(dir.join("00000002.history")).unwrap();
     let mut parts = h.trim_end().splitn(3, '\t');
-    let (tli, sp, rest) = (parts.next().unwrap(), parts.next().unwrap(), parts.next().unwrap_or(""));
+    let (tli, sp, rest) = (
+        parts.next().unwrap(),
+        parts.next().unwrap(),
+        parts.next().unwrap_or(""),
+    );
     let sp: Lsn = sp.parse().unwrap();
-    fs::write(dir.join("00000002.history"), format!("{tli}\t{}\t{rest}\n", Lsn(sp.0 + 8))).unwrap();
+    fs::write(
+        dir.join("00000002.history"),
+        format!("{tli}\t{}\t{rest}\n", Lsn(sp.0 + 8)),
+    )
+    .unwrap();
     // And leave a .partial next to a complete segment.
     let segs = tli1_segments(&dir);
     fs::copy(dir.join(&segs[1]), dir.join(format!("{}.partial", segs[1]))).unwrap();
     let (rc, v) = verify_json(&dir);
     assert_eq!(rc, 1, "{v:#}");
     let errs = problem_codes(&v, "error");
-    assert!(errs.iter().any(|(c, _)| c == "switch_point_mismatch"), "{v:#}");
-    assert!(errs.contains(&("partial_leftover".into(), format!("{}.partial", segs[1]))), "{v:#}");
+    assert!(
+        errs.iter().any(|(c, _)| c == "switch_point_mismatch"),
+        "{v:#}"
+    );
+    assert!(
+        errs.contains(&("partial_leftover".into(), format!("{}.partial", segs[1]))),
+        "{v:#}"
+    );
 }
 
 #[test]
@@ -375,7 +496,15 @@ fn compressed_archive_verifies_and_restores() {
     for method in ["gzip", "lz4", "zstd:3"] {
         let dir = scratch(&format!("recompress-{}", method.replace(':', "")));
         for n in names(&f.archive) {
-            let o = pgwal(&["archive", "push", s(&f.archive.join(&n)), "--archive", s(&dir), "--compress", method]);
+            let o = pgwal(&[
+                "archive",
+                "push",
+                s(&f.archive.join(&n)),
+                "--archive",
+                s(&dir),
+                "--compress",
+                method,
+            ]);
             assert_eq!(code(&o), 0, "{n}: {}", text(&o));
         }
         let got = names(&dir);
@@ -384,15 +513,37 @@ fn compressed_archive_verifies_and_restores() {
             "lz4" => ".lz4",
             _ => ".zst",
         };
-        assert!(got.contains("00000002.history"), "history files stay uncompressed: {got:?}");
-        assert!(got.iter().filter(|n| n.len() == 24 + suffix.len()).all(|n| n.ends_with(suffix)), "{got:?}");
-        assert!(got.iter().any(|n| n.ends_with(&format!("{suffix}.partial"))), "{got:?}");
+        assert!(
+            got.contains("00000002.history"),
+            "history files stay uncompressed: {got:?}"
+        );
+        assert!(
+            got.iter()
+                .filter(|n| n.len() == 24 + suffix.len())
+                .all(|n| n.ends_with(suffix)),
+            "{got:?}"
+        );
+        assert!(
+            got.iter()
+                .any(|n| n.ends_with(&format!("{suffix}.partial"))),
+            "{got:?}"
+        );
         let (rc, v) = verify_json(&dir);
         assert_eq!(rc, 0, "{method}: {v:#}");
-        let st = pgwal(&["archive", "status", "--archive", s(&dir), "--format", "json"]);
+        let st = pgwal(&[
+            "archive",
+            "status",
+            "--archive",
+            s(&dir),
+            "--format",
+            "json",
+        ]);
         let st: Value = serde_json::from_slice(&st.stdout).unwrap();
         let t1 = &st["timelines"][0];
-        assert!(t1["stored_bytes"].as_u64().unwrap() < t1["total_bytes"].as_u64().unwrap(), "{st:#}");
+        assert!(
+            t1["stored_bytes"].as_u64().unwrap() < t1["total_bytes"].as_u64().unwrap(),
+            "{st:#}"
+        );
     }
 }
 
@@ -403,67 +554,168 @@ fn compressed_archive_verifies_and_restores() {
 fn push_fetch_round_trip_every_compression() {
     let Some(f) = fixture() else { return };
     let segs = tli1_segments(&f.archive);
-    let partial = names(&f.archive).into_iter().find(|n| n.ends_with(".partial")).unwrap();
+    let partial = names(&f.archive)
+        .into_iter()
+        .find(|n| n.ends_with(".partial"))
+        .unwrap();
     for method in ["none", "gzip", "gzip:9", "lz4", "zstd", "zstd:19"] {
         let work = scratch(&format!("roundtrip-{}", method.replace(':', "")));
         let dir = work.join("archive");
         fs::create_dir(&dir).unwrap();
-        let mut pushed = vec![segs[0].clone(), segs[1].clone(), "00000002.history".to_owned(), partial.clone()];
-        pushed.extend(names(&f.archive).into_iter().filter(|n| n.ends_with(".backup")));
+        let mut pushed = vec![
+            segs[0].clone(),
+            segs[1].clone(),
+            "00000002.history".to_owned(),
+            partial.clone(),
+        ];
+        pushed.extend(
+            names(&f.archive)
+                .into_iter()
+                .filter(|n| n.ends_with(".backup")),
+        );
         for n in &pushed {
-            let o = pgwal(&["archive", "push", s(&f.archive.join(n)), "--archive", s(&dir), "--compress", method, "-v"]);
+            let o = pgwal(&[
+                "archive",
+                "push",
+                s(&f.archive.join(n)),
+                "--archive",
+                s(&dir),
+                "--compress",
+                method,
+                "-v",
+            ]);
             assert_eq!(code(&o), 0, "{method} {n}: {}", text(&o));
         }
-        let leftovers: Vec<String> = names(&dir).into_iter().filter(|n| n.starts_with('.')).collect();
+        let leftovers: Vec<String> = names(&dir)
+            .into_iter()
+            .filter(|n| n.starts_with('.'))
+            .collect();
         assert!(leftovers.is_empty(), "{leftovers:?}");
         for n in &pushed {
             let want = fs::read(f.archive.join(n)).unwrap();
             let dest = work.join("RECOVERYXLOG");
             let o = pgwal(&["archive", "fetch", n, s(&dest), "--archive", s(&dir)]);
             assert_eq!(code(&o), 0, "{method} {n}: {}", text(&o));
-            assert!(fs::read(&dest).unwrap() == want, "{method} {n}: content differs");
+            assert!(
+                fs::read(&dest).unwrap() == want,
+                "{method} {n}: content differs"
+            );
             fs::remove_file(&dest).unwrap();
         }
         // The .partial is served for its segment name only with --partial.
         let seg_of_partial = partial.trim_end_matches(".partial");
         let dest = work.join("RECOVERYXLOG");
-        let o = pgwal(&["archive", "fetch", seg_of_partial, s(&dest), "--archive", s(&dir)]);
+        let o = pgwal(&[
+            "archive",
+            "fetch",
+            seg_of_partial,
+            s(&dest),
+            "--archive",
+            s(&dir),
+        ]);
         assert_eq!(code(&o), 1, "{}", text(&o));
-        let o = pgwal(&["archive", "fetch", seg_of_partial, s(&dest), "--archive", s(&dir), "--partial"]);
+        let o = pgwal(&[
+            "archive",
+            "fetch",
+            seg_of_partial,
+            s(&dest),
+            "--archive",
+            s(&dir),
+            "--partial",
+        ]);
         assert_eq!(code(&o), 0, "{}", text(&o));
         assert!(fs::read(&dest).unwrap() == fs::read(f.archive.join(&partial)).unwrap());
         // Not archived: exit 1, message on stderr, nothing written.
         fs::remove_file(&dest).unwrap();
         let o = pgwal(&["archive", "fetch", &segs[2], s(&dest), "--archive", s(&dir)]);
         assert_eq!(code(&o), 1, "{}", text(&o));
-        assert!(String::from_utf8_lossy(&o.stderr).contains("not in archive"), "{}", text(&o));
+        assert!(
+            String::from_utf8_lossy(&o.stderr).contains("not in archive"),
+            "{}",
+            text(&o)
+        );
         assert!(!dest.exists());
-        let o = pgwal(&["archive", "fetch", "00000003.history", s(&dest), "--archive", s(&dir), "-q"]);
+        let o = pgwal(&[
+            "archive",
+            "fetch",
+            "00000003.history",
+            s(&dest),
+            "--archive",
+            s(&dir),
+            "-q",
+        ]);
         assert_eq!(code(&o), 1, "{}", text(&o));
         assert!(o.stderr.is_empty());
 
         // Idempotent: the same file again succeeds without writing.
-        let stored: Vec<String> = names(&dir).into_iter().filter(|n| n.starts_with(&segs[0])).collect();
+        let stored: Vec<String> = names(&dir)
+            .into_iter()
+            .filter(|n| n.starts_with(&segs[0]))
+            .collect();
         assert_eq!(stored.len(), 1, "{stored:?}");
         let before = fs::read(dir.join(&stored[0])).unwrap();
-        let o = pgwal(&["archive", "push", s(&f.archive.join(&segs[0])), "--archive", s(&dir), "--compress", method]);
+        let o = pgwal(&[
+            "archive",
+            "push",
+            s(&f.archive.join(&segs[0])),
+            "--archive",
+            s(&dir),
+            "--compress",
+            method,
+        ]);
         assert_eq!(code(&o), 0, "{}", text(&o));
-        assert!(String::from_utf8_lossy(&o.stderr).contains("already archived"), "{}", text(&o));
+        assert!(
+            String::from_utf8_lossy(&o.stderr).contains("already archived"),
+            "{}",
+            text(&o)
+        );
         // Even with another compression: the content is compared, not the bytes stored.
-        let o = pgwal(&["archive", "push", s(&f.archive.join(&segs[0])), "--archive", s(&dir), "--compress", "lz4"]);
+        let o = pgwal(&[
+            "archive",
+            "push",
+            s(&f.archive.join(&segs[0])),
+            "--archive",
+            s(&dir),
+            "--compress",
+            "lz4",
+        ]);
         assert_eq!(code(&o), 0, "{}", text(&o));
-        assert_eq!(names(&dir).into_iter().filter(|n| n.starts_with(&segs[0])).count(), 1);
+        assert_eq!(
+            names(&dir)
+                .into_iter()
+                .filter(|n| n.starts_with(&segs[0]))
+                .count(),
+            1
+        );
 
         // Conflict: a different segment under the same name fails and overwrites nothing.
         let mut other = fs::read(f.archive.join(&segs[0])).unwrap();
         other[300_000] ^= 1;
         let src = work.join(&segs[0]);
         fs::write(&src, &other).unwrap();
-        let o = pgwal(&["archive", "push", s(&src), "--archive", s(&dir), "--compress", method]);
+        let o = pgwal(&[
+            "archive",
+            "push",
+            s(&src),
+            "--archive",
+            s(&dir),
+            "--compress",
+            method,
+        ]);
         assert_eq!(code(&o), 1, "{}", text(&o));
-        assert!(String::from_utf8_lossy(&o.stderr).contains("different content"), "{}", text(&o));
+        assert!(
+            String::from_utf8_lossy(&o.stderr).contains("different content"),
+            "{}",
+            text(&o)
+        );
         assert!(fs::read(dir.join(&stored[0])).unwrap() == before);
-        assert_eq!(names(&dir).into_iter().filter(|n| n.starts_with('.')).count(), 0);
+        assert_eq!(
+            names(&dir)
+                .into_iter()
+                .filter(|n| n.starts_with('.'))
+                .count(),
+            0
+        );
 
         // A damaged archived file is a real error: exit 2 (not "not found").
         let victim = dir.join(&stored[0]);
@@ -476,9 +728,22 @@ fn push_fetch_round_trip_every_compression() {
         }
         let o = pgwal(&["archive", "fetch", &segs[0], s(&dest), "--archive", s(&dir)]);
         assert_eq!(code(&o), 2, "{method}: {}", text(&o));
-        assert!(String::from_utf8_lossy(&o.stderr).contains("damaged"), "{}", text(&o));
+        assert!(
+            String::from_utf8_lossy(&o.stderr).contains("damaged"),
+            "{}",
+            text(&o)
+        );
         assert!(!dest.exists());
-        let o = pgwal(&["archive", "fetch", &segs[0], s(&dest), "--archive", s(&dir), "--error-exit-code", "200"]);
+        let o = pgwal(&[
+            "archive",
+            "fetch",
+            &segs[0],
+            s(&dest),
+            "--archive",
+            s(&dir),
+            "--error-exit-code",
+            "200",
+        ]);
         assert_eq!(code(&o), 200, "{}", text(&o));
     }
 }
@@ -502,16 +767,28 @@ fn push_refuses_what_is_not_wal_of_this_cluster() {
     fs::write(&zeros, vec![0u8; 1 << 20]).unwrap();
     let o = push(&zeros, &[]);
     assert_eq!(code(&o), 1, "{}", text(&o));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("not a valid WAL segment"), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("not a valid WAL segment"),
+        "{}",
+        text(&o)
+    );
     // A real segment under another segment's name.
     let misnamed = src_dir.join(&segs[4]);
     fs::copy(f.archive.join(&segs[3]), &misnamed).unwrap();
     let o = push(&misnamed, &[]);
     assert_eq!(code(&o), 1, "{}", text(&o));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("page header has address"), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("page header has address"),
+        "{}",
+        text(&o)
+    );
     // Short.
     let short = src_dir.join(&segs[5]);
-    fs::write(&short, &fs::read(f.archive.join(&segs[5])).unwrap()[..100_000]).unwrap();
+    fs::write(
+        &short,
+        &fs::read(f.archive.join(&segs[5])).unwrap()[..100_000],
+    )
+    .unwrap();
     let o = push(&short, &[]);
     assert_eq!(code(&o), 1, "{}", text(&o));
     // Not a WAL file name.
@@ -522,9 +799,19 @@ fn push_refuses_what_is_not_wal_of_this_cluster() {
     let good = f.archive.join(&segs[3]);
     let o = push(&good, &["--system-id", "42"]);
     assert_eq!(code(&o), 1, "{}", text(&o));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("--system-id"), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("--system-id"),
+        "{}",
+        text(&o)
+    );
     // Missing archive directory.
-    let o = pgwal(&["archive", "push", s(&good), "--archive", s(&work.join("nope"))]);
+    let o = pgwal(&[
+        "archive",
+        "push",
+        s(&good),
+        "--archive",
+        s(&work.join("nope")),
+    ]);
     assert_eq!(code(&o), 1, "{}", text(&o));
     assert!(names(&dir).is_empty(), "{:?}", names(&dir));
     // The good one is accepted, then the foreign one is refused.
@@ -545,9 +832,18 @@ fn pg_archivecleanups() -> Vec<(PathBuf, u32)> {
     let mut v = Vec::new();
     for (p, major) in [
         (pgwal_testkit::tools_dir().join("pg_archivecleanup"), 18),
-        (pgwal_testkit::pg_dir().join("server/18/bin/pg_archivecleanup"), 18),
-        (pgwal_testkit::pg_dir().join("server/15/bin/pg_archivecleanup"), 15),
-        (PathBuf::from("/usr/lib/postgresql/15/bin/pg_archivecleanup"), 15),
+        (
+            pgwal_testkit::pg_dir().join("server/18/bin/pg_archivecleanup"),
+            18,
+        ),
+        (
+            pgwal_testkit::pg_dir().join("server/15/bin/pg_archivecleanup"),
+            15,
+        ),
+        (
+            PathBuf::from("/usr/lib/postgresql/15/bin/pg_archivecleanup"),
+            15,
+        ),
     ] {
         if p.is_file() && !v.iter().any(|(_, m)| *m == major) {
             v.push((p, major));
@@ -605,7 +901,10 @@ fn cleanup_dir(tag: &str, with_compressed: bool) -> PathBuf {
 }
 
 fn sorted_lines(o: &Output) -> Vec<String> {
-    let mut v: Vec<String> = String::from_utf8_lossy(&o.stdout).lines().map(str::to_owned).collect();
+    let mut v: Vec<String> = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect();
     v.sort();
     v
 }
@@ -634,7 +933,10 @@ fn cleanup_removes_exactly_what_pg_archivecleanup_removes() {
             option_sets.push(vec!["-b", "-x", ".gz"]);
         }
         for with_compressed in [false, true] {
-            let dir = cleanup_dir(&format!("cleanup-{major}-{with_compressed}"), with_compressed);
+            let dir = cleanup_dir(
+                &format!("cleanup-{major}-{with_compressed}"),
+                with_compressed,
+            );
             for opts in &option_sets {
                 for cutoff in cutoffs {
                     let mut pg = Command::new(tool);
@@ -669,7 +971,10 @@ fn cleanup_removes_exactly_what_pg_archivecleanup_removes() {
                 }
             }
             // Real removal, not just a dry run.
-            for cutoff in ["000000010000000000000008", "000000010000000000000003.00000028.backup"] {
+            for cutoff in [
+                "000000010000000000000008",
+                "000000010000000000000003.00000028.backup",
+            ] {
                 let a = scratch(&format!("cleanup-real-pg-{major}-{with_compressed}")).join("a");
                 let b = scratch(&format!("cleanup-real-ours-{major}-{with_compressed}")).join("b");
                 copy_dir(&dir, &a);
@@ -684,13 +989,26 @@ fn cleanup_removes_exactly_what_pg_archivecleanup_removes() {
         }
         // Errors: bad file name and missing directory are exit 2 for both.
         let dir = cleanup_dir(&format!("cleanup-errors-{major}"), false);
-        for (d, cutoff) in [(s(&dir), "junk"), (s(&dir), "000000010000000000000008.gz"), ("/nonexistent/dir", "000000010000000000000008")] {
+        for (d, cutoff) in [
+            (s(&dir), "junk"),
+            (s(&dir), "000000010000000000000008.gz"),
+            ("/nonexistent/dir", "000000010000000000000008"),
+        ] {
             let pg = Command::new(tool).arg(d).arg(cutoff).output().unwrap();
             let ours = pgwal(&["archive", "cleanup", d, cutoff]);
-            assert_eq!(code(&ours), code(&pg), "{d} {cutoff}: {} / {}", text(&pg), text(&ours));
+            assert_eq!(
+                code(&ours),
+                code(&pg),
+                "{d} {cutoff}: {} / {}",
+                text(&pg),
+                text(&ours)
+            );
             assert_eq!(code(&ours), 2);
         }
-        assert_eq!(names(&dir).len(), CLEANUP_NAMES.iter().filter(|n| !n.contains(".gz")).count());
+        assert_eq!(
+            names(&dir).len(),
+            CLEANUP_NAMES.iter().filter(|n| !n.contains(".gz")).count()
+        );
     }
     assert!(compared > 50);
 
@@ -699,10 +1017,19 @@ fn cleanup_removes_exactly_what_pg_archivecleanup_removes() {
     let o = pgwal(&["archive", "cleanup", s(&dir), "000000010000000000000008"]);
     assert!(o.status.success(), "{}", text(&o));
     let left = names(&dir);
-    for gone in ["000000010000000000000002.gz", "000000010000000000000003.gz.partial", "000000010000000000000007"] {
+    for gone in [
+        "000000010000000000000002.gz",
+        "000000010000000000000003.gz.partial",
+        "000000010000000000000007",
+    ] {
         assert!(!left.contains(gone), "{gone}: {left:?}");
     }
-    for kept in ["000000010000000000000009.gz", "00000002.history", "000000010000000000000008.partial", "000000010000000000000003.00000028.backup"] {
+    for kept in [
+        "000000010000000000000009.gz",
+        "00000002.history",
+        "000000010000000000000008.partial",
+        "000000010000000000000003.00000028.backup",
+    ] {
         assert!(left.contains(kept), "{kept}: {left:?}");
     }
 }
@@ -725,14 +1052,31 @@ fn cleanup_keep_history_needs_keeps_other_branches() {
     for n in &all {
         fs::write(dir.join(n), &seg).unwrap(); // any real segment: it tells the segment size
     }
-    fs::write(dir.join("00000002.history"), "1\t0/580000\tno recovery target specified\n").unwrap();
+    fs::write(
+        dir.join("00000002.history"),
+        "1\t0/580000\tno recovery target specified\n",
+    )
+    .unwrap();
 
     // Oldest kept on timeline 1 past the fork: timeline 2's branch does not pass through it.
-    let o = pgwal(&["archive", "cleanup", "-n", "--keep-history-needs", s(&dir), "00000001000000000000000C"]);
+    let o = pgwal(&[
+        "archive",
+        "cleanup",
+        "-n",
+        "--keep-history-needs",
+        s(&dir),
+        "00000001000000000000000C",
+    ]);
     assert!(o.status.success(), "{}", text(&o));
     let removed: BTreeSet<String> = sorted_lines(&o)
         .into_iter()
-        .map(|l| Path::new(&l).file_name().unwrap().to_string_lossy().into_owned())
+        .map(|l| {
+            Path::new(&l)
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .into_owned()
+        })
         .collect();
     let want: BTreeSet<String> = (5..=0xBu32)
         .map(|n| format!("0000000100000000{n:08X}"))
@@ -740,16 +1084,41 @@ fn cleanup_keep_history_needs_keeps_other_branches() {
         .collect();
     assert_eq!(removed, want, "{}", text(&o));
     // Plain rules remove timeline 2's branch and the early timeline-1 segments as well.
-    let o = pgwal(&["archive", "cleanup", "-n", s(&dir), "00000001000000000000000C"]);
+    let o = pgwal(&[
+        "archive",
+        "cleanup",
+        "-n",
+        s(&dir),
+        "00000001000000000000000C",
+    ]);
     assert_eq!(sorted_lines(&o).len(), 11 + 4 + 1, "{}", text(&o));
 
     // Oldest kept on timeline 2: its chain passes through it; nothing extra is kept.
-    let a = pgwal(&["archive", "cleanup", "-n", "--keep-history-needs", s(&dir), "000000020000000000000007"]);
-    let b = pgwal(&["archive", "cleanup", "-n", s(&dir), "000000020000000000000007"]);
+    let a = pgwal(&[
+        "archive",
+        "cleanup",
+        "-n",
+        "--keep-history-needs",
+        s(&dir),
+        "000000020000000000000007",
+    ]);
+    let b = pgwal(&[
+        "archive",
+        "cleanup",
+        "-n",
+        s(&dir),
+        "000000020000000000000007",
+    ]);
     assert!(a.status.success() && b.status.success());
     assert_eq!(sorted_lines(&a), sorted_lines(&b));
     // Really remove.
-    let o = pgwal(&["archive", "cleanup", "--keep-history-needs", s(&dir), "00000001000000000000000C"]);
+    let o = pgwal(&[
+        "archive",
+        "cleanup",
+        "--keep-history-needs",
+        s(&dir),
+        "00000001000000000000000C",
+    ]);
     assert!(o.status.success(), "{}", text(&o));
     assert!(dir.join("000000010000000000000004").exists());
     assert!(dir.join("000000020000000000000005").exists());
@@ -764,7 +1133,11 @@ fn standby_from_archive(major: Major, compress: &str) {
         return;
     }
     let t0 = Instant::now();
-    let work = scratch(&format!("standby-{}-{}", major.number(), compress.replace(':', "")));
+    let work = scratch(&format!(
+        "standby-{}-{}",
+        major.number(),
+        compress.replace(':', "")
+    ));
     let archive = work.join("archive");
     fs::create_dir(&archive).unwrap();
     let primary = Cluster::builder(major)
@@ -791,7 +1164,10 @@ fn standby_from_archive(major: Major, compress: &str) {
         .collect();
     fs::write(&auto, kept).unwrap();
     standby
-        .set_config("restore_command", format!("{BIN} archive fetch %f %p --archive {}", s(&archive)))
+        .set_config(
+            "restore_command",
+            format!("{BIN} archive fetch %f %p --archive {}", s(&archive)),
+        )
         .unwrap();
     standby.set_config("archive_mode", "off").unwrap();
 
@@ -801,13 +1177,23 @@ fn standby_from_archive(major: Major, compress: &str) {
 
     standby.start().unwrap();
     standby.wait_for_replay(end).unwrap();
-    let receivers = standby.scalar_blocking("SELECT count(*) FROM pg_stat_wal_receiver").unwrap();
+    let receivers = standby
+        .scalar_blocking("SELECT count(*) FROM pg_stat_wal_receiver")
+        .unwrap();
     assert_eq!(receivers, "0", "the standby must not stream");
     let checksum = "SELECT md5(string_agg(t::text, ',' ORDER BY aid)) FROM pgbench_accounts t";
     let history = "SELECT count(*), coalesce(sum(delta), 0) FROM pgbench_history";
-    assert_eq!(standby.scalar_blocking(checksum).unwrap(), primary.scalar_blocking(checksum).unwrap());
-    assert_eq!(standby.query_blocking(history).unwrap(), primary.query_blocking(history).unwrap());
-    let replayed = standby.scalar_blocking("SELECT pg_last_wal_replay_lsn()").unwrap();
+    assert_eq!(
+        standby.scalar_blocking(checksum).unwrap(),
+        primary.scalar_blocking(checksum).unwrap()
+    );
+    assert_eq!(
+        standby.query_blocking(history).unwrap(),
+        primary.query_blocking(history).unwrap()
+    );
+    let replayed = standby
+        .scalar_blocking("SELECT pg_last_wal_replay_lsn()")
+        .unwrap();
     assert!(pgwal_testkit::parse_lsn(&replayed).unwrap() >= end);
     assert!(
         standby.server_log_tail(2000).contains("restored log file"),
@@ -826,7 +1212,10 @@ fn standby_from_archive(major: Major, compress: &str) {
         "zstd" => ".zst",
         _ => "",
     };
-    assert!(names(&archive).iter().filter(|n| n.len() > 20 && !n.contains(".backup")).all(|n| n.ends_with(suffix)));
+    assert!(names(&archive)
+        .iter()
+        .filter(|n| n.len() > 20 && !n.contains(".backup"))
+        .all(|n| n.ends_with(suffix)));
     eprintln!(
         "standby from {compress} archive on {major}: {segments} segments, {:.1}s",
         t0.elapsed().as_secs_f64()

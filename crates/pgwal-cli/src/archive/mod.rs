@@ -8,7 +8,7 @@
 //! | `push` | archived (or already archived with the same content) | refused or failed: PostgreSQL retries | — |
 //! | `fetch` | restored | not in the archive (recovery moves on) | a real error: damaged file, I/O error (`--error-exit-code`) |
 //! | `cleanup` | done | a file could not be removed | bad arguments, archive missing (as pg_archivecleanup) |
-//! | `verify` | no error found | errors found | bad arguments, archive unreadable |
+//! | `verify` | no error found | errors found | could not verify: bad arguments, archive unreadable |
 //! | `status` | done | archive unreadable | bad arguments |
 
 use std::io::{IsTerminal, Write as _};
@@ -18,7 +18,8 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use clap::{Args, Subcommand, ValueEnum};
 use pgwal::archive::{
-    self, CleanupError, CleanupOptions, CompressionSpec, FetchOptions, PushOptions, PushOutcome, VerifyReport,
+    self, CleanupError, CleanupOptions, CompressionSpec, FetchOptions, PushOptions, PushOutcome,
+    VerifyReport,
 };
 use pgwal::Lsn;
 use serde_json::{json, Value};
@@ -44,7 +45,8 @@ enum Command {
     Cleanup(CleanupArgs),
     /// Decode every archived segment; report gaps, damage and timeline inconsistencies.
     ///
-    /// Exit status: 0 when no error was found, 1 otherwise.
+    /// Exit status: 0 when no error was found, 1 when errors were found, 2 when the archive
+    /// could not be read.
     Verify(VerifyArgs),
     /// Per timeline: first and last segment, newest LSN, file count and sizes.
     Status(StatusArgs),
@@ -177,9 +179,17 @@ pub fn run(a: ArchiveArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn push(a: PushArgs) -> ExitCode {
-    let opts = PushOptions { compression: a.compress, system_id: a.system_id, threads: a.threads };
+    let opts = PushOptions {
+        compression: a.compress,
+        system_id: a.system_id,
+        threads: a.threads,
+    };
     match archive::push(&a.archive, &a.path, &opts) {
-        Ok(PushOutcome::Stored { name, bytes, stored_bytes }) => {
+        Ok(PushOutcome::Stored {
+            name,
+            bytes,
+            stored_bytes,
+        }) => {
             if a.verbose {
                 eprintln!("pgwal archive push: archived \"{}\" as \"{name}\" ({bytes} bytes, {stored_bytes} stored)", a.path.display());
             }
@@ -197,11 +207,19 @@ fn push(a: PushArgs) -> ExitCode {
 }
 
 fn fetch(a: FetchArgs) -> ExitCode {
-    match archive::fetch(&a.archive, &a.name, &a.dest, FetchOptions { partial: a.partial }) {
+    match archive::fetch(
+        &a.archive,
+        &a.name,
+        &a.dest,
+        FetchOptions { partial: a.partial },
+    ) {
         Ok(o) => {
             if a.verbose {
                 let pad = if o.padded { ", padded with zeros" } else { "" };
-                eprintln!("pgwal archive fetch: restored \"{}\" from \"{}\" ({} bytes{pad})", a.name, o.source, o.bytes);
+                eprintln!(
+                    "pgwal archive fetch: restored \"{}\" from \"{}\" ({} bytes{pad})",
+                    a.name, o.source, o.bytes
+                );
             }
             ExitCode::SUCCESS
         }
@@ -241,14 +259,19 @@ fn cleanup(a: CleanupArgs) -> ExitCode {
     };
     let dir = a.dir.display().to_string();
     if a.debug {
-        eprintln!("pgwal archive cleanup: keeping WAL file \"{dir}/{}\" and later", plan.cutoff);
+        eprintln!(
+            "pgwal archive cleanup: keeping WAL file \"{dir}/{}\" and later",
+            plan.cutoff
+        );
     }
     for note in &plan.notes {
         eprintln!("pgwal archive cleanup: {note}");
     }
     for (name, leaf) in &plan.kept_for_history {
         if a.debug || a.dry_run {
-            eprintln!("pgwal archive cleanup: keeping \"{dir}/{name}\": timeline {leaf} still needs it");
+            eprintln!(
+                "pgwal archive cleanup: keeping \"{dir}/{name}\": timeline {leaf} still needs it"
+            );
         }
     }
     if a.dry_run {
@@ -283,9 +306,11 @@ fn verify(a: VerifyArgs) -> anyhow::Result<ExitCode> {
     let bar = (!a.no_progress && std::io::stderr().is_terminal()).then(|| {
         let b = indicatif::ProgressBar::new(0);
         b.set_style(
-            indicatif::ProgressStyle::with_template("{spinner} verifying [{bar:40}] {pos}/{len} segments {msg}")
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
-                .progress_chars("=> "),
+            indicatif::ProgressStyle::with_template(
+                "{spinner} verifying [{bar:40}] {pos}/{len} segments {msg}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+            .progress_chars("=> "),
         );
         b
     });
@@ -295,16 +320,30 @@ fn verify(a: VerifyArgs) -> anyhow::Result<ExitCode> {
             b.set_position(p.done as u64);
             b.set_message(p.file.clone());
         }
-    })
-    .with_context(|| format!("could not read archive \"{}\"", a.archive.display()))?;
+    });
     if let Some(b) = bar {
         b.finish_and_clear();
     }
+    let report = match report {
+        Ok(r) => r,
+        Err(e) => {
+            // Could not verify at all: 2, to tell it from "verified, problems found" (1).
+            eprintln!(
+                "pgwal archive verify: error: could not read archive \"{}\": {e}",
+                a.archive.display()
+            );
+            return Ok(ExitCode::from(2));
+        }
+    };
     match a.format {
         Format::Text => print_verify_text(&report),
         Format::Json => println!("{}", serde_json::to_string_pretty(&verify_json(&report))?),
     }
-    Ok(if report.is_ok() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if report.is_ok() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 fn verify_json(r: &VerifyReport) -> Value {
@@ -410,7 +449,8 @@ fn print_verify_text(r: &VerifyReport) {
 }
 
 fn status(a: StatusArgs) -> anyhow::Result<ExitCode> {
-    let st = archive::status(&a.archive).with_context(|| format!("could not read archive \"{}\"", a.archive.display()))?;
+    let st = archive::status(&a.archive)
+        .with_context(|| format!("could not read archive \"{}\"", a.archive.display()))?;
     match a.format {
         Format::Json => {
             let v = json!({
@@ -452,7 +492,11 @@ fn status(a: StatusArgs) -> anyhow::Result<ExitCode> {
                 out.push_str("no segments\n");
             }
             for t in &st.timelines {
-                let ratio = if t.stored_bytes > 0 { t.total_bytes as f64 / t.stored_bytes as f64 } else { 1.0 };
+                let ratio = if t.stored_bytes > 0 {
+                    t.total_bytes as f64 / t.stored_bytes as f64
+                } else {
+                    1.0
+                };
                 out.push_str(&format!(
                     "timeline {}: {} .. {}, newest LSN {}, {} files{}, {} of WAL, {} stored ({ratio:.1}x){}\n",
                     t.tli,

@@ -142,10 +142,16 @@ impl Filters {
 }
 
 fn parse_filters(a: &DumpArgs) -> anyhow::Result<Filters> {
-    let mut f = Filters { fullpage: a.fullpage, ..Filters::default() };
+    let mut f = Filters {
+        fullpage: a.fullpage,
+        ..Filters::default()
+    };
     for name in &a.rmgr {
         let mut set = f.rmgrs.unwrap_or([false; 256]);
-        if let Some(n) = name.strip_prefix("custom").and_then(|n| n.parse::<u16>().ok()) {
+        if let Some(n) = name
+            .strip_prefix("custom")
+            .and_then(|n| n.parse::<u16>().ok())
+        {
             if !(128..=255).contains(&n) {
                 bail!("custom resource manager \"{name}\" does not exist");
             }
@@ -160,7 +166,10 @@ fn parse_filters(a: &DumpArgs) -> anyhow::Result<Filters> {
         f.rmgrs = Some(set);
     }
     if let Some(x) = &a.xid {
-        f.xid = Some(x.parse().map_err(|_| anyhow!("invalid transaction ID specification: \"{x}\""))?);
+        f.xid = Some(
+            x.parse()
+                .map_err(|_| anyhow!("invalid transaction ID specification: \"{x}\""))?,
+        );
     }
     if let Some(r) = &a.relation {
         let parts: Vec<Option<u32>> = r.split('/').map(|p| p.parse().ok()).collect();
@@ -195,14 +204,21 @@ fn parse_filters(a: &DumpArgs) -> anyhow::Result<Filters> {
 }
 
 pub(crate) fn parse_lsn(s: &str) -> anyhow::Result<Lsn> {
-    s.parse::<Lsn>().map_err(|_| anyhow!("invalid WAL location: \"{s}\""))
+    s.parse::<Lsn>()
+        .map_err(|_| anyhow!("invalid WAL location: \"{s}\""))
 }
 
 /// Where a file name lives: (directory, file name).
 fn split_path(p: &str) -> (Option<PathBuf>, String) {
     let path = Path::new(p);
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).map(Path::to_path_buf);
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .map(Path::to_path_buf);
     (dir, name)
 }
 
@@ -215,7 +231,10 @@ fn probe_file(path: &Path) -> anyhow::Result<SegmentInfo> {
 /// pg_waldump's `identify_target_directory`: `dir` then `dir/pg_wal`; without a directory
 /// `.`, `pg_wal`, `$PGDATA/pg_wal`. A directory qualifies if it holds `fname` (or, without one,
 /// any WAL segment).
-fn identify_target_directory(dir: Option<&Path>, fname: Option<&str>) -> anyhow::Result<(WalDirectory, PathBuf)> {
+fn identify_target_directory(
+    dir: Option<&Path>,
+    fname: Option<&str>,
+) -> anyhow::Result<(WalDirectory, PathBuf)> {
     let candidates: Vec<PathBuf> = match dir {
         Some(d) => vec![d.to_path_buf(), d.join("pg_wal")],
         None => {
@@ -259,11 +278,16 @@ struct Plan {
 fn locate(a: &DumpArgs) -> anyhow::Result<Plan> {
     if let Some(p) = &a.path {
         if !p.is_dir() {
-            bail!("could not open directory \"{}\": No such file or directory", p.display());
+            bail!(
+                "could not open directory \"{}\": No such file or directory",
+                p.display()
+            );
         }
     }
     let mut tli = match &a.timeline {
-        Some(t) => t.parse::<TimelineId>().map_err(|_| anyhow!("invalid value \"{t}\" for option -t/--timeline"))?,
+        Some(t) => t
+            .parse::<TimelineId>()
+            .map_err(|_| anyhow!("invalid value \"{t}\" for option -t/--timeline"))?,
         None => TimelineId(1),
     };
     let start_opt = a.start.as_deref().map(parse_lsn).transpose()?;
@@ -277,7 +301,9 @@ fn locate(a: &DumpArgs) -> anyhow::Result<Plan> {
         let name = WalFileName::parse(&fname)
             .filter(|n| matches!(n, WalFileName::Segment { .. }))
             .ok_or_else(|| anyhow!("invalid WAL file name \"{fname}\""))?;
-        let segno = name.segno(seg_size).ok_or_else(|| anyhow!("invalid WAL file name \"{fname}\""))?;
+        let segno = name
+            .segno(seg_size)
+            .ok_or_else(|| anyhow!("invalid WAL file name \"{fname}\""))?;
         tli = name.timeline();
         let seg_start = segno.start_lsn(seg_size).unwrap_or(Lsn::MAX);
         let start = match start_opt {
@@ -294,7 +320,9 @@ fn locate(a: &DumpArgs) -> anyhow::Result<Plan> {
             let ename = WalFileName::parse(&efname)
                 .filter(|n| matches!(n, WalFileName::Segment { .. }))
                 .ok_or_else(|| anyhow!("invalid WAL file name \"{efname}\""))?;
-            let endsegno = ename.segno(seg_size).ok_or_else(|| anyhow!("invalid WAL file name \"{efname}\""))?;
+            let endsegno = ename
+                .segno(seg_size)
+                .ok_or_else(|| anyhow!("invalid WAL file name \"{efname}\""))?;
             tli = ename.timeline();
             if endsegno < segno {
                 bail!("ENDSEG {endseg} is before STARTSEG {startseg}");
@@ -304,10 +332,20 @@ fn locate(a: &DumpArgs) -> anyhow::Result<Plan> {
         let last_end = last.next().start_lsn(seg_size).unwrap_or(Lsn::MAX);
         let e = end.unwrap_or(last_end);
         if e.segment(seg_size) != last && e != last_end {
-            bail!("end WAL location {e} is not inside file \"{}\"", a.endseg.as_deref().unwrap_or(startseg));
+            bail!(
+                "end WAL location {e} is not inside file \"{}\"",
+                a.endseg.as_deref().unwrap_or(startseg)
+            );
         }
         end = Some(e);
-        return Ok(Plan { dir: wd, info, tli, start, end, explicit_start: start_opt.is_some() });
+        return Ok(Plan {
+            dir: wd,
+            info,
+            tli,
+            start,
+            end,
+            explicit_start: start_opt.is_some(),
+        });
     }
     let (wd, file) = identify_target_directory(a.path.as_deref(), None)?;
     let info = probe_file(&file)?;
@@ -328,7 +366,14 @@ fn locate(a: &DumpArgs) -> anyhow::Result<Plan> {
             first.1.start_lsn(info.seg_size).unwrap_or(Lsn::MAX)
         }
     };
-    Ok(Plan { dir: wd, info, tli, start, end, explicit_start: start_opt.is_some() })
+    Ok(Plan {
+        dir: wd,
+        info,
+        tli,
+        start,
+        end,
+        explicit_start: start_opt.is_some(),
+    })
 }
 
 fn print_rmgr_list() {
@@ -350,12 +395,20 @@ pub fn run(a: DumpArgs) -> anyhow::Result<ExitCode> {
         Some(v) => bail!("unrecognized value for option --stats: {v}"),
     };
     let limit: i64 = match &a.limit {
-        Some(n) => n.parse().map_err(|_| anyhow!("invalid value \"{n}\" for option -n/--limit"))?,
+        Some(n) => n
+            .parse()
+            .map_err(|_| anyhow!("invalid value \"{n}\" for option -n/--limit"))?,
         None => -1,
     };
     let filters = parse_filters(&a)?;
-    if a.startseg.is_none() && a.path.is_none() && a.start.is_none() && std::env::var_os("PGDATA").is_none()
-        && !Path::new("pg_wal").is_dir() && WalDirectory::scan(Path::new(".")).map(|d| d.first_segment().is_none()).unwrap_or(true)
+    if a.startseg.is_none()
+        && a.path.is_none()
+        && a.start.is_none()
+        && std::env::var_os("PGDATA").is_none()
+        && !Path::new("pg_wal").is_dir()
+        && WalDirectory::scan(Path::new("."))
+            .map(|d| d.first_segment().is_none())
+            .unwrap_or(true)
     {
         bail!("no arguments specified\nTry \"pgwal dump --help\" for more information.");
     }
@@ -376,7 +429,13 @@ pub fn run(a: DumpArgs) -> anyhow::Result<ExitCode> {
         page_size: plan.info.page_size,
         system_id: Some(plan.info.system_id),
     };
-    let range = ReadRange { start: plan.start, end: plan.end, tli: plan.tli, history, config };
+    let range = ReadRange {
+        start: plan.start,
+        end: plan.end,
+        tli: plan.tli,
+        history,
+        config,
+    };
 
     let sink = Sink {
         filters,
@@ -412,7 +471,11 @@ pub fn run(a: DumpArgs) -> anyhow::Result<ExitCode> {
     out.flush()?;
     match outcome {
         Ok(ReadEnd::ReachedEnd) | Ok(ReadEnd::Stopped) => Ok(ExitCode::SUCCESS),
-        Ok(ReadEnd::EndOfWal { at, reason, missing }) => {
+        Ok(ReadEnd::EndOfWal {
+            at,
+            reason,
+            missing,
+        }) => {
             let why = match (&reason, &missing) {
                 (Some(r), _) => r.to_string(),
                 (None, Some(m)) => format!("no WAL file {m}"),
@@ -443,7 +506,12 @@ pub(crate) struct Sink {
 impl Sink {
     /// Handles one record: appends its text to `out` or counts it in `stats`. Returns false if
     /// the filters reject it (it then does not count toward `--limit`).
-    pub(crate) fn handle(&self, rec: &Record<'_>, out: &mut String, stats: &mut stats::Stats) -> anyhow::Result<bool> {
+    pub(crate) fn handle(
+        &self,
+        rec: &Record<'_>,
+        out: &mut String,
+        stats: &mut stats::Stats,
+    ) -> anyhow::Result<bool> {
         if !self.filters.matches(rec) {
             return Ok(false);
         }
@@ -465,7 +533,10 @@ impl Sink {
 
 /// pg_waldump's note when `-s` pointed into the middle of a record.
 fn skip_message(plan: &Plan, rec: &Record<'_>, sink: &Sink, out: &mut String) {
-    if rec.lsn() == plan.start || plan.start.segment_offset(plan.info.seg_size) == 0 || !plan.explicit_start {
+    if rec.lsn() == plan.start
+        || plan.start.segment_offset(plan.info.seg_size) == 0
+        || !plan.explicit_start
+    {
         return;
     }
     let skipped = rec.lsn().0 - plan.start.0;
@@ -500,8 +571,10 @@ fn sequential(
     let mut shown: i64 = 0;
     let mut first = true;
     let mut failure: Option<anyhow::Error> = None;
+    let mut rescanned: Option<WalDirectory> = None;
     loop {
-        let outcome = source::read_range(&plan.dir, &range, |rec| {
+        let dir = rescanned.as_ref().unwrap_or(&plan.dir);
+        let outcome = source::read_range(dir, &range, |rec| {
             if first {
                 first = false;
                 skip_message(plan, rec, sink, &mut line);
@@ -538,10 +611,8 @@ fn sequential(
                 // Wait for the server (or receiver) to write more, then go on from the end.
                 out.flush()?;
                 std::thread::sleep(std::time::Duration::from_secs(1));
-                let dir = WalDirectory::scan(plan.dir.path())?;
-                let again = Plan { dir, info: plan.info, tli: plan.tli, start: at, end: plan.end, explicit_start: false };
+                rescanned = Some(WalDirectory::scan(plan.dir.path())?);
                 range.start = at;
-                return sequential(&again, range, sink, limit - shown, follow, out, stats);
             }
             other => return Ok(other),
         }
@@ -550,11 +621,17 @@ fn sequential(
 
 fn prepare_fullpage_dir(dir: &Path) -> anyhow::Result<()> {
     if dir.exists() {
-        if dir.read_dir().with_context(|| format!("could not open directory \"{}\"", dir.display()))?.next().is_some() {
+        if dir
+            .read_dir()
+            .with_context(|| format!("could not open directory \"{}\"", dir.display()))?
+            .next()
+            .is_some()
+        {
             bail!("directory \"{}\" exists but is not empty", dir.display());
         }
     } else {
-        std::fs::create_dir_all(dir).with_context(|| format!("could not create directory \"{}\"", dir.display()))?;
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("could not create directory \"{}\"", dir.display()))?;
     }
     Ok(())
 }
@@ -562,8 +639,13 @@ fn prepare_fullpage_dir(dir: &Path) -> anyhow::Result<()> {
 fn save_fullpages(dir: &Path, tli: TimelineId, rec: &Record<'_>) -> anyhow::Result<()> {
     for b in rec.blocks() {
         let Some(img) = b.image() else { continue };
-        let page = pgwal::wal::restore_block_image(&img)
-            .map_err(|e| anyhow!("could not restore image at {}, block {}: {e}", rec.lsn(), b.id()))?;
+        let page = pgwal::wal::restore_block_image(&img).map_err(|e| {
+            anyhow!(
+                "could not restore image at {}, block {}: {e}",
+                rec.lsn(),
+                b.id()
+            )
+        })?;
         let r = b.rel();
         let name = format!(
             "{:08X}-{:08X}-{:08X}.{}.{}.{}.{}_{}",
@@ -577,8 +659,8 @@ fn save_fullpages(dir: &Path, tli: TimelineId, rec: &Record<'_>) -> anyhow::Resu
             b.fork().name()
         );
         let path = dir.join(name);
-        std::fs::write(&path, &page[..]).with_context(|| format!("could not write file \"{}\"", path.display()))?;
+        std::fs::write(&path, &page[..])
+            .with_context(|| format!("could not write file \"{}\"", path.display()))?;
     }
     Ok(())
 }
-

@@ -103,7 +103,9 @@ pub fn is_backup_history_file_name(b: &[u8]) -> bool {
 /// `TrimExtension`.
 fn trim_extension<'a>(name: &'a [u8], ext: Option<&str>) -> &'a [u8] {
     match ext {
-        Some(e) if name.len() > e.len() && name.ends_with(e.as_bytes()) => &name[..name.len() - e.len()],
+        Some(e) if name.len() > e.len() && name.ends_with(e.as_bytes()) => {
+            &name[..name.len() - e.len()]
+        }
         _ => name,
     }
 }
@@ -132,7 +134,10 @@ fn backup_name_scans(b: &[u8]) -> bool {
 }
 
 /// `SetWALFileNameForCleanup`: the 24-character name from which on files are kept.
-pub fn cutoff_name(oldest_kept: &str, strip_extension: Option<&str>) -> Result<String, CleanupError> {
+pub fn cutoff_name(
+    oldest_kept: &str,
+    strip_extension: Option<&str>,
+) -> Result<String, CleanupError> {
     let b = trim_extension(oldest_kept.as_bytes(), strip_extension);
     let ok = is_xlog_file_name(b)
         || is_partial_xlog_file_name(b)
@@ -146,7 +151,10 @@ pub fn cutoff_name(oldest_kept: &str, strip_extension: Option<&str>) -> Result<S
 /// The name that a directory entry is compared as, or `None` if it is not a candidate.
 fn candidate_name(name: &[u8], opts: &CleanupOptions) -> Option<Vec<u8>> {
     let w = trim_extension(name, opts.strip_extension.as_deref());
-    if is_xlog_file_name(w) || is_partial_xlog_file_name(w) || (opts.clean_backup_history && is_backup_history_file_name(w)) {
+    if is_xlog_file_name(w)
+        || is_partial_xlog_file_name(w)
+        || (opts.clean_backup_history && is_backup_history_file_name(w))
+    {
         return Some(w.to_vec());
     }
     if opts.exact {
@@ -182,7 +190,11 @@ fn candidate_name(name: &[u8], opts: &CleanupOptions) -> Option<Vec<u8>> {
 /// whatever their age: for each segment number, the file of the timeline that the leaf's
 /// history says holds it. A leaf above timeline 1 without a history file keeps all of its own
 /// segments.
-pub fn plan_cleanup(dir: &Path, oldest_kept: &str, opts: &CleanupOptions) -> Result<CleanupPlan, CleanupError> {
+pub fn plan_cleanup(
+    dir: &Path,
+    oldest_kept: &str,
+    opts: &CleanupOptions,
+) -> Result<CleanupPlan, CleanupError> {
     match fs::metadata(dir) {
         Ok(m) if m.is_dir() => {}
         _ => return Err(CleanupError::ArchiveMissing(dir.to_owned())),
@@ -197,11 +209,16 @@ pub fn plan_cleanup(dir: &Path, oldest_kept: &str, opts: &CleanupOptions) -> Res
         names.push(e.map_err(io_err)?.file_name());
     }
     names.sort();
-    let mut plan = CleanupPlan { cutoff: cutoff.clone(), ..CleanupPlan::default() };
+    let mut plan = CleanupPlan {
+        cutoff: cutoff.clone(),
+        ..CleanupPlan::default()
+    };
     let mut remove: Vec<(String, Vec<u8>)> = Vec::new();
     for n in &names {
         let raw = os_bytes(n);
-        let Some(cand) = candidate_name(&raw, opts) else { continue };
+        let Some(cand) = candidate_name(&raw, opts) else {
+            continue;
+        };
         if cand[8..] < cutoff.as_bytes()[8..] {
             remove.push((n.to_string_lossy().into_owned(), cand));
         }
@@ -209,8 +226,12 @@ pub fn plan_cleanup(dir: &Path, oldest_kept: &str, opts: &CleanupOptions) -> Res
     if opts.keep_history_needs && !remove.is_empty() {
         let keep = history_needs(dir, &names, &cutoff, &mut plan.notes)?;
         remove.retain(|(name, cand)| {
-            let Some(w) = WalFileName::parse(&String::from_utf8_lossy(cand)) else { return true };
-            let WalFileName::Segment { tli, log, seg, .. } = w else { return true };
+            let Some(w) = WalFileName::parse(&String::from_utf8_lossy(cand)) else {
+                return true;
+            };
+            let WalFileName::Segment { tli, log, seg, .. } = w else {
+                return true;
+            };
             match keep.iter().find(|k| k.0 == (tli.0, log, seg)) {
                 Some(&(_, leaf)) => {
                     plan.kept_for_history.push((name.clone(), leaf));
@@ -235,6 +256,9 @@ fn os_bytes(s: &std::ffi::OsStr) -> Vec<u8> {
     s.to_string_lossy().as_bytes().to_vec()
 }
 
+/// Segment files as (tli, log, seg), each with the leaf timeline that needs it.
+type Needs = Vec<((u32, u32, u32), TimelineId)>;
+
 /// The (tli, log, seg) files that leaf timelines not passing through `cutoff` still need, each
 /// with the leaf that needs it.
 fn history_needs(
@@ -242,11 +266,12 @@ fn history_needs(
     names: &[std::ffi::OsString],
     cutoff: &str,
     notes: &mut Vec<String>,
-) -> Result<Vec<((u32, u32, u32), TimelineId)>, CleanupError> {
-    let Some((_, seg_size, _)) = archive_identity(dir, None).map_err(|source| CleanupError::Io {
-        context: format!("could not read archive location \"{}\"", dir.display()),
-        source,
-    })?
+) -> Result<Needs, CleanupError> {
+    let Some((_, seg_size, _)) =
+        archive_identity(dir, None).map_err(|source| CleanupError::Io {
+            context: format!("could not read archive location \"{}\"", dir.display()),
+            source,
+        })?
     else {
         notes.push("no readable segment in the archive: timeline histories not consulted".into());
         return Ok(Vec::new());
@@ -263,12 +288,14 @@ fn history_needs(
             }
             Some(WalFileName::History { tli, .. }) => {
                 let path = dir.join(name);
-                let raw = fs::read(&path).map_err(|e| CleanupError::History(format!("{}: {e}", path.display())))?;
+                let raw = fs::read(&path)
+                    .map_err(|e| CleanupError::History(format!("{}: {e}", path.display())))?;
                 let kind = sniff_compression(&raw);
                 let data = if kind == Compression::None {
                     raw
                 } else {
-                    decompress(kind, &raw).map_err(|e| CleanupError::History(format!("{}: {e}", path.display())))?
+                    decompress(kind, &raw)
+                        .map_err(|e| CleanupError::History(format!("{}: {e}", path.display())))?
                 };
                 let h = TimelineHistory::parse(&data)
                     .map_err(|e| CleanupError::History(format!("{}: {e}", path.display())))?;
@@ -278,10 +305,16 @@ fn history_needs(
             _ => {}
         }
     }
-    let ancestors: BTreeSet<u32> = histories.values().flat_map(|h| h.entries.iter().map(|e| e.tli.0)).collect();
-    let cut = WalFileName::parse(cutoff).ok_or_else(|| CleanupError::InvalidName(cutoff.to_owned()))?;
+    let ancestors: BTreeSet<u32> = histories
+        .values()
+        .flat_map(|h| h.entries.iter().map(|e| e.tli.0))
+        .collect();
+    let cut =
+        WalFileName::parse(cutoff).ok_or_else(|| CleanupError::InvalidName(cutoff.to_owned()))?;
     let cut_tli = cut.timeline();
-    let Some(cut_seg) = cut.segno(seg_size) else { return Ok(Vec::new()) };
+    let Some(cut_seg) = cut.segno(seg_size) else {
+        return Ok(Vec::new());
+    };
     let seg_start = |n: u64| Lsn(n.saturating_mul(seg_size.bytes()));
     let (cut_lo, cut_hi) = (seg_start(cut_seg.0), seg_start(cut_seg.0 + 1));
     let mut keep = Vec::new();
@@ -322,7 +355,9 @@ fn history_needs(
                 compression: Compression::None,
                 partial: false,
             };
-            let Some(n) = name.segno(seg_size) else { continue };
+            let Some(n) = name.segno(seg_size) else {
+                continue;
+            };
             let last_byte = Lsn(seg_start(n.0).0.saturating_add(seg_size.bytes() - 1));
             if history.timeline_of(last_byte, leaf_id).0 == tli {
                 keep.push(((tli, log, seg), leaf_id));
@@ -336,7 +371,11 @@ fn history_needs(
 
 /// Removes the planned files (stopping at the first failure, as pg_archivecleanup does) and
 /// fsyncs the directory. Calls `each` before each removal.
-pub fn execute_cleanup(dir: &Path, plan: &CleanupPlan, mut each: impl FnMut(&Path)) -> Result<usize, CleanupError> {
+pub fn execute_cleanup(
+    dir: &Path,
+    plan: &CleanupPlan,
+    mut each: impl FnMut(&Path),
+) -> Result<usize, CleanupError> {
     let mut n = 0;
     for name in &plan.remove {
         let p = dir.join(name);
@@ -344,7 +383,10 @@ pub fn execute_cleanup(dir: &Path, plan: &CleanupPlan, mut each: impl FnMut(&Pat
         match fs::remove_file(&p) {
             Ok(()) => n += 1,
             Err(source) => {
-                return Err(CleanupError::Io { context: format!("could not remove file \"{}\"", p.display()), source })
+                return Err(CleanupError::Io {
+                    context: format!("could not remove file \"{}\"", p.display()),
+                    source,
+                })
             }
         }
     }
@@ -365,10 +407,26 @@ mod tests {
     fn cutoff_names_follow_pg_archivecleanup() {
         let ok = [
             ("000000010000000000000010", None, "000000010000000000000010"),
-            ("000000010000000000000010.partial", None, "000000010000000000000010"),
-            ("000000010000000000000010.00000020.backup", None, "000000010000000000000010"),
-            ("000000010000000000000010.backup", None, "000000010000000000000010"),
-            ("000000010000000000000010.gz", Some(".gz"), "000000010000000000000010"),
+            (
+                "000000010000000000000010.partial",
+                None,
+                "000000010000000000000010",
+            ),
+            (
+                "000000010000000000000010.00000020.backup",
+                None,
+                "000000010000000000000010",
+            ),
+            (
+                "000000010000000000000010.backup",
+                None,
+                "000000010000000000000010",
+            ),
+            (
+                "000000010000000000000010.gz",
+                Some(".gz"),
+                "000000010000000000000010",
+            ),
         ];
         for (n, x, want) in ok {
             assert_eq!(cutoff_name(n, x).unwrap(), want, "{n}");
@@ -389,12 +447,26 @@ mod tests {
     #[test]
     fn candidates() {
         let o = CleanupOptions::default();
-        let c = |n: &str, o: &CleanupOptions| candidate_name(n.as_bytes(), o).map(|v| String::from_utf8(v).unwrap());
-        assert_eq!(c("000000010000000000000003", &o).as_deref(), Some("000000010000000000000003"));
-        assert_eq!(c("000000010000000000000003.zst", &o).as_deref(), Some("000000010000000000000003"));
-        assert_eq!(c("000000010000000000000003.gz.partial", &o).as_deref(), Some("000000010000000000000003.partial"));
+        let c = |n: &str, o: &CleanupOptions| {
+            candidate_name(n.as_bytes(), o).map(|v| String::from_utf8(v).unwrap())
+        };
+        assert_eq!(
+            c("000000010000000000000003", &o).as_deref(),
+            Some("000000010000000000000003")
+        );
+        assert_eq!(
+            c("000000010000000000000003.zst", &o).as_deref(),
+            Some("000000010000000000000003")
+        );
+        assert_eq!(
+            c("000000010000000000000003.gz.partial", &o).as_deref(),
+            Some("000000010000000000000003.partial")
+        );
         assert_eq!(c("000000010000000000000003.00000028.backup", &o), None);
-        let exact = CleanupOptions { exact: true, ..CleanupOptions::default() };
+        let exact = CleanupOptions {
+            exact: true,
+            ..CleanupOptions::default()
+        };
         assert_eq!(c("000000010000000000000003.zst", &exact), None);
         assert_eq!(c("00000002.history", &o), None);
     }

@@ -70,7 +70,10 @@ pub struct CompressionSpec {
 
 impl CompressionSpec {
     /// No compression.
-    pub const NONE: CompressionSpec = CompressionSpec { kind: Compression::None, level: None };
+    pub const NONE: CompressionSpec = CompressionSpec {
+        kind: Compression::None,
+        level: None,
+    };
 
     /// Compresses `data` with up to `threads` threads (0 = as many as there are cores).
     pub fn compress(&self, data: &[u8], threads: usize) -> io::Result<Vec<u8>> {
@@ -78,7 +81,9 @@ impl CompressionSpec {
             return Ok(data.to_vec());
         }
         let threads = if threads == 0 {
-            std::thread::available_parallelism().map_or(1, |n| n.get()).min(8)
+            std::thread::available_parallelism()
+                .map_or(1, |n| n.get())
+                .min(8)
         } else {
             threads
         };
@@ -94,7 +99,8 @@ impl CompressionSpec {
         }
         let pieces: Vec<&[u8]> = data.chunks(chunk).collect();
         let next = AtomicUsize::new(0);
-        let results: Vec<Mutex<Option<io::Result<Vec<u8>>>>> = pieces.iter().map(|_| Mutex::new(None)).collect();
+        let results: Vec<Mutex<Option<io::Result<Vec<u8>>>>> =
+            pieces.iter().map(|_| Mutex::new(None)).collect();
         std::thread::scope(|s| {
             for _ in 0..threads.min(pieces.len()) {
                 s.spawn(|| loop {
@@ -132,8 +138,13 @@ impl CompressionSpec {
         match self.kind {
             Compression::None => Ok(data.to_vec()),
             Compression::Gzip => {
-                let level = self.level.map_or(DEFAULT_GZIP_LEVEL, |l| l.clamp(0, 9) as u32);
-                let mut e = flate2::write::GzEncoder::new(Vec::with_capacity(cap), flate2::Compression::new(level));
+                let level = self
+                    .level
+                    .map_or(DEFAULT_GZIP_LEVEL, |l| l.clamp(0, 9) as u32);
+                let mut e = flate2::write::GzEncoder::new(
+                    Vec::with_capacity(cap),
+                    flate2::Compression::new(level),
+                );
                 e.write_all(data)?;
                 e.finish()
             }
@@ -143,7 +154,8 @@ impl CompressionSpec {
                     .block_mode(lz4_flex::frame::BlockMode::Independent)
                     .block_checksums(true)
                     .content_checksum(false);
-                let mut e = lz4_flex::frame::FrameEncoder::with_frame_info(info, Vec::with_capacity(cap));
+                let mut e =
+                    lz4_flex::frame::FrameEncoder::with_frame_info(info, Vec::with_capacity(cap));
                 e.write_all(data)?;
                 e.finish().map_err(io::Error::other)
             }
@@ -240,13 +252,212 @@ pub fn read_all(path: &Path) -> io::Result<WalBytes> {
 /// Decompresses like [`crate::source::decompress`], but zstd data made of several frames whose
 /// sizes are recorded (as [`CompressionSpec::compress`] writes them) is decompressed on several
 /// threads, straight into place.
+///
+/// Likewise one LZ4 frame of independent blocks is decoded block by block on several threads
+/// (header, block and content checksums are checked).
 pub fn decompress_fast(kind: Compression, data: &[u8]) -> Result<Vec<u8>, String> {
-    if kind == Compression::Zstd {
-        if let Some(r) = zstd_frames_parallel(data) {
-            return r;
-        }
+    let fast = match kind {
+        Compression::Zstd => zstd_frames_parallel(data),
+        Compression::Lz4 => lz4_blocks_parallel(data),
+        _ => None,
+    };
+    match fast {
+        Some(r) => r,
+        None => decompress(kind, data),
     }
-    decompress(kind, data)
+}
+
+/// Runs `work` over `jobs` on up to one thread per core, each thread taking the next job.
+fn run_parallel<J: Send>(jobs: Vec<J>, work: impl Fn(J) + Sync) {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(8)
+        .min(jobs.len());
+    let queue = Mutex::new(jobs);
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            s.spawn(|| loop {
+                let job = queue.lock().ok().and_then(|mut q| q.pop());
+                let Some(job) = job else { break };
+                work(job);
+            });
+        }
+    });
+}
+
+/// XXH32, as the LZ4 frame format uses it for its checksums.
+fn xxh32(input: &[u8], seed: u32) -> u32 {
+    const P1: u32 = 2_654_435_761;
+    const P2: u32 = 2_246_822_519;
+    const P3: u32 = 3_266_489_917;
+    const P4: u32 = 668_265_263;
+    const P5: u32 = 374_761_393;
+    let word = |b: &[u8]| u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+    let round = |acc: u32, v: u32| {
+        acc.wrapping_add(v.wrapping_mul(P2))
+            .rotate_left(13)
+            .wrapping_mul(P1)
+    };
+    let mut rest = input;
+    let mut h = if input.len() >= 16 {
+        let mut v = [
+            seed.wrapping_add(P1).wrapping_add(P2),
+            seed.wrapping_add(P2),
+            seed,
+            seed.wrapping_sub(P1),
+        ];
+        while rest.len() >= 16 {
+            for (i, lane) in v.iter_mut().enumerate() {
+                *lane = round(*lane, word(&rest[i * 4..]));
+            }
+            rest = &rest[16..];
+        }
+        v[0].rotate_left(1)
+            .wrapping_add(v[1].rotate_left(7))
+            .wrapping_add(v[2].rotate_left(12))
+            .wrapping_add(v[3].rotate_left(18))
+    } else {
+        seed.wrapping_add(P5)
+    };
+    h = h.wrapping_add(input.len() as u32);
+    while rest.len() >= 4 {
+        h = h
+            .wrapping_add(word(rest).wrapping_mul(P3))
+            .rotate_left(17)
+            .wrapping_mul(P4);
+        rest = &rest[4..];
+    }
+    for &b in rest {
+        h = h
+            .wrapping_add(u32::from(b).wrapping_mul(P5))
+            .rotate_left(11)
+            .wrapping_mul(P1);
+    }
+    h ^= h >> 15;
+    h = h.wrapping_mul(P2);
+    h ^= h >> 13;
+    h = h.wrapping_mul(P3);
+    h ^ (h >> 16)
+}
+
+fn le32_at(data: &[u8], pos: usize) -> Option<u32> {
+    let w = data.get(pos..pos.checked_add(4)?)?;
+    Some(u32::from_le_bytes([w[0], w[1], w[2], w[3]]))
+}
+
+/// One LZ4 frame of independent blocks, decoded in parallel. `None` for anything else
+/// (several frames, linked blocks, a dictionary, a legacy frame, a single block): the
+/// streaming decoder handles those.
+fn lz4_blocks_parallel(data: &[u8]) -> Option<Result<Vec<u8>, String>> {
+    const MAGIC: u32 = 0x184D_2204;
+    if le32_at(data, 0)? != MAGIC || data.len() < 7 {
+        return None;
+    }
+    let (flg, bd) = (data[4], data[5]);
+    let independent = flg & 0x20 != 0;
+    let block_checksums = flg & 0x10 != 0;
+    let has_size = flg & 0x08 != 0;
+    let content_checksum = flg & 0x04 != 0;
+    if flg >> 6 != 1 || !independent || flg & 0x01 != 0 {
+        return None;
+    }
+    let max_block: usize = match (bd >> 4) & 7 {
+        4 => 64 << 10,
+        5 => 256 << 10,
+        6 => 1 << 20,
+        7 => 4 << 20,
+        _ => return None,
+    };
+    let hc_at = 6 + if has_size { 8 } else { 0 };
+    let hc = *data.get(hc_at)?;
+    if (xxh32(&data[4..hc_at], 0) >> 8) as u8 != hc {
+        return Some(Err("LZ4 frame header checksum mismatch".into()));
+    }
+    // Blocks: (compressed bytes, stored uncompressed?).
+    let mut blocks: Vec<(&[u8], bool)> = Vec::new();
+    let mut pos = hc_at + 1;
+    loop {
+        let word = le32_at(data, pos)?;
+        pos += 4;
+        if word == 0 {
+            break;
+        }
+        let len = (word & 0x7FFF_FFFF) as usize;
+        if len > max_block {
+            return Some(Err("LZ4 block larger than the frame's block size".into()));
+        }
+        let block = data.get(pos..pos + len)?;
+        pos += len;
+        if block_checksums {
+            if xxh32(block, 0) != le32_at(data, pos)? {
+                return Some(Err("LZ4 block checksum mismatch".into()));
+            }
+            pos += 4;
+        }
+        blocks.push((block, word & 0x8000_0000 != 0));
+    }
+    let expected_checksum = if content_checksum {
+        let c = le32_at(data, pos)?;
+        pos += 4;
+        Some(c)
+    } else {
+        None
+    };
+    if pos != data.len() || blocks.len() < 2 {
+        return None; // another frame follows, or nothing to share out
+    }
+    let capacity = blocks.len().checked_mul(max_block)?;
+    if capacity as u64 > MAX_SEGMENT_BYTES + max_block as u64 {
+        return None;
+    }
+    let mut out = vec![0u8; capacity];
+    let lens: Vec<Mutex<Result<usize, String>>> = blocks
+        .iter()
+        .map(|_| Mutex::new(Err(String::new())))
+        .collect();
+    type Job<'a> = (usize, (&'a [u8], bool), &'a mut [u8]);
+    let jobs: Vec<Job<'_>> = blocks
+        .iter()
+        .copied()
+        .zip(out.chunks_mut(max_block))
+        .enumerate()
+        .map(|(i, (b, dst))| (i, b, dst))
+        .collect();
+    run_parallel(jobs, |(i, (src, raw), dst)| {
+        let r = if raw {
+            dst[..src.len()].copy_from_slice(src);
+            Ok(src.len())
+        } else {
+            lz4_flex::block::decompress_into(src, dst).map_err(|e| e.to_string())
+        };
+        if let Ok(mut slot) = lens[i].lock() {
+            *slot = r;
+        }
+    });
+    // Close the gaps left by blocks shorter than the maximum.
+    let mut total = 0usize;
+    for (i, l) in lens.into_iter().enumerate() {
+        let n = match l.into_inner() {
+            Ok(Ok(n)) => n,
+            Ok(Err(e)) => return Some(Err(format!("LZ4 block {i}: {e}"))),
+            Err(_) => return Some(Err("LZ4 decompression thread failed".into())),
+        };
+        let start = i * max_block;
+        if start != total {
+            out.copy_within(start..start + n, total);
+        }
+        total += n;
+    }
+    out.truncate(total);
+    if total as u64 > MAX_SEGMENT_BYTES {
+        return Some(Err(
+            "decompressed data is larger than any WAL segment".into()
+        ));
+    }
+    if expected_checksum.is_some_and(|c| c != xxh32(&out, 0)) {
+        return Some(Err("LZ4 content checksum mismatch".into()));
+    }
+    Some(Ok(out))
 }
 
 fn zstd_frames_parallel(data: &[u8]) -> Option<Result<Vec<u8>, String>> {
@@ -278,26 +489,20 @@ fn zstd_frames_parallel(data: &[u8]) -> Option<Result<Vec<u8>, String>> {
         jobs.push((src, dst));
         tail = t;
     }
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(8).min(jobs.len());
-    let jobs = Mutex::new(jobs);
     let error: Mutex<Option<String>> = Mutex::new(None);
-    std::thread::scope(|s| {
-        for _ in 0..threads {
-            s.spawn(|| loop {
-                let job = jobs.lock().ok().and_then(|mut j| j.pop());
-                let Some((src, dst)) = job else { break };
-                let want = dst.len();
-                let res = match zstd_safe::decompress(dst, src) {
-                    Ok(n) if n == want => None,
-                    Ok(n) => Some(format!("a zstd frame holds {n} bytes, its header says {want}")),
-                    Err(code) => Some(zstd_safe::get_error_name(code).to_owned()),
-                };
-                if let Some(e) = res {
-                    if let Ok(mut slot) = error.lock() {
-                        slot.get_or_insert(e);
-                    }
-                }
-            });
+    run_parallel(jobs, |(src, dst)| {
+        let want = dst.len();
+        let res = match zstd_safe::decompress(dst, src) {
+            Ok(n) if n == want => None,
+            Ok(n) => Some(format!(
+                "a zstd frame holds {n} bytes, its header says {want}"
+            )),
+            Err(code) => Some(zstd_safe::get_error_name(code).to_owned()),
+        };
+        if let Some(e) = res {
+            if let Ok(mut slot) = error.lock() {
+                slot.get_or_insert(e);
+            }
         }
     });
     Some(match error.into_inner().ok().flatten() {
@@ -320,13 +525,19 @@ pub fn read_head(path: &Path, n: usize) -> io::Result<Vec<u8>> {
             rest.take(n as u64).read_to_end(&mut out)?;
         }
         Compression::Gzip => {
-            flate2::read::MultiGzDecoder::new(rest).take(n as u64).read_to_end(&mut out)?;
+            flate2::read::MultiGzDecoder::new(rest)
+                .take(n as u64)
+                .read_to_end(&mut out)?;
         }
         Compression::Lz4 => {
-            lz4_flex::frame::FrameDecoder::new(rest).take(n as u64).read_to_end(&mut out)?;
+            lz4_flex::frame::FrameDecoder::new(rest)
+                .take(n as u64)
+                .read_to_end(&mut out)?;
         }
         Compression::Zstd => {
-            zstd::stream::read::Decoder::new(rest)?.take(n as u64).read_to_end(&mut out)?;
+            zstd::stream::read::Decoder::new(rest)?
+                .take(n as u64)
+                .read_to_end(&mut out)?;
         }
     }
     Ok(out)
@@ -361,7 +572,12 @@ mod tests {
                 let c = spec.compress(&data, threads).unwrap();
                 assert_eq!(sniff_compression(&c), spec.kind, "{spec}");
                 let back = decompress(spec.kind, &c).unwrap();
-                assert!(back == data, "{spec} threads {threads}: {} bytes back of {}", back.len(), data.len());
+                assert!(
+                    back == data,
+                    "{spec} threads {threads}: {} bytes back of {}",
+                    back.len(),
+                    data.len()
+                );
                 let fast = decompress_fast(spec.kind, &c).unwrap();
                 assert!(fast == data, "{spec} threads {threads}: fast path");
                 let dir = tempfile::tempdir().unwrap();
@@ -373,11 +589,67 @@ mod tests {
     }
 
     #[test]
+    fn xxh32_known_values() {
+        assert_eq!(xxh32(b"", 0), 0x02CC_5D05);
+        assert_eq!(xxh32(b"a", 0), 0x550D_7456);
+        assert_eq!(xxh32(b"abc", 0), 0x32D1_53FF);
+        assert_eq!(
+            xxh32(b"Nobody inspects the spammish repetition", 0),
+            0xE229_3B2F
+        );
+    }
+
+    #[test]
+    fn lz4_fast_path_checks_and_falls_back() {
+        let data: Vec<u8> = (0..9_000_000u32)
+            .map(|i| (i.wrapping_mul(7919) >> 9) as u8)
+            .collect();
+        let spec: CompressionSpec = "lz4".parse().unwrap();
+        let c = spec.compress(&data, 2).unwrap();
+        assert!(lz4_blocks_parallel(&c).unwrap().unwrap() == data);
+        // A damaged block is caught by its checksum.
+        let mut bad = c.clone();
+        let mid = bad.len() / 2;
+        bad[mid] ^= 0x10;
+        assert!(decompress_fast(Compression::Lz4, &bad).is_err());
+        // Linked blocks (as the lz4 tool writes by default): the streaming decoder.
+        let info = lz4_flex::frame::FrameInfo::new()
+            .block_mode(lz4_flex::frame::BlockMode::Linked)
+            .content_checksum(true);
+        let mut e = lz4_flex::frame::FrameEncoder::with_frame_info(info, Vec::new());
+        e.write_all(&data).unwrap();
+        let linked = e.finish().unwrap();
+        assert!(lz4_blocks_parallel(&linked).is_none());
+        assert!(decompress_fast(Compression::Lz4, &linked).unwrap() == data);
+        // Small independent blocks, content size and checksum.
+        let info = lz4_flex::frame::FrameInfo::new()
+            .block_size(lz4_flex::frame::BlockSize::Max64KB)
+            .content_checksum(true)
+            .content_size(Some(data.len() as u64));
+        let mut e = lz4_flex::frame::FrameEncoder::with_frame_info(info, Vec::new());
+        e.write_all(&data).unwrap();
+        let checked = e.finish().unwrap();
+        assert!(lz4_blocks_parallel(&checked).unwrap().unwrap() == data);
+        let mut bad = checked.clone();
+        let n = bad.len();
+        bad[n - 1] ^= 1; // the content checksum
+        assert!(lz4_blocks_parallel(&bad).unwrap().is_err());
+    }
+
+    #[test]
     fn parse_specs() {
-        for bad in ["", "zip", "gzip:0", "gzip:10", "zstd:23", "zstd:x", "none:1", "lz4:1"] {
+        for bad in [
+            "", "zip", "gzip:0", "gzip:10", "zstd:23", "zstd:x", "none:1", "lz4:1",
+        ] {
             assert!(bad.parse::<CompressionSpec>().is_err(), "{bad}");
         }
-        assert_eq!("GZIP".parse::<CompressionSpec>().unwrap().kind, Compression::Gzip);
-        assert_eq!("none".parse::<CompressionSpec>().unwrap(), CompressionSpec::NONE);
+        assert_eq!(
+            "GZIP".parse::<CompressionSpec>().unwrap().kind,
+            Compression::Gzip
+        );
+        assert_eq!(
+            "none".parse::<CompressionSpec>().unwrap(),
+            CompressionSpec::NONE
+        );
     }
 }

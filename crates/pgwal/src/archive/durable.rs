@@ -44,7 +44,9 @@ impl Drop for TempGuard {
 
 fn temp_path(dir: &Path, name: &str) -> PathBuf {
     static SEQ: AtomicU32 = AtomicU32::new(0);
-    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
     dir.join(format!(
         "{TEMP_PREFIX}{name}.{}.{:08x}{:x}",
         std::process::id(),
@@ -127,7 +129,9 @@ pub fn write_replace(path: &Path, data: &[u8]) -> io::Result<()> {
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "destination has no file name"))?;
+        .ok_or_else(|| {
+            io::Error::new(io::ErrorKind::InvalidInput, "destination has no file name")
+        })?;
     let mut guard = write_temp(dir, &name, data, 0o600)?;
     fs::rename(&guard.path, path)?;
     guard.armed = false;
@@ -141,15 +145,29 @@ mod tests {
     #[test]
     fn write_new_never_replaces() {
         let dir = tempfile::tempdir().unwrap();
-        assert_eq!(write_new(dir.path(), "a", b"one").unwrap(), WriteNew::Created);
-        assert_eq!(write_new(dir.path(), "a", b"two").unwrap(), WriteNew::AlreadyExists);
+        assert_eq!(
+            write_new(dir.path(), "a", b"one").unwrap(),
+            WriteNew::Created
+        );
+        assert_eq!(
+            write_new(dir.path(), "a", b"two").unwrap(),
+            WriteNew::AlreadyExists
+        );
         assert_eq!(fs::read(dir.path().join("a")).unwrap(), b"one");
         // No temporary files are left behind.
-        let names: Vec<_> = fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        let names: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
         assert_eq!(names, vec![std::ffi::OsString::from("a")]);
         write_replace(&dir.path().join("a"), b"three").unwrap();
         assert_eq!(fs::read(dir.path().join("a")).unwrap(), b"three");
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
-        assert!(is_temp_name(&temp_path(dir.path(), "x").file_name().unwrap().to_string_lossy()));
+        assert!(is_temp_name(
+            &temp_path(dir.path(), "x")
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+        ));
     }
 }

@@ -75,7 +75,12 @@ impl FetchError {
 /// Finds `name` in the archive directory `dir` (uncompressed or compressed; with
 /// `opts.partial`, its `.partial` form as a last resort), decompresses and checks it (segments:
 /// page header and size; history files: syntax), and writes it to `dest` atomically.
-pub fn fetch(dir: &Path, name: &str, dest: &Path, opts: FetchOptions) -> Result<FetchOutcome, FetchError> {
+pub fn fetch(
+    dir: &Path,
+    name: &str,
+    dest: &Path,
+    opts: FetchOptions,
+) -> Result<FetchOutcome, FetchError> {
     if name.is_empty() || name == "." || name == ".." || name.contains(['/', '\0']) {
         return Err(FetchError::BadName(name.to_owned()));
     }
@@ -95,29 +100,50 @@ pub fn fetch(dir: &Path, name: &str, dest: &Path, opts: FetchOptions) -> Result<
     };
     let parsed = WalFileName::parse(name).filter(|n| n.compression() == Compression::None);
     let mut candidates: Vec<(Option<WalFileName>, PathBuf)> = match &parsed {
-        Some(n) => existing_variants(dir, n).map_err(list_err)?.into_iter().map(|(v, p)| (Some(v), p)).collect(),
+        Some(n) => existing_variants(dir, n)
+            .map_err(list_err)?
+            .into_iter()
+            .map(|(v, p)| (Some(v), p))
+            .collect(),
         None => {
             let p = dir.join(name);
-            if p.is_file() { vec![(None, p)] } else { vec![] }
+            if p.is_file() {
+                vec![(None, p)]
+            } else {
+                vec![]
+            }
         }
     };
     if candidates.is_empty() && opts.partial {
         if let Some(n @ WalFileName::Segment { partial: false, .. }) = &parsed {
             let p = n.with(Compression::None, true);
-            candidates = existing_variants(dir, &p).map_err(list_err)?.into_iter().map(|(v, p)| (Some(v), p)).collect();
+            candidates = existing_variants(dir, &p)
+                .map_err(list_err)?
+                .into_iter()
+                .map(|(v, p)| (Some(v), p))
+                .collect();
         }
     }
     let Some((found, path)) = candidates.into_iter().next() else {
-        return Err(FetchError::NotFound { name: name.to_owned(), dir: dir.to_owned() });
+        return Err(FetchError::NotFound {
+            name: name.to_owned(),
+            dir: dir.to_owned(),
+        });
     };
     let raw = match read_all(&path) {
         Ok(r) => r,
         // Removed between the look-up and the read (a concurrent cleanup).
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            return Err(FetchError::NotFound { name: name.to_owned(), dir: dir.to_owned() })
+            return Err(FetchError::NotFound {
+                name: name.to_owned(),
+                dir: dir.to_owned(),
+            })
         }
         Err(source) => {
-            return Err(FetchError::Io { context: format!("could not read \"{}\"", path.display()), source })
+            return Err(FetchError::Io {
+                context: format!("could not read \"{}\"", path.display()),
+                source,
+            })
         }
     };
     let kind = sniff_compression(&raw);
@@ -125,11 +151,17 @@ pub fn fetch(dir: &Path, name: &str, dest: &Path, opts: FetchOptions) -> Result<
         raw
     } else {
         WalBytes::Owned(
-            decompress_fast(kind, &raw).map_err(|reason| FetchError::Corrupt { path: path.clone(), reason })?,
+            decompress_fast(kind, &raw).map_err(|reason| FetchError::Corrupt {
+                path: path.clone(),
+                reason,
+            })?,
         )
     };
     let mut data: Cow<'_, [u8]> = Cow::Borrowed(&data);
-    let corrupt = |reason: String| FetchError::Corrupt { path: path.clone(), reason };
+    let corrupt = |reason: String| FetchError::Corrupt {
+        path: path.clone(),
+        reason,
+    };
     let mut padded = false;
     match &found {
         Some(n @ WalFileName::Segment { partial, .. }) => {
@@ -149,7 +181,10 @@ pub fn fetch(dir: &Path, name: &str, dest: &Path, opts: FetchOptions) -> Result<
         source,
     })?;
     Ok(FetchOutcome {
-        source: path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+        source: path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
         bytes: data.len() as u64,
         padded,
     })

@@ -46,7 +46,10 @@ pub struct ArchiveListing {
 impl ArchiveListing {
     /// Lists `dir`.
     pub fn scan(dir: &Path) -> io::Result<ArchiveListing> {
-        let mut l = ArchiveListing { dir: dir.to_owned(), ..ArchiveListing::default() };
+        let mut l = ArchiveListing {
+            dir: dir.to_owned(),
+            ..ArchiveListing::default()
+        };
         let now = SystemTime::now();
         for entry in fs::read_dir(dir)? {
             let entry = entry?;
@@ -58,7 +61,11 @@ impl ArchiveListing {
                 }
             };
             if is_temp_name(&name) {
-                let age = entry.metadata().ok().and_then(|m| m.modified().ok()).and_then(|t| now.duration_since(t).ok());
+                let age = entry
+                    .metadata()
+                    .ok()
+                    .and_then(|m| m.modified().ok())
+                    .and_then(|t| now.duration_since(t).ok());
                 l.temp.push(TempEntry { name, age });
                 continue;
             }
@@ -69,7 +76,12 @@ impl ArchiveListing {
                         l.other.push(name);
                         continue;
                     }
-                    l.entries.push(ArchiveEntry { path: entry.path(), size: meta.len(), name, wal });
+                    l.entries.push(ArchiveEntry {
+                        path: entry.path(),
+                        size: meta.len(),
+                        name,
+                        wal,
+                    });
                 }
                 None => l.other.push(name),
             }
@@ -84,14 +96,22 @@ impl ArchiveListing {
 /// Every compression variant of `name` (a segment keeps its `.partial` flag), plain first.
 pub fn name_variants(name: &WalFileName) -> Vec<WalFileName> {
     let partial = matches!(name, WalFileName::Segment { partial: true, .. });
-    [Compression::None, Compression::Zstd, Compression::Lz4, Compression::Gzip]
-        .into_iter()
-        .map(|c| name.with(c, partial))
-        .collect()
+    [
+        Compression::None,
+        Compression::Zstd,
+        Compression::Lz4,
+        Compression::Gzip,
+    ]
+    .into_iter()
+    .map(|c| name.with(c, partial))
+    .collect()
 }
 
 /// The variants of `name` (see [`name_variants`]) that exist in `dir`, as (name, path).
-pub fn existing_variants(dir: &Path, name: &WalFileName) -> io::Result<Vec<(WalFileName, PathBuf)>> {
+pub fn existing_variants(
+    dir: &Path,
+    name: &WalFileName,
+) -> io::Result<Vec<(WalFileName, PathBuf)>> {
     let mut found = Vec::new();
     for v in name_variants(name) {
         let p = dir.join(v.to_string());

@@ -23,7 +23,7 @@
 //! - [`push`]: `archive_command` (checks, compresses, stores; idempotent).
 //! - [`fetch`]: `restore_command` (finds, decompresses, checks, writes atomically).
 //! - [`plan_cleanup`] / [`execute_cleanup`]: pg_archivecleanup's rules.
-//! - [`verify`]: decodes everything and reports gaps, damage and timeline inconsistencies.
+//! - [`verify()`]: decodes everything and reports gaps, damage and timeline inconsistencies.
 //! - [`status`]: per-timeline summary.
 
 pub mod cleanup;
@@ -36,9 +36,14 @@ mod status;
 pub mod verify;
 
 pub use cleanup::{execute_cleanup, plan_cleanup, CleanupError, CleanupOptions, CleanupPlan};
-pub use compress::{decompress_fast, read_all, read_head, CompressionSpec, ParseCompressionError, DEFAULT_GZIP_LEVEL, DEFAULT_ZSTD_LEVEL};
+pub use compress::{
+    decompress_fast, read_all, read_head, CompressionSpec, ParseCompressionError,
+    DEFAULT_GZIP_LEVEL, DEFAULT_ZSTD_LEVEL,
+};
 pub use fetch::{fetch, FetchError, FetchOptions, FetchOutcome};
 pub use listing::{existing_variants, name_variants, ArchiveEntry, ArchiveListing, TempEntry};
 pub use push::{archive_identity, check_segment, push, PushError, PushOptions, PushOutcome};
 pub use status::{status, ArchiveStatus, TimelineStatus};
-pub use verify::{verify, Problem, ProblemKind, Severity, TimelineSummary, VerifyProgress, VerifyReport};
+pub use verify::{
+    verify, Problem, ProblemKind, Severity, TimelineSummary, VerifyProgress, VerifyReport,
+};

@@ -5,12 +5,12 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use crate::archive::compress::{read_all, read_head, CompressionSpec};
+use crate::archive::compress::{decompress_fast, read_all, read_head, CompressionSpec};
 use crate::archive::durable::{fsync_dir, fsync_file, write_new, WriteNew};
 use crate::archive::listing::existing_variants;
 use crate::history::TimelineHistory;
 use crate::segment::{Compression, SegNo, WalFileName, WalSegSize};
-use crate::source::{decompress, probe_segment, sniff_compression, SegmentInfo};
+use crate::source::{probe_segment, sniff_compression, SegmentInfo};
 use crate::wal::{PageHeader, LONG_HEADER_SIZE};
 
 /// Settings of [`push`].
@@ -57,7 +57,9 @@ pub enum PushError {
         source: io::Error,
     },
     /// The file name is not one PostgreSQL archives.
-    #[error("\"{0}\" is not the name of a WAL segment, timeline history file or backup history file")]
+    #[error(
+        "\"{0}\" is not the name of a WAL segment, timeline history file or backup history file"
+    )]
     BadName(String),
     /// The file is not a valid WAL segment.
     #[error("\"{}\" is not a valid WAL segment: {reason}", path.display())]
@@ -92,7 +94,9 @@ pub enum PushError {
         expected_from: String,
     },
     /// The segment size differs from the archive's.
-    #[error("\"{name}\" has segment size {found}, but archived segment \"{other}\" has {expected}")]
+    #[error(
+        "\"{name}\" has segment size {found}, but archived segment \"{other}\" has {expected}"
+    )]
     SegmentSizeMismatch {
         /// The pushed file's name.
         name: String,
@@ -123,14 +127,24 @@ fn io_ctx(context: impl Into<String>) -> impl FnOnce(io::Error) -> PushError {
 /// Checks that `data` is a WAL segment that may carry file name `name`: a valid long page header
 /// whose page address is the start of the named segment, a timeline not above the name's, and
 /// (unless `short_ok`) exactly one segment of bytes.
-pub fn check_segment(name: &WalFileName, data: &[u8], short_ok: bool) -> Result<SegmentInfo, String> {
+pub fn check_segment(
+    name: &WalFileName,
+    data: &[u8],
+    short_ok: bool,
+) -> Result<SegmentInfo, String> {
     let info = probe_segment(data)?;
     let segno = name.segno(info.seg_size).ok_or_else(|| {
-        format!("the file name does not fit segment size {} in the page header", info.seg_size)
+        format!(
+            "the file name does not fit segment size {} in the page header",
+            info.seg_size
+        )
     })?;
     let len = data.len() as u64;
     if len > info.seg_size.bytes() || (!short_ok && len != info.seg_size.bytes()) {
-        return Err(format!("file size {len} differs from the segment size {}", info.seg_size.bytes()));
+        return Err(format!(
+            "file size {len} differs from the segment size {}",
+            info.seg_size.bytes()
+        ));
     }
     let expected = segno.start_lsn(info.seg_size).unwrap_or_default();
     if info.pageaddr != expected {
@@ -152,7 +166,10 @@ pub fn check_segment(name: &WalFileName, data: &[u8], short_ok: bool) -> Result<
 /// The system identifier and segment size of the archive, read from the first page of a
 /// segment already in it: the previous segment of the same timeline if present, else the first
 /// readable segment in directory order. `None` when the archive has no readable segment.
-pub fn archive_identity(dir: &Path, near: Option<(&WalFileName, WalSegSize)>) -> io::Result<Option<(u64, WalSegSize, String)>> {
+pub fn archive_identity(
+    dir: &Path,
+    near: Option<(&WalFileName, WalSegSize)>,
+) -> io::Result<Option<(u64, WalSegSize, String)>> {
     let probe = |path: &Path| -> Option<(u64, WalSegSize)> {
         let head = read_head(path, LONG_HEADER_SIZE).ok()?;
         let h = PageHeader::parse(&head)?;
@@ -173,8 +190,13 @@ pub fn archive_identity(dir: &Path, near: Option<(&WalFileName, WalSegSize)>) ->
     let mut tries = 0;
     for entry in fs::read_dir(dir)? {
         let entry = entry?;
-        let Some(fname) = entry.file_name().to_str().map(str::to_owned) else { continue };
-        if !matches!(WalFileName::parse(&fname), Some(WalFileName::Segment { .. })) {
+        let Some(fname) = entry.file_name().to_str().map(str::to_owned) else {
+            continue;
+        };
+        if !matches!(
+            WalFileName::parse(&fname),
+            Some(WalFileName::Segment { .. })
+        ) {
             continue;
         }
         if let Some((sysid, size)) = probe(&entry.path()) {
@@ -191,23 +213,39 @@ pub fn archive_identity(dir: &Path, near: Option<(&WalFileName, WalSegSize)>) ->
 /// Compares `data` with an archived file (decompressed). `Ok(None)` when equal, else how they
 /// differ.
 fn compare_with(path: &Path, data: &[u8]) -> Result<Option<String>, PushError> {
-    let raw = fs::read(path).map_err(io_ctx(format!("could not read \"{}\"", path.display())))?;
+    let raw = read_all(path).map_err(io_ctx(format!("could not read \"{}\"", path.display())))?;
     let kind = sniff_compression(&raw);
-    let content = if kind == Compression::None {
-        raw
+    let decompressed;
+    let content: &[u8] = if kind == Compression::None {
+        &raw
     } else {
-        match decompress(kind, &raw) {
-            Ok(c) => c,
-            Err(e) => return Ok(Some(format!("the archived file cannot be decompressed: {e}"))),
+        match decompress_fast(kind, &raw) {
+            Ok(c) => {
+                decompressed = c;
+                &decompressed
+            }
+            Err(e) => {
+                return Ok(Some(format!(
+                    "the archived file cannot be decompressed: {e}"
+                )))
+            }
         }
     };
     if content == data {
         return Ok(None);
     }
     if content.len() != data.len() {
-        return Ok(Some(format!("{} bytes archived, {} bytes pushed", content.len(), data.len())));
+        return Ok(Some(format!(
+            "{} bytes archived, {} bytes pushed",
+            content.len(),
+            data.len()
+        )));
     }
-    let at = content.iter().zip(data).position(|(a, b)| a != b).unwrap_or(0);
+    let at = content
+        .iter()
+        .zip(data)
+        .position(|(a, b)| a != b)
+        .unwrap_or(0);
     Ok(Some(format!("first difference at byte offset {at}")))
 }
 
@@ -225,9 +263,12 @@ pub fn push(dir: &Path, src: &Path, opts: &PushOptions) -> Result<PushOutcome, P
         .ok_or_else(|| PushError::BadName(src.display().to_string()))?;
     let name = WalFileName::parse(fname).ok_or_else(|| PushError::BadName(fname.to_owned()))?;
     if name.compression() != Compression::None {
-        return Err(PushError::BadName(format!("{fname} (push takes uncompressed files)")));
+        return Err(PushError::BadName(format!(
+            "{fname} (push takes uncompressed files)"
+        )));
     }
-    let meta = fs::metadata(dir).map_err(io_ctx(format!("archive directory \"{}\"", dir.display())))?;
+    let meta =
+        fs::metadata(dir).map_err(io_ctx(format!("archive directory \"{}\"", dir.display())))?;
     if !meta.is_dir() {
         return Err(PushError::Io {
             context: format!("archive directory \"{}\"", dir.display()),
@@ -238,13 +279,25 @@ pub fn push(dir: &Path, src: &Path, opts: &PushOptions) -> Result<PushOutcome, P
     let data: &[u8] = &data;
     let target = match &name {
         WalFileName::Segment { partial, .. } => {
-            let info = check_segment(&name, data, *partial)
-                .map_err(|reason| PushError::NotWal { path: src.to_owned(), reason })?;
+            let info =
+                check_segment(&name, data, *partial).map_err(|reason| PushError::NotWal {
+                    path: src.to_owned(),
+                    reason,
+                })?;
             let expected = match opts.system_id {
                 Some(id) => Some((id, None, "--system-id".to_owned())),
                 None => archive_identity(dir, Some((&name, info.seg_size)))
-                    .map_err(io_ctx(format!("could not read archive directory \"{}\"", dir.display())))?
-                    .map(|(id, size, other)| (id, Some((size, other.clone())), format!("archived segment \"{other}\""))),
+                    .map_err(io_ctx(format!(
+                        "could not read archive directory \"{}\"",
+                        dir.display()
+                    )))?
+                    .map(|(id, size, other)| {
+                        (
+                            id,
+                            Some((size, other.clone())),
+                            format!("archived segment \"{other}\""),
+                        )
+                    }),
             };
             if let Some((id, size, from)) = expected {
                 if id != info.system_id {
@@ -278,7 +331,10 @@ pub fn push(dir: &Path, src: &Path, opts: &PushOptions) -> Result<PushOutcome, P
                 return Err(PushError::BadContent {
                     path: src.to_owned(),
                     what: "timeline history file",
-                    reason: format!("it lists timeline {} or later, but it is the history of timeline {tli}", tli),
+                    reason: format!(
+                        "it lists timeline {} or later, but it is the history of timeline {tli}",
+                        tli
+                    ),
                 });
             }
             name.clone()
@@ -307,9 +363,10 @@ pub fn push(dir: &Path, src: &Path, opts: &PushOptions) -> Result<PushOutcome, P
         _ => Cow::Borrowed(data),
     };
     let target_name = target.to_string();
-    match write_new(dir, &target_name, &payload)
-        .map_err(io_ctx(format!("could not write \"{}\"", dir.join(&target_name).display())))?
-    {
+    match write_new(dir, &target_name, &payload).map_err(io_ctx(format!(
+        "could not write \"{}\"",
+        dir.join(&target_name).display()
+    )))? {
         WriteNew::Created => Ok(PushOutcome::Stored {
             name: target_name,
             bytes: data.len() as u64,
@@ -329,19 +386,31 @@ pub fn push(dir: &Path, src: &Path, opts: &PushOptions) -> Result<PushOutcome, P
 /// If the archive has any variant of `name`: `Some(AlreadyArchived)` when one holds `data`
 /// (made durable again, in case its writer crashed before syncing), a conflict error when none
 /// does.
-fn check_existing(dir: &Path, name: &WalFileName, data: &[u8]) -> Result<Option<PushOutcome>, PushError> {
-    let variants = existing_variants(dir, name)
-        .map_err(io_ctx(format!("could not read archive directory \"{}\"", dir.display())))?;
+fn check_existing(
+    dir: &Path,
+    name: &WalFileName,
+    data: &[u8],
+) -> Result<Option<PushOutcome>, PushError> {
+    let variants = existing_variants(dir, name).map_err(io_ctx(format!(
+        "could not read archive directory \"{}\"",
+        dir.display()
+    )))?;
     let mut conflict = None;
     for (existing, path) in variants {
         match compare_with(&path, data)? {
             None => {
-                fsync_file(&path).map_err(io_ctx(format!("could not fsync \"{}\"", path.display())))?;
+                fsync_file(&path)
+                    .map_err(io_ctx(format!("could not fsync \"{}\"", path.display())))?;
                 fsync_dir(dir).map_err(io_ctx(format!("could not fsync \"{}\"", dir.display())))?;
-                return Ok(Some(PushOutcome::AlreadyArchived { name: existing.to_string() }));
+                return Ok(Some(PushOutcome::AlreadyArchived {
+                    name: existing.to_string(),
+                }));
             }
             Some(reason) => {
-                conflict.get_or_insert(PushError::Conflict { existing: existing.to_string(), reason });
+                conflict.get_or_insert(PushError::Conflict {
+                    existing: existing.to_string(),
+                    reason,
+                });
             }
         }
     }

@@ -77,22 +77,43 @@ pub fn status(dir: &Path) -> io::Result<ArchiveStatus> {
             WalFileName::Segment { .. } => {}
         }
     }
-    let Some(seg_size) = idx.seg_size else { return Ok(st) };
-    let cfg = DecoderConfig { seg_size, page_size: idx.page_size, system_id: idx.system_id };
+    let Some(seg_size) = idx.seg_size else {
+        return Ok(st);
+    };
+    let cfg = DecoderConfig {
+        seg_size,
+        page_size: idx.page_size,
+        system_id: idx.system_id,
+    };
     let tlis: std::collections::BTreeSet<u32> = idx.slots.keys().map(|&(t, _)| t).collect();
     for t in tlis {
-        let slots: Vec<(u64, &Vec<_>)> = idx.slots.range((t, 0)..=(t, u64::MAX)).map(|(&(_, n), v)| (n, v)).collect();
-        let (Some(&(first, _)), Some(&(last, _))) = (slots.first(), slots.last()) else { continue };
+        let slots: Vec<(u64, &Vec<_>)> = idx
+            .slots
+            .range((t, 0)..=(t, u64::MAX))
+            .map(|(&(_, n), v)| (n, v))
+            .collect();
+        let (Some(&(first, _)), Some(&(last, _))) = (slots.first(), slots.last()) else {
+            continue;
+        };
         let mut ts = TimelineStatus {
             tli: TimelineId(t),
-            first_segment: idx.chosen(t, first).map_or_else(|| SegNo(first).file_name(TimelineId(t), seg_size), |f| f.entry.name.clone()),
-            last_segment: idx.chosen(t, last).map_or_else(|| SegNo(last).file_name(TimelineId(t), seg_size), |f| f.entry.name.clone()),
+            first_segment: idx.chosen(t, first).map_or_else(
+                || SegNo(first).file_name(TimelineId(t), seg_size),
+                |f| f.entry.name.clone(),
+            ),
+            last_segment: idx.chosen(t, last).map_or_else(
+                || SegNo(last).file_name(TimelineId(t), seg_size),
+                |f| f.entry.name.clone(),
+            ),
             newest_lsn: None,
             files: 0,
             partial_files: 0,
             total_bytes: 0,
             stored_bytes: 0,
-            has_history: st.history_files.iter().any(|h| WalFileName::parse(h).is_some_and(|w| w.timeline().0 == t)),
+            has_history: st
+                .history_files
+                .iter()
+                .any(|h| WalFileName::parse(h).is_some_and(|w| w.timeline().0 == t)),
         };
         for (_, files) in &slots {
             for f in files.iter() {
@@ -116,7 +137,11 @@ pub fn status(dir: &Path) -> io::Result<ArchiveStatus> {
 
 /// The end of valid WAL, decoding segment `last - 1` (when archived) and `last`.
 fn newest_lsn(idx: &SegmentIndex, t: u32, last: u64, cfg: DecoderConfig) -> Option<Lsn> {
-    let start = if last > 0 && idx.chosen(t, last - 1).is_some() { last - 1 } else { last };
+    let start = if last > 0 && idx.chosen(t, last - 1).is_some() {
+        last - 1
+    } else {
+        last
+    };
     let mut dec = WalDecoder::new(cfg, SegNo(start).start_lsn(cfg.seg_size)?);
     let mut best = None;
     for n in start..=last {

@@ -195,12 +195,18 @@ pub struct VerifyReport {
 impl VerifyReport {
     /// Findings of [`Severity::Error`].
     pub fn errors(&self) -> usize {
-        self.problems.iter().filter(|p| p.severity == Severity::Error).count()
+        self.problems
+            .iter()
+            .filter(|p| p.severity == Severity::Error)
+            .count()
     }
 
     /// Findings of [`Severity::Warning`].
     pub fn warnings(&self) -> usize {
-        self.problems.iter().filter(|p| p.severity == Severity::Warning).count()
+        self.problems
+            .iter()
+            .filter(|p| p.severity == Severity::Warning)
+            .count()
     }
 
     /// True when there is no error.
@@ -269,16 +275,24 @@ impl SegmentIndex {
     pub(crate) fn build(listing: &ArchiveListing) -> SegmentIndex {
         let mut files: Vec<SegFile> = Vec::new();
         for e in &listing.entries {
-            let WalFileName::Segment { partial, .. } = e.wal else { continue };
+            let WalFileName::Segment { partial, .. } = e.wal else {
+                continue;
+            };
             let head = read_head(&e.path, LONG_HEADER_SIZE)
                 .map_err(|err| format!("cannot read: {err}"))
                 .and_then(|h| probe_segment(&h));
-            files.push(SegFile { entry: e.clone(), partial, head, bad: false });
+            files.push(SegFile {
+                entry: e.clone(),
+                partial,
+                head,
+                bad: false,
+            });
         }
         let good = || files.iter().filter_map(|f| f.head.as_ref().ok());
         let mut idx = SegmentIndex {
             seg_size: most_common(good().map(|h| h.seg_size.bytes_u32())).and_then(WalSegSize::new),
-            page_size: most_common(good().map(|h| h.page_size)).unwrap_or(crate::wal::DEFAULT_PAGE_SIZE),
+            page_size: most_common(good().map(|h| h.page_size))
+                .unwrap_or(crate::wal::DEFAULT_PAGE_SIZE),
             system_id: most_common(good().map(|h| h.system_id)),
             version: most_common(good().map(|h| h.version.magic())).and_then(PgVersion::from_magic),
             ..SegmentIndex::default()
@@ -286,7 +300,11 @@ impl SegmentIndex {
         for f in files {
             let slot = idx.seg_size.and_then(|s| f.entry.wal.segno(s));
             match slot {
-                Some(n) => idx.slots.entry((f.entry.wal.timeline().0, n.0)).or_default().push(f),
+                Some(n) => idx
+                    .slots
+                    .entry((f.entry.wal.timeline().0, n.0))
+                    .or_default()
+                    .push(f),
                 None => idx.unplaced.push(f),
             }
         }
@@ -298,7 +316,9 @@ impl SegmentIndex {
 
     /// The preferred usable file of a slot: complete before partial, plain before compressed.
     pub(crate) fn chosen(&self, tli: u32, segno: u64) -> Option<&SegFile> {
-        self.slots.get(&(tli, segno)).and_then(|v| v.iter().find(|f| !f.bad))
+        self.slots
+            .get(&(tli, segno))
+            .and_then(|v| v.iter().find(|f| !f.bad))
     }
 }
 
@@ -308,14 +328,30 @@ struct Ctx {
 }
 
 impl Ctx {
-    fn add(&mut self, severity: Severity, kind: ProblemKind, tli: Option<TimelineId>, file: Option<String>, lsn: Option<Lsn>, end_lsn: Option<Lsn>, message: String) {
-        if self.seen.insert((kind, file.clone(), lsn)) {
-            self.report.problems.push(Problem { severity, kind, tli, file, lsn, end_lsn, message });
+    /// Records a finding once (the same kind, file and LSN found twice is reported once).
+    fn add(&mut self, p: Problem) {
+        if self.seen.insert((p.kind, p.file.clone(), p.lsn)) {
+            self.report.problems.push(p);
         }
     }
 
-    fn error(&mut self, kind: ProblemKind, tli: TimelineId, file: Option<String>, lsn: Option<Lsn>, message: String) {
-        self.add(Severity::Error, kind, Some(tli), file, lsn, None, message);
+    fn error(
+        &mut self,
+        kind: ProblemKind,
+        tli: TimelineId,
+        file: Option<String>,
+        lsn: Option<Lsn>,
+        message: String,
+    ) {
+        self.add(Problem {
+            severity: Severity::Error,
+            kind,
+            tli: Some(tli),
+            file,
+            lsn,
+            end_lsn: None,
+            message,
+        });
     }
 }
 
@@ -330,20 +366,27 @@ struct Fork {
 pub fn verify(dir: &Path, mut progress: impl FnMut(&VerifyProgress)) -> io::Result<VerifyReport> {
     let listing = ArchiveListing::scan(dir)?;
     let mut ctx = Ctx {
-        report: VerifyReport { dir: dir.to_owned(), other_files: listing.other.len(), ..VerifyReport::default() },
+        report: VerifyReport {
+            dir: dir.to_owned(),
+            other_files: listing.other.len(),
+            ..VerifyReport::default()
+        },
         seen: HashSet::new(),
     };
     for t in &listing.temp {
         if t.age.is_none_or(|a| a > TEMP_GRACE) {
-            ctx.add(
-                Severity::Warning,
-                ProblemKind::TempLeftover,
-                None,
-                Some(t.name.clone()),
-                None,
-                None,
-                format!("leftover temporary file \"{}\" (an interrupted push or receive); it can be removed", t.name),
-            );
+            ctx.add(Problem {
+                severity: Severity::Warning,
+                kind: ProblemKind::TempLeftover,
+                tli: None,
+                file: Some(t.name.clone()),
+                lsn: None,
+                end_lsn: None,
+                message: format!(
+                    "leftover temporary file \"{}\" (an interrupted push or receive); it can be removed",
+                    t.name
+                ),
+            });
         }
     }
 
@@ -355,9 +398,18 @@ pub fn verify(dir: &Path, mut progress: impl FnMut(&VerifyProgress)) -> io::Resu
         let tli = f.entry.wal.timeline();
         let msg = match &f.head {
             Err(e) => format!("\"{}\" is not a WAL segment: {e}", f.entry.name),
-            Ok(h) => format!("\"{}\" is not a possible segment name for segment size {}", f.entry.name, h.seg_size),
+            Ok(h) => format!(
+                "\"{}\" is not a possible segment name for segment size {}",
+                f.entry.name, h.seg_size
+            ),
         };
-        ctx.error(ProblemKind::NotWal, tli, Some(f.entry.name.clone()), None, msg);
+        ctx.error(
+            ProblemKind::NotWal,
+            tli,
+            Some(f.entry.name.clone()),
+            None,
+            msg,
+        );
     }
     let Some(seg_size) = idx.seg_size else {
         finish_histories_only(&mut ctx, &listing);
@@ -399,13 +451,20 @@ pub fn verify(dir: &Path, mut progress: impl FnMut(&VerifyProgress)) -> io::Resu
                 ctx.error(kind, tli, Some(name), Some(start), msg);
                 continue;
             }
-            if f.entry.wal.compression() == Compression::None && !f.partial && f.entry.size != seg_size.bytes() {
+            if f.entry.wal.compression() == Compression::None
+                && !f.partial
+                && f.entry.size != seg_size.bytes()
+            {
                 ctx.error(
                     ProblemKind::TruncatedSegment,
                     tli,
                     Some(name.clone()),
                     Some(start),
-                    format!("\"{name}\" is {} bytes long, a segment is {}", f.entry.size, seg_size.bytes()),
+                    format!(
+                        "\"{name}\" is {} bytes long, a segment is {}",
+                        f.entry.size,
+                        seg_size.bytes()
+                    ),
                 );
             }
         }
@@ -414,7 +473,10 @@ pub fn verify(dir: &Path, mut progress: impl FnMut(&VerifyProgress)) -> io::Resu
     // Copies of one segment in several compressions must agree.
     for (&(tli, segno), files) in &idx.slots {
         for partial in [false, true] {
-            let copies: Vec<&SegFile> = files.iter().filter(|f| f.partial == partial && !f.bad).collect();
+            let copies: Vec<&SegFile> = files
+                .iter()
+                .filter(|f| f.partial == partial && !f.bad)
+                .collect();
             if copies.len() < 2 {
                 continue;
             }
@@ -431,7 +493,10 @@ pub fn verify(dir: &Path, mut progress: impl FnMut(&VerifyProgress)) -> io::Resu
                         TimelineId(tli),
                         Some(other.entry.name.clone()),
                         start,
-                        format!("\"{}\" and \"{}\" hold different WAL", copies[0].entry.name, other.entry.name),
+                        format!(
+                            "\"{}\" and \"{}\" hold different WAL",
+                            copies[0].entry.name, other.entry.name
+                        ),
                     );
                 }
             }
@@ -441,34 +506,60 @@ pub fn verify(dir: &Path, mut progress: impl FnMut(&VerifyProgress)) -> io::Resu
     // History files.
     let mut histories: BTreeMap<u32, TimelineHistory> = BTreeMap::new();
     for e in &listing.entries {
-        let WalFileName::History { tli, .. } = e.wal else { continue };
+        let WalFileName::History { tli, .. } = e.wal else {
+            continue;
+        };
         ctx.report.history_files += 1;
         let parsed = read_wal_file(&e.path)
             .map_err(|err| err.to_string())
             .and_then(|b| TimelineHistory::parse(&b).map_err(|err| err.to_string()));
         match parsed {
-            Ok(h) if h.entries.last().is_some_and(|l| l.tli >= tli) || h.entries.is_empty() => ctx.error(
+            Ok(h) if h.entries.last().is_some_and(|l| l.tli >= tli) || h.entries.is_empty() => ctx
+                .error(
+                    ProblemKind::BadHistory,
+                    tli,
+                    Some(e.name.clone()),
+                    None,
+                    format!(
+                        "\"{}\" does not end with a parent timeline below {tli}",
+                        e.name
+                    ),
+                ),
+            Ok(h) => {
+                histories.insert(tli.0, h);
+            }
+            Err(err) => ctx.error(
                 ProblemKind::BadHistory,
                 tli,
                 Some(e.name.clone()),
                 None,
-                format!("\"{}\" does not end with a parent timeline below {tli}", e.name),
+                format!("\"{}\": {err}", e.name),
             ),
-            Ok(h) => {
-                histories.insert(tli.0, h);
-            }
-            Err(err) => ctx.error(ProblemKind::BadHistory, tli, Some(e.name.clone()), None, format!("\"{}\": {err}", e.name)),
         }
     }
     let forks: BTreeMap<u32, Fork> = histories
         .iter()
-        .filter_map(|(&t, h)| h.entries.last().map(|l| (t, Fork { parent: l.tli, at: l.switchpoint })))
+        .filter_map(|(&t, h)| {
+            h.entries.last().map(|l| {
+                (
+                    t,
+                    Fork {
+                        parent: l.tli,
+                        at: l.switchpoint,
+                    },
+                )
+            })
+        })
         .collect();
     for (&t, h) in &histories {
         let Some(fork) = forks.get(&t) else { continue };
         if let Some(ph) = histories.get(&fork.parent.0) {
-            let mine: Vec<(TimelineId, Lsn)> = h.entries[..h.entries.len() - 1].iter().map(|e| (e.tli, e.switchpoint)).collect();
-            let theirs: Vec<(TimelineId, Lsn)> = ph.entries.iter().map(|e| (e.tli, e.switchpoint)).collect();
+            let mine: Vec<(TimelineId, Lsn)> = h.entries[..h.entries.len() - 1]
+                .iter()
+                .map(|e| (e.tli, e.switchpoint))
+                .collect();
+            let theirs: Vec<(TimelineId, Lsn)> =
+                ph.entries.iter().map(|e| (e.tli, e.switchpoint)).collect();
             if mine != theirs {
                 ctx.error(
                     ProblemKind::HistoryMismatch,
@@ -482,7 +573,10 @@ pub fn verify(dir: &Path, mut progress: impl FnMut(&VerifyProgress)) -> io::Resu
                 );
             }
         }
-        if h.entries.windows(2).any(|w| w[1].switchpoint < w[0].switchpoint) {
+        if h.entries
+            .windows(2)
+            .any(|w| w[1].switchpoint < w[0].switchpoint)
+        {
             ctx.error(
                 ProblemKind::BadHistory,
                 TimelineId(t),
@@ -499,7 +593,11 @@ pub fn verify(dir: &Path, mut progress: impl FnMut(&VerifyProgress)) -> io::Resu
     let has_children: BTreeSet<u32> = forks.values().map(|f| f.parent.0).collect();
     let fork_seg = |t: u32| forks.get(&t).map(|f| f.at.segment(seg_size).0);
     let own = |t: u32| -> Vec<u64> {
-        idx.slots.range((t, 0)..=(t, u64::MAX)).filter(|(_, v)| v.iter().any(|f| !f.bad)).map(|(&(_, n), _)| n).collect()
+        idx.slots
+            .range((t, 0)..=(t, u64::MAX))
+            .filter(|(_, v)| v.iter().any(|f| !f.bad))
+            .map(|(&(_, n), _)| n)
+            .collect()
     };
     for &t in &timelines {
         let segs = own(t);
@@ -534,26 +632,46 @@ pub fn verify(dir: &Path, mut progress: impl FnMut(&VerifyProgress)) -> io::Resu
     for (&(t, n), files) in &idx.slots {
         for f in files.iter().filter(|f| f.partial) {
             let has_full = files.iter().any(|g| !g.partial && !g.bad);
-            let at_switch = forks.values().any(|fk| fk.parent.0 == t && fk.at.segment(seg_size).0 == n);
+            let at_switch = forks
+                .values()
+                .any(|fk| fk.parent.0 == t && fk.at.segment(seg_size).0 == n);
             let last_of_leaf = !has_children.contains(&t) && own(t).last() == Some(&n);
-            let (sev, kind, why) = if has_full {
-                (Severity::Error, ProblemKind::PartialLeftover, "the complete segment is archived too; it can be removed")
+            let (sev, kind, why) = if has_full && at_switch {
+                (
+                    Severity::Warning,
+                    ProblemKind::PartialAtSwitch,
+                    "the promoted standby's copy of the parent timeline's segment at a switch point; the complete segment (the old primary kept writing) is archived too",
+                )
+            } else if has_full {
+                (
+                    Severity::Error,
+                    ProblemKind::PartialLeftover,
+                    "the complete segment is archived too; it can be removed",
+                )
             } else if at_switch {
                 (Severity::Info, ProblemKind::PartialAtSwitch, "the parent timeline's last segment at a switch point (normal after a promotion)")
             } else if last_of_leaf {
-                (Severity::Warning, ProblemKind::PartialInProgress, "the end of the newest timeline (a receiver may still be writing it)")
+                (
+                    Severity::Warning,
+                    ProblemKind::PartialInProgress,
+                    "the end of the newest timeline (a receiver may still be writing it)",
+                )
             } else {
-                (Severity::Error, ProblemKind::PartialLeftover, "a leftover: later segments of the timeline are archived")
+                (
+                    Severity::Error,
+                    ProblemKind::PartialLeftover,
+                    "a leftover: later segments of the timeline are archived",
+                )
             };
-            ctx.add(
-                sev,
+            ctx.add(Problem {
+                severity: sev,
                 kind,
-                Some(TimelineId(t)),
-                Some(f.entry.name.clone()),
-                SegNo(n).start_lsn(seg_size),
-                None,
-                format!("\"{}\": {why}", f.entry.name),
-            );
+                tli: Some(TimelineId(t)),
+                file: Some(f.entry.name.clone()),
+                lsn: SegNo(n).start_lsn(seg_size),
+                end_lsn: None,
+                message: format!("\"{}\": {why}", f.entry.name),
+            });
         }
     }
 
@@ -562,12 +680,17 @@ pub fn verify(dir: &Path, mut progress: impl FnMut(&VerifyProgress)) -> io::Resu
         .iter()
         .map(|&t| {
             let fs = fork_seg(t);
-            let segs: Vec<u64> = own(t).into_iter().filter(|&n| fs.is_none_or(|f| n >= f)).collect();
+            let segs: Vec<u64> = own(t)
+                .into_iter()
+                .filter(|&n| fs.is_none_or(|f| n >= f))
+                .collect();
             // Start one segment early, in the parent's file, to check continuity into the switch.
             let lead: Option<u32> = match segs.first() {
                 Some(&first) if first > 0 && Some(first) == fs => {
                     let prev_last_byte = Lsn((first * seg_size.bytes()).saturating_sub(1));
-                    let owner = histories.get(&t).map_or(TimelineId(t), |h| h.timeline_of(prev_last_byte, TimelineId(t)));
+                    let owner = histories.get(&t).map_or(TimelineId(t), |h| {
+                        h.timeline_of(prev_last_byte, TimelineId(t))
+                    });
                     idx.chosen(owner.0, first - 1).map(|_| owner.0)
                 }
                 _ => None,
@@ -577,10 +700,19 @@ pub fn verify(dir: &Path, mut progress: impl FnMut(&VerifyProgress)) -> io::Resu
         .collect();
     let total: usize = plans
         .iter()
-        .map(|(_, s, lead)| s.first().zip(s.last()).map_or(0, |(a, b)| (b - a + 1) as usize) + usize::from(lead.is_some()))
+        .map(|(t, s, lead)| {
+            s.first()
+                .zip(s.last())
+                .map_or(0, |(&a, &b)| idx.slots.range((*t, a)..=(*t, b)).count())
+                + usize::from(lead.is_some())
+        })
         .sum();
     let mut done = 0usize;
-    let cfg = DecoderConfig { seg_size, page_size: idx.page_size, system_id: idx.system_id };
+    let cfg = DecoderConfig {
+        seg_size,
+        page_size: idx.page_size,
+        system_id: idx.system_id,
+    };
     for (t, segs, lead) in &plans {
         let t = *t;
         let tli = TimelineId(t);
@@ -591,7 +723,11 @@ pub fn verify(dir: &Path, mut progress: impl FnMut(&VerifyProgress)) -> io::Resu
             has_history: histories.contains_key(&t),
             first_segment: None,
             last_segment: None,
-            segment_files: idx.slots.range((t, 0)..=(t, u64::MAX)).map(|(_, v)| v.len()).sum(),
+            segment_files: idx
+                .slots
+                .range((t, 0)..=(t, u64::MAX))
+                .map(|(_, v)| v.len())
+                .sum(),
             start_lsn: None,
             end_lsn: None,
             records: 0,
@@ -607,33 +743,48 @@ pub fn verify(dir: &Path, mut progress: impl FnMut(&VerifyProgress)) -> io::Resu
             Some(f) if f.at.segment(seg_size).0 == first => f.at,
             _ => first_start,
         });
-        let switch = fork.filter(|f| f.at.segment(seg_size).0 == first).map(|f| f.at);
+        let switch = fork
+            .filter(|f| f.at.segment(seg_size).0 == first)
+            .map(|f| f.at);
         let mut boundary_found = false;
         let mut decoder: Option<WalDecoder> = None;
-        let mut gap_start: Option<u64> = None;
+        // Only the segments present are visited (a stray far-away name costs nothing); a jump
+        // between two is a gap.
         let mut steps: Vec<(u32, u64)> = Vec::new();
         if let Some(owner) = lead {
             steps.push((*owner, first - 1));
         }
-        steps.extend((first..=last).map(|n| (t, n)));
+        steps.extend(
+            idx.slots
+                .range((t, first)..=(t, last))
+                .map(|(&(_, n), _)| (t, n)),
+        );
+        let mut prev: Option<u64> = None;
         for (ft, n) in steps {
             let seg_lsn = SegNo(n).start_lsn(seg_size).unwrap_or_default();
+            if let Some(p) = prev {
+                if n > p + 1 {
+                    report_gap(&mut ctx, tli, p + 1, n, seg_size);
+                    decoder = None;
+                }
+            }
+            prev = Some(n);
+            // A slot whose files are all unusable (already reported): restart after it.
             let Some(file) = idx.chosen(ft, n) else {
                 decoder = None;
-                let bad_only = idx.slots.contains_key(&(ft, n));
-                if !bad_only {
-                    gap_start.get_or_insert(n);
-                }
                 done += 1;
                 continue;
             };
-            if let Some(g) = gap_start.take() {
-                report_gap(&mut ctx, tli, g, n, seg_size);
-            }
             let bytes = match read_wal_file(&file.entry.path) {
                 Ok(b) => b,
                 Err(e) => {
-                    ctx.error(ProblemKind::Unreadable, TimelineId(ft), Some(file.entry.name.clone()), Some(seg_lsn), e.to_string());
+                    ctx.error(
+                        ProblemKind::Unreadable,
+                        TimelineId(ft),
+                        Some(file.entry.name.clone()),
+                        Some(seg_lsn),
+                        e.to_string(),
+                    );
                     decoder = None;
                     done += 1;
                     continue;
@@ -652,14 +803,20 @@ pub fn verify(dir: &Path, mut progress: impl FnMut(&VerifyProgress)) -> io::Resu
                         }
                         ctx.report.records += 1;
                         if let Some(x) = switch {
-                            if rec.end_lsn() == x || rec.lsn() == x || at_page_start_after(rec.lsn(), x, cfg) {
+                            if rec.end_lsn() == x
+                                || rec.lsn() == x
+                                || at_page_start_after(rec.lsn(), x, cfg)
+                            {
                                 boundary_found = true;
                             }
                         }
                     }
                     Ok(None) => break,
                     Err(e) if e.is_end_of_wal() => {
-                        let end = dec.pending_record().or(dec.last_record_end()).unwrap_or(e.lsn);
+                        let end = dec
+                            .pending_record()
+                            .or(dec.last_record_end())
+                            .unwrap_or(e.lsn);
                         if ft == t && n == last {
                             summary.end_lsn = Some(end);
                         } else {
@@ -700,7 +857,12 @@ pub fn verify(dir: &Path, mut progress: impl FnMut(&VerifyProgress)) -> io::Resu
                             TimelineId(ft),
                             Some(file.entry.name.clone()),
                             Some(seg_lsn),
-                            format!("\"{}\" holds {} bytes of WAL, a segment is {}", file.entry.name, bytes.len(), seg_size.bytes()),
+                            format!(
+                                "\"{}\" holds {} bytes of WAL, a segment is {}",
+                                file.entry.name,
+                                bytes.len(),
+                                seg_size.bytes()
+                            ),
                         );
                     }
                     broken = true;
@@ -713,7 +875,11 @@ pub fn verify(dir: &Path, mut progress: impl FnMut(&VerifyProgress)) -> io::Resu
                 decoder = None;
             }
             done += 1;
-            progress(&VerifyProgress { done, total, file: file.entry.name.clone() });
+            progress(&VerifyProgress {
+                done,
+                total,
+                file: file.entry.name.clone(),
+            });
         }
         if let Some(x) = switch {
             if idx.chosen(t, first).is_some() && !boundary_found {
@@ -759,14 +925,21 @@ fn at_page_start_after(lsn: Lsn, x: Lsn, cfg: DecoderConfig) -> bool {
     if x.page_offset(cfg.page_size) != 0 {
         return false;
     }
-    let hdr = if x.segment_offset(cfg.seg_size) == 0 { LONG_HEADER_SIZE } else { SHORT_HEADER_SIZE };
+    let hdr = if x.segment_offset(cfg.seg_size) == 0 {
+        LONG_HEADER_SIZE
+    } else {
+        SHORT_HEADER_SIZE
+    };
     lsn.0 >= x.0 && lsn.0 <= x.0 + hdr as u64
 }
 
 fn report_gap(ctx: &mut Ctx, tli: TimelineId, from: u64, to: u64, seg_size: WalSegSize) {
     let first = SegNo(from).file_name(tli, seg_size);
     let last = SegNo(to - 1).file_name(tli, seg_size);
-    let (lo, hi) = (SegNo(from).start_lsn(seg_size), SegNo(to).start_lsn(seg_size));
+    let (lo, hi) = (
+        SegNo(from).start_lsn(seg_size),
+        SegNo(to).start_lsn(seg_size),
+    );
     let what = if to - from == 1 {
         format!("missing segment {first}")
     } else {
@@ -776,20 +949,43 @@ fn report_gap(ctx: &mut Ctx, tli: TimelineId, from: u64, to: u64, seg_size: WalS
         (Some(a), Some(b)) => format!(" (WAL {a} .. {b})"),
         _ => String::new(),
     };
-    ctx.add(Severity::Error, ProblemKind::MissingSegment, Some(tli), Some(first), lo, hi, format!("timeline {tli}: {what}{range}"));
+    ctx.add(Problem {
+        severity: Severity::Error,
+        kind: ProblemKind::MissingSegment,
+        tli: Some(tli),
+        file: Some(first),
+        lsn: lo,
+        end_lsn: hi,
+        message: format!("timeline {tli}: {what}{range}"),
+    });
 }
 
 /// At a switch point inside a segment, the child's copy of that segment must hold the parent's
 /// bytes up to the switch point.
-fn compare_switch_segment(ctx: &mut Ctx, idx: &SegmentIndex, tli: TimelineId, fk: Fork, seg_size: WalSegSize) {
+fn compare_switch_segment(
+    ctx: &mut Ctx,
+    idx: &SegmentIndex,
+    tli: TimelineId,
+    fk: Fork,
+    seg_size: WalSegSize,
+) {
     let n = fk.at.segment(seg_size).0;
     let off = fk.at.segment_offset(seg_size) as usize;
     if off == 0 {
         return;
     }
-    let (Some(child), Some(parent)) = (idx.chosen(tli.0, n), idx.chosen(fk.parent.0, n)) else { return };
-    let (Ok(c), Ok(p)) = (read_wal_file(&child.entry.path), read_wal_file(&parent.entry.path)) else { return };
-    let (Some(c), Some(p)) = (c.get(..off), p.get(..off)) else { return };
+    let (Some(child), Some(parent)) = (idx.chosen(tli.0, n), idx.chosen(fk.parent.0, n)) else {
+        return;
+    };
+    let (Ok(c), Ok(p)) = (
+        read_wal_file(&child.entry.path),
+        read_wal_file(&parent.entry.path),
+    ) else {
+        return;
+    };
+    let (Some(c), Some(p)) = (c.get(..off), p.get(..off)) else {
+        return;
+    };
     if c != p {
         let at = c.iter().zip(p).position(|(a, b)| a != b).unwrap_or(0);
         ctx.error(
@@ -812,11 +1008,21 @@ fn compare_switch_segment(ctx: &mut Ctx, idx: &SegmentIndex, tli: TimelineId, fk
 /// Without any readable segment: still check history files.
 fn finish_histories_only(ctx: &mut Ctx, listing: &ArchiveListing) {
     for e in &listing.entries {
-        let WalFileName::History { tli, .. } = e.wal else { continue };
+        let WalFileName::History { tli, .. } = e.wal else {
+            continue;
+        };
         ctx.report.history_files += 1;
-        let ok = read_wal_file(&e.path).ok().is_some_and(|b| TimelineHistory::parse(&b).is_ok());
+        let ok = read_wal_file(&e.path)
+            .ok()
+            .is_some_and(|b| TimelineHistory::parse(&b).is_ok());
         if !ok {
-            ctx.error(ProblemKind::BadHistory, tli, Some(e.name.clone()), None, format!("\"{}\" cannot be parsed", e.name));
+            ctx.error(
+                ProblemKind::BadHistory,
+                tli,
+                Some(e.name.clone()),
+                None,
+                format!("\"{}\" cannot be parsed", e.name),
+            );
         }
     }
 }
