@@ -10,8 +10,15 @@ use crate::wal::{DecoderConfig, WalDecoder};
 pub fn decode_wal(data: &[u8]) {
     let (cuts, wal) = data.split_at(data.len().min(4));
     let step = |i: usize| usize::from(*cuts.get(i % cuts.len().max(1)).unwrap_or(&255)).max(1) * 37;
-    let seg = WalSegSize::new(1 << 20).unwrap_or(WalSegSize::DEFAULT);
-    for start in [Lsn(0x100_0000), Lsn(0x100_2000)] {
+    // Read position and segment size from the first page header when they are plausible, so
+    // real WAL seeds decode deeply; otherwise use fixed ones.
+    let header = crate::wal::PageHeader::parse(wal);
+    let seg = header
+        .and_then(|h| h.long)
+        .and_then(|l| WalSegSize::new(l.seg_size))
+        .unwrap_or(WalSegSize::new(1 << 20).unwrap_or(WalSegSize::DEFAULT));
+    let base = header.map(|h| h.pageaddr.page_start(8192)).unwrap_or(Lsn(0x100_0000));
+    for start in [base, Lsn(0x100_2000)] {
         let mut d = WalDecoder::new(DecoderConfig::new(seg), start);
         let mut rest = wal;
         let mut i = 0;

@@ -461,6 +461,35 @@ fn for_each_piece(
     if !partial && size != seg_bytes {
         return Err(wrong(size));
     }
+    if size <= MAX_SEGMENT_BYTES && !partial {
+        // SAFETY: a complete segment (named without `.partial`) is immutable: PostgreSQL and
+        // pgwal only rename whole segments into place, so the mapping cannot change under us.
+        if let Ok(map) = unsafe { Mmap::map(&file) } {
+            #[cfg(unix)]
+            let _ = map.advise(memmap2::Advice::Sequential);
+            let end = limit.min(map.len());
+            let mut pos = offset.min(end);
+            while pos < end {
+                let next = (pos + PIECE).min(end);
+                let go_on = f(&map[pos..next]);
+                // Give back pages already decoded, so memory stays at about one piece.
+                #[cfg(target_os = "linux")]
+                {
+                    let page = (pos / 4096) * 4096;
+                    // SAFETY: the mapping is read-only and file-backed; dropping its pages only
+                    // means they are read from the page cache again if touched.
+                    let _ = unsafe {
+                        map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, page, next - page)
+                    };
+                }
+                pos = next;
+                if !go_on {
+                    break;
+                }
+            }
+            return Ok(pos - offset);
+        }
+    }
     file.seek(SeekFrom::Start(offset as u64)).map_err(io_err(path))?;
     buf.resize(PIECE, 0);
     let mut pos = offset;
