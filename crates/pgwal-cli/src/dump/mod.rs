@@ -419,7 +419,20 @@ pub fn run(a: DumpArgs) -> anyhow::Result<ExitCode> {
         return stdin::run(&a, per_record, limit, filters);
     }
     let plan = locate(&a)?;
+    // Following timelines reads the newest timeline's history (or -t's) and takes each segment
+    // from the timeline that holds it.
+    let mut plan = plan;
     let history = if a.follow_timelines {
+        if a.timeline.is_none() {
+            let newest = plan
+                .dir
+                .segments()
+                .map(|(n, _)| n.timeline())
+                .chain(plan.dir.history_timelines())
+                .max()
+                .unwrap_or(plan.tli);
+            plan.tli = plan.tli.max(newest);
+        }
         plan.dir.history(plan.tli)?
     } else {
         None
