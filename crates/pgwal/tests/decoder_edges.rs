@@ -61,30 +61,7 @@ const RM_TRANSACTION: u8 = 1;
 const RM_LOGICALMSG: u8 = 21;
 const XLOG_SWITCH: u8 = 0x40;
 /// Built-in resource manager names as `pg_waldump --stats` prints them, by id (13-18).
-const RMGR_NAMES: [&str; 22] = [
-    "XLOG",
-    "Transaction",
-    "Storage",
-    "CLOG",
-    "Database",
-    "Tablespace",
-    "MultiXact",
-    "RelMap",
-    "Standby",
-    "Heap2",
-    "Heap",
-    "Btree",
-    "Hash",
-    "Gin",
-    "Gist",
-    "Sequence",
-    "SPGist",
-    "BRIN",
-    "CommitTs",
-    "ReplicationOrigin",
-    "Generic",
-    "LogicalMessage",
-];
+use pgwal::desc::RMGR_NAMES;
 
 // ---------------------------------------------------------------------------------------------
 // WAL geometry: PostgreSQL's "usable byte position" arithmetic (xlog.c).

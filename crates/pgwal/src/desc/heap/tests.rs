@@ -135,21 +135,6 @@ fn golden_18() {
     golden(18);
 }
 
-/// Ad-hoc comparison: `PGWAL_HEAP_WAL=<segment> PGWAL_HEAP_WALDUMP=<pg_waldump output>`.
-#[test]
-fn compare_from_env() {
-    let (Ok(wal), Ok(dump)) = (
-        std::env::var("PGWAL_HEAP_WAL"),
-        std::env::var("PGWAL_HEAP_WALDUMP"),
-    ) else {
-        return;
-    };
-    let n = compare(
-        &std::fs::read(wal).unwrap(),
-        &std::fs::read_to_string(dump).unwrap(),
-    );
-    eprintln!("compared {n} Heap/Heap2 records");
-}
 
 /// Every sample record, with its main data and block 0 data cut short at every length and
 /// filled with 0xFF, described as every major: no panics.

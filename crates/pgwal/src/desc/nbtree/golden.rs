@@ -422,7 +422,7 @@ fn compare_dir(dir: &Path) {
 /// A full run outside the repository: `PGWAL_INDEX_WAL_DIR` holds WAL segments and the
 /// `waldump.txt` the reference `pg_waldump` printed for them.
 #[test]
-#[ignore]
+#[ignore = "tool: compares a WAL directory named by PGWAL_INDEX_WAL_DIR; run by hand"]
 fn external_dir() {
     let dir = std::env::var("PGWAL_INDEX_WAL_DIR").expect("set PGWAL_INDEX_WAL_DIR");
     compare_dir(Path::new(&dir));
@@ -470,7 +470,7 @@ fn shape(desc: &str) -> String {
 /// `PGWAL_INDEX_FIXTURE_OUT`, after the `#` comment lines of `PGWAL_INDEX_FIXTURE_NOTE`.
 /// Records over 4 kB are kept only as a type's smallest sample.
 #[test]
-#[ignore]
+#[ignore = "tool: regenerates a fixture file; run by hand"]
 fn make_fixture() {
     let var = |k: &str| std::env::var(k).unwrap_or_else(|_| panic!("set {k}"));
     let major: u32 = var("PGWAL_INDEX_FIXTURE_MAJOR").parse().unwrap();
