@@ -11,7 +11,10 @@ impl Line {
     /// An empty buffer.
     #[inline]
     pub fn new() -> Line {
-        Line { buf: [0; 256], len: 0 }
+        Line {
+            buf: [0; 256],
+            len: 0,
+        }
     }
 
     /// Appends ASCII bytes (silently truncated if the buffer is full).

@@ -57,7 +57,9 @@ fn fields(rec: &Record<'_>) -> Option<Value> {
                 0x30 => "commit_prepared",
                 _ => "abort_prepared",
             };
-            Some(json!({ "op": op, "xact_time_us": ts, "xact_time_unix_us": ts + 946_684_800_000_000 }))
+            Some(
+                json!({ "op": op, "xact_time_us": ts, "xact_time_unix_us": ts + 946_684_800_000_000 }),
+            )
         }
         // Heap INSERT / DELETE / HOT_UPDATE / UPDATE: offsets.
         (10, 0x00) => Some(json!({ "offnum": le_u16(d, 0)?, "flags": *d.get(2)? })),
@@ -121,7 +123,13 @@ pub fn write_record(out: &mut String, rec: &Record<'_>, timeline: u32) {
     m.insert("timeline".into(), timeline.into());
     m.insert("pg_version".into(), rec.version().major().into());
     m.insert("rmid".into(), rec.rmid().into());
-    m.insert("rmgr".into(), desc::rmgr_name(rec.rmid()).unwrap_or_default().into_owned().into());
+    m.insert(
+        "rmgr".into(),
+        desc::rmgr_name(rec.rmid())
+            .unwrap_or_default()
+            .into_owned()
+            .into(),
+    );
     m.insert(
         "record_type".into(),
         match desc::identify(rec.version(), rec.rmid(), rec.info()) {

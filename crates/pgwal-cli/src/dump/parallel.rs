@@ -59,7 +59,10 @@ pub(crate) fn run(
                 .map(|s| s.0)
                 .max()
                 .unwrap_or(0);
-            (last_seg + 1).saturating_mul(seg_size.bytes()).saturating_sub(1).max(range.start.0)
+            (last_seg + 1)
+                .saturating_mul(seg_size.bytes())
+                .saturating_sub(1)
+                .max(range.start.0)
         }
     };
     let nchunks = (last_byte / chunk_bytes).saturating_sub(first) as usize + 1;
@@ -88,7 +91,11 @@ pub(crate) fn run(
             let credit_rx = credit_rx.clone();
             let (next, stop) = (&next, &stop);
             scope.spawn(move || loop {
-                if credit_rx.lock().map(|rx| rx.recv().is_err()).unwrap_or(true) {
+                if credit_rx
+                    .lock()
+                    .map(|rx| rx.recv().is_err())
+                    .unwrap_or(true)
+                {
                     return;
                 }
                 let i = next.fetch_add(1, Ordering::SeqCst);
@@ -96,7 +103,11 @@ pub(crate) fn run(
                     return;
                 }
                 let lo = bounds(i);
-                let hi = if i + 1 < nchunks { Some(bounds(i + 1)) } else { None };
+                let hi = if i + 1 < nchunks {
+                    Some(bounds(i + 1))
+                } else {
+                    None
+                };
                 let chunk = decode_chunk(plan, range, sink, lo, hi, i == 0);
                 if done_tx.send((i, chunk)).is_err() {
                     return;
@@ -111,7 +122,9 @@ pub(crate) fn run(
         let mut prev_end: Option<Lsn> = None;
         let finish = |stop: &AtomicBool| stop.store(true, Ordering::SeqCst);
         while want < nchunks {
-            let Ok((i, chunk)) = done_rx.recv() else { break };
+            let Ok((i, chunk)) = done_rx.recv() else {
+                break;
+            };
             pending.insert(i, chunk);
             while let Some(mut chunk) = pending.remove(&want) {
                 let (lo, hi) = (bounds(want), (want + 1 < nchunks).then(|| bounds(want + 1)));
@@ -137,9 +150,15 @@ pub(crate) fn run(
                         finish(&stop);
                         let error = WalError {
                             lsn,
-                            kind: WalErrorKind::IncorrectPrevLink { prev: link, expected: Some(prev) },
+                            kind: WalErrorKind::IncorrectPrevLink {
+                                prev: link,
+                                expected: Some(prev),
+                            },
                         };
-                        return Ok(Err(SourceError::Corrupt { path: plan.dir.path().to_owned(), error }));
+                        return Ok(Err(SourceError::Corrupt {
+                            path: plan.dir.path().to_owned(),
+                            error,
+                        }));
                     }
                 }
                 if chunk.last.is_some() {
@@ -152,7 +171,10 @@ pub(crate) fn run(
                 if limit > 0 {
                     let room = (limit - shown) as usize;
                     if chunk.ends.len() >= room {
-                        upto = chunk.ends.get(room.wrapping_sub(1)).map_or(0, |&e| e as usize);
+                        upto = chunk
+                            .ends
+                            .get(room.wrapping_sub(1))
+                            .map_or(0, |&e| e as usize);
                         reached_limit = true;
                     }
                 }
@@ -173,7 +195,14 @@ pub(crate) fn run(
     })
 }
 
-fn decode_chunk(plan: &Plan, range: &ReadRange, sink: &Sink, lo: Lsn, hi: Option<Lsn>, first_chunk: bool) -> Chunk {
+fn decode_chunk(
+    plan: &Plan,
+    range: &ReadRange,
+    sink: &Sink,
+    lo: Lsn,
+    hi: Option<Lsn>,
+    first_chunk: bool,
+) -> Chunk {
     let mut c = Chunk {
         text: String::new(),
         ends: Vec::new(),
@@ -184,7 +213,10 @@ fn decode_chunk(plan: &Plan, range: &ReadRange, sink: &Sink, lo: Lsn, hi: Option
         end: None,
         failure: None,
     };
-    let sub = ReadRange { start: lo, ..range.clone() };
+    let sub = ReadRange {
+        start: lo,
+        ..range.clone()
+    };
     let outcome = source::read_range(&plan.dir, &sub, |rec| {
         if hi.is_some_and(|h| rec.lsn() >= h) {
             return ControlFlow::Break(());

@@ -75,7 +75,9 @@ impl Stats {
     pub fn write(&self, out: &mut String, per_record: bool) {
         let version = self.version.unwrap_or(PgVersion::V18);
         if version >= PgVersion::V15 {
-            let (Some(start), Some(end)) = (self.start, self.end) else { return };
+            let (Some(start), Some(end)) = (self.start, self.end) else {
+                return;
+            };
             let _ = writeln!(out, "WAL statistics between {start} and {end}:");
         }
         let rmids: Vec<usize> = (0..256)
@@ -126,7 +128,13 @@ impl Stats {
             "{:<27} {:>20} {:>8} {:>20} {:>8} {:>20} {:>8} {:>20}",
             "", "--------", "", "--------", "", "--------", "", "--------"
         );
-        let pct = |v: u64| if total_len != 0 { 100.0 * v as f64 / total_len as f64 } else { 0.0 };
+        let pct = |v: u64| {
+            if total_len != 0 {
+                100.0 * v as f64 / total_len as f64
+            } else {
+                0.0
+            }
+        };
         let _ = writeln!(
             out,
             "{:<27} {:>20} {:<9}{:>20} {:<9}{:>20} {:<9}{:>20} {:<6}",
@@ -144,7 +152,13 @@ impl Stats {
 }
 
 fn write_row(out: &mut String, name: &str, row: Row, totals: (u64, u64, u64, u64)) {
-    let pct = |v: u64, t: u64| if t != 0 { 100.0 * v as f64 / t as f64 } else { 0.0 };
+    let pct = |v: u64, t: u64| {
+        if t != 0 {
+            100.0 * v as f64 / t as f64
+        } else {
+            0.0
+        }
+    };
     let tot = row.rec_len + row.fpi_len;
     let _ = writeln!(
         out,
@@ -188,7 +202,10 @@ impl Stats {
                                  "rec_len": row.rec_len, "fpi_len": row.fpi_len}));
             }
         }
-        let (rec, fpi) = self.per_rmgr.iter().fold((0, 0), |(a, b), r| (a + r.rec_len, b + r.fpi_len));
+        let (rec, fpi) = self
+            .per_rmgr
+            .iter()
+            .fold((0, 0), |(a, b), r| (a + r.rec_len, b + r.fpi_len));
         json!({
             "type": "stats",
             "start": self.start.map(|l| l.to_string()),

@@ -17,7 +17,12 @@ use super::{DumpArgs, Filters, Format, Sink};
 
 const PIECE: usize = 1 << 20;
 
-pub(crate) fn run(a: &DumpArgs, per_record: Option<bool>, limit: i64, filters: Filters) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(
+    a: &DumpArgs,
+    per_record: Option<bool>,
+    limit: i64,
+    filters: Filters,
+) -> anyhow::Result<ExitCode> {
     let mut input = std::io::stdin().lock();
     let mut first = vec![0u8; PIECE];
     let mut got = 0;
@@ -38,14 +43,21 @@ pub(crate) fn run(a: &DumpArgs, per_record: Option<bool>, limit: i64, filters: F
     let head: &[u8] = whole.as_deref().unwrap_or(&first);
     let info = probe_segment(head).map_err(|e| anyhow!("standard input: {e}"))?;
     if info.pageaddr.segment_offset(info.seg_size) != 0 {
-        bail!("standard input does not start at a segment boundary (page address {})", info.pageaddr);
+        bail!(
+            "standard input does not start at a segment boundary (page address {})",
+            info.pageaddr
+        );
     }
     let start = match &a.start {
         Some(s) => super::parse_lsn(s)?,
         None => info.pageaddr,
     };
     let end = a.end.as_deref().map(super::parse_lsn).transpose()?;
-    let cfg = DecoderConfig { seg_size: info.seg_size, page_size: info.page_size, system_id: Some(info.system_id) };
+    let cfg = DecoderConfig {
+        seg_size: info.seg_size,
+        page_size: info.page_size,
+        system_id: Some(info.system_id),
+    };
     let sink = Sink {
         filters,
         quiet: a.quiet,
@@ -124,9 +136,15 @@ pub(crate) fn run(a: &DumpArgs, per_record: Option<bool>, limit: i64, filters: F
         }
     }
     out.flush()?;
-    let at = end_error.as_ref().map(|e| e.lsn).or(decoder.pending_record()).or(decoder.last_record_end());
+    let at = end_error
+        .as_ref()
+        .map(|e| e.lsn)
+        .or(decoder.pending_record())
+        .or(decoder.last_record_end());
     if let Some(at) = at {
-        let why = end_error.map(|e| e.to_string()).unwrap_or_else(|| "end of input".into());
+        let why = end_error
+            .map(|e| e.to_string())
+            .unwrap_or_else(|| "end of input".into());
         if a.waldump_exit {
             eprintln!("pgwal: error: error in WAL record at {at}: {why}");
             return Ok(ExitCode::FAILURE);

@@ -65,7 +65,11 @@ pub fn write_block_refs(out: &mut String, rec: &Record<'_>, detailed: bool) {
                 b.blkno()
             );
             if let Some(img) = b.image() {
-                let apply = if img.flags.apply { "" } else { " for WAL verification" };
+                let apply = if img.flags.apply {
+                    ""
+                } else {
+                    " for WAL verification"
+                };
                 let _ = write!(
                     out,
                     " (FPW{apply}); hole: offset: {}, length: {}",
@@ -100,7 +104,11 @@ pub fn write_block_refs(out: &mut String, rec: &Record<'_>, detailed: bool) {
             l.dec(u64::from(b.blkno()), 0);
             l.flush_into(out);
             if let Some(img) = b.image() {
-                out.push_str(if img.flags.apply { " FPW" } else { " FPW for WAL verification" });
+                out.push_str(if img.flags.apply {
+                    " FPW"
+                } else {
+                    " FPW for WAL verification"
+                });
             }
         }
     }
