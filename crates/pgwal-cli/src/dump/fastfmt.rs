@@ -3,7 +3,7 @@
 
 /// A fixed-size ASCII line buffer.
 pub struct Line {
-    buf: [u8; 256],
+    buf: [u8; 160],
     len: usize,
 }
 
@@ -12,7 +12,7 @@ impl Line {
     #[inline]
     pub fn new() -> Line {
         Line {
-            buf: [0; 256],
+            buf: [0; 160],
             len: 0,
         }
     }
@@ -87,10 +87,8 @@ impl Line {
     /// Appends the buffer to `out` and empties it.
     #[inline]
     pub fn flush_into(&mut self, out: &mut String) {
-        // Only ASCII is ever written, so this cannot fail.
-        if let Ok(s) = std::str::from_utf8(&self.buf[..self.len]) {
-            out.push_str(s);
-        }
+        // SAFETY: every method writes ASCII bytes only, so the buffer is valid UTF-8.
+        out.push_str(unsafe { std::str::from_utf8_unchecked(&self.buf[..self.len]) });
         self.len = 0;
     }
 }

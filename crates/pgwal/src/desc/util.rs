@@ -20,8 +20,21 @@ pub(crate) fn timestamptz_to_str(ts: i64) -> String {
     // C integer division truncates toward zero, as Rust's does.
     let secs = ts / USECS_PER_SEC + POSTGRES_EPOCH_UNIX_SECS;
     let usecs = ts % USECS_PER_SEC;
-    let (date, zone) = local_strftime(secs);
-    format!("{date}.{usecs:06} {zone}")
+    thread_local! {
+        /// The last second formatted: consecutive records mostly share it.
+        static LAST: std::cell::RefCell<Option<(i64, String, String)>> = const { std::cell::RefCell::new(None) };
+    }
+    LAST.with(|last| {
+        let mut last = last.borrow_mut();
+        if last.as_ref().is_none_or(|(s, _, _)| *s != secs) {
+            let (date, zone) = local_strftime(secs);
+            *last = Some((secs, date, zone));
+        }
+        match last.as_ref() {
+            Some((_, date, zone)) => format!("{date}.{usecs:06} {zone}"),
+            None => String::new(),
+        }
+    })
 }
 
 extern "C" {
@@ -32,11 +45,14 @@ extern "C" {
 /// `strftime("%Y-%m-%d %H:%M:%S")` and `strftime("%Z")` of `localtime(secs)`.
 fn local_strftime(secs: i64) -> (String, String) {
     let t = secs as libc::time_t;
-    // SAFETY: `tzset` has no preconditions; `localtime_r` only writes the `tm` we own;
+    // SAFETY: `localtime_r` only writes the `tm` we own;
     // `strftime` writes at most `buf.len()` bytes into `buf` and the format strings are
     // NUL-terminated literals.
+    static TZSET: std::sync::Once = std::sync::Once::new();
+    // SAFETY: `tzset` has no preconditions; it reads `TZ` once, as pg_waldump's libc does at
+    // its first `localtime` call.
+    TZSET.call_once(|| unsafe { tzset() });
     unsafe {
-        tzset();
         let mut tm: libc::tm = std::mem::zeroed();
         if libc::localtime_r(&t, &mut tm).is_null() {
             // C's localtime would return NULL too and pg_waldump would crash; print something.
