@@ -49,6 +49,15 @@ pub fn load(dir: &Path) -> WalSample {
         bytes.extend_from_slice(&read_wal_file(p).expect("read segment"));
         expect = expect.next();
     }
-    let start = names[0].0.segno(info.seg_size).and_then(|s| s.start_lsn(info.seg_size)).unwrap_or_default();
-    WalSample { bytes, start, seg_size: info.seg_size, page_size: info.page_size }
+    let start = names[0]
+        .0
+        .segno(info.seg_size)
+        .and_then(|s| s.start_lsn(info.seg_size))
+        .unwrap_or_default();
+    WalSample {
+        bytes,
+        start,
+        seg_size: info.seg_size,
+        page_size: info.page_size,
+    }
 }

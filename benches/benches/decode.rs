@@ -8,7 +8,11 @@ use pgwal_benches::{load, sample_dir, WalSample};
 
 /// Decodes the whole sample; returns (records, total FPI bytes) so nothing is optimised away.
 fn decode_all(s: &WalSample) -> (u64, u64) {
-    let cfg = DecoderConfig { seg_size: s.seg_size, page_size: s.page_size, system_id: None };
+    let cfg = DecoderConfig {
+        seg_size: s.seg_size,
+        page_size: s.page_size,
+        system_id: None,
+    };
     let mut d = WalDecoder::new(cfg, s.start);
     let mut input: &[u8] = &s.bytes;
     let (mut n, mut fpi) = (0u64, 0u64);
@@ -24,9 +28,13 @@ fn bench(c: &mut Criterion) {
     let (records, _) = decode_all(&sample);
     let mut g = c.benchmark_group("decode");
     g.throughput(Throughput::Bytes(sample.bytes.len() as u64));
-    g.bench_function("frame_and_crc_bytes", |b| b.iter(|| black_box(decode_all(black_box(&sample)))));
+    g.bench_function("frame_and_crc_bytes", |b| {
+        b.iter(|| black_box(decode_all(black_box(&sample))))
+    });
     g.throughput(Throughput::Elements(records));
-    g.bench_function("frame_and_crc_records", |b| b.iter(|| black_box(decode_all(black_box(&sample)))));
+    g.bench_function("frame_and_crc_records", |b| {
+        b.iter(|| black_box(decode_all(black_box(&sample))))
+    });
     g.finish();
 }
 

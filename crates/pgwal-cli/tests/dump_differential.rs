@@ -23,7 +23,9 @@ const SAMPLES: &[(&str, Major)] = &[
 ];
 
 fn testdata(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/wal").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../testdata/wal")
+        .join(name)
 }
 
 fn segments(dir: &Path) -> (String, String) {
@@ -48,7 +50,10 @@ fn run(program: &Path, pre: &[&str], args: &[String], tz: &str) -> Run {
         .env("TZ", tz)
         .output()
         .unwrap_or_else(|e| panic!("cannot run {}: {e}", program.display()));
-    Run { stdout: out.stdout, code: out.status.code() }
+    Run {
+        stdout: out.stdout,
+        code: out.status.code(),
+    }
 }
 
 fn pgwal() -> PathBuf {
@@ -86,14 +91,35 @@ struct Picks {
 
 fn picks(text: &str) -> Picks {
     let field = |line: &str, key: &str| -> String {
-        line.split(key).nth(1).unwrap().split(',').next().unwrap().trim().to_string()
+        line.split(key)
+            .nth(1)
+            .unwrap()
+            .split(',')
+            .next()
+            .unwrap()
+            .trim()
+            .to_string()
     };
     let lines: Vec<&str> = text.lines().filter(|l| l.starts_with("rmgr: ")).collect();
-    let xid = lines.iter().map(|l| field(l, "tx:")).find(|x| x != "0").unwrap();
-    let with_block = lines.iter().find(|l| l.contains("blkref #0: rel 1663/")).unwrap();
+    let xid = lines
+        .iter()
+        .map(|l| field(l, "tx:"))
+        .find(|x| x != "0")
+        .unwrap();
+    let with_block = lines
+        .iter()
+        .find(|l| l.contains("blkref #0: rel 1663/"))
+        .unwrap();
     let blk = with_block.split("blkref #0: rel ").nth(1).unwrap();
     let rel = blk.split(' ').next().unwrap().to_string();
-    let blkno = blk.split(" blk ").nth(1).unwrap().split([' ', ',']).next().unwrap().to_string();
+    let blkno = blk
+        .split(" blk ")
+        .nth(1)
+        .unwrap()
+        .split([' ', ','])
+        .next()
+        .unwrap()
+        .to_string();
     let lsn = |l: &str| -> u64 {
         let t = field(l, "lsn:");
         let (hi, lo) = t.split_once('/').unwrap();
@@ -103,7 +129,13 @@ fn picks(text: &str) -> Picks {
     // The last record lies in the last segment, where pg_waldump requires -e to be.
     let end = lsn(lines[lines.len() - 1]);
     let fmt = |v: u64| format!("{:X}/{:X}", v >> 32, v as u32);
-    Picks { xid, rel, blk: blkno, inside_record: fmt(mid), end: fmt(end) }
+    Picks {
+        xid,
+        rel,
+        blk: blkno,
+        inside_record: fmt(mid),
+        end: fmt(end),
+    }
 }
 
 fn option_sets(major: Major, p: &Picks) -> Vec<Vec<String>> {
@@ -145,8 +177,12 @@ fn option_sets(major: Major, p: &Picks) -> Vec<Vec<String>> {
 fn dump_matches_pg_waldump_byte_for_byte() {
     let mut compared = 0;
     for &(name, major) in SAMPLES {
-        let waldump = reference_waldump(major)
-            .unwrap_or_else(|| panic!("reference pg_waldump {} missing: run scripts/install-postgres", major.number()));
+        let waldump = reference_waldump(major).unwrap_or_else(|| {
+            panic!(
+                "reference pg_waldump {} missing: run scripts/install-postgres",
+                major.number()
+            )
+        });
         let dir = testdata(name);
         let (first, last) = segments(&dir);
         let base = vec!["-p".to_string(), dir.display().to_string(), first, last];
@@ -158,7 +194,11 @@ fn dump_matches_pg_waldump_byte_for_byte() {
                 let reference = run(&waldump, &[], &args, tz);
                 let ours = run(&pgwal(), &["dump"], &args, tz);
                 assert_same(&format!("{name} TZ={tz} {opts:?}"), &reference, &ours);
-                assert_eq!(ours.code, Some(0), "{name} {opts:?}: pgwal should end cleanly");
+                assert_eq!(
+                    ours.code,
+                    Some(0),
+                    "{name} {opts:?}: pgwal should end cleanly"
+                );
                 compared += 1;
             }
         }
@@ -175,23 +215,39 @@ fn save_fullpage_writes_the_same_files() {
         let tmp = tempfile::tempdir().unwrap();
         let (a, b) = (tmp.path().join("ref"), tmp.path().join("ours"));
         let args = |out: &Path| {
-            vec!["-q".to_string(), "-p".into(), dir.display().to_string(), first.clone(), last.clone(),
-                 format!("--save-fullpage={}", out.display())]
+            vec![
+                "-q".to_string(),
+                "-p".into(),
+                dir.display().to_string(),
+                first.clone(),
+                last.clone(),
+                format!("--save-fullpage={}", out.display()),
+            ]
         };
         run(&waldump, &[], &args(&a), "UTC");
         let ours = run(&pgwal(), &["dump"], &args(&b), "UTC");
         assert_eq!(ours.code, Some(0));
         let list = |d: &Path| {
-            let mut v: Vec<String> =
-                std::fs::read_dir(d).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+            let mut v: Vec<String> = std::fs::read_dir(d)
+                .unwrap()
+                .map(|e| e.unwrap().file_name().into_string().unwrap())
+                .collect();
             v.sort();
             v
         };
         let (la, lb) = (list(&a), list(&b));
-        assert!(la.len() > 10, "{name}: expected full-page images, got {}", la.len());
+        assert!(
+            la.len() > 10,
+            "{name}: expected full-page images, got {}",
+            la.len()
+        );
         assert_eq!(la, lb, "{name}: file names differ");
         for f in &la {
-            assert_eq!(std::fs::read(a.join(f)).unwrap(), std::fs::read(b.join(f)).unwrap(), "{name}: {f} differs");
+            assert_eq!(
+                std::fs::read(a.join(f)).unwrap(),
+                std::fs::read(b.join(f)).unwrap(),
+                "{name}: {f} differs"
+            );
         }
     }
 }
@@ -203,11 +259,27 @@ fn pg14_matches_golden_files() {
     let dir = testdata("pg14");
     let (first, last) = segments(&dir);
     let expected = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/expected/pg14");
-    for (file, opts) in [("dump.txt", vec![]), ("dump-b.txt", vec!["-b"]), ("stats-record.txt", vec!["--stats=record"])] {
-        let mut args = vec!["-p".to_string(), dir.display().to_string(), first.clone(), last.clone()];
+    for (file, opts) in [
+        ("dump.txt", vec![]),
+        ("dump-b.txt", vec!["-b"]),
+        ("stats-record.txt", vec!["--stats=record"]),
+    ] {
+        let mut args = vec![
+            "-p".to_string(),
+            dir.display().to_string(),
+            first.clone(),
+            last.clone(),
+        ];
         args.extend(opts.iter().map(|s| s.to_string()));
         let ours = run(&pgwal(), &["dump"], &args, "UTC");
         let want = std::fs::read(expected.join(file)).unwrap();
-        assert_same(&format!("pg14 {file}"), &Run { stdout: want, code: Some(0) }, &ours);
+        assert_same(
+            &format!("pg14 {file}"),
+            &Run {
+                stdout: want,
+                code: Some(0),
+            },
+            &ours,
+        );
     }
 }

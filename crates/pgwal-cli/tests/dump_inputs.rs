@@ -11,7 +11,9 @@ fn pgwal() -> Command {
 }
 
 fn testdata(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/wal").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../testdata/wal")
+        .join(name)
 }
 
 fn segment_names(dir: &Path) -> Vec<String> {
@@ -31,7 +33,12 @@ fn out(mut c: Command) -> Output {
 /// Compresses with the real command-line tools, as an archive or pg_receivewal -Z would.
 fn compress(tool: &str, src: &Path, dst: &Path) {
     let data = std::fs::read(src).unwrap();
-    let mut child = Command::new(tool).arg("-c").stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
+    let mut child = Command::new(tool)
+        .arg("-c")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
     {
         use std::io::Write;
         child.stdin.take().unwrap().write_all(&data).unwrap();
@@ -54,7 +61,12 @@ fn compressed_partial_and_stdin_dump_like_plain_files() {
         for extra in [&[][..], &["-b"][..], &["--stats=record"][..]] {
             let want = plain(extra);
             assert!(want.len() > 1000);
-            for (tool, suffix) in [("gzip", ".gz"), ("lz4", ".lz4"), ("zstd", ".zst"), ("", ".partial")] {
+            for (tool, suffix) in [
+                ("gzip", ".gz"),
+                ("lz4", ".lz4"),
+                ("zstd", ".zst"),
+                ("", ".partial"),
+            ] {
                 let tmp = tempfile::tempdir().unwrap();
                 for n in &names {
                     let dst = tmp.path().join(format!("{n}{suffix}"));
@@ -68,12 +80,19 @@ fn compressed_partial_and_stdin_dump_like_plain_files() {
                 let mut c = pgwal();
                 c.arg("-p").arg(tmp.path()).args(&files).args(extra);
                 let got = out(c);
-                assert_eq!(got.stdout, want, "{sample} {suffix} {extra:?}: output differs from plain files");
+                assert_eq!(
+                    got.stdout, want,
+                    "{sample} {suffix} {extra:?}: output differs from plain files"
+                );
                 assert!(got.status.success());
                 // Directory mode without naming any file finds the first record by itself.
                 let mut c = pgwal();
                 c.arg("-p").arg(tmp.path()).args(extra);
-                assert_eq!(out(c).stdout, want, "{sample} {suffix} {extra:?}: directory mode differs");
+                assert_eq!(
+                    out(c).stdout,
+                    want,
+                    "{sample} {suffix} {extra:?}: directory mode differs"
+                );
             }
             // Standard input: the segments back to back, zstd-compressed.
             let mut cat = Vec::new();
@@ -82,7 +101,10 @@ fn compressed_partial_and_stdin_dump_like_plain_files() {
             }
             let z = zstd_bytes(&cat);
             let mut c = pgwal();
-            c.arg("-").args(extra).stdin(Stdio::piped()).stdout(Stdio::piped());
+            c.arg("-")
+                .args(extra)
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped());
             let mut child = c.spawn().unwrap();
             {
                 use std::io::Write;
@@ -95,7 +117,12 @@ fn compressed_partial_and_stdin_dump_like_plain_files() {
 }
 
 fn zstd_bytes(data: &[u8]) -> Vec<u8> {
-    let mut child = Command::new("zstd").arg("-c").stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
+    let mut child = Command::new("zstd")
+        .arg("-c")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
     let mut stdin = child.stdin.take().unwrap();
     let data = data.to_vec();
     let writer = std::thread::spawn(move || {
@@ -109,7 +136,10 @@ fn zstd_bytes(data: &[u8]) -> Vec<u8> {
 
 fn stderr_of(mut c: Command) -> (bool, String) {
     let o = c.output().unwrap();
-    (o.status.success(), String::from_utf8_lossy(&o.stderr).into_owned())
+    (
+        o.status.success(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
 }
 
 #[test]
@@ -132,7 +162,10 @@ fn bad_input_gets_a_clear_error_naming_the_file() {
     let mut c = pgwal();
     c.arg("-p").arg(short.path()).arg(&seg);
     let (ok, err) = stderr_of(c);
-    assert!(!ok && err.contains(&seg) && err.contains("524288 bytes"), "{err}");
+    assert!(
+        !ok && err.contains(&seg) && err.contains("524288 bytes"),
+        "{err}"
+    );
 
     // Unknown magic in the first page.
     let bad = tempfile::tempdir().unwrap();
@@ -143,7 +176,10 @@ fn bad_input_gets_a_clear_error_naming_the_file() {
     let mut c = pgwal();
     c.arg("-p").arg(bad.path()).arg(&seg);
     let (ok, err) = stderr_of(c);
-    assert!(!ok && err.contains(&seg) && err.contains("invalid magic number 4242"), "{err}");
+    assert!(
+        !ok && err.contains(&seg) && err.contains("invalid magic number 4242"),
+        "{err}"
+    );
 
     // A file of another system: the next segment taken from another cluster (pg17's WAL of the
     // same segment number is impossible to line up, so use the sysid check directly: rewrite
@@ -159,7 +195,10 @@ fn bad_input_gets_a_clear_error_naming_the_file() {
     let mut c = pgwal();
     c.arg("-p").arg(other.path()).args(&names);
     let (ok, err) = stderr_of(c);
-    assert!(!ok && err.contains("different database system") && err.contains(&names[1]), "{err}");
+    assert!(
+        !ok && err.contains("different database system") && err.contains(&names[1]),
+        "{err}"
+    );
 
     // A flipped byte inside a record: corruption, named by LSN and file, non-zero exit.
     let flip = tempfile::tempdir().unwrap();
@@ -198,16 +237,29 @@ fn dump_json_schema() {
     let mut with_fields = 0;
     let mut with_image = 0;
     for line in text.lines() {
-        let v: serde_json::Value = serde_json::from_str(line).expect("each line is one JSON object");
+        let v: serde_json::Value =
+            serde_json::from_str(line).expect("each line is one JSON object");
         let o = v.as_object().unwrap();
         assert_eq!(o["type"], "record");
         for key in ["lsn", "end_lsn", "prev", "rmgr", "record_type", "desc"] {
-            let s = o[key].as_str().unwrap_or_else(|| panic!("{key} is a string: {line}"));
+            let s = o[key]
+                .as_str()
+                .unwrap_or_else(|| panic!("{key} is a string: {line}"));
             if key.ends_with("lsn") || key == "prev" {
                 assert!(s.contains('/'), "{key} is X/X: {line}");
             }
         }
-        for key in ["timeline", "pg_version", "rmid", "info", "rec_len", "tot_len", "fpi_len", "xid", "main_data_len"] {
+        for key in [
+            "timeline",
+            "pg_version",
+            "rmid",
+            "info",
+            "rec_len",
+            "tot_len",
+            "fpi_len",
+            "xid",
+            "main_data_len",
+        ] {
             assert!(o[key].is_u64(), "{key} is a number: {line}");
         }
         assert!(o["toplevel_xid"].is_null() || o["toplevel_xid"].is_u64());
@@ -223,9 +275,15 @@ fn dump_json_schema() {
             assert!(b["will_init"].is_boolean());
             if let Some(img) = b["image"].as_object() {
                 with_image += 1;
-                assert!(img["len"].is_u64() && img["hole_offset"].is_u64() && img["hole_length"].is_u64());
+                assert!(
+                    img["len"].is_u64()
+                        && img["hole_offset"].is_u64()
+                        && img["hole_length"].is_u64()
+                );
                 assert!(img["apply"].is_boolean());
-                assert!(["none", "pglz", "lz4", "zstd"].contains(&img["compression"].as_str().unwrap()));
+                assert!(
+                    ["none", "pglz", "lz4", "zstd"].contains(&img["compression"].as_str().unwrap())
+                );
             }
         }
         if o["fields"].is_object() {
@@ -234,10 +292,17 @@ fn dump_json_schema() {
         assert_eq!(o["pg_version"], 17);
         n += 1;
     }
-    assert!(n > 1000 && with_fields > 50 && with_image > 5, "{n} records, {with_fields} with fields, {with_image} images");
+    assert!(
+        n > 1000 && with_fields > 50 && with_image > 5,
+        "{n} records, {with_fields} with fields, {with_image} images"
+    );
     // Statistics: one object.
     let mut c = pgwal();
-    c.arg("-p").arg(&dir).arg("--format").arg("json").arg("--stats=record");
+    c.arg("-p")
+        .arg(&dir)
+        .arg("--format")
+        .arg("json")
+        .arg("--stats=record");
     let o = out(c);
     let text = String::from_utf8(o.stdout).unwrap();
     assert_eq!(text.lines().count(), 1);
@@ -245,6 +310,13 @@ fn dump_json_schema() {
     assert_eq!(v["type"], "stats");
     assert_eq!(v["count"].as_u64(), Some(n));
     let rows = v["rows"].as_array().unwrap();
-    assert!(rows.iter().all(|r| r["rmgr"].is_string() && r["record_type"].is_string() && r["count"].is_u64()));
-    assert_eq!(rows.iter().map(|r| r["count"].as_u64().unwrap()).sum::<u64>(), n);
+    assert!(rows
+        .iter()
+        .all(|r| r["rmgr"].is_string() && r["record_type"].is_string() && r["count"].is_u64()));
+    assert_eq!(
+        rows.iter()
+            .map(|r| r["count"].as_u64().unwrap())
+            .sum::<u64>(),
+        n
+    );
 }

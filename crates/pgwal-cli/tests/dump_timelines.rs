@@ -7,7 +7,10 @@ use pgwal_testkit::{Cluster, Major};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn dump_follows_a_timeline_switch() {
-    let primary = Cluster::builder(Major::V15).wal_segsize_mb(1).start().unwrap();
+    let primary = Cluster::builder(Major::V15)
+        .wal_segsize_mb(1)
+        .start()
+        .unwrap();
     primary.sql_load(200).await;
     let standby = primary.create_standby().unwrap();
     primary.sql_load(50).await;
@@ -40,14 +43,30 @@ async fn dump_follows_a_timeline_switch() {
     let text = String::from_utf8(out.stdout).unwrap();
     let lsns: Vec<pgwal::Lsn> = text
         .lines()
-        .map(|l| l.split("lsn: ").nth(1).unwrap().split(',').next().unwrap().parse().unwrap())
+        .map(|l| {
+            l.split("lsn: ")
+                .nth(1)
+                .unwrap()
+                .split(',')
+                .next()
+                .unwrap()
+                .parse()
+                .unwrap()
+        })
         .collect();
     assert!(lsns.windows(2).all(|w| w[0] < w[1]), "records out of order");
-    assert!(lsns.iter().any(|&l| l < switch), "no timeline-1 record before {switch}");
-    let after = lsns.iter().filter(|&&l| l >= switch).count();
-    assert!(after > 200, "only {after} records after the switch at {switch}");
     assert!(
-        text.lines().any(|l| l.contains("desc: END_OF_RECOVERY") && l.contains("tli 2; prev tli 1")),
+        lsns.iter().any(|&l| l < switch),
+        "no timeline-1 record before {switch}"
+    );
+    let after = lsns.iter().filter(|&&l| l >= switch).count();
+    assert!(
+        after > 200,
+        "only {after} records after the switch at {switch}"
+    );
+    assert!(
+        text.lines()
+            .any(|l| l.contains("desc: END_OF_RECOVERY") && l.contains("tli 2; prev tli 1")),
         "no END_OF_RECOVERY record for the promotion"
     );
     // Valid WAL ends on timeline 2, after the switch.

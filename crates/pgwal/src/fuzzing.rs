@@ -17,7 +17,9 @@ pub fn decode_wal(data: &[u8]) {
         .and_then(|h| h.long)
         .and_then(|l| WalSegSize::new(l.seg_size))
         .unwrap_or(WalSegSize::new(1 << 20).unwrap_or(WalSegSize::DEFAULT));
-    let base = header.map(|h| h.pageaddr.page_start(8192)).unwrap_or(Lsn(0x100_0000));
+    let base = header
+        .map(|h| h.pageaddr.page_start(8192))
+        .unwrap_or(Lsn(0x100_0000));
     for start in [base, Lsn(0x100_2000)] {
         let mut d = WalDecoder::new(DecoderConfig::new(seg), start);
         let mut rest = wal;

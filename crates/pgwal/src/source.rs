@@ -104,7 +104,10 @@ pub enum SourceError {
 }
 
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> SourceError + '_ {
-    move |source| SourceError::Io { path: path.to_owned(), source }
+    move |source| SourceError::Io {
+        path: path.to_owned(),
+        source,
+    }
 }
 
 /// Tells the compression of a file from its first bytes (gzip, zstd or LZ4 frame magic).
@@ -126,8 +129,12 @@ pub fn decompress(kind: Compression, data: &[u8]) -> Result<Vec<u8>, String> {
             out.extend_from_slice(data);
             Ok(0)
         }
-        Compression::Gzip => flate2::read::MultiGzDecoder::new(data).take(limit).read_to_end(&mut out),
-        Compression::Lz4 => lz4_flex::frame::FrameDecoder::new(data).take(limit).read_to_end(&mut out),
+        Compression::Gzip => flate2::read::MultiGzDecoder::new(data)
+            .take(limit)
+            .read_to_end(&mut out),
+        Compression::Lz4 => lz4_flex::frame::FrameDecoder::new(data)
+            .take(limit)
+            .read_to_end(&mut out),
         Compression::Zstd => match zstd::stream::read::Decoder::new(data) {
             Ok(d) => d.take(limit).read_to_end(&mut out),
             Err(e) => Err(e),
@@ -161,16 +168,24 @@ pub fn read_wal_file(path: &Path) -> Result<WalBytes, SourceError> {
         }
     }
     let mut raw = head[..n].to_vec();
-    file.take(MAX_SEGMENT_BYTES * 2).read_to_end(&mut raw).map_err(io_err(path))?;
+    file.take(MAX_SEGMENT_BYTES * 2)
+        .read_to_end(&mut raw)
+        .map_err(io_err(path))?;
     if kind == Compression::None {
         if raw.len() as u64 > MAX_SEGMENT_BYTES {
-            return Err(SourceError::NotWal { path: path.to_owned(), reason: "file is larger than 1 GB".into() });
+            return Err(SourceError::NotWal {
+                path: path.to_owned(),
+                reason: "file is larger than 1 GB".into(),
+            });
         }
         return Ok(WalBytes::Owned(raw));
     }
     decompress(kind, &raw)
         .map(WalBytes::Owned)
-        .map_err(|reason| SourceError::Decompress { path: path.to_owned(), reason })
+        .map_err(|reason| SourceError::Decompress {
+            path: path.to_owned(),
+            reason,
+        })
 }
 
 /// What the first page of a segment says about its WAL.
@@ -192,13 +207,24 @@ pub struct SegmentInfo {
 
 /// Reads the long page header at the start of a segment's bytes.
 pub fn probe_segment(bytes: &[u8]) -> Result<SegmentInfo, String> {
-    let h = PageHeader::parse(bytes).ok_or_else(|| format!("file is too short ({} bytes) for a WAL page header", bytes.len()))?;
-    let version = h
-        .version()
-        .ok_or_else(|| format!("invalid magic number {:04X} in the first page header", h.magic))?;
-    let l = h
-        .long
-        .ok_or_else(|| format!("the first page has no long header (info bits {:04X})", h.info))?;
+    let h = PageHeader::parse(bytes).ok_or_else(|| {
+        format!(
+            "file is too short ({} bytes) for a WAL page header",
+            bytes.len()
+        )
+    })?;
+    let version = h.version().ok_or_else(|| {
+        format!(
+            "invalid magic number {:04X} in the first page header",
+            h.magic
+        )
+    })?;
+    let l = h.long.ok_or_else(|| {
+        format!(
+            "the first page has no long header (info bits {:04X})",
+            h.info
+        )
+    })?;
     let seg_size = WalSegSize::new(l.seg_size).ok_or_else(|| {
         format!(
             "invalid WAL segment size ({} bytes); it must be a power of two between 1 MB and 1 GB",
@@ -206,7 +232,10 @@ pub fn probe_segment(bytes: &[u8]) -> Result<SegmentInfo, String> {
         )
     })?;
     if !l.page_size.is_power_of_two() || !(1024..=65536).contains(&l.page_size) {
-        return Err(format!("invalid WAL page size {} in the first page header", l.page_size));
+        return Err(format!(
+            "invalid WAL page size {} in the first page header",
+            l.page_size
+        ));
     }
     Ok(SegmentInfo {
         version,
@@ -229,7 +258,11 @@ pub struct WalDirectory {
 
 fn preference(n: &WalFileName) -> u8 {
     match n {
-        WalFileName::Segment { partial, compression, .. } => {
+        WalFileName::Segment {
+            partial,
+            compression,
+            ..
+        } => {
             let c = match compression {
                 Compression::None => 0,
                 Compression::Gzip => 1,
@@ -245,7 +278,10 @@ fn preference(n: &WalFileName) -> u8 {
 impl WalDirectory {
     /// Lists `dir` and remembers every WAL segment and history file in it.
     pub fn scan(dir: &Path) -> Result<WalDirectory, SourceError> {
-        let mut d = WalDirectory { path: dir.to_owned(), ..WalDirectory::default() };
+        let mut d = WalDirectory {
+            path: dir.to_owned(),
+            ..WalDirectory::default()
+        };
         for entry in std::fs::read_dir(dir).map_err(io_err(dir))? {
             let entry = entry.map_err(io_err(dir))?;
             let Some(name) = entry.file_name().to_str().and_then(WalFileName::parse) else {
@@ -275,13 +311,23 @@ impl WalDirectory {
     /// `.partial` forms.
     pub fn segment(&self, tli: TimelineId, segno: SegNo, seg_size: WalSegSize) -> Option<&Path> {
         let per = seg_size.segments_per_xlogid();
-        let key = (tli.0, u32::try_from(segno.0 / per).ok()?, (segno.0 % per) as u32);
-        self.segments.get(&key).and_then(|v| v.first()).map(|(_, p)| p.as_path())
+        let key = (
+            tli.0,
+            u32::try_from(segno.0 / per).ok()?,
+            (segno.0 % per) as u32,
+        );
+        self.segments
+            .get(&key)
+            .and_then(|v| v.first())
+            .map(|(_, p)| p.as_path())
     }
 
     /// Every segment file (preferred form), ordered by timeline then segment.
     pub fn segments(&self) -> impl Iterator<Item = (&WalFileName, &Path)> {
-        self.segments.values().filter_map(|v| v.first()).map(|(n, p)| (n, p.as_path()))
+        self.segments
+            .values()
+            .filter_map(|v| v.first())
+            .map(|(n, p)| (n, p.as_path()))
     }
 
     /// Every segment file of the lowest-numbered segment, ordered by segment then timeline
@@ -299,11 +345,16 @@ impl WalDirectory {
 
     /// The history file of timeline `tli`, parsed, if the directory has one.
     pub fn history(&self, tli: TimelineId) -> Result<Option<TimelineHistory>, SourceError> {
-        let Some(path) = self.histories.get(&tli.0) else { return Ok(None) };
+        let Some(path) = self.histories.get(&tli.0) else {
+            return Ok(None);
+        };
         let bytes = read_wal_file(path)?;
         TimelineHistory::parse(&bytes)
             .map(Some)
-            .map_err(|e| SourceError::History { path: path.clone(), reason: e.to_string() })
+            .map_err(|e| SourceError::History {
+                path: path.clone(),
+                reason: e.to_string(),
+            })
     }
 
     /// Timelines that have a history file here.
@@ -357,7 +408,10 @@ pub fn read_range(
     let seg_size = cfg.seg_size;
     let mut decoder = WalDecoder::new(cfg, range.start);
     let mut segno = range.start.segment(seg_size);
-    let mut offset = range.start.page_start(cfg.page_size).segment_offset(seg_size) as usize;
+    let mut offset = range
+        .start
+        .page_start(cfg.page_size)
+        .segment_offset(seg_size) as usize;
     let mut buf = Vec::new();
     loop {
         let seg_start = segno.start_lsn(seg_size).unwrap_or(Lsn::MAX);
@@ -370,7 +424,10 @@ pub fn read_range(
             None => range.tli,
         };
         let Some(path) = dir.segment(tli, segno, seg_size) else {
-            let at = decoder.pending_record().or(decoder.last_record_end()).unwrap_or(range.start);
+            let at = decoder
+                .pending_record()
+                .or(decoder.last_record_end())
+                .unwrap_or(range.start);
             return Ok(ReadEnd::EndOfWal {
                 at,
                 reason: None,
@@ -395,11 +452,18 @@ pub fn read_range(
                     }
                     Ok(None) => return true,
                     Err(error) if error.is_end_of_wal() => {
-                        failure = Some(Ok(ReadEnd::EndOfWal { at: error.lsn, reason: Some(error), missing: None }));
+                        failure = Some(Ok(ReadEnd::EndOfWal {
+                            at: error.lsn,
+                            reason: Some(error),
+                            missing: None,
+                        }));
                         return false;
                     }
                     Err(error) => {
-                        failure = Some(Err(SourceError::Corrupt { path: path.to_owned(), error }));
+                        failure = Some(Err(SourceError::Corrupt {
+                            path: path.to_owned(),
+                            error,
+                        }));
                         return false;
                     }
                 }
@@ -418,8 +482,15 @@ pub fn read_range(
             return Ok(ReadEnd::ReachedEnd);
         }
         if (offset + data_len) as u64 != seg_size.bytes() {
-            let at = decoder.pending_record().or(decoder.last_record_end()).unwrap_or(range.start);
-            return Ok(ReadEnd::EndOfWal { at, reason: None, missing: None });
+            let at = decoder
+                .pending_record()
+                .or(decoder.last_record_end())
+                .unwrap_or(range.start);
+            return Ok(ReadEnd::EndOfWal {
+                at,
+                reason: None,
+                missing: None,
+            });
         }
         segno = segno.next();
         offset = 0;
@@ -447,7 +518,11 @@ fn for_each_piece(
     let n = read_full(&mut file, &mut head).map_err(io_err(path))?;
     let kind = sniff_compression(&head[..n]);
     let partial = path.extension().is_some_and(|e| e == "partial");
-    let wrong = |size: u64| SourceError::WrongSize { path: path.to_owned(), size, expected: seg_bytes };
+    let wrong = |size: u64| SourceError::WrongSize {
+        path: path.to_owned(),
+        size,
+        expected: seg_bytes,
+    };
     if kind != Compression::None {
         let whole = read_wal_file(path)?;
         if !partial && whole.len() as u64 != seg_bytes {
@@ -479,7 +554,11 @@ fn for_each_piece(
                     // SAFETY: the mapping is read-only and file-backed; dropping its pages only
                     // means they are read from the page cache again if touched.
                     let _ = unsafe {
-                        map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, page, next - page)
+                        map.unchecked_advise_range(
+                            memmap2::UncheckedAdvice::DontNeed,
+                            page,
+                            next - page,
+                        )
                     };
                 }
                 pos = next;
@@ -490,7 +569,8 @@ fn for_each_piece(
             return Ok(pos - offset);
         }
     }
-    file.seek(SeekFrom::Start(offset as u64)).map_err(io_err(path))?;
+    file.seek(SeekFrom::Start(offset as u64))
+        .map_err(io_err(path))?;
     buf.resize(PIECE, 0);
     let mut pos = offset;
     while pos < limit {

@@ -15,8 +15,14 @@ use pgwal_testkit::{Cluster, Major};
 async fn live_equals_files(major: Major) {
     let pg = Cluster::builder(major).wal_segsize_mb(1).start().unwrap();
     let home = tempfile::tempdir().unwrap();
-    let env = MapEnvironment::new().with_user("postgres").with_home(home.path());
-    let cfg = Config::parse_with_env(&format!("host=127.0.0.1 port={} user=postgres", pg.port()), &env).unwrap();
+    let env = MapEnvironment::new()
+        .with_user("postgres")
+        .with_home(home.path());
+    let cfg = Config::parse_with_env(
+        &format!("host=127.0.0.1 port={} user=postgres", pg.port()),
+        &env,
+    )
+    .unwrap();
     let mut client = ReplicationClient::connect(&cfg).await.unwrap();
     let seg_size = client.wal_segment_size().await.unwrap();
     let system = client.identify_system().await.unwrap();
@@ -33,14 +39,22 @@ async fn live_equals_files(major: Major) {
         while live.last_record_end().is_none_or(|e| e < target) {
             match stream.next_event().await.unwrap().unwrap() {
                 ReplicationEvent::XLogData(chunk) => live
-                    .feed(&chunk, |r| streamed.push((r.lsn(), r.total_len(), r.rmid())))
+                    .feed(&chunk, |r| {
+                        streamed.push((r.lsn(), r.total_len(), r.rmid()))
+                    })
                     .unwrap(),
                 _ => {}
             }
         }
     }
     let dir = WalDirectory::scan(&pg.pg_wal_dir()).unwrap();
-    let range = ReadRange { start, end: None, tli: system.timeline, history: None, config: dcfg };
+    let range = ReadRange {
+        start,
+        end: None,
+        tli: system.timeline,
+        history: None,
+        config: dcfg,
+    };
     let mut from_files: Vec<(Lsn, u32, u8)> = Vec::new();
     let _ = read_range(&dir, &range, |r| {
         if r.lsn() > streamed.last().unwrap().0 {
@@ -50,8 +64,15 @@ async fn live_equals_files(major: Major) {
         ControlFlow::Continue(())
     })
     .unwrap();
-    assert!(streamed.len() > 500, "{major:?}: only {} records streamed", streamed.len());
-    assert_eq!(streamed, from_files, "{major:?}: live records differ from pg_wal's");
+    assert!(
+        streamed.len() > 500,
+        "{major:?}: only {} records streamed",
+        streamed.len()
+    );
+    assert_eq!(
+        streamed, from_files,
+        "{major:?}: live records differ from pg_wal's"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

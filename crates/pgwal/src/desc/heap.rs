@@ -187,7 +187,15 @@ fn heap_desc(out: &mut String, rec: &Record<'_>) -> Option<()> {
                 // xl_heap_inplace: offnum, dbId, tsId, relcacheInitFileInval, nmsgs, msgs[].
                 let (db, ts, init) = (u32_at(d, 4)?, u32_at(d, 8)?, u8_at(d, 12)? != 0);
                 let nmsgs = i32_at(d, 16)?;
-                super::util::invalidations_desc(out, rec.version(), nmsgs, d.get(20..)?, db, ts, init);
+                super::util::invalidations_desc(
+                    out,
+                    rec.version(),
+                    nmsgs,
+                    d.get(20..)?,
+                    db,
+                    ts,
+                    init,
+                );
             }
         }
         _ => {}

@@ -79,11 +79,18 @@ impl LiveDecoder {
 
     /// Feeds one chunk, calling `on_record` for every record it completes. Bytes already fed
     /// (a chunk overlapping the previous one, as after a reconnect) are skipped.
-    pub fn feed(&mut self, chunk: &XLogData, mut on_record: impl FnMut(&Record<'_>)) -> Result<(), LiveDecodeError> {
+    pub fn feed(
+        &mut self,
+        chunk: &XLogData,
+        mut on_record: impl FnMut(&Record<'_>),
+    ) -> Result<(), LiveDecodeError> {
         let expected = self.decoder.position();
         let end = Lsn(chunk.start.0 + chunk.data.len() as u64);
         if chunk.start > expected {
-            return Err(LiveDecodeError::Gap { expected, got: chunk.start });
+            return Err(LiveDecodeError::Gap {
+                expected,
+                got: chunk.start,
+            });
         }
         if end <= expected {
             return Ok(());

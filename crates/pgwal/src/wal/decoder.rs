@@ -4,8 +4,8 @@ use crate::lsn::Lsn;
 use crate::segment::WalSegSize;
 use crate::wal::error::{WalError, WalErrorKind};
 use crate::wal::page::{
-    PageHeader, LONG_HEADER_SIZE, SHORT_HEADER_SIZE, XLP_ALL_FLAGS, XLP_FIRST_IS_OVERWRITE_CONTRECORD,
-    XLP_LONG_HEADER,
+    PageHeader, LONG_HEADER_SIZE, SHORT_HEADER_SIZE, XLP_ALL_FLAGS,
+    XLP_FIRST_IS_OVERWRITE_CONTRECORD, XLP_LONG_HEADER,
 };
 use crate::wal::record::{
     decode_layout, le32, record_crc, Layout, RawBlock, Record, RecordHeader, MAX_RECORD_LEN,
@@ -33,7 +33,11 @@ pub struct DecoderConfig {
 impl DecoderConfig {
     /// A configuration with PostgreSQL's default page size and the given segment size.
     pub fn new(seg_size: WalSegSize) -> DecoderConfig {
-        DecoderConfig { seg_size, page_size: crate::wal::page::DEFAULT_PAGE_SIZE, system_id: None }
+        DecoderConfig {
+            seg_size,
+            page_size: crate::wal::page::DEFAULT_PAGE_SIZE,
+            system_id: None,
+        }
     }
 }
 
@@ -199,16 +203,18 @@ impl WalDecoder {
             return Err(e.clone());
         }
         match self.step(input) {
-            Ok(Some(Found::Input(bytes, hdr, layout, lsn, end, version, tli))) => Ok(Some(Record {
-                lsn,
-                end,
-                header: hdr,
-                bytes,
-                version,
-                tli,
-                layout,
-                blocks: &self.blocks,
-            })),
+            Ok(Some(Found::Input(bytes, hdr, layout, lsn, end, version, tli))) => {
+                Ok(Some(Record {
+                    lsn,
+                    end,
+                    header: hdr,
+                    bytes,
+                    version,
+                    tli,
+                    layout,
+                    blocks: &self.blocks,
+                }))
+            }
             Ok(Some(Found::Buffer(hdr, layout, lsn, end, version, tli))) => Ok(Some(Record {
                 lsn,
                 end,
@@ -264,10 +270,16 @@ impl WalDecoder {
                         let tot = le32(input, 0);
                         let lsn = self.pos;
                         if (tot as usize) < RECORD_HEADER_SIZE {
-                            return Err(WalError::new(lsn, WalErrorKind::InvalidRecordLength { got: tot }));
+                            return Err(WalError::new(
+                                lsn,
+                                WalErrorKind::InvalidRecordLength { got: tot },
+                            ));
                         }
                         if tot > MAX_RECORD_LEN {
-                            return Err(WalError::new(lsn, WalErrorKind::RecordTooLong { got: tot }));
+                            return Err(WalError::new(
+                                lsn,
+                                WalErrorKind::RecordTooLong { got: tot },
+                            ));
                         }
                         let (version, tli) = (self.version.unwrap_or(PgVersion::V18), self.tli);
                         let hdr = self.check_header(&input[..RECORD_HEADER_SIZE], lsn, version)?;
@@ -276,7 +288,9 @@ impl WalDecoder {
                             self.advance(input, tot as usize);
                             let (layout, end) = self.finish(whole, hdr, lsn, version)?;
                             if lsn >= self.want_from {
-                                return Ok(Some(Found::Input(whole, hdr, layout, lsn, end, version, tli)));
+                                return Ok(Some(Found::Input(
+                                    whole, hdr, layout, lsn, end, version, tli,
+                                )));
                             }
                             continue;
                         }
@@ -287,7 +301,11 @@ impl WalDecoder {
                     }
                 }
                 State::Assembling => {
-                    let target = if self.rec_total == 0 { 4 } else { self.rec_total as usize };
+                    let target = if self.rec_total == 0 {
+                        4
+                    } else {
+                        self.rec_total as usize
+                    };
                     let page_left = ps as usize - off;
                     let n = (target - self.buf.len()).min(page_left).min(input.len());
                     self.buf.extend_from_slice(&input[..n]);
@@ -295,10 +313,16 @@ impl WalDecoder {
                     if self.rec_total == 0 && self.buf.len() >= 4 {
                         let tot = le32(&self.buf, 0);
                         if (tot as usize) < RECORD_HEADER_SIZE {
-                            return Err(WalError::new(self.rec_start, WalErrorKind::InvalidRecordLength { got: tot }));
+                            return Err(WalError::new(
+                                self.rec_start,
+                                WalErrorKind::InvalidRecordLength { got: tot },
+                            ));
                         }
                         if tot > MAX_RECORD_LEN {
-                            return Err(WalError::new(self.rec_start, WalErrorKind::RecordTooLong { got: tot }));
+                            return Err(WalError::new(
+                                self.rec_start,
+                                WalErrorKind::RecordTooLong { got: tot },
+                            ));
                         }
                         self.rec_total = tot;
                         continue;
@@ -306,7 +330,8 @@ impl WalDecoder {
                     if self.rec_total != 0 && self.buf.len() == self.rec_total as usize {
                         let lsn = self.rec_start;
                         let (version, tli) = (self.rec_version, self.rec_tli);
-                        let hdr = self.check_header(&self.buf[..RECORD_HEADER_SIZE], lsn, version)?;
+                        let hdr =
+                            self.check_header(&self.buf[..RECORD_HEADER_SIZE], lsn, version)?;
                         let buf = std::mem::take(&mut self.buf);
                         let res = self.finish(&buf, hdr, lsn, version);
                         self.buf = buf;
@@ -331,25 +356,39 @@ impl WalDecoder {
     }
 
     /// Checks length, rmgr and prev-link of a record header (`ValidXLogRecordHeader`).
-    fn check_header(&self, h: &[u8], lsn: Lsn, version: PgVersion) -> Result<RecordHeader, WalError> {
+    fn check_header(
+        &self,
+        h: &[u8],
+        lsn: Lsn,
+        version: PgVersion,
+    ) -> Result<RecordHeader, WalError> {
         let hdr = match RecordHeader::parse(h) {
             Some(hdr) => hdr,
             None => return Err(WalError::new(lsn, WalErrorKind::InvalidFragmentLength)),
         };
         if !version.rmid_is_valid(hdr.rmid) {
-            return Err(WalError::new(lsn, WalErrorKind::InvalidRmgr { rmid: hdr.rmid }));
+            return Err(WalError::new(
+                lsn,
+                WalErrorKind::InvalidRmgr { rmid: hdr.rmid },
+            ));
         }
         match self.prev {
             None if hdr.prev >= lsn => {
                 return Err(WalError::new(
                     lsn,
-                    WalErrorKind::IncorrectPrevLink { prev: hdr.prev, expected: None },
+                    WalErrorKind::IncorrectPrevLink {
+                        prev: hdr.prev,
+                        expected: None,
+                    },
                 ))
             }
             Some(p) if hdr.prev != p => {
                 return Err(WalError::new(
                     lsn,
-                    WalErrorKind::IncorrectPrevLink { prev: hdr.prev, expected: Some(p) },
+                    WalErrorKind::IncorrectPrevLink {
+                        prev: hdr.prev,
+                        expected: Some(p),
+                    },
                 ))
             }
             _ => {}
@@ -367,7 +406,13 @@ impl WalDecoder {
     ) -> Result<(Layout, Lsn), WalError> {
         let computed = record_crc(whole);
         if computed != hdr.crc {
-            return Err(WalError::new(lsn, WalErrorKind::BadCrc { stored: hdr.crc, computed }));
+            return Err(WalError::new(
+                lsn,
+                WalErrorKind::BadCrc {
+                    stored: hdr.crc,
+                    computed,
+                },
+            ));
         }
         let layout = decode_layout(whole, lsn, version, &mut self.blocks)?;
         let mut end = Lsn(self.pos.0.wrapping_add(7) & !7);
@@ -402,25 +447,43 @@ impl WalDecoder {
         };
         let seg_off = page_lsn.segment_offset(self.cfg.seg_size);
         let Some(version) = h.version() else {
-            return Err(WalError::new(page_lsn, WalErrorKind::BadMagic { magic: h.magic, offset: seg_off }));
+            return Err(WalError::new(
+                page_lsn,
+                WalErrorKind::BadMagic {
+                    magic: h.magic,
+                    offset: seg_off,
+                },
+            ));
         };
         if let Some(v) = self.version {
             if v != version && h.long.is_none() {
                 return Err(WalError::new(
                     page_lsn,
-                    WalErrorKind::MagicChanged { magic: h.magic, expected: v.magic() },
+                    WalErrorKind::MagicChanged {
+                        magic: h.magic,
+                        expected: v.magic(),
+                    },
                 ));
             }
         }
         if h.info & !XLP_ALL_FLAGS != 0 || (seg_off == 0 && h.info & XLP_LONG_HEADER == 0) {
-            return Err(WalError::new(page_lsn, WalErrorKind::InvalidInfoBits { info: h.info, offset: seg_off }));
+            return Err(WalError::new(
+                page_lsn,
+                WalErrorKind::InvalidInfoBits {
+                    info: h.info,
+                    offset: seg_off,
+                },
+            ));
         }
         if let Some(l) = h.long {
             match self.sysid {
                 Some(s) if s != l.sysid => {
                     return Err(WalError::new(
                         page_lsn,
-                        WalErrorKind::SystemIdMismatch { found: l.sysid, expected: s },
+                        WalErrorKind::SystemIdMismatch {
+                            found: l.sysid,
+                            expected: s,
+                        },
                     ))
                 }
                 _ => self.sysid = Some(l.sysid),
@@ -428,23 +491,38 @@ impl WalDecoder {
             if l.seg_size != self.cfg.seg_size.bytes_u32() {
                 return Err(WalError::new(
                     page_lsn,
-                    WalErrorKind::SegmentSizeMismatch { found: l.seg_size, expected: self.cfg.seg_size.bytes_u32() },
+                    WalErrorKind::SegmentSizeMismatch {
+                        found: l.seg_size,
+                        expected: self.cfg.seg_size.bytes_u32(),
+                    },
                 ));
             }
             if l.page_size != self.cfg.page_size {
                 return Err(WalError::new(
                     page_lsn,
-                    WalErrorKind::PageSizeMismatch { found: l.page_size, expected: self.cfg.page_size },
+                    WalErrorKind::PageSizeMismatch {
+                        found: l.page_size,
+                        expected: self.cfg.page_size,
+                    },
                 ));
             }
         }
         if h.pageaddr != page_lsn {
-            return Err(WalError::new(page_lsn, WalErrorKind::UnexpectedPageAddr { found: h.pageaddr, offset: seg_off }));
+            return Err(WalError::new(
+                page_lsn,
+                WalErrorKind::UnexpectedPageAddr {
+                    found: h.pageaddr,
+                    offset: seg_off,
+                },
+            ));
         }
         if h.tli < self.tli {
             return Err(WalError::new(
                 page_lsn,
-                WalErrorKind::OutOfSequenceTimeline { tli: h.tli, after: self.tli },
+                WalErrorKind::OutOfSequenceTimeline {
+                    tli: h.tli,
+                    after: self.tli,
+                },
             ));
         }
         // Header accepted: consume it.
@@ -469,13 +547,19 @@ impl WalDecoder {
                         self.state = State::Record;
                         return Ok(true);
                     }
-                    return Err(WalError::new(self.rec_start, WalErrorKind::MissingContrecord));
+                    return Err(WalError::new(
+                        self.rec_start,
+                        WalErrorKind::MissingContrecord,
+                    ));
                 }
                 let expected = self.rec_total.wrapping_sub(self.buf.len() as u32);
                 if self.rec_total == 0 || h.rem_len == 0 || h.rem_len != expected {
                     return Err(WalError::new(
                         self.rec_start,
-                        WalErrorKind::InvalidContrecordLength { rem_len: h.rem_len, expected },
+                        WalErrorKind::InvalidContrecordLength {
+                            rem_len: h.rem_len,
+                            expected,
+                        },
                     ));
                 }
             }
@@ -499,7 +583,9 @@ impl WalDecoder {
 
     /// Copies header bytes into the staging area; true once the whole header is there.
     fn stage_header(&mut self, input: &mut &[u8]) -> Result<bool, WalError> {
-        let need = if self.hdr_len >= 4 && u16::from_le_bytes([self.hdr[2], self.hdr[3]]) & XLP_LONG_HEADER != 0 {
+        let need = if self.hdr_len >= 4
+            && u16::from_le_bytes([self.hdr[2], self.hdr[3]]) & XLP_LONG_HEADER != 0
+        {
             LONG_HEADER_SIZE
         } else {
             SHORT_HEADER_SIZE

@@ -34,14 +34,19 @@ pub fn pglz_decompress(src: &[u8], out: &mut [u8]) -> bool {
         let mut bit = 0;
         while bit < 8 && sp < src.len() && dp < out.len() {
             if ctrl & 1 != 0 {
-                let Some(&[b0, b1]) = src.get(sp..sp + 2).and_then(|s| <&[u8; 2]>::try_from(s).ok()) else {
+                let Some(&[b0, b1]) = src
+                    .get(sp..sp + 2)
+                    .and_then(|s| <&[u8; 2]>::try_from(s).ok())
+                else {
                     return false;
                 };
                 let mut len = usize::from(b0 & 0x0f) + 3;
                 let off = (usize::from(b0 & 0xf0) << 4) | usize::from(b1);
                 sp += 2;
                 if len == 18 {
-                    let Some(&extra) = src.get(sp) else { return false };
+                    let Some(&extra) = src.get(sp) else {
+                        return false;
+                    };
                     len += usize::from(extra);
                     sp += 1;
                 }
@@ -68,7 +73,11 @@ pub fn pglz_decompress(src: &[u8], out: &mut [u8]) -> bool {
 /// Rebuilds the 8 kB page a full-page image stands for: decompresses it if needed and puts
 /// back the zeroed hole.
 pub fn restore_block_image(img: &BlockImage<'_>) -> Result<Box<[u8; BLCKSZ as usize]>, ImageError> {
-    let bad = || ImageError::BadSizes { offset: img.hole_offset, length: img.hole_length, image_len: img.bytes.len() };
+    let bad = || ImageError::BadSizes {
+        offset: img.hole_offset,
+        length: img.hole_length,
+        image_len: img.bytes.len(),
+    };
     let hole_off = usize::from(img.hole_offset);
     let hole_len = usize::from(img.hole_length);
     let body_len = (BLCKSZ as usize).checked_sub(hole_len).ok_or_else(bad)?;

@@ -75,7 +75,11 @@ impl PageHeader {
             if b.len() < LONG_HEADER_SIZE {
                 return None;
             }
-            Some(LongHeader { sysid: le64(b, 24), seg_size: le32(b, 32), page_size: le32(b, 36) })
+            Some(LongHeader {
+                sysid: le64(b, 24),
+                seg_size: le32(b, 32),
+                page_size: le32(b, 36),
+            })
         } else {
             None
         };

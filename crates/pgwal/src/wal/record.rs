@@ -286,10 +286,18 @@ pub(crate) fn decode_layout(
                     datatotal += usize::from(b.image_len);
                     let (off, hl, il) = (b.hole_offset, b.hole_length, b.image_len);
                     if flags.has_hole && (off == 0 || hl == 0 || u32::from(il) == BLCKSZ) {
-                        return err(WalErrorKind::InvalidHole { offset: off, length: hl, image_len: il });
+                        return err(WalErrorKind::InvalidHole {
+                            offset: off,
+                            length: hl,
+                            image_len: il,
+                        });
                     }
                     if !flags.has_hole && (off != 0 || hl != 0) {
-                        return err(WalErrorKind::InvalidHole { offset: off, length: hl, image_len: il });
+                        return err(WalErrorKind::InvalidHole {
+                            offset: off,
+                            length: hl,
+                            image_len: il,
+                        });
                     }
                     if compressed && u32::from(il) == BLCKSZ {
                         return err(WalErrorKind::InvalidCompressedLength { image_len: il });
@@ -301,7 +309,11 @@ pub(crate) fn decode_layout(
                 }
                 if b.fork_flags & BKPBLOCK_SAME_REL == 0 {
                     let r = take!(12);
-                    let rel = RelFileLocator { spc: le32(r, 0), db: le32(r, 4), rel: le32(r, 8) };
+                    let rel = RelFileLocator {
+                        spc: le32(r, 0),
+                        db: le32(r, 4),
+                        rel: le32(r, 8),
+                    };
                     b.rel = rel;
                     last_rel = Some(rel);
                 } else {
@@ -457,7 +469,9 @@ impl<'a> Record<'a> {
     /// The main data.
     pub fn main_data(&self) -> &'a [u8] {
         let at = self.layout.main_at as usize;
-        self.bytes.get(at..at + self.layout.main_len as usize).unwrap_or(&[])
+        self.bytes
+            .get(at..at + self.layout.main_len as usize)
+            .unwrap_or(&[])
     }
 
     /// Replication origin id, if the record carries one.
@@ -473,15 +487,20 @@ impl<'a> Record<'a> {
     /// The block references, in id order.
     pub fn blocks(&self) -> impl ExactSizeIterator<Item = BlockRef<'a>> + '_ {
         let (bytes, version) = (self.bytes, self.version);
-        self.blocks.iter().map(move |raw| BlockRef { raw, bytes, version })
+        self.blocks.iter().map(move |raw| BlockRef {
+            raw,
+            bytes,
+            version,
+        })
     }
 
     /// The block reference with id `id`.
     pub fn block(&self, id: u8) -> Option<BlockRef<'a>> {
-        self.blocks
-            .iter()
-            .find(|b| b.id == id)
-            .map(|raw| BlockRef { raw, bytes: self.bytes, version: self.version })
+        self.blocks.iter().find(|b| b.id == id).map(|raw| BlockRef {
+            raw,
+            bytes: self.bytes,
+            version: self.version,
+        })
     }
 
     /// The highest block id in use, if any block is referenced.
@@ -525,7 +544,9 @@ impl<'a> BlockRef<'a> {
             return &[];
         }
         let at = self.raw.data_at as usize;
-        self.bytes.get(at..at + usize::from(self.raw.data_len)).unwrap_or(&[])
+        self.bytes
+            .get(at..at + usize::from(self.raw.data_len))
+            .unwrap_or(&[])
     }
     /// True if the block carries data (`BKPBLOCK_HAS_DATA`).
     pub fn has_data(&self) -> bool {
@@ -538,7 +559,10 @@ impl<'a> BlockRef<'a> {
         }
         let at = self.raw.image_at as usize;
         Some(BlockImage {
-            bytes: self.bytes.get(at..at + usize::from(self.raw.image_len)).unwrap_or(&[]),
+            bytes: self
+                .bytes
+                .get(at..at + usize::from(self.raw.image_len))
+                .unwrap_or(&[]),
             hole_offset: self.raw.hole_offset,
             hole_length: self.raw.hole_length,
             flags: ImageFlags::of(self.version, self.raw.bimg_info),

@@ -135,7 +135,6 @@ fn golden_18() {
     golden(18);
 }
 
-
 /// Every sample record, with its main data and block 0 data cut short at every length and
 /// filled with 0xFF, described as every major: no panics.
 #[test]
