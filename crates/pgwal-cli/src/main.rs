@@ -7,6 +7,7 @@ use clap::Parser;
 
 mod archive;
 mod dump;
+mod receive;
 
 /// pgwal: PostgreSQL write-ahead log toolkit.
 #[derive(Debug, Parser)]
@@ -16,6 +17,8 @@ enum Cli {
     Dump(dump::DumpArgs),
     /// WAL archive commands: push (archive_command), fetch (restore_command), cleanup, verify, status.
     Archive(archive::ArchiveArgs),
+    /// Stream WAL from a server into an archive directory, as pg_receivewal does.
+    Receive(receive::ReceiveArgs),
 }
 
 fn main() -> ExitCode {
@@ -23,6 +26,7 @@ fn main() -> ExitCode {
     let result = match cli {
         Cli::Dump(args) => dump::run(args),
         Cli::Archive(args) => archive::run(args),
+        Cli::Receive(args) => receive::run(args),
     };
     match result {
         Ok(code) => code,

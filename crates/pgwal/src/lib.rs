@@ -16,6 +16,7 @@
 
 pub mod archive;
 pub mod conninfo;
+pub mod desc;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod history;
@@ -25,7 +26,6 @@ pub mod replication;
 pub mod segment;
 pub mod source;
 pub mod wal;
-pub mod desc;
 
 pub use history::{HistoryEntry, HistoryError, TimelineHistory};
 pub use lsn::{Lsn, ParseLsnError};

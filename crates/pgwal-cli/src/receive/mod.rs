@@ -1,0 +1,366 @@
+//! `pgwal receive`: pg_receivewal's options and archive, as a daemon that never loses
+//! acknowledged WAL. The work is done by [`pgwal::receiver`]; this module parses the
+//! options, builds the connection, handles signals, slots, logging and the metrics endpoint.
+
+use std::io::{BufRead, Write as _};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{anyhow, Context};
+use clap::{ArgAction, Args};
+use pgwal::conninfo::{Config, ConnInfo, SystemEnvironment};
+use pgwal::receiver::{
+    CompressSpec, Metrics, ReceiveError, Receiver, ReceiverOptions, StopHandle, Stopped,
+};
+use pgwal::replication::{CreateSlotOptions, ReplicationClient, SlotName};
+use pgwal::Lsn;
+
+mod metrics_http;
+
+/// The application name sent when none is configured (`application_name`, `PGAPPNAME`).
+pub const DEFAULT_APPLICATION_NAME: &str = "pgwal";
+
+/// Arguments of `pgwal receive` (pg_receivewal's options, same spellings and defaults).
+#[derive(Debug, Args)]
+#[command(disable_version_flag = true, disable_help_flag = true)]
+pub struct ReceiveArgs {
+    /// Receive write-ahead log files into this directory.
+    #[arg(short = 'D', long = "directory", value_name = "DIR")]
+    directory: Option<PathBuf>,
+    /// Exit after receiving the specified LSN.
+    #[arg(short = 'E', long = "endpos", value_name = "LSN")]
+    endpos: Option<String>,
+    /// Do not error if slot already exists when creating a slot.
+    #[arg(long = "if-not-exists")]
+    if_not_exists: bool,
+    /// Do not loop on connection lost.
+    #[arg(short = 'n', long = "no-loop")]
+    no_loop: bool,
+    /// Do not wait for changes to be written safely to disk.
+    #[arg(long = "no-sync")]
+    no_sync: bool,
+    /// Time between status packets sent to server (default: 10).
+    #[arg(short = 's', long = "status-interval", value_name = "SECS")]
+    status_interval: Option<String>,
+    /// Replication slot to use.
+    #[arg(short = 'S', long = "slot", value_name = "SLOTNAME")]
+    slot: Option<String>,
+    /// Flush write-ahead log immediately after writing.
+    #[arg(long = "synchronous")]
+    synchronous: bool,
+    /// Output verbose messages (twice: debugging output).
+    #[arg(short = 'v', long = "verbose", action = ArgAction::Count)]
+    verbose: u8,
+    /// Compress as specified: none, gzip, lz4 or zstd, with an optional level or options
+    /// (METHOD[:DETAIL]; a bare integer is a gzip level).
+    #[arg(short = 'Z', long = "compress", value_name = "METHOD[:DETAIL]")]
+    compress: Option<String>,
+    /// Connection string (key=value or URI).
+    #[arg(short = 'd', long = "dbname", value_name = "CONNSTR")]
+    dbname: Option<String>,
+    /// Database server host or socket directory.
+    #[arg(short = 'h', long = "host", value_name = "HOSTNAME")]
+    host: Option<String>,
+    /// Database server port number.
+    #[arg(short = 'p', long = "port", value_name = "PORT")]
+    port: Option<String>,
+    /// Connect as specified database user.
+    #[arg(short = 'U', long = "username", value_name = "NAME")]
+    username: Option<String>,
+    /// Never prompt for password.
+    #[arg(short = 'w', long = "no-password")]
+    no_password: bool,
+    /// Force password prompt.
+    #[arg(short = 'W', long = "password")]
+    password: bool,
+    /// Create a new physical replication slot (reserving WAL at once), then exit.
+    #[arg(long = "create-slot")]
+    create_slot: bool,
+    /// Drop the replication slot, then exit.
+    #[arg(long = "drop-slot")]
+    drop_slot: bool,
+    /// Report the flushed position as applied too (for synchronous_commit = remote_apply).
+    #[arg(long = "report-apply")]
+    report_apply: bool,
+    /// Serve Prometheus metrics on HOST:PORT (GET /metrics).
+    #[arg(long = "metrics-addr", value_name = "HOST:PORT")]
+    metrics_addr: Option<String>,
+    /// Longest wait between reconnection attempts, in seconds (default: 30).
+    #[arg(long = "max-retry-delay", value_name = "SECS")]
+    max_retry_delay: Option<u64>,
+    /// Show help.
+    #[arg(short = '?', long = "help", action = ArgAction::Help)]
+    help: Option<bool>,
+}
+
+/// An option error, reported as pg_receivewal does (with the `--help` hint).
+fn usage(msg: impl std::fmt::Display) -> anyhow::Result<ExitCode> {
+    eprintln!("pgwal receive: error: {msg}");
+    eprintln!("pgwal receive: hint: Try \"pgwal receive --help\" for more information.");
+    Ok(ExitCode::FAILURE)
+}
+
+fn init_logging(verbose: u8) {
+    let default = match verbose {
+        0 => "warn,pgwal=info,pgwal_cli=info",
+        1 => "warn,pgwal=info,pgwal::receiver=debug,pgwal_cli=debug",
+        _ => "debug",
+    };
+    let filter = std::env::var("PGWAL_LOG").unwrap_or_else(|_| default.to_owned());
+    let filter = tracing_subscriber::EnvFilter::try_new(&filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_target(false)
+        .try_init();
+}
+
+/// Reads a password from the terminal without echo.
+fn prompt_password() -> anyhow::Result<String> {
+    let mut tty = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/tty")
+        .context("could not open the terminal to read a password")?;
+    write!(tty, "Password: ")?;
+    tty.flush()?;
+    use std::os::unix::io::AsRawFd;
+    let fd = tty.as_raw_fd();
+    // SAFETY: termios calls on a valid terminal descriptor with a zeroed, then filled, struct.
+    let saved = unsafe {
+        let mut t: libc::termios = std::mem::zeroed();
+        if libc::tcgetattr(fd, &mut t) == 0 {
+            let saved = t;
+            t.c_lflag &= !libc::ECHO;
+            libc::tcsetattr(fd, libc::TCSANOW, &t);
+            Some(saved)
+        } else {
+            None
+        }
+    };
+    let mut line = String::new();
+    let r = std::io::BufReader::new(&tty).read_line(&mut line);
+    if let Some(t) = saved {
+        // SAFETY: restores the attributes read above on the same descriptor.
+        unsafe {
+            libc::tcsetattr(fd, libc::TCSANOW, &t);
+        }
+    }
+    let _ = writeln!(tty);
+    r?;
+    Ok(line.trim_end_matches(['\n', '\r']).to_owned())
+}
+
+/// The connection: `-d` (a connection string), then `-h -p -U` over it, `replication=true`
+/// and the fallback application name, libpq's environment variables and password file.
+fn connection(a: &ReceiveArgs) -> anyhow::Result<Config> {
+    let mut info = match &a.dbname {
+        Some(d) => ConnInfo::parse(d).map_err(|e| anyhow!("{e}"))?,
+        None => ConnInfo::default(),
+    };
+    for (key, v) in [("host", &a.host), ("port", &a.port), ("user", &a.username)] {
+        if let Some(v) = v {
+            info.set(key, v).map_err(|e| anyhow!("{e}"))?;
+        }
+    }
+    info.set("fallback_application_name", DEFAULT_APPLICATION_NAME)
+        .map_err(|e| anyhow!("{e}"))?;
+    let mut config =
+        Config::from_conninfo(&info, &SystemEnvironment).map_err(|e| anyhow!("{e}"))?;
+    if a.password && !a.no_password {
+        config.password = Some(prompt_password()?);
+    }
+    Ok(config)
+}
+
+/// Runs `pgwal receive`.
+pub fn run(a: ReceiveArgs) -> anyhow::Result<ExitCode> {
+    if a.create_slot && a.drop_slot {
+        return usage("cannot use --create-slot together with --drop-slot");
+    }
+    if (a.create_slot || a.drop_slot) && a.slot.is_none() {
+        let opt = if a.create_slot {
+            "--create-slot"
+        } else {
+            "--drop-slot"
+        };
+        return usage(format!("{opt} needs a slot to be specified using --slot"));
+    }
+    if a.synchronous && a.no_sync {
+        return usage("cannot use --synchronous together with --no-sync");
+    }
+    if a.directory.is_none() && !a.create_slot && !a.drop_slot {
+        return usage("no target directory specified");
+    }
+    let endpos = match &a.endpos {
+        None => None,
+        Some(s) => match s.parse::<Lsn>() {
+            Ok(l) => Some(l),
+            Err(_) => return usage(format!("could not parse end position \"{s}\"")),
+        },
+    };
+    let status_interval = match &a.status_interval {
+        None => Some(Duration::from_secs(10)),
+        Some(s) => match s.trim().parse::<i64>() {
+            Err(_) => {
+                return usage(format!(
+                    "invalid value \"{s}\" for option -s/--status-interval"
+                ))
+            }
+            Ok(v) if !(0..=2_147_483).contains(&v) => {
+                return usage("-s/--status-interval must be in range 0..2147483")
+            }
+            Ok(0) => None,
+            Ok(v) => Some(Duration::from_secs(v as u64)),
+        },
+    };
+    let compress = match &a.compress {
+        None => CompressSpec::NONE,
+        Some(s) => match CompressSpec::parse(s) {
+            Ok(c) => c,
+            Err(e) => return usage(e),
+        },
+    };
+    let slot = match &a.slot {
+        None => None,
+        Some(s) => match SlotName::new(s.as_str()) {
+            Ok(n) => Some(n),
+            Err(e) => return usage(e),
+        },
+    };
+    init_logging(a.verbose);
+    if compress.workers.is_some() {
+        tracing::info!(
+            "zstd workers=N is accepted and ignored: compression runs on its own thread"
+        );
+    }
+    let config = connection(&a)?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("could not start the async runtime")?;
+
+    if a.create_slot || a.drop_slot {
+        let Some(slot) = slot else {
+            return Ok(ExitCode::FAILURE);
+        };
+        return rt.block_on(slot_action(&config, &slot, a.create_slot, a.if_not_exists));
+    }
+    let Some(directory) = a.directory.clone() else {
+        return Ok(ExitCode::FAILURE);
+    };
+    let mut opts = ReceiverOptions::new(directory);
+    opts.slot = slot;
+    opts.endpos = endpos;
+    opts.no_loop = a.no_loop;
+    opts.status_interval = status_interval;
+    opts.synchronous = a.synchronous;
+    opts.sync = !a.no_sync;
+    opts.compress = compress;
+    opts.report_apply = a.report_apply;
+    if let Some(s) = a.max_retry_delay {
+        opts.max_reconnect_delay = Duration::from_secs(s.max(1));
+    }
+    let receiver = Receiver::new(config, opts);
+    let metrics = receiver.metrics();
+    let stop = receiver.stop_handle();
+    rt.block_on(async move {
+        if let Some(addr) = &a.metrics_addr {
+            metrics_http::start(addr, metrics.clone())
+                .await
+                .with_context(|| format!("could not serve metrics on {addr}"))?;
+        }
+        spawn_signal_handler(stop)?;
+        match receiver.run().await {
+            Ok(Stopped::EndPosition(_)) | Ok(Stopped::Requested) => Ok(ExitCode::SUCCESS),
+            Err(e @ ReceiveError::Disconnected(_)) => {
+                eprintln!("pgwal receive: error: {e}");
+                Ok(ExitCode::FAILURE)
+            }
+            Err(e) => {
+                eprintln!("pgwal receive: error: {e}");
+                Ok(ExitCode::FAILURE)
+            }
+        }
+    })
+}
+
+/// SIGINT and SIGTERM stop the receiver in order; a second one exits at once.
+fn spawn_signal_handler(stop: StopHandle) -> anyhow::Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term =
+        signal(SignalKind::terminate()).context("could not install a SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("could not install a SIGINT handler")?;
+    tokio::spawn(async move {
+        let mut n = 0;
+        loop {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+            n += 1;
+            if n > 1 {
+                eprintln!("pgwal receive: second interrupt signal, exiting at once");
+                std::process::exit(1);
+            }
+            stop.stop();
+        }
+    });
+    Ok(())
+}
+
+async fn slot_action(
+    config: &Config,
+    slot: &SlotName,
+    create: bool,
+    if_not_exists: bool,
+) -> anyhow::Result<ExitCode> {
+    let mut client = match ReplicationClient::connect(config).await {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("pgwal receive: error: {e}");
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    let id = client.identify_system().await?;
+    if id.dbname.is_some() {
+        eprintln!(
+            "pgwal receive: error: replication connection using slot \"{}\" is unexpectedly database specific",
+            slot.as_str()
+        );
+        return Ok(ExitCode::FAILURE);
+    }
+    let r = if create {
+        tracing::info!("creating replication slot \"{}\"", slot.as_str());
+        let opts = CreateSlotOptions {
+            reserve_wal: true,
+            ..Default::default()
+        };
+        match client.create_replication_slot(slot, opts).await {
+            Ok(_) => Ok(()),
+            Err(e) if if_not_exists && e.code() == Some("42710") => {
+                tracing::info!("replication slot \"{}\" already exists", slot.as_str());
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
+    } else {
+        tracing::info!("dropping replication slot \"{}\"", slot.as_str());
+        client.drop_replication_slot(slot, false).await
+    };
+    let _ = client.close().await;
+    match r {
+        Ok(()) => Ok(ExitCode::SUCCESS),
+        Err(e) => {
+            eprintln!("pgwal receive: error: {e}");
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+/// The metrics type, re-exported for the HTTP endpoint.
+pub(crate) type SharedMetrics = Arc<Metrics>;

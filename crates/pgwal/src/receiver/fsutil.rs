@@ -1,0 +1,103 @@
+//! Small durable file-system helpers: fsync of directories, durable renames, pre-allocation.
+
+use std::fs::{self, File, OpenOptions};
+use std::io;
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::os::unix::io::AsRawFd;
+use std::path::Path;
+
+/// Mode of the files we create (`pg_file_create_mode`).
+pub(crate) const FILE_MODE: u32 = 0o600;
+
+/// fsyncs a directory so that entries created or renamed in it are durable.
+pub(crate) fn fsync_dir(dir: &Path) -> io::Result<()> {
+    let d = File::open(dir)?;
+    match d.sync_all() {
+        Err(e) if matches!(e.raw_os_error(), Some(libc::EINVAL) | Some(libc::EBADF)) => Ok(()),
+        r => r,
+    }
+}
+
+/// Opens `path` for writing, creating it (mode 0600) and optionally truncating it.
+pub(crate) fn open_write(path: &Path, create: bool, truncate: bool) -> io::Result<File> {
+    OpenOptions::new()
+        .write(true)
+        .read(true)
+        .create(create)
+        .truncate(truncate)
+        .mode(FILE_MODE)
+        .open(path)
+}
+
+/// Makes `file` `len` bytes long with real blocks behind every byte (so that a full disk is
+/// found now, not in the middle of a segment): `fallocate`, or writing zeros where the file
+/// system cannot allocate. Bytes already in the file are kept; new ones read as zeros.
+pub(crate) fn preallocate(file: &File, len: u64) -> io::Result<()> {
+    // SAFETY: fallocate on a valid, open descriptor with in-range arguments.
+    let r = unsafe { libc::fallocate(file.as_raw_fd(), 0, 0, len as libc::off_t) };
+    if r == 0 {
+        return Ok(());
+    }
+    let e = io::Error::last_os_error();
+    match e.raw_os_error() {
+        Some(libc::EOPNOTSUPP) | Some(libc::ENOSYS) | Some(libc::EINVAL) => {}
+        _ => return Err(e),
+    }
+    let have = file.metadata()?.len();
+    if have >= len {
+        return Ok(());
+    }
+    write_zeros(file, have, len)
+}
+
+/// Writes zeros to `[from, to)` of `file`.
+pub(crate) fn write_zeros(file: &File, from: u64, to: u64) -> io::Result<()> {
+    const CHUNK: usize = 1 << 20;
+    let zeros = vec![0u8; CHUNK.min(to.saturating_sub(from) as usize)];
+    let mut off = from;
+    while off < to {
+        let n = ((to - off) as usize).min(zeros.len());
+        file.write_all_at(&zeros[..n], off)?;
+        off += n as u64;
+    }
+    Ok(())
+}
+
+/// Renames `from` to `to` in `dir`; with `sync`, fsyncs the file first and the directory
+/// after (`durable_rename()`).
+pub(crate) fn durable_rename(from: &Path, to: &Path, dir: &Path, sync: bool) -> io::Result<()> {
+    if sync {
+        File::open(from)?.sync_all()?;
+    }
+    fs::rename(from, to)?;
+    if sync {
+        fsync_dir(dir)?;
+    }
+    Ok(())
+}
+
+/// Writes `data` as `dir/name` unless that file exists: a temporary file, fsync, rename,
+/// fsync of the directory. Returns false if the file was already there.
+pub(crate) fn write_new_file(dir: &Path, name: &str, data: &[u8], sync: bool) -> io::Result<bool> {
+    let target = dir.join(name);
+    if target.exists() {
+        return Ok(false);
+    }
+    let tmp = dir.join(format!("{name}.tmp"));
+    let f = open_write(&tmp, true, true)?;
+    let res = (|| {
+        f.write_all_at(data, 0)?;
+        if sync {
+            f.sync_all()?;
+        }
+        fs::rename(&tmp, &target)?;
+        if sync {
+            fsync_dir(dir)?;
+        }
+        Ok(true)
+    })();
+    if res.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    res
+}

@@ -1,0 +1,309 @@
+//! Where to start: pg_receivewal's directory scan (`FindStreamingStart`), plus validation of
+//! a `.partial` segment with the decoder so that streaming resumes at its valid end.
+
+use std::fs;
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+
+use crate::lsn::Lsn;
+use crate::segment::{Compression, SegNo, TimelineId, WalFileName, WalSegSize};
+use crate::wal::{DecoderConfig, PageHeader, WalDecoder};
+
+use super::compress::decompress_prefix;
+
+/// A WAL file in the directory that can decide the start position.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Candidate {
+    /// The file name.
+    pub name: String,
+    /// Its path.
+    pub path: PathBuf,
+    /// Its timeline.
+    pub tli: TimelineId,
+    /// Its segment.
+    pub segno: SegNo,
+    /// `.partial`?
+    pub partial: bool,
+    /// Compression suffix.
+    pub compression: Compression,
+}
+
+/// The files that take part in the scan, best first: the highest segment, then the highest
+/// timeline, and a complete file before a partial one.
+pub(crate) fn candidates(dir: &Path, seg_size: WalSegSize) -> io::Result<Vec<Candidate>> {
+    let mut out = Vec::new();
+    for entry in fs::read_dir(dir)? {
+        let entry = entry?;
+        let Ok(name) = entry.file_name().into_string() else {
+            continue;
+        };
+        let Some(
+            parsed @ WalFileName::Segment {
+                tli,
+                partial,
+                compression,
+                ..
+            },
+        ) = WalFileName::parse(&name)
+        else {
+            continue;
+        };
+        let Some(segno) = parsed.segno(seg_size) else {
+            continue;
+        };
+        out.push(Candidate {
+            path: entry.path(),
+            name,
+            tli,
+            segno,
+            partial,
+            compression,
+        });
+    }
+    out.sort_by(|a, b| {
+        (b.segno, b.tli, !b.partial, b.name.as_str()).cmp(&(
+            a.segno,
+            a.tli,
+            !a.partial,
+            a.name.as_str(),
+        ))
+    });
+    Ok(out)
+}
+
+/// Checks a complete file like pg_receivewal: size for plain files, gzip's ISIZE, the
+/// decompressed size for lz4 and zstd. `Err(warning)` if it must be skipped.
+pub(crate) fn check_complete(
+    c: &Candidate,
+    seg_size: WalSegSize,
+) -> io::Result<Result<(), String>> {
+    let want = seg_size.bytes();
+    match c.compression {
+        Compression::None => {
+            let len = fs::metadata(&c.path)?.len();
+            if len != want {
+                return Ok(Err(format!(
+                    "segment file \"{}\" has incorrect size {len}, skipping",
+                    c.name
+                )));
+            }
+        }
+        Compression::Gzip => {
+            let data = fs::read(&c.path)?;
+            let isize = data
+                .len()
+                .checked_sub(4)
+                .map(|i| u32::from_le_bytes([data[i], data[i + 1], data[i + 2], data[i + 3]]));
+            if isize != Some(want as u32) {
+                return Ok(Err(format!(
+                    "compressed segment file \"{}\" has incorrect uncompressed size {}, skipping",
+                    c.name,
+                    isize.unwrap_or(0)
+                )));
+            }
+        }
+        Compression::Lz4 | Compression::Zstd => {
+            let data = fs::read(&c.path)?;
+            let (out, complete) = decompress_prefix(c.compression, &data, want + 1);
+            if !complete || out.len() as u64 != want {
+                return Ok(Err(format!(
+                    "compressed segment file \"{}\" has incorrect uncompressed size {}, skipping",
+                    c.name,
+                    out.len()
+                )));
+            }
+        }
+    }
+    Ok(Ok(()))
+}
+
+/// The first `n` bytes of a (possibly compressed) file, or fewer.
+pub(crate) fn read_head(path: &Path, compression: Compression, n: usize) -> io::Result<Vec<u8>> {
+    if compression == Compression::None {
+        let mut head = Vec::with_capacity(n);
+        fs::File::open(path)?
+            .take(n as u64)
+            .read_to_end(&mut head)?;
+        return Ok(head);
+    }
+    let data = fs::read(path)?;
+    Ok(decompress_prefix(compression, &data, n as u64).0)
+}
+
+/// The system identifier in the long page header at the start of `head`, if it is one.
+pub(crate) fn head_system_id(head: &[u8]) -> Option<u64> {
+    let h = PageHeader::parse(head)?;
+    h.version()?;
+    h.long.map(|l| l.sysid)
+}
+
+/// What the scan found.
+#[derive(Debug)]
+pub(crate) enum Found {
+    /// The newest segment is complete: start at the next one.
+    Complete(Candidate),
+    /// The newest segment is partial.
+    Partial(Candidate),
+}
+
+/// `FindStreamingStart`: the newest usable file, with warnings for complete files that fail
+/// their size check.
+pub(crate) fn find_start(dir: &Path, seg_size: WalSegSize) -> io::Result<Option<Found>> {
+    for c in candidates(dir, seg_size)? {
+        if c.partial {
+            return Ok(Some(Found::Partial(c)));
+        }
+        match check_complete(&c, seg_size)? {
+            Ok(()) => return Ok(Some(Found::Complete(c))),
+            Err(warning) => tracing::warn!("{warning}"),
+        }
+    }
+    Ok(None)
+}
+
+/// A partial segment, validated: streaming resumes at `offset`.
+#[derive(Debug)]
+pub(crate) struct Resume {
+    pub(crate) tli: TimelineId,
+    pub(crate) segno: SegNo,
+    /// The bytes of the segment that are kept (the valid prefix).
+    pub(crate) offset: u64,
+    /// The file it came from.
+    pub(crate) source: PathBuf,
+    pub(crate) source_compression: Compression,
+    /// The file's content, decompressed (only `[0, offset)` is trusted).
+    pub(crate) data: Vec<u8>,
+    /// End of the non-zero bytes past `offset` (to be cleared when resuming in place).
+    pub(crate) dirty_end: u64,
+}
+
+/// The decoder's safe point: the start of an incomplete record, else its position.
+pub(crate) fn safe_point(d: &WalDecoder) -> Lsn {
+    d.pending_record().unwrap_or_else(|| d.position())
+}
+
+/// Feeds `data` (a segment's bytes from its start) to `dec` and returns the offset up to
+/// which it is valid WAL: every page header checked and every record that ends in it intact,
+/// cut before a record that is incomplete or damaged.
+pub(crate) fn valid_prefix(
+    dec: &mut WalDecoder,
+    seg_start: Lsn,
+    data: &[u8],
+    tli: TimelineId,
+) -> u64 {
+    let mut input = data;
+    let mut safe = safe_point(dec);
+    loop {
+        let r = dec.decode(&mut input).map(|r| r.is_some());
+        if dec.page_timeline() > tli.0 {
+            break;
+        }
+        match r {
+            Ok(true) => safe = safe_point(dec),
+            Ok(false) => {
+                safe = safe_point(dec);
+                break;
+            }
+            Err(_) => break,
+        }
+    }
+    safe.0.saturating_sub(seg_start.0).min(data.len() as u64)
+}
+
+/// Validates a partial segment for resuming. `Err` names a file that belongs to another system.
+pub(crate) fn validate_partial(
+    c: &Candidate,
+    cfg: DecoderConfig,
+) -> io::Result<Result<Resume, String>> {
+    let seg_size = cfg.seg_size;
+    let raw = fs::read(&c.path)?;
+    let (data, _) = decompress_prefix(c.compression, &raw, seg_size.bytes());
+    drop(raw);
+    if let (Some(found), Some(server)) = (head_system_id(&data), cfg.system_id) {
+        if found != server {
+            return Ok(Err(format!(
+                "file \"{}\" holds WAL of database system {found}, but the server's system identifier is {server}",
+                c.path.display()
+            )));
+        }
+    }
+    let seg_start = c.segno.start_lsn(seg_size).unwrap_or(Lsn(0));
+    let mut dec = WalDecoder::new(cfg, seg_start);
+    let offset = valid_prefix(&mut dec, seg_start, &data, c.tli);
+    let tail = &data[offset as usize..];
+    let dirty_end = offset
+        + tail
+            .iter()
+            .rposition(|&b| b != 0)
+            .map_or(0, |p| p as u64 + 1);
+    Ok(Ok(Resume {
+        tli: c.tli,
+        segno: c.segno,
+        offset,
+        source: c.path.clone(),
+        source_compression: c.compression,
+        data,
+        dirty_end,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn touch(dir: &Path, name: &str, len: usize) {
+        fs::write(dir.join(name), vec![0u8; len]).unwrap();
+    }
+
+    #[test]
+    fn scan_order_and_size_checks() {
+        let dir = tempfile::tempdir().unwrap();
+        let seg = WalSegSize::new(1 << 20).unwrap();
+        touch(dir.path(), "000000010000000000000003", 1 << 20);
+        touch(dir.path(), "000000010000000000000004", 100); // wrong size: skipped
+        touch(dir.path(), "00000002.history", 10);
+        touch(dir.path(), "000000010000000000000002.partial", 1 << 20);
+        touch(dir.path(), "junk", 1);
+        let found = find_start(dir.path(), seg).unwrap();
+        match found {
+            Some(Found::Complete(c)) => assert_eq!(c.name, "000000010000000000000003"),
+            other => panic!("{other:?}"),
+        }
+        touch(dir.path(), "000000020000000000000003.partial", 1 << 20);
+        match find_start(dir.path(), seg).unwrap() {
+            Some(Found::Partial(c)) => assert_eq!(c.name, "000000020000000000000003.partial"),
+            other => panic!("{other:?}"),
+        }
+        // A complete file beats a partial of the same segment and timeline.
+        touch(dir.path(), "000000020000000000000003", 1 << 20);
+        match find_start(dir.path(), seg).unwrap() {
+            Some(Found::Complete(c)) => assert_eq!(c.name, "000000020000000000000003"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn gzip_isize_is_checked() {
+        use std::io::Write;
+        let dir = tempfile::tempdir().unwrap();
+        let seg = WalSegSize::new(1 << 20).unwrap();
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        e.write_all(&vec![0u8; 1 << 20]).unwrap();
+        fs::write(
+            dir.path().join("000000010000000000000005.gz"),
+            e.finish().unwrap(),
+        )
+        .unwrap();
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        e.write_all(&[0u8; 10]).unwrap();
+        fs::write(
+            dir.path().join("000000010000000000000006.gz"),
+            e.finish().unwrap(),
+        )
+        .unwrap();
+        match find_start(dir.path(), seg).unwrap() {
+            Some(Found::Complete(c)) => assert_eq!(c.name, "000000010000000000000005.gz"),
+            other => panic!("{other:?}"),
+        }
+    }
+}

@@ -1,0 +1,823 @@
+//! The receiving task: connections with retries, the start position, timeline following, the
+//! streaming loop with validation and feedback, and the orderly stop.
+
+use std::collections::VecDeque;
+use std::fs;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use tokio::sync::{mpsc, oneshot, watch};
+
+use crate::conninfo::Config;
+use crate::lsn::Lsn;
+use crate::replication::{
+    self, FeedbackHandle, IdentifySystem, ReplicationClient, ReplicationEvent, ReplicationStream,
+    StartReplication, StreamOptions,
+};
+use crate::segment::{Compression, TimelineId, WalFileName, WalSegSize};
+use crate::wal::{DecoderConfig, WalDecoder};
+
+use super::compress::{CompressSpec, Sink};
+use super::fsutil::{durable_rename, fsync_dir, open_write, write_new_file};
+use super::lock::DirectoryLock;
+use super::metrics::{max_u64, set_f64, unix_now, Metrics};
+use super::scan::{self, safe_point, Found, Resume};
+use super::writer::{self, Cmd, Progress, WriterConfig};
+use super::{ReceiveError, ReceiverOptions, Stopped};
+
+type Result<T> = std::result::Result<T, ReceiveError>;
+
+fn retry(what: &str) -> impl FnOnce(replication::Error) -> ReceiveError + '_ {
+    move |e| match e {
+        replication::Error::Config(c) => {
+            ReceiveError::Fatal(format!("invalid connection options: {c}"))
+        }
+        e => ReceiveError::Retryable(format!("{what}: {e}")),
+    }
+}
+
+/// Lowest and highest server majors whose WAL the decoder knows.
+const MIN_MAJOR: u32 = 13;
+const MAX_MAJOR: u32 = 18;
+
+pub(super) async fn run(
+    conn: Config,
+    opts: ReceiverOptions,
+    metrics: Arc<Metrics>,
+    stop: watch::Receiver<bool>,
+) -> Result<Stopped> {
+    match fs::metadata(&opts.directory) {
+        Ok(m) if m.is_dir() => {}
+        Ok(_) => {
+            return Err(ReceiveError::Fatal(format!(
+                "\"{}\" is not a directory",
+                opts.directory.display()
+            )))
+        }
+        Err(e) => {
+            return Err(ReceiveError::Fatal(format!(
+                "could not open directory \"{}\": {e}",
+                opts.directory.display()
+            )))
+        }
+    }
+    let _lock =
+        DirectoryLock::acquire(&opts.directory).map_err(|e| ReceiveError::Fatal(e.to_string()))?;
+    let mut run = Run {
+        conn,
+        opts,
+        metrics,
+        stop,
+        system_id: None,
+        seg_size: None,
+        streamed: false,
+    };
+    let mut delay = run.opts.reconnect_delay;
+    loop {
+        if *run.stop.borrow() {
+            return Ok(Stopped::Requested);
+        }
+        run.streamed = false;
+        let r = run.session().await;
+        run.metrics.streaming.store(0, Ordering::Relaxed);
+        match r {
+            Ok(s) => return Ok(s),
+            Err(ReceiveError::Retryable(m)) => {
+                run.metrics.errors.fetch_add(1, Ordering::Relaxed);
+                if run.opts.no_loop {
+                    return Err(ReceiveError::Disconnected(m));
+                }
+                tracing::error!("{m}");
+                if run.streamed {
+                    delay = run.opts.reconnect_delay;
+                }
+                let secs = delay.as_secs_f64();
+                tracing::info!("disconnected; waiting {secs} seconds to try again");
+                let mut stop = run.stop.clone();
+                tokio::select! {
+                    _ = tokio::time::sleep(delay) => {}
+                    _ = stop.wait_for(|v| *v) => return Ok(Stopped::Requested),
+                }
+                delay = (delay * 2).min(run.opts.max_reconnect_delay.max(run.opts.reconnect_delay));
+                run.metrics.reconnects.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(e) => {
+                run.metrics.errors.fetch_add(1, Ordering::Relaxed);
+                return Err(e);
+            }
+        }
+    }
+}
+
+struct Run {
+    conn: Config,
+    opts: ReceiverOptions,
+    metrics: Arc<Metrics>,
+    stop: watch::Receiver<bool>,
+    system_id: Option<u64>,
+    seg_size: Option<WalSegSize>,
+    /// WAL was received during this session (resets the backoff).
+    streamed: bool,
+}
+
+/// Where streaming starts.
+struct Plan {
+    tli: TimelineId,
+    start: Lsn,
+    resume: Option<Box<Resume>>,
+}
+
+/// How streaming one timeline ended.
+enum TimelineEnd {
+    Stopped(Stopped),
+    Switched {
+        next_tli: TimelineId,
+        next_start: Lsn,
+        received: Lsn,
+    },
+}
+
+/// Time from the server sending WAL to that WAL being durable here.
+#[derive(Default)]
+struct Lag {
+    sent: VecDeque<(Lsn, SystemTime)>,
+}
+
+impl Lag {
+    fn received(&mut self, end: Lsn, at: Option<SystemTime>) {
+        if let Some(t) = at {
+            if self.sent.len() >= 4096 {
+                self.sent.pop_front();
+            }
+            self.sent.push_back((end, t));
+        }
+    }
+
+    fn flushed(&mut self, flushed: Lsn, m: &Metrics) {
+        let mut last = None;
+        while let Some(&(end, t)) = self.sent.front() {
+            if end > flushed {
+                break;
+            }
+            last = Some(t);
+            self.sent.pop_front();
+        }
+        if let Some(t) = last {
+            let lag = SystemTime::now()
+                .duration_since(t)
+                .map_or(0.0, |d| d.as_secs_f64());
+            set_f64(&m.lag_seconds, lag);
+        }
+    }
+}
+
+impl Run {
+    async fn session(&mut self) -> Result<Stopped> {
+        let mut stop = self.stop.clone();
+        let mut client = tokio::select! {
+            r = ReplicationClient::connect(&self.conn) => r.map_err(retry("could not connect to the server"))?,
+            _ = stop.wait_for(|v| *v) => return Ok(Stopped::Requested),
+        };
+        if let Some(v) = client.server_version() {
+            if !(MIN_MAJOR..=MAX_MAJOR).contains(&v.major()) {
+                return Err(ReceiveError::Fatal(format!(
+                    "incompatible server version {v}; pgwal receive supports PostgreSQL {MIN_MAJOR} to {MAX_MAJOR}"
+                )));
+            }
+        }
+        let id = client
+            .identify_system()
+            .await
+            .map_err(retry("could not identify the system"))?;
+        if id.dbname.is_some() {
+            return Err(ReceiveError::Fatal(
+                "replication connection is unexpectedly database specific".into(),
+            ));
+        }
+        match self.system_id {
+            Some(s) if s != id.system_id => {
+                return Err(ReceiveError::Fatal(format!(
+                    "the server's system identifier changed from {s} to {}",
+                    id.system_id
+                )))
+            }
+            _ => self.system_id = Some(id.system_id),
+        }
+        let seg_size = client
+            .wal_segment_size()
+            .await
+            .map_err(retry("could not read wal_segment_size"))?;
+        match self.seg_size {
+            Some(s) if s != seg_size => {
+                return Err(ReceiveError::Fatal(format!(
+                    "the server's WAL segment size changed from {} to {} bytes",
+                    s.bytes(),
+                    seg_size.bytes()
+                )))
+            }
+            _ => self.seg_size = Some(seg_size),
+        }
+        let page_size = match client.show("wal_block_size").await {
+            Ok(v) => v
+                .trim()
+                .parse::<u32>()
+                .unwrap_or(crate::wal::DEFAULT_PAGE_SIZE),
+            Err(_) => crate::wal::DEFAULT_PAGE_SIZE,
+        };
+        let cfg = DecoderConfig {
+            seg_size,
+            page_size,
+            system_id: Some(id.system_id),
+        };
+        let plan = self.plan(&mut client, &id, cfg).await?;
+        if let Some(end) = self.opts.endpos {
+            if end < plan.start {
+                tracing::info!(
+                    "stopped log streaming at {} (timeline {})",
+                    plan.start,
+                    plan.tli.0
+                );
+                return Ok(Stopped::EndPosition(plan.start));
+            }
+        }
+        let plan = self.reconcile(&mut client, &id, plan, seg_size).await?;
+
+        let wcfg = WriterConfig {
+            dir: self.opts.directory.clone(),
+            seg_size,
+            compress: self.opts.compress,
+            sync: self.opts.sync,
+            synchronous: self.opts.synchronous,
+        };
+        let (tx, mut progress, handle) =
+            writer::spawn(wcfg, self.metrics.clone(), self.opts.queue_depth).map_err(|e| {
+                ReceiveError::Fatal(format!("could not start the writer thread: {e}"))
+            })?;
+        let res = self
+            .stream(&mut client, cfg, plan, &tx, &mut progress)
+            .await;
+        drop(tx);
+        let _ = tokio::task::spawn_blocking(move || handle.join()).await;
+        let write_error = progress.borrow().error.clone();
+        match (res, write_error) {
+            (Ok(s), None) => {
+                let _ = client.close().await;
+                Ok(s)
+            }
+            (Ok(_), Some(e)) => Err(ReceiveError::Retryable(e.to_string())),
+            (Err(e), _) => Err(e),
+        }
+    }
+
+    /// The start position: the directory, then the slot, then the server's position.
+    async fn plan(
+        &mut self,
+        client: &mut ReplicationClient,
+        id: &IdentifySystem,
+        cfg: DecoderConfig,
+    ) -> Result<Plan> {
+        let dir = self.opts.directory.clone();
+        let seg_size = cfg.seg_size;
+        let io = |e: std::io::Error| {
+            ReceiveError::Retryable(format!(
+                "could not read directory \"{}\": {e}",
+                dir.display()
+            ))
+        };
+        match scan::find_start(&dir, seg_size).map_err(io)? {
+            Some(Found::Complete(c)) => {
+                if let Ok(head) = scan::read_head(&c.path, c.compression, 64) {
+                    if let Some(s) = scan::head_system_id(&head) {
+                        if s != id.system_id {
+                            return Err(ReceiveError::Fatal(format!(
+                                "file \"{}\" holds WAL of database system {s}, but the server's system identifier is {}",
+                                c.path.display(),
+                                id.system_id
+                            )));
+                        }
+                    }
+                }
+                let start = c.segno.next().start_lsn(seg_size).unwrap_or(Lsn(0));
+                Ok(Plan {
+                    tli: c.tli,
+                    start,
+                    resume: None,
+                })
+            }
+            Some(Found::Partial(c)) => {
+                let r = match scan::validate_partial(&c, cfg) {
+                    Ok(Ok(r)) => r,
+                    Ok(Err(m)) => return Err(ReceiveError::Fatal(m)),
+                    Err(e) => {
+                        return Err(ReceiveError::Retryable(format!(
+                            "could not read file \"{}\": {e}",
+                            c.path.display()
+                        )))
+                    }
+                };
+                let seg_start = c.segno.start_lsn(seg_size).unwrap_or(Lsn(0));
+                let start = Lsn(seg_start.0 + r.offset);
+                if r.offset == seg_size.bytes() {
+                    tracing::info!("\"{}\" is complete; renaming it", c.name);
+                    finalize_partial(&r, &dir, seg_size, self.opts.sync).map_err(|e| {
+                        ReceiveError::Retryable(format!(
+                            "could not complete \"{}\": {e}",
+                            c.path.display()
+                        ))
+                    })?;
+                    return Ok(Plan {
+                        tli: c.tli,
+                        start,
+                        resume: None,
+                    });
+                }
+                if r.offset == 0 {
+                    tracing::info!(
+                        "\"{}\" holds no valid WAL; streaming its segment again",
+                        c.name
+                    );
+                    return Ok(Plan {
+                        tli: c.tli,
+                        start,
+                        resume: None,
+                    });
+                }
+                tracing::info!(
+                    "resuming \"{}\" at {} (its valid end; {} bytes kept)",
+                    c.name,
+                    start,
+                    r.offset
+                );
+                Ok(Plan {
+                    tli: c.tli,
+                    start,
+                    resume: Some(Box::new(r)),
+                })
+            }
+            None => {
+                if let Some(slot) = &self.opts.slot {
+                    if client.server_version().is_some_and(|v| v.major() >= 15) {
+                        let info = client
+                            .read_replication_slot(slot)
+                            .await
+                            .map_err(retry("could not read replication slot"))?;
+                        if !info.exists() {
+                            return Err(ReceiveError::Retryable(format!(
+                                "replication slot \"{}\" does not exist",
+                                slot.as_str()
+                            )));
+                        }
+                        if let Some(lsn) = info.restart_lsn {
+                            let tli = info.restart_tli.unwrap_or(id.timeline);
+                            return Ok(Plan {
+                                tli,
+                                start: lsn.segment_start(seg_size),
+                                resume: None,
+                            });
+                        }
+                    }
+                }
+                Ok(Plan {
+                    tli: id.timeline,
+                    start: id.xlogpos.segment_start(seg_size),
+                    resume: None,
+                })
+            }
+        }
+    }
+
+    /// If the archive is on an older timeline than the server, follows the server's history:
+    /// a start past the old timeline's switch point moves to the next timeline.
+    async fn reconcile(
+        &mut self,
+        client: &mut ReplicationClient,
+        id: &IdentifySystem,
+        mut plan: Plan,
+        seg_size: WalSegSize,
+    ) -> Result<Plan> {
+        if plan.tli == id.timeline {
+            return Ok(plan);
+        }
+        if plan.tli > id.timeline {
+            return Err(ReceiveError::Retryable(format!(
+                "the archive is on timeline {}, but the server is on timeline {}",
+                plan.tli.0, id.timeline.0
+            )));
+        }
+        let hist = client
+            .timeline_history(id.timeline)
+            .await
+            .map_err(retry("could not read the timeline history"))?;
+        self.store_history(id.timeline, &hist.content)?;
+        while plan.tli != id.timeline {
+            let entries = &hist.history.entries;
+            let Some(i) = entries.iter().position(|e| e.tli == plan.tli) else {
+                return Err(ReceiveError::Retryable(format!(
+                    "timeline {} of the archive is not in the history of the server's timeline {}",
+                    plan.tli.0, id.timeline.0
+                )));
+            };
+            let switch = entries[i].switchpoint;
+            if plan.start <= switch {
+                break;
+            }
+            let next = entries.get(i + 1).map_or(id.timeline, |e| e.tli);
+            let start = switch.segment_start(seg_size);
+            tracing::info!(
+                "the archive has WAL of timeline {} up to {}, past the point {} where the server switched to timeline {}; continuing on timeline {} at {}",
+                plan.tli.0, plan.start, switch, next.0, next.0, start
+            );
+            plan = Plan {
+                tli: next,
+                start,
+                resume: None,
+            };
+        }
+        Ok(plan)
+    }
+
+    fn store_history(&self, tli: TimelineId, content: &[u8]) -> Result<()> {
+        let name = format!("{:08X}.history", tli.0);
+        match write_new_file(&self.opts.directory, &name, content, self.opts.sync) {
+            Ok(true) => {
+                tracing::info!("wrote timeline history file \"{name}\"");
+                Ok(())
+            }
+            Ok(false) => Ok(()),
+            Err(e) => Err(ReceiveError::Retryable(format!(
+                "could not write timeline history file \"{name}\": {e}"
+            ))),
+        }
+    }
+
+    async fn stream(
+        &mut self,
+        client: &mut ReplicationClient,
+        cfg: DecoderConfig,
+        plan: Plan,
+        tx: &mpsc::Sender<Cmd>,
+        progress: &mut watch::Receiver<Progress>,
+    ) -> Result<Stopped> {
+        let seg_size = cfg.seg_size;
+        let (mut tli, mut start, mut resume) = (plan.tli, plan.start, plan.resume);
+        loop {
+            let hist_name = format!("{:08X}.history", tli.0);
+            if tli.0 != 1 && !self.opts.directory.join(&hist_name).exists() {
+                let h = client
+                    .timeline_history(tli)
+                    .await
+                    .map_err(retry("could not read the timeline history"))?;
+                if h.filename != hist_name {
+                    return Err(ReceiveError::Retryable(format!(
+                        "server reported unexpected history file name for timeline {}: {}",
+                        tli.0, h.filename
+                    )));
+                }
+                self.store_history(tli, &h.content)?;
+            }
+            let seg_start = start.segment_start(seg_size);
+            let mut dec = WalDecoder::new(cfg, seg_start);
+            if let Some(r) = &resume {
+                scan::valid_prefix(&mut dec, seg_start, &r.data[..r.offset as usize], tli);
+                if safe_point(&dec) != start {
+                    return Err(ReceiveError::Fatal(format!(
+                        "internal error: the decoder did not resume at {start} but at {}",
+                        safe_point(&dec)
+                    )));
+                }
+            }
+            tx.send(Cmd::Begin {
+                tli,
+                start,
+                resume: resume.take(),
+                decoder: Box::new(dec),
+            })
+            .await
+            .map_err(|_| ReceiveError::Retryable("the writer thread has stopped".into()))?;
+            tracing::info!("starting log streaming at {} (timeline {})", start, tli.0);
+            self.metrics
+                .timeline
+                .store(u64::from(tli.0), Ordering::Relaxed);
+            match self
+                .stream_timeline(client, tli, start, tx, progress)
+                .await?
+            {
+                TimelineEnd::Stopped(s) => return Ok(s),
+                TimelineEnd::Switched {
+                    next_tli,
+                    next_start,
+                    received,
+                } => {
+                    if next_tli <= tli {
+                        return Err(ReceiveError::Retryable(format!(
+                            "server reported unexpected next timeline {}, following timeline {}",
+                            next_tli.0, tli.0
+                        )));
+                    }
+                    if next_start > received {
+                        return Err(ReceiveError::Retryable(format!(
+                            "server stopped streaming timeline {} at {received}, but reported next timeline {} to begin at {next_start}",
+                            tli.0, next_tli.0
+                        )));
+                    }
+                    tracing::info!("switched to timeline {} at {}", next_tli.0, next_start);
+                    tli = next_tli;
+                    start = next_start.segment_start(seg_size);
+                    if let Some(end) = self.opts.endpos {
+                        if end < start {
+                            tracing::info!(
+                                "stopped log streaming at {} (timeline {})",
+                                start,
+                                tli.0
+                            );
+                            return Ok(Stopped::EndPosition(received));
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Sends a command to the writer; while its queue is full, keeps the server informed.
+    async fn send(
+        &self,
+        tx: &mpsc::Sender<Cmd>,
+        cmd: Cmd,
+        stream: &mut ReplicationStream<'_>,
+        progress: &watch::Receiver<Progress>,
+    ) -> Result<()> {
+        let gone = || ReceiveError::Retryable("the writer thread has stopped".into());
+        let cmd = match tx.try_reserve() {
+            Ok(p) => {
+                p.send(cmd);
+                return Ok(());
+            }
+            Err(mpsc::error::TrySendError::Closed(())) => return Err(gone()),
+            Err(mpsc::error::TrySendError::Full(())) => cmd,
+        };
+        let every = self
+            .opts
+            .status_interval
+            .unwrap_or(Duration::from_secs(10))
+            .min(Duration::from_secs(10));
+        loop {
+            tokio::select! {
+                p = tx.reserve() => {
+                    p.map_err(|_| gone())?.send(cmd);
+                    return Ok(());
+                }
+                _ = tokio::time::sleep(every) => {
+                    let p = progress.borrow().clone();
+                    let fb = stream.feedback();
+                    fb.set_write(p.written);
+                    fb.set_flush(p.flushed);
+                    if self.opts.report_apply {
+                        fb.set_apply(p.flushed);
+                    }
+                    stream
+                        .send_status(false)
+                        .await
+                        .map_err(retry("could not send feedback packet"))?;
+                    self.metrics.status_updates.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+    }
+
+    async fn stream_timeline(
+        &mut self,
+        client: &mut ReplicationClient,
+        tli: TimelineId,
+        start: Lsn,
+        tx: &mpsc::Sender<Cmd>,
+        progress: &mut watch::Receiver<Progress>,
+    ) -> Result<TimelineEnd> {
+        let mut cmd = StartReplication::new(start).timeline(tli);
+        if let Some(s) = &self.opts.slot {
+            cmd = cmd.slot(s.clone());
+        }
+        let options = StreamOptions::default()
+            .status_interval(self.opts.status_interval)
+            .report_received_as_written(false);
+        let mut stream = client
+            .start_replication_with(&cmd, options)
+            .await
+            .map_err(retry("could not start WAL streaming"))?;
+        self.metrics.streaming.store(1, Ordering::Relaxed);
+        let fb = stream.feedback();
+        fb.set_write(start);
+        fb.set_flush(start);
+        if self.opts.report_apply {
+            fb.set_apply(start);
+        }
+        let mut received = start;
+        let mut last_flushed = start;
+        let mut lag = Lag::default();
+        let mut stop = self.stop.clone();
+        let line_every = self.opts.status_interval.unwrap_or(Duration::from_secs(10));
+        let mut tick =
+            tokio::time::interval_at(tokio::time::Instant::now() + line_every, line_every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut rate = (Instant::now(), received);
+        loop {
+            tokio::select! {
+                biased;
+                _ = stop.wait_for(|v| *v) => {
+                    tracing::info!("received interrupt signal, exiting");
+                    self.finish(&mut stream, &fb, tx, progress, tli, received).await?;
+                    return Ok(TimelineEnd::Stopped(Stopped::Requested));
+                }
+                r = progress.changed() => {
+                    if r.is_err() {
+                        return Err(ReceiveError::Retryable("the writer thread has stopped".into()));
+                    }
+                    let p = progress.borrow_and_update().clone();
+                    if let Some(e) = p.error {
+                        return Err(writer_error(&e, p.fatal));
+                    }
+                    fb.set_write(p.written);
+                    if p.flushed > last_flushed {
+                        last_flushed = p.flushed;
+                        self.report_flush(&fb, p.flushed);
+                        lag.flushed(p.flushed, &self.metrics);
+                    }
+                }
+                _ = tick.tick() => {
+                    if !self.opts.synchronous && last_flushed < received {
+                        let _ = tx.try_send(Cmd::Flush);
+                    }
+                    let (t0, l0) = rate;
+                    let secs = t0.elapsed().as_secs_f64().max(0.001);
+                    let mbps = (received.0.saturating_sub(l0.0)) as f64 / secs / 1e6;
+                    rate = (Instant::now(), received);
+                    let m = &self.metrics;
+                    let server = Lsn(m.server_lsn.load(Ordering::Relaxed));
+                    tracing::debug!(
+                        "status: timeline {} received {} flushed {} server {} lag {} bytes {:.1} s, {:.1} MB/s, {} segments",
+                        tli.0, received, last_flushed, server,
+                        server.0.saturating_sub(last_flushed.0),
+                        f64::from_bits(m.lag_seconds.load(Ordering::Relaxed)),
+                        mbps, m.segments_written.load(Ordering::Relaxed)
+                    );
+                }
+                ev = stream.next_event() => {
+                    let ev = match ev {
+                        None => return Err(ReceiveError::Retryable("replication stream was terminated before stop point".into())),
+                        Some(Err(e)) => return Err(ReceiveError::Retryable(format!("could not receive data from WAL stream: {e}"))),
+                        Some(Ok(ev)) => ev,
+                    };
+                    set_f64(&self.metrics.last_message_time, unix_now());
+                    match ev {
+                        ReplicationEvent::XLogData(x) => {
+                            if x.start != received {
+                                return Err(ReceiveError::Retryable(format!(
+                                    "got WAL data at {}, expected {received}", x.start
+                                )));
+                            }
+                            self.streamed = true;
+                            let m = &self.metrics;
+                            m.bytes_received.fetch_add(x.data.len() as u64, Ordering::Relaxed);
+                            m.received_lsn.store(x.end.0, Ordering::Relaxed);
+                            max_u64(&m.server_lsn, x.wal_end.0.max(x.end.0));
+                            lag.received(x.end, x.server_time.to_system_time());
+                            received = x.end;
+                            let cmd = Cmd::Data { start: x.start, data: x.data };
+                            self.send(tx, cmd, &mut stream, progress).await?;
+                            if let Some(end) = self.opts.endpos {
+                                if end < received {
+                                    self.finish(&mut stream, &fb, tx, progress, tli, received).await?;
+                                    return Ok(TimelineEnd::Stopped(Stopped::EndPosition(received)));
+                                }
+                            }
+                        }
+                        ReplicationEvent::Keepalive(k) => {
+                            max_u64(&self.metrics.server_lsn, k.wal_end.0);
+                            if k.reply_requested {
+                                self.metrics.status_updates.fetch_add(1, Ordering::Relaxed);
+                                if last_flushed < received {
+                                    // Answered already with what is durable; make the rest
+                                    // durable and report again.
+                                    let _ = tx.try_send(Cmd::Flush);
+                                }
+                            }
+                            if k.wal_end <= last_flushed {
+                                set_f64(&self.metrics.lag_seconds, 0.0);
+                            }
+                        }
+                        ReplicationEvent::TimelineEnded { next_tli, next_start } => {
+                            drop(stream);
+                            self.close_writer(tx, progress).await?;
+                            return Ok(TimelineEnd::Switched { next_tli, next_start, received });
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn report_flush(&self, fb: &FeedbackHandle, flushed: Lsn) {
+        fb.set_flush(flushed);
+        if self.opts.report_apply {
+            fb.set_apply(flushed);
+        }
+        fb.send_status();
+        self.metrics.status_updates.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Writes what the writer holds back, closes the segment durably, and checks for errors.
+    async fn close_writer(
+        &self,
+        tx: &mpsc::Sender<Cmd>,
+        progress: &mut watch::Receiver<Progress>,
+    ) -> Result<Progress> {
+        let (otx, orx) = oneshot::channel();
+        tx.send(Cmd::Close(Some(otx)))
+            .await
+            .map_err(|_| ReceiveError::Retryable("the writer thread has stopped".into()))?;
+        let _ = orx.await;
+        let p = progress.borrow_and_update().clone();
+        if let Some(e) = &p.error {
+            return Err(writer_error(e, p.fatal));
+        }
+        Ok(p)
+    }
+
+    /// The orderly stop: write and fsync everything received, close the segment, send the
+    /// final status update, end streaming.
+    async fn finish(
+        &self,
+        stream: &mut ReplicationStream<'_>,
+        fb: &FeedbackHandle,
+        tx: &mpsc::Sender<Cmd>,
+        progress: &mut watch::Receiver<Progress>,
+        tli: TimelineId,
+        received: Lsn,
+    ) -> Result<()> {
+        let p = self.close_writer(tx, progress).await?;
+        fb.set_write(p.written);
+        fb.set_flush(p.flushed);
+        if self.opts.report_apply {
+            fb.set_apply(p.flushed);
+        }
+        stream
+            .send_status(false)
+            .await
+            .map_err(retry("could not send feedback packet"))?;
+        self.metrics.status_updates.fetch_add(1, Ordering::Relaxed);
+        tracing::info!("stopped log streaming at {} (timeline {})", received, tli.0);
+        stream.stop();
+        let drain = async {
+            while let Some(ev) = stream.next_event().await {
+                if ev.is_err() {
+                    break;
+                }
+            }
+        };
+        let _ = tokio::time::timeout(Duration::from_secs(10), drain).await;
+        Ok(())
+    }
+}
+
+fn writer_error(e: &str, fatal: bool) -> ReceiveError {
+    if fatal {
+        ReceiveError::Fatal(e.to_owned())
+    } else {
+        ReceiveError::Retryable(e.to_owned())
+    }
+}
+
+/// A partial segment that turned out complete: give it its final name (re-compressing a
+/// compressed one, whose stream was cut short).
+fn finalize_partial(
+    r: &Resume,
+    dir: &std::path::Path,
+    seg_size: WalSegSize,
+    sync: bool,
+) -> std::io::Result<()> {
+    let name = WalFileName::segment(r.tli, r.segno, seg_size)
+        .with(r.source_compression, false)
+        .to_string();
+    let target = dir.join(&name);
+    if r.source_compression == Compression::None {
+        return durable_rename(&r.source, &target, dir, sync);
+    }
+    let tmp = dir.join(format!("{name}.tmp"));
+    let f = open_write(&tmp, true, true)?;
+    let spec = CompressSpec {
+        method: r.source_compression,
+        ..CompressSpec::NONE
+    };
+    let mut sink = Sink::compressed(&spec, f)?;
+    sink.write(0, &r.data[..seg_size.bytes() as usize])?;
+    let f = sink.finish()?;
+    if sync {
+        f.sync_all()?;
+    }
+    fs::rename(&tmp, &target)?;
+    fs::remove_file(&r.source)?;
+    if sync {
+        fsync_dir(dir)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,596 @@
+//! The writer thread: segment files, compression and fsync, off the receiving task.
+//!
+//! The receiving task sends the WAL it receives through a bounded queue; the writer validates
+//! it with the decoder (holding back the tail of a record until the record is complete and
+//! its CRC checks), puts what is valid in `X.partial` files (pre-padded when uncompressed), compresses, fsyncs when asked (and after
+//! every drained batch with `--synchronous`), renames a segment durably once it is complete,
+//! and publishes the written and durable ("flushed") positions through a watch channel.
+
+use std::collections::VecDeque;
+use std::fs::{self, File};
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use tokio::sync::{mpsc, oneshot, watch};
+
+use crate::lsn::Lsn;
+use crate::segment::{Compression, SegNo, TimelineId, WalFileName, WalSegSize};
+use crate::wal::WalDecoder;
+
+use super::compress::{CompressSpec, Sink};
+use super::fsutil::{fsync_dir, open_write, preallocate, write_zeros};
+use super::metrics::{add_f64, Metrics};
+use super::scan::{safe_point, Resume};
+
+/// A request to the writer.
+#[derive(Debug)]
+pub(crate) enum Cmd {
+    /// Streaming (re)starts at `start` on `tli`; `resume` describes the partial file to
+    /// continue if `start` is inside a segment; `decoder` validates the WAL from `start` on.
+    Begin {
+        tli: TimelineId,
+        start: Lsn,
+        resume: Option<Box<Resume>>,
+        decoder: Box<WalDecoder>,
+    },
+    /// WAL bytes received at `start` (contiguous with what came before), not yet validated.
+    Data { start: Lsn, data: Bytes },
+    /// Make everything written durable, then publish it as flushed.
+    Flush,
+    /// Write what is held back (an orderly stop or the end of a timeline: the server's WAL
+    /// ends there), close the current segment (renamed only if complete) durably; answer.
+    Close(Option<oneshot::Sender<()>>),
+}
+
+/// What the writer has done, published after every step that matters.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Progress {
+    /// End of the WAL handed to the file system.
+    pub(crate) written: Lsn,
+    /// End of the WAL that is durable (or, with `--no-sync`, closed or "flushed" without fsync).
+    pub(crate) flushed: Lsn,
+    /// The first write error; the writer ignores further data after it.
+    pub(crate) error: Option<Arc<String>>,
+    /// The error is a validation failure (fatal: retrying would fetch the same WAL).
+    pub(crate) fatal: bool,
+}
+
+/// Settings of the writer.
+#[derive(Clone, Debug)]
+pub(crate) struct WriterConfig {
+    pub(crate) dir: PathBuf,
+    pub(crate) seg_size: WalSegSize,
+    pub(crate) compress: CompressSpec,
+    /// fsync (off with `--no-sync`).
+    pub(crate) sync: bool,
+    /// fsync and publish after every batch (`--synchronous`).
+    pub(crate) synchronous: bool,
+}
+
+struct SegFile {
+    tli: TimelineId,
+    segno: SegNo,
+    partial_name: String,
+    final_name: String,
+    sink: Sink,
+    /// Bytes of the segment written so far.
+    pos: u64,
+    /// Compressed bytes already counted in the metrics.
+    counted: u64,
+    dirty: bool,
+}
+
+struct Writer {
+    cfg: WriterConfig,
+    metrics: Arc<Metrics>,
+    progress: watch::Sender<Progress>,
+    cur: Option<SegFile>,
+    tli: TimelineId,
+    /// Next expected LSN.
+    next: Lsn,
+    resume: Option<Box<Resume>>,
+    flushed: Lsn,
+    failed: bool,
+    /// Bytes written since the last flush.
+    unsynced: u64,
+    /// Validates the incoming WAL.
+    decoder: Option<Box<WalDecoder>>,
+    /// Received WAL not yet written (from `next`): the part of a record still incomplete.
+    held: VecDeque<Bytes>,
+    /// End of the WAL received.
+    received: Lsn,
+}
+
+/// With `--synchronous`, fsync after this many unflushed bytes even if more WAL is queued.
+const SYNCHRONOUS_MAX_UNSYNCED: u64 = 4 << 20;
+
+/// Starts the writer thread. Dropping the sender makes it close the current file and exit.
+pub(crate) fn spawn(
+    cfg: WriterConfig,
+    metrics: Arc<Metrics>,
+    queue: usize,
+) -> io::Result<(
+    mpsc::Sender<Cmd>,
+    watch::Receiver<Progress>,
+    std::thread::JoinHandle<()>,
+)> {
+    let (tx, rx) = mpsc::channel(queue.max(1));
+    let (ptx, prx) = watch::channel(Progress::default());
+    let handle = std::thread::Builder::new()
+        .name("pgwal-writer".into())
+        .spawn(move || {
+            let mut w = Writer {
+                cfg,
+                metrics,
+                progress: ptx,
+                cur: None,
+                tli: TimelineId(1),
+                next: Lsn(0),
+                resume: None,
+                flushed: Lsn(0),
+                failed: false,
+                unsynced: 0,
+                decoder: None,
+                held: VecDeque::new(),
+                received: Lsn(0),
+            };
+            w.run(rx);
+        })?;
+    Ok((tx, prx, handle))
+}
+
+fn ctx(e: io::Error, what: &str, path: &Path) -> String {
+    format!("could not {what} \"{}\": {e}", path.display())
+}
+
+impl Writer {
+    fn run(&mut self, mut rx: mpsc::Receiver<Cmd>) {
+        loop {
+            let cmd = match rx.try_recv() {
+                Ok(c) => {
+                    // Under a steady stream the queue may never drain: still fsync at least
+                    // every few megabytes.
+                    if self.cfg.synchronous && self.unsynced >= SYNCHRONOUS_MAX_UNSYNCED {
+                        self.step(|w| w.flush());
+                    }
+                    c
+                }
+                Err(mpsc::error::TryRecvError::Empty) => {
+                    if self.cfg.synchronous && self.cur.as_ref().is_some_and(|c| c.dirty) {
+                        self.step(|w| w.flush());
+                    }
+                    match rx.blocking_recv() {
+                        Some(c) => c,
+                        None => break,
+                    }
+                }
+                Err(mpsc::error::TryRecvError::Disconnected) => break,
+            };
+            match cmd {
+                Cmd::Begin {
+                    tli,
+                    start,
+                    resume,
+                    decoder,
+                } => {
+                    if self.failed {
+                        continue;
+                    }
+                    if self.cur.as_ref().is_some_and(|c| {
+                        c.tli != tli || c.segno != start.segment(self.cfg.seg_size)
+                    }) {
+                        self.step(|w| w.close());
+                    }
+                    self.tli = tli;
+                    self.next = start;
+                    self.received = start;
+                    self.held.clear();
+                    self.decoder = Some(decoder);
+                    self.flushed = self.flushed.max(start);
+                    self.resume = resume;
+                    self.publish(true);
+                }
+                Cmd::Data { start, data } => {
+                    if !self.failed {
+                        self.step(|w| w.receive(start, data));
+                    }
+                }
+                Cmd::Flush => {
+                    if !self.failed {
+                        self.step(|w| w.flush());
+                    }
+                }
+                Cmd::Close(reply) => {
+                    if !self.failed {
+                        self.step(|w| w.release(None));
+                    }
+                    if !self.failed {
+                        self.step(|w| w.close());
+                    }
+                    if let Some(r) = reply {
+                        let _ = r.send(());
+                    }
+                }
+            }
+        }
+        // The connection is gone: what is held back was never validated; drop it.
+        if !self.failed {
+            self.step(|w| w.close());
+        }
+    }
+
+    /// Validates received WAL and writes what is valid.
+    fn receive(&mut self, start: Lsn, data: Bytes) -> Result<(), String> {
+        if start != self.received {
+            return Err(format!(
+                "internal error: WAL data at {start}, expected {}",
+                self.received
+            ));
+        }
+        let Some(dec) = self.decoder.as_mut() else {
+            return Err("internal error: WAL data before streaming started".into());
+        };
+        let mut input: &[u8] = &data;
+        let mut failure = None;
+        loop {
+            match dec.decode(&mut input) {
+                Ok(Some(_)) => {}
+                Ok(None) => break,
+                Err(e) => {
+                    failure = Some(e.to_string());
+                    break;
+                }
+            }
+        }
+        if failure.is_none() && dec.page_timeline() > self.tli.0 {
+            failure = Some(format!(
+                "a WAL page of timeline {} while streaming timeline {}",
+                dec.page_timeline(),
+                self.tli.0
+            ));
+        }
+        if let Some(why) = failure {
+            return self.fail_validation(why);
+        }
+        let safe = safe_point(dec);
+        self.received = Lsn(start.0 + data.len() as u64);
+        self.held.push_back(data);
+        self.release(Some(safe))
+    }
+
+    /// Writes the held-back WAL up to `upto` (all of it for `None`).
+    fn release(&mut self, upto: Option<Lsn>) -> Result<(), String> {
+        let upto = upto.unwrap_or(self.received);
+        while self.next < upto {
+            let Some(front) = self.held.front_mut() else {
+                break;
+            };
+            let want = (upto.0 - self.next.0) as usize;
+            let piece = if front.len() <= want {
+                match self.held.pop_front() {
+                    Some(p) => p,
+                    None => break,
+                }
+            } else {
+                front.split_to(want)
+            };
+            let at = self.next;
+            self.write(at, &piece)?;
+        }
+        Ok(())
+    }
+
+    /// The received WAL is invalid: make what was written before it durable, keep the
+    /// segment partial, and stop (fatally).
+    fn fail_validation(&mut self, why: String) -> Result<(), String> {
+        let at = self.next;
+        self.held.clear();
+        self.close()?;
+        let msg = format!(
+            "WAL received from the server failed validation: {why}; the archive keeps the valid WAL before {at}"
+        );
+        tracing::error!("{msg}");
+        self.failed = true;
+        self.cur = None;
+        self.progress.send_modify(|p| {
+            p.error = Some(Arc::new(msg));
+            p.fatal = true;
+        });
+        Ok(())
+    }
+
+    /// Runs one operation; an error is published and stops all further writing.
+    fn step(&mut self, f: impl FnOnce(&mut Writer) -> Result<(), String>) {
+        if let Err(e) = f(self) {
+            tracing::error!("{e}");
+            self.failed = true;
+            // Drop the file as it is: it keeps its .partial name.
+            self.cur = None;
+            self.progress.send_modify(|p| p.error = Some(Arc::new(e)));
+        }
+    }
+
+    fn publish(&self, notify: bool) {
+        let (written, flushed) = (self.next, self.flushed);
+        self.metrics.written_lsn.store(written.0, Ordering::Relaxed);
+        self.metrics.flushed_lsn.store(flushed.0, Ordering::Relaxed);
+        self.progress.send_if_modified(|p| {
+            let changed = p.flushed != flushed;
+            p.written = written;
+            p.flushed = flushed;
+            changed && notify
+        });
+    }
+
+    fn names(&self, tli: TimelineId, segno: SegNo) -> (String, String) {
+        let base = WalFileName::segment(tli, segno, self.cfg.seg_size)
+            .with(self.cfg.compress.method, false)
+            .to_string();
+        (format!("{base}.partial"), base)
+    }
+
+    fn fsync(&self, f: &File) -> io::Result<()> {
+        if !self.cfg.sync {
+            return Ok(());
+        }
+        let t = Instant::now();
+        let r = f.sync_data();
+        self.metrics.fsyncs.fetch_add(1, Ordering::Relaxed);
+        add_f64(&self.metrics.fsync_seconds, t.elapsed().as_secs_f64());
+        r
+    }
+
+    fn fsync_dir(&self) -> io::Result<()> {
+        if self.cfg.sync {
+            fsync_dir(&self.cfg.dir)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Opens the segment that `self.next` is in.
+    fn open(&mut self) -> Result<(), String> {
+        let seg_size = self.cfg.seg_size;
+        let segno = self.next.segment(seg_size);
+        let offset = self.next.segment_offset(seg_size);
+        let (partial_name, final_name) = self.names(self.tli, segno);
+        let path = self.cfg.dir.join(&partial_name);
+        let compressed = self.cfg.compress.method != Compression::None;
+        let resume = self.resume.take();
+        let sink = if offset == 0 {
+            let f = open_write(&path, true, true).map_err(|e| ctx(e, "create file", &path))?;
+            let sink = if compressed {
+                Sink::compressed(&self.cfg.compress, f)
+                    .map_err(|e| ctx(e, "start compressing", &path))?
+            } else {
+                // Pre-pad, as pg_receivewal does, so a full disk shows up now (and then
+                // leave no empty file behind).
+                if let Err(e) = preallocate(&f, seg_size.bytes()) {
+                    drop(f);
+                    let _ = fs::remove_file(&path);
+                    return Err(ctx(e, "pad file", &path));
+                }
+                self.fsync(&f).map_err(|e| ctx(e, "fsync file", &path))?;
+                Sink::Plain(f)
+            };
+            self.fsync_dir()
+                .map_err(|e| ctx(e, "fsync directory", &self.cfg.dir))?;
+            sink
+        } else {
+            let r = match resume {
+                Some(r) if r.tli == self.tli && r.segno == segno && r.offset == offset => r,
+                _ => {
+                    return Err(format!(
+                        "internal error: WAL data at {} (offset {offset:#x} of segment \"{final_name}\") with no file open",
+                        self.next
+                    ))
+                }
+            };
+            self.reopen(&r, &path, offset)?
+        };
+        if offset == 0 {
+            tracing::debug!("writing segment \"{partial_name}\"");
+        }
+        let counted = sink.compressed_bytes();
+        self.cur = Some(SegFile {
+            tli: self.tli,
+            segno,
+            partial_name,
+            final_name,
+            sink,
+            pos: offset,
+            counted,
+            dirty: false,
+        });
+        Ok(())
+    }
+
+    /// Continues a validated partial file: in place for an uncompressed file written
+    /// uncompressed again, else by writing its valid prefix into a new file that replaces it.
+    fn reopen(&mut self, r: &Resume, path: &Path, offset: u64) -> Result<Sink, String> {
+        let seg_size = self.cfg.seg_size.bytes();
+        let compressed = self.cfg.compress.method != Compression::None;
+        if !compressed && r.source_compression == Compression::None && r.source == path {
+            let f = open_write(path, false, false).map_err(|e| ctx(e, "open file", path))?;
+            preallocate(&f, seg_size).map_err(|e| ctx(e, "pad file", path))?;
+            if r.dirty_end > offset {
+                // Clear what followed the valid end (a torn or unfinished record).
+                write_zeros(&f, offset, r.dirty_end.min(seg_size))
+                    .map_err(|e| ctx(e, "write to file", path))?;
+            }
+            self.fsync(&f).map_err(|e| ctx(e, "fsync file", path))?;
+            return Ok(Sink::Plain(f));
+        }
+        let tmp = path.with_file_name(format!(
+            "{}.tmp",
+            path.file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        ));
+        let f = open_write(&tmp, true, true).map_err(|e| ctx(e, "create file", &tmp))?;
+        let prefix = &r.data[..offset as usize];
+        let mut sink = if compressed {
+            Sink::compressed(&self.cfg.compress, f)
+                .map_err(|e| ctx(e, "start compressing", &tmp))?
+        } else {
+            preallocate(&f, seg_size).map_err(|e| ctx(e, "pad file", &tmp))?;
+            Sink::Plain(f)
+        };
+        sink.write(0, prefix)
+            .map_err(|e| ctx(e, "write to file", &tmp))?;
+        sink.flush().map_err(|e| ctx(e, "write to file", &tmp))?;
+        self.fsync(sink.file())
+            .map_err(|e| ctx(e, "fsync file", &tmp))?;
+        fs::rename(&tmp, path).map_err(|e| ctx(e, "rename file", &tmp))?;
+        if r.source != path {
+            let _ = fs::remove_file(&r.source);
+        }
+        self.fsync_dir()
+            .map_err(|e| ctx(e, "fsync directory", &self.cfg.dir))?;
+        let n = if compressed {
+            sink.compressed_bytes()
+        } else {
+            offset
+        };
+        self.metrics.bytes_written.fetch_add(n, Ordering::Relaxed);
+        Ok(sink)
+    }
+
+    fn write(&mut self, start: Lsn, mut data: &[u8]) -> Result<(), String> {
+        if start != self.next {
+            return Err(format!(
+                "internal error: WAL data at {start}, expected {}",
+                self.next
+            ));
+        }
+        let seg_size = self.cfg.seg_size.bytes();
+        while !data.is_empty() {
+            if self.cur.is_none() {
+                self.open()?;
+            }
+            let Some(cur) = self.cur.as_mut() else { break };
+            let n = (data.len() as u64).min(seg_size - cur.pos) as usize;
+            if let Err(e) = cur.sink.write(cur.pos, &data[..n]) {
+                return Err(ctx(
+                    e,
+                    "write to file",
+                    &self.cfg.dir.join(&cur.partial_name),
+                ));
+            }
+            cur.pos += n as u64;
+            cur.dirty = true;
+            self.unsynced += n as u64;
+            let counted = match cur.sink {
+                Sink::Plain(_) => n as u64,
+                _ => {
+                    let c = cur.sink.compressed_bytes();
+                    let d = c - cur.counted;
+                    cur.counted = c;
+                    d
+                }
+            };
+            self.metrics
+                .bytes_written
+                .fetch_add(counted, Ordering::Relaxed);
+            data = &data[n..];
+            self.next = Lsn(self.next.0 + n as u64);
+            if cur.pos == seg_size {
+                self.complete()?;
+            }
+        }
+        self.publish(false);
+        Ok(())
+    }
+
+    /// The current segment is full: finish it, fsync, rename, fsync the directory.
+    fn complete(&mut self) -> Result<(), String> {
+        let Some(cur) = self.cur.take() else {
+            return Ok(());
+        };
+        let dir = self.cfg.dir.clone();
+        let from = dir.join(&cur.partial_name);
+        let to = dir.join(&cur.final_name);
+        let compressed = !matches!(cur.sink, Sink::Plain(_));
+        let file = cur
+            .sink
+            .finish()
+            .map_err(|e| ctx(e, "write to file", &from))?;
+        if compressed {
+            let after = file.metadata().map_or(cur.counted, |m| m.len());
+            self.metrics
+                .bytes_written
+                .fetch_add(after.saturating_sub(cur.counted), Ordering::Relaxed);
+        }
+        self.fsync(&file).map_err(|e| ctx(e, "fsync file", &from))?;
+        drop(file);
+        if to.exists() {
+            tracing::warn!("replacing existing segment file \"{}\"", cur.final_name);
+        }
+        fs::rename(&from, &to).map_err(|e| ctx(e, "rename file", &from))?;
+        self.fsync_dir()
+            .map_err(|e| ctx(e, "fsync directory", &dir))?;
+        self.flushed = self.next;
+        self.unsynced = 0;
+        self.metrics
+            .segments_written
+            .fetch_add(1, Ordering::Relaxed);
+        tracing::debug!("finished segment at {} (timeline {})", self.next, cur.tli.0);
+        self.publish(true);
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<(), String> {
+        self.unsynced = 0;
+        let mut synced = None;
+        if let Some(cur) = self.cur.as_mut() {
+            if cur.dirty {
+                let path = self.cfg.dir.join(&cur.partial_name);
+                cur.sink
+                    .flush()
+                    .map_err(|e| ctx(e, "write to file", &path))?;
+                let c = cur.sink.compressed_bytes();
+                if c > cur.counted {
+                    self.metrics
+                        .bytes_written
+                        .fetch_add(c - cur.counted, Ordering::Relaxed);
+                    cur.counted = c;
+                }
+                cur.dirty = false;
+                synced = Some(path);
+            }
+        }
+        if let (Some(path), Some(cur)) = (synced, self.cur.as_ref()) {
+            self.fsync(cur.sink.file())
+                .map_err(|e| ctx(e, "fsync file", &path))?;
+        }
+        self.flushed = self.next;
+        self.publish(true);
+        Ok(())
+    }
+
+    /// Closes the current segment without renaming it (it is not complete).
+    fn close(&mut self) -> Result<(), String> {
+        if let Some(cur) = self.cur.take() {
+            let path = self.cfg.dir.join(&cur.partial_name);
+            let file = cur
+                .sink
+                .finish()
+                .map_err(|e| ctx(e, "write to file", &path))?;
+            self.fsync(&file).map_err(|e| ctx(e, "fsync file", &path))?;
+            drop(file);
+            self.fsync_dir()
+                .map_err(|e| ctx(e, "fsync directory", &self.cfg.dir))?;
+            tracing::info!(
+                "not renaming \"{}\", segment is not complete",
+                cur.partial_name
+            );
+        }
+        self.flushed = self.next;
+        self.publish(true);
+        Ok(())
+    }
+}
