@@ -3,6 +3,8 @@
 //! load, loses no commit acknowledged with `--synchronous` when the primary is killed, follows
 //! a promotion, and handles a full disk; plus the lock file, signals and metrics.
 
+#![allow(clippy::unwrap_used)]
+
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::{Read, Write};
@@ -1257,6 +1259,7 @@ fn damaged_wal_is_refused() {
     );
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     let err = String::from_utf8_lossy(&o.stderr);
+    eprintln!("{err}");
     assert!(err.contains("failed validation"), "{}", text(&o));
     // What is on disk is valid: complete segments equal the server's, and the partial one
     // holds nothing but the server's bytes (then zeros).

@@ -235,10 +235,11 @@ impl Writer {
             return Err("internal error: WAL data before streaming started".into());
         };
         let mut input: &[u8] = &data;
+        let mut safe = safe_point(dec);
         let mut failure = None;
         loop {
             match dec.decode(&mut input) {
-                Ok(Some(_)) => {}
+                Ok(Some(_)) => safe = safe_point(dec),
                 Ok(None) => break,
                 Err(e) => {
                     failure = Some(e.to_string());
@@ -246,20 +247,25 @@ impl Writer {
                 }
             }
         }
-        if failure.is_none() && dec.page_timeline() > self.tli.0 {
-            failure = Some(format!(
-                "a WAL page of timeline {} while streaming timeline {}",
-                dec.page_timeline(),
-                self.tli.0
-            ));
+        if failure.is_none() {
+            if dec.page_timeline() > self.tli.0 {
+                failure = Some(format!(
+                    "a WAL page of timeline {} while streaming timeline {}",
+                    dec.page_timeline(),
+                    self.tli.0
+                ));
+            } else {
+                safe = safe_point(dec);
+            }
         }
-        if let Some(why) = failure {
-            return self.fail_validation(why);
-        }
-        let safe = safe_point(dec);
         self.received = Lsn(start.0 + data.len() as u64);
         self.held.push_back(data);
-        self.release(Some(safe))
+        // On a failure, the records before it are still valid: keep them.
+        self.release(Some(safe))?;
+        match failure {
+            Some(why) => self.fail_validation(why),
+            None => Ok(()),
+        }
     }
 
     /// Writes the held-back WAL up to `upto` (all of it for `None`).
