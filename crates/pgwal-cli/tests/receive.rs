@@ -895,6 +895,14 @@ fn follows_promotion(major: Major) {
     let n2 = check_against_server(&t2, &standby.pg_wal_dir(), end);
     assert!(n2 >= 1, "{segs:?}");
 
+    // The archive pgwal receive wrote across the promotion passes `pgwal archive verify`.
+    let v = Command::new(BIN)
+        .args(["archive", "verify", "--no-progress", "-A"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(v.status.success(), "archive verify failed on the received archive:\n{}", text(&v));
+
     // pgwal dump reads across the switch.
     let first1 = segs.keys().find(|k| k.0 == 1).unwrap().1;
     let start = format_lsn(first1 * SEG + SEG); // a record boundary is found from a segment start
