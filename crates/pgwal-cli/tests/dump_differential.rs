@@ -6,6 +6,9 @@
 //! The reference binaries come from `scripts/install-postgres` (pgwal-testkit finds them).
 //! Timestamps in descriptions are local time: both programs run with the same `TZ`.
 
+// Test helpers outside #[test] functions: failing loudly is the point.
+#![allow(clippy::unwrap_used)]
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 

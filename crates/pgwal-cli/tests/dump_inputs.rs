@@ -1,6 +1,9 @@
 //! `pgwal dump` beyond pg_waldump: compressed, `.partial` and stdin input dump identically to
 //! the plain files; bad input gets a clear error naming the file; the JSON Lines schema holds.
 
+// Test helpers outside #[test] functions: failing loudly is the point.
+#![allow(clippy::unwrap_used)]
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 

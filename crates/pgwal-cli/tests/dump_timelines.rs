@@ -1,6 +1,9 @@
 //! `pgwal dump --follow-timelines` reads across a promotion: WAL of timeline 1 up to the switch
 //! point, then timeline 2, from one directory holding both (as an archive does).
 
+// Test helpers outside #[test] functions: failing loudly is the point.
+#![allow(clippy::unwrap_used)]
+
 use std::process::Command;
 
 use pgwal_testkit::{Cluster, Major};

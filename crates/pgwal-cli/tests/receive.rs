@@ -901,7 +901,11 @@ fn follows_promotion(major: Major) {
         .arg(&dir)
         .output()
         .unwrap();
-    assert!(v.status.success(), "archive verify failed on the received archive:\n{}", text(&v));
+    assert!(
+        v.status.success(),
+        "archive verify failed on the received archive:\n{}",
+        text(&v)
+    );
 
     // pgwal dump reads across the switch.
     let first1 = segs.keys().find(|k| k.0 == 1).unwrap().1;

@@ -37,13 +37,11 @@ async fn live_equals_files(major: Major) {
         let req = StartReplication::new(start).timeline(system.timeline);
         let mut stream = client.start_replication(&req).await.unwrap();
         while live.last_record_end().is_none_or(|e| e < target) {
-            match stream.next_event().await.unwrap().unwrap() {
-                ReplicationEvent::XLogData(chunk) => live
-                    .feed(&chunk, |r| {
-                        streamed.push((r.lsn(), r.total_len(), r.rmid()))
-                    })
-                    .unwrap(),
-                _ => {}
+            if let ReplicationEvent::XLogData(chunk) = stream.next_event().await.unwrap().unwrap() {
+                live.feed(&chunk, |r| {
+                    streamed.push((r.lsn(), r.total_len(), r.rmid()))
+                })
+                .unwrap();
             }
         }
     }

@@ -45,13 +45,12 @@ extern "C" {
 /// `strftime("%Y-%m-%d %H:%M:%S")` and `strftime("%Z")` of `localtime(secs)`.
 fn local_strftime(secs: i64) -> (String, String) {
     let t = secs as libc::time_t;
-    // SAFETY: `localtime_r` only writes the `tm` we own;
-    // `strftime` writes at most `buf.len()` bytes into `buf` and the format strings are
-    // NUL-terminated literals.
     static TZSET: std::sync::Once = std::sync::Once::new();
     // SAFETY: `tzset` has no preconditions; it reads `TZ` once, as pg_waldump's libc does at
     // its first `localtime` call.
     TZSET.call_once(|| unsafe { tzset() });
+    // SAFETY: `localtime_r` only writes the `tm` we own; `strftime` writes at most `buf.len()`
+    // bytes into `buf` and the format strings are NUL-terminated literals.
     unsafe {
         let mut tm: libc::tm = std::mem::zeroed();
         if libc::localtime_r(&t, &mut tm).is_null() {
