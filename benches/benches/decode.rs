@@ -35,6 +35,11 @@ fn bench(c: &mut Criterion) {
     g.bench_function("frame_and_crc_records", |b| {
         b.iter(|| black_box(decode_all(black_box(&sample))))
     });
+    // The floor under the decoder: one CRC-32C pass over the same bytes (no framing).
+    g.throughput(Throughput::Bytes(sample.bytes.len() as u64));
+    g.bench_function("crc32c_only_bytes", |b| {
+        b.iter(|| black_box(crc32c::crc32c(black_box(&sample.bytes))))
+    });
     g.finish();
 }
 

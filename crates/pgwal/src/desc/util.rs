@@ -366,7 +366,7 @@ mod golden {
                     for version in PgVersion::ALL {
                         for main_len in 0..=rec.layout.main_len.min(600) {
                             let mut r = *rec;
-                            r.bytes = bytes;
+                            r.bytes = crate::wal::span::RecordBytes::Flat(bytes);
                             r.version = version;
                             r.layout.main_len = main_len;
                             let mut out = String::new();

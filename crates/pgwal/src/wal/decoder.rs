@@ -8,9 +8,10 @@ use crate::wal::page::{
     XLP_FIRST_IS_OVERWRITE_CONTRECORD, XLP_LONG_HEADER,
 };
 use crate::wal::record::{
-    decode_layout, le32, record_crc, Layout, RawBlock, Record, RecordHeader, MAX_RECORD_LEN,
-    RECORD_HEADER_SIZE, XLR_INFO_MASK,
+    decode_layout, decode_layout_prefix, le32, record_crc, Layout, RawBlock, Record, RecordHeader,
+    MAX_RECORD_LEN, RECORD_HEADER_SIZE, XLR_INFO_MASK,
 };
+use crate::wal::span::{Pieces, RecordBytes};
 use crate::wal::version::PgVersion;
 
 /// `RM_XLOG_ID`.
@@ -55,8 +56,9 @@ enum State {
 ///
 /// Feed it WAL bytes in order, in pieces of any size, with [`WalDecoder::decode`]; it returns
 /// each record as soon as its last byte has arrived. A record that lies whole inside the
-/// current input and on one page borrows from the input; one that crosses a page boundary or
-/// the end of an input piece is reassembled in an internal buffer.
+/// current input borrows from it, even when it crosses page boundaries (its CRC is computed
+/// piece by piece, and its pieces are joined only if a caller asks for a byte range that spans
+/// two pages); a record cut by the end of an input piece is reassembled in an internal buffer.
 ///
 /// It validates every page header (magic, info bits, address, timeline, and in long headers
 /// the system identifier, segment size and page size), every record header (length, resource
@@ -95,6 +97,12 @@ pub struct WalDecoder {
     hdr_len: usize,
     /// Reassembly buffer and what it holds.
     buf: Vec<u8>,
+    /// While assembling: true if the record's pieces are only noted in `pieces` (all of them
+    /// in the current input), false if they are copied into `buf`.
+    spanning: bool,
+    pieces: Pieces,
+    /// The header of the record being assembled, if it was checked when assembly began.
+    rec_hdr: Option<RecordHeader>,
     rec_start: Lsn,
     rec_total: u32,
     rec_version: PgVersion,
@@ -136,6 +144,9 @@ impl WalDecoder {
             hdr: [0; LONG_HEADER_SIZE],
             hdr_len: 0,
             buf: Vec::new(),
+            spanning: false,
+            pieces: Pieces::default(),
+            rec_hdr: None,
             rec_start: lsn,
             rec_total: 0,
             rec_version: PgVersion::V18,
@@ -202,8 +213,36 @@ impl WalDecoder {
         if let Some(e) = &self.failed {
             return Err(e.clone());
         }
-        match self.step(input) {
-            Ok(Some(Found::Input(bytes, hdr, layout, lsn, end, version, tli))) => {
+        self.pieces.reset();
+        let mut span_base = None;
+        let found = self.step(input, &mut span_base);
+        if self.spanning && !matches!(found, Ok(Some(_))) {
+            // Out of input mid-record: keep what we have, the input goes away.
+            self.spanning = false;
+            self.buf.clear();
+            if let Some(base) = span_base {
+                self.pieces.append_to(base, &mut self.buf);
+            }
+            self.pieces.reset();
+        }
+        match found {
+            Ok(Some(Found {
+                at,
+                hdr,
+                layout,
+                lsn,
+                end,
+                version,
+                tli,
+            })) => {
+                let bytes = match at {
+                    At::Input(b) => RecordBytes::Flat(b),
+                    At::Buffer => RecordBytes::Flat(&self.buf),
+                    At::Span(span) => RecordBytes::Paged {
+                        span,
+                        pieces: &self.pieces,
+                    },
+                };
                 Ok(Some(Record {
                     lsn,
                     end,
@@ -215,16 +254,6 @@ impl WalDecoder {
                     blocks: &self.blocks,
                 }))
             }
-            Ok(Some(Found::Buffer(hdr, layout, lsn, end, version, tli))) => Ok(Some(Record {
-                lsn,
-                end,
-                header: hdr,
-                bytes: &self.buf,
-                version,
-                tli,
-                layout,
-                blocks: &self.blocks,
-            })),
             Ok(None) => Ok(None),
             Err(e) => {
                 self.failed = Some(e.clone());
@@ -238,7 +267,13 @@ impl WalDecoder {
         self.pos = Lsn(self.pos.0 + n as u64);
     }
 
-    fn step<'i>(&mut self, input: &mut &'i [u8]) -> Result<Option<Found<'i>>, WalError> {
+    /// Advances to the next complete record. `span_base` is set to the input at the start
+    /// of a record being assembled without copying.
+    fn step<'i>(
+        &mut self,
+        input: &mut &'i [u8],
+        span_base: &mut Option<&'i [u8]>,
+    ) -> Result<Option<Found<'i>>, WalError> {
         let ps = self.cfg.page_size;
         loop {
             if self.skip > 0 {
@@ -286,15 +321,26 @@ impl WalDecoder {
                         if tot as usize <= page_left && input.len() >= tot as usize {
                             let whole: &'i [u8] = &input[..tot as usize];
                             self.advance(input, tot as usize);
-                            let (layout, end) = self.finish(whole, hdr, lsn, version)?;
+                            self.check_crc(whole, hdr, lsn)?;
+                            let layout = decode_layout(whole, lsn, version, &mut self.blocks)?;
+                            let end = self.complete(hdr, lsn);
                             if lsn >= self.want_from {
-                                return Ok(Some(Found::Input(
-                                    whole, hdr, layout, lsn, end, version, tli,
-                                )));
+                                return Ok(Some(Found {
+                                    at: At::Input(whole),
+                                    hdr,
+                                    layout,
+                                    lsn,
+                                    end,
+                                    version,
+                                    tli,
+                                }));
                             }
                             continue;
                         }
                         self.begin_assembly(lsn, tot, version, tli);
+                        self.rec_hdr = Some(hdr);
+                        self.spanning = true;
+                        *span_base = Some(*input);
                     } else {
                         let (version, tli) = (self.version.unwrap_or(PgVersion::V18), self.tli);
                         self.begin_assembly(self.pos, 0, version, tli);
@@ -307,8 +353,14 @@ impl WalDecoder {
                         self.rec_total as usize
                     };
                     let page_left = ps as usize - off;
-                    let n = (target - self.buf.len()).min(page_left).min(input.len());
-                    self.buf.extend_from_slice(&input[..n]);
+                    let got = self.got();
+                    let n = (target - got as usize).min(page_left).min(input.len());
+                    if self.spanning {
+                        let at = (self.pos.0 - self.rec_start.0) as u32;
+                        self.pieces.push(got, at, n as u32);
+                    } else {
+                        self.buf.extend_from_slice(&input[..n]);
+                    }
                     self.advance(input, n);
                     if self.rec_total == 0 && self.buf.len() >= 4 {
                         let tot = le32(&self.buf, 0);
@@ -327,18 +379,43 @@ impl WalDecoder {
                         self.rec_total = tot;
                         continue;
                     }
-                    if self.rec_total != 0 && self.buf.len() == self.rec_total as usize {
+                    if self.rec_total != 0 && self.got() == self.rec_total {
                         let lsn = self.rec_start;
                         let (version, tli) = (self.rec_version, self.rec_tli);
-                        let hdr =
-                            self.check_header(&self.buf[..RECORD_HEADER_SIZE], lsn, version)?;
-                        let buf = std::mem::take(&mut self.buf);
-                        let res = self.finish(&buf, hdr, lsn, version);
-                        self.buf = buf;
-                        let (layout, end) = res?;
+                        let (at, hdr, layout) = match *span_base {
+                            Some(base) if self.spanning => {
+                                let span = &base[..(self.pos.0 - lsn.0) as usize];
+                                let (hdr, layout) = self.finish_span(span, lsn, version)?;
+                                (At::Span(span), hdr, layout)
+                            }
+                            _ => {
+                                let hdr = match self.rec_hdr {
+                                    Some(h) => h,
+                                    None => self.check_header(
+                                        &self.buf[..RECORD_HEADER_SIZE],
+                                        lsn,
+                                        version,
+                                    )?,
+                                };
+                                self.check_crc(&self.buf, hdr, lsn)?;
+                                let layout =
+                                    decode_layout(&self.buf, lsn, version, &mut self.blocks)?;
+                                (At::Buffer, hdr, layout)
+                            }
+                        };
+                        let end = self.complete(hdr, lsn);
                         self.state = State::Record;
+                        self.spanning = false;
                         if lsn >= self.want_from {
-                            return Ok(Some(Found::Buffer(hdr, layout, lsn, end, version, tli)));
+                            return Ok(Some(Found {
+                                at,
+                                hdr,
+                                layout,
+                                lsn,
+                                end,
+                                version,
+                                tli,
+                            }));
                         }
                     }
                 }
@@ -346,8 +423,20 @@ impl WalDecoder {
         }
     }
 
+    /// Bytes of the record being assembled collected so far.
+    fn got(&self) -> u32 {
+        if self.spanning {
+            self.pieces.collected()
+        } else {
+            self.buf.len() as u32
+        }
+    }
+
     fn begin_assembly(&mut self, lsn: Lsn, total: u32, version: PgVersion, tli: u32) {
         self.buf.clear();
+        self.pieces.reset();
+        self.spanning = false;
+        self.rec_hdr = None;
         self.rec_start = lsn;
         self.rec_total = total;
         self.rec_version = version;
@@ -396,25 +485,43 @@ impl WalDecoder {
         Ok(hdr)
     }
 
-    /// CRC and layout of a complete record; sets up the skip to the next record.
-    fn finish(
+    /// Checks the CRC of a contiguous record.
+    fn check_crc(&self, whole: &[u8], hdr: RecordHeader, lsn: Lsn) -> Result<(), WalError> {
+        crc_matches(record_crc(whole), hdr, lsn)
+    }
+
+    /// Header, CRC and layout of a record whose pieces lie in `span`, read without joining
+    /// them unless the block headers themselves cross a page.
+    fn finish_span(
         &mut self,
-        whole: &[u8],
-        hdr: RecordHeader,
+        span: &[u8],
         lsn: Lsn,
         version: PgVersion,
-    ) -> Result<(Layout, Lsn), WalError> {
-        let computed = record_crc(whole);
-        if computed != hdr.crc {
-            return Err(WalError::new(
-                lsn,
-                WalErrorKind::BadCrc {
-                    stored: hdr.crc,
-                    computed,
-                },
-            ));
-        }
-        let layout = decode_layout(whole, lsn, version, &mut self.blocks)?;
+    ) -> Result<(RecordHeader, Layout), WalError> {
+        let mut h = [0u8; RECORD_HEADER_SIZE];
+        let hdr = match self.rec_hdr {
+            Some(hdr) if self.pieces.copy_out(span, 0, &mut h) => hdr,
+            _ => return Err(WalError::new(lsn, WalErrorKind::InvalidFragmentLength)),
+        };
+        let crc = self.pieces.crc_from(span, RECORD_HEADER_SIZE as u32, 0);
+        crc_matches(crc32c::crc32c_append(crc, &h[..20]), hdr, lsn)?;
+        let total = self.rec_total as usize;
+        let first = self.pieces.list.first().map_or(0, |p| p.len as usize);
+        let layout = match decode_layout_prefix(
+            span.get(..first).unwrap_or(&[]),
+            total,
+            lsn,
+            version,
+            &mut self.blocks,
+        )? {
+            Some(layout) => layout,
+            None => decode_layout(self.pieces.joined(span), lsn, version, &mut self.blocks)?,
+        };
+        Ok((hdr, layout))
+    }
+
+    /// Notes a complete, checked record and sets up the skip to the next one; returns its end.
+    fn complete(&mut self, hdr: RecordHeader, lsn: Lsn) -> Lsn {
         let mut end = Lsn(self.pos.0.wrapping_add(7) & !7);
         if hdr.rmid == RM_XLOG_ID && hdr.info & !XLR_INFO_MASK == XLOG_SWITCH {
             let seg = self.cfg.seg_size.bytes();
@@ -423,7 +530,7 @@ impl WalDecoder {
         self.skip = end.0.wrapping_sub(self.pos.0);
         self.prev = Some(lsn);
         self.last_end = Some(end);
-        Ok((layout, end))
+        end
     }
 
     /// Reads and checks the page header at `self.pos` (`XLogReaderValidatePageHeader`).
@@ -544,6 +651,8 @@ impl WalDecoder {
                         // The rest of the record was lost and overwritten (a crash during
                         // recovery): drop it and read a new record right after this header.
                         self.buf.clear();
+                        self.pieces.reset();
+                        self.spanning = false;
                         self.state = State::Record;
                         return Ok(true);
                     }
@@ -552,7 +661,7 @@ impl WalDecoder {
                         WalErrorKind::MissingContrecord,
                     ));
                 }
-                let expected = self.rec_total.wrapping_sub(self.buf.len() as u32);
+                let expected = self.rec_total.wrapping_sub(self.got());
                 if self.rec_total == 0 || h.rem_len == 0 || h.rem_len != expected {
                     return Err(WalError::new(
                         self.rec_start,
@@ -607,8 +716,37 @@ impl WalDecoder {
     }
 }
 
+/// Compares a computed CRC with the header's.
+fn crc_matches(computed: u32, hdr: RecordHeader, lsn: Lsn) -> Result<(), WalError> {
+    if computed == hdr.crc {
+        return Ok(());
+    }
+    Err(WalError::new(
+        lsn,
+        WalErrorKind::BadCrc {
+            stored: hdr.crc,
+            computed,
+        },
+    ))
+}
+
+/// Where a complete record's bytes are.
+enum At<'i> {
+    /// One slice of the input.
+    Input(&'i [u8]),
+    /// The reassembly buffer.
+    Buffer,
+    /// Pieces (in `pieces`) of this stretch of the input.
+    Span(&'i [u8]),
+}
+
 /// A complete record found by `step`, before it is wrapped with borrowed block references.
-enum Found<'i> {
-    Input(&'i [u8], RecordHeader, Layout, Lsn, Lsn, PgVersion, u32),
-    Buffer(RecordHeader, Layout, Lsn, Lsn, PgVersion, u32),
+struct Found<'i> {
+    at: At<'i>,
+    hdr: RecordHeader,
+    layout: Layout,
+    lsn: Lsn,
+    end: Lsn,
+    version: PgVersion,
+    tli: u32,
 }

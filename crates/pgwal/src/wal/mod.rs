@@ -14,6 +14,7 @@ mod error;
 mod fpi;
 mod page;
 mod record;
+pub(crate) mod span;
 mod version;
 
 pub use decoder::{DecoderConfig, WalDecoder};

@@ -2,6 +2,7 @@
 
 use crate::lsn::Lsn;
 use crate::wal::error::{WalError, WalErrorKind};
+use crate::wal::span::RecordBytes;
 use crate::wal::version::PgVersion;
 
 /// Size of `XLogRecord`, the record header.
@@ -210,10 +211,24 @@ pub(crate) fn decode_layout(
     version: PgVersion,
     blocks: &mut Vec<RawBlock>,
 ) -> Result<Layout, WalError> {
+    match decode_layout_prefix(rec, rec.len(), lsn, version, blocks)? {
+        Some(layout) => Ok(layout),
+        None => Err(WalError::new(lsn, WalErrorKind::InvalidFragmentLength)),
+    }
+}
+
+/// Like [`decode_layout`] for a record of `total` bytes of which only the first `rec.len()`
+/// are at hand: `Ok(None)` if the fragment headers run past them.
+pub(crate) fn decode_layout_prefix(
+    rec: &[u8],
+    total: usize,
+    lsn: Lsn,
+    version: PgVersion,
+    blocks: &mut Vec<RawBlock>,
+) -> Result<Option<Layout>, WalError> {
     blocks.clear();
     let err = |kind| Err(WalError::new(lsn, kind));
     let bad_len = || WalError::new(lsn, WalErrorKind::InvalidFragmentLength);
-    let total = rec.len();
     let mut pos = RECORD_HEADER_SIZE;
     let mut remaining = total - RECORD_HEADER_SIZE;
     let mut datatotal: usize = 0;
@@ -228,7 +243,9 @@ pub(crate) fn decode_layout(
             if remaining < n {
                 return Err(bad_len());
             }
-            let s = &rec[pos..pos + n];
+            let Some(s) = rec.get(pos..pos + n) else {
+                return Ok(None);
+            };
             pos += n;
             remaining -= n;
             s
@@ -344,7 +361,7 @@ pub(crate) fn decode_layout(
     }
     layout.main_at = pos as u32;
     layout.main_len = main_len as u32;
-    Ok(layout)
+    Ok(Some(layout))
 }
 
 /// The decoded meaning of `bimg_info`, whose bits were renumbered in 15.
@@ -397,7 +414,7 @@ pub struct Record<'a> {
     pub(crate) lsn: Lsn,
     pub(crate) end: Lsn,
     pub(crate) header: RecordHeader,
-    pub(crate) bytes: &'a [u8],
+    pub(crate) bytes: RecordBytes<'a>,
     pub(crate) version: PgVersion,
     pub(crate) tli: u32,
     pub(crate) layout: Layout,
@@ -462,16 +479,18 @@ impl<'a> Record<'a> {
     }
 
     /// The whole record, header included.
+    ///
+    /// A record that crossed a page boundary is joined into one buffer on the first call
+    /// (once per record); [`Record::main_data`], [`BlockRef::data`] and [`BlockRef::image`]
+    /// avoid that copy when their bytes lie on one page.
     pub fn bytes(&self) -> &'a [u8] {
-        self.bytes
+        self.bytes.all()
     }
 
     /// The main data.
     pub fn main_data(&self) -> &'a [u8] {
-        let at = self.layout.main_at as usize;
         self.bytes
-            .get(at..at + self.layout.main_len as usize)
-            .unwrap_or(&[])
+            .range(self.layout.main_at as usize, self.layout.main_len as usize)
     }
 
     /// Replication origin id, if the record carries one.
@@ -513,7 +532,7 @@ impl<'a> Record<'a> {
 #[derive(Clone, Copy, Debug)]
 pub struct BlockRef<'a> {
     raw: &'a RawBlock,
-    bytes: &'a [u8],
+    bytes: RecordBytes<'a>,
     version: PgVersion,
 }
 
@@ -543,10 +562,8 @@ impl<'a> BlockRef<'a> {
         if self.raw.data_len == 0 {
             return &[];
         }
-        let at = self.raw.data_at as usize;
         self.bytes
-            .get(at..at + usize::from(self.raw.data_len))
-            .unwrap_or(&[])
+            .range(self.raw.data_at as usize, usize::from(self.raw.data_len))
     }
     /// True if the block carries data (`BKPBLOCK_HAS_DATA`).
     pub fn has_data(&self) -> bool {
@@ -557,12 +574,10 @@ impl<'a> BlockRef<'a> {
         if self.raw.fork_flags & BKPBLOCK_HAS_IMAGE == 0 {
             return None;
         }
-        let at = self.raw.image_at as usize;
         Some(BlockImage {
             bytes: self
                 .bytes
-                .get(at..at + usize::from(self.raw.image_len))
-                .unwrap_or(&[]),
+                .range(self.raw.image_at as usize, usize::from(self.raw.image_len)),
             hole_offset: self.raw.hole_offset,
             hole_length: self.raw.hole_length,
             flags: ImageFlags::of(self.version, self.raw.bimg_info),

@@ -164,7 +164,7 @@ fn malformed_data_never_panics() {
                                 b.data_len = data_len;
                             }
                             let mut r = rec;
-                            r.bytes = bytes;
+                            r.bytes = crate::wal::span::RecordBytes::Flat(bytes);
                             r.version = version;
                             r.layout.main_len = main_len;
                             r.blocks = &blocks;
