@@ -546,6 +546,12 @@ fn for_each_piece(
             let mut pos = offset.min(end);
             while pos < end {
                 let next = (pos + PIECE).min(end);
+                // Map the piece's pages in one call rather than one fault per few pages.
+                #[cfg(target_os = "linux")]
+                {
+                    let page = (pos / 4096) * 4096;
+                    let _ = map.advise_range(memmap2::Advice::PopulateRead, page, next - page);
+                }
                 let go_on = f(&map[pos..next]);
                 // Give back pages already decoded, so memory stays at about one piece.
                 #[cfg(target_os = "linux")]

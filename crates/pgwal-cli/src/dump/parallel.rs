@@ -46,8 +46,15 @@ pub(crate) fn run(
     stats: &mut Stats,
 ) -> anyhow::Result<Outcome> {
     let seg_size = range.config.seg_size;
-    // Chunks of 4 MB of WAL (at page boundaries) keep each worker's output small.
-    let chunk_bytes = (4u64 << 20).min(seg_size.bytes());
+    // Chunks of 4 MB of WAL (at page boundaries) keep each worker's output small. Tests set
+    // PGWAL_DUMP_CHUNK_PAGES to cut the small shipped samples into many chunks.
+    let page = u64::from(range.config.page_size);
+    let chunk_bytes = std::env::var("PGWAL_DUMP_CHUNK_PAGES")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .filter(|&n| n > 0)
+        .map_or(4u64 << 20, |n| n.saturating_mul(page))
+        .min(seg_size.bytes());
     let first = range.start.0 / chunk_bytes;
     let last_byte = match range.end {
         Some(e) => e.0.saturating_sub(1),
@@ -81,9 +88,11 @@ pub(crate) fn run(
         // The channels live inside the scope: returning early drops the senders, which wakes
         // and ends every worker before the scope joins them.
         let (done_tx, done_rx) = mpsc::channel::<(usize, Chunk)>();
-        let (credit_tx, credit_rx) = mpsc::sync_channel::<()>(window);
+        // A credit is an output buffer: the main thread hands each printed chunk's buffer back,
+        // so workers reuse a few allocations instead of growing new ones.
+        let (credit_tx, credit_rx) = mpsc::sync_channel::<String>(window);
         for _ in 0..window {
-            let _ = credit_tx.send(());
+            let _ = credit_tx.send(String::new());
         }
         let credit_rx = std::sync::Arc::new(std::sync::Mutex::new(credit_rx));
         for _ in 0..jobs {
@@ -91,13 +100,9 @@ pub(crate) fn run(
             let credit_rx = credit_rx.clone();
             let (next, stop) = (&next, &stop);
             scope.spawn(move || loop {
-                if credit_rx
-                    .lock()
-                    .map(|rx| rx.recv().is_err())
-                    .unwrap_or(true)
-                {
+                let Some(text) = credit_rx.lock().ok().and_then(|rx| rx.recv().ok()) else {
                     return;
-                }
+                };
                 let i = next.fetch_add(1, Ordering::SeqCst);
                 if i >= nchunks || stop.load(Ordering::SeqCst) {
                     return;
@@ -108,7 +113,7 @@ pub(crate) fn run(
                 } else {
                     None
                 };
-                let chunk = decode_chunk(plan, range, sink, lo, hi, i == 0);
+                let chunk = decode_chunk(plan, range, sink, lo, hi, i == 0, text);
                 if done_tx.send((i, chunk)).is_err() {
                     return;
                 }
@@ -134,13 +139,13 @@ pub(crate) fn run(
                 if let Some(prev_end) = prev_end {
                     if prev_end > lo && chunk.first.is_none_or(|(l, _)| l < prev_end) {
                         if hi.is_some_and(|h| prev_end >= h) {
-                            let _ = credit_tx.try_send(());
+                            let _ = credit_tx.try_send(recycle(chunk.text));
                             continue;
                         }
-                        chunk = decode_chunk(plan, range, sink, prev_end, hi, false);
+                        let text = recycle(std::mem::take(&mut chunk.text));
+                        chunk = decode_chunk(plan, range, sink, prev_end, hi, false, text);
                     }
                 }
-                let _ = credit_tx.try_send(());
                 if let Some(e) = chunk.failure {
                     finish(&stop);
                     return Err(e);
@@ -179,6 +184,7 @@ pub(crate) fn run(
                     }
                 }
                 out.write_all(&chunk.text.as_bytes()[..upto])?;
+                let _ = credit_tx.try_send(recycle(chunk.text));
                 shown += chunk.ends.len() as i64;
                 stats.merge(&chunk.stats);
                 if reached_limit {
@@ -195,6 +201,13 @@ pub(crate) fn run(
     })
 }
 
+/// Empties a printed chunk's buffer for reuse.
+fn recycle(mut text: String) -> String {
+    text.clear();
+    text
+}
+
+/// Decodes the records that start in `lo..hi` into `text` (an empty buffer to reuse).
 fn decode_chunk(
     plan: &Plan,
     range: &ReadRange,
@@ -202,9 +215,10 @@ fn decode_chunk(
     lo: Lsn,
     hi: Option<Lsn>,
     first_chunk: bool,
+    text: String,
 ) -> Chunk {
     let mut c = Chunk {
-        text: String::new(),
+        text,
         ends: Vec::new(),
         stats: Stats::new(),
         first: None,

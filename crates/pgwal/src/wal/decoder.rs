@@ -504,7 +504,7 @@ impl WalDecoder {
             _ => return Err(WalError::new(lsn, WalErrorKind::InvalidFragmentLength)),
         };
         let crc = self.pieces.crc_from(span, RECORD_HEADER_SIZE as u32, 0);
-        crc_matches(crc32c::crc32c_append(crc, &h[..20]), hdr, lsn)?;
+        crc_matches(crate::wal::crc32c_append(crc, &h[..20]), hdr, lsn)?;
         let total = self.rec_total as usize;
         let first = self.pieces.list.first().map_or(0, |p| p.len as usize);
         let layout = match decode_layout_prefix(

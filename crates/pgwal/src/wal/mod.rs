@@ -9,6 +9,7 @@
 //!                                          block refs + main data (borrowed slices)
 //! ```
 
+mod crc;
 mod decoder;
 mod error;
 mod fpi;
@@ -17,6 +18,7 @@ mod record;
 pub(crate) mod span;
 mod version;
 
+pub use crc::crc32c_append;
 pub use decoder::{DecoderConfig, WalDecoder};
 pub use error::{WalError, WalErrorKind};
 pub use fpi::{pglz_decompress, restore_block_image, ImageError};

@@ -83,7 +83,7 @@ impl Pieces {
             let skip = from.saturating_sub(p.rec) as usize;
             let (at, len) = (p.at as usize, p.len as usize);
             let bytes = span.get(at + skip..at + len).unwrap_or(&[]);
-            crc = crc32c::crc32c_append(crc, bytes);
+            crc = crate::wal::crc32c_append(crc, bytes);
         }
         crc
     }
