@@ -366,9 +366,11 @@ mod golden {
                     for version in PgVersion::ALL {
                         for main_len in 0..=rec.layout.main_len.min(600) {
                             let mut r = *rec;
+                            let mut layout = *rec.layout;
+                            layout.main_len = main_len;
                             r.bytes = crate::wal::span::RecordBytes::Flat(bytes);
                             r.version = version;
-                            r.layout.main_len = main_len;
+                            r.layout = &layout;
                             let mut out = String::new();
                             desc::describe(&mut out, &r);
                             described += 1;

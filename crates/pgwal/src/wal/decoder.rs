@@ -116,6 +116,8 @@ pub struct WalDecoder {
     tli: u32,
     sysid: Option<u64>,
     blocks: Vec<RawBlock>,
+    /// The layout of the last complete record (records refer to it).
+    layout: Layout,
     failed: Option<WalError>,
 }
 
@@ -156,6 +158,7 @@ impl WalDecoder {
             version: None,
             tli: 0,
             blocks: Vec::with_capacity(8),
+            layout: Layout::default(),
             failed: None,
         }
     }
@@ -229,7 +232,6 @@ impl WalDecoder {
             Ok(Some(Found {
                 at,
                 hdr,
-                layout,
                 lsn,
                 end,
                 version,
@@ -250,7 +252,7 @@ impl WalDecoder {
                     bytes,
                     version,
                     tli,
-                    layout,
+                    layout: &self.layout,
                     blocks: &self.blocks,
                 }))
             }
@@ -322,13 +324,12 @@ impl WalDecoder {
                             let whole: &'i [u8] = &input[..tot as usize];
                             self.advance(input, tot as usize);
                             self.check_crc(whole, hdr, lsn)?;
-                            let layout = decode_layout(whole, lsn, version, &mut self.blocks)?;
+                            decode_layout(whole, lsn, version, &mut self.blocks, &mut self.layout)?;
                             let end = self.complete(hdr, lsn);
                             if lsn >= self.want_from {
                                 return Ok(Some(Found {
                                     at: At::Input(whole),
                                     hdr,
-                                    layout,
                                     lsn,
                                     end,
                                     version,
@@ -382,11 +383,11 @@ impl WalDecoder {
                     if self.rec_total != 0 && self.got() == self.rec_total {
                         let lsn = self.rec_start;
                         let (version, tli) = (self.rec_version, self.rec_tli);
-                        let (at, hdr, layout) = match *span_base {
+                        let (at, hdr) = match *span_base {
                             Some(base) if self.spanning => {
                                 let span = &base[..(self.pos.0 - lsn.0) as usize];
-                                let (hdr, layout) = self.finish_span(span, lsn, version)?;
-                                (At::Span(span), hdr, layout)
+                                let hdr = self.finish_span(span, lsn, version)?;
+                                (At::Span(span), hdr)
                             }
                             _ => {
                                 let hdr = match self.rec_hdr {
@@ -398,9 +399,14 @@ impl WalDecoder {
                                     )?,
                                 };
                                 self.check_crc(&self.buf, hdr, lsn)?;
-                                let layout =
-                                    decode_layout(&self.buf, lsn, version, &mut self.blocks)?;
-                                (At::Buffer, hdr, layout)
+                                decode_layout(
+                                    &self.buf,
+                                    lsn,
+                                    version,
+                                    &mut self.blocks,
+                                    &mut self.layout,
+                                )?;
+                                (At::Buffer, hdr)
                             }
                         };
                         let end = self.complete(hdr, lsn);
@@ -410,7 +416,6 @@ impl WalDecoder {
                             return Ok(Some(Found {
                                 at,
                                 hdr,
-                                layout,
                                 lsn,
                                 end,
                                 version,
@@ -497,7 +502,7 @@ impl WalDecoder {
         span: &[u8],
         lsn: Lsn,
         version: PgVersion,
-    ) -> Result<(RecordHeader, Layout), WalError> {
+    ) -> Result<RecordHeader, WalError> {
         let mut h = [0u8; RECORD_HEADER_SIZE];
         let hdr = match self.rec_hdr {
             Some(hdr) if self.pieces.copy_out(span, 0, &mut h) => hdr,
@@ -507,17 +512,12 @@ impl WalDecoder {
         crc_matches(crate::wal::crc32c_append(crc, &h[..20]), hdr, lsn)?;
         let total = self.rec_total as usize;
         let first = self.pieces.list.first().map_or(0, |p| p.len as usize);
-        let layout = match decode_layout_prefix(
-            span.get(..first).unwrap_or(&[]),
-            total,
-            lsn,
-            version,
-            &mut self.blocks,
-        )? {
-            Some(layout) => layout,
-            None => decode_layout(self.pieces.joined(span), lsn, version, &mut self.blocks)?,
-        };
-        Ok((hdr, layout))
+        let prefix = span.get(..first).unwrap_or(&[]);
+        let (blocks, layout) = (&mut self.blocks, &mut self.layout);
+        if !decode_layout_prefix(prefix, total, lsn, version, blocks, layout)? {
+            decode_layout(self.pieces.joined(span), lsn, version, blocks, layout)?;
+        }
+        Ok(hdr)
     }
 
     /// Notes a complete, checked record and sets up the skip to the next one; returns its end.
@@ -744,7 +744,6 @@ enum At<'i> {
 struct Found<'i> {
     at: At<'i>,
     hdr: RecordHeader,
-    layout: Layout,
     lsn: Lsn,
     end: Lsn,
     version: PgVersion,

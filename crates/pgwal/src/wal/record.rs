@@ -84,6 +84,7 @@ impl RecordHeader {
 
 /// Computes a record's CRC-32C as PostgreSQL does: the payload after the header, then the
 /// first 20 header bytes. `rec` must hold the whole record (at least 24 bytes).
+#[inline]
 pub fn record_crc(rec: &[u8]) -> u32 {
     let c = crc32c_append(0, rec.get(RECORD_HEADER_SIZE..).unwrap_or(&[]));
     crc32c_append(c, rec.get(..20).unwrap_or(rec))
@@ -206,27 +207,33 @@ pub(crate) struct Layout {
 
 /// Decodes the fragment headers of a whole record `rec` (`DecodeXLogRecord`), appending block
 /// references to `blocks` (cleared first).
+#[inline]
 pub(crate) fn decode_layout(
     rec: &[u8],
     lsn: Lsn,
     version: PgVersion,
     blocks: &mut Vec<RawBlock>,
-) -> Result<Layout, WalError> {
-    match decode_layout_prefix(rec, rec.len(), lsn, version, blocks)? {
-        Some(layout) => Ok(layout),
-        None => Err(WalError::new(lsn, WalErrorKind::InvalidFragmentLength)),
+    out: &mut Layout,
+) -> Result<(), WalError> {
+    if decode_layout_prefix(rec, rec.len(), lsn, version, blocks, out)? {
+        Ok(())
+    } else {
+        Err(WalError::new(lsn, WalErrorKind::InvalidFragmentLength))
     }
 }
 
 /// Like [`decode_layout`] for a record of `total` bytes of which only the first `rec.len()`
-/// are at hand: `Ok(None)` if the fragment headers run past them.
+/// are at hand: `Ok(false)` if the fragment headers run past them. The layout is written to
+/// `out` (which the decoder keeps, so records refer to it rather than copy it).
+#[inline]
 pub(crate) fn decode_layout_prefix(
     rec: &[u8],
     total: usize,
     lsn: Lsn,
     version: PgVersion,
     blocks: &mut Vec<RawBlock>,
-) -> Result<Option<Layout>, WalError> {
+    out: &mut Layout,
+) -> Result<bool, WalError> {
     blocks.clear();
     let err = |kind| Err(WalError::new(lsn, kind));
     let bad_len = || WalError::new(lsn, WalErrorKind::InvalidFragmentLength);
@@ -245,7 +252,7 @@ pub(crate) fn decode_layout_prefix(
                 return Err(bad_len());
             }
             let Some(s) = rec.get(pos..pos + n) else {
-                return Ok(None);
+                return Ok(false);
             };
             pos += n;
             remaining -= n;
@@ -362,7 +369,8 @@ pub(crate) fn decode_layout_prefix(
     }
     layout.main_at = pos as u32;
     layout.main_len = main_len as u32;
-    Ok(Some(layout))
+    *out = layout;
+    Ok(true)
 }
 
 /// The decoded meaning of `bimg_info`, whose bits were renumbered in 15.
@@ -418,7 +426,7 @@ pub struct Record<'a> {
     pub(crate) bytes: RecordBytes<'a>,
     pub(crate) version: PgVersion,
     pub(crate) tli: u32,
-    pub(crate) layout: Layout,
+    pub(crate) layout: &'a Layout,
     pub(crate) blocks: &'a [RawBlock],
 }
 

@@ -164,9 +164,11 @@ fn malformed_data_never_panics() {
                                 b.data_len = data_len;
                             }
                             let mut r = rec;
+                            let mut layout = *rec.layout;
+                            layout.main_len = main_len;
                             r.bytes = crate::wal::span::RecordBytes::Flat(bytes);
                             r.version = version;
-                            r.layout.main_len = main_len;
+                            r.layout = &layout;
                             r.blocks = &blocks;
                             let mut out = String::new();
                             desc::describe(&mut out, &r);
