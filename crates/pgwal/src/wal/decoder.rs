@@ -101,8 +101,10 @@ pub struct WalDecoder {
     /// in the current input), false if they are copied into `buf`.
     spanning: bool,
     pieces: Pieces,
-    /// The header of the record being assembled, if it was checked when assembly began.
-    rec_hdr: Option<RecordHeader>,
+    /// The header of the record being decoded or last decoded (records refer to it).
+    cur: RecordHeader,
+    /// While assembling: whether `cur` was already checked (it fitted on the first page).
+    cur_checked: bool,
     rec_start: Lsn,
     rec_total: u32,
     rec_version: PgVersion,
@@ -148,7 +150,8 @@ impl WalDecoder {
             buf: Vec::new(),
             spanning: false,
             pieces: Pieces::default(),
-            rec_hdr: None,
+            cur: RecordHeader::default(),
+            cur_checked: false,
             rec_start: lsn,
             rec_total: 0,
             rec_version: PgVersion::V18,
@@ -231,7 +234,6 @@ impl WalDecoder {
         match found {
             Ok(Some(Found {
                 at,
-                hdr,
                 lsn,
                 end,
                 version,
@@ -248,7 +250,7 @@ impl WalDecoder {
                 Ok(Some(Record {
                     lsn,
                     end,
-                    header: hdr,
+                    header: &self.cur,
                     bytes,
                     version,
                     tli,
@@ -319,17 +321,16 @@ impl WalDecoder {
                             ));
                         }
                         let (version, tli) = (self.version.unwrap_or(PgVersion::V18), self.tli);
-                        let hdr = self.check_header(&input[..RECORD_HEADER_SIZE], lsn, version)?;
+                        self.check_header(&input[..RECORD_HEADER_SIZE], lsn, version)?;
                         if tot as usize <= page_left && input.len() >= tot as usize {
                             let whole: &'i [u8] = &input[..tot as usize];
                             self.advance(input, tot as usize);
-                            self.check_crc(whole, hdr, lsn)?;
+                            self.check_crc(whole, lsn)?;
                             decode_layout(whole, lsn, version, &mut self.blocks, &mut self.layout)?;
-                            let end = self.complete(hdr, lsn);
+                            let end = self.complete(lsn);
                             if lsn >= self.want_from {
                                 return Ok(Some(Found {
                                     at: At::Input(whole),
-                                    hdr,
                                     lsn,
                                     end,
                                     version,
@@ -339,7 +340,7 @@ impl WalDecoder {
                             continue;
                         }
                         self.begin_assembly(lsn, tot, version, tli);
-                        self.rec_hdr = Some(hdr);
+                        self.cur_checked = true;
                         self.spanning = true;
                         *span_base = Some(*input);
                     } else {
@@ -383,22 +384,21 @@ impl WalDecoder {
                     if self.rec_total != 0 && self.got() == self.rec_total {
                         let lsn = self.rec_start;
                         let (version, tli) = (self.rec_version, self.rec_tli);
-                        let (at, hdr) = match *span_base {
+                        let at = match *span_base {
                             Some(base) if self.spanning => {
                                 let span = &base[..(self.pos.0 - lsn.0) as usize];
-                                let hdr = self.finish_span(span, lsn, version)?;
-                                (At::Span(span), hdr)
+                                self.finish_span(span, lsn, version)?;
+                                At::Span(span)
                             }
                             _ => {
-                                let hdr = match self.rec_hdr {
-                                    Some(h) => h,
-                                    None => self.check_header(
-                                        &self.buf[..RECORD_HEADER_SIZE],
-                                        lsn,
-                                        version,
-                                    )?,
-                                };
-                                self.check_crc(&self.buf, hdr, lsn)?;
+                                if !self.cur_checked {
+                                    let buf = std::mem::take(&mut self.buf);
+                                    let res =
+                                        self.check_header(&buf[..RECORD_HEADER_SIZE], lsn, version);
+                                    self.buf = buf;
+                                    res?;
+                                }
+                                self.check_crc(&self.buf, lsn)?;
                                 decode_layout(
                                     &self.buf,
                                     lsn,
@@ -406,16 +406,15 @@ impl WalDecoder {
                                     &mut self.blocks,
                                     &mut self.layout,
                                 )?;
-                                (At::Buffer, hdr)
+                                At::Buffer
                             }
                         };
-                        let end = self.complete(hdr, lsn);
+                        let end = self.complete(lsn);
                         self.state = State::Record;
                         self.spanning = false;
                         if lsn >= self.want_from {
                             return Ok(Some(Found {
                                 at,
-                                hdr,
                                 lsn,
                                 end,
                                 version,
@@ -441,7 +440,7 @@ impl WalDecoder {
         self.buf.clear();
         self.pieces.reset();
         self.spanning = false;
-        self.rec_hdr = None;
+        self.cur_checked = false;
         self.rec_start = lsn;
         self.rec_total = total;
         self.rec_version = version;
@@ -449,13 +448,9 @@ impl WalDecoder {
         self.state = State::Assembling;
     }
 
-    /// Checks length, rmgr and prev-link of a record header (`ValidXLogRecordHeader`).
-    fn check_header(
-        &self,
-        h: &[u8],
-        lsn: Lsn,
-        version: PgVersion,
-    ) -> Result<RecordHeader, WalError> {
+    /// Checks length, rmgr and prev-link of a record header (`ValidXLogRecordHeader`) and
+    /// keeps it as the current one.
+    fn check_header(&mut self, h: &[u8], lsn: Lsn, version: PgVersion) -> Result<(), WalError> {
         let hdr = match RecordHeader::parse(h) {
             Some(hdr) => hdr,
             None => return Err(WalError::new(lsn, WalErrorKind::InvalidFragmentLength)),
@@ -487,29 +482,24 @@ impl WalDecoder {
             }
             _ => {}
         }
-        Ok(hdr)
+        self.cur = hdr;
+        Ok(())
     }
 
-    /// Checks the CRC of a contiguous record.
-    fn check_crc(&self, whole: &[u8], hdr: RecordHeader, lsn: Lsn) -> Result<(), WalError> {
-        crc_matches(record_crc(whole), hdr, lsn)
+    /// Checks the CRC of a contiguous record against the current header.
+    fn check_crc(&self, whole: &[u8], lsn: Lsn) -> Result<(), WalError> {
+        crc_matches(record_crc(whole), self.cur.crc, lsn)
     }
 
     /// Header, CRC and layout of a record whose pieces lie in `span`, read without joining
     /// them unless the block headers themselves cross a page.
-    fn finish_span(
-        &mut self,
-        span: &[u8],
-        lsn: Lsn,
-        version: PgVersion,
-    ) -> Result<RecordHeader, WalError> {
+    fn finish_span(&mut self, span: &[u8], lsn: Lsn, version: PgVersion) -> Result<(), WalError> {
         let mut h = [0u8; RECORD_HEADER_SIZE];
-        let hdr = match self.rec_hdr {
-            Some(hdr) if self.pieces.copy_out(span, 0, &mut h) => hdr,
-            _ => return Err(WalError::new(lsn, WalErrorKind::InvalidFragmentLength)),
-        };
+        if !self.cur_checked || !self.pieces.copy_out(span, 0, &mut h) {
+            return Err(WalError::new(lsn, WalErrorKind::InvalidFragmentLength));
+        }
         let crc = self.pieces.crc_from(span, RECORD_HEADER_SIZE as u32, 0);
-        crc_matches(crate::wal::crc32c_append(crc, &h[..20]), hdr, lsn)?;
+        crc_matches(crate::wal::crc32c_append(crc, &h[..20]), self.cur.crc, lsn)?;
         let total = self.rec_total as usize;
         let first = self.pieces.list.first().map_or(0, |p| p.len as usize);
         let prefix = span.get(..first).unwrap_or(&[]);
@@ -517,11 +507,12 @@ impl WalDecoder {
         if !decode_layout_prefix(prefix, total, lsn, version, blocks, layout)? {
             decode_layout(self.pieces.joined(span), lsn, version, blocks, layout)?;
         }
-        Ok(hdr)
+        Ok(())
     }
 
     /// Notes a complete, checked record and sets up the skip to the next one; returns its end.
-    fn complete(&mut self, hdr: RecordHeader, lsn: Lsn) -> Lsn {
+    fn complete(&mut self, lsn: Lsn) -> Lsn {
+        let hdr = &self.cur;
         let mut end = Lsn(self.pos.0.wrapping_add(7) & !7);
         if hdr.rmid == RM_XLOG_ID && hdr.info & !XLR_INFO_MASK == XLOG_SWITCH {
             let seg = self.cfg.seg_size.bytes();
@@ -717,16 +708,13 @@ impl WalDecoder {
 }
 
 /// Compares a computed CRC with the header's.
-fn crc_matches(computed: u32, hdr: RecordHeader, lsn: Lsn) -> Result<(), WalError> {
-    if computed == hdr.crc {
+fn crc_matches(computed: u32, stored: u32, lsn: Lsn) -> Result<(), WalError> {
+    if computed == stored {
         return Ok(());
     }
     Err(WalError::new(
         lsn,
-        WalErrorKind::BadCrc {
-            stored: hdr.crc,
-            computed,
-        },
+        WalErrorKind::BadCrc { stored, computed },
     ))
 }
 
@@ -743,7 +731,6 @@ enum At<'i> {
 /// A complete record found by `step`, before it is wrapped with borrowed block references.
 struct Found<'i> {
     at: At<'i>,
-    hdr: RecordHeader,
     lsn: Lsn,
     end: Lsn,
     version: PgVersion,

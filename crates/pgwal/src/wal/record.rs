@@ -49,7 +49,7 @@ pub(crate) fn le64(b: &[u8], at: usize) -> u64 {
 }
 
 /// The fixed record header (`XLogRecord`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct RecordHeader {
     /// Total length including this header (`xl_tot_len`).
     pub tot_len: u32,
@@ -422,7 +422,7 @@ impl ImageFlags {
 pub struct Record<'a> {
     pub(crate) lsn: Lsn,
     pub(crate) end: Lsn,
-    pub(crate) header: RecordHeader,
+    pub(crate) header: &'a RecordHeader,
     pub(crate) bytes: RecordBytes<'a>,
     pub(crate) version: PgVersion,
     pub(crate) tli: u32,
@@ -444,7 +444,7 @@ impl<'a> Record<'a> {
 
     /// The fixed header.
     pub fn header(&self) -> &RecordHeader {
-        &self.header
+        self.header
     }
 
     /// The PostgreSQL version that wrote the record (from its page's magic).
