@@ -323,6 +323,22 @@ impl Sink {
         }
     }
 
+    /// Writes `bufs`, back to back, at uncompressed offset `off` (one system call for a plain
+    /// file; compressed sinks only append).
+    pub(crate) fn write_vectored(&mut self, off: u64, bufs: &[&[u8]]) -> io::Result<()> {
+        match self {
+            Sink::Plain(f) => super::fsutil::write_all_vectored_at(f, off, bufs),
+            _ => {
+                let mut at = off;
+                for b in bufs {
+                    self.write(at, b)?;
+                    at += b.len() as u64;
+                }
+                Ok(())
+            }
+        }
+    }
+
     /// Pushes everything written so far to the file (a sync flush for compressed streams,
     /// so a reader of the file can decompress all of it).
     pub(crate) fn flush(&mut self) -> io::Result<()> {
