@@ -233,11 +233,6 @@ pub fn run(a: ReceiveArgs) -> anyhow::Result<ExitCode> {
         },
     };
     init_logging(a.verbose);
-    if compress.workers.is_some() {
-        tracing::info!(
-            "zstd workers=N is accepted and ignored: compression runs on its own thread"
-        );
-    }
     let config = connection(&a)?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()

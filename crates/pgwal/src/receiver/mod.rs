@@ -90,7 +90,8 @@ pub struct ReceiverOptions {
     pub reconnect_delay: Duration,
     /// Longest wait between reconnection attempts.
     pub max_reconnect_delay: Duration,
-    /// Depth of the queue to the writer thread, in messages (each at most 128 kB).
+    /// Depth of the queue to the writer thread, in batches of WAL messages received together
+    /// (each batch about 1 MB at most).
     pub queue_depth: usize,
 }
 
@@ -109,7 +110,7 @@ impl ReceiverOptions {
             report_apply: false,
             reconnect_delay: Duration::from_secs(1),
             max_reconnect_delay: Duration::from_secs(30),
-            queue_depth: 64,
+            queue_depth: 8,
         }
     }
 }

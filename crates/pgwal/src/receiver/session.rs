@@ -662,53 +662,80 @@ impl Run {
                     );
                 }
                 ev = stream.next_event() => {
-                    let ev = match ev {
-                        None => return Err(ReceiveError::Retryable("replication stream was terminated before stop point".into())),
-                        Some(Err(e)) => return Err(ReceiveError::Retryable(format!("could not receive data from WAL stream: {e}"))),
-                        Some(Ok(ev)) => ev,
-                    };
-                    set_f64(&self.metrics.last_message_time, unix_now());
-                    match ev {
-                        ReplicationEvent::XLogData(x) => {
-                            if x.start != received {
-                                return Err(ReceiveError::Retryable(format!(
-                                    "got WAL data at {}, expected {received}", x.start
-                                )));
-                            }
-                            self.streamed = true;
-                            let m = &self.metrics;
-                            m.bytes_received.fetch_add(x.data.len() as u64, Ordering::Relaxed);
-                            m.received_lsn.store(x.end.0, Ordering::Relaxed);
-                            max_u64(&m.server_lsn, x.wal_end.0.max(x.end.0));
-                            lag.received(x.end, x.server_time.to_system_time());
-                            received = x.end;
-                            let cmd = Cmd::Data { start: x.start, data: x.data };
-                            self.send(tx, cmd, &mut stream, progress).await?;
-                            if let Some(end) = self.opts.endpos {
-                                if end < received {
+                    let mut ev = ev;
+                    // Events that were ready together are handled in this loop: consecutive
+                    // WAL messages go to the writer as one batch.
+                    loop {
+                        let event = match ev {
+                            None => return Err(ReceiveError::Retryable("replication stream was terminated before stop point".into())),
+                            Some(Err(e)) => return Err(ReceiveError::Retryable(format!("could not receive data from WAL stream: {e}"))),
+                            Some(Ok(event)) => event,
+                        };
+                        set_f64(&self.metrics.last_message_time, unix_now());
+                        match event {
+                            ReplicationEvent::XLogData(x) => {
+                                let start = x.start;
+                                let mut batch = Vec::new();
+                                let mut bytes = 0;
+                                let mut next = Some(x);
+                                let mut after = None;
+                                let mut at_end = false;
+                                while let Some(x) = next.take() {
+                                    if x.start != received {
+                                        return Err(ReceiveError::Retryable(format!(
+                                            "got WAL data at {}, expected {received}", x.start
+                                        )));
+                                    }
+                                    self.streamed = true;
+                                    let m = &self.metrics;
+                                    m.bytes_received.fetch_add(x.data.len() as u64, Ordering::Relaxed);
+                                    m.received_lsn.store(x.end.0, Ordering::Relaxed);
+                                    max_u64(&m.server_lsn, x.wal_end.0.max(x.end.0));
+                                    lag.received(x.end, x.server_time.to_system_time());
+                                    received = x.end;
+                                    bytes += x.data.len();
+                                    batch.push(x.data);
+                                    at_end = self.opts.endpos.is_some_and(|end| end < received);
+                                    if at_end || bytes >= writer::BATCH_BYTES || batch.len() >= writer::BATCH_MESSAGES {
+                                        break;
+                                    }
+                                    match stream.try_next_event().await {
+                                        Some(Some(Ok(ReplicationEvent::XLogData(x)))) => next = Some(x),
+                                        Some(other) => after = Some(other),
+                                        None => {}
+                                    }
+                                }
+                                let cmd = Cmd::Data { start, data: batch };
+                                self.send(tx, cmd, &mut stream, progress).await?;
+                                if at_end {
                                     self.finish(&mut stream, &fb, tx, progress, tli, received).await?;
                                     return Ok(TimelineEnd::Stopped(Stopped::EndPosition(received)));
                                 }
-                            }
-                        }
-                        ReplicationEvent::Keepalive(k) => {
-                            max_u64(&self.metrics.server_lsn, k.wal_end.0);
-                            if k.reply_requested {
-                                self.metrics.status_updates.fetch_add(1, Ordering::Relaxed);
-                                if last_flushed < received {
-                                    // Answered already with what is durable; make the rest
-                                    // durable and report again.
-                                    let _ = tx.try_send(Cmd::Flush);
+                                match after {
+                                    Some(other) => ev = other,
+                                    None => break,
                                 }
                             }
-                            if k.wal_end <= last_flushed {
-                                set_f64(&self.metrics.lag_seconds, 0.0);
+                            ReplicationEvent::Keepalive(k) => {
+                                max_u64(&self.metrics.server_lsn, k.wal_end.0);
+                                if k.reply_requested {
+                                    self.metrics.status_updates.fetch_add(1, Ordering::Relaxed);
+                                    if last_flushed < received {
+                                        // Answered already with what is durable; make the rest
+                                        // durable and report again.
+                                        let _ = tx.try_send(Cmd::Flush);
+                                    }
+                                }
+                                if k.wal_end <= last_flushed {
+                                    set_f64(&self.metrics.lag_seconds, 0.0);
+                                }
+                                break;
                             }
-                        }
-                        ReplicationEvent::TimelineEnded { next_tli, next_start } => {
-                            drop(stream);
-                            self.close_writer(tx, progress).await?;
-                            return Ok(TimelineEnd::Switched { next_tli, next_start, received });
+                            ReplicationEvent::TimelineEnded { next_tli, next_start } => {
+                                drop(stream);
+                                self.close_writer(tx, progress).await?;
+                                return Ok(TimelineEnd::Switched { next_tli, next_start, received });
+                            }
                         }
                     }
                 }

@@ -37,8 +37,10 @@ pub(crate) enum Cmd {
         resume: Option<Box<Resume>>,
         decoder: Box<WalDecoder>,
     },
-    /// WAL bytes received at `start` (contiguous with what came before), not yet validated.
-    Data { start: Lsn, data: Bytes },
+    /// WAL messages received together, back to back from `start` (contiguous with what came
+    /// before), not yet validated: at most [`BATCH_MESSAGES`] messages, and no more once
+    /// [`BATCH_BYTES`] are reached.
+    Data { start: Lsn, data: Vec<Bytes> },
     /// Make everything written durable, then publish it as flushed.
     Flush,
     /// Write what is held back (an orderly stop or the end of a timeline: the server's WAL
@@ -107,6 +109,12 @@ struct Writer {
 
 /// With `--synchronous`, fsync after this many unflushed bytes even if more WAL is queued.
 const SYNCHRONOUS_MAX_UNSYNCED: u64 = 4 << 20;
+
+/// A batch of WAL sent to the writer ends once it holds this many bytes (the server sends
+/// messages of at most 128 kB, so a batch stays below 1.125 MB)...
+pub(crate) const BATCH_BYTES: usize = 1 << 20;
+/// ...or this many messages.
+pub(crate) const BATCH_MESSAGES: usize = 256;
 
 /// Starts the writer thread. Dropping the sender makes it close the current file and exit.
 pub(crate) fn spawn(
@@ -224,7 +232,7 @@ impl Writer {
     }
 
     /// Validates received WAL and writes what is valid.
-    fn receive(&mut self, start: Lsn, data: Bytes) -> Result<(), String> {
+    fn receive(&mut self, start: Lsn, data: Vec<Bytes>) -> Result<(), String> {
         if start != self.received {
             return Err(format!(
                 "internal error: WAL data at {start}, expected {}",
@@ -234,32 +242,40 @@ impl Writer {
         let Some(dec) = self.decoder.as_mut() else {
             return Err("internal error: WAL data before streaming started".into());
         };
-        let mut input: &[u8] = &data;
         let mut safe = safe_point(dec);
         let mut failure = None;
-        loop {
-            match dec.decode(&mut input) {
-                Ok(Some(_)) => safe = safe_point(dec),
-                Ok(None) => break,
-                Err(e) => {
-                    failure = Some(e.to_string());
-                    break;
+        let mut received = start.0;
+        for chunk in data {
+            let mut input: &[u8] = &chunk;
+            loop {
+                match dec.decode(&mut input) {
+                    Ok(Some(_)) => safe = safe_point(dec),
+                    Ok(None) => break,
+                    Err(e) => {
+                        failure = Some(e.to_string());
+                        break;
+                    }
                 }
             }
-        }
-        if failure.is_none() {
-            if dec.page_timeline() > self.tli.0 {
-                failure = Some(format!(
-                    "a WAL page of timeline {} while streaming timeline {}",
-                    dec.page_timeline(),
-                    self.tli.0
-                ));
-            } else {
-                safe = safe_point(dec);
+            if failure.is_none() {
+                if dec.page_timeline() > self.tli.0 {
+                    failure = Some(format!(
+                        "a WAL page of timeline {} while streaming timeline {}",
+                        dec.page_timeline(),
+                        self.tli.0
+                    ));
+                } else {
+                    safe = safe_point(dec);
+                }
+            }
+            received += chunk.len() as u64;
+            self.held.push_back(chunk);
+            if failure.is_some() {
+                // What follows the invalid WAL is never written.
+                break;
             }
         }
-        self.received = Lsn(start.0 + data.len() as u64);
-        self.held.push_back(data);
+        self.received = Lsn(received);
         // On a failure, the records before it are still valid: keep them.
         self.release(Some(safe))?;
         match failure {
@@ -271,23 +287,28 @@ impl Writer {
     /// Writes the held-back WAL up to `upto` (all of it for `None`).
     fn release(&mut self, upto: Option<Lsn>) -> Result<(), String> {
         let upto = upto.unwrap_or(self.received);
-        while self.next < upto {
+        let mut want = upto.0.saturating_sub(self.next.0);
+        if want == 0 {
+            return Ok(());
+        }
+        let mut pieces = Vec::with_capacity(self.held.len());
+        while want > 0 {
             let Some(front) = self.held.front_mut() else {
                 break;
             };
-            let want = (upto.0 - self.next.0) as usize;
-            let piece = if front.len() <= want {
+            let piece = if front.len() as u64 <= want {
                 match self.held.pop_front() {
                     Some(p) => p,
                     None => break,
                 }
             } else {
-                front.split_to(want)
+                front.split_to(want as usize)
             };
-            let at = self.next;
-            self.write(at, &piece)?;
+            want -= piece.len() as u64;
+            pieces.push(piece);
         }
-        Ok(())
+        let at = self.next;
+        self.write(at, &pieces)
     }
 
     /// The received WAL is invalid: make what was written before it durable, keep the
@@ -466,7 +487,8 @@ impl Writer {
         Ok(sink)
     }
 
-    fn write(&mut self, start: Lsn, mut data: &[u8]) -> Result<(), String> {
+    /// Writes `pieces`, back to back from `start`: one vectored write per segment.
+    fn write(&mut self, start: Lsn, pieces: &[Bytes]) -> Result<(), String> {
         if start != self.next {
             return Err(format!(
                 "internal error: WAL data at {start}, expected {}",
@@ -474,24 +496,41 @@ impl Writer {
             ));
         }
         let seg_size = self.cfg.seg_size.bytes();
-        while !data.is_empty() {
+        let (mut i, mut off) = (0, 0);
+        let mut slices: Vec<&[u8]> = Vec::with_capacity(pieces.len());
+        while i < pieces.len() {
             if self.cur.is_none() {
                 self.open()?;
             }
             let Some(cur) = self.cur.as_mut() else { break };
-            let n = (data.len() as u64).min(seg_size - cur.pos) as usize;
-            if let Err(e) = cur.sink.write(cur.pos, &data[..n]) {
+            // The pieces (or parts of them) that fit in the segment.
+            let room = seg_size - cur.pos;
+            let mut n = 0u64;
+            slices.clear();
+            while i < pieces.len() && n < room {
+                let rest = &pieces[i][off..];
+                let take = (rest.len() as u64).min(room - n) as usize;
+                slices.push(&rest[..take]);
+                n += take as u64;
+                if take == rest.len() {
+                    i += 1;
+                    off = 0;
+                } else {
+                    off += take;
+                }
+            }
+            if let Err(e) = cur.sink.write_vectored(cur.pos, &slices) {
                 return Err(ctx(
                     e,
                     "write to file",
                     &self.cfg.dir.join(&cur.partial_name),
                 ));
             }
-            cur.pos += n as u64;
+            cur.pos += n;
             cur.dirty = true;
-            self.unsynced += n as u64;
+            self.unsynced += n;
             let counted = match cur.sink {
-                Sink::Plain(_) => n as u64,
+                Sink::Plain(_) => n,
                 _ => {
                     let c = cur.sink.compressed_bytes();
                     let d = c - cur.counted;
@@ -502,8 +541,7 @@ impl Writer {
             self.metrics
                 .bytes_written
                 .fetch_add(counted, Ordering::Relaxed);
-            data = &data[n..];
-            self.next = Lsn(self.next.0 + n as u64);
+            self.next = Lsn(self.next.0 + n);
             if cur.pos == seg_size {
                 self.complete()?;
             }

@@ -83,6 +83,11 @@ impl AsyncWrite for Socket {
     }
 }
 
+/// Room for a read: at least this much free space in the receive buffer...
+const MIN_READ: usize = 64 * 1024;
+/// ...else this much more is reserved.
+const READ_BUFFER: usize = 1024 * 1024;
+
 /// A socket plus the protocol state, with the poll functions both the client and the stream
 /// use.
 struct Connection {
@@ -135,8 +140,11 @@ impl Connection {
                 return Poll::Ready(Err(e));
             }
             let buf = self.proto.receive_buffer();
-            if buf.capacity() - buf.len() < 16 * 1024 {
-                buf.reserve(128 * 1024);
+            if buf.capacity() - buf.len() < MIN_READ {
+                // Big reads: fewer system calls and wake-ups while streaming. The messages
+                // already split off keep the old buffer alive, so a new one is allocated and
+                // only the incomplete message at its end is copied.
+                buf.reserve(READ_BUFFER);
             }
             let n = ready!(tokio_util::io::poll_read_buf(
                 Pin::new(&mut self.socket),
@@ -956,6 +964,17 @@ impl ReplicationStream<'_> {
     /// The next event; `None` when the stream has ended. The same as `StreamExt::next`.
     pub async fn next_event(&mut self) -> Option<Result<ReplicationEvent, Error>> {
         poll_fn(|cx| Pin::new(&mut *self).poll_next(cx)).await
+    }
+
+    /// The next event if it is ready without waiting (already received, or readable from
+    /// the socket now): `Some` as [`next_event`](Self::next_event) would return it, `None`
+    /// if that would wait. Lets a caller gather the WAL messages that arrived together.
+    pub async fn try_next_event(&mut self) -> Option<Option<Result<ReplicationEvent, Error>>> {
+        poll_fn(|cx| match Pin::new(&mut *self).poll_next(cx) {
+            Poll::Ready(ev) => Poll::Ready(Some(ev)),
+            Poll::Pending => Poll::Ready(None),
+        })
+        .await
     }
 
     fn queue_status(&mut self, reply_requested: bool) -> Result<(), Error> {
