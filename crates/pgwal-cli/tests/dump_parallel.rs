@@ -31,14 +31,12 @@ fn samples() -> Vec<PathBuf> {
     v
 }
 
+/// The segment file names in `dir`, in order (as `pgwal::source::WalDirectory` finds them).
 fn segments(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .filter_map(|e| e.ok()?.file_name().into_string().ok())
-        .filter(|n| n.len() == 24)
-        .collect();
-    v.sort();
-    v
+    let scanned = pgwal::source::WalDirectory::scan(dir).unwrap();
+    let mut names: Vec<String> = scanned.segments().map(|(n, _)| n.to_string()).collect();
+    names.sort();
+    names
 }
 
 /// An LSN inside the first segment, as text: `-s` there starts mid-record.
