@@ -424,12 +424,8 @@ pub fn read_range(
             None => range.tli,
         };
         let Some(path) = dir.segment(tli, segno, seg_size) else {
-            let at = decoder
-                .pending_record()
-                .or(decoder.last_record_end())
-                .unwrap_or(range.start);
             return Ok(ReadEnd::EndOfWal {
-                at,
+                at: valid_end(&decoder, range.start),
                 reason: None,
                 missing: Some(segno.file_name(tli, seg_size)),
             });
@@ -482,12 +478,8 @@ pub fn read_range(
             return Ok(ReadEnd::ReachedEnd);
         }
         if (offset + data_len) as u64 != seg_size.bytes() {
-            let at = decoder
-                .pending_record()
-                .or(decoder.last_record_end())
-                .unwrap_or(range.start);
             return Ok(ReadEnd::EndOfWal {
-                at,
+                at: valid_end(&decoder, range.start),
                 reason: None,
                 missing: None,
             });
@@ -495,6 +487,15 @@ pub fn read_range(
         segno = segno.next();
         offset = 0;
     }
+}
+
+/// Where the valid WAL read so far ends: the start of a record left incomplete, else the end of
+/// the last complete record, else `start`.
+fn valid_end(decoder: &WalDecoder, start: Lsn) -> Lsn {
+    decoder
+        .pending_record()
+        .or(decoder.last_record_end())
+        .unwrap_or(start)
 }
 
 /// Bytes read from a plain file per call: small enough to keep memory flat, large enough to

@@ -569,17 +569,7 @@ impl Run {
                 }
                 _ = tokio::time::sleep(every) => {
                     let p = progress.borrow().clone();
-                    let fb = stream.feedback();
-                    fb.set_write(p.written);
-                    fb.set_flush(p.flushed);
-                    if self.opts.report_apply {
-                        fb.set_apply(p.flushed);
-                    }
-                    stream
-                        .send_status(false)
-                        .await
-                        .map_err(retry("could not send feedback packet"))?;
-                    self.metrics.status_updates.fetch_add(1, Ordering::Relaxed);
+                    self.send_progress(stream, &stream.feedback(), &p).await?;
                 }
             }
         }
@@ -743,6 +733,26 @@ impl Run {
         }
     }
 
+    /// Sends a status update with the writer's progress now (not waiting for the driver).
+    async fn send_progress(
+        &self,
+        stream: &mut ReplicationStream<'_>,
+        fb: &FeedbackHandle,
+        p: &Progress,
+    ) -> Result<()> {
+        fb.set_write(p.written);
+        fb.set_flush(p.flushed);
+        if self.opts.report_apply {
+            fb.set_apply(p.flushed);
+        }
+        stream
+            .send_status(false)
+            .await
+            .map_err(retry("could not send feedback packet"))?;
+        self.metrics.status_updates.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
     fn report_flush(&self, fb: &FeedbackHandle, flushed: Lsn) {
         fb.set_flush(flushed);
         if self.opts.report_apply {
@@ -782,16 +792,7 @@ impl Run {
         received: Lsn,
     ) -> Result<()> {
         let p = self.close_writer(tx, progress).await?;
-        fb.set_write(p.written);
-        fb.set_flush(p.flushed);
-        if self.opts.report_apply {
-            fb.set_apply(p.flushed);
-        }
-        stream
-            .send_status(false)
-            .await
-            .map_err(retry("could not send feedback packet"))?;
-        self.metrics.status_updates.fetch_add(1, Ordering::Relaxed);
+        self.send_progress(stream, fb, &p).await?;
         tracing::info!("stopped log streaming at {} (timeline {})", received, tli.0);
         stream.stop();
         let drain = async {
