@@ -95,9 +95,9 @@ pub fn write_record(out: &mut String, rec: &Record<'_>, timeline: u32) {
         .blocks()
         .map(|b| {
             let r = b.rel();
-            let image = b.image().map(|img| {
+            let image = b.image_info().map(|img| {
                 json!({
-                    "len": img.bytes.len(),
+                    "len": img.len,
                     "hole_offset": img.hole_offset,
                     "hole_length": img.hole_length,
                     "compression": img.flags.compression.name(),
@@ -110,7 +110,7 @@ pub fn write_record(out: &mut String, rec: &Record<'_>, timeline: u32) {
                 "fork": b.fork().name(),
                 "blk": b.blkno(),
                 "will_init": b.will_init(),
-                "data_len": b.data().len(),
+                "data_len": b.data_len(),
                 "image": image,
             })
         })

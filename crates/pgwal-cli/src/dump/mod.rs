@@ -134,7 +134,7 @@ impl Filters {
                 return false;
             }
         }
-        if self.fullpage && !rec.blocks().any(|b| b.image().is_some()) {
+        if self.fullpage && !rec.blocks().any(|b| b.has_image()) {
             return false;
         }
         true

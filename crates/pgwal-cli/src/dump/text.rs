@@ -15,7 +15,7 @@ pub fn record_len(rec: &Record<'_>) -> u32 {
 /// Appends the record line(s) for `rec` to `out`, ending with a newline.
 pub fn write_record(out: &mut String, rec: &Record<'_>, bkp_details: bool) {
     let name = desc::rmgr_name(rec.rmid()).unwrap_or_default();
-    let mut l = Line::new();
+    let mut l = Line::new(out);
     l.bytes(b"rmgr: ");
     l.bytes(name.as_bytes());
     l.fill(b' ', 11usize.saturating_sub(name.len()));
@@ -30,7 +30,6 @@ pub fn write_record(out: &mut String, rec: &Record<'_>, bkp_details: bool) {
     l.bytes(b", prev ");
     l.lsn_padded(rec.prev().0);
     l.bytes(b", ");
-    l.flush_into(out);
     match desc::identify(rec.version(), rec.rmid(), rec.info()) {
         Some(id) => {
             out.push_str("desc: ");
@@ -64,7 +63,7 @@ pub fn write_block_refs(out: &mut String, rec: &Record<'_>, detailed: bool) {
                 b.fork().name(),
                 b.blkno()
             );
-            if let Some(img) = b.image() {
+            if let Some(img) = b.image_info() {
                 let apply = if img.flags.apply {
                     ""
                 } else {
@@ -78,7 +77,7 @@ pub fn write_block_refs(out: &mut String, rec: &Record<'_>, detailed: bool) {
                 if img.flags.compression != pgwal::wal::ImageCompression::None {
                     let saved = BLCKSZ
                         .wrapping_sub(u32::from(img.hole_length))
-                        .wrapping_sub(img.bytes.len() as u32);
+                        .wrapping_sub(u32::from(img.len));
                     let _ = write!(out, ", compression saved: {saved}");
                     if rec.version() >= PgVersion::V15 {
                         let _ = write!(out, ", method: {}", img.flags.compression.name());
@@ -87,7 +86,7 @@ pub fn write_block_refs(out: &mut String, rec: &Record<'_>, detailed: bool) {
             }
             out.push('\n');
         } else {
-            let mut l = Line::new();
+            let mut l = Line::new(out);
             l.bytes(b", blkref #");
             l.dec(u64::from(b.id()), 0);
             l.bytes(b": rel ");
@@ -102,8 +101,7 @@ pub fn write_block_refs(out: &mut String, rec: &Record<'_>, detailed: bool) {
             }
             l.bytes(b" blk ");
             l.dec(u64::from(b.blkno()), 0);
-            l.flush_into(out);
-            if let Some(img) = b.image() {
+            if let Some(img) = b.image_info() {
                 out.push_str(if img.flags.apply {
                     " FPW"
                 } else {

@@ -27,8 +27,8 @@ pub use page::{
     XLP_BKP_REMOVABLE, XLP_FIRST_IS_CONTRECORD, XLP_FIRST_IS_OVERWRITE_CONTRECORD, XLP_LONG_HEADER,
 };
 pub use record::{
-    record_crc, BlockImage, BlockRef, Fork, ImageCompression, ImageFlags, Record, RecordHeader,
-    RelFileLocator, BLCKSZ, MAX_BLOCK_ID, RECORD_HEADER_SIZE, XLR_CHECK_CONSISTENCY, XLR_INFO_MASK,
-    XLR_SPECIAL_REL_UPDATE,
+    record_crc, BlockImage, BlockRef, Fork, ImageCompression, ImageFlags, ImageInfo, Record,
+    RecordHeader, RelFileLocator, BLCKSZ, MAX_BLOCK_ID, RECORD_HEADER_SIZE, XLR_CHECK_CONSISTENCY,
+    XLR_INFO_MASK, XLR_SPECIAL_REL_UPDATE,
 };
 pub use version::PgVersion;

@@ -578,6 +578,26 @@ impl<'a> BlockRef<'a> {
     pub fn has_data(&self) -> bool {
         self.raw.data_len > 0
     }
+    /// The length of the block's data, without touching it.
+    pub fn data_len(&self) -> u16 {
+        self.raw.data_len
+    }
+    /// True if the block carries a full-page image (`BKPBLOCK_HAS_IMAGE`).
+    pub fn has_image(&self) -> bool {
+        self.raw.fork_flags & BKPBLOCK_HAS_IMAGE != 0
+    }
+    /// What the full-page image's header says (length, hole, flags), if there is an image,
+    /// without touching its bytes: [`BlockRef::image`] must join the record's pieces when the
+    /// image crosses a WAL page, which describing it does not need.
+    pub fn image_info(&self) -> Option<ImageInfo> {
+        self.has_image().then(|| ImageInfo {
+            len: self.raw.image_len,
+            hole_offset: self.raw.hole_offset,
+            hole_length: self.raw.hole_length,
+            flags: ImageFlags::of(self.version, self.raw.bimg_info),
+            bimg_info: self.raw.bimg_info,
+        })
+    }
     /// The full-page image, if any.
     pub fn image(&self) -> Option<BlockImage<'a>> {
         if self.raw.fork_flags & BKPBLOCK_HAS_IMAGE == 0 {
@@ -592,6 +612,40 @@ impl<'a> BlockRef<'a> {
             flags: ImageFlags::of(self.version, self.raw.bimg_info),
             bimg_info: self.raw.bimg_info,
         })
+    }
+}
+
+/// A full-page image's header, as [`BlockRef::image_info`] returns it.
+///
+/// ```
+/// use pgwal::wal::{ImageCompression, ImageFlags, ImageInfo};
+/// let info = ImageInfo {
+///     len: 700,
+///     hole_offset: 100,
+///     hole_length: 5000,
+///     flags: ImageFlags { has_hole: true, apply: true, compression: ImageCompression::Lz4 },
+///     bimg_info: 0,
+/// };
+/// assert_eq!(info.compression_saved(), 8192 - 5000 - 700);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ImageInfo {
+    /// Stored length (`bimg_len`).
+    pub len: u16,
+    /// Start of the removed hole.
+    pub hole_offset: u16,
+    /// Length of the removed hole.
+    pub hole_length: u16,
+    /// Decoded flags.
+    pub flags: ImageFlags,
+    /// Raw `bimg_info`.
+    pub bimg_info: u8,
+}
+
+impl ImageInfo {
+    /// Bytes saved by compression: `BLCKSZ - hole_length - bimg_len` (as pg_waldump prints).
+    pub fn compression_saved(&self) -> i64 {
+        i64::from(BLCKSZ) - i64::from(self.hole_length) - i64::from(self.len)
     }
 }
 
