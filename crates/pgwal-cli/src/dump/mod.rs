@@ -519,6 +519,7 @@ pub(crate) struct Sink {
 impl Sink {
     /// Handles one record: appends its text to `out` or counts it in `stats`. Returns false if
     /// the filters reject it (it then does not count toward `--limit`).
+    #[inline]
     pub(crate) fn handle(
         &self,
         rec: &Record<'_>,

@@ -49,6 +49,7 @@ impl Stats {
     }
 
     /// Counts one record (`XLogRecStoreStats`).
+    #[inline]
     pub fn add(&mut self, rec: &Record<'_>) {
         let rmid = usize::from(rec.rmid());
         let fpi = u64::from(rec.fpi_len());

@@ -1,7 +1,6 @@
 //! WAL records: the 24-byte header, block references and main data, all borrowed.
 
 use crate::lsn::Lsn;
-use crate::wal::crc::crc32c_append;
 use crate::wal::error::{WalError, WalErrorKind};
 use crate::wal::span::RecordBytes;
 use crate::wal::version::PgVersion;
@@ -86,8 +85,7 @@ impl RecordHeader {
 /// first 20 header bytes. `rec` must hold the whole record (at least 24 bytes).
 #[inline]
 pub fn record_crc(rec: &[u8]) -> u32 {
-    let c = crc32c_append(0, rec.get(RECORD_HEADER_SIZE..).unwrap_or(&[]));
-    crc32c_append(c, rec.get(..20).unwrap_or(rec))
+    crate::wal::crc::record_crc(rec)
 }
 
 /// A relation: tablespace, database and relation file number (`RelFileLocator`).
