@@ -104,7 +104,7 @@ impl<'a> Line<'a> {
     #[inline]
     pub fn hex(&mut self, v: u64, width: usize) {
         const DIGITS: &[u8; 16] = b"0123456789ABCDEF";
-        let digits = ((64 - (v | 1).leading_zeros() as usize) + 3) / 4;
+        let digits = (64 - (v | 1).leading_zeros() as usize).div_ceil(4);
         let total = digits.max(width);
         let p = self.room(total.max(16));
         // SAFETY: `room` made space for `total` bytes; `i` counts down from `total`.
