@@ -502,6 +502,9 @@ fn valid_end(decoder: &WalDecoder, start: Lsn) -> Lsn {
 /// make the read calls' cost negligible.
 const PIECE: usize = 1 << 20;
 
+/// Mapped pages of a segment are given back to the kernel every this many bytes.
+const RELEASE_EVERY: usize = 8 << 20;
+
 /// Feeds the bytes `offset..limit` of a WAL file to `f` in pieces (plain files are read
 /// piece by piece; compressed ones are decompressed whole). Stops early when `f` returns false.
 /// Returns how many bytes were fed.
@@ -545,6 +548,8 @@ fn for_each_piece(
             let _ = map.advise(memmap2::Advice::Sequential);
             let end = limit.min(map.len());
             let mut pos = offset.min(end);
+            // Pages before this offset are given back to the kernel.
+            let mut kept_from = (pos / 4096) * 4096;
             while pos < end {
                 let next = (pos + PIECE).min(end);
                 // Map the piece's pages in one call rather than one fault per few pages.
@@ -554,19 +559,23 @@ fn for_each_piece(
                     let _ = map.advise_range(memmap2::Advice::PopulateRead, page, next - page);
                 }
                 let go_on = f(&map[pos..next]);
-                // Give back pages already decoded, so memory stays at about one piece.
+                // Give back pages already decoded, a few MB at a time, so memory stays flat.
+                // Each call costs a TLB flush, which with several decoding threads means an
+                // interrupt to every other core: hence not after every piece, and not at the
+                // end, where dropping the mapping does it.
                 #[cfg(target_os = "linux")]
-                {
-                    let page = (pos / 4096) * 4096;
+                if next < end && next - kept_from >= RELEASE_EVERY {
+                    let upto = (next / 4096) * 4096;
                     // SAFETY: the mapping is read-only and file-backed; dropping its pages only
                     // means they are read from the page cache again if touched.
                     let _ = unsafe {
                         map.unchecked_advise_range(
                             memmap2::UncheckedAdvice::DontNeed,
-                            page,
-                            next - page,
+                            kept_from,
+                            upto - kept_from,
                         )
                     };
+                    kept_from = upto;
                 }
                 pos = next;
                 if !go_on {

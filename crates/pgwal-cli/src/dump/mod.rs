@@ -520,6 +520,11 @@ impl Sink {
     /// Handles one record: appends its text to `out` or counts it in `stats`. Returns false if
     /// the filters reject it (it then does not count toward `--limit`).
     #[inline]
+    /// Whether records are written out (text or JSON), not only counted.
+    pub(crate) fn prints_text(&self) -> bool {
+        !self.quiet && !self.stats_mode
+    }
+
     pub(crate) fn handle(
         &self,
         rec: &Record<'_>,

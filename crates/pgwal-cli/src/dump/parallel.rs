@@ -46,14 +46,21 @@ pub(crate) fn run(
     stats: &mut Stats,
 ) -> anyhow::Result<Outcome> {
     let seg_size = range.config.seg_size;
-    // Chunks of 4 MB of WAL (at page boundaries) keep each worker's output small. Tests set
+    // Chunks of 4 MB of WAL (at page boundaries) keep each worker's text small; without
+    // text (--stats, --quiet) chunks of 16 MB make fewer mappings to set up and tear down,
+    // each of which interrupts the other cores to flush their TLBs. Tests set
     // PGWAL_DUMP_CHUNK_PAGES to cut the small shipped samples into many chunks.
     let page = u64::from(range.config.page_size);
+    let default_chunk: u64 = if sink.prints_text() {
+        4 << 20
+    } else {
+        16 << 20
+    };
     let chunk_bytes = std::env::var("PGWAL_DUMP_CHUNK_PAGES")
         .ok()
         .and_then(|v| v.parse::<u64>().ok())
         .filter(|&n| n > 0)
-        .map_or(4u64 << 20, |n| n.saturating_mul(page))
+        .map_or(default_chunk, |n| n.saturating_mul(page))
         .min(seg_size.bytes());
     let first = range.start.0 / chunk_bytes;
     let last_byte = match range.end {
@@ -88,11 +95,22 @@ pub(crate) fn run(
         // The channels live inside the scope: returning early drops the senders, which wakes
         // and ends every worker before the scope joins them.
         let (done_tx, done_rx) = mpsc::channel::<(usize, Chunk)>();
-        // A credit is an output buffer: the main thread hands each printed chunk's buffer back,
-        // so workers reuse a few allocations instead of growing new ones.
-        let (credit_tx, credit_rx) = mpsc::sync_channel::<String>(window);
+        // A credit is a set of output buffers: the main thread hands each printed chunk's
+        // buffers back, so workers reuse a few allocations instead of making new ones (fresh
+        // pages each cost a fault and, with several threads, a TLB flush on every core).
+        let (credit_tx, credit_rx) = mpsc::sync_channel::<Buffers>(window);
         for _ in 0..window {
-            let _ = credit_tx.send(String::new());
+            let _ = credit_tx.send(Buffers {
+                // Room for the text of most chunks from the start: growing a buffer of
+                // megabytes moves it, which also flushes the TLBs of every core.
+                text: String::with_capacity(if sink.prints_text() {
+                    2 * chunk_bytes as usize
+                } else {
+                    0
+                }),
+                ends: Vec::new(),
+                stats: Stats::new(),
+            });
         }
         let credit_rx = std::sync::Arc::new(std::sync::Mutex::new(credit_rx));
         for _ in 0..jobs {
@@ -100,7 +118,7 @@ pub(crate) fn run(
             let credit_rx = credit_rx.clone();
             let (next, stop) = (&next, &stop);
             scope.spawn(move || loop {
-                let Some(text) = credit_rx.lock().ok().and_then(|rx| rx.recv().ok()) else {
+                let Some(bufs) = credit_rx.lock().ok().and_then(|rx| rx.recv().ok()) else {
                     return;
                 };
                 let i = next.fetch_add(1, Ordering::SeqCst);
@@ -113,7 +131,7 @@ pub(crate) fn run(
                 } else {
                     None
                 };
-                let chunk = decode_chunk(plan, range, sink, lo, hi, i == 0, text);
+                let chunk = decode_chunk(plan, range, sink, lo, hi, i == 0, bufs);
                 if done_tx.send((i, chunk)).is_err() {
                     return;
                 }
@@ -139,11 +157,11 @@ pub(crate) fn run(
                 if let Some(prev_end) = prev_end {
                     if prev_end > lo && chunk.first.is_none_or(|(l, _)| l < prev_end) {
                         if hi.is_some_and(|h| prev_end >= h) {
-                            let _ = credit_tx.try_send(recycle(chunk.text));
+                            let _ = credit_tx.try_send(chunk.into_buffers());
                             continue;
                         }
-                        let text = recycle(std::mem::take(&mut chunk.text));
-                        chunk = decode_chunk(plan, range, sink, prev_end, hi, false, text);
+                        let bufs = chunk.into_buffers();
+                        chunk = decode_chunk(plan, range, sink, prev_end, hi, false, bufs);
                     }
                 }
                 if let Some(e) = chunk.failure {
@@ -184,14 +202,15 @@ pub(crate) fn run(
                     }
                 }
                 out.write_all(&chunk.text.as_bytes()[..upto])?;
-                let _ = credit_tx.try_send(recycle(chunk.text));
                 shown += chunk.ends.len() as i64;
                 stats.merge(&chunk.stats);
+                let end = chunk.end.take();
+                let _ = credit_tx.try_send(chunk.into_buffers());
                 if reached_limit {
                     finish(&stop);
                     return Ok(Ok(ReadEnd::Stopped));
                 }
-                if let Some(end) = chunk.end {
+                if let Some(end) = end {
                     finish(&stop);
                     return Ok(end);
                 }
@@ -201,13 +220,30 @@ pub(crate) fn run(
     })
 }
 
-/// Empties a printed chunk's buffer for reuse.
-fn recycle(mut text: String) -> String {
-    text.clear();
-    text
+/// A chunk's output buffers, passed back and forth between the workers and the printer.
+struct Buffers {
+    text: String,
+    ends: Vec<u32>,
+    stats: Stats,
 }
 
-/// Decodes the records that start in `lo..hi` into `text` (an empty buffer to reuse).
+impl Chunk {
+    /// The chunk's buffers, emptied for reuse.
+    fn into_buffers(self) -> Buffers {
+        let Chunk {
+            mut text,
+            mut ends,
+            mut stats,
+            ..
+        } = self;
+        text.clear();
+        ends.clear();
+        stats.clear();
+        Buffers { text, ends, stats }
+    }
+}
+
+/// Decodes the records that start in `lo..hi` into `bufs` (emptied buffers to reuse).
 fn decode_chunk(
     plan: &Plan,
     range: &ReadRange,
@@ -215,12 +251,12 @@ fn decode_chunk(
     lo: Lsn,
     hi: Option<Lsn>,
     first_chunk: bool,
-    text: String,
+    bufs: Buffers,
 ) -> Chunk {
     let mut c = Chunk {
-        text,
-        ends: Vec::new(),
-        stats: Stats::new(),
+        text: bufs.text,
+        ends: bufs.ends,
+        stats: bufs.stats,
         first: None,
         last: None,
         last_end: None,

@@ -67,6 +67,20 @@ impl Stats {
         self.version.get_or_insert(rec.version());
     }
 
+    /// Empties the statistics for reuse, keeping their allocation.
+    pub fn clear(&mut self) {
+        if self.count > 0 {
+            self.per_rmgr.fill(Row::default());
+            for r in self.per_record.iter_mut() {
+                r.fill(Row::default());
+            }
+        }
+        self.count = 0;
+        self.start = None;
+        self.end = None;
+        self.version = None;
+    }
+
     /// Sets the version used for the table layout when no record was counted.
     pub fn set_version(&mut self, v: PgVersion) {
         self.version.get_or_insert(v);
@@ -222,16 +236,24 @@ impl Stats {
 impl Stats {
     /// Adds another chunk's statistics (for parallel decoding); `other` follows `self`.
     pub fn merge(&mut self, other: &Stats) {
-        for (a, b) in self.per_rmgr.iter_mut().zip(other.per_rmgr.iter()) {
-            a.count += b.count;
-            a.rec_len += b.rec_len;
-            a.fpi_len += b.fpi_len;
-        }
-        for (ra, rb) in self.per_record.iter_mut().zip(other.per_record.iter()) {
-            for (a, b) in ra.iter_mut().zip(rb.iter()) {
+        // Text output counts nothing: skip the tables.
+        if other.count > 0 {
+            for (a, b) in self.per_rmgr.iter_mut().zip(other.per_rmgr.iter()) {
                 a.count += b.count;
                 a.rec_len += b.rec_len;
                 a.fpi_len += b.fpi_len;
+            }
+            let rows = self.per_record.iter_mut().zip(other.per_record.iter());
+            // A resource manager with no records has none per record type either.
+            for ((ra, rb), n) in rows.zip(other.per_rmgr.iter()) {
+                if n.count == 0 {
+                    continue;
+                }
+                for (a, b) in ra.iter_mut().zip(rb.iter()) {
+                    a.count += b.count;
+                    a.rec_len += b.rec_len;
+                    a.fpi_len += b.fpi_len;
+                }
             }
         }
         self.count += other.count;
