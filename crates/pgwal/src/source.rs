@@ -440,8 +440,10 @@ pub fn read_range(
             let mut input: &[u8] = piece;
             loop {
                 match decoder.decode(&mut input) {
-                    Ok(Some(rec)) => {
-                        if visit(&rec).is_break() {
+                    // By reference: moving the record out would copy it through memory just
+                    // written, which stalls on every record.
+                    Ok(Some(ref rec)) => {
+                        if visit(rec).is_break() {
                             stopped = true;
                             return false;
                         }

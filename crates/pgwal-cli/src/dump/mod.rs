@@ -112,6 +112,8 @@ pub(crate) struct Filters {
     block: Option<u32>,
     fork: Option<Fork>,
     fullpage: bool,
+    /// Whether any filter is set (if not, every record matches).
+    any: bool,
 }
 
 impl Filters {
@@ -200,6 +202,12 @@ fn parse_filters(a: &DumpArgs) -> anyhow::Result<Filters> {
             _ => bail!("invalid fork name: \"{name}\""),
         });
     }
+    f.any = f.rmgrs.is_some()
+        || f.xid.is_some()
+        || f.relation.is_some()
+        || f.block.is_some()
+        || f.fork.is_some()
+        || f.fullpage;
     Ok(f)
 }
 
@@ -517,23 +525,39 @@ pub(crate) struct Sink {
 }
 
 impl Sink {
-    /// Handles one record: appends its text to `out` or counts it in `stats`. Returns false if
-    /// the filters reject it (it then does not count toward `--limit`).
-    #[inline]
     /// Whether records are written out (text or JSON), not only counted.
     pub(crate) fn prints_text(&self) -> bool {
         !self.quiet && !self.stats_mode
     }
 
+    /// Handles one record: appends its text to `out` or counts it in `stats`. Returns false if
+    /// the filters reject it (it then does not count toward `--limit`).
+    #[inline]
     pub(crate) fn handle(
         &self,
         rec: &Record<'_>,
         out: &mut String,
         stats: &mut stats::Stats,
     ) -> anyhow::Result<bool> {
-        if !self.filters.matches(rec) {
+        if self.filters.any && !self.filters.matches(rec) {
             return Ok(false);
         }
+        // The common case of --stats, counted in place.
+        if self.stats_mode && !self.quiet && self.save_fullpage.is_none() {
+            stats.add(rec);
+            return Ok(true);
+        }
+        self.write_or_save(rec, out, stats)
+    }
+
+    /// [`Sink::handle`] for records that are written out or whose images are saved.
+    #[inline(never)]
+    fn write_or_save(
+        &self,
+        rec: &Record<'_>,
+        out: &mut String,
+        stats: &mut stats::Stats,
+    ) -> anyhow::Result<bool> {
         if !self.quiet {
             if self.stats_mode {
                 stats.add(rec);

@@ -25,7 +25,6 @@ impl Row {
 
 /// Statistics gathered over the records shown.
 pub struct Stats {
-    per_rmgr: Box<[Row; 256]>,
     per_record: Box<[[Row; 16]; 256]>,
     count: u64,
     /// First record counted.
@@ -39,7 +38,6 @@ impl Stats {
     /// Empty statistics.
     pub fn new() -> Stats {
         Stats {
-            per_rmgr: Box::new([Row::default(); 256]),
             per_record: Box::new([[Row::default(); 16]; 256]),
             count: 0,
             start: None,
@@ -55,7 +53,6 @@ impl Stats {
         let fpi = u64::from(rec.fpi_len());
         let reclen = u64::from(record_len(rec));
         self.count += 1;
-        self.per_rmgr[rmid].add(reclen, fpi);
         let mut recid = usize::from(rec.info() >> 4);
         // Transaction records keep a flag in the top bit of the four; fold it away (as every
         // current minor release does, 13.x included).
@@ -67,10 +64,21 @@ impl Stats {
         self.version.get_or_insert(rec.version());
     }
 
+    /// A resource manager's totals: the sum of its record types' rows (pg_waldump keeps both
+    /// tables; one is enough, and counting a record once is faster).
+    fn rmgr(&self, r: usize) -> Row {
+        let mut t = Row::default();
+        for row in self.per_record.get(r).into_iter().flatten() {
+            t.count += row.count;
+            t.rec_len += row.rec_len;
+            t.fpi_len += row.fpi_len;
+        }
+        t
+    }
+
     /// Empties the statistics for reuse, keeping their allocation.
     pub fn clear(&mut self) {
         if self.count > 0 {
-            self.per_rmgr.fill(Row::default());
             for r in self.per_record.iter_mut() {
                 r.fill(Row::default());
             }
@@ -100,9 +108,10 @@ impl Stats {
             .collect();
         let (mut total_count, mut total_rec, mut total_fpi) = (0u64, 0u64, 0u64);
         for &r in &rmids {
-            total_count += self.per_rmgr[r].count;
-            total_rec += self.per_rmgr[r].rec_len;
-            total_fpi += self.per_rmgr[r].fpi_len;
+            let row = self.rmgr(r);
+            total_count += row.count;
+            total_rec += row.rec_len;
+            total_fpi += row.fpi_len;
         }
         let total_len = total_rec + total_fpi;
         let _ = writeln!(
@@ -119,7 +128,7 @@ impl Stats {
         for &r in &rmids {
             let name = desc::rmgr_name(r as u8).unwrap_or_default();
             if !per_record {
-                let row = self.per_rmgr[r];
+                let row = self.rmgr(r);
                 if r >= 128 && row.count == 0 {
                     continue;
                 }
@@ -199,7 +208,7 @@ impl Stats {
         for r in 0..256usize {
             let name = desc::rmgr_name(r as u8).unwrap_or_default();
             if !per_record {
-                let row = self.per_rmgr[r];
+                let row = self.rmgr(r);
                 if row.count > 0 {
                     rows.push(json!({"rmgr": name, "count": row.count, "rec_len": row.rec_len, "fpi_len": row.fpi_len}));
                 }
@@ -217,9 +226,8 @@ impl Stats {
                                  "rec_len": row.rec_len, "fpi_len": row.fpi_len}));
             }
         }
-        let (rec, fpi) = self
-            .per_rmgr
-            .iter()
+        let (rec, fpi) = (0..256)
+            .map(|r| self.rmgr(r))
             .fold((0, 0), |(a, b), r| (a + r.rec_len, b + r.fpi_len));
         json!({
             "type": "stats",
@@ -238,17 +246,7 @@ impl Stats {
     pub fn merge(&mut self, other: &Stats) {
         // Text output counts nothing: skip the tables.
         if other.count > 0 {
-            for (a, b) in self.per_rmgr.iter_mut().zip(other.per_rmgr.iter()) {
-                a.count += b.count;
-                a.rec_len += b.rec_len;
-                a.fpi_len += b.fpi_len;
-            }
-            let rows = self.per_record.iter_mut().zip(other.per_record.iter());
-            // A resource manager with no records has none per record type either.
-            for ((ra, rb), n) in rows.zip(other.per_rmgr.iter()) {
-                if n.count == 0 {
-                    continue;
-                }
+            for (ra, rb) in self.per_record.iter_mut().zip(other.per_record.iter()) {
                 for (a, b) in ra.iter_mut().zip(rb.iter()) {
                     a.count += b.count;
                     a.rec_len += b.rec_len;
