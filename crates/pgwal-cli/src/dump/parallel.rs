@@ -90,7 +90,7 @@ pub(crate) fn run(
     let next = AtomicUsize::new(0);
     let stop = AtomicBool::new(false);
     // Bounded in-flight chunks keep memory flat however long the range is.
-    let window = jobs * 2;
+    let window = jobs + 1;
     std::thread::scope(|scope| -> anyhow::Result<Outcome> {
         // The channels live inside the scope: returning early drops the senders, which wakes
         // and ends every worker before the scope joins them.
