@@ -5,10 +5,17 @@ use crate::segment::WalSegSize;
 use crate::wal::{DecoderConfig, WalDecoder};
 
 /// Feeds `data` to a decoder as WAL starting at a segment boundary, cut into pieces whose sizes
-/// come from the first bytes, and walks every record, block and image. Must never panic, hang
+/// come from the last four bytes, and walks every record, block and image. Must never panic, hang
 /// or allocate beyond the input.
 pub fn decode_wal(data: &[u8]) {
-    let (cuts, wal) = data.split_at(data.len().min(4));
+    let _ = decode_wal_records(data);
+}
+
+/// [`decode_wal`], returning how many records were decoded (over both start points).
+fn decode_wal_records(data: &[u8]) -> usize {
+    let mut records = 0;
+    // The last four bytes choose the piece sizes, so that a real WAL file is a seed as it is.
+    let (wal, cuts) = data.split_at(data.len().saturating_sub(4));
     let step = |i: usize| usize::from(*cuts.get(i % cuts.len().max(1)).unwrap_or(&255)).max(1) * 37;
     // Read position and segment size from the first page header when they are plausible, so
     // real WAL seeds decode deeply; otherwise use fixed ones.
@@ -32,6 +39,7 @@ pub fn decode_wal(data: &[u8]) {
             loop {
                 match d.decode(&mut piece) {
                     Ok(Some(rec)) => {
+                        records += 1;
                         let mut s = String::new();
                         crate::desc::describe(&mut s, &rec);
                         for b in rec.blocks() {
@@ -43,11 +51,12 @@ pub fn decode_wal(data: &[u8]) {
                         let _ = rec.main_data();
                     }
                     Ok(None) => break,
-                    Err(_) => return,
+                    Err(_) => return records,
                 }
             }
         }
     }
+    records
 }
 
 /// Parses `data` as a WAL file name and as a history file; formatting must round-trip.
@@ -61,4 +70,35 @@ pub fn names(data: &[u8]) {
         }
     }
     let _ = crate::TimelineHistory::parse(data);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The start of a real segment, as the fuzzing README makes seeds, decodes many records.
+    #[test]
+    fn real_wal_seeds_decode_deeply() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/wal");
+        let mut seeds = 0;
+        for dir in std::fs::read_dir(&root).expect("testdata/wal") {
+            let dir = dir.expect("entry").path();
+            let mut files: Vec<_> = std::fs::read_dir(&dir)
+                .expect("sample dir")
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| {
+                    p.file_name()
+                        .is_some_and(|n| n.to_string_lossy().starts_with('0'))
+                })
+                .collect();
+            files.sort();
+            let Some(first) = files.first() else { continue };
+            let mut data = std::fs::read(first).expect("segment");
+            data.truncate(65536);
+            let n = decode_wal_records(&data);
+            assert!(n > 50, "{}: only {n} records decoded", first.display());
+            seeds += 1;
+        }
+        assert!(seeds >= 6, "expected a sample per major, found {seeds}");
+    }
 }
