@@ -216,6 +216,46 @@ impl WalDecoder {
         &'s mut self,
         input: &mut &'i [u8],
     ) -> Result<Option<Record<'s>>, WalError> {
+        // Fast path: the next record starts within the padding still to skip and lies whole
+        // on the current page of `input` (most records); everything else takes `step`.
+        if self.state == State::Record && self.skip < 8 && self.failed.is_none() {
+            let padding = self.skip as usize;
+            let at = Lsn(self.pos.0 + padding as u64);
+            let off = at.page_offset(self.cfg.page_size) as usize;
+            if let Some(rest) = input
+                .get(padding..)
+                .filter(|r| r.len() >= RECORD_HEADER_SIZE)
+            {
+                let tot = le32(rest, 0) as usize;
+                let page_left = self.cfg.page_size as usize - off;
+                if off != 0 && tot >= RECORD_HEADER_SIZE && tot <= page_left && tot <= rest.len() {
+                    let (whole, after) = rest.split_at(tot);
+                    *input = after;
+                    self.pos = Lsn(at.0 + tot as u64);
+                    self.skip = 0;
+                    let version = self.version.unwrap_or(PgVersion::V18);
+                    match self.finish_whole(whole, at, version) {
+                        Ok(end) if at >= self.want_from => {
+                            return Ok(Some(Record {
+                                lsn: at,
+                                end,
+                                header: &self.cur,
+                                bytes: RecordBytes::Flat(whole),
+                                version,
+                                tli: self.tli,
+                                layout: &self.layout,
+                                blocks: &self.blocks,
+                            }))
+                        }
+                        Ok(_) => {}
+                        Err(e) => {
+                            self.failed = Some(e.clone());
+                            return Err(e);
+                        }
+                    }
+                }
+            }
+        }
         if let Some(e) = &self.failed {
             return Err(e.clone());
         }
@@ -321,13 +361,10 @@ impl WalDecoder {
                             ));
                         }
                         let (version, tli) = (self.version.unwrap_or(PgVersion::V18), self.tli);
-                        self.check_header(&input[..RECORD_HEADER_SIZE], lsn, version)?;
                         if tot as usize <= page_left && input.len() >= tot as usize {
                             let whole: &'i [u8] = &input[..tot as usize];
                             self.advance(input, tot as usize);
-                            self.check_crc(whole, lsn)?;
-                            decode_layout(whole, lsn, version, &mut self.blocks, &mut self.layout)?;
-                            let end = self.complete(lsn);
+                            let end = self.finish_whole(whole, lsn, version)?;
                             if lsn >= self.want_from {
                                 return Ok(Some(Found {
                                     at: At::Input(whole),
@@ -339,6 +376,7 @@ impl WalDecoder {
                             }
                             continue;
                         }
+                        self.check_header(&input[..RECORD_HEADER_SIZE], lsn, version)?;
                         self.begin_assembly(lsn, tot, version, tli);
                         self.cur_checked = true;
                         self.spanning = true;
@@ -425,6 +463,21 @@ impl WalDecoder {
                 }
             }
         }
+    }
+
+    /// Checks a record that lies whole in `whole` (header, CRC, block layout), keeps its
+    /// header and layout, and sets up the skip to the next one; returns its end.
+    #[inline(always)]
+    fn finish_whole(
+        &mut self,
+        whole: &[u8],
+        lsn: Lsn,
+        version: PgVersion,
+    ) -> Result<Lsn, WalError> {
+        self.check_header(&whole[..RECORD_HEADER_SIZE], lsn, version)?;
+        self.check_crc(whole, lsn)?;
+        decode_layout(whole, lsn, version, &mut self.blocks, &mut self.layout)?;
+        Ok(self.complete(lsn))
     }
 
     /// Bytes of the record being assembled collected so far.

@@ -34,17 +34,25 @@ pub const XLR_CHECK_CONSISTENCY: u8 = 0x02;
 
 #[inline]
 pub(crate) fn le16(b: &[u8], at: usize) -> u16 {
-    u16::from_le_bytes([b[at], b[at + 1]])
+    u16::from_le_bytes(array(&b[at..at + 2]))
 }
 #[inline]
 pub(crate) fn le32(b: &[u8], at: usize) -> u32 {
-    u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
+    u32::from_le_bytes(array(&b[at..at + 4]))
 }
 #[inline]
 pub(crate) fn le64(b: &[u8], at: usize) -> u64 {
-    let mut a = [0u8; 8];
-    a.copy_from_slice(&b[at..at + 8]);
-    u64::from_le_bytes(a)
+    u64::from_le_bytes(array(&b[at..at + 8]))
+}
+
+/// The first `N` bytes of `b` as an array (zeros past its end; callers pass exactly `N`), so a
+/// read costs one bounds check rather than one per byte.
+#[inline(always)]
+fn array<const N: usize>(b: &[u8]) -> [u8; N] {
+    match b.first_chunk::<N>() {
+        Some(a) => *a,
+        None => [0; N],
+    }
 }
 
 /// The fixed record header (`XLogRecord`).
@@ -83,7 +91,7 @@ impl RecordHeader {
 
 /// Computes a record's CRC-32C as PostgreSQL does: the payload after the header, then the
 /// first 20 header bytes. `rec` must hold the whole record (at least 24 bytes).
-#[inline]
+#[inline(always)]
 pub fn record_crc(rec: &[u8]) -> u32 {
     crate::wal::crc::record_crc(rec)
 }
@@ -213,10 +221,10 @@ pub(crate) fn decode_layout(
     blocks: &mut Vec<RawBlock>,
     out: &mut Layout,
 ) -> Result<(), WalError> {
-    if decode_layout_prefix(rec, rec.len(), lsn, version, blocks, out)? {
-        Ok(())
-    } else {
-        Err(WalError::new(lsn, WalErrorKind::InvalidFragmentLength))
+    match parse_layout::<true>(rec, rec.len(), lsn, version, blocks, out) {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(layout_error(lsn, WalErrorKind::InvalidFragmentLength)),
+        Err(e) => Err(e),
     }
 }
 
@@ -232,33 +240,53 @@ pub(crate) fn decode_layout_prefix(
     blocks: &mut Vec<RawBlock>,
     out: &mut Layout,
 ) -> Result<bool, WalError> {
+    parse_layout::<false>(rec, total, lsn, version, blocks, out)
+}
+
+/// Builds a layout error; kept out of line so the parser's hot path stays small.
+#[cold]
+#[inline(never)]
+fn layout_error(lsn: Lsn, kind: WalErrorKind) -> WalError {
+    WalError::new(lsn, kind)
+}
+
+/// The fragment-header parser behind [`decode_layout`] (`WHOLE`: `rec` is the whole record,
+/// `total == rec.len()`) and [`decode_layout_prefix`].
+#[inline(always)]
+fn parse_layout<const WHOLE: bool>(
+    rec: &[u8],
+    total: usize,
+    lsn: Lsn,
+    version: PgVersion,
+    blocks: &mut Vec<RawBlock>,
+    out: &mut Layout,
+) -> Result<bool, WalError> {
     blocks.clear();
-    let err = |kind| Err(WalError::new(lsn, kind));
-    let bad_len = || WalError::new(lsn, WalErrorKind::InvalidFragmentLength);
+    let err = |kind| Err(layout_error(lsn, kind));
     let mut pos = RECORD_HEADER_SIZE;
-    let mut remaining = total - RECORD_HEADER_SIZE;
     let mut datatotal: usize = 0;
     let mut layout = Layout::default();
     let mut main_len: usize = 0;
     let mut last_rel: Option<RelFileLocator> = None;
     let mut max_id: i32 = -1;
-    // Takes `n` header bytes, failing with "invalid length" if the record is too short.
+    // Takes the next `N` header bytes as an array, failing with "invalid length" if the record
+    // is too short (or, for a prefix, returning `Ok(false)` if they are not at hand).
     macro_rules! take {
-        ($n:expr) => {{
-            let n: usize = $n;
-            if remaining < n {
-                return Err(bad_len());
-            }
-            let Some(s) = rec.get(pos..pos + n) else {
-                return Ok(false);
+        ($n:literal) => {{
+            let got = rec.get(pos..).and_then(|r| r.first_chunk::<$n>());
+            let a: &[u8; $n] = match got {
+                Some(a) if WHOLE || total - pos >= $n => a,
+                _ if WHOLE || total - pos < $n => {
+                    return err(WalErrorKind::InvalidFragmentLength);
+                }
+                _ => return Ok(false),
             };
-            pos += n;
-            remaining -= n;
-            s
+            pos += $n;
+            a
         }};
     }
-    while remaining > datatotal {
-        let id = take!(1)[0];
+    while total - pos > datatotal {
+        let [id] = *take!(1);
         match id {
             BLOCK_ID_DATA_SHORT => {
                 main_len = usize::from(take!(1)[0]);
@@ -266,56 +294,56 @@ pub(crate) fn decode_layout_prefix(
                 break;
             }
             BLOCK_ID_DATA_LONG => {
-                main_len = le32(take!(4), 0) as usize;
+                main_len = u32::from_le_bytes(*take!(4)) as usize;
                 datatotal += main_len;
                 break;
             }
-            BLOCK_ID_ORIGIN => layout.origin = Some(le16(take!(2), 0)),
+            BLOCK_ID_ORIGIN => layout.origin = Some(u16::from_le_bytes(*take!(2))),
             BLOCK_ID_TOPLEVEL_XID if version >= PgVersion::V14 => {
-                layout.toplevel_xid = Some(le32(take!(4), 0))
+                layout.toplevel_xid = Some(u32::from_le_bytes(*take!(4)))
             }
             id if id <= MAX_BLOCK_ID => {
                 if i32::from(id) <= max_id {
                     return err(WalErrorKind::OutOfOrderBlockId { id });
                 }
                 max_id = i32::from(id);
-                let h = take!(3);
+                let &[fork_flags, d0, d1] = take!(3);
+                let data_len = u16::from_le_bytes([d0, d1]);
+                let has_data = fork_flags & BKPBLOCK_HAS_DATA != 0;
+                if has_data != (data_len != 0) {
+                    return err(if has_data {
+                        WalErrorKind::HasDataButNoData
+                    } else {
+                        WalErrorKind::NoHasDataButData { len: data_len }
+                    });
+                }
+                datatotal += usize::from(data_len);
                 let mut b = RawBlock {
                     id,
-                    fork_flags: h[0],
-                    data_len: le16(h, 1),
+                    fork_flags,
+                    data_len,
                     ..RawBlock::default()
                 };
-                let has_data = b.fork_flags & BKPBLOCK_HAS_DATA != 0;
-                if has_data && b.data_len == 0 {
-                    return err(WalErrorKind::HasDataButNoData);
-                }
-                if !has_data && b.data_len != 0 {
-                    return err(WalErrorKind::NoHasDataButData { len: b.data_len });
-                }
-                datatotal += usize::from(b.data_len);
-                if b.fork_flags & BKPBLOCK_HAS_IMAGE != 0 {
+                if fork_flags & BKPBLOCK_HAS_IMAGE != 0 {
                     let ih = take!(5);
-                    b.image_len = le16(ih, 0);
-                    b.hole_offset = le16(ih, 2);
+                    b.image_len = u16::from_le_bytes([ih[0], ih[1]]);
+                    b.hole_offset = u16::from_le_bytes([ih[2], ih[3]]);
                     b.bimg_info = ih[4];
                     let flags = ImageFlags::of(version, b.bimg_info);
                     let compressed = flags.compression != ImageCompression::None;
                     if flags.has_hole && compressed {
-                        b.hole_length = le16(take!(2), 0);
+                        b.hole_length = u16::from_le_bytes(*take!(2));
                     } else if flags.has_hole {
                         b.hole_length = (BLCKSZ as u16).wrapping_sub(b.image_len);
                     }
                     datatotal += usize::from(b.image_len);
                     let (off, hl, il) = (b.hole_offset, b.hole_length, b.image_len);
-                    if flags.has_hole && (off == 0 || hl == 0 || u32::from(il) == BLCKSZ) {
-                        return err(WalErrorKind::InvalidHole {
-                            offset: off,
-                            length: hl,
-                            image_len: il,
-                        });
-                    }
-                    if !flags.has_hole && (off != 0 || hl != 0) {
+                    let bad_hole = if flags.has_hole {
+                        off == 0 || hl == 0 || u32::from(il) == BLCKSZ
+                    } else {
+                        off != 0 || hl != 0
+                    };
+                    if bad_hole {
                         return err(WalErrorKind::InvalidHole {
                             offset: off,
                             length: hl,
@@ -330,12 +358,12 @@ pub(crate) fn decode_layout_prefix(
                     }
                     layout.fpi_len += u32::from(il);
                 }
-                if b.fork_flags & BKPBLOCK_SAME_REL == 0 {
+                if fork_flags & BKPBLOCK_SAME_REL == 0 {
                     let r = take!(12);
                     let rel = RelFileLocator {
-                        spc: le32(r, 0),
-                        db: le32(r, 4),
-                        rel: le32(r, 8),
+                        spc: u32::from_le_bytes([r[0], r[1], r[2], r[3]]),
+                        db: u32::from_le_bytes([r[4], r[5], r[6], r[7]]),
+                        rel: u32::from_le_bytes([r[8], r[9], r[10], r[11]]),
                     };
                     b.rel = rel;
                     last_rel = Some(rel);
@@ -345,14 +373,14 @@ pub(crate) fn decode_layout_prefix(
                         None => return err(WalErrorKind::SameRelWithoutPrevious),
                     }
                 }
-                b.blkno = le32(take!(4), 0);
+                b.blkno = u32::from_le_bytes(*take!(4));
                 blocks.push(b);
             }
             id => return err(WalErrorKind::InvalidBlockId { id }),
         }
     }
-    if remaining != datatotal {
-        return Err(bad_len());
+    if total - pos != datatotal {
+        return err(WalErrorKind::InvalidFragmentLength);
     }
     // Payload: per block, image then data; then main data.
     for b in blocks.iter_mut() {
@@ -425,7 +453,7 @@ pub struct Record<'a> {
     pub(crate) version: PgVersion,
     pub(crate) tli: u32,
     pub(crate) layout: &'a Layout,
-    pub(crate) blocks: &'a [RawBlock],
+    pub(crate) blocks: &'a Vec<RawBlock>,
 }
 
 impl<'a> Record<'a> {
