@@ -530,6 +530,11 @@ impl Sink {
         !self.quiet && !self.stats_mode
     }
 
+    /// Whether every record is only counted for `--stats`: no filter, no image to save.
+    pub(crate) fn counts_only(&self) -> bool {
+        self.stats_mode && !self.quiet && self.save_fullpage.is_none() && !self.filters.any
+    }
+
     /// Handles one record: appends its text to `out` or counts it in `stats`. Returns false if
     /// the filters reject it (it then does not count toward `--limit`).
     #[inline]
@@ -615,6 +620,8 @@ fn sequential(
     let mut first = true;
     let mut failure: Option<anyhow::Error> = None;
     let mut rescanned: Option<WalDirectory> = None;
+    // Plain --stats: nothing to filter, print or stop at; each record is just counted.
+    let counts_only = sink.counts_only() && limit <= 0;
     loop {
         let dir = rescanned.as_ref().unwrap_or(&plan.dir);
         let outcome = source::read_range(dir, &range, |rec| {
@@ -622,6 +629,10 @@ fn sequential(
                 first = false;
                 skip_message(plan, rec, sink, &mut line);
                 stats.start.get_or_insert(rec.lsn());
+            }
+            if counts_only {
+                stats.add(rec);
+                return ControlFlow::Continue(());
             }
             match sink.handle(rec, &mut line, stats) {
                 Ok(false) => return ControlFlow::Continue(()),
