@@ -55,7 +55,7 @@ pub(crate) fn record_crc(rec: &[u8]) -> u32 {
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "sse4.2")]
 unsafe fn record_sse42(rec: &[u8]) -> u32 {
-    use std::arch::x86_64::{_mm_crc32_u32, _mm_crc32_u64, _mm_crc32_u8};
+    use std::arch::x86_64::{_mm_crc32_u32, _mm_crc32_u64};
     let Some((head, payload)) = rec.split_first_chunk::<24>() else {
         return crc32c_append(crc32c_append(0, rec.get(24..).unwrap_or(&[])), rec);
     };
@@ -75,14 +75,19 @@ unsafe fn record_sse42(rec: &[u8]) -> u32 {
         c = _mm_crc32_u64(c, u64::from_le_bytes(*w));
         rest = tail;
     }
-    let mut c = c as u32;
-    if let Some((four, tail)) = rest.split_first_chunk::<4>() {
-        c = _mm_crc32_u32(c, u32::from_le_bytes(*four));
-        rest = tail;
+    // The last 0–7 bytes in one instruction rather than up to four: CRC is linear, so taking
+    // `k` bytes from state `c` is `c` shifted down by them, xor the CRC from state zero of
+    // those bytes xor `c`'s low bytes; and from state zero, leading zero bytes change nothing,
+    // so the `k` bytes go in the top of a word whose low bytes are zero.
+    let k = rest.len();
+    if k > 0 {
+        // The 8 bytes ending where the payload ends (the header precedes it, so they exist).
+        let last = u64::from_le_bytes(array8(&rec[rec.len() - 8..]));
+        let bits = 8 * k as u32;
+        let v = (c ^ (last >> (64 - bits))) & (u64::MAX >> (64 - bits));
+        c = (c >> bits) ^ _mm_crc32_u64(0, v << (64 - bits));
     }
-    for &b in rest {
-        c = _mm_crc32_u8(c, b);
-    }
+    let c = c as u32;
     let word = |at: usize| {
         let mut w = [0u8; 8];
         w.copy_from_slice(&head[at..at + 8]);
