@@ -212,6 +212,7 @@ impl WalDecoder {
     /// Returns `Ok(None)` when `input` is used up before the next record is complete (call again
     /// with the following bytes), and an error naming the LSN when the WAL is invalid there;
     /// after an error every call returns the same error.
+    #[inline(always)]
     pub fn decode<'s, 'i: 's>(
         &'s mut self,
         input: &mut &'i [u8],
@@ -256,6 +257,16 @@ impl WalDecoder {
                 }
             }
         }
+        self.decode_slow(input)
+    }
+
+    /// [`WalDecoder::decode`] for everything but a record lying whole on its page: page
+    /// headers, padding after a segment switch, records split across pages or inputs, errors.
+    #[inline(never)]
+    fn decode_slow<'s, 'i: 's>(
+        &'s mut self,
+        input: &mut &'i [u8],
+    ) -> Result<Option<Record<'s>>, WalError> {
         if let Some(e) = &self.failed {
             return Err(e.clone());
         }
