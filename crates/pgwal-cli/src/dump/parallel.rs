@@ -23,7 +23,7 @@ use super::{skip_message, Outcome, Plan, Sink};
 /// What one worker produced for one chunk.
 struct Chunk {
     text: String,
-    /// End offset in `text` of each shown record, for `--limit`.
+    /// End offset in `text` of each shown record, for `--limit` (empty without one).
     ends: Vec<u32>,
     stats: Stats,
     first: Option<(Lsn, Lsn)>,
@@ -131,7 +131,7 @@ pub(crate) fn run(
                 } else {
                     None
                 };
-                let chunk = decode_chunk(plan, range, sink, lo, hi, i == 0, bufs);
+                let chunk = decode_chunk(plan, range, sink, lo, hi, i == 0, limit > 0, bufs);
                 if done_tx.send((i, chunk)).is_err() {
                     return;
                 }
@@ -161,7 +161,7 @@ pub(crate) fn run(
                             continue;
                         }
                         let bufs = chunk.into_buffers();
-                        chunk = decode_chunk(plan, range, sink, prev_end, hi, false, bufs);
+                        chunk = decode_chunk(plan, range, sink, prev_end, hi, false, limit > 0, bufs);
                     }
                 }
                 if let Some(e) = chunk.failure {
@@ -243,7 +243,9 @@ impl Chunk {
     }
 }
 
-/// Decodes the records that start in `lo..hi` into `bufs` (emptied buffers to reuse).
+/// Decodes the records that start in `lo..hi` into `bufs` (emptied buffers to reuse);
+/// `track_ends` (for `--limit`) notes where each record's text ends.
+#[allow(clippy::too_many_arguments)]
 fn decode_chunk(
     plan: &Plan,
     range: &ReadRange,
@@ -251,8 +253,11 @@ fn decode_chunk(
     lo: Lsn,
     hi: Option<Lsn>,
     first_chunk: bool,
+    track_ends: bool,
     bufs: Buffers,
 ) -> Chunk {
+    // Plain --stats: each record is just counted.
+    let counts_only = sink.counts_only() && !track_ends;
     let mut c = Chunk {
         text: bufs.text,
         ends: bufs.ends,
@@ -280,8 +285,13 @@ fn decode_chunk(
         }
         c.last = Some(rec.lsn());
         c.last_end = Some(rec.end_lsn());
+        if counts_only {
+            c.stats.add(rec);
+            return ControlFlow::Continue(());
+        }
         match sink.handle(rec, &mut c.text, &mut c.stats) {
-            Ok(true) => c.ends.push(c.text.len() as u32),
+            Ok(true) if track_ends => c.ends.push(c.text.len() as u32),
+            Ok(true) => {}
             Ok(false) => {}
             Err(e) => {
                 c.failure = Some(e);
