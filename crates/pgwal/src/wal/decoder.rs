@@ -14,6 +14,8 @@ use crate::wal::record::{
 use crate::wal::span::{Pieces, RecordBytes};
 use crate::wal::version::PgVersion;
 
+/// How far ahead of each record the fast path prefetches.
+const RECORD_PREFETCH: usize = 4096;
 /// `RM_XLOG_ID`.
 const RM_XLOG_ID: u8 = 0;
 /// `XLOG_SWITCH`.
@@ -228,6 +230,9 @@ impl WalDecoder {
                 .filter(|r| r.len() >= RECORD_HEADER_SIZE)
             {
                 let tot = le32(rest, 0) as usize;
+                // Short records follow each other faster than the hardware prefetcher ramps
+                // up after each 4 kB page: touch the line 4 kB ahead, one per record.
+                prefetch(rest.get(RECORD_PREFETCH..));
                 let page_left = self.cfg.page_size as usize - off;
                 if off != 0 && tot >= RECORD_HEADER_SIZE && tot <= page_left && tot <= rest.len() {
                     let (whole, after) = rest.split_at(tot);
