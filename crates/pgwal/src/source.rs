@@ -402,6 +402,89 @@ pub enum ReadEnd {
 pub fn read_range(
     dir: &WalDirectory,
     range: &ReadRange,
+    visit: impl FnMut(&Record<'_>) -> ControlFlow<()>,
+) -> Result<ReadEnd, SourceError> {
+    read_range_in(dir, range, None, visit)
+}
+
+/// [`read_range`] for one of several readers decoding parts of the same WAL at once: segment
+/// files are mapped through `shared`, so each is mapped once for all of them (and unmapped
+/// once), instead of once per reader and part.
+///
+/// ```no_run
+/// use std::ops::ControlFlow;
+/// use pgwal::source::{read_range_shared, ReadRange, SharedSegments, WalDirectory};
+/// # fn ranges() -> Vec<ReadRange> { Vec::new() }
+/// let dir = WalDirectory::scan("pg_wal".as_ref())?;
+/// let shared = SharedSegments::new(3);
+/// std::thread::scope(|s| {
+///     for part in ranges() {
+///         let (dir, shared) = (&dir, &shared);
+///         s.spawn(move || read_range_shared(dir, &part, shared, |_rec| ControlFlow::Continue(())));
+///     }
+/// });
+/// # Ok::<(), pgwal::source::SourceError>(())
+/// ```
+pub fn read_range_shared(
+    dir: &WalDirectory,
+    range: &ReadRange,
+    shared: &SharedSegments,
+    visit: impl FnMut(&Record<'_>) -> ControlFlow<()>,
+) -> Result<ReadEnd, SourceError> {
+    read_range_in(dir, range, Some(shared), visit)
+}
+
+/// Mappings of complete segment files shared by readers working on parts of the same WAL.
+///
+/// Each segment is mapped by the first reader that needs it and stays mapped while a reader
+/// uses it or while it is among the `keep` most recently mapped; pages are not given back
+/// before that (readers of other parts may still need them), so memory grows to about `keep`
+/// segments. Mapping a file once, rather than once per part, spares the set-up and, above
+/// all, the unmapping: with several threads each unmapping interrupts every other core to
+/// flush its TLB.
+#[derive(Debug)]
+pub struct SharedSegments {
+    maps: std::sync::Mutex<std::collections::VecDeque<(PathBuf, std::sync::Arc<Mmap>)>>,
+    keep: usize,
+}
+
+impl SharedSegments {
+    /// Shares mappings, keeping the `keep` most recent ones (at least one) mapped.
+    pub fn new(keep: usize) -> SharedSegments {
+        SharedSegments {
+            maps: std::sync::Mutex::new(std::collections::VecDeque::new()),
+            keep: keep.max(1),
+        }
+    }
+
+    /// The mapping of `path`, if a reader made it and it is still kept.
+    fn cached(&self, path: &Path) -> Option<std::sync::Arc<Mmap>> {
+        let maps = self.maps.lock().ok()?;
+        maps.iter().find(|(p, _)| p == path).map(|(_, m)| m.clone())
+    }
+
+    /// The mapping of `path` (open as `file`), made now if no reader made it yet.
+    fn get(&self, path: &Path, file: &File) -> Option<std::sync::Arc<Mmap>> {
+        let mut maps = self.maps.lock().ok()?;
+        if let Some((_, m)) = maps.iter().find(|(p, _)| p == path) {
+            return Some(m.clone());
+        }
+        // SAFETY: as in `for_each_piece`: only complete, immutable segments are mapped.
+        let map = std::sync::Arc::new(unsafe { Mmap::map(file) }.ok()?);
+        #[cfg(unix)]
+        let _ = map.advise(memmap2::Advice::Sequential);
+        maps.push_back((path.to_owned(), map.clone()));
+        while maps.len() > self.keep {
+            maps.pop_front();
+        }
+        Some(map)
+    }
+}
+
+fn read_range_in(
+    dir: &WalDirectory,
+    range: &ReadRange,
+    shared: Option<&SharedSegments>,
     mut visit: impl FnMut(&Record<'_>) -> ControlFlow<()>,
 ) -> Result<ReadEnd, SourceError> {
     let cfg = range.config;
@@ -436,7 +519,8 @@ pub fn read_range(
         };
         let mut stopped = false;
         let mut failure: Option<Result<ReadEnd, SourceError>> = None;
-        let fed = for_each_piece(path, offset, limit, seg_size.bytes(), &mut buf, |piece| {
+        let sizes = (offset, limit, seg_size.bytes());
+        let fed = for_each_piece(path, sizes, shared, &mut buf, |piece| {
             let mut input: &[u8] = piece;
             loop {
                 match decoder.decode(&mut input) {
@@ -510,15 +594,20 @@ const RELEASE_EVERY: usize = 8 << 20;
 /// Feeds the bytes `offset..limit` of a WAL file to `f` in pieces (plain files are read
 /// piece by piece; compressed ones are decompressed whole). Stops early when `f` returns false.
 /// Returns how many bytes were fed.
+/// `sizes` is (offset, limit, segment size); mappings of complete segments come from `shared`
+/// if given.
 fn for_each_piece(
     path: &Path,
-    offset: usize,
-    limit: usize,
-    seg_bytes: u64,
+    (offset, limit, seg_bytes): (usize, usize, u64),
+    shared: Option<&SharedSegments>,
     buf: &mut Vec<u8>,
     mut f: impl FnMut(&[u8]) -> bool,
 ) -> Result<usize, SourceError> {
     use std::io::{Seek, SeekFrom};
+    // Another reader mapped this segment already (so it is a complete, plain one).
+    if let Some(map) = shared.and_then(|sh| sh.cached(path)) {
+        return Ok(feed_shared(&map, offset, limit, f));
+    }
     let mut file = File::open(path).map_err(io_err(path))?;
     let mut head = [0u8; 4];
     let n = read_full(&mut file, &mut head).map_err(io_err(path))?;
@@ -541,6 +630,12 @@ fn for_each_piece(
     let size = file.metadata().map_err(io_err(path))?.len();
     if !partial && size != seg_bytes {
         return Err(wrong(size));
+    }
+    if let Some(map) = shared
+        .filter(|_| size <= MAX_SEGMENT_BYTES && !partial)
+        .and_then(|sh| sh.get(path, &file))
+    {
+        return Ok(feed_shared(&map, offset, limit, f));
     }
     if size <= MAX_SEGMENT_BYTES && !partial {
         // SAFETY: a complete segment (named without `.partial`) is immutable: PostgreSQL and
@@ -603,6 +698,31 @@ fn for_each_piece(
         }
     }
     Ok(pos - offset)
+}
+
+/// Bytes of a shared mapping populated per call: readers of parts often need only a little of
+/// a segment, so less than a [`PIECE`].
+const SHARED_PIECE: usize = 256 << 10;
+
+/// [`for_each_piece`] over a shared mapping: its pages are mapped piece by piece and left to
+/// the mapping's owner to give back.
+fn feed_shared(map: &Mmap, offset: usize, limit: usize, mut f: impl FnMut(&[u8]) -> bool) -> usize {
+    let end = limit.min(map.len());
+    let mut pos = offset.min(end);
+    while pos < end {
+        let next = (pos + SHARED_PIECE).min(end);
+        #[cfg(target_os = "linux")]
+        {
+            let page = (pos / 4096) * 4096;
+            let _ = map.advise_range(memmap2::Advice::PopulateRead, page, next - page);
+        }
+        let go_on = f(&map[pos..next]);
+        pos = next;
+        if !go_on {
+            break;
+        }
+    }
+    pos - offset
 }
 
 /// Reads until `buf` is full or the file ends.

@@ -87,6 +87,8 @@ pub(crate) fn run(
             Lsn((first + i as u64) * chunk_bytes)
         }
     };
+    // Workers read parts of the same segments: map each once for all of them.
+    let shared = source::SharedSegments::new(jobs + 1);
     let next = AtomicUsize::new(0);
     let stop = AtomicBool::new(false);
     // Bounded in-flight chunks keep memory flat however long the range is.
@@ -116,7 +118,7 @@ pub(crate) fn run(
         for _ in 0..jobs {
             let done_tx = done_tx.clone();
             let credit_rx = credit_rx.clone();
-            let (next, stop) = (&next, &stop);
+            let (next, stop, shared) = (&next, &stop, &shared);
             scope.spawn(move || loop {
                 let Some(bufs) = credit_rx.lock().ok().and_then(|rx| rx.recv().ok()) else {
                     return;
@@ -131,7 +133,8 @@ pub(crate) fn run(
                 } else {
                     None
                 };
-                let chunk = decode_chunk(plan, range, sink, lo, hi, i == 0, limit > 0, bufs);
+                let chunk =
+                    decode_chunk(plan, range, shared, sink, lo, hi, i == 0, limit > 0, bufs);
                 if done_tx.send((i, chunk)).is_err() {
                     return;
                 }
@@ -161,7 +164,17 @@ pub(crate) fn run(
                             continue;
                         }
                         let bufs = chunk.into_buffers();
-                        chunk = decode_chunk(plan, range, sink, prev_end, hi, false, limit > 0, bufs);
+                        chunk = decode_chunk(
+                            plan,
+                            range,
+                            &shared,
+                            sink,
+                            prev_end,
+                            hi,
+                            false,
+                            limit > 0,
+                            bufs,
+                        );
                     }
                 }
                 if let Some(e) = chunk.failure {
@@ -249,6 +262,7 @@ impl Chunk {
 fn decode_chunk(
     plan: &Plan,
     range: &ReadRange,
+    shared: &source::SharedSegments,
     sink: &Sink,
     lo: Lsn,
     hi: Option<Lsn>,
@@ -272,7 +286,7 @@ fn decode_chunk(
         start: lo,
         ..range.clone()
     };
-    let outcome = source::read_range(&plan.dir, &sub, |rec| {
+    let outcome = source::read_range_shared(&plan.dir, &sub, shared, |rec| {
         if hi.is_some_and(|h| rec.lsn() >= h) {
             return ControlFlow::Break(());
         }
