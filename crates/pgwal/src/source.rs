@@ -437,11 +437,10 @@ pub fn read_range_shared(
 /// Mappings of complete segment files shared by readers working on parts of the same WAL.
 ///
 /// Each segment is mapped by the first reader that needs it and stays mapped while a reader
-/// uses it or while it is among the `keep` most recently mapped; pages are not given back
-/// before that (readers of other parts may still need them), so memory grows to about `keep`
-/// segments. Mapping a file once, rather than once per part, spares the set-up and, above
-/// all, the unmapping: with several threads each unmapping interrupts every other core to
-/// flush its TLB.
+/// uses it or while it is among the `keep` most recently mapped; each reader gives back the
+/// pages it read through when done with its part. Mapping a file once, rather than once per
+/// part, spares the set-up and the unmapping: with several threads each unmapping interrupts
+/// every other core to flush its TLB.
 #[derive(Debug)]
 pub struct SharedSegments {
     maps: std::sync::Mutex<std::collections::VecDeque<(PathBuf, std::sync::Arc<Mmap>)>>,
@@ -704,22 +703,42 @@ fn for_each_piece(
 /// a segment, so less than a [`PIECE`].
 const SHARED_PIECE: usize = 256 << 10;
 
-/// [`for_each_piece`] over a shared mapping: its pages are mapped piece by piece and left to
-/// the mapping's owner to give back.
+/// [`for_each_piece`] over a shared mapping: its pages are mapped piece by piece, and those of
+/// the pieces read to the end are given back when this reader is done with the segment (one
+/// call, so one TLB flush per part rather than one per piece), which keeps memory to about
+/// the parts being read.
 fn feed_shared(map: &Mmap, offset: usize, limit: usize, mut f: impl FnMut(&[u8]) -> bool) -> usize {
+    const PAGE: usize = 4096;
     let end = limit.min(map.len());
     let mut pos = offset.min(end);
+    // Bytes before this were read to the end of their piece.
+    let mut finished = pos;
     while pos < end {
         let next = (pos + SHARED_PIECE).min(end);
         #[cfg(target_os = "linux")]
         {
-            let page = (pos / 4096) * 4096;
+            let page = (pos / PAGE) * PAGE;
             let _ = map.advise_range(memmap2::Advice::PopulateRead, page, next - page);
         }
         let go_on = f(&map[pos..next]);
         pos = next;
         if !go_on {
             break;
+        }
+        finished = next;
+    }
+    // Not the page where this reader began (the reader of the part before may end there),
+    // nor the piece it stopped in (the reader of the next part begins there).
+    #[cfg(target_os = "linux")]
+    {
+        let from = offset.div_ceil(PAGE) * PAGE;
+        let to = (finished / PAGE) * PAGE;
+        if to > from {
+            // SAFETY: the mapping is read-only and file-backed: dropping its pages only means
+            // they are read from the page cache again if touched, by this reader or another.
+            let _ = unsafe {
+                map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, from, to - from)
+            };
         }
     }
     pos - offset
