@@ -8,7 +8,7 @@ use crate::wal::page::{
     XLP_FIRST_IS_OVERWRITE_CONTRECORD, XLP_LONG_HEADER,
 };
 use crate::wal::record::{
-    decode_layout, decode_layout_prefix, le32, record_crc, Layout, RawBlock, Record, RecordHeader,
+    decode_layout, le32, parse_layout, record_crc, Layout, RawBlock, Record, RecordHeader,
     MAX_RECORD_LEN, RECORD_HEADER_SIZE, XLR_INFO_MASK,
 };
 use crate::wal::span::{Pieces, RecordBytes};
@@ -574,7 +574,7 @@ impl WalDecoder {
         let first = self.pieces.list.first().map_or(0, |p| p.len as usize);
         let prefix = span.get(..first).unwrap_or(&[]);
         let (blocks, layout) = (&mut self.blocks, &mut self.layout);
-        if !decode_layout_prefix(prefix, total, lsn, version, blocks, layout)? {
+        if !parse_layout::<false>(prefix, total, lsn, version, blocks, layout)? {
             decode_layout(self.pieces.joined(span), lsn, version, blocks, layout)?;
         }
         Ok(())

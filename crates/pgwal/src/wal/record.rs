@@ -228,21 +228,6 @@ pub(crate) fn decode_layout(
     }
 }
 
-/// Like [`decode_layout`] for a record of `total` bytes of which only the first `rec.len()`
-/// are at hand: `Ok(false)` if the fragment headers run past them. The layout is written to
-/// `out` (which the decoder keeps, so records refer to it rather than copy it).
-#[inline]
-pub(crate) fn decode_layout_prefix(
-    rec: &[u8],
-    total: usize,
-    lsn: Lsn,
-    version: PgVersion,
-    blocks: &mut Vec<RawBlock>,
-    out: &mut Layout,
-) -> Result<bool, WalError> {
-    parse_layout::<false>(rec, total, lsn, version, blocks, out)
-}
-
 /// Builds a layout error; kept out of line so the parser's hot path stays small.
 #[cold]
 #[inline(never)]
@@ -251,9 +236,12 @@ fn layout_error(lsn: Lsn, kind: WalErrorKind) -> WalError {
 }
 
 /// The fragment-header parser behind [`decode_layout`] (`WHOLE`: `rec` is the whole record,
-/// `total == rec.len()`) and [`decode_layout_prefix`].
+/// `total == rec.len()`). Without `WHOLE`, it decodes a record of `total` bytes of which only
+/// the first `rec.len()` are at hand, and returns `Ok(false)` if the fragment headers run past
+/// them. The layout is written to `out` (which the decoder keeps, so records refer to it rather
+/// than copy it).
 #[inline(always)]
-fn parse_layout<const WHOLE: bool>(
+pub(crate) fn parse_layout<const WHOLE: bool>(
     rec: &[u8],
     total: usize,
     lsn: Lsn,
