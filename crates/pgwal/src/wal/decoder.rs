@@ -220,7 +220,7 @@ impl WalDecoder {
         input: &mut &'i [u8],
     ) -> Result<Option<Record<'s>>, WalError> {
         // Fast path: the next record starts within the padding still to skip and lies whole
-        // on the current page of `input` (most records); everything else takes `step`.
+        // on the current page of `input` (most records); everything else takes `decode_slow`.
         if self.state == State::Record && self.skip < 8 && self.failed.is_none() {
             let padding = self.skip as usize;
             let at = Lsn(self.pos.0 + padding as u64);
