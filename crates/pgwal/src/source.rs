@@ -468,10 +468,7 @@ impl SharedSegments {
         if let Some((_, m)) = maps.iter().find(|(p, _)| p == path) {
             return Some(m.clone());
         }
-        // SAFETY: as in `for_each_piece`: only complete, immutable segments are mapped.
-        let map = std::sync::Arc::new(unsafe { Mmap::map(file) }.ok()?);
-        #[cfg(unix)]
-        let _ = map.advise(memmap2::Advice::Sequential);
+        let map = std::sync::Arc::new(map_segment(file)?);
         maps.push_back((path.to_owned(), map.clone()));
         while maps.len() > self.keep {
             maps.pop_front();
@@ -605,7 +602,7 @@ fn for_each_piece(
     use std::io::{Seek, SeekFrom};
     // Another reader mapped this segment already (so it is a complete, plain one).
     if let Some(map) = shared.and_then(|sh| sh.cached(path)) {
-        return Ok(feed_shared(&map, offset, limit, f));
+        return Ok(feed_mapped(&map, offset, limit, Release::AtEnd, f));
     }
     let mut file = File::open(path).map_err(io_err(path))?;
     let mut head = [0u8; 4];
@@ -634,51 +631,12 @@ fn for_each_piece(
         .filter(|_| size <= MAX_SEGMENT_BYTES && !partial)
         .and_then(|sh| sh.get(path, &file))
     {
-        return Ok(feed_shared(&map, offset, limit, f));
+        return Ok(feed_mapped(&map, offset, limit, Release::AtEnd, f));
     }
     if size <= MAX_SEGMENT_BYTES && !partial {
-        // SAFETY: a complete segment (named without `.partial`) is immutable: PostgreSQL and
-        // pgwal only rename whole segments into place, so the mapping cannot change under us.
-        if let Ok(map) = unsafe { Mmap::map(&file) } {
-            #[cfg(unix)]
-            let _ = map.advise(memmap2::Advice::Sequential);
-            let end = limit.min(map.len());
-            let mut pos = offset.min(end);
-            // Pages before this offset are given back to the kernel.
-            let mut kept_from = (pos / 4096) * 4096;
-            while pos < end {
-                let next = (pos + PIECE).min(end);
-                // Map the piece's pages in one call rather than one fault per few pages.
-                #[cfg(target_os = "linux")]
-                {
-                    let page = (pos / 4096) * 4096;
-                    let _ = map.advise_range(memmap2::Advice::PopulateRead, page, next - page);
-                }
-                let go_on = f(&map[pos..next]);
-                // Give back pages already decoded, a few MB at a time, so memory stays flat.
-                // Each call costs a TLB flush, which with several decoding threads means an
-                // interrupt to every other core: hence not after every piece, and not at the
-                // end, where dropping the mapping does it.
-                #[cfg(target_os = "linux")]
-                if next < end && next - kept_from >= RELEASE_EVERY {
-                    let upto = (next / 4096) * 4096;
-                    // SAFETY: the mapping is read-only and file-backed; dropping its pages only
-                    // means they are read from the page cache again if touched.
-                    let _ = unsafe {
-                        map.unchecked_advise_range(
-                            memmap2::UncheckedAdvice::DontNeed,
-                            kept_from,
-                            upto - kept_from,
-                        )
-                    };
-                    kept_from = upto;
-                }
-                pos = next;
-                if !go_on {
-                    break;
-                }
-            }
-            return Ok(pos - offset);
+        // A complete segment is mapped; a `.partial` one may still grow, so it is read.
+        if let Some(map) = map_segment(&file) {
+            return Ok(feed_mapped(&map, offset, limit, Release::AsItGoes, f));
         }
     }
     file.seek(SeekFrom::Start(offset as u64))
@@ -703,45 +661,92 @@ fn for_each_piece(
 /// a segment, so less than a [`PIECE`].
 const SHARED_PIECE: usize = 256 << 10;
 
-/// [`for_each_piece`] over a shared mapping: its pages are mapped piece by piece, and those of
-/// the pieces read to the end are given back when this reader is done with the segment (one
-/// call, so one TLB flush per part rather than one per piece), which keeps memory to about
-/// the parts being read.
-fn feed_shared(map: &Mmap, offset: usize, limit: usize, mut f: impl FnMut(&[u8]) -> bool) -> usize {
+/// Maps a complete segment file for reading in order.
+fn map_segment(file: &File) -> Option<Mmap> {
+    // SAFETY: only complete segments (named without `.partial`) are mapped, and they are
+    // immutable: PostgreSQL and pgwal only rename whole segments into place, so the mapping
+    // cannot change under us.
+    let map = unsafe { Mmap::map(file) }.ok()?;
+    #[cfg(unix)]
+    let _ = map.advise(memmap2::Advice::Sequential);
+    Some(map)
+}
+
+/// How a reader gives back the pages of a mapping it has read.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Release {
+    /// Its own mapping: every [`RELEASE_EVERY`] bytes while reading (each call costs a TLB
+    /// flush, which with several decoding threads means an interrupt to every other core: hence
+    /// not after every piece), and at the end by dropping the mapping.
+    AsItGoes,
+    /// A mapping shared with readers of other parts: once, when done, the pages of the pieces
+    /// read to their end, but not the page where this reader began (the reader of the part
+    /// before may end there) nor the piece it stopped in (the reader of the next part begins
+    /// there). Memory stays about the parts being read.
+    AtEnd,
+}
+
+/// Feeds the bytes `offset..limit` of a mapped segment to `f` piece by piece, mapping each
+/// piece's pages in one call rather than one fault per few pages; stops early when `f` returns
+/// false. Returns how many bytes were fed.
+fn feed_mapped(
+    map: &Mmap,
+    offset: usize,
+    limit: usize,
+    release: Release,
+    mut f: impl FnMut(&[u8]) -> bool,
+) -> usize {
     const PAGE: usize = 4096;
+    let piece = match release {
+        Release::AsItGoes => PIECE,
+        Release::AtEnd => SHARED_PIECE,
+    };
     let end = limit.min(map.len());
     let mut pos = offset.min(end);
+    // Pages before this are given back (or, for `AtEnd`, were never this reader's to give).
+    let mut kept_from = match release {
+        Release::AsItGoes => (pos / PAGE) * PAGE,
+        Release::AtEnd => offset.div_ceil(PAGE) * PAGE,
+    };
     // Bytes before this were read to the end of their piece.
     let mut finished = pos;
     while pos < end {
-        let next = (pos + SHARED_PIECE).min(end);
+        let next = (pos + piece).min(end);
         #[cfg(target_os = "linux")]
         {
             let page = (pos / PAGE) * PAGE;
             let _ = map.advise_range(memmap2::Advice::PopulateRead, page, next - page);
         }
         let go_on = f(&map[pos..next]);
+        if release == Release::AsItGoes && next < end && next - kept_from >= RELEASE_EVERY {
+            let upto = (next / PAGE) * PAGE;
+            give_back(map, kept_from, upto);
+            kept_from = upto;
+        }
         pos = next;
         if !go_on {
             break;
         }
         finished = next;
     }
-    // Not the page where this reader began (the reader of the part before may end there),
-    // nor the piece it stopped in (the reader of the next part begins there).
-    #[cfg(target_os = "linux")]
-    {
-        let from = offset.div_ceil(PAGE) * PAGE;
-        let to = (finished / PAGE) * PAGE;
-        if to > from {
-            // SAFETY: the mapping is read-only and file-backed: dropping its pages only means
-            // they are read from the page cache again if touched, by this reader or another.
-            let _ = unsafe {
-                map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, from, to - from)
-            };
-        }
+    if release == Release::AtEnd {
+        give_back(map, kept_from, (finished / PAGE) * PAGE);
     }
     pos - offset
+}
+
+/// Drops the pages `from..to` (page-aligned) of a mapping from this process's page tables.
+fn give_back(map: &Mmap, from: usize, to: usize) {
+    #[cfg(target_os = "linux")]
+    if to > from {
+        // SAFETY: the mapping is read-only and file-backed: dropping its pages only means they
+        // are read from the page cache again if touched, by this reader or another.
+        let _ = unsafe {
+            map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, from, to - from)
+        };
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = (map, from, to);
 }
 
 /// Reads until `buf` is full or the file ends.
