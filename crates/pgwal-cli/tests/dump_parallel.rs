@@ -11,15 +11,58 @@ fn testdata() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/wal")
 }
 
-/// Runs the dump; with `jobs`, in parallel chunks of `pages` WAL pages.
-fn dump(dir: &Path, jobs: Option<(&str, &str)>, args: &[&str]) -> Output {
+/// How to run in parallel: jobs, chunk size in WAL pages, and after how many bytes of text the
+/// chunk being printed writes its text out (as it goes, rather than when done).
+type Jobs<'a> = (&'a str, &'a str, &'a str);
+
+/// Runs the dump; with `jobs`, in parallel.
+fn dump(dir: &Path, jobs: Option<Jobs<'_>>, args: &[&str]) -> Output {
     let mut c = Command::new(env!("CARGO_BIN_EXE_pgwal"));
     c.env("TZ", "UTC").arg("dump").arg("-p").arg(dir);
-    if let Some((j, pages)) = jobs {
-        c.arg("-j").arg(j).env("PGWAL_DUMP_CHUNK_PAGES", pages);
+    if let Some((j, pages, stream)) = jobs {
+        c.arg("-j").arg(j);
+        c.env("PGWAL_DUMP_CHUNK_PAGES", pages);
+        c.env("PGWAL_DUMP_STREAM_BYTES", stream);
     }
     c.args(args).output().expect("run pgwal")
 }
+
+/// Compares `-j` runs with the sequential one: stdout, stderr and exit status.
+fn assert_like_sequential(dir: &Path, args: &[&str], jobs: &[Jobs<'_>]) {
+    let want = dump(dir, None, args);
+    assert!(
+        !want.stdout.is_empty() || args.contains(&"-q"),
+        "{dir:?} {args:?}"
+    );
+    for &j in jobs {
+        let got = dump(dir, Some(j), args);
+        let what = format!(
+            "{} -j{} ({} pages, stream every {} bytes) {args:?}",
+            dir.display(),
+            j.0,
+            j.1,
+            j.2
+        );
+        assert_eq!(got.status.code(), want.status.code(), "exit status: {what}");
+        assert!(got.stdout == want.stdout, "stdout differs: {what}");
+        assert_eq!(
+            String::from_utf8_lossy(&got.stderr),
+            String::from_utf8_lossy(&want.stderr),
+            "stderr: {what}"
+        );
+    }
+}
+
+/// 1 page: every page boundary is a chunk boundary; 3: records cross them often; 128: the
+/// whole 1 MB segment is one chunk. Streaming every byte: whichever chunk is next to print
+/// writes its text after each record, from the moment it becomes next.
+const JOBS: [Jobs<'static>; 5] = [
+    ("2", "1", "65536"),
+    ("3", "3", "65536"),
+    ("2", "128", "65536"),
+    ("2", "3", "1"),
+    ("3", "1", "1"),
+];
 
 fn samples() -> Vec<PathBuf> {
     let mut v: Vec<PathBuf> = std::fs::read_dir(testdata())
@@ -73,23 +116,46 @@ fn jobs_print_exactly_the_sequential_output() {
             vec!["-q"],
         ];
         for args in &cases {
-            let want = dump(dir, None, args);
+            assert_like_sequential(dir, args, &JOBS);
+        }
+    }
+}
+
+#[test]
+fn jobs_stop_where_the_sequential_dump_stops_on_corrupt_wal() {
+    for name in ["pg13", "pg16", "pg18"] {
+        let src = testdata().join(name);
+        let seg = segments(&src)[0].clone();
+        let bytes = std::fs::read(src.join(&seg)).unwrap();
+        // Offsets in the segment of the records' starts, from the dump's `lsn: X/Y` fields.
+        let clean = dump(&src, None, &[]);
+        let starts: Vec<usize> = String::from_utf8_lossy(&clean.stdout)
+            .lines()
+            .filter_map(|l| l.split("lsn: ").nth(1)?.split(',').next())
+            .filter_map(|t| {
+                let (hi, lo) = t.split_once('/')?;
+                let lsn =
+                    (u64::from_str_radix(hi, 16).ok()? << 32) | u64::from_str_radix(lo, 16).ok()?;
+                Some((lsn % (1 << 20)) as usize)
+            })
+            .filter(|off| off % 8192 < 8000)
+            .collect();
+        assert!(starts.len() > 1000, "{name}: {} records", starts.len());
+        // A record's xl_xid (a checksum error there, a third and two thirds of the way in) and
+        // a page header's magic, each in its own copy.
+        let third = starts.len() / 3;
+        for at in [starts[third] + 4, starts[2 * third] + 4, 8192 * 40] {
+            let tmp = tempfile::tempdir().unwrap();
+            let mut bad = bytes.clone();
+            bad[at] ^= 0x5A;
+            std::fs::write(tmp.path().join(&seg), &bad).unwrap();
+            let plain = dump(tmp.path(), None, &[]);
             assert!(
-                !want.stdout.is_empty() || args.contains(&"-q"),
-                "{dir:?} {args:?}"
+                plain.stdout.len() < clean.stdout.len(),
+                "{name}: flipping byte {at} must stop the dump early"
             );
-            // 1 page: every page boundary is a chunk boundary; 3: records cross them often;
-            // 128: the whole 1 MB segment is one chunk.
-            for jobs in [("2", "1"), ("3", "3"), ("2", "128")] {
-                let got = dump(dir, Some(jobs), args);
-                let what = format!("{} -j{} ({} pages) {args:?}", dir.display(), jobs.0, jobs.1);
-                assert_eq!(got.status.code(), want.status.code(), "exit status: {what}");
-                assert!(got.stdout == want.stdout, "stdout differs: {what}");
-                assert_eq!(
-                    String::from_utf8_lossy(&got.stderr),
-                    String::from_utf8_lossy(&want.stderr),
-                    "stderr: {what}"
-                );
+            for args in [&[][..], &["--stats"][..], &["-n", "5000"][..]] {
+                assert_like_sequential(tmp.path(), args, &JOBS);
             }
         }
     }

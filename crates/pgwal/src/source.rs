@@ -437,14 +437,26 @@ pub fn read_range_shared(
 /// Mappings of complete segment files shared by readers working on parts of the same WAL.
 ///
 /// Each segment is mapped by the first reader that needs it and stays mapped while a reader
-/// uses it or while it is among the `keep` most recently mapped; each reader gives back the
-/// pages it read through when done with its part. Mapping a file once, rather than once per
-/// part, spares the set-up and the unmapping: with several threads each unmapping interrupts
-/// every other core to flush its TLB.
+/// uses it or while it is among the `keep` most recently mapped. Readers keep the pages they
+/// read; whoever knows that every part before an LSN has been read gives their pages back with
+/// [`SharedSegments::give_back_before`]. Mapping a file once, rather than once per part, and
+/// giving its pages back once, rather than once per part, spares set-up and TLB flushes: with
+/// several threads each flush interrupts every other core.
 #[derive(Debug)]
 pub struct SharedSegments {
-    maps: std::sync::Mutex<std::collections::VecDeque<(PathBuf, std::sync::Arc<Mmap>)>>,
+    maps: std::sync::Mutex<std::collections::VecDeque<SharedMap>>,
     keep: usize,
+}
+
+/// One mapped segment of a [`SharedSegments`].
+#[derive(Debug)]
+struct SharedMap {
+    path: PathBuf,
+    /// Where the segment's WAL ends.
+    end: Lsn,
+    map: std::sync::Arc<Mmap>,
+    /// Its pages were given back.
+    released: bool,
 }
 
 impl SharedSegments {
@@ -459,21 +471,55 @@ impl SharedSegments {
     /// The mapping of `path`, if a reader made it and it is still kept.
     fn cached(&self, path: &Path) -> Option<std::sync::Arc<Mmap>> {
         let maps = self.maps.lock().ok()?;
-        maps.iter().find(|(p, _)| p == path).map(|(_, m)| m.clone())
+        maps.iter().find(|m| m.path == path).map(|m| m.map.clone())
     }
 
-    /// The mapping of `path` (open as `file`), made now if no reader made it yet.
-    fn get(&self, path: &Path, file: &File) -> Option<std::sync::Arc<Mmap>> {
+    /// The mapping of `path` (open as `file`, a segment whose WAL ends at `end`), made now if
+    /// no reader made it yet.
+    fn get(&self, path: &Path, file: &File, end: Lsn) -> Option<std::sync::Arc<Mmap>> {
         let mut maps = self.maps.lock().ok()?;
-        if let Some((_, m)) = maps.iter().find(|(p, _)| p == path) {
-            return Some(m.clone());
+        if let Some(m) = maps.iter().find(|m| m.path == path) {
+            return Some(m.map.clone());
         }
         let map = std::sync::Arc::new(map_segment(file)?);
-        maps.push_back((path.to_owned(), map.clone()));
+        maps.push_back(SharedMap {
+            path: path.to_owned(),
+            end,
+            map: map.clone(),
+            released: false,
+        });
         while maps.len() > self.keep {
             maps.pop_front();
         }
         Some(map)
+    }
+
+    /// Gives back the pages of every mapped segment that ends at or before `lsn`: call it once
+    /// every part before `lsn` has been read. A reader still in such a segment (finishing a
+    /// record that began before) is not harmed: its pages are read again from the page cache.
+    ///
+    /// ```
+    /// use pgwal::source::SharedSegments;
+    /// use pgwal::Lsn;
+    /// let shared = SharedSegments::new(3);
+    /// // ... readers read their parts of the segments before 0/3000000 ...
+    /// shared.give_back_before(Lsn(0x300_0000));
+    /// ```
+    pub fn give_back_before(&self, lsn: Lsn) {
+        let done: Vec<std::sync::Arc<Mmap>> = match self.maps.lock() {
+            Ok(mut maps) => maps
+                .iter_mut()
+                .filter(|m| !m.released && m.end <= lsn)
+                .map(|m| {
+                    m.released = true;
+                    m.map.clone()
+                })
+                .collect(),
+            Err(_) => return,
+        };
+        for map in done {
+            give_back(&map, 0, map.len() / 4096 * 4096);
+        }
     }
 }
 
@@ -516,7 +562,8 @@ fn read_range_in(
         let mut stopped = false;
         let mut failure: Option<Result<ReadEnd, SourceError>> = None;
         let sizes = (offset, limit, seg_size.bytes());
-        let fed = for_each_piece(path, sizes, shared, &mut buf, |piece| {
+        let seg_end = Lsn(seg_start.0.saturating_add(seg_size.bytes()));
+        let fed = for_each_piece(path, sizes, seg_end, shared, &mut buf, |piece| {
             let mut input: &[u8] = piece;
             loop {
                 match decoder.decode(&mut input) {
@@ -590,11 +637,12 @@ const RELEASE_EVERY: usize = 8 << 20;
 /// Feeds the bytes `offset..limit` of a WAL file to `f` in pieces (plain files are read
 /// piece by piece; compressed ones are decompressed whole). Stops early when `f` returns false.
 /// Returns how many bytes were fed.
-/// `sizes` is (offset, limit, segment size); mappings of complete segments come from `shared`
-/// if given.
+/// `sizes` is (offset, limit, segment size), `seg_end` where the segment's WAL ends; mappings
+/// of complete segments come from `shared` if given.
 fn for_each_piece(
     path: &Path,
     (offset, limit, seg_bytes): (usize, usize, u64),
+    seg_end: Lsn,
     shared: Option<&SharedSegments>,
     buf: &mut Vec<u8>,
     mut f: impl FnMut(&[u8]) -> bool,
@@ -602,7 +650,7 @@ fn for_each_piece(
     use std::io::{Seek, SeekFrom};
     // Another reader mapped this segment already (so it is a complete, plain one).
     if let Some(map) = shared.and_then(|sh| sh.cached(path)) {
-        return Ok(feed_mapped(&map, offset, limit, Release::AtEnd, f));
+        return Ok(feed_mapped(&map, offset, limit, Release::Shared, f));
     }
     let mut file = File::open(path).map_err(io_err(path))?;
     let mut head = [0u8; 4];
@@ -629,9 +677,9 @@ fn for_each_piece(
     }
     if let Some(map) = shared
         .filter(|_| size <= MAX_SEGMENT_BYTES && !partial)
-        .and_then(|sh| sh.get(path, &file))
+        .and_then(|sh| sh.get(path, &file, seg_end))
     {
-        return Ok(feed_mapped(&map, offset, limit, Release::AtEnd, f));
+        return Ok(feed_mapped(&map, offset, limit, Release::Shared, f));
     }
     if size <= MAX_SEGMENT_BYTES && !partial {
         // A complete segment is mapped; a `.partial` one may still grow, so it is read.
@@ -679,11 +727,9 @@ enum Release {
     /// flush, which with several decoding threads means an interrupt to every other core: hence
     /// not after every piece), and at the end by dropping the mapping.
     AsItGoes,
-    /// A mapping shared with readers of other parts: once, when done, the pages of the pieces
-    /// read to their end, but not the page where this reader began (the reader of the part
-    /// before may end there) nor the piece it stopped in (the reader of the next part begins
-    /// there). Memory stays about the parts being read.
-    AtEnd,
+    /// A mapping shared with readers of other parts: not by the reader, but for all readers
+    /// at once by [`SharedSegments::give_back_before`].
+    Shared,
 }
 
 /// Feeds the bytes `offset..limit` of a mapped segment to `f` piece by piece, mapping each
@@ -699,17 +745,12 @@ fn feed_mapped(
     const PAGE: usize = 4096;
     let piece = match release {
         Release::AsItGoes => PIECE,
-        Release::AtEnd => SHARED_PIECE,
+        Release::Shared => SHARED_PIECE,
     };
     let end = limit.min(map.len());
     let mut pos = offset.min(end);
-    // Pages before this are given back (or, for `AtEnd`, were never this reader's to give).
-    let mut kept_from = match release {
-        Release::AsItGoes => (pos / PAGE) * PAGE,
-        Release::AtEnd => offset.div_ceil(PAGE) * PAGE,
-    };
-    // Bytes before this were read to the end of their piece.
-    let mut finished = pos;
+    // Pages before this are given back.
+    let mut kept_from = (pos / PAGE) * PAGE;
     while pos < end {
         let next = (pos + piece).min(end);
         #[cfg(target_os = "linux")]
@@ -727,10 +768,6 @@ fn feed_mapped(
         if !go_on {
             break;
         }
-        finished = next;
-    }
-    if release == Release::AtEnd {
-        give_back(map, kept_from, (finished / PAGE) * PAGE);
     }
     pos - offset
 }

@@ -44,7 +44,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
-use pgwal::source::{read_range, ReadEnd, ReadRange, SourceError, WalDirectory};
+use pgwal::source::{
+    read_range, read_range_shared, ReadEnd, ReadRange, SharedSegments, SourceError, WalDirectory,
+};
 use pgwal::wal::{
     record_crc, DecoderConfig, PageHeader, Record, WalDecoder, WalError, WalErrorKind,
     XLP_FIRST_IS_CONTRECORD, XLP_LONG_HEADER,
@@ -470,6 +472,58 @@ fn read_dir(
         }
     });
     (recs, res)
+}
+
+/// Reads `[s0, e)` as `dump -j` does: in page-aligned parts, each holding the records that
+/// start in it, all through one [`SharedSegments`] whose pages are given back after every
+/// part; twice over (given-back pages are read again). The parts together must be `full`.
+fn shared_parts_match(g: Geo, dir: &Path, s0: u64, e: u64, full: &[Rec]) {
+    let wd = WalDirectory::scan(dir).unwrap();
+    // A part that begins after an XLOG_SWITCH record, in the zeroed rest of its segment,
+    // begins where the switch sends the reader instead (the dump redoes such a part so).
+    let switches: Vec<(u64, u64)> = full
+        .iter()
+        .filter(|r| r.is_switch())
+        .map(|r| (r.lsn, r.end))
+        .collect();
+    let shared = SharedSegments::new(2);
+    for part_pages in [1u64, 5, 64, 64] {
+        let part = part_pages * PAGE;
+        let mut got = Vec::new();
+        let mut lo = s0;
+        while lo < e {
+            let hi = ((lo / part + 1) * part).min(e);
+            let from = switches
+                .iter()
+                .find(|&&(at, end)| at < lo && lo < end)
+                .map_or(lo, |&(_, end)| end);
+            if from < hi {
+                let range = ReadRange {
+                    start: Lsn(from),
+                    end: Some(Lsn(e)),
+                    tli: TimelineId(1),
+                    history: None,
+                    config: g.cfg(),
+                };
+                let how = read_range_shared(&wd, &range, &shared, |r| {
+                    if r.lsn().0 >= hi {
+                        return ControlFlow::Break(());
+                    }
+                    got.push(Rec::of(r));
+                    ControlFlow::Continue(())
+                });
+                let how = how.unwrap_or_else(|err| panic!("part at {}: {err}", lsn_text(from)));
+                assert!(
+                    matches!(how, ReadEnd::Stopped | ReadEnd::ReachedEnd),
+                    "part at {}: {how:?}",
+                    lsn_text(from)
+                );
+            }
+            shared.give_back_before(Lsn(hi));
+            lo = hi;
+        }
+        assert_same(&got, full, &format!("shared parts of {part_pages} pages"));
+    }
 }
 
 /// A tiny xorshift64* generator (no dependencies, reproducible per seed).
@@ -1036,6 +1090,7 @@ async fn edges(major: Major) {
         whole.err
     );
     assert_same(&whole.recs, &full, "whole segments vs read_range");
+    shared_parts_match(g, &snap, s0, e, &full);
 
     // ---- 1. Records split across pages. ----
     let r = find_msg(&full, "p1");

@@ -468,7 +468,7 @@ pub fn run(a: DumpArgs) -> anyhow::Result<ExitCode> {
         tli: plan.tli,
     };
     let stdout = std::io::stdout();
-    let mut out = std::io::BufWriter::with_capacity(1 << 15, stdout.lock());
+    let mut out = std::io::BufWriter::with_capacity(1 << 15, stdout);
     let mut stats = stats::Stats::new();
     let jobs = a.jobs.unwrap_or(1).max(1);
     let outcome = if jobs > 1 && !a.follow {

@@ -1,17 +1,24 @@
 //! `-j/--jobs N`: decode segment ranges on several threads, print in the sequential order.
 //!
-//! The range is cut at segment boundaries into chunks. A worker decodes the records that
-//! *start* in its chunk: it begins at the chunk's first page, skips a record continued from
-//! the chunk before via the page header's `xlp_rem_len`, and reads on past the chunk's end to
-//! finish its last record. The main thread prints the chunks in order, checks that each
-//! chunk's first record links back (`xl_prev`) to the previous chunk's last, and stops at the
-//! first chunk that ended in an error or the end of WAL.
+//! The range is cut at page boundaries into chunks. A worker decodes the records that *start*
+//! in its chunk: it begins at the chunk's first page, skips a record continued from the chunk
+//! before via the page header's `xlp_rem_len`, and reads on past the chunk's end to finish its
+//! last record.
+//!
+//! There is no printing thread: the calling thread is one of the `N` workers, and whichever
+//! worker finishes a chunk prints every finished chunk that is next in order (under one lock).
+//! The worker of the chunk that is next in order (the *head*) does not even wait for its end:
+//! it writes its text out in blocks as it goes, so only the other workers' text is held in
+//! memory. Before a chunk's text is printed, its first record must link back (`xl_prev`) to the
+//! previous chunk's last; printing stops at the first chunk that ended in an error or the end
+//! of WAL. Workers run at most a few chunks ahead of the head, which keeps memory flat however
+//! long the range is.
 
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::ops::ControlFlow;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::mpsc;
+use std::sync::{Condvar, Mutex, MutexGuard};
 
 use pgwal::source::{self, ReadEnd, ReadRange, SourceError};
 use pgwal::wal::{WalError, WalErrorKind};
@@ -19,6 +26,9 @@ use pgwal::Lsn;
 
 use super::stats::Stats;
 use super::{skip_message, Outcome, Plan, Sink};
+
+/// The head chunk's worker writes its text out whenever this much has gathered.
+const STREAM_BLOCK: usize = 64 << 10;
 
 /// What one worker produced for one chunk.
 struct Chunk {
@@ -33,24 +43,114 @@ struct Chunk {
     /// How reading ended, if it ended inside this chunk.
     end: Option<Outcome>,
     failure: Option<anyhow::Error>,
+    /// The chunk's start was checked against the chunk before and part of its text printed.
+    streamed: bool,
+    /// The start check failed: keep the text until the chunk is printed whole (or not at all).
+    hold: bool,
+}
+
+/// A chunk's output buffers, passed from printed chunks back to the workers.
+struct Buffers {
+    text: String,
+    ends: Vec<u32>,
+    stats: Stats,
+}
+
+impl Chunk {
+    /// The chunk's buffers, emptied for reuse.
+    fn into_buffers(self) -> Buffers {
+        let Chunk {
+            mut text,
+            mut ends,
+            mut stats,
+            ..
+        } = self;
+        text.clear();
+        ends.clear();
+        stats.clear();
+        Buffers { text, ends, stats }
+    }
+}
+
+/// Where the chunks begin: `start`, then every `bytes` of WAL.
+struct Cuts {
+    start: Lsn,
+    /// Index of the `bytes`-sized piece of WAL holding `start`.
+    first: u64,
+    bytes: u64,
+    count: usize,
+}
+
+impl Cuts {
+    fn lo(&self, i: usize) -> Lsn {
+        if i == 0 {
+            self.start
+        } else {
+            Lsn((self.first + i as u64) * self.bytes)
+        }
+    }
+
+    fn hi(&self, i: usize) -> Option<Lsn> {
+        (i + 1 < self.count).then(|| self.lo(i + 1))
+    }
+}
+
+/// The printing side, behind one lock.
+struct Printer<'a, W> {
+    out: &'a mut W,
+    stats: &'a mut Stats,
+    /// The next chunk to print.
+    want: usize,
+    /// Finished chunks waiting for the ones before them.
+    pending: BTreeMap<usize, Chunk>,
+    /// Last record of the printed chunks, and its end.
+    prev_last: Option<Lsn>,
+    prev_end: Option<Lsn>,
+    /// Records printed, for `--limit`.
+    shown: i64,
+    /// How the dump ended, once it has.
+    result: Option<anyhow::Result<Outcome>>,
+    spare: Vec<Buffers>,
+}
+
+/// What every worker shares.
+struct Work<'a, W> {
+    plan: &'a Plan,
+    range: &'a ReadRange,
+    sink: &'a Sink,
+    segments: source::SharedSegments,
+    cuts: Cuts,
+    limit: i64,
+    /// Chunks a worker may start beyond the head.
+    window: usize,
+    /// Chunk size of a fresh text buffer.
+    text_capacity: usize,
+    /// The head chunk's text is written out whenever this much has gathered.
+    stream_block: usize,
+    printer: Mutex<Printer<'a, W>>,
+    /// Signalled whenever the head moves or the dump ends.
+    moved: Condvar,
+    /// `printer.want`, readable without the lock.
+    head: AtomicUsize,
+    next: AtomicUsize,
+    stop: AtomicBool,
 }
 
 /// Runs the dump with `jobs` threads; same output as the sequential path.
-pub(crate) fn run(
+pub(crate) fn run<W: Write + Send>(
     plan: &Plan,
     range: &ReadRange,
     sink: &Sink,
     jobs: usize,
     limit: i64,
-    out: &mut impl Write,
+    out: &mut W,
     stats: &mut Stats,
 ) -> anyhow::Result<Outcome> {
     let seg_size = range.config.seg_size;
     // Chunks of 4 MB of WAL (at page boundaries) keep each worker's text small; without
     // text (--stats, --quiet) chunks of 16 MB mean fewer chunks to set up and fewer times
-    // pages are given back (each a TLB flush on every core): about 3% faster than 8 MB, for
-    // about 40 MB instead of 25 with two threads. Tests set PGWAL_DUMP_CHUNK_PAGES to cut the
-    // small shipped samples into many chunks.
+    // pages are given back (each a TLB flush on every core). Tests set
+    // PGWAL_DUMP_CHUNK_PAGES to cut the small shipped samples into many chunks.
     let page = u64::from(range.config.page_size);
     let default_chunk: u64 = if sink.prints_text() {
         4 << 20
@@ -80,245 +180,321 @@ pub(crate) fn run(
                 .max(range.start.0)
         }
     };
-    let nchunks = (last_byte / chunk_bytes).saturating_sub(first) as usize + 1;
-    let bounds = |i: usize| -> Lsn {
-        if i == 0 {
-            range.start
+    let count = (last_byte / chunk_bytes).saturating_sub(first) as usize + 1;
+    let work = Work {
+        plan,
+        range,
+        sink,
+        // Workers read parts of the same segments: map each once for all of them.
+        segments: source::SharedSegments::new(jobs + 1),
+        cuts: Cuts {
+            start: range.start,
+            first,
+            bytes: chunk_bytes,
+            count,
+        },
+        limit,
+        window: jobs + 1,
+        // Room for the text of most chunks from the start: growing a buffer of megabytes
+        // moves it, which also flushes the TLBs of every core.
+        text_capacity: if sink.prints_text() {
+            2 * chunk_bytes as usize
         } else {
-            Lsn((first + i as u64) * chunk_bytes)
-        }
+            0
+        },
+        // Tests set PGWAL_DUMP_STREAM_BYTES to stream after (nearly) every record.
+        stream_block: std::env::var("PGWAL_DUMP_STREAM_BYTES")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(STREAM_BLOCK),
+        printer: Mutex::new(Printer {
+            out,
+            stats,
+            want: 0,
+            pending: BTreeMap::new(),
+            prev_last: None,
+            prev_end: None,
+            shown: 0,
+            result: None,
+            spare: Vec::new(),
+        }),
+        moved: Condvar::new(),
+        head: AtomicUsize::new(0),
+        next: AtomicUsize::new(0),
+        stop: AtomicBool::new(false),
     };
-    // Workers read parts of the same segments: map each once for all of them.
-    let shared = source::SharedSegments::new(jobs + 1);
-    let next = AtomicUsize::new(0);
-    let stop = AtomicBool::new(false);
-    // Bounded in-flight chunks keep memory flat however long the range is.
-    let window = jobs + 1;
-    std::thread::scope(|scope| -> anyhow::Result<Outcome> {
-        // The channels live inside the scope: returning early drops the senders, which wakes
-        // and ends every worker before the scope joins them.
-        let (done_tx, done_rx) = mpsc::channel::<(usize, Chunk)>();
-        // A credit is a set of output buffers: the main thread hands each printed chunk's
-        // buffers back, so workers reuse a few allocations instead of making new ones (fresh
-        // pages each cost a fault and, with several threads, a TLB flush on every core).
-        let (credit_tx, credit_rx) = mpsc::sync_channel::<Buffers>(window);
-        for _ in 0..window {
-            let _ = credit_tx.send(Buffers {
-                // Room for the text of most chunks from the start: growing a buffer of
-                // megabytes moves it, which also flushes the TLBs of every core.
-                text: String::with_capacity(if sink.prints_text() {
-                    2 * chunk_bytes as usize
-                } else {
-                    0
-                }),
+    std::thread::scope(|scope| {
+        for _ in 1..jobs {
+            scope.spawn(|| work.worker());
+        }
+        work.worker();
+    });
+    let printer = work
+        .printer
+        .into_inner()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    printer.result.unwrap_or(Ok(Ok(ReadEnd::ReachedEnd)))
+}
+
+impl<'a, W: Write> Work<'a, W> {
+    fn lock(&self) -> MutexGuard<'_, Printer<'a, W>> {
+        self.printer
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// One thread's loop: take the next chunk, decode it, print what is next in order.
+    fn worker(&self) {
+        let mut bufs: Option<Buffers> = None;
+        loop {
+            let i = self.next.fetch_add(1, Ordering::SeqCst);
+            if i >= self.cuts.count || self.stop.load(Ordering::SeqCst) {
+                return;
+            }
+            if i >= self.head.load(Ordering::SeqCst) + self.window {
+                let mut p = self.lock();
+                while i >= p.want + self.window && !self.stop.load(Ordering::SeqCst) {
+                    p = self
+                        .moved
+                        .wait(p)
+                        .unwrap_or_else(|poisoned| poisoned.into_inner());
+                }
+                if self.stop.load(Ordering::SeqCst) {
+                    return;
+                }
+            }
+            let b = bufs.take().unwrap_or_else(|| Buffers {
+                text: String::with_capacity(self.text_capacity),
                 ends: Vec::new(),
                 stats: Stats::new(),
             });
-        }
-        let credit_rx = std::sync::Arc::new(std::sync::Mutex::new(credit_rx));
-        for _ in 0..jobs {
-            let done_tx = done_tx.clone();
-            let credit_rx = credit_rx.clone();
-            let (next, stop, shared) = (&next, &stop, &shared);
-            scope.spawn(move || loop {
-                let Some(bufs) = credit_rx.lock().ok().and_then(|rx| rx.recv().ok()) else {
-                    return;
-                };
-                let i = next.fetch_add(1, Ordering::SeqCst);
-                if i >= nchunks || stop.load(Ordering::SeqCst) {
-                    return;
-                }
-                let lo = bounds(i);
-                let hi = if i + 1 < nchunks {
-                    Some(bounds(i + 1))
-                } else {
-                    None
-                };
-                let chunk =
-                    decode_chunk(plan, range, shared, sink, lo, hi, i == 0, limit > 0, bufs);
-                if done_tx.send((i, chunk)).is_err() {
-                    return;
-                }
-            });
-        }
-        drop(done_tx);
-        let mut pending: BTreeMap<usize, Chunk> = BTreeMap::new();
-        let mut want = 0usize;
-        let mut shown: i64 = 0;
-        let mut prev_last: Option<Lsn> = None;
-        let mut prev_end: Option<Lsn> = None;
-        let finish = |stop: &AtomicBool| stop.store(true, Ordering::SeqCst);
-        while want < nchunks {
-            let Ok((i, chunk)) = done_rx.recv() else {
-                break;
-            };
-            pending.insert(i, chunk);
-            while let Some(mut chunk) = pending.remove(&want) {
-                let (lo, hi) = (bounds(want), (want + 1 < nchunks).then(|| bounds(want + 1)));
-                want += 1;
-                // A chunk that begins in the zeroed tail of a segment ended by XLOG_SWITCH finds
-                // no page header there: decode it again from where the switch really ends.
-                if let Some(prev_end) = prev_end {
-                    if prev_end > lo && chunk.first.is_none_or(|(l, _)| l < prev_end) {
-                        if hi.is_some_and(|h| prev_end >= h) {
-                            let _ = credit_tx.try_send(chunk.into_buffers());
-                            continue;
-                        }
-                        let bufs = chunk.into_buffers();
-                        chunk = decode_chunk(
-                            plan,
-                            range,
-                            &shared,
-                            sink,
-                            prev_end,
-                            hi,
-                            false,
-                            limit > 0,
-                            bufs,
-                        );
-                    }
-                }
-                if let Some(e) = chunk.failure {
-                    finish(&stop);
-                    return Err(e);
-                }
-                if let (Some(prev), Some((lsn, link))) = (prev_last, chunk.first) {
-                    if link != prev {
-                        finish(&stop);
-                        let error = WalError {
-                            lsn,
-                            kind: WalErrorKind::IncorrectPrevLink {
-                                prev: link,
-                                expected: Some(prev),
-                            },
-                        };
-                        return Ok(Err(SourceError::Corrupt {
-                            path: plan.dir.path().to_owned(),
-                            error,
-                        }));
-                    }
-                }
-                if chunk.last.is_some() {
-                    prev_last = chunk.last;
-                    prev_end = chunk.last_end;
-                }
-                // Print (or count) this chunk's records, honouring --limit.
-                let mut upto = chunk.text.len();
-                let mut reached_limit = false;
-                if limit > 0 {
-                    let room = (limit - shown) as usize;
-                    if chunk.ends.len() >= room {
-                        upto = chunk
-                            .ends
-                            .get(room.wrapping_sub(1))
-                            .map_or(0, |&e| e as usize);
-                        reached_limit = true;
-                    }
-                }
-                out.write_all(&chunk.text.as_bytes()[..upto])?;
-                shown += chunk.ends.len() as i64;
-                stats.merge(&chunk.stats);
-                let end = chunk.end.take();
-                let _ = credit_tx.try_send(chunk.into_buffers());
-                if reached_limit {
-                    finish(&stop);
-                    return Ok(Ok(ReadEnd::Stopped));
-                }
-                if let Some(end) = end {
-                    finish(&stop);
-                    return Ok(end);
-                }
+            let chunk = self.decode(i, self.cuts.lo(i), b, true);
+            let mut p = self.lock();
+            p.pending.insert(i, chunk);
+            let before = p.want;
+            self.print_ready(&mut p);
+            bufs = p.spare.pop();
+            let (moved, want) = (p.want != before, p.want);
+            if moved || p.result.is_some() {
+                self.moved.notify_all();
+            }
+            drop(p);
+            // Every chunk before `want` is read: their segments' pages can go.
+            if moved && want < self.cuts.count {
+                self.segments.give_back_before(self.cuts.lo(want));
             }
         }
-        Ok(Ok(ReadEnd::ReachedEnd))
-    })
-}
-
-/// A chunk's output buffers, passed back and forth between the workers and the printer.
-struct Buffers {
-    text: String,
-    ends: Vec<u32>,
-    stats: Stats,
-}
-
-impl Chunk {
-    /// The chunk's buffers, emptied for reuse.
-    fn into_buffers(self) -> Buffers {
-        let Chunk {
-            mut text,
-            mut ends,
-            mut stats,
-            ..
-        } = self;
-        text.clear();
-        ends.clear();
-        stats.clear();
-        Buffers { text, ends, stats }
     }
-}
 
-/// Decodes the records that start in `lo..hi` into `bufs` (emptied buffers to reuse);
-/// `track_ends` (for `--limit`) notes where each record's text ends.
-#[allow(clippy::too_many_arguments)]
-fn decode_chunk(
-    plan: &Plan,
-    range: &ReadRange,
-    shared: &source::SharedSegments,
-    sink: &Sink,
-    lo: Lsn,
-    hi: Option<Lsn>,
-    first_chunk: bool,
-    track_ends: bool,
-    bufs: Buffers,
-) -> Chunk {
-    // Plain --stats: each record is just counted.
-    let counts_only = sink.counts_only() && !track_ends;
-    let mut c = Chunk {
-        text: bufs.text,
-        ends: bufs.ends,
-        stats: bufs.stats,
-        first: None,
-        last: None,
-        last_end: None,
-        end: None,
-        failure: None,
-    };
-    let sub = ReadRange {
-        start: lo,
-        ..range.clone()
-    };
-    let outcome = source::read_range_shared(&plan.dir, &sub, shared, |rec| {
-        if hi.is_some_and(|h| rec.lsn() >= h) {
-            return ControlFlow::Break(());
-        }
-        if c.first.is_none() {
-            c.first = Some((rec.lsn(), rec.prev()));
-            if first_chunk {
-                skip_message(plan, rec, sink, &mut c.text);
-                c.stats.start = Some(rec.lsn());
+    /// Prints every finished chunk that is next in order, until one is missing or the dump
+    /// ends (then `result` is set and every worker told to stop).
+    fn print_ready(&self, p: &mut Printer<'a, W>) {
+        while p.result.is_none() {
+            let want = p.want;
+            let Some(chunk) = p.pending.remove(&want) else {
+                return;
+            };
+            match self.print(p, want, chunk) {
+                Ok(None) => {}
+                Ok(Some(end)) => p.result = Some(Ok(end)),
+                Err(e) => p.result = Some(Err(e)),
+            }
+            p.want += 1;
+            self.head.store(p.want, Ordering::SeqCst);
+            if p.result.is_some() || p.want >= self.cuts.count {
+                self.stop.store(true, Ordering::SeqCst);
+                p.result.get_or_insert(Ok(Ok(ReadEnd::ReachedEnd)));
             }
         }
-        c.last = Some(rec.lsn());
-        c.last_end = Some(rec.end_lsn());
-        if counts_only {
-            c.stats.add(rec);
+    }
+
+    /// Checks and prints chunk `i`; returns how the dump ended if it ended here.
+    fn print(
+        &self,
+        p: &mut Printer<'a, W>,
+        i: usize,
+        mut chunk: Chunk,
+    ) -> anyhow::Result<Option<Outcome>> {
+        if !chunk.streamed {
+            match p.switch_check(self.cuts.lo(i), self.cuts.hi(i), &chunk) {
+                SwitchCheck::Fits => {}
+                SwitchCheck::Redo(from) => {
+                    // The chunk began in the zeroed tail of a segment ended by XLOG_SWITCH and
+                    // found no page header there: decode it again from where the switch ends.
+                    let bufs = chunk.into_buffers();
+                    chunk = self.decode(i, from, bufs, false);
+                }
+                SwitchCheck::Skip => {
+                    p.spare.push(chunk.into_buffers());
+                    return Ok(None);
+                }
+            }
+            if let Err(error) = p.link_check(&chunk) {
+                return Ok(Some(Err(SourceError::Corrupt {
+                    path: self.plan.dir.path().to_owned(),
+                    error,
+                })));
+            }
+        }
+        if let Some(e) = chunk.failure.take() {
+            p.out.write_all(chunk.text.as_bytes())?;
+            return Err(e);
+        }
+        if chunk.last.is_some() {
+            p.prev_last = chunk.last;
+            p.prev_end = chunk.last_end;
+        }
+        // Print (or count) this chunk's records, honouring --limit.
+        let mut upto = chunk.text.len();
+        let mut reached_limit = false;
+        if self.limit > 0 {
+            let room = (self.limit - p.shown) as usize;
+            if chunk.ends.len() >= room {
+                upto = chunk
+                    .ends
+                    .get(room.wrapping_sub(1))
+                    .map_or(0, |&e| e as usize);
+                reached_limit = true;
+            }
+        }
+        p.out.write_all(&chunk.text.as_bytes()[..upto])?;
+        p.shown += chunk.ends.len() as i64;
+        p.stats.merge(&chunk.stats);
+        let end = chunk.end.take();
+        p.spare.push(chunk.into_buffers());
+        if reached_limit {
+            return Ok(Some(Ok(ReadEnd::Stopped)));
+        }
+        Ok(end)
+    }
+
+    /// Writes out the head chunk's text gathered so far, once its start is checked.
+    fn stream(&self, i: usize, c: &mut Chunk) -> ControlFlow<()> {
+        if c.hold || self.head.load(Ordering::SeqCst) != i {
             return ControlFlow::Continue(());
         }
-        match sink.handle(rec, &mut c.text, &mut c.stats) {
-            Ok(true) if track_ends => c.ends.push(c.text.len() as u32),
-            Ok(true) => {}
-            Ok(false) => {}
-            Err(e) => {
-                c.failure = Some(e);
+        let mut p = self.lock();
+        if p.result.is_some() {
+            return ControlFlow::Break(());
+        }
+        if !c.streamed {
+            let fits = matches!(
+                p.switch_check(self.cuts.lo(i), self.cuts.hi(i), c),
+                SwitchCheck::Fits
+            ) && p.link_check(c).is_ok();
+            if !fits {
+                c.hold = true;
+                return ControlFlow::Continue(());
+            }
+            c.streamed = true;
+        }
+        if let Err(e) = p.out.write_all(c.text.as_bytes()) {
+            c.failure = Some(e.into());
+            return ControlFlow::Break(());
+        }
+        c.text.clear();
+        ControlFlow::Continue(())
+    }
+
+    /// Decodes the records that start in `lo..` (up to chunk `i`'s end) into `bufs` (emptied
+    /// buffers to reuse); `may_stream` lets the head chunk write its text out as it goes.
+    fn decode(&self, i: usize, lo: Lsn, bufs: Buffers, may_stream: bool) -> Chunk {
+        let (sink, hi) = (self.sink, self.cuts.hi(i));
+        let track_ends = self.limit > 0;
+        // Plain --stats: each record is just counted.
+        let counts_only = sink.counts_only() && !track_ends;
+        let may_stream = may_stream && sink.prints_text() && !track_ends;
+        let mut c = Chunk {
+            text: bufs.text,
+            ends: bufs.ends,
+            stats: bufs.stats,
+            first: None,
+            last: None,
+            last_end: None,
+            end: None,
+            failure: None,
+            streamed: false,
+            hold: false,
+        };
+        let sub = ReadRange {
+            start: lo,
+            ..self.range.clone()
+        };
+        let outcome = source::read_range_shared(&self.plan.dir, &sub, &self.segments, |rec| {
+            if hi.is_some_and(|h| rec.lsn() >= h) {
                 return ControlFlow::Break(());
             }
+            if c.first.is_none() {
+                c.first = Some((rec.lsn(), rec.prev()));
+                if i == 0 {
+                    skip_message(self.plan, rec, sink, &mut c.text);
+                    c.stats.start = Some(rec.lsn());
+                }
+            }
+            c.last = Some(rec.lsn());
+            c.last_end = Some(rec.end_lsn());
+            if counts_only {
+                c.stats.add(rec);
+                return ControlFlow::Continue(());
+            }
+            match sink.handle(rec, &mut c.text, &mut c.stats) {
+                Ok(true) if track_ends => c.ends.push(c.text.len() as u32),
+                Ok(_) => {}
+                Err(e) => {
+                    c.failure = Some(e);
+                    return ControlFlow::Break(());
+                }
+            }
+            if may_stream && c.text.len() >= self.stream_block {
+                return self.stream(i, &mut c);
+            }
+            ControlFlow::Continue(())
+        });
+        match outcome {
+            Ok(ReadEnd::Stopped) => {}
+            Ok(ReadEnd::ReachedEnd) if hi.is_some() => {}
+            other => c.end = Some(other),
         }
-        ControlFlow::Continue(())
-    });
-    match outcome {
-        Ok(ReadEnd::Stopped) => {}
-        Ok(ReadEnd::ReachedEnd) if hi.is_some() => {}
-        other => c.end = Some(other),
+        c
     }
-    c
+}
+
+/// Where a chunk starts, given where the `XLOG_SWITCH` record before it ended.
+enum SwitchCheck {
+    Fits,
+    /// Decode the chunk again from this LSN (the end of an `XLOG_SWITCH` record).
+    Redo(Lsn),
+    /// The chunk lies wholly in the zeroed tail after an `XLOG_SWITCH`: nothing to print.
+    Skip,
+}
+
+impl<W> Printer<'_, W> {
+    /// Whether chunk `lo..hi` began inside what the last printed record (an `XLOG_SWITCH`)
+    /// skipped.
+    fn switch_check(&self, lo: Lsn, hi: Option<Lsn>, chunk: &Chunk) -> SwitchCheck {
+        match self.prev_end {
+            Some(end) if end > lo && chunk.first.is_none_or(|(l, _)| l < end) => {
+                if hi.is_some_and(|h| end >= h) {
+                    SwitchCheck::Skip
+                } else {
+                    SwitchCheck::Redo(end)
+                }
+            }
+            _ => SwitchCheck::Fits,
+        }
+    }
+
+    /// Checks that the chunk's first record links back to the last record printed.
+    fn link_check(&self, chunk: &Chunk) -> Result<(), WalError> {
+        match (self.prev_last, chunk.first) {
+            (Some(prev), Some((lsn, link))) if link != prev => Err(WalError {
+                lsn,
+                kind: WalErrorKind::IncorrectPrevLink {
+                    prev: link,
+                    expected: Some(prev),
+                },
+            }),
+            _ => Ok(()),
+        }
+    }
 }
