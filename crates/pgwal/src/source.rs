@@ -455,8 +455,8 @@ struct SharedMap {
     /// Where the segment's WAL ends.
     end: Lsn,
     map: std::sync::Arc<Mmap>,
-    /// Its pages were given back.
-    released: bool,
+    /// Pages before this offset were given back.
+    released: usize,
 }
 
 impl SharedSegments {
@@ -486,7 +486,7 @@ impl SharedSegments {
             path: path.to_owned(),
             end,
             map: map.clone(),
-            released: false,
+            released: 0,
         });
         while maps.len() > self.keep {
             maps.pop_front();
@@ -494,9 +494,10 @@ impl SharedSegments {
         Some(map)
     }
 
-    /// Gives back the pages of every mapped segment that ends at or before `lsn`: call it once
-    /// every part before `lsn` has been read. A reader still in such a segment (finishing a
-    /// record that began before) is not harmed: its pages are read again from the page cache.
+    /// Gives back the mapped pages before `lsn`: call it once every part before `lsn` has been
+    /// read. A segment's pages go when the segment is wholly before `lsn`, or, in large
+    /// segments, every 32 MB. A reader still there (finishing a record
+    /// that began before) is not harmed: its pages are read again from the page cache.
     ///
     /// ```
     /// use pgwal::source::SharedSegments;
@@ -506,19 +507,21 @@ impl SharedSegments {
     /// shared.give_back_before(Lsn(0x300_0000));
     /// ```
     pub fn give_back_before(&self, lsn: Lsn) {
-        let done: Vec<std::sync::Arc<Mmap>> = match self.maps.lock() {
-            Ok(mut maps) => maps
-                .iter_mut()
-                .filter(|m| !m.released && m.end <= lsn)
-                .map(|m| {
-                    m.released = true;
-                    m.map.clone()
-                })
-                .collect(),
-            Err(_) => return,
-        };
-        for map in done {
-            give_back(&map, 0, map.len() / 4096 * 4096);
+        let mut done = Vec::new();
+        if let Ok(mut maps) = self.maps.lock() {
+            for m in maps.iter_mut() {
+                let len = m.map.len();
+                let start = m.end.0.saturating_sub(len as u64);
+                let read = lsn.0.saturating_sub(start).min(len as u64) as usize;
+                let upto = if read == len { len } else { read / 4096 * 4096 };
+                if upto > m.released && (upto == len || upto - m.released >= SHARED_RELEASE_EVERY) {
+                    done.push((m.map.clone(), m.released, upto));
+                    m.released = upto;
+                }
+            }
+        }
+        for (map, from, to) in done {
+            give_back(&map, from, to / 4096 * 4096);
         }
     }
 }
@@ -704,6 +707,10 @@ fn for_each_piece(
     }
     Ok(pos - offset)
 }
+
+/// Pages of a shared mapping of a large segment are given back this many bytes at a time
+/// (segments of 16 MB, the default, are given back whole).
+const SHARED_RELEASE_EVERY: usize = 32 << 20;
 
 /// Bytes of a shared mapping populated per call: readers of parts often need only a little of
 /// a segment, so less than a [`PIECE`].

@@ -1755,6 +1755,9 @@ async fn segment_sizes(major: Major) {
             &full,
             &format!("{mb} MB: whole segments vs read_range"),
         );
+        // And as `dump -j` reads it: in parts, through shared mappings given back as it goes
+        // (segments of 64 MB in two halves).
+        shared_parts_match(g, &snap, s0, e, &full);
         if let Some(bin) = reference_waldump(major) {
             let theirs = waldump_stats(&bin, &snap, s0, e);
             compare_stats(&our_stats(&full), &theirs, &format!("pg{major} {mb}MB"));
