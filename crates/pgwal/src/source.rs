@@ -408,8 +408,9 @@ pub fn read_range(
 }
 
 /// [`read_range`] for one of several readers decoding parts of the same WAL at once: segment
-/// files are mapped through `shared`, so each is mapped once for all of them (and unmapped
-/// once), instead of once per reader and part.
+/// files are mapped through `shared`, so each is mapped once for all of them, instead of once
+/// per reader and part. The reader keeps the pages it read mapped: give them back with
+/// [`SharedSegments::give_back_before`] once the parts before an LSN are all read.
 ///
 /// ```no_run
 /// use std::ops::ControlFlow;
@@ -423,6 +424,7 @@ pub fn read_range(
 ///         s.spawn(move || read_range_shared(dir, &part, shared, |_rec| ControlFlow::Continue(())));
 ///     }
 /// });
+/// shared.give_back_before(pgwal::Lsn::MAX);
 /// # Ok::<(), pgwal::source::SourceError>(())
 /// ```
 pub fn read_range_shared(
