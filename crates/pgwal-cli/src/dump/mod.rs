@@ -468,13 +468,19 @@ pub fn run(a: DumpArgs) -> anyhow::Result<ExitCode> {
         tli: plan.tli,
     };
     let stdout = std::io::stdout();
-    let mut out = std::io::BufWriter::with_capacity(1 << 15, stdout);
     let mut stats = stats::Stats::new();
     let jobs = a.jobs.unwrap_or(1).max(1);
-    let outcome = if jobs > 1 && !a.follow {
-        parallel::run(&plan, &range, &sink, jobs, limit, &mut out, &mut stats)?
+    let (outcome, mut out) = if jobs > 1 && !a.follow {
+        // Workers write to stdout themselves, through a handle they share (stdout stays
+        // unlocked until they are done).
+        let mut shared = std::io::BufWriter::with_capacity(1 << 15, std::io::stdout());
+        let outcome = parallel::run(&plan, &range, &sink, jobs, limit, &mut shared, &mut stats)?;
+        shared.flush()?;
+        (outcome, std::io::BufWriter::new(stdout.lock()))
     } else {
-        sequential(&plan, range, &sink, limit, a.follow, &mut out, &mut stats)?
+        let mut out = std::io::BufWriter::with_capacity(1 << 15, stdout.lock());
+        let outcome = sequential(&plan, range, &sink, limit, a.follow, &mut out, &mut stats)?;
+        (outcome, out)
     };
     if let Some(per_record) = per_record {
         if !a.quiet {
