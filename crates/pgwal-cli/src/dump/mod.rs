@@ -95,7 +95,8 @@ pub struct DumpArgs {
     /// Follow timeline history files across timeline switches.
     #[arg(long = "follow-timelines")]
     follow_timelines: bool,
-    /// Decode with N threads (segment ranges in parallel; output in the same order).
+    /// Decode with N threads (segment ranges in parallel; output in the same order). Input
+    /// from stdin and --follow are read by one thread.
     #[arg(short = 'j', long = "jobs", value_name = "N")]
     jobs: Option<usize>,
     /// Exit 1 at the end of valid WAL, as pg_waldump does, instead of 0.
