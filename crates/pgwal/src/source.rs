@@ -498,8 +498,8 @@ impl SharedSegments {
 
     /// Gives back the mapped pages before `lsn`: call it once every part before `lsn` has been
     /// read. A segment's pages go when the segment is wholly before `lsn`, or, in large
-    /// segments, every 32 MB. A reader still there (finishing a record
-    /// that began before) is not harmed: its pages are read again from the page cache.
+    /// segments, every 32 MB. A reader still there (finishing a record that began before) is
+    /// not harmed: its pages are read again from the page cache.
     ///
     /// ```
     /// use pgwal::source::SharedSegments;
@@ -515,7 +515,11 @@ impl SharedSegments {
                 let len = m.map.len();
                 let start = m.end.0.saturating_sub(len as u64);
                 let read = lsn.0.saturating_sub(start).min(len as u64) as usize;
-                let upto = if read == len { len } else { read / 4096 * 4096 };
+                let upto = if read == len {
+                    len
+                } else {
+                    read / OS_PAGE * OS_PAGE
+                };
                 if upto > m.released && (upto == len || upto - m.released >= SHARED_RELEASE_EVERY) {
                     done.push((m.map.clone(), m.released, upto));
                     m.released = upto;
@@ -523,7 +527,7 @@ impl SharedSegments {
             }
         }
         for (map, from, to) in done {
-            give_back(&map, from, to / 4096 * 4096);
+            give_back(&map, from, to);
         }
     }
 }
@@ -710,6 +714,10 @@ fn for_each_piece(
     Ok(pos - offset)
 }
 
+/// The operating system's memory page: mappings are given back in whole pages (segment sizes
+/// are multiples of it).
+const OS_PAGE: usize = 4096;
+
 /// Pages of a shared mapping of a large segment are given back this many bytes at a time
 /// (segments of 16 MB, the default, are given back whole).
 const SHARED_RELEASE_EVERY: usize = 32 << 20;
@@ -751,7 +759,6 @@ fn feed_mapped(
     release: Release,
     mut f: impl FnMut(&[u8]) -> bool,
 ) -> usize {
-    const PAGE: usize = 4096;
     let piece = match release {
         Release::AsItGoes => PIECE,
         Release::Shared => SHARED_PIECE,
@@ -759,17 +766,17 @@ fn feed_mapped(
     let end = limit.min(map.len());
     let mut pos = offset.min(end);
     // Pages before this are given back.
-    let mut kept_from = (pos / PAGE) * PAGE;
+    let mut kept_from = (pos / OS_PAGE) * OS_PAGE;
     while pos < end {
         let next = (pos + piece).min(end);
         #[cfg(target_os = "linux")]
         {
-            let page = (pos / PAGE) * PAGE;
+            let page = (pos / OS_PAGE) * OS_PAGE;
             let _ = map.advise_range(memmap2::Advice::PopulateRead, page, next - page);
         }
         let go_on = f(&map[pos..next]);
         if release == Release::AsItGoes && next < end && next - kept_from >= RELEASE_EVERY {
-            let upto = (next / PAGE) * PAGE;
+            let upto = (next / OS_PAGE) * OS_PAGE;
             give_back(map, kept_from, upto);
             kept_from = upto;
         }

