@@ -486,6 +486,61 @@ fn pgbench_until(pg: Arc<Cluster>, stop: Arc<AtomicBool>) -> std::thread::JoinHa
     })
 }
 
+/// What a crash between two renames can leave in `dir`, planted by hand: the newest partial
+/// again under another format's name with half of its bytes (the old file of a resume into
+/// another format), a complete segment's bytes as its `.partial` (the source of a partial
+/// that was finished at a restart) and an unfinished `.tmp` file. Returns the names that must
+/// go, and the pair of partials of which one must go.
+fn plant_leftovers(dir: &Path) -> (Vec<String>, [String; 2]) {
+    let files = wal_files(dir);
+    let segment = |w: &WalFileName| match w {
+        WalFileName::Segment {
+            partial,
+            compression,
+            ..
+        } => Some((*partial, *compression)),
+        _ => None,
+    };
+    let (newest, newest_kind) = files
+        .iter()
+        .filter_map(|(n, w)| match segment(w) {
+            Some((true, c)) => Some((n.clone(), c)),
+            _ => None,
+        })
+        .max_by(|a, b| a.0.cmp(&b.0))
+        .expect("no partial segment after the kills");
+    let base = WalFileName::parse(&newest)
+        .and_then(|w| w.base_segment_name())
+        .unwrap();
+    let mut half = read_plain(&dir.join(&newest), newest_kind);
+    half.resize(SEG as usize, 0);
+    half[SEG as usize / 2..].fill(0);
+    let other = if newest_kind == Compression::None {
+        let spec = pgwal::archive::CompressionSpec {
+            kind: Compression::Zstd,
+            level: None,
+        };
+        fs::write(
+            dir.join(format!("{base}.zst.partial")),
+            spec.compress(&half, 1).unwrap(),
+        )
+        .unwrap();
+        format!("{base}.zst.partial")
+    } else {
+        fs::write(dir.join(format!("{base}.partial")), &half).unwrap();
+        format!("{base}.partial")
+    };
+    let (complete, _) = files
+        .iter()
+        .find(|(_, w)| matches!(segment(w), Some((false, _))))
+        .expect("no complete segment after the kills");
+    let stale = format!("{complete}.partial");
+    fs::copy(dir.join(complete), dir.join(&stale)).unwrap();
+    let tmp = format!("{newest}.tmp");
+    fs::write(dir.join(&tmp), b"cut short").unwrap();
+    (vec![stale, tmp], [newest, other])
+}
+
 fn kill9_receiver(major: Major) {
     let Some(pg) = cluster(major) else { return };
     let pg = Arc::new(pg);
@@ -537,6 +592,7 @@ fn kill9_receiver(major: Major) {
     sql(&pg, "SELECT pg_switch_wal()");
     pg.sql_load_blocking(500).unwrap();
     let end = lsn(&pg, "SELECT pg_current_wal_flush_lsn()");
+    let (must_go, one_of) = plant_leftovers(&dir);
     let o = receive(
         &[
             "-d",
@@ -553,10 +609,25 @@ fn kill9_receiver(major: Major) {
     );
     assert!(o.status.success(), "{}", text(&o));
     let log_text = fs::read_to_string(&log).unwrap() + &String::from_utf8_lossy(&o.stderr);
+    for name in &must_go {
+        assert!(
+            log_text.contains(&format!("removing \"{name}\"")) && !dir.join(name).exists(),
+            "leftover {name} not removed:\n{log_text}"
+        );
+    }
+    assert!(
+        one_of
+            .iter()
+            .any(|n| log_text.contains(&format!("removing \"{n}\""))),
+        "neither of {one_of:?} removed:\n{log_text}"
+    );
     let segs = segments(&dir);
     let (first, last) = assert_contiguous(&segs, 1);
     let complete = check_against_server(&dir, &pg.pg_wal_dir(), end);
-    eprintln!("kill -9 x20 ({major}): segments {first:X}..{last:X}, {complete} complete");
+    eprintln!(
+        "kill -9 x20 ({major}): segments {first:X}..{last:X}, {complete} complete, {} leftover files removed",
+        log_text.matches("removing ").count()
+    );
     assert!(last > first + 3, "too little WAL: {segs:?}");
     assert!(
         log_text.contains("resuming \""),

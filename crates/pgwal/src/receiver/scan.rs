@@ -10,6 +10,7 @@ use crate::segment::{Compression, SegNo, TimelineId, WalFileName, WalSegSize};
 use crate::wal::{DecoderConfig, PageHeader, WalDecoder};
 
 use super::compress::decompress_prefix;
+use super::fsutil::fsync_dir;
 
 /// A WAL file in the directory that can decide the start position.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -161,6 +162,108 @@ pub(crate) fn find_start(dir: &Path, seg_size: WalSegSize) -> io::Result<Option<
     Ok(None)
 }
 
+/// A file that an interrupted rename left behind, and why it can go.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Leftover {
+    /// The file's name.
+    pub(crate) name: String,
+    /// The file that holds its WAL, or `None` for an unfinished temporary file.
+    pub(crate) kept: Option<String>,
+}
+
+/// Files that a crash between two steps of finishing or converting a segment leaves next to
+/// the file that superseded them: a `.partial` of a segment whose complete file is there (and
+/// passes its size check), the shorter of two `.partial` files of one segment (a resume into
+/// another compression renames the new file in, then removes the old one), and `.tmp` files
+/// (written, then renamed into place: never complete). Every file is named like a WAL file.
+/// Two partial files are compared by their valid WAL prefix (`cfg` decodes them); a group
+/// whose files cannot be read or belong to another system is left for the scan to report.
+pub(crate) fn leftovers(dir: &Path, cfg: DecoderConfig) -> io::Result<Vec<Leftover>> {
+    let mut out = Vec::new();
+    for entry in fs::read_dir(dir)? {
+        let Ok(name) = entry?.file_name().into_string() else {
+            continue;
+        };
+        if name.strip_suffix(".tmp").is_some_and(|base| {
+            matches!(WalFileName::parse(base), Some(WalFileName::Segment { .. }))
+        }) {
+            out.push(Leftover { name, kept: None });
+        }
+    }
+    let all = candidates(dir, cfg.seg_size)?;
+    // `candidates` is sorted by segment and timeline: each group is one run.
+    for group in all.chunk_by(|a, b| (a.segno, a.tli) == (b.segno, b.tli)) {
+        if group.len() < 2 {
+            continue;
+        }
+        let mut complete = None;
+        for c in group.iter().filter(|c| !c.partial) {
+            if check_complete(c, cfg.seg_size)?.is_ok() {
+                complete = Some(c);
+                break;
+            }
+        }
+        let partials: Vec<&Candidate> = group.iter().filter(|c| c.partial).collect();
+        let kept = match complete {
+            Some(c) => c,
+            None if partials.len() > 1 => {
+                let mut best: Option<(&Candidate, u64)> = None;
+                let mut readable = true;
+                for &p in &partials {
+                    match validate_partial(p, cfg)? {
+                        Ok(r) => {
+                            if best.is_none_or(|(_, o)| r.offset > o) {
+                                best = Some((p, r.offset));
+                            }
+                        }
+                        Err(_) => readable = false,
+                    }
+                }
+                match best {
+                    Some((p, _)) if readable => p,
+                    _ => continue,
+                }
+            }
+            None => continue,
+        };
+        for p in partials {
+            if p.name != kept.name {
+                out.push(Leftover {
+                    name: p.name.clone(),
+                    kept: Some(kept.name.clone()),
+                });
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Removes the [`leftovers`] of `dir`, logging each. With `sync`, the directory is fsynced
+/// before (so the files that supersede them are durable first) and after.
+pub(crate) fn remove_leftovers(dir: &Path, cfg: DecoderConfig, sync: bool) -> io::Result<()> {
+    let found = leftovers(dir, cfg)?;
+    if found.is_empty() {
+        return Ok(());
+    }
+    if sync {
+        fsync_dir(dir)?;
+    }
+    for l in &found {
+        match &l.kept {
+            Some(k) => tracing::info!("removing \"{}\": its WAL is in \"{k}\"", l.name),
+            None => tracing::info!("removing \"{}\": an unfinished temporary file", l.name),
+        }
+        match fs::remove_file(dir.join(&l.name)) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
+    }
+    if sync {
+        fsync_dir(dir)?;
+    }
+    Ok(())
+}
+
 /// A partial segment, validated: streaming resumes at `offset`.
 #[derive(Debug)]
 pub(crate) struct Resume {
@@ -280,6 +383,74 @@ mod tests {
             Some(Found::Complete(c)) => assert_eq!(c.name, "000000020000000000000003"),
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn leftovers_of_interrupted_renames() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let seg = WalSegSize::new(1 << 20).unwrap();
+        let cfg = DecoderConfig::new(seg);
+        // Real WAL of segment 9 (16's sample), and the same segment cut in half.
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/wal/pg16");
+        let wal = fs::read(root.join("000000010000000000000009")).unwrap();
+        let mut half = wal.clone();
+        half[wal.len() / 2..].fill(0);
+        // Segment 3: complete, and a partial from before it was finished.
+        touch(d, "000000010000000000000003.zst", 0);
+        fs::write(d.join("000000010000000000000003"), &wal).unwrap();
+        touch(d, "000000010000000000000003.partial", 1 << 20);
+        // Segment 4: a complete file that fails its size check does not count.
+        touch(d, "000000010000000000000004", 100);
+        touch(d, "000000010000000000000004.partial", 1 << 20);
+        // Segment 9: two partials, the longer valid one is kept, whatever its name.
+        fs::write(d.join("000000010000000000000009.partial"), &wal).unwrap();
+        fs::write(d.join("000000010000000000000009.zst.partial"), &half).unwrap();
+        // Unfinished temporary files; other files are not touched.
+        touch(d, "000000010000000000000009.gz.partial.tmp", 10);
+        touch(d, "00000001000000000000000A.tmp", 10);
+        touch(d, "notes.tmp", 1);
+        touch(d, "00000002.history", 10);
+        let mut found = leftovers(d, cfg).unwrap();
+        found.sort_by(|a, b| a.name.cmp(&b.name));
+        let seen: Vec<(&str, Option<&str>)> = found
+            .iter()
+            .map(|l| (l.name.as_str(), l.kept.as_deref()))
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                (
+                    "000000010000000000000003.partial",
+                    Some("000000010000000000000003")
+                ),
+                ("000000010000000000000009.gz.partial.tmp", None),
+                (
+                    "000000010000000000000009.zst.partial",
+                    Some("000000010000000000000009.partial")
+                ),
+                ("00000001000000000000000A.tmp", None),
+            ]
+        );
+        remove_leftovers(d, cfg, true).unwrap();
+        let mut left: Vec<String> = fs::read_dir(d)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        left.sort();
+        assert_eq!(
+            left,
+            [
+                "000000010000000000000003",
+                "000000010000000000000003.zst",
+                "000000010000000000000004",
+                "000000010000000000000004.partial",
+                "000000010000000000000009.partial",
+                "00000002.history",
+                "notes.tmp",
+            ]
+        );
+        assert!(leftovers(d, cfg).unwrap().is_empty());
     }
 
     #[test]

@@ -285,6 +285,12 @@ impl Run {
                 dir.display()
             ))
         };
+        scan::remove_leftovers(&dir, cfg, self.opts.sync).map_err(|e| {
+            ReceiveError::Retryable(format!(
+                "could not remove leftover files in \"{}\": {e}",
+                dir.display()
+            ))
+        })?;
         match scan::find_start(&dir, seg_size).map_err(io)? {
             Some(Found::Complete(c)) => {
                 if let Ok(head) = scan::read_head(&c.path, c.compression, 64) {
