@@ -12,6 +12,7 @@ fn decode_all(s: &WalSample) -> (u64, u64) {
         seg_size: s.seg_size,
         page_size: s.page_size,
         system_id: None,
+        block_refs: true,
     };
     let mut d = WalDecoder::new(cfg, s.start);
     let mut input: &[u8] = &s.bytes;

@@ -15,6 +15,7 @@ fn main() {
         seg_size: s.seg_size,
         page_size: s.page_size,
         system_id: None,
+        block_refs: true,
     };
     let mut times = Vec::with_capacity(n);
     let mut records = 0u64;

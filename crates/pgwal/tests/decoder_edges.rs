@@ -1550,6 +1550,7 @@ async fn corruption(
     // A configured system id is checked on the very first page.
     let cfg = DecoderConfig {
         system_id: Some(ours_id),
+        block_refs: true,
         ..g.cfg()
     };
     let d = decode_bufs(cfg, boundary, &[&foreign], |n| n);

@@ -446,19 +446,6 @@ pub fn run(a: DumpArgs) -> anyhow::Result<ExitCode> {
     } else {
         None
     };
-    let config = DecoderConfig {
-        seg_size: plan.info.seg_size,
-        page_size: plan.info.page_size,
-        system_id: Some(plan.info.system_id),
-    };
-    let range = ReadRange {
-        start: plan.start,
-        end: plan.end,
-        tli: plan.tli,
-        history,
-        config,
-    };
-
     let sink = Sink {
         filters,
         quiet: a.quiet,
@@ -467,6 +454,20 @@ pub fn run(a: DumpArgs) -> anyhow::Result<ExitCode> {
         stats_mode: per_record.is_some(),
         save_fullpage: a.save_fullpage.clone(),
         tli: plan.tli,
+    };
+    let config = DecoderConfig {
+        seg_size: plan.info.seg_size,
+        page_size: plan.info.page_size,
+        system_id: Some(plan.info.system_id),
+        // Records only counted need no block references.
+        block_refs: !sink.counts_only(),
+    };
+    let range = ReadRange {
+        start: plan.start,
+        end: plan.end,
+        tli: plan.tli,
+        history,
+        config,
     };
     let stdout = std::io::stdout();
     let mut stats = stats::Stats::new();

@@ -53,11 +53,6 @@ pub(crate) fn run(
         None => info.pageaddr,
     };
     let end = a.end.as_deref().map(super::parse_lsn).transpose()?;
-    let cfg = DecoderConfig {
-        seg_size: info.seg_size,
-        page_size: info.page_size,
-        system_id: Some(info.system_id),
-    };
     let sink = Sink {
         filters,
         quiet: a.quiet,
@@ -66,6 +61,12 @@ pub(crate) fn run(
         stats_mode: per_record.is_some(),
         save_fullpage: a.save_fullpage.clone(),
         tli: info.tli,
+    };
+    let cfg = DecoderConfig {
+        seg_size: info.seg_size,
+        page_size: info.page_size,
+        system_id: Some(info.system_id),
+        block_refs: !sink.counts_only(),
     };
     let mut decoder = WalDecoder::new(cfg, info.pageaddr);
     let mut stats = Stats::new();

@@ -84,6 +84,7 @@ pub fn status(dir: &Path) -> io::Result<ArchiveStatus> {
         seg_size,
         page_size: idx.page_size,
         system_id: idx.system_id,
+        block_refs: true,
     };
     let tlis: std::collections::BTreeSet<u32> = idx.slots.keys().map(|&(t, _)| t).collect();
     for t in tlis {

@@ -712,6 +712,7 @@ pub fn verify(dir: &Path, mut progress: impl FnMut(&VerifyProgress)) -> io::Resu
         seg_size,
         page_size: idx.page_size,
         system_id: idx.system_id,
+        block_refs: true,
     };
     for (t, segs, lead) in &plans {
         let t = *t;

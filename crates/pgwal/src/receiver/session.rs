@@ -229,6 +229,7 @@ impl Run {
             seg_size,
             page_size,
             system_id: Some(id.system_id),
+            block_refs: true,
         };
         let plan = self.plan(&mut client, &id, cfg).await?;
         if let Some(end) = self.opts.endpos {
