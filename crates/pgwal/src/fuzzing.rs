@@ -28,10 +28,11 @@ fn decode_wal_records(data: &[u8]) -> usize {
         .map(|h| h.pageaddr.page_start(8192))
         .unwrap_or(Lsn(0x100_0000));
     for start in [base, Lsn(0x100_2000)] {
+        let mut full = Vec::new();
         let mut d = WalDecoder::new(DecoderConfig::new(seg), start);
         let mut rest = wal;
         let mut i = 0;
-        while !rest.is_empty() {
+        'feed: while !rest.is_empty() {
             let n = step(i).min(rest.len());
             let (mut piece, tail) = rest.split_at(n);
             rest = tail;
@@ -40,6 +41,7 @@ fn decode_wal_records(data: &[u8]) -> usize {
                 match d.decode(&mut piece) {
                     Ok(Some(rec)) => {
                         records += 1;
+                        full.push(Ok(summary(&rec)));
                         let mut s = String::new();
                         crate::desc::describe(&mut s, &rec);
                         for b in rec.blocks() {
@@ -48,15 +50,60 @@ fn decode_wal_records(data: &[u8]) -> usize {
                                 let _ = crate::wal::restore_block_image(&img);
                             }
                         }
-                        let _ = rec.main_data();
                     }
                     Ok(None) => break,
-                    Err(_) => return records,
+                    Err(e) => {
+                        full.push(Err(e));
+                        break 'feed;
+                    }
                 }
             }
         }
+        // A decoder that keeps no block references (`dump --stats`) accepts and refuses the
+        // same records, at the same places.
+        let counting = DecoderConfig {
+            block_refs: false,
+            ..DecoderConfig::new(seg)
+        };
+        let mut c = WalDecoder::new(counting, start);
+        let mut counted = Vec::new();
+        let (mut rest, mut i) = (wal, 0);
+        'count: while !rest.is_empty() {
+            let n = step(i).min(rest.len());
+            let (mut piece, tail) = rest.split_at(n);
+            rest = tail;
+            i += 1;
+            loop {
+                match c.decode(&mut piece) {
+                    Ok(Some(rec)) => {
+                        assert_eq!(rec.blocks().len(), 0, "a counting decoder kept blocks");
+                        counted.push(Ok(summary(&rec)));
+                    }
+                    Ok(None) => break,
+                    Err(e) => {
+                        counted.push(Err(e));
+                        break 'count;
+                    }
+                }
+            }
+        }
+        assert_eq!(full, counted, "counting decoder differs from the full one");
+        if matches!(full.last(), Some(Err(_))) {
+            return records;
+        }
     }
     records
+}
+
+/// What a counting caller sees of a record: position, end, lengths, main data.
+fn summary(rec: &crate::wal::Record<'_>) -> (Lsn, Lsn, u32, u32, Vec<u8>) {
+    (
+        rec.lsn(),
+        rec.end_lsn(),
+        rec.total_len(),
+        rec.fpi_len(),
+        rec.main_data().to_vec(),
+    )
 }
 
 /// Parses `data` as a WAL file name and as a history file; formatting must round-trip.
