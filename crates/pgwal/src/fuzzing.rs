@@ -28,65 +28,26 @@ fn decode_wal_records(data: &[u8]) -> usize {
         .map(|h| h.pageaddr.page_start(8192))
         .unwrap_or(Lsn(0x100_0000));
     for start in [base, Lsn(0x100_2000)] {
-        let mut full = Vec::new();
-        let mut d = WalDecoder::new(DecoderConfig::new(seg), start);
-        let mut rest = wal;
-        let mut i = 0;
-        'feed: while !rest.is_empty() {
-            let n = step(i).min(rest.len());
-            let (mut piece, tail) = rest.split_at(n);
-            rest = tail;
-            i += 1;
-            loop {
-                match d.decode(&mut piece) {
-                    Ok(Some(rec)) => {
-                        records += 1;
-                        full.push(Ok(summary(&rec)));
-                        let mut s = String::new();
-                        crate::desc::describe(&mut s, &rec);
-                        for b in rec.blocks() {
-                            let _ = b.data();
-                            if let Some(img) = b.image() {
-                                let _ = crate::wal::restore_block_image(&img);
-                            }
-                        }
-                    }
-                    Ok(None) => break,
-                    Err(e) => {
-                        full.push(Err(e));
-                        break 'feed;
-                    }
+        let full = feed(DecoderConfig::new(seg), start, wal, &step, |rec| {
+            let mut s = String::new();
+            crate::desc::describe(&mut s, rec);
+            for b in rec.blocks() {
+                let _ = b.data();
+                if let Some(img) = b.image() {
+                    let _ = crate::wal::restore_block_image(&img);
                 }
             }
-        }
+        });
+        records += full.iter().filter(|r| r.is_ok()).count();
         // A decoder that keeps no block references (`dump --stats`) accepts and refuses the
         // same records, at the same places.
         let counting = DecoderConfig {
             block_refs: false,
             ..DecoderConfig::new(seg)
         };
-        let mut c = WalDecoder::new(counting, start);
-        let mut counted = Vec::new();
-        let (mut rest, mut i) = (wal, 0);
-        'count: while !rest.is_empty() {
-            let n = step(i).min(rest.len());
-            let (mut piece, tail) = rest.split_at(n);
-            rest = tail;
-            i += 1;
-            loop {
-                match c.decode(&mut piece) {
-                    Ok(Some(rec)) => {
-                        assert_eq!(rec.blocks().len(), 0, "a counting decoder kept blocks");
-                        counted.push(Ok(summary(&rec)));
-                    }
-                    Ok(None) => break,
-                    Err(e) => {
-                        counted.push(Err(e));
-                        break 'count;
-                    }
-                }
-            }
-        }
+        let counted = feed(counting, start, wal, &step, |rec| {
+            assert_eq!(rec.blocks().len(), 0, "a counting decoder kept blocks");
+        });
         assert_eq!(full, counted, "counting decoder differs from the full one");
         if matches!(full.last(), Some(Err(_))) {
             return records;
@@ -95,8 +56,46 @@ fn decode_wal_records(data: &[u8]) -> usize {
     records
 }
 
+/// Feeds `wal` to a decoder made with `cfg` at `start`, in pieces of `step(i)` bytes, handing
+/// each record to `visit`; returns what a counting caller sees of each record, and the error
+/// that stopped the decoder if one did.
+fn feed(
+    cfg: DecoderConfig,
+    start: Lsn,
+    wal: &[u8],
+    step: &dyn Fn(usize) -> usize,
+    mut visit: impl FnMut(&crate::wal::Record<'_>),
+) -> Vec<Result<Summary, crate::wal::WalError>> {
+    let mut out = Vec::new();
+    let mut d = WalDecoder::new(cfg, start);
+    let (mut rest, mut i) = (wal, 0);
+    while !rest.is_empty() {
+        let n = step(i).min(rest.len());
+        let (mut piece, tail) = rest.split_at(n);
+        rest = tail;
+        i += 1;
+        loop {
+            match d.decode(&mut piece) {
+                Ok(Some(rec)) => {
+                    out.push(Ok(summary(&rec)));
+                    visit(&rec);
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    out.push(Err(e));
+                    return out;
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Position, end, total and image lengths, and main data of a record.
+type Summary = (Lsn, Lsn, u32, u32, Vec<u8>);
+
 /// What a counting caller sees of a record: position, end, lengths, main data.
-fn summary(rec: &crate::wal::Record<'_>) -> (Lsn, Lsn, u32, u32, Vec<u8>) {
+fn summary(rec: &crate::wal::Record<'_>) -> Summary {
     (
         rec.lsn(),
         rec.end_lsn(),

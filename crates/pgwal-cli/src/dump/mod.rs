@@ -446,22 +446,8 @@ pub fn run(a: DumpArgs) -> anyhow::Result<ExitCode> {
     } else {
         None
     };
-    let sink = Sink {
-        filters,
-        quiet: a.quiet,
-        json: a.format == Format::Json,
-        bkp_details: a.bkp_details,
-        stats_mode: per_record.is_some(),
-        save_fullpage: a.save_fullpage.clone(),
-        tli: plan.tli,
-    };
-    let config = DecoderConfig {
-        seg_size: plan.info.seg_size,
-        page_size: plan.info.page_size,
-        system_id: Some(plan.info.system_id),
-        // Records only counted need no block references.
-        block_refs: !sink.counts_only(),
-    };
+    let sink = Sink::new(&a, filters, per_record.is_some(), plan.tli);
+    let config = sink.decoder_config(&plan.info);
     let range = ReadRange {
         start: plan.start,
         end: plan.end,
@@ -535,6 +521,31 @@ pub(crate) struct Sink {
 }
 
 impl Sink {
+    /// The sink for the options `a`: `filters` parsed from them, `--stats` or not, records of
+    /// timeline `tli`.
+    pub(crate) fn new(a: &DumpArgs, filters: Filters, stats_mode: bool, tli: TimelineId) -> Sink {
+        Sink {
+            filters,
+            quiet: a.quiet,
+            json: a.format == Format::Json,
+            bkp_details: a.bkp_details,
+            stats_mode,
+            save_fullpage: a.save_fullpage.clone(),
+            tli,
+        }
+    }
+
+    /// The decoder configuration for WAL like `info`'s; records that are only counted need no
+    /// block references.
+    pub(crate) fn decoder_config(&self, info: &SegmentInfo) -> DecoderConfig {
+        DecoderConfig {
+            seg_size: info.seg_size,
+            page_size: info.page_size,
+            system_id: Some(info.system_id),
+            block_refs: !self.counts_only(),
+        }
+    }
+
     /// Whether records are written out (text or JSON), not only counted.
     pub(crate) fn prints_text(&self) -> bool {
         !self.quiet && !self.stats_mode

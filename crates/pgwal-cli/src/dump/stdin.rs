@@ -9,11 +9,11 @@ use std::process::ExitCode;
 
 use anyhow::{anyhow, bail};
 use pgwal::source::{decompress, probe_segment, sniff_compression};
-use pgwal::wal::{DecoderConfig, WalDecoder};
+use pgwal::wal::WalDecoder;
 use pgwal::Compression;
 
 use super::stats::Stats;
-use super::{DumpArgs, Filters, Format, Sink};
+use super::{DumpArgs, Filters, Sink};
 
 const PIECE: usize = 1 << 20;
 
@@ -53,21 +53,8 @@ pub(crate) fn run(
         None => info.pageaddr,
     };
     let end = a.end.as_deref().map(super::parse_lsn).transpose()?;
-    let sink = Sink {
-        filters,
-        quiet: a.quiet,
-        json: a.format == Format::Json,
-        bkp_details: a.bkp_details,
-        stats_mode: per_record.is_some(),
-        save_fullpage: a.save_fullpage.clone(),
-        tli: info.tli,
-    };
-    let cfg = DecoderConfig {
-        seg_size: info.seg_size,
-        page_size: info.page_size,
-        system_id: Some(info.system_id),
-        block_refs: !sink.counts_only(),
-    };
+    let sink = Sink::new(a, filters, per_record.is_some(), info.tli);
+    let cfg = sink.decoder_config(&info);
     let mut decoder = WalDecoder::new(cfg, info.pageaddr);
     let mut stats = Stats::new();
     let stdout = std::io::stdout();

@@ -723,18 +723,16 @@ mod tests {
     fn counting_checks_what_full_decoding_checks() {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/wal");
         let (mut records, mut changed, mut refused) = (0, 0, 0);
-        let mut dirs: Vec<_> = std::fs::read_dir(&root)
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .collect();
-        dirs.sort();
-        for dir in dirs {
-            let mut files: Vec<_> = std::fs::read_dir(&dir)
+        let sorted = |dir: &Path| {
+            let mut paths: Vec<_> = std::fs::read_dir(dir)
                 .unwrap()
                 .map(|e| e.unwrap().path())
                 .collect();
-            files.sort();
-            for path in files {
+            paths.sort();
+            paths
+        };
+        for dir in sorted(&root) {
+            for path in sorted(&dir) {
                 let name = path.file_name().unwrap().to_str().unwrap();
                 let Some(file) = WalFileName::parse(name) else {
                     continue;
