@@ -50,12 +50,66 @@ pub(crate) fn record_crc(rec: &[u8]) -> u32 {
     crc32c_append(c, rec.get(..20).unwrap_or(rec))
 }
 
-/// [`record_crc`] with CRC instructions: 8 bytes at a time over the payload, its 0–7 byte tail,
-/// then the header's 20 bytes.
+/// The `crc32` instruction on 8 bytes, written as inline assembly so that [`record_sse42`]
+/// needs no `target_feature` and inlines into the decoder's loop (a function with SSE 4.2
+/// enabled cannot be inlined into one without it, and the call per record cost more than the
+/// CRC's own instructions). Only reached once SSE 4.2 was detected (on a CPU without it the
+/// instruction would raise SIGILL).
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "sse4.2")]
+#[inline(always)]
+fn crc32_u64(crc: u64, v: u64) -> u64 {
+    let mut c = crc;
+    // SAFETY: the instruction only reads and writes the two registers named.
+    unsafe {
+        std::arch::asm!(
+            "crc32 {c}, {v}",
+            c = inout(reg) c,
+            v = in(reg) v,
+            options(pure, nomem, nostack, preserves_flags)
+        );
+    }
+    c
+}
+
+/// [`crc32_u64`] on 4 bytes.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn crc32_u32(crc: u32, v: u32) -> u32 {
+    let mut c = crc;
+    // SAFETY: as for `crc32_u64`.
+    unsafe {
+        std::arch::asm!(
+            "crc32 {c:e}, {v:e}",
+            c = inout(reg) c,
+            v = in(reg) v,
+            options(pure, nomem, nostack, preserves_flags)
+        );
+    }
+    c
+}
+
+/// [`crc32_u64`] on 1 byte.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn crc32_u8(crc: u32, v: u8) -> u32 {
+    let mut c = crc;
+    // SAFETY: as for `crc32_u64`.
+    unsafe {
+        std::arch::asm!(
+            "crc32 {c:e}, {v}",
+            c = inout(reg) c,
+            v = in(reg_byte) v,
+            options(pure, nomem, nostack, preserves_flags)
+        );
+    }
+    c
+}
+
+/// [`record_crc`] with CRC instructions: 8 bytes at a time over the payload, its 0–7 byte tail,
+/// then the header's 20 bytes. The CPU must have SSE 4.2.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
 unsafe fn record_sse42(rec: &[u8]) -> u32 {
-    use std::arch::x86_64::{_mm_crc32_u32, _mm_crc32_u64};
     let Some((head, payload)) = rec.split_first_chunk::<24>() else {
         return crc32c_append(crc32c_append(0, rec.get(24..).unwrap_or(&[])), rec);
     };
@@ -65,14 +119,14 @@ unsafe fn record_sse42(rec: &[u8]) -> u32 {
     let mut quads = payload.chunks_exact(32);
     for q in &mut quads {
         let w = |at: usize| u64::from_le_bytes(array8(&q[at..]));
-        c = _mm_crc32_u64(c, w(0));
-        c = _mm_crc32_u64(c, w(8));
-        c = _mm_crc32_u64(c, w(16));
-        c = _mm_crc32_u64(c, w(24));
+        c = crc32_u64(c, w(0));
+        c = crc32_u64(c, w(8));
+        c = crc32_u64(c, w(16));
+        c = crc32_u64(c, w(24));
     }
     let mut rest = quads.remainder();
     while let Some((w, tail)) = rest.split_first_chunk::<8>() {
-        c = _mm_crc32_u64(c, u64::from_le_bytes(*w));
+        c = crc32_u64(c, u64::from_le_bytes(*w));
         rest = tail;
     }
     // The last 0–7 bytes in one instruction rather than up to four: CRC is linear, so taking
@@ -85,7 +139,7 @@ unsafe fn record_sse42(rec: &[u8]) -> u32 {
         let last = u64::from_le_bytes(array8(&rec[rec.len() - 8..]));
         let bits = 8 * k as u32;
         let v = (c ^ (last >> (64 - bits))) & (u64::MAX >> (64 - bits));
-        c = (c >> bits) ^ _mm_crc32_u64(0, v << (64 - bits));
+        c = (c >> bits) ^ crc32_u64(0, v << (64 - bits));
     }
     let c = c as u32;
     let word = |at: usize| {
@@ -93,10 +147,10 @@ unsafe fn record_sse42(rec: &[u8]) -> u32 {
         w.copy_from_slice(&head[at..at + 8]);
         u64::from_le_bytes(w)
     };
-    let mut c = _mm_crc32_u64(u64::from(c), word(0));
-    c = _mm_crc32_u64(c, word(8));
+    let mut c = crc32_u64(u64::from(c), word(0));
+    c = crc32_u64(c, word(8));
     let last = [head[16], head[17], head[18], head[19]];
-    !_mm_crc32_u32(c as u32, u32::from_le_bytes(last))
+    !crc32_u32(c as u32, u32::from_le_bytes(last))
 }
 
 /// The first 8 bytes of `b` (zeros if shorter; callers pass at least 8).
@@ -115,25 +169,25 @@ fn long(crc: u32, data: &[u8]) -> u32 {
 }
 
 /// CRC-32C with one `crc32` instruction per 8 bytes, unaligned loads, no set-up.
+/// The CPU must have SSE 4.2.
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "sse4.2")]
+#[inline(always)]
 unsafe fn short_sse42(crc: u32, data: &[u8]) -> u32 {
-    use std::arch::x86_64::{_mm_crc32_u32, _mm_crc32_u64, _mm_crc32_u8};
     let mut c = u64::from(!crc);
     let mut chunks = data.chunks_exact(8);
     for chunk in &mut chunks {
         let mut word = [0u8; 8];
         word.copy_from_slice(chunk);
-        c = _mm_crc32_u64(c, u64::from_le_bytes(word));
+        c = crc32_u64(c, u64::from_le_bytes(word));
     }
     let mut c = c as u32;
     let mut rest = chunks.remainder();
     if let Some((four, tail)) = rest.split_first_chunk::<4>() {
-        c = _mm_crc32_u32(c, u32::from_le_bytes(*four));
+        c = crc32_u32(c, u32::from_le_bytes(*four));
         rest = tail;
     }
     for &b in rest {
-        c = _mm_crc32_u8(c, b);
+        c = crc32_u8(c, b);
     }
     !c
 }
