@@ -35,33 +35,39 @@ pub(crate) fn candidates(dir: &Path, seg_size: WalSegSize) -> io::Result<Vec<Can
     let mut out = Vec::new();
     for entry in fs::read_dir(dir)? {
         let entry = entry?;
-        let Ok(name) = entry.file_name().into_string() else {
-            continue;
-        };
-        let Some(
-            parsed @ WalFileName::Segment {
-                tli,
-                partial,
-                compression,
-                ..
-            },
-        ) = WalFileName::parse(&name)
-        else {
-            continue;
-        };
-        let Some(segno) = parsed.segno(seg_size) else {
-            continue;
-        };
-        out.push(Candidate {
-            path: entry.path(),
-            name,
-            tli,
-            segno,
-            partial,
-            compression,
-        });
+        if let Ok(name) = entry.file_name().into_string() {
+            out.extend(candidate(name, entry.path(), seg_size));
+        }
     }
-    out.sort_by(|a, b| {
+    sort_candidates(&mut out);
+    Ok(out)
+}
+
+/// The file `name` at `path`, if it is a WAL segment (plain, partial or compressed).
+fn candidate(name: String, path: PathBuf, seg_size: WalSegSize) -> Option<Candidate> {
+    let parsed @ WalFileName::Segment {
+        tli,
+        partial,
+        compression,
+        ..
+    } = WalFileName::parse(&name)?
+    else {
+        return None;
+    };
+    let segno = parsed.segno(seg_size)?;
+    Some(Candidate {
+        path,
+        name,
+        tli,
+        segno,
+        partial,
+        compression,
+    })
+}
+
+/// Sorts candidates best first (see [`candidates`]).
+fn sort_candidates(c: &mut [Candidate]) {
+    c.sort_by(|a, b| {
         (b.segno, b.tli, !b.partial, b.name.as_str()).cmp(&(
             a.segno,
             a.tli,
@@ -69,7 +75,6 @@ pub(crate) fn candidates(dir: &Path, seg_size: WalSegSize) -> io::Result<Vec<Can
             a.name.as_str(),
         ))
     });
-    Ok(out)
 }
 
 /// Checks a complete file like pg_receivewal: size for plain files, gzip's ISIZE, the
@@ -180,17 +185,21 @@ pub(crate) struct Leftover {
 /// whose files cannot be read or belong to another system is left for the scan to report.
 pub(crate) fn leftovers(dir: &Path, cfg: DecoderConfig) -> io::Result<Vec<Leftover>> {
     let mut out = Vec::new();
+    let mut all = Vec::new();
     for entry in fs::read_dir(dir)? {
-        let Ok(name) = entry?.file_name().into_string() else {
+        let entry = entry?;
+        let Ok(name) = entry.file_name().into_string() else {
             continue;
         };
         if name.strip_suffix(".tmp").is_some_and(|base| {
             matches!(WalFileName::parse(base), Some(WalFileName::Segment { .. }))
         }) {
             out.push(Leftover { name, kept: None });
+        } else {
+            all.extend(candidate(name, entry.path(), cfg.seg_size));
         }
     }
-    let all = candidates(dir, cfg.seg_size)?;
+    sort_candidates(&mut all);
     // `candidates` is sorted by segment and timeline: each group is one run.
     for group in all.chunk_by(|a, b| (a.segno, a.tli) == (b.segno, b.tli)) {
         if group.len() < 2 {

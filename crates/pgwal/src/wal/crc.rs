@@ -50,60 +50,44 @@ pub(crate) fn record_crc(rec: &[u8]) -> u32 {
     crc32c_append(c, rec.get(..20).unwrap_or(rec))
 }
 
-/// The `crc32` instruction on 8 bytes, written as inline assembly so that [`record_sse42`]
-/// needs no `target_feature` and inlines into the decoder's loop (a function with SSE 4.2
-/// enabled cannot be inlined into one without it, and the call per record cost more than the
-/// CRC's own instructions). Only reached once SSE 4.2 was detected (on a CPU without it the
-/// instruction would raise SIGILL).
-#[cfg(target_arch = "x86_64")]
-#[inline(always)]
-fn crc32_u64(crc: u64, v: u64) -> u64 {
-    let mut c = crc;
-    // SAFETY: the instruction only reads and writes the two registers named.
-    unsafe {
-        std::arch::asm!(
-            "crc32 {c}, {v}",
-            c = inout(reg) c,
-            v = in(reg) v,
-            options(pure, nomem, nostack, preserves_flags)
-        );
-    }
-    c
+/// `crc32` instructions written as inline assembly, so that [`record_sse42`] and
+/// [`short_sse42`] need no `target_feature` and inline into the decoder's loop (a function with
+/// SSE 4.2 enabled cannot be inlined into one without it, and the call per record cost more
+/// than the CRC's own instructions). Only reached once SSE 4.2 was detected (on a CPU without
+/// it the instruction would raise SIGILL).
+macro_rules! crc32_insn {
+    ($(#[$doc:meta])* $name:ident, $state:ty, $value:ty, $template:literal, $class:ident) => {
+        $(#[$doc])*
+        #[cfg(target_arch = "x86_64")]
+        #[inline(always)]
+        fn $name(crc: $state, v: $value) -> $state {
+            let mut c = crc;
+            // SAFETY: the instruction only reads and writes the two registers named.
+            unsafe {
+                std::arch::asm!(
+                    $template,
+                    c = inout(reg) c,
+                    v = in($class) v,
+                    options(pure, nomem, nostack, preserves_flags)
+                );
+            }
+            c
+        }
+    };
 }
 
-/// [`crc32_u64`] on 4 bytes.
-#[cfg(target_arch = "x86_64")]
-#[inline(always)]
-fn crc32_u32(crc: u32, v: u32) -> u32 {
-    let mut c = crc;
-    // SAFETY: as for `crc32_u64`.
-    unsafe {
-        std::arch::asm!(
-            "crc32 {c:e}, {v:e}",
-            c = inout(reg) c,
-            v = in(reg) v,
-            options(pure, nomem, nostack, preserves_flags)
-        );
-    }
-    c
-}
-
-/// [`crc32_u64`] on 1 byte.
-#[cfg(target_arch = "x86_64")]
-#[inline(always)]
-fn crc32_u8(crc: u32, v: u8) -> u32 {
-    let mut c = crc;
-    // SAFETY: as for `crc32_u64`.
-    unsafe {
-        std::arch::asm!(
-            "crc32 {c:e}, {v}",
-            c = inout(reg) c,
-            v = in(reg_byte) v,
-            options(pure, nomem, nostack, preserves_flags)
-        );
-    }
-    c
-}
+crc32_insn!(
+    /// `crc32` on 8 bytes.
+    crc32_u64, u64, u64, "crc32 {c}, {v}", reg
+);
+crc32_insn!(
+    /// `crc32` on 4 bytes.
+    crc32_u32, u32, u32, "crc32 {c:e}, {v:e}", reg
+);
+crc32_insn!(
+    /// `crc32` on 1 byte.
+    crc32_u8, u32, u8, "crc32 {c:e}, {v}", reg_byte
+);
 
 /// [`record_crc`] with CRC instructions: 8 bytes at a time over the payload, its 0–7 byte tail,
 /// then the header's 20 bytes. The CPU must have SSE 4.2.
