@@ -72,21 +72,55 @@ impl Chunk {
     }
 }
 
-/// Where the chunks begin: `start`, then every `bytes` of WAL.
+/// Where the chunks begin: `start`, then every `bytes` of WAL, and in the last `jobs` such
+/// pieces every `tail_bytes`.
+///
+/// Workers take chunks in order, so the last ones end the run: whichever worker finishes
+/// first waits for the others' last chunk. Smaller chunks at the end shorten that wait
+/// without making every chunk small (each chunk has a set-up cost and, when it ends a
+/// segment, gives the segment's pages back).
 struct Cuts {
     start: Lsn,
     /// Index of the `bytes`-sized piece of WAL holding `start`.
     first: u64,
     bytes: u64,
+    /// Chunks of `bytes` (the first may be shorter); the rest are of `tail_bytes`.
+    big: usize,
+    tail_bytes: u64,
     count: usize,
 }
 
 impl Cuts {
+    /// Cuts `start..=last_byte` for `jobs` workers.
+    fn new(start: Lsn, last_byte: u64, bytes: u64, tail_bytes: u64, jobs: usize) -> Cuts {
+        let first = start.0 / bytes;
+        let pieces = (last_byte / bytes).saturating_sub(first) + 1;
+        // The first chunk stays whole: it may start anywhere in its piece.
+        let big = pieces.saturating_sub(jobs as u64).max(1);
+        let tail_start = (first + big).saturating_mul(bytes);
+        let tail = if last_byte >= tail_start {
+            (last_byte - tail_start) / tail_bytes + 1
+        } else {
+            0
+        };
+        Cuts {
+            start,
+            first,
+            bytes,
+            big: big as usize,
+            tail_bytes,
+            count: (big + tail) as usize,
+        }
+    }
+
     fn lo(&self, i: usize) -> Lsn {
         if i == 0 {
             self.start
-        } else {
+        } else if i < self.big {
             Lsn((self.first + i as u64) * self.bytes)
+        } else {
+            let tail_start = (self.first + self.big as u64) * self.bytes;
+            Lsn(tail_start + (i - self.big) as u64 * self.tail_bytes)
         }
     }
 
@@ -163,7 +197,8 @@ pub(crate) fn run<W: Write + Send>(
         .filter(|&n| n > 0)
         .map_or(default_chunk, |n| n.saturating_mul(page))
         .min(seg_size.bytes());
-    let first = range.start.0 / chunk_bytes;
+    // The last chunks are a quarter of that (whole pages).
+    let tail_bytes = (chunk_bytes / 4 / page).max(1) * page;
     let last_byte = match range.end {
         Some(e) => e.0.saturating_sub(1),
         None => {
@@ -180,19 +215,13 @@ pub(crate) fn run<W: Write + Send>(
                 .max(range.start.0)
         }
     };
-    let count = (last_byte / chunk_bytes).saturating_sub(first) as usize + 1;
     let work = Work {
         plan,
         range,
         sink,
         // Workers read parts of the same segments: map each once for all of them.
         segments: source::SharedSegments::new(jobs + 1),
-        cuts: Cuts {
-            start: range.start,
-            first,
-            bytes: chunk_bytes,
-            count,
-        },
+        cuts: Cuts::new(range.start, last_byte, chunk_bytes, tail_bytes, jobs),
         limit,
         window: jobs + 1,
         // Room for the text of most chunks from the start: growing a buffer of megabytes
@@ -223,11 +252,13 @@ pub(crate) fn run<W: Write + Send>(
         next: AtomicUsize::new(0),
         stop: AtomicBool::new(false),
     };
+    let t0 = std::time::Instant::now();
     std::thread::scope(|scope| {
         for _ in 1..jobs {
-            scope.spawn(|| work.worker());
+            scope.spawn(|| { work.worker(); if std::env::var_os("PGWAL_DBG").is_some() { eprintln!("spawned {:?}", t0.elapsed()); } });
         }
         work.worker();
+        if std::env::var_os("PGWAL_DBG").is_some() { eprintln!("main {:?}", t0.elapsed()); }
     });
     let printer = work
         .printer
