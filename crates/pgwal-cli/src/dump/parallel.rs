@@ -255,10 +255,17 @@ pub(crate) fn run<W: Write + Send>(
     let t0 = std::time::Instant::now();
     std::thread::scope(|scope| {
         for _ in 1..jobs {
-            scope.spawn(|| { work.worker(); if std::env::var_os("PGWAL_DBG").is_some() { eprintln!("spawned {:?}", t0.elapsed()); } });
+            scope.spawn(|| {
+                work.worker();
+                if std::env::var_os("PGWAL_DBG").is_some() {
+                    eprintln!("spawned {:?}", t0.elapsed());
+                }
+            });
         }
         work.worker();
-        if std::env::var_os("PGWAL_DBG").is_some() { eprintln!("main {:?}", t0.elapsed()); }
+        if std::env::var_os("PGWAL_DBG").is_some() {
+            eprintln!("main {:?}", t0.elapsed());
+        }
     });
     let printer = work
         .printer
@@ -526,6 +533,59 @@ impl<W> Printer<'_, W> {
                 },
             }),
             _ => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The chunks start at `start`, follow each other without gap, end after `last_byte`, and
+    /// only the last `jobs` pieces are cut small.
+    #[test]
+    fn cuts_cover_the_range_with_small_chunks_at_the_end() {
+        let (mb, kb) = (1u64 << 20, 1u64 << 10);
+        for (start, last_byte, bytes, tail, jobs) in [
+            (Lsn(0x100_0028), 29 * mb - 1, 16 * mb, 4 * mb, 2),
+            (Lsn(0x100_0028), 64 * mb - 1, 16 * mb, 4 * mb, 2),
+            (Lsn(40 * mb + 8 * kb), 200 * mb + 5, 4 * mb, mb, 3),
+            (Lsn(8 * kb), 8 * kb, 8 * kb, 8 * kb, 2),
+            (Lsn(5 * kb), 40 * kb - 1, 8 * kb, 8 * kb, 4),
+            (Lsn(16 * kb + 24), 16 * kb + 100, 16 * kb, 8 * kb, 2),
+        ] {
+            let c = Cuts::new(start, last_byte, bytes, tail, jobs);
+            let what = format!("{start} ..= {last_byte:#x}, {bytes} / {tail}, {jobs} jobs");
+            assert_eq!(c.lo(0), start, "{what}");
+            assert!(c.count >= 1, "{what}");
+            let mut small = 0;
+            for i in 0..c.count {
+                let lo = c.lo(i);
+                assert!(
+                    lo.0 <= last_byte,
+                    "chunk {i} starts after the range: {what}"
+                );
+                match c.hi(i) {
+                    Some(hi) => {
+                        assert!(hi > lo, "chunk {i} is empty: {what}");
+                        let len = hi.0 - lo.0;
+                        assert!(len <= bytes, "chunk {i} too long: {what}");
+                        if i > 0 && len < bytes {
+                            assert_eq!(len, tail, "chunk {i}: {what}");
+                            small += 1;
+                        } else if i > 0 {
+                            assert_eq!(small, 0, "a large chunk {i} after small ones: {what}");
+                        }
+                        assert_eq!(c.lo(i + 1), hi, "{what}");
+                    }
+                    None => {
+                        assert_eq!(i + 1, c.count, "{what}");
+                        assert!(last_byte - lo.0 < bytes, "last chunk too long: {what}");
+                    }
+                }
+            }
+            // Small chunks only in the last `jobs` pieces of `bytes`.
+            assert!(small * tail <= jobs as u64 * bytes, "{what}");
         }
     }
 }
