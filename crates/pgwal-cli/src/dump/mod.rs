@@ -601,23 +601,23 @@ impl Sink {
 }
 
 /// pg_waldump's note when `-s` pointed into the middle of a record.
-fn skip_message(plan: &Plan, rec: &Record<'_>, sink: &Sink, out: &mut String) {
-    if rec.lsn() == plan.start
+fn skip_message(plan: &Plan, first: Lsn, version: PgVersion, sink: &Sink, out: &mut String) {
+    if first == plan.start
         || plan.start.segment_offset(plan.info.seg_size) == 0
         || !plan.explicit_start
     {
         return;
     }
-    let skipped = rec.lsn().0 - plan.start.0;
+    let skipped = first.0 - plan.start.0;
     let msg = format!(
         "first record is after {}, at {}, skipping over {} byte{}",
         plan.start,
-        rec.lsn(),
+        first,
         skipped,
         if skipped == 1 { "" } else { "s" }
     );
     // 13–16 print it on stdout, 17+ log it on stderr.
-    if rec.version() >= PgVersion::V17 || sink.json || sink.quiet {
+    if version >= PgVersion::V17 || sink.json || sink.quiet {
         eprintln!("pgwal: {msg}");
     } else {
         out.push_str(&msg);
@@ -648,7 +648,7 @@ fn sequential(
         let outcome = source::read_range(dir, &range, |rec| {
             if first {
                 first = false;
-                skip_message(plan, rec, sink, &mut line);
+                skip_message(plan, rec.lsn(), rec.version(), sink, &mut line);
                 stats.start.get_or_insert(rec.lsn());
             }
             if counts_only {

@@ -21,7 +21,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard};
 
 use pgwal::source::{self, ReadEnd, ReadRange, SourceError};
-use pgwal::wal::{WalError, WalErrorKind};
+use pgwal::wal::{PgVersion, WalError, WalErrorKind};
 use pgwal::Lsn;
 
 use super::stats::Stats;
@@ -36,7 +36,9 @@ struct Chunk {
     /// End offset in `text` of each shown record, for `--limit` (empty without one).
     ends: Vec<u32>,
     stats: Stats,
+    /// First record (LSN, `xl_prev`) and the version that wrote it.
     first: Option<(Lsn, Lsn)>,
+    version: Option<PgVersion>,
     last: Option<Lsn>,
     /// End (`EndRecPtr`) of the last record: after an `XLOG_SWITCH`, the next segment.
     last_end: Option<Lsn>,
@@ -139,6 +141,8 @@ struct Printer<'a, W> {
     pending: BTreeMap<usize, Chunk>,
     /// Last record of the printed chunks, and its end.
     prev_last: Option<Lsn>,
+    /// pg_waldump's note on where the first record is was written (or was not needed).
+    announced: bool,
     prev_end: Option<Lsn>,
     /// Records printed, for `--limit`.
     shown: i64,
@@ -242,6 +246,7 @@ pub(crate) fn run<W: Write + Send>(
             want: 0,
             pending: BTreeMap::new(),
             prev_last: None,
+            announced: false,
             prev_end: None,
             shown: 0,
             result: None,
@@ -373,6 +378,7 @@ impl<'a, W: Write> Work<'a, W> {
                     error,
                 })));
             }
+            self.announce(p, &chunk)?;
         }
         if let Some(e) = chunk.failure.take() {
             p.out.write_all(chunk.text.as_bytes())?;
@@ -425,6 +431,10 @@ impl<'a, W: Write> Work<'a, W> {
                 return ControlFlow::Continue(());
             }
             c.streamed = true;
+            if let Err(e) = self.announce(&mut p, c) {
+                c.failure = Some(e);
+                return ControlFlow::Break(());
+            }
         }
         if let Err(e) = p.out.write_all(c.text.as_bytes()) {
             c.failure = Some(e.into());
@@ -432,6 +442,21 @@ impl<'a, W: Write> Work<'a, W> {
         }
         c.text.clear();
         ControlFlow::Continue(())
+    }
+
+    /// Before the first chunk that has a record is printed: where that record is, if it is not
+    /// where the range starts (as the sequential dump says it at its first record).
+    fn announce(&self, p: &mut Printer<'a, W>, chunk: &Chunk) -> anyhow::Result<()> {
+        if p.announced {
+            return Ok(());
+        }
+        if let (Some((lsn, _)), Some(version)) = (chunk.first, chunk.version) {
+            p.announced = true;
+            let mut note = String::new();
+            skip_message(self.plan, lsn, version, self.sink, &mut note);
+            p.out.write_all(note.as_bytes())?;
+        }
+        Ok(())
     }
 
     /// Decodes the records that start in `lo..` (up to chunk `i`'s end) into `bufs` (emptied
@@ -447,6 +472,7 @@ impl<'a, W: Write> Work<'a, W> {
             ends: bufs.ends,
             stats: bufs.stats,
             first: None,
+            version: None,
             last: None,
             last_end: None,
             end: None,
@@ -464,10 +490,9 @@ impl<'a, W: Write> Work<'a, W> {
             }
             if c.first.is_none() {
                 c.first = Some((rec.lsn(), rec.prev()));
-                if i == 0 {
-                    skip_message(self.plan, rec, sink, &mut c.text);
-                    c.stats.start = Some(rec.lsn());
-                }
+                c.version = Some(rec.version());
+                // Merged in order, the first chunk with a record sets where the stats begin.
+                c.stats.start = Some(rec.lsn());
             }
             c.last = Some(rec.lsn());
             c.last_end = Some(rec.end_lsn());
