@@ -96,6 +96,21 @@ fn compressed_partial_and_stdin_dump_like_plain_files() {
                     want,
                     "{sample} {suffix} {extra:?}: directory mode differs"
                 );
+                // In parallel, with many chunks per segment: the workers share each segment,
+                // decompressed once.
+                for (jobs, pages) in [("2", "3"), ("3", "16")] {
+                    let mut c = pgwal();
+                    c.env("PGWAL_DUMP_CHUNK_PAGES", pages)
+                        .args(["-j", jobs, "-p"])
+                        .arg(tmp.path())
+                        .args(&files)
+                        .args(extra);
+                    assert_eq!(
+                        out(c).stdout,
+                        want,
+                        "{sample} {suffix} {extra:?}: -j{jobs} ({pages} pages a chunk) differs"
+                    );
+                }
             }
             // Standard input: the segments back to back, zstd-compressed.
             let mut cat = Vec::new();

@@ -408,8 +408,8 @@ pub fn read_range(
 }
 
 /// [`read_range`] for one of several readers decoding parts of the same WAL at once: segment
-/// files are mapped through `shared`, so each is mapped once for all of them, instead of once
-/// per reader and part. The reader keeps the pages it read mapped: give them back with
+/// files are mapped (or decompressed) through `shared`, so each is mapped or decompressed once
+/// for all of them, instead of once per reader and part. The reader keeps the pages it read mapped: give them back with
 /// [`SharedSegments::give_back_before`] once the parts before an LSN are all read.
 ///
 /// ```no_run
@@ -436,10 +436,12 @@ pub fn read_range_shared(
     read_range_in(dir, range, Some(shared), visit)
 }
 
-/// Mappings of complete segment files shared by readers working on parts of the same WAL.
+/// Mappings of complete segment files, and the bytes of compressed ones, shared by readers
+/// working on parts of the same WAL.
 ///
-/// Each segment is mapped by the first reader that needs it and stays mapped while a reader
-/// uses it or while it is among the `keep` most recently mapped. Readers keep the pages they
+/// Each segment is mapped (or decompressed) by the first reader that needs it, while readers
+/// that need it meanwhile wait for it, and stays while a reader uses it or while it is among the
+/// `keep` most recently loaded. Readers keep the pages they
 /// read; whoever knows that every part before an LSN has been read gives their pages back with
 /// [`SharedSegments::give_back_before`]. Mapping a file once, rather than once per part, and
 /// giving its pages back once, rather than once per part, spares set-up and TLB flushes: with
@@ -450,13 +452,17 @@ pub struct SharedSegments {
     keep: usize,
 }
 
-/// One mapped segment of a [`SharedSegments`].
+/// A segment's bytes once loaded: `None` if loading failed (each reader then reads the file
+/// itself, to report the error).
+type SharedSlot = std::sync::Arc<std::sync::OnceLock<Option<std::sync::Arc<WalBytes>>>>;
+
+/// One segment of a [`SharedSegments`].
 #[derive(Debug)]
 struct SharedMap {
     path: PathBuf,
     /// Where the segment's WAL ends.
     end: Lsn,
-    map: std::sync::Arc<Mmap>,
+    bytes: SharedSlot,
     /// Pages before this offset were given back.
     released: usize,
 }
@@ -470,30 +476,44 @@ impl SharedSegments {
         }
     }
 
-    /// The mapping of `path`, if a reader made it and it is still kept.
-    fn cached(&self, path: &Path) -> Option<std::sync::Arc<Mmap>> {
+    /// The bytes of `path`, if a reader loaded them and they are still kept.
+    fn cached(&self, path: &Path) -> Option<std::sync::Arc<WalBytes>> {
         let maps = self.maps.lock().ok()?;
-        maps.iter().find(|m| m.path == path).map(|m| m.map.clone())
+        let m = maps.iter().find(|m| m.path == path)?;
+        m.bytes.get().cloned().flatten()
     }
 
-    /// The mapping of `path` (open as `file`, a segment whose WAL ends at `end`), made now if
-    /// no reader made it yet.
-    fn get(&self, path: &Path, file: &File, end: Lsn) -> Option<std::sync::Arc<Mmap>> {
-        let mut maps = self.maps.lock().ok()?;
-        if let Some(m) = maps.iter().find(|m| m.path == path) {
-            return Some(m.map.clone());
-        }
-        let map = std::sync::Arc::new(map_segment(file)?);
-        maps.push_back(SharedMap {
-            path: path.to_owned(),
-            end,
-            map: map.clone(),
-            released: 0,
-        });
-        while maps.len() > self.keep {
-            maps.pop_front();
-        }
-        Some(map)
+    /// The bytes of `path` (a segment whose WAL ends at `end`), loaded now by `load` if no
+    /// reader loaded them yet; if another reader is loading them, waits for it. `load` returns
+    /// `None` when the file is not usable as a whole segment.
+    fn get_or_load(
+        &self,
+        path: &Path,
+        end: Lsn,
+        load: impl FnOnce() -> Option<WalBytes>,
+    ) -> Option<std::sync::Arc<WalBytes>> {
+        let slot = {
+            let mut maps = self.maps.lock().ok()?;
+            match maps.iter().find(|m| m.path == path) {
+                Some(m) => m.bytes.clone(),
+                None => {
+                    let slot = SharedSlot::default();
+                    maps.push_back(SharedMap {
+                        path: path.to_owned(),
+                        end,
+                        bytes: slot.clone(),
+                        released: 0,
+                    });
+                    while maps.len() > self.keep {
+                        maps.pop_front();
+                    }
+                    slot
+                }
+            }
+        };
+        // Outside the lock: decompressing takes a while, and readers of other segments must
+        // not wait for it.
+        slot.get_or_init(|| load().map(std::sync::Arc::new)).clone()
     }
 
     /// Gives back the mapped pages before `lsn`: call it once every part before `lsn` has been
@@ -512,7 +532,14 @@ impl SharedSegments {
         let mut done = Vec::new();
         if let Ok(mut maps) = self.maps.lock() {
             for m in maps.iter_mut() {
-                let len = m.map.len();
+                // Only mapped pages are given back; decompressed bytes go with the segment.
+                let Some(Some(bytes)) = m.bytes.get() else {
+                    continue;
+                };
+                if !matches!(**bytes, WalBytes::Mapped(_)) {
+                    continue;
+                }
+                let len = bytes.len();
                 let start = m.end.0.saturating_sub(len as u64);
                 let read = lsn.0.saturating_sub(start).min(len as u64) as usize;
                 let upto = if read == len {
@@ -521,13 +548,15 @@ impl SharedSegments {
                     read / OS_PAGE * OS_PAGE
                 };
                 if upto > m.released && (upto == len || upto - m.released >= SHARED_RELEASE_EVERY) {
-                    done.push((m.map.clone(), m.released, upto));
+                    done.push((bytes.clone(), m.released, upto));
                     m.released = upto;
                 }
             }
         }
-        for (map, from, to) in done {
-            give_back(&map, from, to);
+        for (bytes, from, to) in done {
+            if let WalBytes::Mapped(map) = &*bytes {
+                give_back(map, from, to);
+            }
         }
     }
 }
@@ -657,9 +686,9 @@ fn for_each_piece(
     mut f: impl FnMut(&[u8]) -> bool,
 ) -> Result<usize, SourceError> {
     use std::io::{Seek, SeekFrom};
-    // Another reader mapped this segment already (so it is a complete, plain one).
-    if let Some(map) = shared.and_then(|sh| sh.cached(path)) {
-        return Ok(feed_mapped(&map, offset, limit, Release::Shared, f));
+    // Another reader loaded this segment already (and found it a usable whole).
+    if let Some(bytes) = shared.and_then(|sh| sh.cached(path)) {
+        return Ok(feed_shared(&bytes, offset, limit, f));
     }
     let mut file = File::open(path).map_err(io_err(path))?;
     let mut head = [0u8; 4];
@@ -672,8 +701,14 @@ fn for_each_piece(
         expected: seg_bytes,
     };
     if kind != Compression::None {
+        // Readers of other parts of this segment use the bytes decompressed once.
+        let fits = |len: usize| partial || len as u64 == seg_bytes;
+        let load = || read_wal_file(path).ok().filter(|w| fits(w.len()));
+        if let Some(whole) = shared.and_then(|sh| sh.get_or_load(path, seg_end, load)) {
+            return Ok(feed_shared(&whole, offset, limit, f));
+        }
         let whole = read_wal_file(path)?;
-        if !partial && whole.len() as u64 != seg_bytes {
+        if !fits(whole.len()) {
             return Err(wrong(whole.len() as u64));
         }
         let data = whole.get(offset..limit.min(whole.len())).unwrap_or(&[]);
@@ -684,11 +719,11 @@ fn for_each_piece(
     if !partial && size != seg_bytes {
         return Err(wrong(size));
     }
-    if let Some(map) = shared
+    if let Some(bytes) = shared
         .filter(|_| size <= MAX_SEGMENT_BYTES && !partial)
-        .and_then(|sh| sh.get(path, &file, seg_end))
+        .and_then(|sh| sh.get_or_load(path, seg_end, || map_segment(&file).map(WalBytes::Mapped)))
     {
-        return Ok(feed_mapped(&map, offset, limit, Release::Shared, f));
+        return Ok(feed_shared(&bytes, offset, limit, f));
     }
     if size <= MAX_SEGMENT_BYTES && !partial {
         // A complete segment is mapped; a `.partial` one may still grow, so it is read.
@@ -786,6 +821,26 @@ fn feed_mapped(
         }
     }
     pos - offset
+}
+
+/// Feeds the bytes `offset..limit` of a segment shared by readers of several parts to `f`:
+/// a mapping piece by piece ([`feed_mapped`]), decompressed bytes at once. Returns how many
+/// bytes were fed.
+fn feed_shared(
+    bytes: &WalBytes,
+    offset: usize,
+    limit: usize,
+    f: impl FnMut(&[u8]) -> bool,
+) -> usize {
+    match bytes {
+        WalBytes::Mapped(map) => feed_mapped(map, offset, limit, Release::Shared, f),
+        WalBytes::Owned(whole) => {
+            let mut f = f;
+            let data = whole.get(offset..limit.min(whole.len())).unwrap_or(&[]);
+            f(data);
+            data.len()
+        }
+    }
 }
 
 /// Drops the pages `from..to` (page-aligned) of a mapping from this process's page tables.
