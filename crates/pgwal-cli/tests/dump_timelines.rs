@@ -74,4 +74,19 @@ async fn dump_follows_a_timeline_switch() {
     );
     // Valid WAL ends on timeline 2, after the switch.
     assert!(stderr.contains("end of valid WAL at"), "{stderr}");
+
+    // In parallel, with chunks of a few pages (some start on timeline 1, some on 2, one at the
+    // switch): the same output.
+    for (jobs, pages) in [("2", "3"), ("3", "64")] {
+        let par = Command::new(env!("CARGO_BIN_EXE_pgwal"))
+            .args(["dump", "--follow-timelines", "-j", jobs, "-p"])
+            .arg(dir.path())
+            .env("TZ", "UTC")
+            .env("PGWAL_DUMP_CHUNK_PAGES", pages)
+            .output()
+            .unwrap();
+        assert_eq!(par.status.code(), out.status.code(), "-j{jobs}");
+        assert!(par.stdout == text.as_bytes(), "-j{jobs}: stdout differs");
+        assert_eq!(String::from_utf8_lossy(&par.stderr), stderr, "-j{jobs}");
+    }
 }
