@@ -409,8 +409,9 @@ pub fn read_range(
 
 /// [`read_range`] for one of several readers decoding parts of the same WAL at once: segment
 /// files are mapped (or decompressed) through `shared`, so each is mapped or decompressed once
-/// for all of them, instead of once per reader and part. The reader keeps the pages it read mapped: give them back with
-/// [`SharedSegments::give_back_before`] once the parts before an LSN are all read.
+/// for all of them, instead of once per reader and part. The reader keeps the pages it read
+/// mapped: give them back with [`SharedSegments::give_back_before`] once the parts before an
+/// LSN are all read.
 ///
 /// ```no_run
 /// use std::ops::ControlFlow;
@@ -440,9 +441,9 @@ pub fn read_range_shared(
 /// working on parts of the same WAL.
 ///
 /// Each segment is mapped (or decompressed) by the first reader that needs it, while readers
-/// that need it meanwhile wait for it, and stays while a reader uses it or while it is among the
-/// `keep` most recently loaded. Readers keep the pages they
-/// read; whoever knows that every part before an LSN has been read gives their pages back with
+/// that need it meanwhile wait for it, and stays while a reader uses it or while it is among
+/// the `keep` most recently loaded. Readers keep the pages they read; whoever knows that every
+/// part before an LSN has been read gives their pages back with
 /// [`SharedSegments::give_back_before`]. Mapping a file once, rather than once per part, and
 /// giving its pages back once, rather than once per part, spares set-up and TLB flushes: with
 /// several threads each flush interrupts every other core.
