@@ -257,20 +257,11 @@ pub(crate) fn run<W: Write + Send>(
         next: AtomicUsize::new(0),
         stop: AtomicBool::new(false),
     };
-    let t0 = std::time::Instant::now();
     std::thread::scope(|scope| {
         for _ in 1..jobs {
-            scope.spawn(|| {
-                work.worker();
-                if std::env::var_os("PGWAL_DBG").is_some() {
-                    eprintln!("spawned {:?}", t0.elapsed());
-                }
-            });
+            scope.spawn(|| work.worker());
         }
         work.worker();
-        if std::env::var_os("PGWAL_DBG").is_some() {
-            eprintln!("main {:?}", t0.elapsed());
-        }
     });
     let printer = work
         .printer
