@@ -43,14 +43,19 @@ fn assert_like_sequential(dir: &Path, args: &[&str], jobs: &[Jobs<'_>]) {
             j.1,
             j.2
         );
-        assert_eq!(got.status.code(), want.status.code(), "exit status: {what}");
-        assert!(got.stdout == want.stdout, "stdout differs: {what}");
-        assert_eq!(
-            String::from_utf8_lossy(&got.stderr),
-            String::from_utf8_lossy(&want.stderr),
-            "stderr: {what}"
-        );
+        assert_same(&got, &want, &what);
     }
+}
+
+/// The parallel run `got` gave the sequential run's stdout, stderr and exit status.
+fn assert_same(got: &Output, want: &Output, what: &str) {
+    assert_eq!(got.status.code(), want.status.code(), "exit status: {what}");
+    assert!(got.stdout == want.stdout, "stdout differs: {what}");
+    assert_eq!(
+        String::from_utf8_lossy(&got.stderr),
+        String::from_utf8_lossy(&want.stderr),
+        "stderr: {what}"
+    );
 }
 
 /// 1 page: every page boundary is a chunk boundary; 3: records cross them often; 128: the
@@ -215,13 +220,7 @@ fn jobs_match_sequential_at_random_ranges() {
             let want = dump(dir, None, &args);
             let got = dump(dir, Some((jobs, chunk, stream)), &args);
             let what = format!("{} -j{jobs} ({chunk} pages) {args:?}", dir.display());
-            assert_eq!(got.status.code(), want.status.code(), "exit status: {what}");
-            assert!(got.stdout == want.stdout, "stdout differs: {what}");
-            assert_eq!(
-                String::from_utf8_lossy(&got.stderr),
-                String::from_utf8_lossy(&want.stderr),
-                "stderr: {what}"
-            );
+            assert_same(&got, &want, &what);
         }
     }
 }
