@@ -689,7 +689,7 @@ fn for_each_piece(
     use std::io::{Seek, SeekFrom};
     // Another reader loaded this segment already (and found it a usable whole).
     if let Some(bytes) = shared.and_then(|sh| sh.cached(path)) {
-        return Ok(feed_shared(&bytes, offset, limit, f));
+        return Ok(feed_whole(&bytes, offset, limit, f));
     }
     let mut file = File::open(path).map_err(io_err(path))?;
     let mut head = [0u8; 4];
@@ -706,15 +706,13 @@ fn for_each_piece(
         let fits = |len: usize| partial || len as u64 == seg_bytes;
         let load = || read_wal_file(path).ok().filter(|w| fits(w.len()));
         if let Some(whole) = shared.and_then(|sh| sh.get_or_load(path, seg_end, load)) {
-            return Ok(feed_shared(&whole, offset, limit, f));
+            return Ok(feed_whole(&whole, offset, limit, f));
         }
         let whole = read_wal_file(path)?;
         if !fits(whole.len()) {
             return Err(wrong(whole.len() as u64));
         }
-        let data = whole.get(offset..limit.min(whole.len())).unwrap_or(&[]);
-        f(data);
-        return Ok(data.len());
+        return Ok(feed_whole(&whole, offset, limit, f));
     }
     let size = file.metadata().map_err(io_err(path))?.len();
     if !partial && size != seg_bytes {
@@ -724,7 +722,7 @@ fn for_each_piece(
         .filter(|_| size <= MAX_SEGMENT_BYTES && !partial)
         .and_then(|sh| sh.get_or_load(path, seg_end, || map_segment(&file).map(WalBytes::Mapped)))
     {
-        return Ok(feed_shared(&bytes, offset, limit, f));
+        return Ok(feed_whole(&bytes, offset, limit, f));
     }
     if size <= MAX_SEGMENT_BYTES && !partial {
         // A complete segment is mapped; a `.partial` one may still grow, so it is read.
@@ -824,19 +822,18 @@ fn feed_mapped(
     pos - offset
 }
 
-/// Feeds the bytes `offset..limit` of a segment shared by readers of several parts to `f`:
-/// a mapping piece by piece ([`feed_mapped`]), decompressed bytes at once. Returns how many
-/// bytes were fed.
-fn feed_shared(
+/// Feeds the bytes `offset..limit` of a whole segment's bytes to `f`: a mapping (shared with
+/// readers of other parts, which give its pages back together) piece by piece
+/// ([`feed_mapped`]), bytes in memory at once. Returns how many bytes were fed.
+fn feed_whole(
     bytes: &WalBytes,
     offset: usize,
     limit: usize,
-    f: impl FnMut(&[u8]) -> bool,
+    mut f: impl FnMut(&[u8]) -> bool,
 ) -> usize {
     match bytes {
         WalBytes::Mapped(map) => feed_mapped(map, offset, limit, Release::Shared, f),
         WalBytes::Owned(whole) => {
-            let mut f = f;
             let data = whole.get(offset..limit.min(whole.len())).unwrap_or(&[]);
             f(data);
             data.len()
