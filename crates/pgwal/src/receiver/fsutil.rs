@@ -63,43 +63,37 @@ pub(crate) fn write_zeros(file: &File, from: u64, to: u64) -> io::Result<()> {
     Ok(())
 }
 
-/// Renames `from` to `to` in `dir`; with `sync`, fsyncs the file first and the directory
-/// after (`durable_rename()`).
-pub(crate) fn durable_rename(from: &Path, to: &Path, dir: &Path, sync: bool) -> io::Result<()> {
-    if sync {
-        File::open(from)?.sync_all()?;
+/// Renames `from` to `to` unless `to` exists (`renameat2(RENAME_NOREPLACE)`): fails with
+/// [`io::ErrorKind::AlreadyExists`] then, atomically, so that a file another process creates
+/// meanwhile is never replaced. Where the file system cannot do that, a hard link to the new
+/// name followed by removing the old one gives the same guarantee.
+pub(crate) fn rename_noreplace(from: &Path, to: &Path) -> io::Result<()> {
+    use std::ffi::CString;
+    use std::os::unix::ffi::OsStrExt;
+    let cstr = |p: &Path| {
+        CString::new(p.as_os_str().as_bytes())
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains a NUL byte"))
+    };
+    let (f, t) = (cstr(from)?, cstr(to)?);
+    // SAFETY: both paths are valid NUL-terminated strings that outlive the call.
+    let r = unsafe {
+        libc::renameat2(
+            libc::AT_FDCWD,
+            f.as_ptr(),
+            libc::AT_FDCWD,
+            t.as_ptr(),
+            libc::RENAME_NOREPLACE,
+        )
+    };
+    if r == 0 {
+        return Ok(());
     }
-    fs::rename(from, to)?;
-    if sync {
-        fsync_dir(dir)?;
+    let e = io::Error::last_os_error();
+    if !matches!(e.raw_os_error(), Some(libc::EINVAL) | Some(libc::ENOSYS)) {
+        return Err(e);
     }
-    Ok(())
-}
-
-/// Writes `data` as `dir/name` unless that file exists: a temporary file, fsync, rename,
-/// fsync of the directory. Returns false if the file was already there.
-pub(crate) fn write_new_file(dir: &Path, name: &str, data: &[u8], sync: bool) -> io::Result<bool> {
-    let target = dir.join(name);
-    if target.exists() {
-        return Ok(false);
-    }
-    let tmp = dir.join(format!("{name}.tmp"));
-    let f = open_write(&tmp, true, true)?;
-    let res = (|| {
-        f.write_all_at(data, 0)?;
-        if sync {
-            f.sync_all()?;
-        }
-        fs::rename(&tmp, &target)?;
-        if sync {
-            fsync_dir(dir)?;
-        }
-        Ok(true)
-    })();
-    if res.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    res
+    fs::hard_link(from, to)?;
+    fs::remove_file(from)
 }
 
 /// Writes all of `bufs`, back to back, at offset `off` of `file`: `pwritev`, so a batch of

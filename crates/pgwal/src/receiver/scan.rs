@@ -285,8 +285,6 @@ pub(crate) struct Resume {
     pub(crate) source_compression: Compression,
     /// The file's content, decompressed (only `[0, offset)` is trusted).
     pub(crate) data: Vec<u8>,
-    /// End of the non-zero bytes past `offset` (to be cleared when resuming in place).
-    pub(crate) dirty_end: u64,
 }
 
 /// The decoder's safe point: the start of an incomplete record, else its position.
@@ -342,12 +340,6 @@ pub(crate) fn validate_partial(
     let seg_start = c.segno.start_lsn(seg_size).unwrap_or(Lsn(0));
     let mut dec = WalDecoder::new(cfg, seg_start);
     let offset = valid_prefix(&mut dec, seg_start, &data, c.tli);
-    let tail = &data[offset as usize..];
-    let dirty_end = offset
-        + tail
-            .iter()
-            .rposition(|&b| b != 0)
-            .map_or(0, |p| p as u64 + 1);
     Ok(Ok(Resume {
         tli: c.tli,
         segno: c.segno,
@@ -355,7 +347,6 @@ pub(crate) fn validate_partial(
         source: c.path.clone(),
         source_compression: c.compression,
         data,
-        dirty_end,
     }))
 }
 

@@ -19,11 +19,11 @@ use crate::segment::{Compression, TimelineId, WalFileName, WalSegSize};
 use crate::wal::{DecoderConfig, WalDecoder};
 
 use super::compress::{CompressSpec, Sink};
-use super::fsutil::{durable_rename, fsync_dir, open_write, write_new_file};
+use super::fsutil::{fsync_dir, open_write};
 use super::lock::DirectoryLock;
 use super::metrics::{max_u64, set_f64, unix_now, Metrics};
 use super::scan::{self, safe_point, Found, Resume};
-use super::writer::{self, Cmd, Progress, WriterConfig};
+use super::writer::{self, sync_failed, Cmd, Failure, Progress, WriterConfig};
 use super::{ReceiveError, ReceiverOptions, Stopped};
 
 type Result<T> = std::result::Result<T, ReceiveError>;
@@ -72,6 +72,7 @@ pub(super) async fn run(
         system_id: None,
         seg_size: None,
         streamed: false,
+        durable_histories: Default::default(),
     };
     let mut delay = run.opts.reconnect_delay;
     loop {
@@ -119,6 +120,8 @@ struct Run {
     seg_size: Option<WalSegSize>,
     /// WAL was received during this session (resets the backoff).
     streamed: bool,
+    /// History files made durable by this process.
+    durable_histories: std::collections::HashSet<String>,
 }
 
 /// Where streaming starts.
@@ -260,8 +263,11 @@ impl Run {
             .await;
         drop(tx);
         let _ = tokio::task::spawn_blocking(move || handle.join()).await;
-        let write_error = progress.borrow().error.clone();
-        match (res, write_error) {
+        let last = progress.borrow().clone();
+        match (res, last.error) {
+            // A failed fsync (or invalid WAL) wins over whatever ended the stream: it must
+            // never be retried in this process.
+            (_, Some(e)) if last.fatal => Err(ReceiveError::Fatal(e.to_string())),
             (Ok(s), None) => {
                 let _ = client.close().await;
                 Ok(s)
@@ -294,6 +300,13 @@ impl Run {
         })?;
         match scan::find_start(&dir, seg_size).map_err(io)? {
             Some(Found::Complete(c)) => {
+                // Streaming continues after this segment and reports its end flushed: make it
+                // and its name durable in this process first (a killed receiver may have
+                // renamed it without fsyncing the directory).
+                if self.opts.sync {
+                    fsync_file(&c.path).map_err(|e| fatal_sync(e, "file", &c.path))?;
+                    fsync_dir(&dir).map_err(|e| fatal_sync(e, "directory", &dir))?;
+                }
                 if let Ok(head) = scan::read_head(&c.path, c.compression, 64) {
                     if let Some(s) = scan::head_system_id(&head) {
                         if s != id.system_id {
@@ -327,11 +340,14 @@ impl Run {
                 let start = Lsn(seg_start.0 + r.offset);
                 if r.offset == seg_size.bytes() {
                     tracing::info!("\"{}\" is complete; renaming it", c.name);
-                    finalize_partial(&r, &dir, seg_size, self.opts.sync).map_err(|e| {
-                        ReceiveError::Retryable(format!(
-                            "could not complete \"{}\": {e}",
-                            c.path.display()
-                        ))
+                    finalize_partial(&r, &dir, seg_size, self.opts.sync).map_err(|f| {
+                        let m =
+                            format!("could not complete \"{}\": {}", c.path.display(), f.message);
+                        if f.fatal {
+                            ReceiveError::Fatal(m)
+                        } else {
+                            ReceiveError::Retryable(m)
+                        }
                     })?;
                     return Ok(Plan {
                         tli: c.tli,
@@ -444,18 +460,48 @@ impl Run {
         Ok(plan)
     }
 
-    fn store_history(&self, tli: TimelineId, content: &[u8]) -> Result<()> {
+    /// Writes `TTTTTTTT.history`, or, when it exists with the same content, makes it durable
+    /// again from a fresh copy (once per process: a killed receiver may have left it in the
+    /// page cache only). A file with other content is an error.
+    fn store_history(&mut self, tli: TimelineId, content: &[u8]) -> Result<()> {
         let name = format!("{:08X}.history", tli.0);
-        match write_new_file(&self.opts.directory, &name, content, self.opts.sync) {
-            Ok(true) => {
-                tracing::info!("wrote timeline history file \"{name}\"");
-                Ok(())
-            }
-            Ok(false) => Ok(()),
-            Err(e) => Err(ReceiveError::Retryable(format!(
-                "could not write timeline history file \"{name}\": {e}"
-            ))),
+        if self.durable_histories.contains(&name) {
+            return Ok(());
         }
+        let dir = &self.opts.directory;
+        let io = |e: std::io::Error, what: &str| {
+            ReceiveError::Retryable(format!(
+                "could not {what} timeline history file \"{name}\": {e}"
+            ))
+        };
+        let existed = match fs::read(dir.join(&name)) {
+            Ok(old) if old == content => true,
+            Ok(_) => {
+                return Err(ReceiveError::Fatal(format!(
+                    "timeline history file \"{}\" exists with other content than the server's history of timeline {}",
+                    dir.join(&name).display(),
+                    tli.0
+                )))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
+            Err(e) => return Err(io(e, "read")),
+        };
+        replace_durably(dir, &name, content, self.opts.sync).map_err(|f| {
+            let m = format!(
+                "could not write timeline history file \"{name}\": {}",
+                f.message
+            );
+            if f.fatal {
+                ReceiveError::Fatal(m)
+            } else {
+                ReceiveError::Retryable(m)
+            }
+        })?;
+        if !existed {
+            tracing::info!("wrote timeline history file \"{name}\"");
+        }
+        self.durable_histories.insert(name);
+        Ok(())
     }
 
     async fn stream(
@@ -470,7 +516,7 @@ impl Run {
         let (mut tli, mut start, mut resume) = (plan.tli, plan.start, plan.resume);
         loop {
             let hist_name = format!("{:08X}.history", tli.0);
-            if tli.0 != 1 && !self.opts.directory.join(&hist_name).exists() {
+            if tli.0 != 1 && !self.durable_histories.contains(&hist_name) {
                 let h = client
                     .timeline_history(tli)
                     .await
@@ -604,12 +650,11 @@ impl Run {
         self.metrics.streaming.store(1, Ordering::Relaxed);
         let fb = stream.feedback();
         fb.set_write(start);
-        fb.set_flush(start);
-        if self.opts.report_apply {
-            fb.set_apply(start);
-        }
+        // No flush position is reported until the writer says what it has made durable in
+        // this process (a resumed `.partial` is copied and fsynced first): until then status
+        // updates carry flush 0, which the server ignores for the slot.
         let mut received = start;
-        let mut last_flushed = start;
+        let mut last_flushed = Lsn(0);
         let mut lag = Lag::default();
         let mut stop = self.stop.clone();
         let line_every = self.opts.status_interval.unwrap_or(Duration::from_secs(10));
@@ -822,37 +867,106 @@ fn writer_error(e: &str, fatal: bool) -> ReceiveError {
     }
 }
 
-/// A partial segment that turned out complete: give it its final name (re-compressing a
-/// compressed one, whose stream was cut short).
+/// A partial segment that turned out complete: its WAL is written into a new file under the
+/// final name (re-compressed for a compressed one, whose stream was cut short), fsynced,
+/// renamed into place, the `.partial` removed and the directory fsynced. Never a rename of the
+/// old file: its pages may be in the page cache only.
 fn finalize_partial(
     r: &Resume,
     dir: &std::path::Path,
     seg_size: WalSegSize,
     sync: bool,
-) -> std::io::Result<()> {
+) -> std::result::Result<(), Failure> {
     let name = WalFileName::segment(r.tli, r.segno, seg_size)
         .with(r.source_compression, false)
         .to_string();
-    let target = dir.join(&name);
-    if r.source_compression == Compression::None {
-        return durable_rename(&r.source, &target, dir, sync);
-    }
-    let tmp = dir.join(format!("{name}.tmp"));
-    let f = open_write(&tmp, true, true)?;
     let spec = CompressSpec {
         method: r.source_compression,
         ..CompressSpec::NONE
     };
-    let mut sink = Sink::compressed(&spec, f)?;
-    sink.write(0, &r.data[..seg_size.bytes() as usize])?;
-    let f = sink.finish()?;
-    if sync {
-        f.sync_all()?;
-    }
-    fs::rename(&tmp, &target)?;
-    fs::remove_file(&r.source)?;
-    if sync {
-        fsync_dir(dir)?;
+    let data = &r.data[..seg_size.bytes() as usize];
+    let write = |f: std::fs::File| -> std::io::Result<std::fs::File> {
+        let mut sink = if r.source_compression == Compression::None {
+            Sink::Plain(f)
+        } else {
+            Sink::compressed(&spec, f)?
+        };
+        sink.write(0, data)?;
+        sink.finish()
+    };
+    write_durably(dir, &name, write, sync)?;
+    if r.source != dir.join(&name) {
+        fs::remove_file(&r.source)
+            .map_err(|e| format!("could not remove file \"{}\": {e}", r.source.display()))?;
+        if sync {
+            fsync_dir(dir).map_err(|e| sync_failed(e, "directory", dir))?;
+        }
     }
     Ok(())
+}
+
+/// `dir/name` gets `content`, durably, from a new file (see [`write_durably`]).
+fn replace_durably(
+    dir: &std::path::Path,
+    name: &str,
+    content: &[u8],
+    sync: bool,
+) -> std::result::Result<(), Failure> {
+    write_durably(
+        dir,
+        name,
+        |f| {
+            use std::os::unix::fs::FileExt;
+            f.write_all_at(content, 0)?;
+            Ok(f)
+        },
+        sync,
+    )
+}
+
+/// Writes `dir/name` through `write` into a new temporary file, fsyncs it, renames it into
+/// place and fsyncs the directory. A failed fsync is fatal ([`Failure::fatal`]); the temporary
+/// file is removed on any failure.
+fn write_durably(
+    dir: &std::path::Path,
+    name: &str,
+    write: impl FnOnce(std::fs::File) -> std::io::Result<std::fs::File>,
+    sync: bool,
+) -> std::result::Result<(), Failure> {
+    let tmp = dir.join(format!("{name}.tmp"));
+    let target = dir.join(name);
+    let res = (|| {
+        let f = open_write(&tmp, true, true)
+            .map_err(|e| format!("could not create file \"{}\": {e}", tmp.display()))?;
+        let f = write(f).map_err(|e| format!("could not write file \"{}\": {e}", tmp.display()))?;
+        if sync {
+            f.sync_all().map_err(|e| sync_failed(e, "file", &tmp))?;
+        }
+        drop(f);
+        fs::rename(&tmp, &target).map_err(|e| {
+            format!(
+                "could not rename file \"{}\" to \"{}\": {e}",
+                tmp.display(),
+                target.display()
+            )
+        })?;
+        if sync {
+            fsync_dir(dir).map_err(|e| sync_failed(e, "directory", dir))?;
+        }
+        Ok(())
+    })();
+    if res.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    res
+}
+
+/// fsyncs the file at `path` through a new descriptor.
+fn fsync_file(path: &std::path::Path) -> std::io::Result<()> {
+    std::fs::File::open(path)?.sync_all()
+}
+
+/// A failed fsync at start-up: fatal, like one in the writer.
+fn fatal_sync(e: std::io::Error, what: &str, path: &std::path::Path) -> ReceiveError {
+    ReceiveError::Fatal(sync_failed(e, what, path).message)
 }

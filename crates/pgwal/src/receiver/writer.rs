@@ -22,9 +22,9 @@ use crate::segment::{Compression, SegNo, TimelineId, WalFileName, WalSegSize};
 use crate::wal::WalDecoder;
 
 use super::compress::{CompressSpec, Sink};
-use super::fsutil::{fsync_dir, open_write, preallocate, write_zeros};
+use super::fsutil::{fsync_dir, open_write, preallocate, rename_noreplace};
 use super::metrics::{add_f64, Metrics};
-use super::scan::{safe_point, Resume};
+use super::scan::{read_head, safe_point, Resume};
 
 /// A request to the writer.
 #[derive(Debug)]
@@ -57,7 +57,8 @@ pub(crate) struct Progress {
     pub(crate) flushed: Lsn,
     /// The first write error; the writer ignores further data after it.
     pub(crate) error: Option<Arc<String>>,
-    /// The error is a validation failure (fatal: retrying would fetch the same WAL).
+    /// Retrying in this process cannot help or is unsafe: WAL that fails validation (a
+    /// retry fetches the same WAL) or a failed fsync (see [`Failure::fatal`]).
     pub(crate) fatal: bool,
 }
 
@@ -155,6 +156,38 @@ fn ctx(e: io::Error, what: &str, path: &Path) -> String {
     format!("could not {what} \"{}\": {e}", path.display())
 }
 
+/// Why a step of the writer failed.
+#[derive(Debug)]
+pub(crate) struct Failure {
+    pub(crate) message: String,
+    /// The receiver must stop rather than retry in this process. After a failed fsync, Linux
+    /// may have marked the unwritten pages clean: they read back fine from the page cache
+    /// but are on no disk, and a later fsync reports success without writing them. Nothing
+    /// this process wrote can be trusted durable any more; the next start copies the valid
+    /// prefix of the file into a new file and fsyncs that instead.
+    pub(crate) fatal: bool,
+}
+
+impl From<String> for Failure {
+    fn from(message: String) -> Failure {
+        Failure {
+            message,
+            fatal: false,
+        }
+    }
+}
+
+/// A failed fsync of the file or directory `path` (fatal, see [`Failure::fatal`]).
+pub(crate) fn sync_failed(e: io::Error, what: &str, path: &Path) -> Failure {
+    Failure {
+        message: format!(
+            "could not fsync {what} \"{}\": {e}; stopping: data written before may be lost, and is never reported flushed",
+            path.display()
+        ),
+        fatal: true,
+    }
+}
+
 impl Writer {
     fn run(&mut self, mut rx: mpsc::Receiver<Cmd>) {
         loop {
@@ -198,8 +231,19 @@ impl Writer {
                     self.received = start;
                     self.held.clear();
                     self.decoder = Some(decoder);
-                    self.flushed = self.flushed.max(start);
                     self.resume = resume;
+                    if self.resume.is_some() {
+                        // The kept prefix of a `.partial` may be in the page cache only (a
+                        // killed receiver, or a failed writeback): copy it into a new file
+                        // and make that durable before `start` is ever reported flushed.
+                        self.step(|w| w.open());
+                        if self.failed {
+                            continue;
+                        }
+                    }
+                    // Everything before `start` is durable now: the copy above, or complete
+                    // segments (made durable by the session before it began).
+                    self.flushed = self.flushed.max(start);
                     self.publish(true);
                 }
                 Cmd::Data { start, data } => {
@@ -232,15 +276,16 @@ impl Writer {
     }
 
     /// Validates received WAL and writes what is valid.
-    fn receive(&mut self, start: Lsn, data: Vec<Bytes>) -> Result<(), String> {
+    fn receive(&mut self, start: Lsn, data: Vec<Bytes>) -> Result<(), Failure> {
         if start != self.received {
             return Err(format!(
                 "internal error: WAL data at {start}, expected {}",
                 self.received
-            ));
+            )
+            .into());
         }
         let Some(dec) = self.decoder.as_mut() else {
-            return Err("internal error: WAL data before streaming started".into());
+            return Err(String::from("internal error: WAL data before streaming started").into());
         };
         let mut safe = safe_point(dec);
         let mut failure = None;
@@ -285,7 +330,7 @@ impl Writer {
     }
 
     /// Writes the held-back WAL up to `upto` (all of it for `None`).
-    fn release(&mut self, upto: Option<Lsn>) -> Result<(), String> {
+    fn release(&mut self, upto: Option<Lsn>) -> Result<(), Failure> {
         let upto = upto.unwrap_or(self.received);
         let mut want = upto.0.saturating_sub(self.next.0);
         if want == 0 {
@@ -313,7 +358,7 @@ impl Writer {
 
     /// The received WAL is invalid: make what was written before it durable, keep the
     /// segment partial, and stop (fatally).
-    fn fail_validation(&mut self, why: String) -> Result<(), String> {
+    fn fail_validation(&mut self, why: String) -> Result<(), Failure> {
         let at = self.next;
         self.held.clear();
         self.close()?;
@@ -331,13 +376,16 @@ impl Writer {
     }
 
     /// Runs one operation; an error is published and stops all further writing.
-    fn step(&mut self, f: impl FnOnce(&mut Writer) -> Result<(), String>) {
+    fn step(&mut self, f: impl FnOnce(&mut Writer) -> Result<(), Failure>) {
         if let Err(e) = f(self) {
-            tracing::error!("{e}");
+            tracing::error!("{}", e.message);
             self.failed = true;
             // Drop the file as it is: it keeps its .partial name.
             self.cur = None;
-            self.progress.send_modify(|p| p.error = Some(Arc::new(e)));
+            self.progress.send_modify(|p| {
+                p.error = Some(Arc::new(e.message));
+                p.fatal |= e.fatal;
+            });
         }
     }
 
@@ -380,7 +428,7 @@ impl Writer {
     }
 
     /// Opens the segment that `self.next` is in.
-    fn open(&mut self) -> Result<(), String> {
+    fn open(&mut self) -> Result<(), Failure> {
         let seg_size = self.cfg.seg_size;
         let segno = self.next.segment(seg_size);
         let offset = self.next.segment_offset(seg_size);
@@ -399,13 +447,13 @@ impl Writer {
                 if let Err(e) = preallocate(&f, seg_size.bytes()) {
                     drop(f);
                     let _ = fs::remove_file(&path);
-                    return Err(ctx(e, "pad file", &path));
+                    return Err(ctx(e, "pad file", &path).into());
                 }
-                self.fsync(&f).map_err(|e| ctx(e, "fsync file", &path))?;
+                self.fsync(&f).map_err(|e| sync_failed(e, "file", &path))?;
                 Sink::Plain(f)
             };
             self.fsync_dir()
-                .map_err(|e| ctx(e, "fsync directory", &self.cfg.dir))?;
+                .map_err(|e| sync_failed(e, "directory", &self.cfg.dir))?;
             sink
         } else {
             let r = match resume {
@@ -414,7 +462,7 @@ impl Writer {
                     return Err(format!(
                         "internal error: WAL data at {} (offset {offset:#x} of segment \"{final_name}\") with no file open",
                         self.next
-                    ))
+                    ).into())
                 }
             };
             self.reopen(&r, &path, offset)?
@@ -436,22 +484,14 @@ impl Writer {
         Ok(())
     }
 
-    /// Continues a validated partial file: in place for an uncompressed file written
-    /// uncompressed again, else by writing its valid prefix into a new file that replaces it.
-    fn reopen(&mut self, r: &Resume, path: &Path, offset: u64) -> Result<Sink, String> {
+    /// Continues a validated partial file: its valid prefix is written into a new file,
+    /// fsynced, renamed over it and the directory fsynced. Never in place: the old file's
+    /// pages may read back from the page cache without being on any disk (a killed receiver
+    /// that had not fsynced them, or a failed writeback), and an fsync of it now would not
+    /// write them again.
+    fn reopen(&mut self, r: &Resume, path: &Path, offset: u64) -> Result<Sink, Failure> {
         let seg_size = self.cfg.seg_size.bytes();
         let compressed = self.cfg.compress.method != Compression::None;
-        if !compressed && r.source_compression == Compression::None && r.source == path {
-            let f = open_write(path, false, false).map_err(|e| ctx(e, "open file", path))?;
-            preallocate(&f, seg_size).map_err(|e| ctx(e, "pad file", path))?;
-            if r.dirty_end > offset {
-                // Clear what followed the valid end (a torn or unfinished record).
-                write_zeros(&f, offset, r.dirty_end.min(seg_size))
-                    .map_err(|e| ctx(e, "write to file", path))?;
-            }
-            self.fsync(&f).map_err(|e| ctx(e, "fsync file", path))?;
-            return Ok(Sink::Plain(f));
-        }
         let tmp = path.with_file_name(format!(
             "{}.tmp",
             path.file_name()
@@ -471,13 +511,13 @@ impl Writer {
             .map_err(|e| ctx(e, "write to file", &tmp))?;
         sink.flush().map_err(|e| ctx(e, "write to file", &tmp))?;
         self.fsync(sink.file())
-            .map_err(|e| ctx(e, "fsync file", &tmp))?;
+            .map_err(|e| sync_failed(e, "file", &tmp))?;
         fs::rename(&tmp, path).map_err(|e| ctx(e, "rename file", &tmp))?;
         if r.source != path {
             let _ = fs::remove_file(&r.source);
         }
         self.fsync_dir()
-            .map_err(|e| ctx(e, "fsync directory", &self.cfg.dir))?;
+            .map_err(|e| sync_failed(e, "directory", &self.cfg.dir))?;
         let n = if compressed {
             sink.compressed_bytes()
         } else {
@@ -488,12 +528,13 @@ impl Writer {
     }
 
     /// Writes `pieces`, back to back from `start`: one vectored write per segment.
-    fn write(&mut self, start: Lsn, pieces: &[Bytes]) -> Result<(), String> {
+    fn write(&mut self, start: Lsn, pieces: &[Bytes]) -> Result<(), Failure> {
         if start != self.next {
             return Err(format!(
                 "internal error: WAL data at {start}, expected {}",
                 self.next
-            ));
+            )
+            .into());
         }
         let seg_size = self.cfg.seg_size.bytes();
         let (mut i, mut off) = (0, 0);
@@ -520,11 +561,7 @@ impl Writer {
                 }
             }
             if let Err(e) = cur.sink.write_vectored(cur.pos, &slices) {
-                return Err(ctx(
-                    e,
-                    "write to file",
-                    &self.cfg.dir.join(&cur.partial_name),
-                ));
+                return Err(ctx(e, "write to file", &self.cfg.dir.join(&cur.partial_name)).into());
             }
             cur.pos += n;
             cur.dirty = true;
@@ -551,7 +588,7 @@ impl Writer {
     }
 
     /// The current segment is full: finish it, fsync, rename, fsync the directory.
-    fn complete(&mut self) -> Result<(), String> {
+    fn complete(&mut self) -> Result<(), Failure> {
         let Some(cur) = self.cur.take() else {
             return Ok(());
         };
@@ -569,14 +606,19 @@ impl Writer {
                 .bytes_written
                 .fetch_add(after.saturating_sub(cur.counted), Ordering::Relaxed);
         }
-        self.fsync(&file).map_err(|e| ctx(e, "fsync file", &from))?;
+        self.fsync(&file)
+            .map_err(|e| sync_failed(e, "file", &from))?;
         drop(file);
-        if to.exists() {
-            tracing::warn!("replacing existing segment file \"{}\"", cur.final_name);
+        match rename_noreplace(&from, &to) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                // Another writer (`archive push` into the same directory) was first.
+                self.keep_existing(&from, &to)?;
+            }
+            Err(e) => return Err(ctx(e, "rename file", &from).into()),
         }
-        fs::rename(&from, &to).map_err(|e| ctx(e, "rename file", &from))?;
         self.fsync_dir()
-            .map_err(|e| ctx(e, "fsync directory", &dir))?;
+            .map_err(|e| sync_failed(e, "directory", &dir))?;
         self.flushed = self.next;
         self.unsynced = 0;
         self.metrics
@@ -587,7 +629,37 @@ impl Writer {
         Ok(())
     }
 
-    fn flush(&mut self) -> Result<(), String> {
+    /// The complete segment `from` could not be renamed to `to`, which exists: identical WAL
+    /// (after decompression) is success, and `from` goes; different WAL is an error that
+    /// keeps both files.
+    fn keep_existing(&self, from: &Path, to: &Path) -> Result<(), Failure> {
+        let method = self.cfg.compress.method;
+        let want = self.cfg.seg_size.bytes() as usize;
+        let ours = read_head(from, method, want).map_err(|e| ctx(e, "read file", from))?;
+        let theirs = read_head(to, method, want).map_err(|e| ctx(e, "read file", to))?;
+        if ours != theirs {
+            return Err(Failure {
+                message: format!(
+                    "segment file \"{}\" already exists with different content than the WAL received in \"{}\"; keeping both",
+                    to.display(),
+                    from.display()
+                ),
+                fatal: true,
+            });
+        }
+        // Report it flushed only once this process has made it durable too.
+        let f = File::open(to).map_err(|e| ctx(e, "open file", to))?;
+        self.fsync(&f).map_err(|e| sync_failed(e, "file", to))?;
+        fs::remove_file(from).map_err(|e| ctx(e, "remove file", from))?;
+        tracing::info!(
+            "segment file \"{}\" already exists with the same WAL; removed \"{}\"",
+            to.display(),
+            from.display()
+        );
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<(), Failure> {
         self.unsynced = 0;
         let mut synced = None;
         if let Some(cur) = self.cur.as_mut() {
@@ -609,7 +681,7 @@ impl Writer {
         }
         if let (Some(path), Some(cur)) = (synced, self.cur.as_ref()) {
             self.fsync(cur.sink.file())
-                .map_err(|e| ctx(e, "fsync file", &path))?;
+                .map_err(|e| sync_failed(e, "file", &path))?;
         }
         self.flushed = self.next;
         self.publish(true);
@@ -617,17 +689,18 @@ impl Writer {
     }
 
     /// Closes the current segment without renaming it (it is not complete).
-    fn close(&mut self) -> Result<(), String> {
+    fn close(&mut self) -> Result<(), Failure> {
         if let Some(cur) = self.cur.take() {
             let path = self.cfg.dir.join(&cur.partial_name);
             let file = cur
                 .sink
                 .finish()
                 .map_err(|e| ctx(e, "write to file", &path))?;
-            self.fsync(&file).map_err(|e| ctx(e, "fsync file", &path))?;
+            self.fsync(&file)
+                .map_err(|e| sync_failed(e, "file", &path))?;
             drop(file);
             self.fsync_dir()
-                .map_err(|e| ctx(e, "fsync directory", &self.cfg.dir))?;
+                .map_err(|e| sync_failed(e, "directory", &self.cfg.dir))?;
             tracing::info!(
                 "not renaming \"{}\", segment is not complete",
                 cur.partial_name

@@ -1,0 +1,465 @@
+//! `pgwal receive` never reports a flush position that this process has not made durable, shown
+//! with real fault injection (strace's `-e inject`) against a real server with a slot, by the
+//! order of the system calls:
+//!
+//! - an fsync that fails with EIO stops the receiver at once (exit 1, the file and errno named),
+//!   and no status update after the failure reports more than the one before it: the slot's
+//!   `restart_lsn` never passes it;
+//! - after a kill -9 with unsynced WAL, the restarted receiver reports a flush position above
+//!   the slot's `restart_lsn` only after it wrote the kept WAL into a new file, fsynced it,
+//!   renamed it into place and fsynced the directory.
+
+#![allow(clippy::unwrap_used)]
+
+use std::fs;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use pgwal_testkit::{parse_lsn, require_major, Cluster, Major};
+
+const BIN: &str = env!("CARGO_BIN_EXE_pgwal");
+
+fn cluster(major: Major) -> Option<Cluster> {
+    require_major(major)?;
+    Some(
+        Cluster::builder(major)
+            .wal_segsize_mb(1)
+            .set("wal_keep_size", "256MB")
+            .set("checkpoint_timeout", "1h")
+            .start()
+            .unwrap(),
+    )
+}
+
+fn conn(c: &Cluster) -> String {
+    format!(
+        "host=127.0.0.1 port={} user=postgres sslmode=disable",
+        c.port()
+    )
+}
+
+fn sql(c: &Cluster, q: &str) -> String {
+    c.scalar_blocking(q).unwrap()
+}
+
+/// Runs a statement that returns no value.
+fn exec(c: &Cluster, q: &str) {
+    c.query_blocking(q).unwrap();
+}
+
+fn restart_lsn(c: &Cluster, slot: &str) -> u64 {
+    let v = sql(
+        c,
+        &format!("SELECT coalesce(restart_lsn, '0/0') FROM pg_replication_slots WHERE slot_name = '{slot}'"),
+    );
+    parse_lsn(&v).unwrap()
+}
+
+fn create_slot(c: &Cluster, slot: &str) {
+    let o = Command::new(BIN)
+        .args(["receive", "-d", &conn(c), "-S", slot, "--create-slot"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{o:?}");
+}
+
+fn strace() -> &'static str {
+    let ok = Command::new("strace")
+        .arg("-V")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(
+        ok,
+        "strace is needed for the fault-injection tests (scripts/install-postgres installs it)"
+    );
+    "strace"
+}
+
+/// `pgwal receive ARGS` under strace (all threads), the trace in `trace`, stderr in `log`.
+fn spawn_traced(
+    trace: &Path,
+    syscalls: &str,
+    inject: Option<&str>,
+    args: &[&str],
+    log: &Path,
+) -> Child {
+    let mut c = Command::new(strace());
+    c.args(["-f", "-qq", "-xx", "-s", "512", "-o"])
+        .arg(trace)
+        .args(["-e", &format!("trace={syscalls}")]);
+    if let Some(i) = inject {
+        c.args(["-e", &format!("inject={i}")]);
+    }
+    c.arg(BIN)
+        .arg("receive")
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(fs::File::create(log).unwrap())
+        .spawn()
+        .unwrap()
+}
+
+/// One system call from the trace, in the order calls completed (a status update counts from
+/// the moment it was handed to the kernel).
+#[derive(Debug, Clone)]
+struct Call {
+    name: String,
+    args: String,
+    result: String,
+}
+
+impl Call {
+    fn ok(&self) -> bool {
+        !self.result.starts_with('-')
+    }
+
+    /// The first argument as a number (a descriptor).
+    fn fd(&self) -> Option<i64> {
+        let a = self.args.trim_start();
+        let end = a.find(|c: char| !c.is_ascii_digit()).unwrap_or(a.len());
+        a[..end].parse().ok()
+    }
+
+    /// The bytes of the first quoted argument (`-xx` prints every byte as `\xNN`).
+    fn bytes(&self) -> Vec<u8> {
+        let Some(start) = self.args.find('"') else {
+            return Vec::new();
+        };
+        let rest = &self.args[start + 1..];
+        let end = rest.find('"').unwrap_or(rest.len());
+        rest[..end]
+            .split("\\x")
+            .filter(|h| h.len() == 2)
+            .map(|h| u8::from_str_radix(h, 16).unwrap())
+            .collect()
+    }
+
+    /// The quoted strings among the arguments (paths).
+    fn strings(&self) -> Vec<String> {
+        self.args
+            .split('"')
+            .skip(1)
+            .step_by(2)
+            .map(|s| {
+                let b: Vec<u8> = s
+                    .split("\\x")
+                    .filter(|h| h.len() == 2)
+                    .map(|h| u8::from_str_radix(h, 16).unwrap())
+                    .collect();
+                String::from_utf8_lossy(&b).into_owned()
+            })
+            .collect()
+    }
+
+    /// Flush positions of the standby status updates (`r` messages) this call sent.
+    fn status_flushes(&self) -> Vec<u64> {
+        if self.name != "sendto" && self.name != "write" {
+            return Vec::new();
+        }
+        let b = self.bytes();
+        let mut out = Vec::new();
+        let mut i = 0;
+        while i + 39 <= b.len() {
+            if b[i] == b'd' && b[i + 1..i + 5] == [0, 0, 0, 38] && b[i + 5] == b'r' {
+                let flush = u64::from_be_bytes(b[i + 14..i + 22].try_into().unwrap());
+                out.push(flush);
+                i += 39;
+            } else {
+                i += 1;
+            }
+        }
+        out
+    }
+}
+
+/// Parses an strace `-f -o` file.
+fn parse_trace(path: &Path) -> Vec<Call> {
+    let text = fs::read_to_string(path).unwrap();
+    let mut pending: std::collections::HashMap<String, (String, String)> = Default::default();
+    let mut out = Vec::new();
+    for line in text.lines() {
+        let (pid, rest) = line.split_once(' ').unwrap_or(("", line));
+        let rest = rest.trim_start();
+        if let Some(r) = rest.strip_prefix("<... ") {
+            let Some((name, after)) = r.split_once(" resumed>") else {
+                continue;
+            };
+            let (n, args) = pending
+                .remove(pid)
+                .unwrap_or((name.to_string(), String::new()));
+            let result = after.rsplit_once(" = ").map_or("", |x| x.1).to_string();
+            let extra = after.rsplit_once(" = ").map_or(after, |x| x.0);
+            out.push(Call {
+                name: n,
+                args: args + extra,
+                result,
+            });
+            continue;
+        }
+        let Some((name, args)) = rest.split_once('(') else {
+            continue;
+        };
+        if let Some(a) = args.strip_suffix(" <unfinished ...>") {
+            if name == "sendto" || name == "write" {
+                // Sent when called: record it now.
+                out.push(Call {
+                    name: name.to_string(),
+                    args: a.to_string(),
+                    result: String::new(),
+                });
+                pending.insert(pid.to_string(), ("sent".into(), String::new()));
+            } else {
+                pending.insert(pid.to_string(), (name.to_string(), a.to_string()));
+            }
+            continue;
+        }
+        let (a, result) = args.rsplit_once(" = ").unwrap_or((args, ""));
+        out.push(Call {
+            name: name.to_string(),
+            args: a.to_string(),
+            result: result.to_string(),
+        });
+    }
+    out
+}
+
+fn wait_exit(child: &mut Child, limit: Duration, log: &Path) -> std::process::ExitStatus {
+    let t = Instant::now();
+    loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            return st;
+        }
+        if t.elapsed() > limit {
+            let _ = child.kill();
+            panic!(
+                "pgwal receive did not exit within {limit:?}\n{}",
+                fs::read_to_string(log).unwrap_or_default()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn fsync_error_stops_and_reports_nothing_more() {
+    let Some(pg) = cluster(Major::V18) else {
+        return;
+    };
+    create_slot(&pg, "eio");
+    exec(&pg, "CREATE TABLE t (x int, pad text)");
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("archive");
+    fs::create_dir(&dir).unwrap();
+    let (trace, log) = (tmp.path().join("trace"), tmp.path().join("log"));
+    let ci = conn(&pg);
+    // The first three fdatasync calls succeed (segment pre-padding and flushes), every later
+    // one fails with EIO.
+    let mut child = spawn_traced(
+        &trace,
+        "fdatasync,fsync,sendto,write",
+        Some("fdatasync:error=EIO:when=4+"),
+        &[
+            "-d",
+            &ci,
+            "-S",
+            "eio",
+            "-D",
+            dir.to_str().unwrap(),
+            "-s",
+            "1",
+            "-v",
+        ],
+        &log,
+    );
+    let t = Instant::now();
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(90),
+            "no exit after the injected EIO\n{}",
+            fs::read_to_string(&log).unwrap()
+        );
+        exec(
+            &pg,
+            "INSERT INTO t SELECT g, repeat('x', 200) FROM generate_series(1, 2000) g",
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let err = fs::read_to_string(&log).unwrap();
+    assert_eq!(status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("could not fsync file") && err.contains("Input/output error"),
+        "{err}"
+    );
+    assert!(err.contains(".partial"), "the file is named: {err}");
+    assert!(
+        !err.contains("waiting") && !err.contains("resuming"),
+        "no retry in-process: {err}"
+    );
+    let calls = parse_trace(&trace);
+    let failed = calls
+        .iter()
+        .position(|c| c.name == "fdatasync" && c.result.contains("EIO"))
+        .expect("an injected fdatasync failure in the trace");
+    let before: Vec<u64> = calls[..failed]
+        .iter()
+        .flat_map(Call::status_flushes)
+        .collect();
+    let after: Vec<u64> = calls[failed..]
+        .iter()
+        .flat_map(Call::status_flushes)
+        .collect();
+    let last = before.iter().copied().max().unwrap_or(0);
+    assert!(
+        last > 0,
+        "a flush was reported before the failure: {before:?}"
+    );
+    assert!(
+        after.iter().all(|&f| f <= last),
+        "flush reported after the failed fsync: {after:?} > {last:#x}"
+    );
+    let slot = restart_lsn(&pg, "eio");
+    assert!(
+        slot <= last,
+        "the slot moved to {slot:#x}, past the last flush {last:#x} reported before the failure"
+    );
+}
+
+#[test]
+fn restart_after_kill9_copies_and_fsyncs_before_reporting() {
+    let Some(pg) = cluster(Major::V18) else {
+        return;
+    };
+    create_slot(&pg, "k9");
+    exec(&pg, "CREATE TABLE t (x int, pad text)");
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("archive");
+    fs::create_dir(&dir).unwrap();
+    let d = dir.to_str().unwrap();
+    let ci = conn(&pg);
+    let log = tmp.path().join("log1");
+    // A long status interval: nothing is flushed after the start until the kill.
+    let mut first = Command::new(BIN)
+        .args(["receive", "-d", &ci, "-S", "k9", "-D", d, "-s", "100", "-v"])
+        .stdout(Stdio::null())
+        .stderr(fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let t = Instant::now();
+    while !fs::read_dir(&dir).unwrap().any(|e| {
+        e.unwrap()
+            .file_name()
+            .to_string_lossy()
+            .ends_with(".partial")
+    }) {
+        assert!(
+            t.elapsed() < Duration::from_secs(30),
+            "{}",
+            fs::read_to_string(&log).unwrap()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    exec(
+        &pg,
+        "INSERT INTO t SELECT g, repeat('y', 100) FROM generate_series(1, 500) g",
+    );
+    let written = parse_lsn(&sql(&pg, "SELECT pg_current_wal_insert_lsn()")).unwrap();
+    std::thread::sleep(Duration::from_secs(2));
+    let before = restart_lsn(&pg, "k9");
+    assert!(
+        before < written,
+        "the WAL to {written:#x} is unsynced and unreported (slot at {before:#x})"
+    );
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(first.id() as i32, libc::SIGKILL) };
+    let _ = first.wait();
+
+    let (trace, log) = (tmp.path().join("trace"), tmp.path().join("log2"));
+    let mut child = spawn_traced(
+        &trace,
+        "openat,fdatasync,fsync,rename,renameat,renameat2,sendto,write",
+        None,
+        &["-d", &ci, "-S", "k9", "-D", d, "-s", "1", "-v"],
+        &log,
+    );
+    let t = Instant::now();
+    while restart_lsn(&pg, "k9") <= before {
+        assert!(
+            t.elapsed() < Duration::from_secs(30),
+            "the slot never moved\n{}",
+            fs::read_to_string(&log).unwrap()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Stop the receiver itself (strace would detach on a signal of its own).
+    let kids = fs::read_to_string(format!("/proc/{0}/task/{0}/children", child.id())).unwrap();
+    let pid: i32 = kids.split_whitespace().next().unwrap().parse().unwrap();
+    // SAFETY: signalling our own grandchild.
+    unsafe { libc::kill(pid, libc::SIGTERM) };
+    let st = wait_exit(&mut child, Duration::from_secs(30), &log);
+    let err = fs::read_to_string(&log).unwrap();
+    assert!(st.success(), "{err}");
+    assert!(err.contains("resuming"), "{err}");
+
+    let calls = parse_trace(&trace);
+    let reported = calls
+        .iter()
+        .position(|c| c.status_flushes().iter().any(|&f| f > before))
+        .unwrap_or_else(|| panic!("no status update above {before:#x} in the trace"));
+    // The fresh copy: created, fsynced, renamed over the .partial, directory fsynced.
+    let created = calls[..reported]
+        .iter()
+        .position(|c| {
+            c.name == "openat"
+                && c.ok()
+                && c.args.contains("O_CREAT")
+                && c.strings().iter().any(|s| s.ends_with(".partial.tmp"))
+        })
+        .unwrap_or_else(|| {
+            panic!("no new copy of the .partial before the first report\n{calls:#?}")
+        });
+    let fd: i64 = calls[created].result.trim().parse().unwrap();
+    let synced = calls[created..reported]
+        .iter()
+        .position(|c| (c.name == "fdatasync" || c.name == "fsync") && c.fd() == Some(fd) && c.ok())
+        .map(|i| i + created)
+        .unwrap_or_else(|| {
+            panic!(
+                "the copy was not fsynced before the first report: {:#?}",
+                &calls[created..=reported]
+            )
+        });
+    let renamed = calls[synced..reported]
+        .iter()
+        .position(|c| {
+            c.name.starts_with("rename")
+                && c.ok()
+                && c.strings().iter().any(|s| s.ends_with(".partial.tmp"))
+                && c.strings().iter().any(|s| s.ends_with(".partial"))
+        })
+        .map(|i| i + synced)
+        .unwrap_or_else(|| panic!("the copy was not renamed into place before the first report"));
+    assert!(
+        calls[renamed..reported]
+            .iter()
+            .any(|c| c.name == "fsync" && c.ok()),
+        "the directory was not fsynced between the rename and the first report"
+    );
+    // And every byte the first run wrote is there, as the server has it.
+    const SEG: u64 = 1 << 20;
+    let segno = (written - 1) / SEG;
+    let name = format!("{:08X}{:08X}{:08X}", 1, segno / 4096, segno % 4096);
+    let ours = fs::read(dir.join(&name))
+        .or_else(|_| fs::read(dir.join(format!("{name}.partial"))))
+        .unwrap();
+    let theirs = fs::read(pg.pg_wal_dir().join(&name)).unwrap();
+    let n = (written - segno * SEG) as usize;
+    assert!(
+        ours[..n] == theirs[..n],
+        "segment {name} differs from the server's"
+    );
+}
