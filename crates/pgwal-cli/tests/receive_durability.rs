@@ -463,3 +463,104 @@ fn restart_after_kill9_copies_and_fsyncs_before_reporting() {
         "segment {name} differs from the server's"
     );
 }
+
+/// The segment `segno` (1 MB segments, timeline 1).
+fn seg_name(segno: u64) -> String {
+    format!("{:08X}{:08X}{:08X}", 1, segno / 4096, segno % 4096)
+}
+
+/// The receiver (paused with SIGSTOP) was writing segment N when another writer (`archive
+/// push` into the same directory) created N: completing N never replaces that file.
+fn complete_over_existing(same: bool) {
+    let Some(pg) = cluster(Major::V16) else {
+        return;
+    };
+    exec(&pg, "CREATE TABLE t (x int)");
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("archive");
+    fs::create_dir(&dir).unwrap();
+    let log = tmp.path().join("log");
+    let mut child = Command::new(BIN)
+        .args([
+            "receive",
+            "-d",
+            &conn(&pg),
+            "-D",
+            dir.to_str().unwrap(),
+            "-s",
+            "1",
+            "-v",
+        ])
+        .stdout(Stdio::null())
+        .stderr(fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let segno = parse_lsn(&sql(&pg, "SELECT pg_current_wal_insert_lsn()")).unwrap() >> 20;
+    let partial = dir.join(format!("{}.partial", seg_name(segno)));
+    let t = Instant::now();
+    while !partial.exists() {
+        assert!(
+            t.elapsed() < Duration::from_secs(30),
+            "{}",
+            fs::read_to_string(&log).unwrap()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGSTOP) };
+    sql(&pg, "SELECT pg_switch_wal()");
+    exec(&pg, "INSERT INTO t VALUES (1)");
+    let name = seg_name(segno);
+    let mut content = fs::read(pg.pg_wal_dir().join(&name)).unwrap();
+    if !same {
+        content[100] ^= 0xff;
+    }
+    fs::write(dir.join(&name), &content).unwrap();
+    // SAFETY: as above.
+    unsafe { libc::kill(child.id() as i32, libc::SIGCONT) };
+    if same {
+        let next = dir.join(format!("{}.partial", seg_name(segno + 1)));
+        let t = Instant::now();
+        while partial.exists() || !next.exists() {
+            assert!(
+                t.elapsed() < Duration::from_secs(30),
+                "{}",
+                fs::read_to_string(&log).unwrap()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        // SAFETY: as above.
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        let st = wait_exit(&mut child, Duration::from_secs(30), &log);
+        let err = fs::read_to_string(&log).unwrap();
+        assert!(st.success(), "{err}");
+        assert!(err.contains("already exists with the same WAL"), "{err}");
+        assert_eq!(fs::read(dir.join(&name)).unwrap(), content);
+    } else {
+        let st = wait_exit(&mut child, Duration::from_secs(30), &log);
+        let err = fs::read_to_string(&log).unwrap();
+        assert_eq!(st.code(), Some(1), "{err}");
+        assert!(
+            err.contains("already exists with different content"),
+            "{err}"
+        );
+        // Both files are kept: the other writer's as it wrote it, ours whole.
+        assert_eq!(fs::read(dir.join(&name)).unwrap(), content);
+        let ours = fs::read(&partial).unwrap();
+        let server = fs::read(pg.pg_wal_dir().join(&name)).unwrap();
+        assert!(
+            ours == server,
+            "the received segment is kept whole as .partial"
+        );
+    }
+}
+
+#[test]
+fn completing_a_segment_keeps_an_identical_existing_one() {
+    complete_over_existing(true);
+}
+
+#[test]
+fn completing_a_segment_never_replaces_a_different_one() {
+    complete_over_existing(false);
+}
