@@ -108,12 +108,106 @@ pub(crate) fn desc_heap2(out: &mut String, rec: &Record<'_>) {
     let _ = heap2_desc(out, rec);
 }
 
+/// `xl_heap_insert`: the new tuple's offset and flags.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct HeapInsert {
+    /// `offnum`.
+    pub offnum: u16,
+    /// `flags` (`XLH_INSERT_*`).
+    pub flags: u8,
+}
+
+impl HeapInsert {
+    /// Parses the main data of a Heap `INSERT` record.
+    ///
+    /// ```
+    /// let h = pgwal::desc::HeapInsert::parse(&[5, 0, 0x08]).unwrap();
+    /// assert_eq!((h.offnum, h.flags), (5, 0x08));
+    /// ```
+    pub fn parse(d: &[u8]) -> Option<HeapInsert> {
+        Some(HeapInsert {
+            offnum: u16_at(d, 0)?,
+            flags: u8_at(d, 2)?,
+        })
+    }
+}
+
+/// `xl_heap_delete` (and `xl_heap_lock`, which shares its layout).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct HeapDelete {
+    /// `xmax`.
+    pub xmax: u32,
+    /// `offnum`.
+    pub offnum: u16,
+    /// `infobits_set`.
+    pub infobits: u8,
+    /// `flags`.
+    pub flags: u8,
+}
+
+impl HeapDelete {
+    /// Parses the main data of a Heap `DELETE` (or `LOCK`) record.
+    ///
+    /// ```
+    /// let h = pgwal::desc::HeapDelete::parse(&[0xF0, 2, 0, 0, 7, 0, 0, 0]).unwrap();
+    /// assert_eq!((h.xmax, h.offnum), (752, 7));
+    /// ```
+    pub fn parse(d: &[u8]) -> Option<HeapDelete> {
+        Some(HeapDelete {
+            xmax: u32_at(d, 0)?,
+            offnum: u16_at(d, 4)?,
+            infobits: u8_at(d, 6)?,
+            flags: u8_at(d, 7)?,
+        })
+    }
+}
+
+/// `xl_heap_update` (`UPDATE` and `HOT_UPDATE`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct HeapUpdate {
+    /// `old_xmax`.
+    pub old_xmax: u32,
+    /// `old_offnum`.
+    pub old_offnum: u16,
+    /// `old_infobits_set`.
+    pub old_infobits: u8,
+    /// `flags`.
+    pub flags: u8,
+    /// `new_xmax`.
+    pub new_xmax: u32,
+    /// `new_offnum`.
+    pub new_offnum: u16,
+}
+
+impl HeapUpdate {
+    /// Parses the main data of a Heap `UPDATE` or `HOT_UPDATE` record.
+    ///
+    /// ```
+    /// let d = [1, 0, 0, 0, 2, 0, 0, 0, 3, 0, 0, 0, 4, 0];
+    /// let h = pgwal::desc::HeapUpdate::parse(&d).unwrap();
+    /// assert_eq!((h.old_xmax, h.old_offnum, h.new_xmax, h.new_offnum), (1, 2, 3, 4));
+    /// ```
+    pub fn parse(d: &[u8]) -> Option<HeapUpdate> {
+        Some(HeapUpdate {
+            old_xmax: u32_at(d, 0)?,
+            old_offnum: u16_at(d, 4)?,
+            old_infobits: u8_at(d, 6)?,
+            flags: u8_at(d, 7)?,
+            new_xmax: u32_at(d, 8)?,
+            new_offnum: u16_at(d, 12)?,
+        })
+    }
+}
+
 fn heap_desc(out: &mut String, rec: &Record<'_>) -> Option<()> {
     let d = rec.main_data();
     let new = rec.version() >= PgVersion::V16;
     match rec.info() & OPMASK {
         INSERT => {
-            let (off, flags) = (u16_at(d, 0)?, u8_at(d, 2)?);
+            let HeapInsert { offnum: off, flags } = HeapInsert::parse(d)?;
             if new {
                 let _ = write!(out, "off: {off}, flags: 0x{flags:02X}");
             } else {
@@ -122,8 +216,12 @@ fn heap_desc(out: &mut String, rec: &Record<'_>) -> Option<()> {
         }
         // xl_heap_delete and xl_heap_lock share their layout: xmax, offnum, infobits, flags.
         DELETE | LOCK => {
-            let (xmax, off, bits, flags) =
-                (u32_at(d, 0)?, u16_at(d, 4)?, u8_at(d, 6)?, u8_at(d, 7)?);
+            let HeapDelete {
+                xmax,
+                offnum: off,
+                infobits: bits,
+                flags,
+            } = HeapDelete::parse(d)?;
             if new {
                 let _ = write!(out, "xmax: {xmax}, off: {off}, ");
                 infobits(out, bits, "infobits");
@@ -137,9 +235,14 @@ fn heap_desc(out: &mut String, rec: &Record<'_>) -> Option<()> {
             }
         }
         UPDATE | HOT_UPDATE => {
-            let (old_xmax, old_off, bits, flags) =
-                (u32_at(d, 0)?, u16_at(d, 4)?, u8_at(d, 6)?, u8_at(d, 7)?);
-            let (new_xmax, new_off) = (u32_at(d, 8)?, u16_at(d, 12)?);
+            let HeapUpdate {
+                old_xmax,
+                old_offnum: old_off,
+                old_infobits: bits,
+                flags,
+                new_xmax,
+                new_offnum: new_off,
+            } = HeapUpdate::parse(d)?;
             if new {
                 let _ = write!(out, "old_xmax: {old_xmax}, old_off: {old_off}, ");
                 infobits(out, bits, "old_infobits");

@@ -29,6 +29,61 @@ mod util;
 mod xact;
 mod xlog;
 
+pub use heap::{HeapDelete, HeapInsert, HeapUpdate};
+pub use logicalmsg::LogicalMessage;
+pub use xact::{XactEnd, XactOp};
+pub use xlog::Checkpoint;
+
+/// The typed contents of the records that have them, parsed by the same code that writes
+/// their description, so the two never disagree (`pgwal dump --format json` renders its
+/// `fields` from this).
+///
+/// ```no_run
+/// # fn demo(rec: &pgwal::wal::Record<'_>) {
+/// if let Some(pgwal::desc::Fields::Checkpoint(c)) = pgwal::desc::fields(rec) {
+///     println!("redo at {}", c.redo);
+/// }
+/// # }
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Fields<'a> {
+    /// XLOG `CHECKPOINT_SHUTDOWN` / `CHECKPOINT_ONLINE`.
+    Checkpoint(Checkpoint),
+    /// XLOG `NEXTOID`: the next OID.
+    NextOid(u32),
+    /// Transaction `COMMIT`, `ABORT`, `COMMIT_PREPARED`, `ABORT_PREPARED`.
+    XactEnd(XactEnd),
+    /// Heap `INSERT`.
+    HeapInsert(HeapInsert),
+    /// Heap `DELETE`.
+    HeapDelete(HeapDelete),
+    /// Heap `UPDATE` and `HOT_UPDATE`.
+    HeapUpdate(HeapUpdate),
+    /// LogicalMessage `MESSAGE`.
+    LogicalMessage(LogicalMessage<'a>),
+}
+
+/// The typed contents of `rec`, for the record kinds [`Fields`] covers; `None` for others
+/// and for main data too short for the kind.
+pub fn fields<'a>(rec: &Record<'a>) -> Option<Fields<'a>> {
+    let (v, info, d) = (rec.version(), rec.info(), rec.main_data());
+    match (rec.rmid(), info & 0xF0) {
+        (0, _) => Checkpoint::parse(v, info, d)
+            .map(Fields::Checkpoint)
+            .or_else(|| xlog::next_oid(info, d).map(Fields::NextOid)),
+        (1, _) => XactEnd::parse(v, info, d).map(Fields::XactEnd),
+        (10, k) => match k & 0x70 {
+            0x00 => HeapInsert::parse(d).map(Fields::HeapInsert),
+            0x10 => HeapDelete::parse(d).map(Fields::HeapDelete),
+            0x20 | 0x40 => HeapUpdate::parse(d).map(Fields::HeapUpdate),
+            _ => None,
+        },
+        (21, 0x00) => LogicalMessage::parse(d).map(Fields::LogicalMessage),
+        _ => None,
+    }
+}
+
 /// Built-in resource manager names in `RmgrId` order (`rmgrlist.h`, the same in 13–18).
 pub const RMGR_NAMES: [&str; 22] = [
     "XLOG",

@@ -70,6 +70,81 @@ pub(crate) fn desc(out: &mut String, rec: &Record<'_>) {
     };
 }
 
+/// What ended a transaction.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum XactOp {
+    /// `COMMIT`.
+    Commit,
+    /// `ABORT`.
+    Abort,
+    /// `COMMIT_PREPARED`.
+    CommitPrepared,
+    /// `ABORT_PREPARED`.
+    AbortPrepared,
+}
+
+impl XactOp {
+    /// The JSON name: `commit`, `abort`, `commit_prepared`, `abort_prepared`.
+    pub fn name(self) -> &'static str {
+        match self {
+            XactOp::Commit => "commit",
+            XactOp::Abort => "abort",
+            XactOp::CommitPrepared => "commit_prepared",
+            XactOp::AbortPrepared => "abort_prepared",
+        }
+    }
+}
+
+/// The end of a transaction: a commit or abort record (plain or of a prepared transaction).
+///
+/// ```
+/// use pgwal::desc::{XactEnd, XactOp};
+/// use pgwal::wal::PgVersion;
+///
+/// let d = 123_456i64.to_le_bytes();
+/// let e = XactEnd::parse(PgVersion::V16, 0x00, &d).unwrap();
+/// assert_eq!((e.op, e.xact_time), (XactOp::Commit, 123_456));
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct XactEnd {
+    /// Which end.
+    pub op: XactOp,
+    /// `xact_time`: microseconds since 2000-01-01 00:00 UTC.
+    pub xact_time: i64,
+    /// The prepared transaction's xid (`*_PREPARED`), if the record carries it.
+    pub twophase_xid: Option<u32>,
+}
+
+impl XactEnd {
+    /// Microseconds from the Unix epoch to PostgreSQL's (2000-01-01).
+    pub const UNIX_TO_PG_EPOCH_US: i64 = 946_684_800_000_000;
+
+    /// Parses a Transaction record with info byte `info` and main data `d`; `None` if it is not
+    /// a commit or abort or is too short.
+    pub fn parse(version: PgVersion, info: u8, d: &[u8]) -> Option<XactEnd> {
+        let (op, is_commit) = match info & OPMASK {
+            COMMIT => (XactOp::Commit, true),
+            ABORT => (XactOp::Abort, false),
+            COMMIT_PREPARED => (XactOp::CommitPrepared, true),
+            ABORT_PREPARED => (XactOp::AbortPrepared, false),
+            _ => return None,
+        };
+        let p = parse(version, info, d, is_commit)?;
+        Some(XactEnd {
+            op,
+            xact_time: p.xact_time,
+            twophase_xid: (p.twophase_xid != 0).then_some(p.twophase_xid),
+        })
+    }
+
+    /// [`xact_time`](Self::xact_time) in microseconds since the Unix epoch.
+    pub fn unix_time_us(&self) -> i64 {
+        self.xact_time.saturating_add(Self::UNIX_TO_PG_EPOCH_US)
+    }
+}
+
 /// A commit or abort record parsed as `ParseCommitRecord` / `ParseAbortRecord` do.
 #[derive(Default)]
 struct Parsed<'a> {

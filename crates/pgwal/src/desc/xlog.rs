@@ -4,6 +4,7 @@
 use std::fmt::Write;
 
 use super::util::{cstr_at, i32_at, i64_at, lsn_str, timestamptz_to_str, u32_at, u64_at};
+use crate::lsn::Lsn;
 use crate::wal::{PgVersion, Record};
 
 const CHECKPOINT_SHUTDOWN: u8 = 0x00;
@@ -84,7 +85,7 @@ fn desc_inner(out: &mut String, rec: &Record<'_>) -> Option<()> {
     match rec.info() & 0xF0 {
         info @ (CHECKPOINT_SHUTDOWN | CHECKPOINT_ONLINE) => checkpoint(out, version, d, info),
         NEXTOID => {
-            let _ = write!(out, "{}", u32_at(d, 0)?);
+            let _ = write!(out, "{}", next_oid(rec.info(), d)?);
             Some(())
         }
         RESTORE_POINT => {
@@ -159,46 +160,134 @@ fn desc_inner(out: &mut String, rec: &Record<'_>) -> Option<()> {
     }
 }
 
-/// `CheckPoint`: redo LSN, timelines, full_page_writes, (17+) an int `wal_level`, then the
-/// 8-aligned `FullTransactionId nextXid` and the rest.
+/// The `CheckPoint` of a `CHECKPOINT_SHUTDOWN` or `CHECKPOINT_ONLINE` record.
+///
+/// ```
+/// use pgwal::desc::Checkpoint;
+/// use pgwal::wal::PgVersion;
+///
+/// let mut d = vec![0u8; 88];
+/// d[0..8].copy_from_slice(&0x0100_0028u64.to_le_bytes()); // redo
+/// d[8..12].copy_from_slice(&1u32.to_le_bytes()); // timeline
+/// d[24..32].copy_from_slice(&752u64.to_le_bytes()); // next full xid
+/// d[32..36].copy_from_slice(&24576u32.to_le_bytes()); // next oid
+/// let c = Checkpoint::parse(PgVersion::V14, 0x10, &d).unwrap();
+/// assert_eq!((c.redo.0, c.next_xid, c.next_oid, c.online), (0x0100_0028, 752, 24576, true));
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Checkpoint {
+    /// Where redo starts.
+    pub redo: Lsn,
+    /// `ThisTimeLineID`.
+    pub timeline: u32,
+    /// `PrevTimeLineID`.
+    pub prev_timeline: u32,
+    /// `fullPageWrites`.
+    pub full_page_writes: bool,
+    /// `wal_level` (17+).
+    pub wal_level: Option<i32>,
+    /// `nextXid`, a `FullTransactionId`: epoch in the high 32 bits.
+    pub next_xid: u64,
+    /// `nextOid`.
+    pub next_oid: u32,
+    /// `nextMulti`.
+    pub next_multi: u32,
+    /// `nextMultiOffset`.
+    pub next_multi_offset: u32,
+    /// `oldestXid`.
+    pub oldest_xid: u32,
+    /// `oldestXidDB`.
+    pub oldest_xid_db: u32,
+    /// `oldestMulti`.
+    pub oldest_multi: u32,
+    /// `oldestMultiDB`.
+    pub oldest_multi_db: u32,
+    /// `oldestCommitTsXid`.
+    pub oldest_commit_ts_xid: u32,
+    /// `newestCommitTsXid`.
+    pub newest_commit_ts_xid: u32,
+    /// `oldestActiveXid`.
+    pub oldest_active_xid: u32,
+    /// `CHECKPOINT_ONLINE` (else a shutdown checkpoint).
+    pub online: bool,
+}
+
+impl Checkpoint {
+    /// Parses the main data `d` of a checkpoint record with info byte `info`; `None` if it is
+    /// not a checkpoint or too short. Layout: redo LSN, two timelines, `fullPageWrites`,
+    /// (17+) an int `wal_level`, then the 8-aligned `FullTransactionId nextXid` at 24 in
+    /// every major, and the rest.
+    pub fn parse(version: PgVersion, info: u8, d: &[u8]) -> Option<Checkpoint> {
+        let online = match info & 0xF0 {
+            CHECKPOINT_SHUTDOWN => false,
+            CHECKPOINT_ONLINE => true,
+            _ => return None,
+        };
+        let u = |at: usize| u32_at(d, at);
+        Some(Checkpoint {
+            redo: Lsn(u64_at(d, 0)?),
+            timeline: u(8)?,
+            prev_timeline: u(12)?,
+            full_page_writes: *d.get(16)? != 0,
+            wal_level: if version >= PgVersion::V17 {
+                Some(i32_at(d, 20)?)
+            } else {
+                None
+            },
+            next_xid: u64_at(d, 24)?,
+            next_oid: u(32)?,
+            next_multi: u(36)?,
+            next_multi_offset: u(40)?,
+            oldest_xid: u(44)?,
+            oldest_xid_db: u(48)?,
+            oldest_multi: u(52)?,
+            oldest_multi_db: u(56)?,
+            // pg_time_t time at 64 is not printed.
+            oldest_commit_ts_xid: u(72)?,
+            newest_commit_ts_xid: u(76)?,
+            oldest_active_xid: u(80)?,
+            online,
+        })
+    }
+}
+
 fn checkpoint(out: &mut String, version: PgVersion, d: &[u8], info: u8) -> Option<()> {
-    let redo = u64_at(d, 0)?;
-    let (tli, prev_tli, fpw) = (u32_at(d, 8)?, u32_at(d, 12)?, *d.get(16)?);
-    let wal_level = if version >= PgVersion::V17 {
-        Some(i32_at(d, 20)?)
-    } else {
-        None
-    };
-    let next_xid = u64_at(d, 24)?;
-    let u = |at: usize| u32_at(d, at);
-    let (next_oid, next_multi, next_multi_off) = (u(32)?, u(36)?, u(40)?);
-    let (oldest_xid, oldest_xid_db, oldest_multi, oldest_multi_db) =
-        (u(44)?, u(48)?, u(52)?, u(56)?);
-    // pg_time_t time at 64 is not printed.
-    let (oldest_cts, newest_cts, oldest_active) = (u(72)?, u(76)?, u(80)?);
+    let c = Checkpoint::parse(version, info, d)?;
     let _ = write!(
         out,
-        "redo {}; tli {tli}; prev tli {prev_tli}; fpw {}; ",
-        lsn_str(redo),
-        true_false(fpw)
+        "redo {}; tli {}; prev tli {}; fpw {}; ",
+        lsn_str(c.redo.0),
+        c.timeline,
+        c.prev_timeline,
+        true_false(u8::from(c.full_page_writes))
     );
-    if let Some(level) = wal_level {
+    if let Some(level) = c.wal_level {
         let _ = write!(out, "wal_level {}; ", wal_level_name(level));
     }
     let _ = write!(
         out,
-        "xid {}:{}; oid {next_oid}; multi {next_multi}; offset {next_multi_off}; \
-         oldest xid {oldest_xid} in DB {oldest_xid_db}; \
-         oldest multi {oldest_multi} in DB {oldest_multi_db}; \
-         oldest/newest commit timestamp xid: {oldest_cts}/{newest_cts}; \
-         oldest running xid {oldest_active}; {}",
-        next_xid >> 32,
-        next_xid as u32,
-        if info == CHECKPOINT_SHUTDOWN {
-            "shutdown"
-        } else {
-            "online"
-        },
+        "xid {}:{}; oid {}; multi {}; offset {}; oldest xid {} in DB {}; \
+         oldest multi {} in DB {}; oldest/newest commit timestamp xid: {}/{}; \
+         oldest running xid {}; {}",
+        c.next_xid >> 32,
+        c.next_xid as u32,
+        c.next_oid,
+        c.next_multi,
+        c.next_multi_offset,
+        c.oldest_xid,
+        c.oldest_xid_db,
+        c.oldest_multi,
+        c.oldest_multi_db,
+        c.oldest_commit_ts_xid,
+        c.newest_commit_ts_xid,
+        c.oldest_active_xid,
+        if c.online { "online" } else { "shutdown" },
     );
     Some(())
+}
+
+/// The new OID of a `NEXTOID` record.
+pub(crate) fn next_oid(info: u8, d: &[u8]) -> Option<u32> {
+    (info & 0xF0 == NEXTOID).then(|| u32_at(d, 0)).flatten()
 }
