@@ -14,14 +14,18 @@
 #![deny(missing_docs)]
 #![deny(clippy::undocumented_unsafe_blocks)]
 
+#[cfg(feature = "archive")]
 pub mod archive;
+#[cfg(feature = "replication")]
 pub mod conninfo;
 pub mod desc;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod history;
 pub mod lsn;
+#[cfg(feature = "receiver")]
 pub mod receiver;
+#[cfg(feature = "replication")]
 pub mod replication;
 pub mod segment;
 pub mod source;

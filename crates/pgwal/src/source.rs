@@ -124,22 +124,29 @@ pub fn sniff_compression(head: &[u8]) -> Compression {
 pub fn decompress(kind: Compression, data: &[u8]) -> Result<Vec<u8>, String> {
     let mut out = Vec::new();
     let limit = MAX_SEGMENT_BYTES + 1;
-    let res = match kind {
-        Compression::None => {
-            out.extend_from_slice(data);
-            Ok(0)
-        }
-        Compression::Gzip => flate2::read::MultiGzDecoder::new(data)
-            .take(limit)
-            .read_to_end(&mut out),
-        Compression::Lz4 => lz4_flex::frame::FrameDecoder::new(data)
-            .take(limit)
-            .read_to_end(&mut out),
-        Compression::Zstd => match zstd::stream::read::Decoder::new(data) {
-            Ok(d) => d.take(limit).read_to_end(&mut out),
-            Err(e) => Err(e),
-        },
-    };
+    let res =
+        match kind {
+            Compression::None => {
+                out.extend_from_slice(data);
+                Ok(0)
+            }
+            Compression::Gzip => flate2::read::MultiGzDecoder::new(data)
+                .take(limit)
+                .read_to_end(&mut out),
+            Compression::Lz4 => lz4_flex::frame::FrameDecoder::new(data)
+                .take(limit)
+                .read_to_end(&mut out),
+            #[cfg(feature = "zstd")]
+            Compression::Zstd => match zstd::stream::read::Decoder::new(data) {
+                Ok(d) => d.take(limit).read_to_end(&mut out),
+                Err(e) => Err(e),
+            },
+            #[cfg(not(feature = "zstd"))]
+            Compression::Zstd => return Err(
+                "zstd-compressed file, and this build of pgwal has no zstd (the \"zstd\" feature)"
+                    .into(),
+            ),
+        };
     res.map_err(|e| e.to_string())?;
     if out.len() as u64 > MAX_SEGMENT_BYTES {
         return Err("decompressed data is larger than any WAL segment".into());

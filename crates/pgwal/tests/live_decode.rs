@@ -1,6 +1,7 @@
 //! `LiveDecoder` on a real stream: records decoded live from START_REPLICATION equal the records
 //! decoded from the server's own pg_wal files over the same range.
 
+#![cfg(feature = "replication")]
 #![allow(clippy::unwrap_used)]
 
 use std::ops::ControlFlow;

@@ -5,6 +5,7 @@
 //! they run in parallel and a failure names the major.
 
 // Test helpers outside #[test] functions: failing loudly is the point.
+#![cfg(feature = "replication")]
 #![allow(clippy::unwrap_used)]
 
 use std::path::Path;

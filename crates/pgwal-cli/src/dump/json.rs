@@ -83,10 +83,9 @@ pub fn write_record(out: &mut String, rec: &Record<'_>, timeline: u32) {
     );
     m.insert(
         "record_type".into(),
-        match desc::identify(rec.version(), rec.rmid(), rec.info()) {
-            Some(id) => id.into(),
-            None => format!("UNKNOWN ({:x})", rec.info() & 0xF0).into(),
-        },
+        desc::record_type(rec.version(), rec.rmid(), rec.info())
+            .into_owned()
+            .into(),
     );
     m.insert("info".into(), rec.info().into());
     m.insert("rec_len".into(), record_len(rec).into());

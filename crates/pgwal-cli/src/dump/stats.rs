@@ -139,10 +139,7 @@ impl Stats {
                         continue;
                     }
                     let info = (rj << 4) as u8;
-                    let label = match desc::identify(version, r as u8, info) {
-                        Some(id) => format!("{name}/{id}"),
-                        None => format!("{name}/UNKNOWN ({info:x})"),
-                    };
+                    let label = format!("{name}/{}", desc::record_type(version, r as u8, info));
                     write_row(out, &label, *row, totals);
                 }
             }
@@ -219,9 +216,7 @@ impl Stats {
                     continue;
                 }
                 let info = (rj << 4) as u8;
-                let id = desc::identify(version, r as u8, info)
-                    .map(str::to_owned)
-                    .unwrap_or_else(|| format!("UNKNOWN ({info:x})"));
+                let id = desc::record_type(version, r as u8, info);
                 rows.push(json!({"rmgr": name, "record_type": id, "count": row.count,
                                  "rec_len": row.rec_len, "fpi_len": row.fpi_len}));
             }

@@ -30,16 +30,9 @@ pub fn write_record(out: &mut String, rec: &Record<'_>, bkp_details: bool) {
     l.bytes(b", prev ");
     l.lsn_padded(rec.prev().0);
     l.bytes(b", ");
-    match desc::identify(rec.version(), rec.rmid(), rec.info()) {
-        Some(id) => {
-            out.push_str("desc: ");
-            out.push_str(id);
-            out.push(' ');
-        }
-        None => {
-            let _ = write!(out, "desc: UNKNOWN ({:x}) ", rec.info() & !0x0F);
-        }
-    }
+    out.push_str("desc: ");
+    out.push_str(&desc::record_type(rec.version(), rec.rmid(), rec.info()));
+    out.push(' ');
     desc::describe(out, rec);
     write_block_refs(out, rec, bkp_details);
 }

@@ -8,6 +8,7 @@
 
 use std::fmt::Write;
 
+use super::util::{i32_at, u16_at, u32_at, u8_at};
 use crate::wal::{PgVersion, Record};
 
 /// `XLOG_HEAP_OPMASK`: the record type bits of both heap rmgrs.
@@ -620,26 +621,6 @@ fn flag_list(out: &mut String, key: &str, bits: u8, names: &[(u8, &str)]) {
         .collect();
     out.push_str(&set.join(", "));
     out.push(']');
-}
-
-fn u8_at(b: &[u8], at: usize) -> Option<u8> {
-    b.get(at).copied()
-}
-
-fn u16_at(b: &[u8], at: usize) -> Option<u16> {
-    Some(u16::from_le_bytes(
-        b.get(at..at.checked_add(2)?)?.try_into().ok()?,
-    ))
-}
-
-fn u32_at(b: &[u8], at: usize) -> Option<u32> {
-    Some(u32::from_le_bytes(
-        b.get(at..at.checked_add(4)?)?.try_into().ok()?,
-    ))
-}
-
-fn i32_at(b: &[u8], at: usize) -> Option<i32> {
-    u32_at(b, at).map(|v| v as i32)
 }
 
 /// The first two bytes of `b` as a little-endian u16 (`b` holds at least two).

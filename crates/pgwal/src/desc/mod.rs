@@ -119,8 +119,24 @@ pub fn rmgr_name(rmid: u8) -> Option<std::borrow::Cow<'static, str>> {
     }
 }
 
+/// The record type as pg_waldump prints it: [`identify`]'s name, or `UNKNOWN (x)` with the
+/// high four bits of `info` in hex when the resource manager does not know it.
+///
+/// ```
+/// use pgwal::desc::record_type;
+/// use pgwal::wal::PgVersion;
+/// assert_eq!(record_type(PgVersion::V16, 0, 0x10), "CHECKPOINT_ONLINE");
+/// assert_eq!(record_type(PgVersion::V16, 0, 0xF1), "UNKNOWN (f0)");
+/// ```
+pub fn record_type(version: PgVersion, rmid: u8, info: u8) -> std::borrow::Cow<'static, str> {
+    match identify(version, rmid, info) {
+        Some(id) => id.into(),
+        None => format!("UNKNOWN ({:x})", info & 0xF0).into(),
+    }
+}
+
 /// The record type name (`rm_identify`) of `info` for resource manager `rmid` in WAL of
-/// `version`, or `None` when unknown (pg_waldump then prints `UNKNOWN (%x)`).
+/// `version`, or `None` when unknown (see [`record_type`]).
 ///
 /// ```
 /// use pgwal::desc::identify;

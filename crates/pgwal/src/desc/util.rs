@@ -96,6 +96,12 @@ pub(crate) fn bytes_at<const N: usize>(b: &[u8], at: usize) -> Option<[u8; N]> {
     b.get(at..at.checked_add(N)?)?.try_into().ok()
 }
 
+/// The byte at `at`.
+#[inline]
+pub(crate) fn u8_at(b: &[u8], at: usize) -> Option<u8> {
+    b.get(at).copied()
+}
+
 /// Little-endian `uint16` at `at`.
 #[inline]
 pub(crate) fn u16_at(b: &[u8], at: usize) -> Option<u16> {
@@ -259,10 +265,10 @@ mod golden {
             if !RMIDS.contains(&rec.rmid()) {
                 return;
             }
-            let mut text = match desc::identify(rec.version(), rec.rmid(), rec.info()) {
-                Some(id) => format!("{id} "),
-                None => format!("UNKNOWN ({:x}) ", rec.info() & 0xF0),
-            };
+            let mut text = format!(
+                "{} ",
+                desc::record_type(rec.version(), rec.rmid(), rec.info())
+            );
             desc::describe(&mut text, rec);
             map.insert(rec.lsn().0, text);
         });

@@ -12,6 +12,9 @@ pub enum ImageError {
     /// The flags name no known compression method.
     #[error("image compressed with unknown method")]
     UnknownMethod,
+    /// The method is known, but this build was made without it (the crate's `zstd` feature).
+    #[error("image compressed with {0}, which this build of pgwal does not include")]
+    NotBuiltIn(&'static str),
     /// The hole does not fit in a block, or the sizes disagree.
     #[error("invalid image sizes (hole offset {offset}, hole length {length}, image length {image_len})")]
     BadSizes {
@@ -101,10 +104,13 @@ pub fn restore_block_image(img: &BlockImage<'_>) -> Result<Box<[u8; BLCKSZ as us
             Ok(n) if n == body_len => {}
             _ => return Err(ImageError::Decompress("lz4")),
         },
+        #[cfg(feature = "zstd")]
         ImageCompression::Zstd => match zstd::bulk::decompress_to_buffer(img.bytes, &mut body) {
             Ok(n) if n == body_len => {}
             _ => return Err(ImageError::Decompress("zstd")),
         },
+        #[cfg(not(feature = "zstd"))]
+        ImageCompression::Zstd => return Err(ImageError::NotBuiltIn("zstd")),
         ImageCompression::Unknown => return Err(ImageError::UnknownMethod),
     }
     let mut page = Box::new([0u8; BLCKSZ as usize]);

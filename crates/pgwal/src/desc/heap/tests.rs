@@ -41,10 +41,10 @@ fn our_descs(wal: &[u8]) -> BTreeMap<u64, String> {
     loop {
         match decoder.decode(&mut input) {
             Ok(Some(rec)) if matches!(rec.rmid(), 9 | 10) => {
-                let mut text = match desc::identify(rec.version(), rec.rmid(), rec.info()) {
-                    Some(id) => format!("{id} "),
-                    None => format!("UNKNOWN ({:x}) ", rec.info() & 0xF0),
-                };
+                let mut text = format!(
+                    "{} ",
+                    desc::record_type(rec.version(), rec.rmid(), rec.info())
+                );
                 desc::describe(&mut text, &rec);
                 map.insert(rec.lsn().0, text);
             }

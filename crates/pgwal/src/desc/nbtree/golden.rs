@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 
-use crate::desc::{describe, identify, rmgr_name};
+use crate::desc::{describe, record_type, rmgr_name};
 use crate::wal::{
     DecoderConfig, PgVersion, Record, WalDecoder, XLP_FIRST_IS_CONTRECORD, XLP_LONG_HEADER,
 };
@@ -32,10 +32,7 @@ const PAGE: usize = 8192;
 /// `TYPE desc` as pg_waldump prints it after `desc: `, blocks excluded.
 fn our_text(rec: &Record<'_>) -> String {
     let info = rec.info();
-    let mut text = match identify(rec.version(), rec.rmid(), info) {
-        Some(id) => format!("{id} "),
-        None => format!("UNKNOWN ({:x}) ", info & 0xF0),
-    };
+    let mut text = format!("{} ", record_type(rec.version(), rec.rmid(), info));
     describe(&mut text, rec);
     text
 }
