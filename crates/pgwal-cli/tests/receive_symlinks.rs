@@ -46,7 +46,11 @@ fn receive(args: &[&str], limit: Duration) -> Output {
 }
 
 fn flush_lsn(pg: &Cluster) -> u64 {
-    parse_lsn(&pg.scalar_blocking("SELECT pg_current_wal_flush_lsn()").unwrap()).unwrap()
+    parse_lsn(
+        &pg.scalar_blocking("SELECT pg_current_wal_flush_lsn()")
+            .unwrap(),
+    )
+    .unwrap()
 }
 
 /// The `.partial` files in `dir`.
@@ -103,7 +107,10 @@ fn symlinks_in_the_directory_are_never_written_through() {
     let end = format_lsn(flush_lsn(&pg) - 1);
     let o = receive(&["-d", &ci, "-D", d, "-n", "-E", &end], limit);
     assert_refused(&o, &lock);
-    assert_eq!(fs::read_to_string(&victim).unwrap(), "precious lock victim\n");
+    assert_eq!(
+        fs::read_to_string(&victim).unwrap(),
+        "precious lock victim\n"
+    );
     assert!(partials(&dir).is_empty(), "{}", text(&o));
     // A dangling lock link is not followed either: its target is not created.
     fs::remove_file(&lock).unwrap();
@@ -137,7 +144,11 @@ fn symlinks_in_the_directory_are_never_written_through() {
     let end = format_lsn(flush_lsn(&pg) - 1);
     let o = receive(&["-d", &ci, "-D", d, "-n", "-E", &end], limit);
     assert_refused(&o, &partial);
-    assert_eq!(fs::read(&outside).unwrap(), before, "the linked file was changed");
+    assert_eq!(
+        fs::read(&outside).unwrap(),
+        before,
+        "the linked file was changed"
+    );
     assert_eq!(
         fs::read_to_string(&victim_tmp).unwrap(),
         "precious tmp victim\n"
