@@ -6,13 +6,14 @@ use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::{anyhow, bail, Context};
+use anyhow::{anyhow, bail};
 use clap::{Args, ValueEnum};
 use pgwal::source::{self, ReadEnd, ReadRange, SegmentInfo, WalDirectory};
 use pgwal::wal::{DecoderConfig, Fork, PgVersion, Record, RelFileLocator};
 use pgwal::{desc, Lsn, TimelineId, WalFileName};
 
 mod fastfmt;
+mod fullpage;
 mod json;
 mod parallel;
 mod stats;
@@ -422,7 +423,7 @@ pub fn run(a: DumpArgs) -> anyhow::Result<ExitCode> {
         bail!("no arguments specified\nTry \"pgwal dump --help\" for more information.");
     }
     if let Some(dir) = &a.save_fullpage {
-        prepare_fullpage_dir(dir)?;
+        fullpage::prepare_dir(dir)?;
     }
     if a.startseg.as_deref() == Some("-") {
         return stdin::run(&a, per_record, limit, filters);
@@ -594,7 +595,7 @@ impl Sink {
             }
         }
         if let Some(dir) = &self.save_fullpage {
-            save_fullpages(dir, self.tli, rec)?;
+            fullpage::save(dir, self.tli, rec)?;
         }
         Ok(true)
     }
@@ -692,50 +693,4 @@ fn sequential(
             other => return Ok(other),
         }
     }
-}
-
-fn prepare_fullpage_dir(dir: &Path) -> anyhow::Result<()> {
-    if dir.exists() {
-        if dir
-            .read_dir()
-            .with_context(|| format!("could not open directory \"{}\"", dir.display()))?
-            .next()
-            .is_some()
-        {
-            bail!("directory \"{}\" exists but is not empty", dir.display());
-        }
-    } else {
-        std::fs::create_dir_all(dir)
-            .with_context(|| format!("could not create directory \"{}\"", dir.display()))?;
-    }
-    Ok(())
-}
-
-fn save_fullpages(dir: &Path, tli: TimelineId, rec: &Record<'_>) -> anyhow::Result<()> {
-    for b in rec.blocks() {
-        let Some(img) = b.image() else { continue };
-        let page = pgwal::wal::restore_block_image(&img).map_err(|e| {
-            anyhow!(
-                "could not restore image at {}, block {}: {e}",
-                rec.lsn(),
-                b.id()
-            )
-        })?;
-        let r = b.rel();
-        let name = format!(
-            "{:08X}-{:08X}-{:08X}.{}.{}.{}.{}_{}",
-            tli.0,
-            rec.lsn().0 >> 32,
-            rec.lsn().0 as u32,
-            r.spc,
-            r.db,
-            r.rel,
-            b.blkno(),
-            b.fork().name()
-        );
-        let path = dir.join(name);
-        std::fs::write(&path, &page[..])
-            .with_context(|| format!("could not write file \"{}\"", path.display()))?;
-    }
-    Ok(())
 }

@@ -5,6 +5,8 @@ use std::collections::{HashMap, HashSet};
 use std::ffi::CStr;
 use std::path::{Path, PathBuf};
 
+use super::redact::{is_secret_keyword, REDACTED};
+
 /// The outside world as libpq's option defaults see it.
 ///
 /// [`SystemEnvironment`] reads the real process environment; [`MapEnvironment`] is a fixed
@@ -98,12 +100,32 @@ fn passwd_entry() -> Option<(String, PathBuf)> {
 }
 
 /// A fixed environment for tests: only what was set exists.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct MapEnvironment {
     vars: HashMap<String, String>,
     home: Option<PathBuf>,
     user: Option<String>,
     dirs: HashSet<PathBuf>,
+}
+
+impl std::fmt::Debug for MapEnvironment {
+    /// Like a derived `Debug`, with the values of secret variables (`PGPASSWORD`, ...) redacted.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let vars: std::collections::BTreeMap<&str, &str> = self
+            .vars
+            .iter()
+            .map(|(k, v)| {
+                let v = if is_secret_keyword(k) { REDACTED } else { v };
+                (k.as_str(), v)
+            })
+            .collect();
+        f.debug_struct("MapEnvironment")
+            .field("vars", &vars)
+            .field("home", &self.home)
+            .field("user", &self.user)
+            .field("dirs", &self.dirs)
+            .finish()
+    }
 }
 
 impl MapEnvironment {
@@ -182,5 +204,10 @@ mod tests {
         assert_eq!(env.user_name().as_deref(), Some("u"));
         assert!(env.is_dir(Path::new("/d")));
         assert!(!env.is_dir(Path::new("/e")));
+        let shown = format!("{:?}", env.with_var("PGPASSWORD", "S3cret"));
+        assert!(
+            !shown.contains("S3cret") && shown.contains("PGPASSWORD"),
+            "{shown}"
+        );
     }
 }

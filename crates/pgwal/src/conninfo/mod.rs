@@ -46,6 +46,7 @@
 mod env;
 mod parse;
 mod pgpass;
+mod redact;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -56,6 +57,7 @@ use std::time::Duration;
 
 pub use env::{Environment, MapEnvironment, SystemEnvironment};
 pub use pgpass::{PassFile, PassFileError};
+pub use redact::{is_secret_keyword, REDACTED};
 
 /// libpq's default port (`DEF_PGPORT`).
 pub const DEFAULT_PORT: u16 = 5432;
@@ -162,6 +164,41 @@ pub enum ConnInfoError {
         /// The value.
         value: String,
     },
+    /// A secret keyword (see [`is_secret_keyword`]) that pgwal does not implement was set.
+    /// Its value is not kept.
+    #[error("connection option \"{option}\" is not supported (its value is not shown)")]
+    UnsupportedSecret {
+        /// The keyword.
+        option: String,
+    },
+    /// The value of a secret keyword, or the text right after it, could not be parsed. The
+    /// text is not kept: it may be (part of) the secret.
+    #[error(
+        "invalid value for connection option \"{option}\": {problem} (the value is not shown)"
+    )]
+    InvalidSecret {
+        /// The keyword.
+        option: String,
+        /// What is wrong with it.
+        problem: &'static str,
+    },
+}
+
+impl ConnInfoError {
+    /// [`ConnInfoError::Unsupported`], or [`ConnInfoError::UnsupportedSecret`] for a secret
+    /// keyword.
+    fn unsupported(option: &str, value: String) -> ConnInfoError {
+        if is_secret_keyword(option) {
+            ConnInfoError::UnsupportedSecret {
+                option: option.to_owned(),
+            }
+        } else {
+            ConnInfoError::Unsupported {
+                option: option.to_owned(),
+                value,
+            }
+        }
+    }
 }
 
 /// The raw (keyword, value) pairs of a connection string, before defaults are applied.
@@ -174,10 +211,26 @@ pub enum ConnInfoError {
 /// assert_eq!(info.get("host"), Some("h2"));
 /// info.set("user", "rep").unwrap();
 /// assert!(info.set("bogus", "x").is_err());
+/// // Debug output never shows a secret value.
+/// info.set("password", "S3cret").unwrap();
+/// assert!(!format!("{info:?}").contains("S3cret"));
 /// ```
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct ConnInfo {
     values: BTreeMap<String, String>,
+}
+
+impl fmt::Debug for ConnInfo {
+    /// The (keyword, value) pairs, with the values of secret keywords redacted.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ConnInfo ")?;
+        f.debug_map()
+            .entries(self.values.iter().map(|(k, v)| {
+                let v = if is_secret_keyword(k) { REDACTED } else { v };
+                (k, v)
+            }))
+            .finish()
+    }
 }
 
 impl ConnInfo {
@@ -459,13 +512,14 @@ pub struct Config {
 }
 
 impl fmt::Debug for Config {
-    /// Like a derived `Debug`, with the password redacted.
+    /// Like a derived `Debug`, with the password and the key file (secret keywords, see
+    /// [`is_secret_keyword`]) redacted.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Config")
             .field("hosts", &self.hosts)
             .field("user", &self.user)
             .field("dbname", &self.dbname)
-            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field("password", &self.password.as_ref().map(|_| REDACTED))
             .field("passfile", &self.passfile)
             .field("connect_timeout", &self.connect_timeout)
             .field("application_name", &self.application_name)
@@ -474,7 +528,7 @@ impl fmt::Debug for Config {
             .field("ssl_mode", &self.ssl_mode)
             .field("ssl_root_cert", &self.ssl_root_cert)
             .field("ssl_cert", &self.ssl_cert)
-            .field("ssl_key", &self.ssl_key)
+            .field("ssl_key", &self.ssl_key.as_ref().map(|_| REDACTED))
             .field("channel_binding", &self.channel_binding)
             .field("default_socket_dir", &self.default_socket_dir)
             .finish()
@@ -560,10 +614,7 @@ impl Config {
         };
         let ssl_root_cert = ssl_path("sslrootcert", "PGSSLROOTCERT", "root.crt");
         if ssl_root_cert.as_deref() == Some(Path::new("system")) {
-            return Err(ConnInfoError::Unsupported {
-                option: "sslrootcert".into(),
-                value: "system".into(),
-            });
+            return Err(ConnInfoError::unsupported("sslrootcert", "system".into()));
         }
         let ssl_cert = ssl_path("sslcert", "PGSSLCERT", "postgresql.crt");
         let ssl_key = ssl_path("sslkey", "PGSSLKEY", "postgresql.key");
@@ -730,10 +781,7 @@ fn check_unsupported(info: &ConnInfo, env: &dyn Environment) -> Result<(), ConnI
         };
         if let Some(v) = v {
             if !v.is_empty() && !ok.contains(&v.as_str()) {
-                return Err(ConnInfoError::Unsupported {
-                    option: (*key).to_owned(),
-                    value: v,
-                });
+                return Err(ConnInfoError::unsupported(key, v));
             }
         }
     }
@@ -1171,7 +1219,144 @@ mod tests {
         let c = cfg("password=hunter2");
         let text = format!("{c:?}");
         assert!(!text.contains("hunter2"), "{text}");
-        assert!(text.contains("<redacted>"));
+        assert!(text.contains(REDACTED));
+    }
+
+    /// Every error that can carry text from the connection string, for inputs with a secret
+    /// in them: neither its message nor its `Debug` output holds the secret.
+    #[test]
+    fn secrets_never_shown() {
+        let cases: &[(&str, &str)] = &[
+            (
+                "host=/tmp sslpassword=S3cret",
+                "\"sslpassword\" is not supported",
+            ),
+            (
+                "scram_client_key=S3cret",
+                "\"scram_client_key\" is not supported",
+            ),
+            (
+                "scram_server_key=S3cret",
+                "\"scram_server_key\" is not supported",
+            ),
+            (
+                "oauth_client_secret=S3cret",
+                "\"oauth_client_secret\" is not supported",
+            ),
+            ("password=my S3cret", "\"password\": it is followed by text"),
+            (
+                "password=my S3cret=x",
+                "\"password\": it is followed by text",
+            ),
+            (
+                "sslpassword=my S3cret",
+                "\"sslpassword\": it is followed by text",
+            ),
+            ("password='S3cret", "unterminated quoted string"),
+            (
+                "postgresql://u:S3cret@[::1",
+                "postgresql://u:<redacted>@[::1\"",
+            ),
+            ("postgresql://u:S3cret@[]", "postgresql://u:<redacted>@[]\""),
+            (
+                "postgresql://u:S3cret@h/db?application_name=a&sslpassword=S3cret",
+                "is not supported",
+            ),
+            (
+                "postgresql://u:S3cret%zz@h",
+                "\"password\": invalid percent-encoded token",
+            ),
+            (
+                "postgresql://u:S3cret%00@h",
+                "\"password\": forbidden value %00",
+            ),
+            (
+                "postgresql://u:%ff%feS3cret@h",
+                "\"password\": not valid UTF-8",
+            ),
+            (
+                "postgresql://h?password=S3cret%zz",
+                "invalid percent-encoded token",
+            ),
+            (
+                "postgresql://h?password=S3cret=x",
+                "extra key/value separator",
+            ),
+            (
+                "postgresql://h?pass%77ord=S3cret=x",
+                "extra key/value separator",
+            ),
+            (
+                "postgresql://h?password=S3c&ret",
+                "\"password\": it is followed by",
+            ),
+            (
+                "postgresql://h?password=S3c&ret=1",
+                "\"password\": it is followed by",
+            ),
+            (
+                "postgresql://h?password=S3c&r=e=t",
+                "\"password\": it is followed by",
+            ),
+            (
+                "postgresql://h?password=S3c&%zzret=1",
+                "\"password\": it is followed by",
+            ),
+            (
+                "postgresql://u:S3cret@h:port/db",
+                "for connection option \"port\"",
+            ),
+            (
+                "postgresql://u:S3cret@h/db?sslmode=maybe",
+                "invalid sslmode value",
+            ),
+            (
+                "postgresql://u:S3cret@[::1?password=S3cret",
+                "@[::1?password=<redacted>\"",
+            ),
+        ];
+        for (input, expect) in cases {
+            let e = Config::parse_with_env(input, &env()).unwrap_err();
+            let shown = format!("{e} {e:?} {:?}", crate::replication::Error::from(e.clone()));
+            assert!(!shown.contains("S3c"), "{input}: {shown}");
+            assert!(e.to_string().contains(expect), "{input}: {e}");
+        }
+        // The position of an unexpected character is that of the URI shown.
+        let e = ConnInfo::parse("postgresql://u:S3cret@[::1]x/db").unwrap_err();
+        let ConnInfoError::UriUnexpectedChar { ch, pos, uri } = &e else {
+            panic!("{e:?}");
+        };
+        assert_eq!((*ch, uri.as_bytes()[pos - 1]), ('x', b'x'), "{e}");
+        assert!(!e.to_string().contains("S3cret"), "{e}");
+        // Debug output of parsed values, from the string and from the environment.
+        let s = "host=h password=S3cret sslkey=/k/S3cret.key sslpassword='' sslkeylogfile=/S3cret";
+        let info = ConnInfo::parse(s).unwrap();
+        let shown = format!("{info:?}");
+        assert!(
+            !shown.contains("S3cret") && shown.contains("\"host\": \"h\""),
+            "{shown}"
+        );
+        let c = cfg(s);
+        let shown = format!("{c:?} {:#?}", c.clone());
+        assert!(
+            !shown.contains("S3cret") && shown.contains("password"),
+            "{shown}"
+        );
+        let e = env()
+            .with_var("PGPASSWORD", "S3cret")
+            .with_var("PGSSLKEY", "/S3cret");
+        let c = Config::parse_with_env("", &e).unwrap();
+        let shown = format!("{c:?} {e:?}");
+        assert!(!shown.contains("S3cret"), "{shown}");
+        // Other unsupported options still show their value.
+        assert_eq!(
+            cfg_err("service=svc").to_string(),
+            "connection option \"service\" with value \"svc\" is not supported"
+        );
+    }
+
+    fn cfg_err(s: &str) -> ConnInfoError {
+        Config::parse_with_env(s, &env()).unwrap_err()
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! Both follow `conninfo_parse()` and `conninfo_uri_parse_options()` in libpq's
 //! `fe-connect.c`, including their error messages.
 
+use super::redact::{is_secret_keyword, is_secret_param, redact_uri};
 use super::ConnInfoError;
 
 /// The keywords libpq 13–18 accepts, in `PQconninfoOptions` order.
@@ -79,9 +80,21 @@ pub(crate) fn uri_prefix_len(s: &str) -> Option<usize> {
 /// Parses a `key=value` connection string into (keyword, value) pairs in order.
 pub(crate) fn parse_key_value(s: &str) -> Result<Vec<(String, String)>, ConnInfoError> {
     let b = s.as_bytes();
-    let mut out = Vec::new();
+    let mut out: Vec<(String, String)> = Vec::new();
     let mut i = 0;
     let is_space = |c: u8| c.is_ascii_whitespace();
+    // A word that cannot be parsed right after a secret value may be the rest of that value
+    // (an unquoted space in it): it is not shown.
+    let after_secret = |out: &[(String, String)], problem: &'static str| {
+        out.last()
+            .filter(|(k, _)| is_secret_keyword(k))
+            .map(|(k, _)| ConnInfoError::InvalidSecret {
+                option: k.clone(),
+                problem,
+            })
+    };
+    const FOLLOWED: &str =
+        "it is followed by text that is not a valid keyword=value pair (quote a value that contains spaces)";
     loop {
         while i < b.len() && is_space(b[i]) {
             i += 1;
@@ -99,7 +112,8 @@ pub(crate) fn parse_key_value(s: &str) -> Result<Vec<(String, String)>, ConnInfo
             i += 1;
         }
         if i >= b.len() || b[i] != b'=' {
-            return Err(ConnInfoError::MissingEquals(keyword.to_owned()));
+            return Err(after_secret(&out, FOLLOWED)
+                .unwrap_or_else(|| ConnInfoError::MissingEquals(keyword.to_owned())));
         }
         i += 1;
         while i < b.len() && is_space(b[i]) {
@@ -145,7 +159,8 @@ pub(crate) fn parse_key_value(s: &str) -> Result<Vec<(String, String)>, ConnInfo
             }
         }
         if !is_keyword(keyword) {
-            return Err(ConnInfoError::InvalidOption(keyword.to_owned()));
+            return Err(after_secret(&out, FOLLOWED)
+                .unwrap_or_else(|| ConnInfoError::InvalidOption(keyword.to_owned())));
         }
         // Escapes only remove ASCII backslashes, so the bytes stay valid UTF-8.
         let value = String::from_utf8(value).map_err(|_| ConnInfoError::NotUtf8)?;
@@ -156,11 +171,11 @@ pub(crate) fn parse_key_value(s: &str) -> Result<Vec<(String, String)>, ConnInfo
 
 /// Parses a `postgresql://` or `postgres://` URI into (keyword, value) pairs.
 pub(crate) fn parse_uri(uri: &str) -> Result<Vec<(String, String)>, ConnInfoError> {
-    let prefix = uri_prefix_len(uri).ok_or_else(|| ConnInfoError::InvalidUri(uri.to_owned()))?;
+    let prefix = uri_prefix_len(uri).ok_or_else(|| ConnInfoError::InvalidUri(redact_uri(uri)))?;
     let b = uri.as_bytes();
     let mut out: Vec<(String, String)> = Vec::new();
     let store = |out: &mut Vec<(String, String)>, k: &str, raw: &str| {
-        let v = percent_decode(raw)?;
+        let v = decode_value(k, raw)?;
         out.push((k.to_owned(), v));
         Ok::<(), ConnInfoError>(())
     };
@@ -203,18 +218,24 @@ pub(crate) fn parse_uri(uri: &str) -> Result<Vec<(String, String)>, ConnInfoErro
                 p += 1;
             }
             if p >= b.len() {
-                return Err(ConnInfoError::UriUnterminatedIpv6(uri.to_owned()));
+                return Err(ConnInfoError::UriUnterminatedIpv6(redact_uri(uri)));
             }
             if p == hstart {
-                return Err(ConnInfoError::UriEmptyIpv6(uri.to_owned()));
+                return Err(ConnInfoError::UriEmptyIpv6(redact_uri(uri)));
             }
             host = &uri[hstart..p];
             p += 1;
             if p < b.len() && !matches!(b[p], b':' | b'/' | b'?' | b',') {
+                // The position and character are those of the redacted URI that is shown.
+                let shown = redact_uri(uri);
+                let at = redact_uri(&uri[..p]).len().min(shown.len());
                 return Err(ConnInfoError::UriUnexpectedChar {
-                    ch: uri[p..].chars().next().unwrap_or('?'),
-                    pos: p + 1,
-                    uri: uri.to_owned(),
+                    ch: shown
+                        .get(at..)
+                        .and_then(|s| s.chars().next())
+                        .unwrap_or('?'),
+                    pos: at + 1,
+                    uri: shown,
                 });
             }
         } else {
@@ -275,33 +296,71 @@ fn parse_uri_params(query: &str, out: &mut Vec<(String, String)>) -> Result<(), 
     if query.is_empty() {
         return Ok(());
     }
+    // A parameter that cannot be parsed right after a secret one may be the rest of its
+    // value (an unencoded '&' in it): it is not shown.
+    const FOLLOWED: &str =
+        "it is followed by an invalid parameter (percent-encode \"&\" and \"=\" in the value)";
+    let mut previous_secret: Option<String> = None;
     for param in query.split('&') {
         if param.is_empty() {
             // libpq skips empty parameters such as the one in "a=b&&c=d"; a trailing '&' too.
             continue;
         }
+        let hide = |e: ConnInfoError| match &previous_secret {
+            Some(option) => ConnInfoError::InvalidSecret {
+                option: option.clone(),
+                problem: FOLLOWED,
+            },
+            None => e,
+        };
         let mut parts = param.splitn(2, '=');
         let key = parts.next().unwrap_or_default();
         let value = match parts.next() {
             Some(v) => v,
-            None => return Err(ConnInfoError::UriParamMissingEquals(param.to_owned())),
+            None => return Err(hide(ConnInfoError::UriParamMissingEquals(param.to_owned()))),
         };
+        let secret = is_secret_param(key);
         if value.contains('=') {
-            return Err(ConnInfoError::UriParamExtraEquals(param.to_owned()));
+            if secret {
+                return Err(ConnInfoError::InvalidSecret {
+                    option: percent_decode(key).unwrap_or_else(|_| key.to_owned()),
+                    problem: "extra key/value separator \"=\" (percent-encode it as %3D)",
+                });
+            }
+            return Err(hide(ConnInfoError::UriParamExtraEquals(param.to_owned())));
         }
-        let mut key = percent_decode(key)?;
-        let mut value = percent_decode(value)?;
+        let mut key = percent_decode(key).map_err(hide)?;
+        let mut value = decode_value(&key, value)?;
         // JDBC compatibility: "ssl=true" means "sslmode=require".
         if key == "ssl" && value == "true" {
             key = "sslmode".to_owned();
             value = "require".to_owned();
         }
         if !is_keyword(&key) {
-            return Err(ConnInfoError::InvalidUriParam(key));
+            return Err(hide(ConnInfoError::InvalidUriParam(key)));
         }
+        previous_secret = secret.then(|| key.clone());
         out.push((key, value));
     }
     Ok(())
+}
+
+/// Decodes the value of `keyword`; an error about a secret keyword's value does not hold it.
+fn decode_value(keyword: &str, raw: &str) -> Result<String, ConnInfoError> {
+    percent_decode(raw).map_err(|e| {
+        if !is_secret_keyword(keyword) {
+            return e;
+        }
+        let problem = match e {
+            ConnInfoError::PercentNul(_) => "forbidden value %00 in percent-encoded value",
+            ConnInfoError::NotUtf8 => "not valid UTF-8",
+            _ => "invalid percent-encoded token",
+        };
+        ConnInfoError::InvalidSecret {
+            option: keyword.to_owned(),
+            problem,
+        }
+    })
 }
 
 /// Decodes `%XX` escapes as libpq's `conninfo_uri_decode()` does (`+` is not a space).

@@ -18,9 +18,18 @@ use std::path::{Path, PathBuf};
 /// assert_eq!(file.find("localhost", "5433", "x", "y"), Some("other".to_owned()));
 /// assert_eq!(file.find("db1", "5433", "x", "y"), None);
 /// ```
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct PassFile {
     lines: Vec<String>,
+}
+
+impl std::fmt::Debug for PassFile {
+    /// Only the number of lines: they hold passwords.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PassFile")
+            .field("lines", &self.lines.len())
+            .finish_non_exhaustive()
+    }
 }
 
 /// Why a password file was not used.
@@ -217,6 +226,8 @@ mod tests {
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
         let f = PassFile::read(&path).unwrap();
         assert_eq!(f.find("h", "5432", "d", "u").as_deref(), Some("secret"));
+        let shown = format!("{f:?}");
+        assert!(!shown.contains("secret"), "{shown}");
 
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
         let e = PassFile::read(&path).unwrap_err();

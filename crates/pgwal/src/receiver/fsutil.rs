@@ -2,7 +2,7 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io;
-use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
 use std::os::unix::io::AsRawFd;
 use std::path::Path;
 
@@ -18,15 +18,88 @@ pub(crate) fn fsync_dir(dir: &Path) -> io::Result<()> {
     }
 }
 
-/// Opens `path` for writing, creating it (mode 0600) and optionally truncating it.
+/// Opens `path` for reading and writing without following a symbolic link at `path` itself
+/// (`O_NOFOLLOW`): a symbolic link is refused with an error that names it, so that nobody can
+/// redirect our writes to another file by planting a link in the directory.
+///
+/// With `create` and `truncate` the file is made fresh: an existing file of that name is
+/// removed and a new one created exclusively (`O_CREAT | O_EXCL`, mode 0600), so that neither
+/// a symbolic nor a hard link to another file is ever truncated. With `create` alone an
+/// existing file is opened as it is. An existing file opened for writing must not have other
+/// hard links.
 pub(crate) fn open_write(path: &Path, create: bool, truncate: bool) -> io::Result<File> {
-    OpenOptions::new()
-        .write(true)
+    let mut opts = OpenOptions::new();
+    opts.write(true)
         .read(true)
-        .create(create)
-        .truncate(truncate)
         .mode(FILE_MODE)
+        .custom_flags(libc::O_NOFOLLOW);
+    if create && truncate {
+        match fs::symlink_metadata(path) {
+            Ok(m) if m.file_type().is_symlink() => return Err(symlink_refused(path)),
+            Ok(_) => fs::remove_file(path)?,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+        opts.create_new(true);
+    } else {
+        opts.create(create).truncate(truncate);
+    }
+    let file = opts.open(path).map_err(|e| nofollow_error(e, path))?;
+    if !(create && truncate) {
+        let links = file.metadata()?.nlink();
+        if links > 1 {
+            return Err(io::Error::other(format!(
+                "refusing to write to \"{}\": it has {links} hard links",
+                path.display()
+            )));
+        }
+    }
+    Ok(file)
+}
+
+/// Opens an existing file read-only without following a symbolic link at `path`.
+pub(crate) fn open_read_nofollow(path: &Path) -> io::Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW)
         .open(path)
+        .map_err(|e| nofollow_error(e, path))
+}
+
+/// The error for a symbolic link where pgwal writes a file of its own.
+pub(crate) fn symlink_refused(path: &Path) -> io::Error {
+    io::Error::other(SymlinkRefused(path.to_path_buf()))
+}
+
+/// The cause inside the error of [`symlink_refused`]: retrying cannot help.
+#[derive(Debug)]
+pub(crate) struct SymlinkRefused(std::path::PathBuf);
+
+impl std::fmt::Display for SymlinkRefused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "refusing to follow symbolic link \"{}\" (pgwal never writes through a symbolic link)",
+            self.0.display()
+        )
+    }
+}
+
+impl std::error::Error for SymlinkRefused {}
+
+/// True for an error of [`symlink_refused`].
+pub(crate) fn is_symlink_refused(e: &io::Error) -> bool {
+    e.get_ref().is_some_and(|inner| inner.is::<SymlinkRefused>())
+}
+
+/// Turns the `ELOOP` of an `O_NOFOLLOW` open on a symbolic link into [`symlink_refused`].
+pub(crate) fn nofollow_error(e: io::Error, path: &Path) -> io::Error {
+    let is_link = fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink());
+    if e.raw_os_error() == Some(libc::ELOOP) && is_link {
+        symlink_refused(path)
+    } else {
+        e
+    }
 }
 
 /// Makes `file` `len` bytes long with real blocks behind every byte (so that a full disk is
@@ -145,4 +218,58 @@ pub(crate) fn write_all_vectored_at(file: &File, mut off: u64, bufs: &[&[u8]]) -
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::symlink;
+
+    #[test]
+    fn links_are_never_written_through() {
+        let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("victim");
+        fs::write(&victim, b"precious").unwrap();
+        let link = dir.path().join("000000010000000000000001.partial");
+        symlink(&victim, &link).unwrap();
+        for (create, truncate) in [(true, true), (true, false), (false, false)] {
+            let e = open_write(&link, create, truncate).unwrap_err().to_string();
+            assert!(e.contains("symbolic link") && e.contains(".partial"), "{e}");
+        }
+        let e = open_read_nofollow(&link).unwrap_err().to_string();
+        assert!(e.contains("symbolic link"), "{e}");
+        let e = durable_rename(&link, &dir.path().join("x"), dir.path(), true).unwrap_err();
+        assert!(e.to_string().contains("symbolic link"), "{e}");
+        // A dangling link: O_CREAT does not create its target.
+        let missing = dir.path().join("missing");
+        let dangling = dir.path().join("000000010000000000000002.partial.tmp");
+        symlink(&missing, &dangling).unwrap();
+        assert!(open_write(&dangling, true, true).is_err());
+        assert!(open_write(&dangling, true, false).is_err());
+        assert!(!missing.exists());
+        // A hard link to another file is replaced by a fresh file, or refused when reopened.
+        let hard = dir.path().join("000000010000000000000003.partial");
+        fs::hard_link(&victim, &hard).unwrap();
+        let e = open_write(&hard, false, false).unwrap_err().to_string();
+        assert!(e.contains("hard links"), "{e}");
+        let f = open_write(&hard, true, true).unwrap();
+        f.write_all_at(b"new", 0).unwrap();
+        assert_eq!(fs::read(&hard).unwrap(), b"new");
+        assert_eq!(fs::read(&victim).unwrap(), b"precious");
+        // write_new_file never replaces a link, dangling or not.
+        assert!(!write_new_file(
+            dir.path(),
+            "000000010000000000000002.partial.tmp",
+            b"x",
+            false
+        )
+        .unwrap());
+        assert!(!missing.exists());
+        // An ordinary existing file is recreated empty, with mode 0600.
+        let plain = dir.path().join("plain");
+        fs::write(&plain, b"old").unwrap();
+        let f = open_write(&plain, true, true).unwrap();
+        assert_eq!(f.metadata().unwrap().len(), 0);
+        assert_eq!(f.metadata().unwrap().mode() & 0o077, 0);
+    }
 }

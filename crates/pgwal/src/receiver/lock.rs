@@ -2,9 +2,11 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
+
+use super::fsutil::nofollow_error;
 
 /// The lock file's name in the archive directory.
 pub const LOCK_FILE: &str = ".pgwal-receive.lock";
@@ -19,6 +21,10 @@ pub struct DirectoryLock {
 
 impl DirectoryLock {
     /// Takes the lock, or fails at once if another process holds it.
+    ///
+    /// The lock file is never opened through a symbolic link (`O_NOFOLLOW`), and a lock file
+    /// with other hard links is refused, so that writing the process id can never truncate
+    /// or overwrite another file.
     pub fn acquire(dir: &Path) -> io::Result<DirectoryLock> {
         let path = dir.join(LOCK_FILE);
         let mut file = OpenOptions::new()
@@ -27,7 +33,22 @@ impl DirectoryLock {
             .create(true)
             .truncate(false)
             .mode(0o600)
-            .open(&path)?;
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&path)
+            .map_err(|e| {
+                let e = nofollow_error(e, &path);
+                io::Error::new(
+                    e.kind(),
+                    format!("could not open lock file \"{}\": {e}", path.display()),
+                )
+            })?;
+        let meta = file.metadata()?;
+        if !meta.is_file() || meta.nlink() != 1 {
+            return Err(io::Error::other(format!(
+                "lock file \"{}\" is not a plain file with a single link; remove it",
+                path.display()
+            )));
+        }
         // SAFETY: flock on a valid descriptor owned by `file`.
         let r = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
         if r != 0 {
@@ -83,5 +104,30 @@ mod tests {
         );
         drop(a);
         DirectoryLock::acquire(dir.path()).unwrap();
+    }
+
+    #[test]
+    fn links_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, "precious\n").unwrap();
+        let sub = dir.path().join("archive");
+        std::fs::create_dir(&sub).unwrap();
+        let lock = sub.join(LOCK_FILE);
+        std::os::unix::fs::symlink(&victim, &lock).unwrap();
+        let e = DirectoryLock::acquire(&sub).unwrap_err().to_string();
+        assert!(e.contains("symbolic link") && e.contains(LOCK_FILE), "{e}");
+        // A dangling link is not followed either (O_CREAT would create its target).
+        std::fs::remove_file(&lock).unwrap();
+        let target = dir.path().join("created");
+        std::os::unix::fs::symlink(&target, &lock).unwrap();
+        assert!(DirectoryLock::acquire(&sub).is_err());
+        assert!(!target.exists());
+        std::fs::remove_file(&lock).unwrap();
+        // A hard link to another file is refused too.
+        std::fs::hard_link(&victim, &lock).unwrap();
+        let e = DirectoryLock::acquire(&sub).unwrap_err().to_string();
+        assert!(e.contains("single link") && e.contains(LOCK_FILE), "{e}");
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious\n");
     }
 }

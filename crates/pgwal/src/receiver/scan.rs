@@ -10,7 +10,7 @@ use crate::segment::{Compression, SegNo, TimelineId, WalFileName, WalSegSize};
 use crate::wal::{DecoderConfig, PageHeader, WalDecoder};
 
 use super::compress::decompress_prefix;
-use super::fsutil::fsync_dir;
+use super::fsutil::{fsync_dir, symlink_refused};
 
 /// A WAL file in the directory that can decide the start position.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -31,12 +31,20 @@ pub struct Candidate {
 
 /// The files that take part in the scan, best first: the highest segment, then the highest
 /// timeline, and a complete file before a partial one.
+///
+/// A `.partial` file that is a symbolic link is an error naming it: the receiver writes to
+/// its newest partial file and never writes through a link.
 pub(crate) fn candidates(dir: &Path, seg_size: WalSegSize) -> io::Result<Vec<Candidate>> {
     let mut out = Vec::new();
     for entry in fs::read_dir(dir)? {
         let entry = entry?;
         if let Ok(name) = entry.file_name().into_string() {
-            out.extend(candidate(name, entry.path(), seg_size));
+            if let Some(c) = candidate(name, entry.path(), seg_size) {
+                if c.partial && entry.file_type()?.is_symlink() {
+                    return Err(symlink_refused(&c.path));
+                }
+                out.push(c);
+            }
         }
     }
     sort_candidates(&mut out);
@@ -194,7 +202,11 @@ pub(crate) fn leftovers(dir: &Path, cfg: DecoderConfig) -> io::Result<Vec<Leftov
         if name.strip_suffix(".tmp").is_some_and(|base| {
             matches!(WalFileName::parse(base), Some(WalFileName::Segment { .. }))
         }) {
+            // Removing a symbolic link removes only the link.
             out.push(Leftover { name, kept: None });
+        } else if entry.file_type()?.is_symlink() {
+            // Never read or removed here; `candidates` refuses a linked partial file.
+            continue;
         } else {
             all.extend(candidate(name, entry.path(), cfg.seg_size));
         }

@@ -19,7 +19,7 @@ use crate::segment::{Compression, TimelineId, WalFileName, WalSegSize};
 use crate::wal::{DecoderConfig, WalDecoder};
 
 use super::compress::{CompressSpec, Sink};
-use super::fsutil::{fsync_dir, open_write};
+use super::fsutil::{fsync_dir, is_symlink_refused, open_read_nofollow, open_write};
 use super::lock::DirectoryLock;
 use super::metrics::{max_u64, set_f64, unix_now, Metrics};
 use super::scan::{self, safe_point, Found, Resume};
@@ -287,10 +287,12 @@ impl Run {
         let dir = self.opts.directory.clone();
         let seg_size = cfg.seg_size;
         let io = |e: std::io::Error| {
-            ReceiveError::Retryable(format!(
-                "could not read directory \"{}\": {e}",
-                dir.display()
-            ))
+            let m = format!("could not read directory \"{}\": {e}", dir.display());
+            if is_symlink_refused(&e) {
+                ReceiveError::Fatal(m)
+            } else {
+                ReceiveError::Retryable(m)
+            }
         };
         scan::remove_leftovers(&dir, cfg, self.opts.sync).map_err(|e| {
             ReceiveError::Retryable(format!(
@@ -961,9 +963,9 @@ fn write_durably(
     res
 }
 
-/// fsyncs the file at `path` through a new descriptor.
+/// fsyncs the file at `path` through a new descriptor (never through a symbolic link).
 fn fsync_file(path: &std::path::Path) -> std::io::Result<()> {
-    std::fs::File::open(path)?.sync_all()
+    open_read_nofollow(path)?.sync_all()
 }
 
 /// A failed fsync at start-up: fatal, like one in the writer.

@@ -22,7 +22,7 @@ use crate::segment::{Compression, SegNo, TimelineId, WalFileName, WalSegSize};
 use crate::wal::WalDecoder;
 
 use super::compress::{CompressSpec, Sink};
-use super::fsutil::{fsync_dir, open_write, preallocate, rename_noreplace};
+use super::fsutil::{fsync_dir, open_read_nofollow, open_write, preallocate, rename_noreplace};
 use super::metrics::{add_f64, Metrics};
 use super::scan::{read_head, safe_point, Resume};
 
@@ -648,7 +648,7 @@ impl Writer {
             });
         }
         // Report it flushed only once this process has made it durable too.
-        let f = File::open(to).map_err(|e| ctx(e, "open file", to))?;
+        let f = open_read_nofollow(to).map_err(|e| ctx(e, "open file", to))?;
         self.fsync(&f).map_err(|e| sync_failed(e, "file", to))?;
         fs::remove_file(from).map_err(|e| ctx(e, "remove file", from))?;
         tracing::info!(
