@@ -286,3 +286,105 @@ fn metrics_flood_under_low_fd_limit() {
         assert!(ours == server, "{name} differs from the server's");
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Memory: a record of 200 MB is held once, not twice.
+
+/// `VmHWM` (peak resident set) of a process, in bytes.
+fn peak_rss(pid: u32) -> u64 {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .unwrap()
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .unwrap();
+    kb * 1024
+}
+
+#[test]
+fn large_record_is_held_once() {
+    let Some(pg) = cluster(Major::V17) else {
+        return;
+    };
+    let tmp = tempfile::Builder::new()
+        .prefix("pgwal-hardening-bigrecord-")
+        .tempdir()
+        .unwrap();
+    let dir = tmp.path().join("archive");
+    fs::create_dir(&dir).unwrap();
+    let log = tmp.path().join("receive.log");
+    let ci = conn(&pg);
+    let mut child = spawn_limited(
+        &["-d", &ci, "-D", dir.to_str().unwrap(), "-s", "1"],
+        &log,
+        1024,
+    );
+    let t = Instant::now();
+    while sql(&pg, "SELECT count(*) FROM pg_stat_replication") != "1" {
+        assert!(
+            t.elapsed() < Duration::from_secs(30),
+            "receiver did not connect"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let before = peak_rss(child.id());
+    const RECORD: u64 = 200 << 20;
+    let start = parse_lsn(&sql(
+        &pg,
+        &format!("SELECT pg_logical_emit_message(false, 'x', repeat('x', {RECORD}))"),
+    ))
+    .unwrap();
+    sql(&pg, "SELECT pg_switch_wal()");
+    let end = parse_lsn(&sql(&pg, "SELECT pg_current_wal_insert_lsn()")).unwrap();
+    let last = Lsn(end).segment(seg_size()).0 - 1;
+    let t = Instant::now();
+    while complete_segments(&dir).last_key_value().map(|(k, _)| *k) < Some(last) {
+        let log_text = fs::read_to_string(&log).unwrap_or_default();
+        assert!(
+            t.elapsed() < Duration::from_secs(300),
+            "segment {last:X} was not archived\n{log_text}"
+        );
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "receiver died\n{log_text}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let peak = peak_rss(child.id());
+    eprintln!(
+        "record of {} MB at {}: peak RSS {} MB before, {} MB after",
+        RECORD >> 20,
+        format_lsn(start),
+        before >> 20,
+        peak >> 20
+    );
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let st = child.wait().unwrap();
+    let log_text = fs::read_to_string(&log).unwrap();
+    assert!(st.success(), "{st:?}\n{log_text}");
+    for (segno, name) in complete_segments(&dir) {
+        let ours = fs::read(dir.join(&name)).unwrap();
+        let server = fs::read(pg.pg_wal_dir().join(&name)).unwrap();
+        assert!(
+            ours == server,
+            "{name} ({segno:X}) differs from the server's"
+        );
+    }
+    assert!(
+        complete_segments(&dir).len() as u64 >= RECORD / SEG,
+        "{:?}",
+        complete_segments(&dir)
+    );
+    // Held once: the record (plus page headers and read buffers), not twice.
+    assert!(
+        peak < before + RECORD * 3 / 2,
+        "peak RSS {} MB for a record of {} MB",
+        peak >> 20,
+        RECORD >> 20
+    );
+}
