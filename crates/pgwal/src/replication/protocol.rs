@@ -63,6 +63,18 @@ use crate::{Lsn, TimelineId};
 /// a little slack for headers).
 pub const MAX_MESSAGE_LEN: usize = (1 << 30) + (1 << 20);
 
+/// The most rows a command's results may hold in all. Replication commands return one row;
+/// this bounds what a hostile server can make the client keep (each row costs memory beyond
+/// its bytes on the wire).
+pub const MAX_RESULT_ROWS: usize = 100_000;
+
+/// The most bytes of `DataRow` messages a command's results may hold in all (one row of the
+/// largest message fits).
+pub const MAX_RESULT_BYTES: usize = MAX_MESSAGE_LEN;
+
+/// The most distinct run-time parameters (`ParameterStatus`) kept; a server reports about 20.
+pub const MAX_PARAMETERS: usize = 1000;
+
 /// The 8-byte `SSLRequest` packet, sent before the startup packet to ask for TLS.
 pub fn ssl_request() -> [u8; 8] {
     let mut buf = BytesMut::with_capacity(8);
@@ -297,6 +309,9 @@ pub struct Protocol {
     backend_key: Option<(i32, i32)>,
     sets: Vec<ResultSet>,
     current: Option<ResultSet>,
+    /// Rows and `DataRow` bytes collected for the current command, for the bounds.
+    result_rows: usize,
+    result_bytes: usize,
 }
 
 impl std::fmt::Debug for Protocol {
@@ -346,6 +361,8 @@ impl Protocol {
             backend_key: None,
             sets: Vec::new(),
             current: None,
+            result_rows: 0,
+            result_bytes: 0,
         })
     }
 
@@ -656,6 +673,11 @@ impl Protocol {
                     .value()
                     .map_err(|e| Error::protocol(format!("invalid ParameterStatus: {e}")))?
                     .to_owned();
+                if self.params.len() >= MAX_PARAMETERS && !self.params.contains_key(&name) {
+                    return Err(Error::protocol(format!(
+                        "the server reported more than {MAX_PARAMETERS} parameters"
+                    )));
+                }
                 self.params.insert(name.clone(), value.clone());
                 Ok(Some(Event::ParameterStatus { name, value }))
             }
@@ -716,6 +738,8 @@ impl Protocol {
                 Message::ReadyForQuery(_) => {
                     self.sets.clear();
                     self.current = None;
+                    self.result_rows = 0;
+                    self.result_bytes = 0;
                     self.state = State::Idle;
                     Ok(None)
                 }
@@ -756,7 +780,15 @@ impl Protocol {
                     .as_mut()
                     .ok_or_else(|| Error::protocol("DataRow without RowDescription"))?;
                 let buf = body.buffer_bytes().clone();
-                let mut values = Vec::with_capacity(current.columns.len());
+                self.result_rows += 1;
+                self.result_bytes = self.result_bytes.saturating_add(buf.len() + 5);
+                if self.result_rows > MAX_RESULT_ROWS || self.result_bytes > MAX_RESULT_BYTES {
+                    return Err(Error::protocol(format!(
+                        "the server sent more than {MAX_RESULT_ROWS} rows or {MAX_RESULT_BYTES} \
+                         bytes of rows in answer to one command"
+                    )));
+                }
+                let mut values = Vec::with_capacity(current.columns.len().min(64));
                 let mut ranges = body.ranges();
                 while let Some(r) = ranges
                     .next()
@@ -793,6 +825,8 @@ impl Protocol {
                     self.sets.push(set);
                 }
                 let sets = mem::take(&mut self.sets);
+                self.result_rows = 0;
+                self.result_bytes = 0;
                 self.state = State::Idle;
                 match kind {
                     ResultKind::Query => Ok(Some(Event::QueryResult(sets))),
