@@ -388,3 +388,295 @@ fn large_record_is_held_once() {
         RECORD >> 20
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// A hostile server: impossible sizes, an oversized message, an endless result set.
+
+/// What the fake server does wrong.
+#[derive(Clone, Copy, Debug)]
+enum Hostile {
+    /// Answers `SHOW wal_block_size` with this.
+    BlockSize(&'static str),
+    /// Answers `SHOW wal_segment_size` with this.
+    SegSize(&'static str),
+    /// Answers `IDENTIFY_SYSTEM` with a row whose message claims 2 GB.
+    HugeMessage,
+    /// Answers `IDENTIFY_SYSTEM` with rows until the client hangs up.
+    EndlessRows,
+}
+
+fn backend(tag: u8, body: &[u8]) -> Vec<u8> {
+    let mut m = vec![tag];
+    m.extend_from_slice(&(body.len() as u32 + 4).to_be_bytes());
+    m.extend_from_slice(body);
+    m
+}
+
+fn row_description(names: &[&str]) -> Vec<u8> {
+    let mut b = (names.len() as u16).to_be_bytes().to_vec();
+    for n in names {
+        b.extend_from_slice(n.as_bytes());
+        b.push(0);
+        b.extend_from_slice(&0u32.to_be_bytes()); // table
+        b.extend_from_slice(&0u16.to_be_bytes()); // column
+        b.extend_from_slice(&25u32.to_be_bytes()); // text
+        b.extend_from_slice(&(-1i16).to_be_bytes());
+        b.extend_from_slice(&(-1i32).to_be_bytes());
+        b.extend_from_slice(&0u16.to_be_bytes());
+    }
+    backend(b'T', &b)
+}
+
+fn data_row(values: &[Option<&str>]) -> Vec<u8> {
+    let mut b = (values.len() as u16).to_be_bytes().to_vec();
+    for v in values {
+        match v {
+            Some(v) => {
+                b.extend_from_slice(&(v.len() as i32).to_be_bytes());
+                b.extend_from_slice(v.as_bytes());
+            }
+            None => b.extend_from_slice(&(-1i32).to_be_bytes()),
+        }
+    }
+    backend(b'D', &b)
+}
+
+fn cstring(s: &str) -> Vec<u8> {
+    let mut b = s.as_bytes().to_vec();
+    b.push(0);
+    b
+}
+
+/// One row of one column, then the command's completion.
+fn answer(name: &str, value: &str, tag: &str) -> Vec<u8> {
+    let mut m = row_description(&[name]);
+    m.extend(data_row(&[Some(value)]));
+    m.extend(backend(b'C', &cstring(tag)));
+    m.extend(backend(b'Z', b"I"));
+    m
+}
+
+/// Serves one replication connection as a PostgreSQL 17 server gone wrong.
+fn serve_hostile(mut s: TcpStream, h: Hostile) -> std::io::Result<()> {
+    let mut len = [0u8; 4];
+    s.read_exact(&mut len)?;
+    let mut startup = vec![0u8; u32::from_be_bytes(len) as usize - 4];
+    s.read_exact(&mut startup)?;
+    let mut hello = backend(b'R', &0u32.to_be_bytes());
+    for (k, v) in [("server_version", "17.0"), ("integer_datetimes", "on")] {
+        let mut b = cstring(k);
+        b.extend(cstring(v));
+        hello.extend(backend(b'S', &b));
+    }
+    hello.extend(backend(b'K', &[0, 0, 0, 1, 0, 0, 0, 2]));
+    hello.extend(backend(b'Z', b"I"));
+    s.write_all(&hello)?;
+    loop {
+        let mut head = [0u8; 5];
+        s.read_exact(&mut head)?;
+        let mut body =
+            vec![0u8; u32::from_be_bytes([head[1], head[2], head[3], head[4]]) as usize - 4];
+        s.read_exact(&mut body)?;
+        if head[0] != b'Q' {
+            return Ok(());
+        }
+        let q = String::from_utf8_lossy(&body)
+            .trim_end_matches('\0')
+            .to_owned();
+        if q.starts_with("IDENTIFY_SYSTEM") {
+            let cols = ["systemid", "timeline", "xlogpos", "dbname"];
+            let mut m = row_description(&cols);
+            match h {
+                Hostile::HugeMessage => {
+                    m.push(b'D');
+                    m.extend_from_slice(&0x7FFF_FFFFu32.to_be_bytes());
+                    m.extend_from_slice(&[0u8; 4096]);
+                    s.write_all(&m)?;
+                    std::thread::sleep(Duration::from_secs(5));
+                    return Ok(());
+                }
+                Hostile::EndlessRows => {
+                    s.write_all(&m)?;
+                    let row = data_row(&[Some("7"), Some("1"), Some("0/1000000"), None]);
+                    let batch: Vec<u8> =
+                        row.iter().copied().cycle().take(row.len() * 1000).collect();
+                    loop {
+                        s.write_all(&batch)?;
+                    }
+                }
+                _ => {
+                    m.extend(data_row(&[
+                        Some("7000000000000000001"),
+                        Some("1"),
+                        Some("0/1000000"),
+                        None,
+                    ]));
+                    m.extend(backend(b'C', &cstring("IDENTIFY_SYSTEM")));
+                    m.extend(backend(b'Z', b"I"));
+                    s.write_all(&m)?;
+                }
+            }
+        } else if q == "SHOW wal_segment_size" {
+            let v = match h {
+                Hostile::SegSize(v) => v,
+                _ => "1MB",
+            };
+            s.write_all(&answer("wal_segment_size", v, "SHOW"))?;
+        } else if q == "SHOW wal_block_size" {
+            let v = match h {
+                Hostile::BlockSize(v) => v,
+                _ => "8192",
+            };
+            s.write_all(&answer("wal_block_size", v, "SHOW"))?;
+        } else {
+            let mut e = Vec::new();
+            for (t, v) in [(b'S', "ERROR"), (b'C', "0A000"), (b'M', "not in this test")] {
+                e.push(t);
+                e.extend(cstring(v));
+            }
+            e.push(0);
+            let mut m = backend(b'E', &e);
+            m.extend(backend(b'Z', b"I"));
+            s.write_all(&m)?;
+        }
+    }
+}
+
+/// A fake server on a free port, serving every connection with `h`; returns the port and the
+/// number of connections served so far.
+fn hostile_server(h: Hostile) -> (u16, Arc<std::sync::atomic::AtomicU64>) {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let n = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let n2 = n.clone();
+    std::thread::spawn(move || {
+        for s in l.incoming() {
+            let Ok(s) = s else { return };
+            n2.fetch_add(1, Ordering::SeqCst);
+            std::thread::spawn(move || serve_hostile(s, h));
+        }
+    });
+    (port, n)
+}
+
+/// Runs `pgwal receive` to its end (killed after 60 s): exit code, stderr and peak RSS.
+fn receive_measured(args: &[&str]) -> (Option<i32>, String, u64) {
+    let mut child = Command::new(BIN)
+        .arg("receive")
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id() as i32;
+    let mut err = child.stderr.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = err.read_to_string(&mut s);
+        s
+    });
+    let done = Arc::new(AtomicBool::new(false));
+    let d2 = done.clone();
+    std::thread::spawn(move || {
+        let t = Instant::now();
+        while !d2.load(Ordering::SeqCst) {
+            if t.elapsed() > Duration::from_secs(60) {
+                // SAFETY: signalling our own child, not yet reaped.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    });
+    let mut status = 0;
+    // SAFETY: a zeroed rusage is valid; wait4 fills it for our own child.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: waits for our own child, whose Child handle is never waited on.
+    let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    done.store(true, Ordering::SeqCst);
+    assert_eq!(r, pid);
+    let code = libc::WIFEXITED(status).then(|| libc::WEXITSTATUS(status));
+    (code, reader.join().unwrap(), usage.ru_maxrss as u64 * 1024)
+}
+
+#[test]
+fn hostile_server_values_are_refused() {
+    let tmp = tempfile::Builder::new()
+        .prefix("pgwal-hardening-hostile-")
+        .tempdir()
+        .unwrap();
+    let cases: [(Hostile, &str, bool); 8] = [
+        (
+            Hostile::BlockSize("0"),
+            "invalid wal_block_size \"0\"",
+            true,
+        ),
+        (
+            Hostile::BlockSize("3"),
+            "invalid wal_block_size \"3\"",
+            true,
+        ),
+        (
+            Hostile::BlockSize("131072"),
+            "invalid wal_block_size \"131072\"",
+            true,
+        ),
+        (
+            Hostile::SegSize("0"),
+            "invalid wal_segment_size \"0\"",
+            true,
+        ),
+        (
+            Hostile::SegSize("3MB"),
+            "invalid wal_segment_size \"3MB\"",
+            true,
+        ),
+        (
+            Hostile::SegSize("2GB"),
+            "invalid wal_segment_size \"2GB\"",
+            true,
+        ),
+        (
+            Hostile::HugeMessage,
+            "is too long (2147483647 bytes)",
+            false,
+        ),
+        (Hostile::EndlessRows, "more than 100000 rows", false),
+    ];
+    for (i, (h, expected, fatal)) in cases.into_iter().enumerate() {
+        let (port, served) = hostile_server(h);
+        let dir = tmp.path().join(format!("archive{i}"));
+        fs::create_dir(&dir).unwrap();
+        let ci = format!("host=127.0.0.1 port={port} user=rep sslmode=disable");
+        // Impossible sizes are fatal: no -n, the receiver must stop by itself.
+        let mut args = vec!["-d", &ci, "-D", dir.to_str().unwrap()];
+        if !fatal {
+            args.push("-n");
+        }
+        let (code, err, rss) = receive_measured(&args);
+        eprintln!(
+            "{h:?}: exit {code:?}, peak RSS {} MB: {}",
+            rss >> 20,
+            err.trim()
+        );
+        assert_eq!(code, Some(1), "{h:?}: {err}");
+        assert!(err.contains(expected), "{h:?}: {err}");
+        assert!(!err.contains("panicked"), "{h:?}: {err}");
+        assert!(rss < 64 << 20, "{h:?}: peak RSS {} MB", rss >> 20);
+        if fatal {
+            assert_eq!(served.load(Ordering::SeqCst), 1, "{h:?}: retried: {err}");
+        }
+        // Nothing was written.
+        assert_eq!(
+            fs::read_dir(&dir)
+                .unwrap()
+                .filter(|e| {
+                    let n = e.as_ref().unwrap().file_name();
+                    WalFileName::parse(&n.to_string_lossy()).is_some()
+                })
+                .count(),
+            0,
+            "{h:?}"
+        );
+    }
+}

@@ -63,6 +63,14 @@ use crate::{Lsn, TimelineId};
 /// a little slack for headers).
 pub const MAX_MESSAGE_LEN: usize = (1 << 30) + (1 << 20);
 
+/// The most WAL one `XLogData` message carries: a walsender sends at most 16 pages
+/// (`MAX_SEND_SIZE`), and pages are at most 64 kB.
+pub const MAX_XLOGDATA_WAL: usize = 16 * 65536;
+
+/// The longest `CopyData` message accepted while streaming: an `XLogData` of
+/// [`MAX_XLOGDATA_WAL`] bytes of WAL after its 25-byte header, the message's tag and length.
+const MAX_STREAM_MESSAGE_LEN: usize = 4 + 25 + MAX_XLOGDATA_WAL;
+
 /// The most rows a command's results may hold in all. Replication commands return one row;
 /// this bounds what a hostile server can make the client keep (each row costs memory beyond
 /// its bytes on the wire).
@@ -597,6 +605,13 @@ impl Protocol {
             return Err(Error::protocol(format!(
                 "message of type \"{}\" is too long ({len} bytes)",
                 tag.escape_ascii()
+            )));
+        }
+        if tag == b'd' && len > MAX_STREAM_MESSAGE_LEN && self.is_streaming() {
+            // Refused before it is buffered: a server never sends this much WAL at once.
+            return Err(Error::protocol(format!(
+                "CopyData message of {len} bytes while streaming (a server sends at most \
+                 {MAX_XLOGDATA_WAL} bytes of WAL per message)"
             )));
         }
         if self.rx.len() < len + 1 {
