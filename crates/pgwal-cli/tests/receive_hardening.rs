@@ -560,6 +560,8 @@ fn hostile_server(h: Hostile) -> (u16, Arc<std::sync::atomic::AtomicU64>) {
 }
 
 /// Runs `pgwal receive` to its end (killed after 60 s): exit code, stderr and peak RSS.
+// The child is reaped by `wait4` (for its rusage), not by `Child::wait`.
+#[allow(clippy::zombie_processes)]
 fn receive_measured(args: &[&str]) -> (Option<i32>, String, u64) {
     let mut child = Command::new(BIN)
         .arg("receive")
