@@ -111,6 +111,17 @@ fn get_metrics(addr: &str) -> std::io::Result<String> {
     Ok(body)
 }
 
+/// User plus system CPU time of a process, in seconds.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // Fields after the command name (which is in parentheses): utime and stime are 14 and 15.
+    let rest = &stat[stat.rfind(')').unwrap() + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = f[11].parse::<f64>().unwrap() + f[12].parse::<f64>().unwrap();
+    // SAFETY: sysconf has no preconditions.
+    ticks / unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64
+}
+
 /// How long until the server closes an idle connection (reads EOF), at most `limit`.
 fn time_to_close(s: &mut TcpStream, limit: Duration) -> Duration {
     let t0 = Instant::now();
@@ -200,6 +211,7 @@ fn metrics_flood_under_low_fd_limit() {
     // The flood: 100 idle connections held at all times, while WAL is generated in whole
     // segments and the walsender is terminated (forcing reconnections).
     let stop = Arc::new(AtomicBool::new(false));
+    let (cpu0, t_flood) = (cpu_seconds(child.id()), Instant::now());
     let flooder = flood(addr.clone(), 100, stop.clone());
     std::thread::sleep(Duration::from_secs(1));
     pg.query_blocking("CREATE TABLE IF NOT EXISTS f (x int, pad text)")
@@ -245,6 +257,16 @@ fn metrics_flood_under_low_fd_limit() {
     stop.store(true, Ordering::SeqCst);
     let opened = flooder.join().unwrap();
     assert!(opened >= 200, "the flood opened only {opened} connections");
+    // The flood costs the receiver little CPU (no accept loop spinning).
+    let (cpu, wall) = (
+        cpu_seconds(child.id()) - cpu0,
+        t_flood.elapsed().as_secs_f64(),
+    );
+    eprintln!("flood: {opened} connections in {wall:.1} s; receiver CPU {cpu:.2} s");
+    assert!(
+        cpu < wall / 2.0,
+        "receiver used {cpu:.2} s of CPU in {wall:.1} s"
+    );
 
     // The endpoint still answers, and counts the three reconnections.
     let t = Instant::now();
