@@ -111,6 +111,24 @@ fn get_metrics(addr: &str) -> std::io::Result<String> {
     Ok(body)
 }
 
+/// Sets the open-file limit of a running process (`prlimit`).
+fn set_nofile(pid: u32, n: u64) {
+    let lim = libc::rlimit {
+        rlim_cur: n,
+        rlim_max: 64,
+    };
+    // SAFETY: prlimit on our own child with a valid limit; the old limit is not read.
+    let r = unsafe {
+        libc::prlimit(
+            pid as libc::pid_t,
+            libc::RLIMIT_NOFILE,
+            &lim,
+            std::ptr::null_mut(),
+        )
+    };
+    assert_eq!(r, 0, "prlimit: {}", std::io::Error::last_os_error());
+}
+
 /// User plus system CPU time of a process, in seconds.
 fn cpu_seconds(pid: u32) -> f64 {
     let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
@@ -283,16 +301,54 @@ fn metrics_flood_under_low_fd_limit() {
         assert!(t.elapsed() < Duration::from_secs(30), "{body}");
         std::thread::sleep(Duration::from_millis(200));
     }
+    let log_text = fs::read_to_string(&log).unwrap();
+    assert!(
+        !log_text.contains("Too many open files"),
+        "the receiver ran out of descriptors:\n{log_text}"
+    );
+
+    // accept() failing (EMFILE: the limit lowered to 2 descriptors above those open, the
+    // server idle) neither ends the listener nor spins: little CPU, and once the limit is
+    // back the endpoint answers again.
+    let open = fs::read_dir(format!("/proc/{}/fd", child.id()))
+        .unwrap()
+        .count() as u64;
+    set_nofile(child.id(), open + 2);
+    let (cpu0, t_emfile) = (cpu_seconds(child.id()), Instant::now());
+    let stop = Arc::new(AtomicBool::new(false));
+    let flooder = flood(addr.clone(), 50, stop.clone());
+    std::thread::sleep(Duration::from_secs(3));
+    stop.store(true, Ordering::SeqCst);
+    flooder.join().unwrap();
+    let (cpu, wall) = (
+        cpu_seconds(child.id()) - cpu0,
+        t_emfile.elapsed().as_secs_f64(),
+    );
+    eprintln!("accept errors: receiver CPU {cpu:.2} s in {wall:.1} s ({open} descriptors open)");
+    assert!(
+        cpu < wall / 4.0,
+        "receiver used {cpu:.2} s of CPU in {wall:.1} s"
+    );
+    set_nofile(child.id(), 64);
+    let t = Instant::now();
+    loop {
+        match get_metrics(&addr) {
+            Ok(body) if body.starts_with("HTTP/1.1 200 OK") => break,
+            other => assert!(t.elapsed() < Duration::from_secs(10), "{other:?}"),
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let log_text = fs::read_to_string(&log).unwrap();
+    assert!(
+        log_text.contains("metrics endpoint: could not accept a connection: Too many open files"),
+        "{log_text}"
+    );
 
     // SAFETY: signalling our own child.
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     let st = child.wait().unwrap();
     let log_text = fs::read_to_string(&log).unwrap();
     assert!(st.success(), "{st:?}\n{log_text}");
-    assert!(
-        !log_text.contains("Too many open files"),
-        "the receiver ran out of descriptors:\n{log_text}"
-    );
     // Complete segments equal the server's, with no gap from the first to `last`.
     let segs = complete_segments(&dir);
     let first = *segs.keys().next().unwrap();
