@@ -1,6 +1,7 @@
-//! `pgwal receive` against hostile peers: a flood of idle connections on the metrics endpoint
-//! under a low file-descriptor limit (a real server streams WAL meanwhile, and the archive must
-//! still complete), and a fake server sending impossible `wal_block_size` and
+//! `pgwal receive` against hostile peers and huge records: a flood of idle connections on the
+//! metrics endpoint under a low file-descriptor limit (a real server streams WAL meanwhile, and
+//! the archive must still complete); a 200 MB record held once in memory, and a 20 MB one
+//! damaged in transit refused; and a fake server sending impossible `wal_block_size` and
 //! `wal_segment_size` values, an oversized message and an endless result set (each a clear
 //! error, no panic, no huge allocation).
 
@@ -757,6 +758,150 @@ fn hostile_server_values_are_refused() {
                 .count(),
             0,
             "{h:?}"
+        );
+    }
+}
+
+/// A TCP proxy to `port` that overwrites 8 bytes of the server's stream once `after` bytes
+/// have passed. Returns the proxy's port.
+fn corrupting_proxy(port: u16, after: u64) -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let proxy_port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for client in listener.incoming() {
+            let Ok(client) = client else { return };
+            let Ok(server) = TcpStream::connect(("127.0.0.1", port)) else {
+                return;
+            };
+            let (mut c_in, mut s_out) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+            std::thread::spawn(move || {
+                let _ = std::io::copy(&mut c_in, &mut s_out);
+            });
+            let (mut s_in, mut c_out) = (server, client);
+            std::thread::spawn(move || {
+                let (mut seen, mut done) = (0u64, false);
+                let mut buf = vec![0u8; 64 * 1024];
+                loop {
+                    let n = match s_in.read(&mut buf) {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => n,
+                    };
+                    if !done && seen + n as u64 > after && n >= 64 {
+                        for b in &mut buf[n / 2..n / 2 + 8] {
+                            *b ^= 0x5A;
+                        }
+                        done = true;
+                    }
+                    seen += n as u64;
+                    if c_out.write_all(&buf[..n]).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    proxy_port
+}
+
+/// A large record damaged in transit far past its first 8 kB (where the receiver's decoder
+/// keeps nothing and runs the CRC as the bytes arrive) is refused, naming the record.
+#[test]
+fn damaged_large_record_is_refused() {
+    let Some(pg) = cluster(Major::V17) else {
+        return;
+    };
+    let tmp = tempfile::Builder::new()
+        .prefix("pgwal-hardening-bigdamage-")
+        .tempdir()
+        .unwrap();
+    let dir = tmp.path().join("archive");
+    fs::create_dir(&dir).unwrap();
+    let log = tmp.path().join("receive.log");
+    // 5 MB into the stream: inside the 20 MB record written right after the receiver starts.
+    let port = corrupting_proxy(pg.port(), 5 << 20);
+    let ci = format!("host=127.0.0.1 port={port} user=postgres sslmode=disable");
+    let mut child = spawn_limited(
+        &["-d", &ci, "-D", dir.to_str().unwrap(), "-s", "1"],
+        &log,
+        1024,
+    );
+    let t = Instant::now();
+    while sql(&pg, "SELECT count(*) FROM pg_stat_replication") != "1" {
+        assert!(
+            t.elapsed() < Duration::from_secs(30),
+            "receiver did not connect"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let before = parse_lsn(&sql(&pg, "SELECT pg_current_wal_insert_lsn()")).unwrap();
+    let after = parse_lsn(&sql(
+        &pg,
+        "SELECT pg_logical_emit_message(false, 'x', repeat('x', 20 * 1024 * 1024))",
+    ))
+    .unwrap();
+    sql(&pg, "SELECT pg_switch_wal()");
+    let t = Instant::now();
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(60),
+            "receiver still running\n{}",
+            fs::read_to_string(&log).unwrap()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let log_text = fs::read_to_string(&log).unwrap();
+    assert_eq!(status.code(), Some(1), "{log_text}");
+    let at = log_text
+        .split("checksum in record at ")
+        .nth(1)
+        .and_then(|r| r.split(|c: char| c == ';' || c.is_whitespace()).next())
+        .unwrap_or_else(|| panic!("no damaged record named:\n{log_text}"));
+    let at = parse_lsn(at).unwrap();
+    eprintln!(
+        "record {}..{}: {}",
+        format_lsn(before),
+        format_lsn(after),
+        log_text
+            .lines()
+            .find(|l| l.contains("failed validation"))
+            .unwrap_or("")
+    );
+    assert!(
+        (before..after).contains(&at),
+        "damage reported at {}, the record lies in {}..{}\n{log_text}",
+        format_lsn(at),
+        format_lsn(before),
+        format_lsn(after)
+    );
+    // Nothing of the damaged record was written: complete segments are the server's, and the
+    // partial one holds the server's bytes up to the record, then zeros.
+    for (_, name) in complete_segments(&dir) {
+        let ours = fs::read(dir.join(&name)).unwrap();
+        assert!(
+            ours == fs::read(pg.pg_wal_dir().join(&name)).unwrap(),
+            "{name}"
+        );
+    }
+    for e in fs::read_dir(&dir).unwrap() {
+        let name = e.unwrap().file_name().into_string().unwrap();
+        let Some(w @ WalFileName::Segment { partial: true, .. }) = WalFileName::parse(&name) else {
+            continue;
+        };
+        let ours = fs::read(dir.join(&name)).unwrap();
+        let server = fs::read(pg.pg_wal_dir().join(w.base_segment_name().unwrap())).unwrap();
+        let n = ours.iter().rposition(|&b| b != 0).map_or(0, |p| p + 1);
+        assert!(
+            ours[..n] == server[..n],
+            "{name} holds bytes that are not the server's"
+        );
+        let seg_start = w.segno(seg_size()).unwrap().0 * SEG;
+        assert!(
+            seg_start + n as u64 <= at,
+            "{name} holds WAL past {}",
+            format_lsn(at)
         );
     }
 }
