@@ -13,6 +13,7 @@ fn decode_all(s: &WalSample) -> (u64, u64) {
         page_size: s.page_size,
         system_id: None,
         block_refs: true,
+        keep_record_data: true,
     };
     let mut d = WalDecoder::new(cfg, s.start);
     let mut input: &[u8] = &s.bytes;

@@ -16,6 +16,7 @@ fn main() {
         page_size: s.page_size,
         system_id: None,
         block_refs: true,
+        keep_record_data: true,
     };
     let mut times = Vec::with_capacity(n);
     let mut records = 0u64;

@@ -544,6 +544,7 @@ impl Sink {
             page_size: info.page_size,
             system_id: Some(info.system_id),
             block_refs: !self.counts_only(),
+            keep_record_data: true,
         }
     }
 

@@ -85,6 +85,7 @@ pub fn status(dir: &Path) -> io::Result<ArchiveStatus> {
         page_size: idx.page_size,
         system_id: idx.system_id,
         block_refs: true,
+        keep_record_data: true,
     };
     let tlis: std::collections::BTreeSet<u32> = idx.slots.keys().map(|&(t, _)| t).collect();
     for t in tlis {

@@ -713,6 +713,7 @@ pub fn verify(dir: &Path, mut progress: impl FnMut(&VerifyProgress)) -> io::Resu
         page_size: idx.page_size,
         system_id: idx.system_id,
         block_refs: true,
+        keep_record_data: true,
     };
     for (t, segs, lead) in &plans {
         let t = *t;

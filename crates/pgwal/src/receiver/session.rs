@@ -207,10 +207,20 @@ impl Run {
             }
             _ => self.system_id = Some(id.system_id),
         }
+        // The server's sizes shape every file name and page check: an impossible value is
+        // fatal (a retry would read it again); a failed command is retried.
+        let unusable = |what: &'static str| {
+            move |e: replication::Error| match e {
+                e @ replication::Error::UnexpectedResult { .. } => {
+                    ReceiveError::Fatal(format!("the server's {what} is unusable: {e}"))
+                }
+                e => ReceiveError::Retryable(format!("could not read {what}: {e}")),
+            }
+        };
         let seg_size = client
             .wal_segment_size()
             .await
-            .map_err(retry("could not read wal_segment_size"))?;
+            .map_err(unusable("wal_segment_size"))?;
         match self.seg_size {
             Some(s) if s != seg_size => {
                 return Err(ReceiveError::Fatal(format!(
@@ -221,18 +231,18 @@ impl Run {
             }
             _ => self.seg_size = Some(seg_size),
         }
-        let page_size = match client.show("wal_block_size").await {
-            Ok(v) => v
-                .trim()
-                .parse::<u32>()
-                .unwrap_or(crate::wal::DEFAULT_PAGE_SIZE),
-            Err(_) => crate::wal::DEFAULT_PAGE_SIZE,
-        };
+        let page_size = client
+            .wal_block_size()
+            .await
+            .map_err(unusable("wal_block_size"))?;
+        // The writer keeps the bytes of a record until it is complete; the decoder only
+        // checks them, so a record of up to 1 GB is not held twice.
         let cfg = DecoderConfig {
             seg_size,
             page_size,
             system_id: Some(id.system_id),
             block_refs: true,
+            keep_record_data: false,
         };
         let plan = self.plan(&mut client, &id, cfg).await?;
         if let Some(end) = self.opts.endpos {

@@ -398,9 +398,27 @@ impl ReplicationClient {
         WalSegSize::from_show(&v).ok_or_else(|| {
             Error::result(
                 "SHOW",
-                format!("invalid WAL segment size \"{v}\" (must be a power of two between 1 MB and 1 GB)"),
+                format!("invalid wal_segment_size \"{v}\" (must be a power of two between 1 MB and 1 GB)"),
             )
         })
+    }
+
+    /// `SHOW wal_block_size` (the WAL page size, `XLOG_BLCKSZ`), checked: a power of two
+    /// from 1 kB to 64 kB.
+    pub async fn wal_block_size(&mut self) -> Result<u32, Error> {
+        let v = self.show("wal_block_size").await?;
+        v.trim()
+            .parse::<u32>()
+            .ok()
+            .filter(|&n| crate::wal::is_valid_page_size(n))
+            .ok_or_else(|| {
+                Error::result(
+                    "SHOW",
+                    format!(
+                        "invalid wal_block_size \"{v}\" (must be a power of two between 1 kB and 64 kB)"
+                    ),
+                )
+            })
     }
 
     /// `TIMELINE_HISTORY tli`: the history file of a timeline (there is none for timeline 1).

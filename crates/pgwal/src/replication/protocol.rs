@@ -63,6 +63,26 @@ use crate::{Lsn, TimelineId};
 /// a little slack for headers).
 pub const MAX_MESSAGE_LEN: usize = (1 << 30) + (1 << 20);
 
+/// The most WAL one `XLogData` message carries: a walsender sends at most 16 pages
+/// (`MAX_SEND_SIZE`), and pages are at most 64 kB.
+pub const MAX_XLOGDATA_WAL: usize = 16 * 65536;
+
+/// The longest `CopyData` message accepted while streaming: an `XLogData` of
+/// [`MAX_XLOGDATA_WAL`] bytes of WAL after its 25-byte header, the message's tag and length.
+const MAX_STREAM_MESSAGE_LEN: usize = 4 + 25 + MAX_XLOGDATA_WAL;
+
+/// The most rows a command's results may hold in all. Replication commands return one row;
+/// this bounds what a hostile server can make the client keep (each row costs memory beyond
+/// its bytes on the wire).
+pub const MAX_RESULT_ROWS: usize = 100_000;
+
+/// The most bytes of `DataRow` messages a command's results may hold in all (one row of the
+/// largest message fits).
+pub const MAX_RESULT_BYTES: usize = MAX_MESSAGE_LEN;
+
+/// The most distinct run-time parameters (`ParameterStatus`) kept; a server reports about 20.
+pub const MAX_PARAMETERS: usize = 1000;
+
 /// The 8-byte `SSLRequest` packet, sent before the startup packet to ask for TLS.
 pub fn ssl_request() -> [u8; 8] {
     let mut buf = BytesMut::with_capacity(8);
@@ -297,6 +317,9 @@ pub struct Protocol {
     backend_key: Option<(i32, i32)>,
     sets: Vec<ResultSet>,
     current: Option<ResultSet>,
+    /// Rows and `DataRow` bytes collected for the current command, for the bounds.
+    result_rows: usize,
+    result_bytes: usize,
 }
 
 impl std::fmt::Debug for Protocol {
@@ -346,6 +369,8 @@ impl Protocol {
             backend_key: None,
             sets: Vec::new(),
             current: None,
+            result_rows: 0,
+            result_bytes: 0,
         })
     }
 
@@ -582,6 +607,13 @@ impl Protocol {
                 tag.escape_ascii()
             )));
         }
+        if tag == b'd' && len > MAX_STREAM_MESSAGE_LEN && self.is_streaming() {
+            // Refused before it is buffered: a server never sends this much WAL at once.
+            return Err(Error::protocol(format!(
+                "CopyData message of {len} bytes while streaming (a server sends at most \
+                 {MAX_XLOGDATA_WAL} bytes of WAL per message)"
+            )));
+        }
         if self.rx.len() < len + 1 {
             // Room for the rest, but never trust a length blindly with a huge allocation.
             self.rx.reserve((len + 1 - self.rx.len()).min(1 << 20));
@@ -656,6 +688,11 @@ impl Protocol {
                     .value()
                     .map_err(|e| Error::protocol(format!("invalid ParameterStatus: {e}")))?
                     .to_owned();
+                if self.params.len() >= MAX_PARAMETERS && !self.params.contains_key(&name) {
+                    return Err(Error::protocol(format!(
+                        "the server reported more than {MAX_PARAMETERS} parameters"
+                    )));
+                }
                 self.params.insert(name.clone(), value.clone());
                 Ok(Some(Event::ParameterStatus { name, value }))
             }
@@ -716,6 +753,8 @@ impl Protocol {
                 Message::ReadyForQuery(_) => {
                     self.sets.clear();
                     self.current = None;
+                    self.result_rows = 0;
+                    self.result_bytes = 0;
                     self.state = State::Idle;
                     Ok(None)
                 }
@@ -756,7 +795,15 @@ impl Protocol {
                     .as_mut()
                     .ok_or_else(|| Error::protocol("DataRow without RowDescription"))?;
                 let buf = body.buffer_bytes().clone();
-                let mut values = Vec::with_capacity(current.columns.len());
+                self.result_rows += 1;
+                self.result_bytes = self.result_bytes.saturating_add(buf.len() + 5);
+                if self.result_rows > MAX_RESULT_ROWS || self.result_bytes > MAX_RESULT_BYTES {
+                    return Err(Error::protocol(format!(
+                        "the server sent more than {MAX_RESULT_ROWS} rows or {MAX_RESULT_BYTES} \
+                         bytes of rows in answer to one command"
+                    )));
+                }
+                let mut values = Vec::with_capacity(current.columns.len().min(64));
                 let mut ranges = body.ranges();
                 while let Some(r) = ranges
                     .next()
@@ -793,6 +840,8 @@ impl Protocol {
                     self.sets.push(set);
                 }
                 let sets = mem::take(&mut self.sets);
+                self.result_rows = 0;
+                self.result_bytes = 0;
                 self.state = State::Idle;
                 match kind {
                     ResultKind::Query => Ok(Some(Event::QueryResult(sets))),

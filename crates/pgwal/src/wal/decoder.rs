@@ -48,7 +48,22 @@ pub struct DecoderConfig {
     /// assert!(!counting.block_refs);
     /// ```
     pub block_refs: bool,
+    /// Whether a record cut by the end of an input is copied whole into the decoder's buffer
+    /// so that it comes back complete (the default). With `false`, such a record is checked as
+    /// its bytes arrive (header, CRC computed piece by piece, block-reference layout from its
+    /// first bytes) and only its first [`KEPT_PREFIX`] bytes are kept: the decoder's memory
+    /// stays small whatever the record's size (up to 1 GB), and the record comes back with
+    /// its header, length and layout, but its bytes ([`Record::bytes`], and data or images
+    /// past the prefix) cut at the prefix (empty where cut). For a caller that only
+    /// validates the WAL and keeps its bytes elsewhere (`pgwal receive`).
+    pub keep_record_data: bool,
 }
+
+/// With [`DecoderConfig::keep_record_data`] off, the bytes kept of a record cut by the end of
+/// an input: more than its header and fragment headers can take (at most 33 block references
+/// of 27 bytes each, plus the record header and the origin, transaction and main-data headers:
+/// under 1 kB).
+pub const KEPT_PREFIX: usize = 8192;
 
 impl DecoderConfig {
     /// A configuration with PostgreSQL's default page size and the given segment size.
@@ -58,6 +73,7 @@ impl DecoderConfig {
             page_size: crate::wal::page::DEFAULT_PAGE_SIZE,
             system_id: None,
             block_refs: true,
+            keep_record_data: true,
         }
     }
 }
@@ -115,8 +131,13 @@ pub struct WalDecoder {
     /// A page header split across inputs.
     hdr: [u8; LONG_HEADER_SIZE],
     hdr_len: usize,
-    /// Reassembly buffer and what it holds.
+    /// Reassembly buffer and what it holds (with `keep_record_data` off, only the record's
+    /// first [`KEPT_PREFIX`] bytes).
     buf: Vec<u8>,
+    /// While assembling into `buf`: the record's bytes collected so far, and (with
+    /// `keep_record_data` off) the CRC-32C of those past its header.
+    rec_got: u32,
+    rec_crc: u32,
     /// While assembling: true if the record's pieces are only noted in `pieces` (all of them
     /// in the current input), false if they are copied into `buf`.
     spanning: bool,
@@ -168,6 +189,8 @@ impl WalDecoder {
             hdr: [0; LONG_HEADER_SIZE],
             hdr_len: 0,
             buf: Vec::new(),
+            rec_got: 0,
+            rec_crc: 0,
             spanning: false,
             pieces: Pieces::default(),
             cur: RecordHeader::default(),
@@ -300,8 +323,15 @@ impl WalDecoder {
             // Out of input mid-record: keep what we have, the input goes away.
             self.spanning = false;
             self.buf.clear();
+            self.rec_got = 0;
+            self.rec_crc = 0;
             if let Some(base) = span_base {
-                self.pieces.append_to(base, &mut self.buf);
+                let pieces = std::mem::take(&mut self.pieces.list);
+                for p in &pieces {
+                    let (at, len) = (p.at as usize, p.len as usize);
+                    self.collect(base.get(at..at + len).unwrap_or(&[]));
+                }
+                self.pieces.list = pieces;
             }
             self.pieces.reset();
         }
@@ -433,7 +463,7 @@ impl WalDecoder {
                         let at = (self.pos.0 - self.rec_start.0) as u32;
                         self.pieces.push(got, at, n as u32);
                     } else {
-                        self.buf.extend_from_slice(&input[..n]);
+                        self.collect(&input[..n]);
                     }
                     self.advance(input, n);
                     if self.rec_total == 0 && self.buf.len() >= 4 {
@@ -470,15 +500,7 @@ impl WalDecoder {
                                     self.buf = buf;
                                     res?;
                                 }
-                                self.check_crc(&self.buf, lsn)?;
-                                decode_layout(
-                                    &self.buf,
-                                    lsn,
-                                    version,
-                                    self.cfg.block_refs,
-                                    &mut self.blocks,
-                                    &mut self.layout,
-                                )?;
+                                self.finish_buffer(lsn, version)?;
                                 At::Buffer
                             }
                         };
@@ -528,12 +550,50 @@ impl WalDecoder {
         if self.spanning {
             self.pieces.collected()
         } else {
-            self.buf.len() as u32
+            self.rec_got
+        }
+    }
+
+    /// Adds the next bytes of the record being assembled into `buf`: all of them, or with
+    /// `keep_record_data` off the part within [`KEPT_PREFIX`], the rest only into the CRC.
+    fn collect(&mut self, bytes: &[u8]) {
+        if self.cfg.keep_record_data {
+            self.buf.extend_from_slice(bytes);
+        } else {
+            let room = KEPT_PREFIX.saturating_sub(self.buf.len()).min(bytes.len());
+            self.buf.extend_from_slice(&bytes[..room]);
+            let header_left = RECORD_HEADER_SIZE.saturating_sub(self.rec_got as usize);
+            let past_header = bytes.get(header_left..).unwrap_or(&[]);
+            self.rec_crc = crate::wal::crc32c_append(self.rec_crc, past_header);
+        }
+        self.rec_got = self.rec_got.wrapping_add(bytes.len() as u32);
+    }
+
+    /// CRC and layout of the record assembled in `buf` (whole, or its prefix).
+    fn finish_buffer(&mut self, lsn: Lsn, version: PgVersion) -> Result<(), WalError> {
+        let (blocks, layout, store) = (&mut self.blocks, &mut self.layout, self.cfg.block_refs);
+        if self.cfg.keep_record_data {
+            crc_matches(record_crc(&self.buf), self.cur.crc, lsn)?;
+            return decode_layout(&self.buf, lsn, version, store, blocks, layout);
+        }
+        let head = self.buf.get(..20).unwrap_or(&[]);
+        crc_matches(
+            crate::wal::crc32c_append(self.rec_crc, head),
+            self.cur.crc,
+            lsn,
+        )?;
+        let total = self.rec_total as usize;
+        if parse_layout::<false>(&self.buf, total, lsn, version, store, blocks, layout)? {
+            Ok(())
+        } else {
+            Err(WalError::new(lsn, WalErrorKind::InvalidFragmentLength))
         }
     }
 
     fn begin_assembly(&mut self, lsn: Lsn, total: u32, version: PgVersion, tli: u32) {
         self.buf.clear();
+        self.rec_got = 0;
+        self.rec_crc = 0;
         self.pieces.reset();
         self.spanning = false;
         self.cur_checked = false;
@@ -864,3 +924,6 @@ struct Found<'i> {
     version: PgVersion,
     tli: u32,
 }
+
+#[cfg(test)]
+mod tests;

@@ -19,12 +19,13 @@ pub(crate) mod span;
 mod version;
 
 pub use crc::crc32c_append;
-pub use decoder::{DecoderConfig, WalDecoder};
+pub use decoder::{DecoderConfig, WalDecoder, KEPT_PREFIX};
 pub use error::{WalError, WalErrorKind};
 pub use fpi::{pglz_decompress, restore_block_image, ImageError};
 pub use page::{
-    LongHeader, PageHeader, DEFAULT_PAGE_SIZE, LONG_HEADER_SIZE, SHORT_HEADER_SIZE,
-    XLP_BKP_REMOVABLE, XLP_FIRST_IS_CONTRECORD, XLP_FIRST_IS_OVERWRITE_CONTRECORD, XLP_LONG_HEADER,
+    is_valid_page_size, LongHeader, PageHeader, DEFAULT_PAGE_SIZE, LONG_HEADER_SIZE,
+    SHORT_HEADER_SIZE, XLP_BKP_REMOVABLE, XLP_FIRST_IS_CONTRECORD,
+    XLP_FIRST_IS_OVERWRITE_CONTRECORD, XLP_LONG_HEADER,
 };
 pub use record::{
     record_crc, BlockImage, BlockRef, Fork, ImageCompression, ImageFlags, ImageInfo, Record,

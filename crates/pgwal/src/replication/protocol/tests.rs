@@ -725,3 +725,98 @@ fn feedback_positions_are_monotonic() {
     assert!(s.reply_requested);
     assert_eq!(s.write, Lsn(10));
 }
+
+/// A message header claiming `len` bytes (tag and length only).
+fn header(tag: u8, len: u32) -> Vec<u8> {
+    let mut m = vec![tag];
+    m.extend_from_slice(&len.to_be_bytes());
+    m
+}
+
+#[test]
+fn oversized_messages_are_refused_before_their_bytes() {
+    // Beyond 1 GB + 1 MB in any state: refused from the header alone.
+    let mut p = connected();
+    p.send_query("IDENTIFY_SYSTEM").unwrap();
+    p.receive(&header(b'D', 0x7FFF_FFFF));
+    let e = drain(&mut p).unwrap_err();
+    assert!(
+        e.to_string().contains("is too long (2147483647 bytes)"),
+        "{e}"
+    );
+    assert!(p.is_closed());
+    // The largest allowed message is not reserved in one go: the buffer grows as bytes come.
+    let mut p = connected();
+    p.send_query("IDENTIFY_SYSTEM").unwrap();
+    p.receive(&header(b'D', MAX_MESSAGE_LEN as u32));
+    p.receive(&[0u8; 1000]);
+    assert!(drain(&mut p).unwrap().is_empty());
+    assert!(p.receive_buffer().capacity() < 4 << 20);
+    // While streaming, a CopyData larger than a walsender ever sends (16 pages of 64 kB).
+    let mut p = streaming();
+    let most = (4 + 25 + MAX_XLOGDATA_WAL) as u32;
+    p.receive(&header(b'd', most + 1));
+    let e = drain(&mut p).unwrap_err();
+    assert!(e.to_string().contains("while streaming"), "{e}");
+    // ...but exactly that much is accepted.
+    let mut p = streaming();
+    let mut m = header(b'd', most);
+    m.push(b'w');
+    m.extend_from_slice(&0x100_0000u64.to_be_bytes());
+    m.extend_from_slice(&0x200_0000u64.to_be_bytes());
+    m.extend_from_slice(&0i64.to_be_bytes());
+    m.extend(std::iter::repeat_n(7u8, MAX_XLOGDATA_WAL));
+    p.receive(&m);
+    match drain(&mut p).unwrap().as_slice() {
+        [Event::XLogData(x)] => assert_eq!(x.data.len(), MAX_XLOGDATA_WAL),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn result_sets_and_parameters_are_bounded() {
+    let mut p = connected();
+    p.send_query("SELECT").unwrap();
+    p.receive(&t::row_description(&[("x", 25)]));
+    let row = t::data_row(&[Some("1")]);
+    let rows: Vec<u8> = row.iter().copied().cycle().take(row.len() * 1000).collect();
+    let mut n = 0;
+    let e = loop {
+        p.receive(&rows);
+        n += 1000;
+        match drain(&mut p) {
+            Ok(ev) => assert!(ev.is_empty()),
+            Err(e) => break e,
+        }
+        assert!(n <= MAX_RESULT_ROWS + 1000, "{n} rows accepted");
+    };
+    assert_eq!(n, MAX_RESULT_ROWS + 1000);
+    assert!(e.to_string().contains("more than 100000 rows"), "{e}");
+    assert!(p.is_closed());
+    // Exactly the bound is fine, and the count starts again with the next command.
+    let mut p = connected();
+    for _ in 0..2 {
+        p.send_query("SELECT").unwrap();
+        p.receive(&t::row_description(&[("x", 25)]));
+        for _ in 0..MAX_RESULT_ROWS / 1000 {
+            p.receive(&rows);
+        }
+        p.receive(&t::command_complete("SELECT"));
+        p.receive(&t::ready());
+        match drain(&mut p).unwrap().as_slice() {
+            [Event::QueryResult(sets)] => assert_eq!(sets[0].rows.len(), MAX_RESULT_ROWS),
+            other => panic!("{other:?}"),
+        }
+    }
+    // Parameters: a server reports about 20; the 1001st distinct name ends the connection.
+    let mut p = connected();
+    let known = p.parameters().len();
+    for i in known..MAX_PARAMETERS {
+        p.receive(&t::param_status(&format!("p{i}"), "v"));
+    }
+    p.receive(&t::param_status("server_version", "16.5"));
+    assert_eq!(drain(&mut p).unwrap().len(), MAX_PARAMETERS - known + 1);
+    p.receive(&t::param_status("one_too_many", "v"));
+    let e = drain(&mut p).unwrap_err();
+    assert!(e.to_string().contains("more than 1000 parameters"), "{e}");
+}
