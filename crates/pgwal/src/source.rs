@@ -625,37 +625,45 @@ fn read_range_in(
         let seg_end = Lsn(seg_start.0.saturating_add(seg_size.bytes()));
         let next = segno.next();
         let may_change = live && !segment_begun(dir, tli_of(next), next, seg_size);
-        let fed = for_each_piece(path, sizes, seg_end, shared, may_change, &mut buf, |piece| {
-            let mut input: &[u8] = piece;
-            loop {
-                match decoder.decode(&mut input) {
-                    // By reference: moving the record out would copy it through memory just
-                    // written, which stalls on every record.
-                    Ok(Some(ref rec)) => {
-                        if visit(rec).is_break() {
-                            stopped = true;
+        let fed = for_each_piece(
+            path,
+            sizes,
+            seg_end,
+            shared,
+            may_change,
+            &mut buf,
+            |piece| {
+                let mut input: &[u8] = piece;
+                loop {
+                    match decoder.decode(&mut input) {
+                        // By reference: moving the record out would copy it through memory just
+                        // written, which stalls on every record.
+                        Ok(Some(ref rec)) => {
+                            if visit(rec).is_break() {
+                                stopped = true;
+                                return false;
+                            }
+                        }
+                        Ok(None) => return true,
+                        Err(error) if error.is_end_of_wal() => {
+                            failure = Some(Ok(ReadEnd::EndOfWal {
+                                at: error.lsn,
+                                reason: Some(error),
+                                missing: None,
+                            }));
+                            return false;
+                        }
+                        Err(error) => {
+                            failure = Some(Err(SourceError::Corrupt {
+                                path: path.to_owned(),
+                                error,
+                            }));
                             return false;
                         }
                     }
-                    Ok(None) => return true,
-                    Err(error) if error.is_end_of_wal() => {
-                        failure = Some(Ok(ReadEnd::EndOfWal {
-                            at: error.lsn,
-                            reason: Some(error),
-                            missing: None,
-                        }));
-                        return false;
-                    }
-                    Err(error) => {
-                        failure = Some(Err(SourceError::Corrupt {
-                            path: path.to_owned(),
-                            error,
-                        }));
-                        return false;
-                    }
                 }
-            }
-        })?;
+            },
+        )?;
         if let Some(f) = failure {
             return f;
         }
@@ -698,7 +706,8 @@ fn segment_begun(dir: &WalDirectory, tli: TimelineId, segno: SegNo, seg_size: Wa
         return true;
     }
     let expected = segno.start_lsn(seg_size);
-    PageHeader::parse(&head[..n]).is_some_and(|h| h.version().is_some() && Some(h.pageaddr) == expected)
+    PageHeader::parse(&head[..n])
+        .is_some_and(|h| h.version().is_some() && Some(h.pageaddr) == expected)
 }
 
 /// Where the valid WAL read so far ends: the start of a record left incomplete, else the end of
@@ -762,7 +771,9 @@ fn for_each_piece(
         return Ok(feed_whole(&whole, offset, limit, f));
     }
     let size = file.metadata().map_err(io_err(path))?.len();
-    if !partial && size != seg_bytes {
+    // A segment being written that is short (another process truncated it) is read as far as
+    // it goes, like a `.partial` one: its WAL ends there for now.
+    if mappable && size != seg_bytes {
         return Err(wrong(size));
     }
     if let Some(bytes) = shared
