@@ -8,8 +8,8 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
-use crate::archive::tempfiles::{temp_path, InFlight};
 pub use crate::archive::tempfiles::{is_temp_name, TEMP_PREFIX};
+use crate::archive::tempfiles::{temp_path, InFlight};
 
 /// What [`write_new`] did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -254,7 +254,11 @@ mod tests {
             assert_eq!(winners.len(), 1, "round {round}: {outcomes:?}");
             let got = fs::read(dir.path().join("seg")).unwrap();
             assert!(got == vec![winners[0] as u8; 64 << 10], "round {round}");
-            assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1, "round {round}");
+            assert_eq!(
+                fs::read_dir(dir.path()).unwrap().count(),
+                1,
+                "round {round}"
+            );
         }
     }
 
