@@ -400,7 +400,7 @@ fn dump_follow_survives_the_live_segment_being_truncated() {
                 std::thread::sleep(Duration::from_millis(8));
             }
             // Then the hostile part: truncated and restored, again and again.
-            rewrite_loop(&[next.clone()], &w.second_bytes, &stop, seed)
+            rewrite_loop(std::slice::from_ref(&next), &w.second_bytes, &stop, seed)
         });
         std::thread::sleep(Duration::from_secs(10));
         stop.store(true, Ordering::Relaxed);
