@@ -646,8 +646,14 @@ fn read_range_in(
                         }
                         Ok(None) => return true,
                         Err(error) if error.is_end_of_wal() => {
+                            // Live, reading resumes at `at`: a record begun before an unwritten
+                            // page is read again from its start, not lost.
+                            let at = match decoder.pending_record() {
+                                Some(rec) if live => rec,
+                                _ => error.lsn,
+                            };
                             failure = Some(Ok(ReadEnd::EndOfWal {
-                                at: error.lsn,
+                                at,
                                 reason: Some(error),
                                 missing: None,
                             }));
