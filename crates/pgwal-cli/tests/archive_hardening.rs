@@ -780,3 +780,69 @@ fn without_hard_links_pushes_use_rename_noreplace() {
     );
     assert!(names(&archive).is_empty(), "{:?}", names(&archive));
 }
+
+#[test]
+fn dump_follow_on_a_live_server_prints_every_record() {
+    let major = Major::V16;
+    if require_major(major).is_none() {
+        return;
+    }
+    // 1 MB segments, so the load below fills many; all are kept for the comparison.
+    let c = Cluster::builder(major)
+        .wal_segsize_mb(1)
+        .set("wal_keep_size", "256MB")
+        .start()
+        .unwrap();
+    let work = scratch("follow-live");
+    let start = c.scalar_blocking("SELECT pg_current_wal_lsn()").unwrap();
+    let out = work.join("follow.out");
+    let mut follower = Command::new(BIN)
+        .args(["dump", "--follow", "-p", s(&c.pg_wal_dir()), "-s", &start])
+        .stdout(fs::File::create(&out).unwrap())
+        .stderr(fs::File::create(work.join("follow.err")).unwrap())
+        .spawn()
+        .unwrap();
+    for _ in 0..12 {
+        c.sql_load_blocking(1500).unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let end = c
+        .scalar_blocking("SELECT pg_current_wal_flush_lsn()")
+        .unwrap();
+    let end_lsn = pgwal_testkit::parse_lsn(&end).unwrap();
+    // The follower catches up within its one-second polls.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let expected = loop {
+        let o = pgwal(&["dump", "-p", s(&c.pg_wal_dir()), "-s", &start, "-e", &end]);
+        assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+        let expected = record_lsns(&String::from_utf8_lossy(&o.stdout));
+        let got = record_lsns(&fs::read_to_string(&out).unwrap());
+        if got.iter().filter(|&&l| l < end_lsn).count() >= expected.len()
+            || Instant::now() > deadline
+        {
+            break expected;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    let status = follower.try_wait().unwrap();
+    let err = fs::read_to_string(work.join("follow.err")).unwrap();
+    assert!(status.is_none(), "the follower ended: {status:?}\n{err}");
+    follower.kill().unwrap();
+    follower.wait().unwrap();
+    let got: Vec<u64> = record_lsns(&fs::read_to_string(&out).unwrap())
+        .into_iter()
+        .filter(|&l| l < end_lsn)
+        .collect();
+    let segments = (end_lsn - pgwal_testkit::parse_lsn(&start).unwrap()) >> 20;
+    eprintln!(
+        "followed {} records over about {segments} segments written live",
+        got.len()
+    );
+    assert!(segments >= 5, "too little WAL: {start}..{end}");
+    assert!(
+        got == expected,
+        "the follower printed {} records before {end}, a reader afterwards {}\n{err}",
+        got.len(),
+        expected.len()
+    );
+}
