@@ -515,7 +515,7 @@ fn sigterm_during_fetch_and_push_leaves_no_temporary_file() {
         },
         |i| assert!(fs::read(&dest).unwrap() == w.first_bytes, "fetch run {i}"),
     );
-    assert!(killed >= 20, "only {killed} of 60 fetches were interrupted");
+    assert!(killed >= 10, "only {killed} of 60 fetches were interrupted");
 
     let src = pg_wal.join(&w.second);
     fs::write(&src, &w.second_bytes).unwrap();
@@ -530,7 +530,7 @@ fn sigterm_during_fetch_and_push_leaves_no_temporary_file() {
         },
         |i| assert!(fs::read(&target).unwrap() == w.second_bytes, "push run {i}"),
     );
-    assert!(killed >= 10, "only {killed} of 30 pushes were interrupted");
+    assert!(killed >= 5, "only {killed} of 30 pushes were interrupted");
 }
 
 #[test]
