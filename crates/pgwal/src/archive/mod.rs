@@ -15,8 +15,10 @@
 //! | `.pgwal-tmp.<name>.<pid>.<stamp>` | a file being written (see [`durable`]; removed on signals and, when left by a killed process, by the next `push`/`fetch`: [`remove_stale_temp_files`]) |
 //!
 //! Every file appears under its final name only when complete and durable
-//! ([`durable::write_new`]: temporary file, fsync, link into place, fsync of the directory),
-//! and an archived file is never overwritten.
+//! ([`durable::write_new`]: temporary file, fsync, link into place, or where `link()` fails
+//! rename with `RENAME_NOREPLACE`, fsync of the directory), and an archived file is never
+//! overwritten. Complete segments are immutable and may be memory-mapped; every other file
+//! (a `.partial` a receiver may rewrite, history files) is read with `read()`.
 //!
 //! # Operations
 //!
