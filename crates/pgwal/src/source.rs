@@ -408,11 +408,14 @@ pub fn read_range(
 }
 
 /// [`read_range`], for a directory being written when `live`: a live `pg_wal` or a receiver's
-/// archive, as `dump --follow` reads. A segment file is memory-mapped only once the server has begun the
-/// next segment (its first page header carries the next segment's address: a recycled file
-/// waiting for reuse still carries an old one), so the segment being written, which another
-/// process changes and could truncate, is read with `read()`: whatever happens to it, reading
-/// ends with an error or the end of WAL, never a signal.
+/// archive, as `dump --follow` reads. A segment file is memory-mapped only once the server has
+/// begun the next segment (its first page header carries the next segment's address: a
+/// recycled file waiting for reuse still carries an old one), so the segment being written,
+/// which another process changes and could truncate, is read with `read()`: whatever happens
+/// to it, reading ends with an error or the end of WAL, never a signal. At the end of WAL, `at`
+/// is where to resume: the start of a record that runs into a page not yet written, not that
+/// page.
+///
 /// With `live` false, this is [`read_range`].
 pub fn read_range_live(
     dir: &WalDirectory,
