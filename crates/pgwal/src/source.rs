@@ -411,7 +411,26 @@ pub fn read_range(
     range: &ReadRange,
     visit: impl FnMut(&Record<'_>) -> ControlFlow<()>,
 ) -> Result<ReadEnd, SourceError> {
-    read_range_in(dir, range, None, visit)
+    read_range_in(dir, range, None, false, visit)
+}
+
+/// [`read_range`], for a directory being written when `live`: a live `pg_wal` or a receiver's
+/// archive, as `dump --follow` reads. A segment file is memory-mapped only once the server has
+/// begun the next segment (its first page header carries the next segment's address: a
+/// recycled file waiting for reuse still carries an old one), so the segment being written,
+/// which another process changes and could truncate, is read with `read()`: whatever happens
+/// to it, reading ends with an error or the end of WAL, never a signal. At the end of WAL, `at`
+/// is where to resume: the start of a record that runs into a page not yet written, not that
+/// page.
+///
+/// With `live` false, this is [`read_range`].
+pub fn read_range_live(
+    dir: &WalDirectory,
+    range: &ReadRange,
+    live: bool,
+    visit: impl FnMut(&Record<'_>) -> ControlFlow<()>,
+) -> Result<ReadEnd, SourceError> {
+    read_range_in(dir, range, None, live, visit)
 }
 
 /// [`read_range`] for one of several readers decoding parts of the same WAL at once: segment
@@ -441,7 +460,7 @@ pub fn read_range_shared(
     shared: &SharedSegments,
     visit: impl FnMut(&Record<'_>) -> ControlFlow<()>,
 ) -> Result<ReadEnd, SourceError> {
-    read_range_in(dir, range, Some(shared), visit)
+    read_range_in(dir, range, Some(shared), false, visit)
 }
 
 /// Mappings of complete segment files, and the bytes of compressed ones, shared by readers
@@ -573,6 +592,7 @@ fn read_range_in(
     dir: &WalDirectory,
     range: &ReadRange,
     shared: Option<&SharedSegments>,
+    live: bool,
     mut visit: impl FnMut(&Record<'_>) -> ControlFlow<()>,
 ) -> Result<ReadEnd, SourceError> {
     let cfg = range.config;
@@ -584,16 +604,20 @@ fn read_range_in(
         .page_start(cfg.page_size)
         .segment_offset(seg_size) as usize;
     let mut buf = Vec::new();
+    let tli_of = |segno: SegNo| {
+        let seg_start = segno.start_lsn(seg_size).unwrap_or(Lsn::MAX);
+        let last_byte = Lsn(seg_start.0.saturating_add(seg_size.bytes() - 1));
+        match &range.history {
+            Some(h) => h.timeline_of(last_byte, range.tli),
+            None => range.tli,
+        }
+    };
     loop {
         let seg_start = segno.start_lsn(seg_size).unwrap_or(Lsn::MAX);
         if range.end.is_some_and(|e| seg_start >= e) {
             return Ok(ReadEnd::ReachedEnd);
         }
-        let last_byte = Lsn(seg_start.0.saturating_add(seg_size.bytes() - 1));
-        let tli = match &range.history {
-            Some(h) => h.timeline_of(last_byte, range.tli),
-            None => range.tli,
-        };
+        let tli = tli_of(segno);
         let Some(path) = dir.segment(tli, segno, seg_size) else {
             return Ok(ReadEnd::EndOfWal {
                 at: valid_end(&decoder, range.start),
@@ -609,37 +633,53 @@ fn read_range_in(
         let mut failure: Option<Result<ReadEnd, SourceError>> = None;
         let sizes = (offset, limit, seg_size.bytes());
         let seg_end = Lsn(seg_start.0.saturating_add(seg_size.bytes()));
-        let fed = for_each_piece(path, sizes, seg_end, shared, &mut buf, |piece| {
-            let mut input: &[u8] = piece;
-            loop {
-                match decoder.decode(&mut input) {
-                    // By reference: moving the record out would copy it through memory just
-                    // written, which stalls on every record.
-                    Ok(Some(ref rec)) => {
-                        if visit(rec).is_break() {
-                            stopped = true;
+        let next = segno.next();
+        let may_change = live && !segment_begun(dir, tli_of(next), next, seg_size);
+        let fed = for_each_piece(
+            path,
+            sizes,
+            seg_end,
+            shared,
+            may_change,
+            &mut buf,
+            |piece| {
+                let mut input: &[u8] = piece;
+                loop {
+                    match decoder.decode(&mut input) {
+                        // By reference: moving the record out would copy it through memory just
+                        // written, which stalls on every record.
+                        Ok(Some(ref rec)) => {
+                            if visit(rec).is_break() {
+                                stopped = true;
+                                return false;
+                            }
+                        }
+                        Ok(None) => return true,
+                        Err(error) if error.is_end_of_wal() => {
+                            // Live, reading resumes at `at`: a record begun before an unwritten
+                            // page is read again from its start, not lost.
+                            let at = match decoder.pending_record() {
+                                Some(rec) if live => rec,
+                                _ => error.lsn,
+                            };
+                            failure = Some(Ok(ReadEnd::EndOfWal {
+                                at,
+                                reason: Some(error),
+                                missing: None,
+                            }));
+                            return false;
+                        }
+                        Err(error) => {
+                            failure = Some(Err(SourceError::Corrupt {
+                                path: path.to_owned(),
+                                error,
+                            }));
                             return false;
                         }
                     }
-                    Ok(None) => return true,
-                    Err(error) if error.is_end_of_wal() => {
-                        failure = Some(Ok(ReadEnd::EndOfWal {
-                            at: error.lsn,
-                            reason: Some(error),
-                            missing: None,
-                        }));
-                        return false;
-                    }
-                    Err(error) => {
-                        failure = Some(Err(SourceError::Corrupt {
-                            path: path.to_owned(),
-                            error,
-                        }));
-                        return false;
-                    }
                 }
-            }
-        })?;
+            },
+        )?;
         if let Some(f) = failure {
             return f;
         }
@@ -664,6 +704,28 @@ fn read_range_in(
     }
 }
 
+/// Whether the file of segment `segno` in `dir` has been begun: its first page header carries
+/// the segment's own address (a recycled file carries the address it had before).
+fn segment_begun(dir: &WalDirectory, tli: TimelineId, segno: SegNo, seg_size: WalSegSize) -> bool {
+    let Some(path) = dir.segment(tli, segno, seg_size) else {
+        return false;
+    };
+    let Ok(mut file) = File::open(path) else {
+        return false;
+    };
+    let mut head = [0u8; crate::wal::LONG_HEADER_SIZE];
+    let Ok(n) = read_full(&mut file, &mut head) else {
+        return false;
+    };
+    // Compressed files are complete copies; the segment they hold was finished.
+    if sniff_compression(&head[..n]) != Compression::None {
+        return true;
+    }
+    let expected = segno.start_lsn(seg_size);
+    PageHeader::parse(&head[..n])
+        .is_some_and(|h| h.version().is_some() && Some(h.pageaddr) == expected)
+}
+
 /// Where the valid WAL read so far ends: the start of a record left incomplete, else the end of
 /// the last complete record, else `start`.
 fn valid_end(decoder: &WalDecoder, start: Lsn) -> Lsn {
@@ -684,12 +746,14 @@ const RELEASE_EVERY: usize = 8 << 20;
 /// piece by piece; compressed ones are decompressed whole). Stops early when `f` returns false.
 /// Returns how many bytes were fed.
 /// `sizes` is (offset, limit, segment size), `seg_end` where the segment's WAL ends; mappings
-/// of complete segments come from `shared` if given.
+/// of complete segments come from `shared` if given. A file that `may_change` (being written)
+/// is read, never mapped.
 fn for_each_piece(
     path: &Path,
     (offset, limit, seg_bytes): (usize, usize, u64),
     seg_end: Lsn,
     shared: Option<&SharedSegments>,
+    may_change: bool,
     buf: &mut Vec<u8>,
     mut f: impl FnMut(&[u8]) -> bool,
 ) -> Result<usize, SourceError> {
@@ -703,6 +767,7 @@ fn for_each_piece(
     let n = read_full(&mut file, &mut head).map_err(io_err(path))?;
     let kind = sniff_compression(&head[..n]);
     let partial = path.extension().is_some_and(|e| e == "partial");
+    let mappable = !partial && !may_change;
     let wrong = |size: u64| SourceError::WrongSize {
         path: path.to_owned(),
         size,
@@ -722,17 +787,20 @@ fn for_each_piece(
         return Ok(feed_whole(&whole, offset, limit, f));
     }
     let size = file.metadata().map_err(io_err(path))?.len();
-    if !partial && size != seg_bytes {
+    // A segment being written that is short (another process truncated it) is read as far as
+    // it goes, like a `.partial` one: its WAL ends there for now.
+    if mappable && size != seg_bytes {
         return Err(wrong(size));
     }
     if let Some(bytes) = shared
-        .filter(|_| size <= MAX_SEGMENT_BYTES && !partial)
+        .filter(|_| size <= MAX_SEGMENT_BYTES && mappable)
         .and_then(|sh| sh.get_or_load(path, seg_end, || map_segment(&file).map(WalBytes::Mapped)))
     {
         return Ok(feed_whole(&bytes, offset, limit, f));
     }
-    if size <= MAX_SEGMENT_BYTES && !partial {
-        // A complete segment is mapped; a `.partial` one may still grow, so it is read.
+    if size <= MAX_SEGMENT_BYTES && mappable {
+        // A complete segment is mapped; a `.partial` one, or one being written, may still
+        // change (or be truncated, which would fault a mapping), so it is read.
         if let Some(map) = map_segment(&file) {
             return Ok(feed_mapped(&map, offset, limit, Release::AsItGoes, f));
         }

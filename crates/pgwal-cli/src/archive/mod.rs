@@ -10,6 +10,12 @@
 //! | `cleanup` | done | a file could not be removed | bad arguments, archive missing (as pg_archivecleanup) |
 //! | `verify` | no error found | errors found | could not verify: bad arguments, archive unreadable |
 //! | `status` | done | archive unreadable | bad arguments |
+//!
+//! `push` and `fetch` killed by SIGTERM, SIGINT, SIGHUP or SIGQUIT (PostgreSQL signals the
+//! command's whole process group at shutdown) remove the temporary file they were writing and
+//! die of that signal, which PostgreSQL reads as "interrupted by shutdown" (SIGTERM) rather
+//! than as "file not in the archive". Before writing, both remove the temporary files of
+//! pgwal's naming that killed runs left in the directory they write to.
 
 use std::io::{IsTerminal, Write as _};
 use std::path::PathBuf;
@@ -178,7 +184,32 @@ pub fn run(a: ArchiveArgs) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// Prepares a command that writes into `dir`: temporary files are removed on signals, and
+/// stale ones in `dir` now. Neither is a reason to fail the command.
+fn prepare_writes(cmd: &str, dir: &std::path::Path) {
+    if let Err(e) = archive::remove_temp_files_on_signals() {
+        eprintln!("pgwal archive {cmd}: warning: could not install signal handlers: {e}");
+    }
+    match archive::remove_stale_temp_files(dir) {
+        Ok(removed) => {
+            for name in removed {
+                eprintln!(
+                    "pgwal archive {cmd}: removed stale temporary file \"{}\"",
+                    dir.join(name).display()
+                );
+            }
+        }
+        // A missing directory is reported by the command itself.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => eprintln!(
+            "pgwal archive {cmd}: warning: could not look for stale temporary files in \"{}\": {e}",
+            dir.display()
+        ),
+    }
+}
+
 fn push(a: PushArgs) -> ExitCode {
+    prepare_writes("push", &a.archive);
     let opts = PushOptions {
         compression: a.compress,
         system_id: a.system_id,
@@ -207,6 +238,11 @@ fn push(a: PushArgs) -> ExitCode {
 }
 
 fn fetch(a: FetchArgs) -> ExitCode {
+    let dest_dir = match a.dest.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => std::path::Path::new("."),
+    };
+    prepare_writes("fetch", dest_dir);
     match archive::fetch(
         &a.archive,
         &a.name,

@@ -6,7 +6,7 @@ use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::{anyhow, bail};
+use anyhow::{anyhow, bail, Context};
 use clap::{Args, ValueEnum};
 use pgwal::source::{self, ReadEnd, ReadRange, SegmentInfo, WalDirectory};
 use pgwal::wal::{DecoderConfig, Fork, PgVersion, Record, RelFileLocator};
@@ -232,10 +232,12 @@ fn split_path(p: &str) -> (Option<PathBuf>, String) {
     (dir, name)
 }
 
-/// Reads the first page of a WAL file to learn the segment size and version.
+/// Reads the first page header of a WAL file (with `read()`: the file may be one being
+/// written) to learn the segment size and version.
 fn probe_file(path: &Path) -> anyhow::Result<SegmentInfo> {
-    let bytes = source::read_wal_file(path)?;
-    source::probe_segment(&bytes).map_err(|e| anyhow!("WAL file \"{}\": {e}", path.display()))
+    let head = pgwal::archive::read_head(path, pgwal::wal::LONG_HEADER_SIZE)
+        .with_context(|| format!("could not read \"{}\"", path.display()))?;
+    source::probe_segment(&head).map_err(|e| anyhow!("WAL file \"{}\": {e}", path.display()))
 }
 
 /// pg_waldump's `identify_target_directory`: `dir` then `dir/pg_wal`; without a directory
@@ -647,7 +649,9 @@ fn sequential(
     let counts_only = sink.counts_only() && limit <= 0;
     loop {
         let dir = rescanned.as_ref().unwrap_or(&plan.dir);
-        let outcome = source::read_range(dir, &range, |rec| {
+        // Following, the directory is being written: the segment being written is read, not
+        // mapped.
+        let outcome = source::read_range_live(dir, &range, follow, |rec| {
             if first {
                 first = false;
                 skip_message(plan, rec.lsn(), rec.version(), sink, &mut line);

@@ -13,7 +13,7 @@ use std::str::FromStr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
-use crate::segment::Compression;
+use crate::segment::{Compression, WalFileName};
 use crate::source::{decompress, sniff_compression, WalBytes, MAX_SEGMENT_BYTES};
 
 /// Default gzip level: 1 keeps pushing a 16 MB segment fast.
@@ -228,25 +228,57 @@ impl FromStr for CompressionSpec {
     }
 }
 
-/// Reads a whole file: memory-mapped (and pre-faulted) when it is 1 MB or more, which saves
-/// copying a segment.
+/// Reads a whole file. A complete segment (named as one, plain or compressed, without
+/// `.partial`) of 1 MB or more is memory-mapped (and pre-faulted), which saves copying it:
+/// such files are immutable (PostgreSQL does not touch a segment it is archiving, and an
+/// archived one is written once under a temporary name and never rewritten).
 ///
-/// Callers map only files that nobody modifies in place: a finished segment PostgreSQL is
-/// archiving, or an archived file (written once under a temporary name, never rewritten).
+/// Every other file (a `.partial` segment a receiver may be rewriting, history files, anything
+/// else) is read with `read()`, so that whatever another process does to it, the worst outcome
+/// is an error, never a signal: a file that shrinks while it is read is read again (a few
+/// times, then this fails with an error saying it kept changing); one that grows (a receiver
+/// appending) gives the prefix read.
 pub fn read_all(path: &Path) -> io::Result<WalBytes> {
-    let file = File::open(path)?;
+    let mut file = File::open(path)?;
     let len = file.metadata()?.len();
-    if (1 << 20..=MAX_SEGMENT_BYTES).contains(&len) {
-        // SAFETY: see above: the file is not modified or truncated while mapped (a concurrent
-        // unlink does not affect the mapping); the mapping is read-only.
+    let immutable = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .and_then(WalFileName::parse)
+        .is_some_and(|n| matches!(n, WalFileName::Segment { partial: false, .. }));
+    if immutable && (1 << 20..=MAX_SEGMENT_BYTES).contains(&len) {
+        // SAFETY: see above: the file is a complete segment, which is not modified or truncated
+        // while mapped (a concurrent unlink does not affect the mapping); the mapping is
+        // read-only.
         let map = unsafe { memmap2::MmapOptions::new().populate().map(&file) }?;
         if map.len() as u64 == len {
             return Ok(WalBytes::Mapped(map));
         }
     }
-    let mut v = Vec::with_capacity(len.min(MAX_SEGMENT_BYTES) as usize);
-    file.take(MAX_SEGMENT_BYTES + 1).read_to_end(&mut v)?;
-    Ok(WalBytes::Owned(v))
+    read_settled(&mut file).map(WalBytes::Owned)
+}
+
+/// Reads `file` from its start with `read()`, again if it shrank meanwhile (it was truncated
+/// under us, so the bytes read may mix two versions).
+fn read_settled(file: &mut File) -> io::Result<Vec<u8>> {
+    use std::io::{Seek, SeekFrom};
+    const TRIES: u32 = 5;
+    for attempt in 0..TRIES {
+        let before = file.metadata()?.len();
+        file.seek(SeekFrom::Start(0))?;
+        let mut v = Vec::with_capacity(before.min(MAX_SEGMENT_BYTES) as usize);
+        Read::by_ref(file)
+            .take(MAX_SEGMENT_BYTES + 1)
+            .read_to_end(&mut v)?;
+        let after = file.metadata()?.len();
+        if after >= v.len() as u64 && (v.len() as u64) >= before.min(after) {
+            return Ok(v);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5 << attempt));
+    }
+    Err(io::Error::other(format!(
+        "the file was truncated while being read, {TRIES} times in a row; is another process rewriting it?"
+    )))
 }
 
 /// Decompresses like [`crate::source::decompress`], but zstd data made of several frames whose

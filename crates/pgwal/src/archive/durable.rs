@@ -7,17 +7,9 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
 
-/// Temporary files start with this prefix (a dot, so directory listings and WAL name parsers
-/// skip them).
-pub const TEMP_PREFIX: &str = ".pgwal-tmp.";
-
-/// True for a name written by [`write_new`] or [`write_replace`] before it was moved into place.
-pub fn is_temp_name(name: &str) -> bool {
-    name.starts_with(TEMP_PREFIX)
-}
+pub use crate::archive::tempfiles::{is_temp_name, TEMP_PREFIX};
+use crate::archive::tempfiles::{temp_path, InFlight};
 
 /// What [`write_new`] did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -28,10 +20,12 @@ pub enum WriteNew {
     AlreadyExists,
 }
 
-/// Removes the temporary file unless it was moved into place.
+/// Removes the temporary file unless it was moved into place; while it exists, a signal
+/// handler installed by [`crate::archive::remove_temp_files_on_signals`] removes it too.
 struct TempGuard {
     path: PathBuf,
     armed: bool,
+    _in_flight: InFlight,
 }
 
 impl Drop for TempGuard {
@@ -42,23 +36,12 @@ impl Drop for TempGuard {
     }
 }
 
-fn temp_path(dir: &Path, name: &str) -> PathBuf {
-    static SEQ: AtomicU32 = AtomicU32::new(0);
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    dir.join(format!(
-        "{TEMP_PREFIX}{name}.{}.{:08x}{:x}",
-        std::process::id(),
-        nanos,
-        SEQ.fetch_add(1, Ordering::Relaxed)
-    ))
-}
-
 /// Writes `data` to a new temporary file in `dir` (created with `mode`, less the umask) and
 /// fsyncs it.
 fn write_temp(dir: &Path, name: &str, data: &[u8], mode: u32) -> io::Result<TempGuard> {
     let path = temp_path(dir, name);
+    // Registered before it exists, so that no moment remains where a signal leaves it behind.
+    let in_flight = InFlight::register(&path);
     let mut opts = OpenOptions::new();
     opts.write(true).create_new(true);
     #[cfg(unix)]
@@ -66,7 +49,11 @@ fn write_temp(dir: &Path, name: &str, data: &[u8], mode: u32) -> io::Result<Temp
     #[cfg(not(unix))]
     let _ = mode;
     let mut f = opts.open(&path)?;
-    let guard = TempGuard { path, armed: true };
+    let guard = TempGuard {
+        path,
+        armed: true,
+        _in_flight: in_flight,
+    };
     f.write_all(data)?;
     f.sync_all()?;
     Ok(guard)
@@ -90,31 +77,102 @@ pub fn fsync_file(path: &Path) -> io::Result<()> {
 
 /// Writes `data` as `dir/name`, durably and without ever replacing an existing file: the data
 /// goes to a temporary file that is fsynced, then hard-linked to `name` (which fails if `name`
-/// exists, even when another process races us), and the directory is fsynced. On file systems
-/// without hard links, falls back to an existence check and `rename`.
+/// exists, even when another process races us), and the directory is fsynced. Where `link()`
+/// fails (file systems without hard links, or any other error), the temporary file is renamed
+/// with `renameat2(RENAME_NOREPLACE)`, which is as atomic; where neither works, this fails
+/// rather than risk replacing a file.
 ///
 /// The file is created with mode 0640 (less the umask): archived WAL holds table data.
 pub fn write_new(dir: &Path, name: &str, data: &[u8]) -> io::Result<WriteNew> {
+    write_new_linking(dir, name, data, |from, to| fs::hard_link(from, to))
+}
+
+/// [`write_new`] with the call that makes the hard link given (tests make it fail).
+fn write_new_linking(
+    dir: &Path,
+    name: &str,
+    data: &[u8],
+    link: impl FnOnce(&Path, &Path) -> io::Result<()>,
+) -> io::Result<WriteNew> {
     let target = dir.join(name);
-    let guard = write_temp(dir, name, data, 0o640)?;
-    match fs::hard_link(&guard.path, &target) {
+    let mut guard = write_temp(dir, name, data, 0o640)?;
+    let link_err = match link(&guard.path, &target) {
         Ok(()) => {
             drop(guard); // removes the temporary name
             fsync_dir(dir)?;
-            Ok(WriteNew::Created)
+            return Ok(WriteNew::Created);
         }
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(WriteNew::AlreadyExists),
-        Err(_) => {
-            // No hard links here (some network or FUSE file systems): check, then rename.
-            if fs::symlink_metadata(&target).is_ok() {
-                return Ok(WriteNew::AlreadyExists);
-            }
-            let mut guard = guard;
-            fs::rename(&guard.path, &target)?;
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return Ok(WriteNew::AlreadyExists),
+        Err(e) => e,
+    };
+    match rename_noreplace(&guard.path, &target) {
+        Ok(()) => {
             guard.armed = false;
             fsync_dir(dir)?;
             Ok(WriteNew::Created)
         }
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(WriteNew::AlreadyExists),
+        Err(e) if is_unsupported(&e) => Err(io::Error::new(
+            e.kind(),
+            format!(
+                "could not link \"{}\" ({link_err}), and this file system cannot rename without \
+                 replacing ({e}); refusing to risk overwriting an existing file",
+                target.display()
+            ),
+        )),
+        Err(e) => Err(io::Error::new(
+            e.kind(),
+            format!(
+                "could not link \"{}\" ({link_err}) nor rename it into place without replacing ({e})",
+                target.display()
+            ),
+        )),
+    }
+}
+
+/// True for the errors `renameat2` gives where the file system or kernel lacks the flag.
+fn is_unsupported(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EINVAL) | Some(libc::ENOSYS) | Some(libc::EOPNOTSUPP)
+    )
+}
+
+/// Renames `from` to `to` unless `to` exists (then fails with `AlreadyExists`), atomically:
+/// `renameat2(RENAME_NOREPLACE)`. Fails with `EINVAL`, `ENOSYS` or `EOPNOTSUPP` where the
+/// kernel or file system does not support it (never falls back to a check, which a concurrent
+/// writer could race).
+pub fn rename_noreplace(from: &Path, to: &Path) -> io::Result<()> {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::unix::ffi::OsStrExt;
+        let cstr = |p: &Path| {
+            std::ffi::CString::new(p.as_os_str().as_bytes())
+                .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains a NUL"))
+        };
+        let (f, t) = (cstr(from)?, cstr(to)?);
+        // SAFETY: two valid NUL-terminated paths relative to the working directory; the
+        // syscall reads them only.
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_renameat2,
+                libc::AT_FDCWD,
+                f.as_ptr(),
+                libc::AT_FDCWD,
+                t.as_ptr(),
+                libc::RENAME_NOREPLACE,
+            )
+        };
+        if r == 0 {
+            Ok(())
+        } else {
+            Err(io::Error::last_os_error())
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = (from, to);
+        Err(io::Error::from_raw_os_error(libc::ENOSYS))
     }
 }
 
@@ -169,5 +227,53 @@ mod tests {
                 .unwrap()
                 .to_string_lossy()
         ));
+    }
+
+    #[test]
+    fn without_hard_links_racing_writers_never_replace() {
+        let no_link = |_: &Path, _: &Path| Err(io::Error::from_raw_os_error(libc::EPERM));
+        for round in 0..50 {
+            let dir = tempfile::tempdir().unwrap();
+            let outcomes: Vec<(usize, WriteNew)> = std::thread::scope(|s| {
+                let hs: Vec<_> = (0..4)
+                    .map(|i| {
+                        let d = dir.path();
+                        s.spawn(move || {
+                            let data = vec![i as u8; 64 << 10];
+                            (i, write_new_linking(d, "seg", &data, no_link).unwrap())
+                        })
+                    })
+                    .collect();
+                hs.into_iter().map(|h| h.join().unwrap()).collect()
+            });
+            let winners: Vec<usize> = outcomes
+                .iter()
+                .filter(|(_, o)| *o == WriteNew::Created)
+                .map(|(i, _)| *i)
+                .collect();
+            assert_eq!(winners.len(), 1, "round {round}: {outcomes:?}");
+            let got = fs::read(dir.path().join("seg")).unwrap();
+            assert!(got == vec![winners[0] as u8; 64 << 10], "round {round}");
+            assert_eq!(
+                fs::read_dir(dir.path()).unwrap().count(),
+                1,
+                "round {round}"
+            );
+        }
+    }
+
+    #[test]
+    fn rename_noreplace_refuses_an_existing_target() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+        fs::write(&a, b"a").unwrap();
+        fs::write(&b, b"b").unwrap();
+        let e = rename_noreplace(&a, &b).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::AlreadyExists);
+        assert_eq!(fs::read(&b).unwrap(), b"b");
+        fs::remove_file(&b).unwrap();
+        rename_noreplace(&a, &b).unwrap();
+        assert_eq!(fs::read(&b).unwrap(), b"a");
+        assert!(!a.exists());
     }
 }

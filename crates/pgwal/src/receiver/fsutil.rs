@@ -142,28 +142,13 @@ pub(crate) fn write_zeros(file: &File, from: u64, to: u64) -> io::Result<()> {
 /// meanwhile is never replaced. Where the file system cannot do that, a hard link to the new
 /// name followed by removing the old one gives the same guarantee.
 pub(crate) fn rename_noreplace(from: &Path, to: &Path) -> io::Result<()> {
-    use std::ffi::CString;
-    use std::os::unix::ffi::OsStrExt;
-    let cstr = |p: &Path| {
-        CString::new(p.as_os_str().as_bytes())
-            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains a NUL byte"))
-    };
-    let (f, t) = (cstr(from)?, cstr(to)?);
-    // SAFETY: both paths are valid NUL-terminated strings that outlive the call.
-    let r = unsafe {
-        libc::renameat2(
-            libc::AT_FDCWD,
-            f.as_ptr(),
-            libc::AT_FDCWD,
-            t.as_ptr(),
-            libc::RENAME_NOREPLACE,
-        )
-    };
-    if r == 0 {
+    let Err(e) = crate::archive::durable::rename_noreplace(from, to) else {
         return Ok(());
-    }
-    let e = io::Error::last_os_error();
-    if !matches!(e.raw_os_error(), Some(libc::EINVAL) | Some(libc::ENOSYS)) {
+    };
+    if !matches!(
+        e.raw_os_error(),
+        Some(libc::EINVAL) | Some(libc::ENOSYS) | Some(libc::EOPNOTSUPP)
+    ) {
         return Err(e);
     }
     fs::hard_link(from, to)?;
