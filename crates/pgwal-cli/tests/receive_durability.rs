@@ -564,3 +564,100 @@ fn completing_a_segment_keeps_an_identical_existing_one() {
 fn completing_a_segment_never_replaces_a_different_one() {
     complete_over_existing(false);
 }
+
+/// A `.partial` that a killed receiver had filled completely: the restart writes it under its
+/// final name from a new file (created, fsynced, renamed, directory fsynced) before it reports
+/// any flush position above the slot's.
+#[test]
+fn complete_partial_is_copied_and_fsynced_before_reporting() {
+    let Some(pg) = cluster(Major::V18) else {
+        return;
+    };
+    create_slot(&pg, "fin");
+    exec(&pg, "CREATE TABLE t (x int)");
+    exec(&pg, "INSERT INTO t SELECT generate_series(1, 1000)");
+    let segno = parse_lsn(&sql(&pg, "SELECT pg_current_wal_insert_lsn()")).unwrap() >> 20;
+    sql(&pg, "SELECT pg_switch_wal()");
+    exec(&pg, "INSERT INTO t VALUES (1)");
+    let before = restart_lsn(&pg, "fin");
+    assert!(before < (segno + 1) << 20, "slot at {before:#x}");
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("archive");
+    fs::create_dir(&dir).unwrap();
+    let name = seg_name(segno);
+    let server = fs::read(pg.pg_wal_dir().join(&name)).unwrap();
+    // Every segment up to it, as a killed receiver would have left them.
+    for s in (before >> 20)..segno {
+        let n = seg_name(s);
+        fs::copy(pg.pg_wal_dir().join(&n), dir.join(&n)).unwrap();
+    }
+    fs::write(dir.join(format!("{name}.partial")), &server).unwrap();
+
+    let (trace, log) = (tmp.path().join("trace"), tmp.path().join("log"));
+    let d = dir.to_str().unwrap();
+    let ci = conn(&pg);
+    let mut child = spawn_traced(
+        &trace,
+        "openat,fdatasync,fsync,rename,renameat,renameat2,sendto,write",
+        None,
+        &["-d", &ci, "-S", "fin", "-D", d, "-s", "1", "-v"],
+        &log,
+    );
+    let t = Instant::now();
+    while restart_lsn(&pg, "fin") <= before {
+        assert!(
+            t.elapsed() < Duration::from_secs(30),
+            "the slot never moved\n{}",
+            fs::read_to_string(&log).unwrap()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let kids = fs::read_to_string(format!("/proc/{0}/task/{0}/children", child.id())).unwrap();
+    let pid: i32 = kids.split_whitespace().next().unwrap().parse().unwrap();
+    // SAFETY: signalling our own grandchild.
+    unsafe { libc::kill(pid, libc::SIGTERM) };
+    let st = wait_exit(&mut child, Duration::from_secs(30), &log);
+    let err = fs::read_to_string(&log).unwrap();
+    assert!(st.success(), "{err}");
+    assert!(err.contains("is complete; renaming it"), "{err}");
+    assert_eq!(fs::read(dir.join(&name)).unwrap(), server);
+    assert!(!dir.join(format!("{name}.partial")).exists());
+
+    let calls = parse_trace(&trace);
+    let reported = calls
+        .iter()
+        .position(|c| c.status_flushes().iter().any(|&f| f > before))
+        .unwrap_or_else(|| panic!("no status update above {before:#x} in the trace"));
+    let tmp_name = format!("{name}.tmp");
+    let created = calls[..reported]
+        .iter()
+        .position(|c| {
+            c.name == "openat"
+                && c.ok()
+                && c.args.contains("O_CREAT")
+                && c.strings().iter().any(|s| s.ends_with(&tmp_name))
+        })
+        .unwrap_or_else(|| panic!("no new copy of the complete .partial before the first report"));
+    let fd: i64 = calls[created].result.trim().parse().unwrap();
+    let synced = calls[created..reported]
+        .iter()
+        .position(|c| (c.name == "fdatasync" || c.name == "fsync") && c.fd() == Some(fd) && c.ok())
+        .map(|i| i + created)
+        .unwrap_or_else(|| panic!("the copy was not fsynced before the first report"));
+    let renamed = calls[synced..reported]
+        .iter()
+        .position(|c| {
+            c.name.starts_with("rename")
+                && c.ok()
+                && c.strings().first().is_some_and(|s| s.ends_with(&tmp_name))
+                && c.strings().iter().any(|s| s.ends_with(&name))
+        })
+        .map(|i| i + synced)
+        .unwrap_or_else(|| panic!("the copy was not renamed into place before the first report"));
+    assert!(
+        calls[renamed..reported]
+            .iter()
+            .any(|c| c.name == "fsync" && c.ok()),
+        "the directory was not fsynced between the rename and the first report"
+    );
+}
