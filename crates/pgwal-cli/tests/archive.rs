@@ -8,6 +8,9 @@
 //! server writes to is handed to the data directory's owner.
 #![allow(clippy::unwrap_used)]
 
+mod support;
+use support::*;
+
 use std::collections::BTreeSet;
 use std::fs;
 use std::os::unix::fs::MetadataExt;
@@ -21,27 +24,8 @@ use pgwal::{Lsn, WalSegSize};
 use pgwal_testkit::{require_major, Cluster, Major, PgbenchLength};
 use serde_json::Value;
 
-const BIN: &str = env!("CARGO_BIN_EXE_pgwal");
-
-fn pgwal(args: &[&str]) -> Output {
-    Command::new(BIN).args(args).output().expect("run pgwal")
-}
-
 fn code(o: &Output) -> i32 {
     o.status.code().unwrap_or(-1)
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "exit {:?}\n--- stdout ---\n{}\n--- stderr ---\n{}",
-        o.status.code(),
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().expect("utf-8 path")
 }
 
 /// Give `path` to the owner of `like` (the server's OS user); a no-op when not root.
@@ -128,36 +112,11 @@ fn fixture() -> Option<&'static Fixture> {
     }
 }
 
-fn scratch(tag: &str) -> PathBuf {
-    let root = Path::new(env!("CARGO_TARGET_TMPDIR"));
-    // Remove what earlier runs (other pids) left.
-    if let Ok(rd) = fs::read_dir(root) {
-        for e in rd.flatten() {
-            let n = e.file_name().to_string_lossy().into_owned();
-            if let Some(pid) = n
-                .strip_prefix("archive-test-")
-                .and_then(|r| r.split('-').next())
-            {
-                if pid
-                    .parse::<i32>()
-                    .is_ok_and(|p| p != std::process::id() as i32 && !pgwal_testkit::pid_alive(p))
-                {
-                    let _ = fs::remove_dir_all(e.path());
-                }
-            }
-        }
-    }
-    let dir = root.join(format!("archive-test-{}-{tag}", std::process::id()));
-    let _ = fs::remove_dir_all(&dir);
-    fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
 fn build_fixture() -> Option<Fixture> {
     let major = Major::V15;
     require_major(major)?;
     let t0 = Instant::now();
-    let root = scratch("fixture");
+    let root = scratch_dir("archive-test", "fixture");
     let archive = root.join("archive");
     fs::create_dir(&archive).unwrap();
     let primary = Cluster::builder(major)
@@ -231,7 +190,7 @@ fn build_fixture() -> Option<Fixture> {
 /// A private copy of the fixture archive.
 fn archive_copy(tag: &str) -> Option<(&'static Fixture, PathBuf)> {
     let f = fixture()?;
-    let dir = scratch(tag).join("archive");
+    let dir = scratch_dir("archive-test", tag).join("archive");
     copy_dir(&f.archive, &dir);
     Some((f, dir))
 }
@@ -425,7 +384,7 @@ fn verify_catches_segment_of_another_cluster() {
     );
 
     // push refuses it too (the archive's other segments tell the system identifier).
-    let fresh = scratch("push-foreign");
+    let fresh = scratch_dir("archive-test", "push-foreign");
     let src = fresh.join(name);
     fs::copy(&f.foreign, &src).unwrap();
     fs::remove_file(dir.join(name)).unwrap();
@@ -494,7 +453,10 @@ fn verify_catches_wrong_switch_point_and_leftover_partial() {
 fn compressed_archive_verifies_and_restores() {
     let Some(f) = fixture() else { return };
     for method in ["gzip", "lz4", "zstd:3"] {
-        let dir = scratch(&format!("recompress-{}", method.replace(':', "")));
+        let dir = scratch_dir(
+            "archive-test",
+            &format!("recompress-{}", method.replace(':', "")),
+        );
         for n in names(&f.archive) {
             let o = pgwal(&[
                 "archive",
@@ -559,7 +521,10 @@ fn push_fetch_round_trip_every_compression() {
         .find(|n| n.ends_with(".partial"))
         .unwrap();
     for method in ["none", "gzip", "gzip:9", "lz4", "zstd", "zstd:19"] {
-        let work = scratch(&format!("roundtrip-{}", method.replace(':', "")));
+        let work = scratch_dir(
+            "archive-test",
+            &format!("roundtrip-{}", method.replace(':', "")),
+        );
         let dir = work.join("archive");
         fs::create_dir(&dir).unwrap();
         let mut pushed = vec![
@@ -752,7 +717,7 @@ fn push_fetch_round_trip_every_compression() {
 fn push_refuses_what_is_not_wal_of_this_cluster() {
     let Some(f) = fixture() else { return };
     let segs = tli1_segments(&f.archive);
-    let work = scratch("push-refuses");
+    let work = scratch_dir("archive-test", "push-refuses");
     let dir = work.join("archive");
     fs::create_dir(&dir).unwrap();
     let src_dir = work.join("src");
@@ -889,7 +854,7 @@ const CLEANUP_NAMES: &[&str] = &[
 ];
 
 fn cleanup_dir(tag: &str, with_compressed: bool) -> PathBuf {
-    let dir = scratch(tag).join("archive");
+    let dir = scratch_dir("archive-test", tag).join("archive");
     fs::create_dir_all(&dir).unwrap();
     for n in CLEANUP_NAMES {
         if !with_compressed && (n.contains(".gz")) {
@@ -975,8 +940,16 @@ fn cleanup_removes_exactly_what_pg_archivecleanup_removes() {
                 "000000010000000000000008",
                 "000000010000000000000003.00000028.backup",
             ] {
-                let a = scratch(&format!("cleanup-real-pg-{major}-{with_compressed}")).join("a");
-                let b = scratch(&format!("cleanup-real-ours-{major}-{with_compressed}")).join("b");
+                let a = scratch_dir(
+                    "archive-test",
+                    &format!("cleanup-real-pg-{major}-{with_compressed}"),
+                )
+                .join("a");
+                let b = scratch_dir(
+                    "archive-test",
+                    &format!("cleanup-real-ours-{major}-{with_compressed}"),
+                )
+                .join("b");
                 copy_dir(&dir, &a);
                 copy_dir(&dir, &b);
                 let pg = Command::new(tool).arg(s(&a)).arg(cutoff).output().unwrap();
@@ -1038,7 +1011,7 @@ fn cleanup_removes_exactly_what_pg_archivecleanup_removes() {
 fn cleanup_keep_history_needs_keeps_other_branches() {
     let Some(f) = fixture() else { return };
     let seg = fs::read(f.archive.join(&tli1_segments(&f.archive)[0])).unwrap();
-    let dir = scratch("cleanup-history").join("archive");
+    let dir = scratch_dir("archive-test", "cleanup-history").join("archive");
     fs::create_dir_all(&dir).unwrap();
     // Timeline 1 runs to segment 0x10; timeline 2 forked from it in segment 5 and ran to 8.
     let mut all = Vec::new();
@@ -1133,11 +1106,10 @@ fn standby_from_archive(major: Major, compress: &str) {
         return;
     }
     let t0 = Instant::now();
-    let work = scratch(&format!(
-        "standby-{}-{}",
-        major.number(),
-        compress.replace(':', "")
-    ));
+    let work = scratch_dir(
+        "archive-test",
+        &format!("standby-{}-{}", major.number(), compress.replace(':', "")),
+    );
     let archive = work.join("archive");
     fs::create_dir(&archive).unwrap();
     let primary = Cluster::builder(major)

@@ -13,6 +13,9 @@
 //!   the others report the conflict, nothing is overwritten.
 #![allow(clippy::unwrap_used)]
 
+mod support;
+use support::*;
+
 use std::collections::BTreeSet;
 use std::fs;
 use std::os::unix::fs::FileExt;
@@ -24,25 +27,6 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant, SystemTime};
 
 use pgwal_testkit::{require_major, Cluster, Major};
-
-const BIN: &str = env!("CARGO_BIN_EXE_pgwal");
-
-fn pgwal(args: &[&str]) -> Output {
-    Command::new(BIN).args(args).output().expect("run pgwal")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{:?}\n--- stdout ---\n{}\n--- stderr ---\n{}",
-        o.status,
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().expect("utf-8 path")
-}
 
 fn names(dir: &Path) -> BTreeSet<String> {
     fs::read_dir(dir)
@@ -56,29 +40,6 @@ fn temp_files(dir: &Path) -> Vec<String> {
         .into_iter()
         .filter(|n| n.starts_with(".pgwal-tmp."))
         .collect()
-}
-
-/// A fresh directory for one test (earlier runs' directories are removed).
-fn scratch(tag: &str) -> PathBuf {
-    let root = Path::new(env!("CARGO_TARGET_TMPDIR"));
-    if let Ok(rd) = fs::read_dir(root) {
-        for e in rd.flatten() {
-            let n = e.file_name().to_string_lossy().into_owned();
-            if let Some(pid) = n
-                .strip_prefix("hardening-")
-                .and_then(|r| r.split('-').next())
-                .and_then(|p| p.parse::<i32>().ok())
-            {
-                if pid != std::process::id() as i32 && !pgwal_testkit::pid_alive(pid) {
-                    let _ = fs::remove_dir_all(e.path());
-                }
-            }
-        }
-    }
-    let dir = root.join(format!("hardening-{}-{tag}", std::process::id()));
-    let _ = fs::remove_dir_all(&dir);
-    fs::create_dir_all(&dir).unwrap();
-    dir
 }
 
 /// A small deterministic generator (seeded, and the seed printed, so a failure can be rerun).
@@ -203,7 +164,7 @@ fn rewrite_loop(paths: &[PathBuf], content: &[u8], stop: &AtomicBool, seed: u64)
 #[test]
 fn rewritten_partial_never_kills_fetch_push_or_compare() {
     let Some(w) = wal() else { return };
-    let work = scratch("rewrite");
+    let work = scratch_dir("hardening", "rewrite");
     let (archive, pg_wal, stable) = (
         work.join("archive"),
         work.join("pg_wal"),
@@ -363,7 +324,7 @@ fn record_lsns(out: &str) -> Vec<u64> {
 #[test]
 fn dump_follow_survives_the_live_segment_being_truncated() {
     let Some(w) = wal() else { return };
-    let work = scratch("follow");
+    let work = scratch_dir("hardening", "follow");
     let live = work.join("pg_wal");
     fs::create_dir(&live).unwrap();
     fs::write(live.join(&w.first), &w.first_bytes).unwrap();
@@ -492,7 +453,7 @@ fn sigterm_loop(
 #[test]
 fn sigterm_during_fetch_and_push_leaves_no_temporary_file() {
     let Some(w) = wal() else { return };
-    let work = scratch("sigterm");
+    let work = scratch_dir("hardening", "sigterm");
     let (archive, pg_wal) = (work.join("archive"), work.join("pg_wal"));
     fs::create_dir(&archive).unwrap();
     fs::create_dir(&pg_wal).unwrap();
@@ -536,7 +497,7 @@ fn sigterm_during_fetch_and_push_leaves_no_temporary_file() {
 #[test]
 fn next_run_removes_stale_temporary_files_only() {
     let Some(w) = wal() else { return };
-    let work = scratch("stale");
+    let work = scratch_dir("hardening", "stale");
     let (archive, pg_wal) = (work.join("archive"), work.join("pg_wal"));
     fs::create_dir(&archive).unwrap();
     fs::create_dir(&pg_wal).unwrap();
@@ -684,7 +645,7 @@ fn race(
 #[test]
 fn racing_pushes_never_overwrite() {
     let Some(w) = wal() else { return };
-    let work = scratch("race");
+    let work = scratch_dir("hardening", "race");
     let plain = |_: usize| Command::new(BIN);
     for (same, rounds) in [(false, 25), (true, 10)] {
         let srcs = variants(&work.join(format!("same-{same}")), w, 4, same);
@@ -714,7 +675,7 @@ fn strace() -> &'static str {
 #[test]
 fn without_hard_links_pushes_use_rename_noreplace() {
     let Some(w) = wal() else { return };
-    let work = scratch("noreplace");
+    let work = scratch_dir("hardening", "noreplace");
     let strace = strace();
     let logs = work.join("logs");
     fs::create_dir(&logs).unwrap();
@@ -793,7 +754,7 @@ fn dump_follow_on_a_live_server_prints_every_record() {
         .set("wal_keep_size", "256MB")
         .start()
         .unwrap();
-    let work = scratch("follow-live");
+    let work = scratch_dir("hardening", "follow-live");
     let start = c.scalar_blocking("SELECT pg_current_wal_lsn()").unwrap();
     let out = work.join("follow.out");
     let mut follower = Command::new(BIN)

@@ -9,6 +9,9 @@
 // Test helpers outside #[test] functions: failing loudly is the point.
 #![allow(clippy::unwrap_used)]
 
+mod support;
+use support::*;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -24,12 +27,6 @@ const SAMPLES: &[(&str, Major)] = &[
     ("pg17", Major::V17),
     ("pg18", Major::V18),
 ];
-
-fn testdata(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../testdata/wal")
-        .join(name)
-}
 
 fn segments(dir: &Path) -> (String, String) {
     let mut names: Vec<String> = std::fs::read_dir(dir)

@@ -4,19 +4,16 @@
 // Test helpers outside #[test] functions: failing loudly is the point.
 #![allow(clippy::unwrap_used)]
 
-use std::path::{Path, PathBuf};
+mod support;
+use support::*;
+
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
 fn pgwal() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_pgwal"));
     c.env("TZ", "UTC").arg("dump");
     c
-}
-
-fn testdata(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../testdata/wal")
-        .join(name)
 }
 
 fn segment_names(dir: &Path) -> Vec<String> {

@@ -5,17 +5,14 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod support;
+use support::*;
+
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::Command;
 
 use serde_json::Value;
-
-const BIN: &str = env!("CARGO_BIN_EXE_pgwal");
-
-fn testdata() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../testdata/wal")
-}
 
 /// Days from 1970-01-01 to the civil date `y-m-d` (proleptic Gregorian).
 fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
@@ -176,7 +173,7 @@ fn check(major: u64, rtype: &str, desc: &str, f: &Value) -> &'static str {
 
 #[test]
 fn json_fields_agree_with_desc_for_every_major() {
-    let mut dirs: Vec<PathBuf> = std::fs::read_dir(testdata())
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(testdata(""))
         .unwrap()
         .map(|e| e.unwrap().path())
         .filter(|p| p.is_dir())

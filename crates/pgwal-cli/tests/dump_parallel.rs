@@ -4,12 +4,11 @@
 // Test helpers outside #[test] functions: failing loudly is the point.
 #![allow(clippy::unwrap_used)]
 
+mod support;
+use support::*;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-
-fn testdata() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/wal")
-}
 
 /// How to run in parallel: jobs, chunk size in WAL pages, and after how many bytes of text the
 /// chunk being printed writes its text out (as it goes, rather than when done).
@@ -70,7 +69,7 @@ const JOBS: [Jobs<'static>; 5] = [
 ];
 
 fn samples() -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = std::fs::read_dir(testdata())
+    let mut v: Vec<PathBuf> = std::fs::read_dir(testdata(""))
         .unwrap()
         .map(|e| e.unwrap().path())
         .filter(|p| p.join("meta.txt").exists())
@@ -135,7 +134,7 @@ fn jobs_print_exactly_the_sequential_output() {
 #[test]
 fn jobs_stop_where_the_sequential_dump_stops_on_corrupt_wal() {
     for name in ["pg13", "pg16", "pg18"] {
-        let src = testdata().join(name);
+        let src = testdata("").join(name);
         let seg = segments(&src)[0].clone();
         let bytes = std::fs::read(src.join(&seg)).unwrap();
         // Offsets in the segment of the records' starts, from the dump's `lsn: X/Y` fields.

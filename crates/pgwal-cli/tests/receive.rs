@@ -5,121 +5,27 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod support;
+
+use support::*;
+
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use pgwal::wal::{DecoderConfig, WalDecoder};
 use pgwal::{Compression, Lsn, WalFileName, WalSegSize};
-use pgwal_testkit::{format_lsn, parse_lsn, require_major, Cluster, Major, PgbenchLength};
+use pgwal_testkit::{format_lsn, parse_lsn, Cluster, Major, PgbenchLength};
 
-const BIN: &str = env!("CARGO_BIN_EXE_pgwal");
 const SEG: u64 = 1 << 20;
 
 fn seg_size() -> WalSegSize {
     WalSegSize::new(SEG as u32).unwrap()
-}
-
-/// A 1 MB-segment cluster that keeps its WAL (so the archive can be compared with it).
-fn cluster(major: Major) -> Option<Cluster> {
-    require_major(major)?;
-    Some(
-        Cluster::builder(major)
-            .wal_segsize_mb(1)
-            .set("wal_keep_size", "2GB")
-            .set("max_wal_size", "256MB")
-            .set("checkpoint_timeout", "1h")
-            .start()
-            .unwrap(),
-    )
-}
-
-fn conn(c: &Cluster) -> String {
-    format!(
-        "host=127.0.0.1 port={} user=postgres sslmode=disable",
-        c.port()
-    )
-}
-
-fn scratch(tag: &str) -> tempfile::TempDir {
-    tempfile::Builder::new()
-        .prefix(&format!("pgwal-receive-{tag}-"))
-        .tempdir()
-        .unwrap()
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "exit {:?}\n--- stdout ---\n{}\n--- stderr ---\n{}",
-        o.status.code(),
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
-/// Runs a command to completion, killing it after `limit`.
-fn run_limited(mut cmd: Command, limit: Duration) -> Output {
-    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
-    let child = cmd.spawn().expect("spawn");
-    let pid = child.id() as i32;
-    let done = Arc::new(AtomicBool::new(false));
-    let d2 = done.clone();
-    let killer = std::thread::spawn(move || {
-        let start = Instant::now();
-        while !d2.load(Ordering::SeqCst) {
-            if start.elapsed() > limit {
-                // SAFETY: signalling our own child.
-                unsafe { libc::kill(pid, libc::SIGKILL) };
-                return true;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        false
-    });
-    let out = child.wait_with_output().expect("wait");
-    done.store(true, Ordering::SeqCst);
-    let killed = killer.join().unwrap();
-    assert!(
-        !killed,
-        "command timed out after {limit:?}: {cmd:?}\n{}",
-        text(&out)
-    );
-    out
-}
-
-fn receive(args: &[&str], limit: Duration) -> Output {
-    let mut c = Command::new(BIN);
-    c.arg("receive").args(args);
-    run_limited(c, limit)
-}
-
-/// Starts `pgwal receive` in the background, its stderr appended to `log`.
-fn spawn_receive(args: &[&str], log: &Path) -> Child {
-    let f = fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(log)
-        .unwrap();
-    Command::new(BIN)
-        .arg("receive")
-        .args(args)
-        .stdout(Stdio::null())
-        .stderr(f)
-        .spawn()
-        .expect("spawn pgwal receive")
-}
-
-fn sql(c: &Cluster, q: &str) -> String {
-    c.scalar_blocking(q).unwrap()
-}
-
-fn lsn(c: &Cluster, q: &str) -> u64 {
-    parse_lsn(&sql(c, q)).unwrap()
 }
 
 /// WAL file names in `dir` (no lock file, no temporary files).
@@ -469,12 +375,6 @@ impl Rng {
         self.0 ^= self.0 << 17;
         self.0 % n
     }
-}
-
-fn kill9(child: &mut Child) {
-    // SAFETY: signalling our own child.
-    unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
-    let _ = child.wait();
 }
 
 /// Runs pgbench against `pg` on a thread until `stop` is set.

@@ -11,42 +11,16 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod support;
+
+use support::*;
+
 use std::fs;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use pgwal_testkit::{parse_lsn, require_major, Cluster, Major};
-
-const BIN: &str = env!("CARGO_BIN_EXE_pgwal");
-
-fn cluster(major: Major) -> Option<Cluster> {
-    require_major(major)?;
-    Some(
-        Cluster::builder(major)
-            .wal_segsize_mb(1)
-            .set("wal_keep_size", "256MB")
-            .set("checkpoint_timeout", "1h")
-            .start()
-            .unwrap(),
-    )
-}
-
-fn conn(c: &Cluster) -> String {
-    format!(
-        "host=127.0.0.1 port={} user=postgres sslmode=disable",
-        c.port()
-    )
-}
-
-fn sql(c: &Cluster, q: &str) -> String {
-    c.scalar_blocking(q).unwrap()
-}
-
-/// Runs a statement that returns no value.
-fn exec(c: &Cluster, q: &str) {
-    c.query_blocking(q).unwrap();
-}
+use pgwal_testkit::{parse_lsn, Cluster, Major};
 
 fn restart_lsn(c: &Cluster, slot: &str) -> u64 {
     let v = sql(
@@ -222,23 +196,6 @@ fn parse_trace(path: &Path) -> Vec<Call> {
         });
     }
     out
-}
-
-fn wait_exit(child: &mut Child, limit: Duration, log: &Path) -> std::process::ExitStatus {
-    let t = Instant::now();
-    loop {
-        if let Some(st) = child.try_wait().unwrap() {
-            return st;
-        }
-        if t.elapsed() > limit {
-            let _ = child.kill();
-            panic!(
-                "pgwal receive did not exit within {limit:?}\n{}",
-                fs::read_to_string(log).unwrap_or_default()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 #[test]

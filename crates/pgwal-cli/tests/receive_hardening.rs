@@ -7,6 +7,9 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod support;
+use support::*;
+
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::{Read, Write};
@@ -19,38 +22,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use pgwal::{Lsn, WalFileName, WalSegSize};
-use pgwal_testkit::{format_lsn, parse_lsn, require_major, Cluster, Major};
+use pgwal_testkit::{format_lsn, parse_lsn, Major};
 
-const BIN: &str = env!("CARGO_BIN_EXE_pgwal");
 const SEG: u64 = 1 << 20;
 
 fn seg_size() -> WalSegSize {
     WalSegSize::new(SEG as u32).unwrap()
-}
-
-/// A 1 MB-segment cluster that keeps its WAL (so the archive can be compared with it).
-fn cluster(major: Major) -> Option<Cluster> {
-    require_major(major)?;
-    Some(
-        Cluster::builder(major)
-            .wal_segsize_mb(1)
-            .set("wal_keep_size", "2GB")
-            .set("max_wal_size", "256MB")
-            .set("checkpoint_timeout", "1h")
-            .start()
-            .unwrap(),
-    )
-}
-
-fn conn(c: &Cluster) -> String {
-    format!(
-        "host=127.0.0.1 port={} user=postgres sslmode=disable",
-        c.port()
-    )
-}
-
-fn sql(c: &Cluster, q: &str) -> String {
-    c.scalar_blocking(q).unwrap()
 }
 
 fn free_port() -> u16 {

@@ -4,46 +4,18 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod support;
+use support::*;
+
 use std::fs;
 use std::os::unix::fs::symlink;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Output;
+use std::time::Duration;
 
 use pgwal_testkit::{format_lsn, parse_lsn, require_major, Cluster, Major};
 
-const BIN: &str = env!("CARGO_BIN_EXE_pgwal");
 const LOCK: &str = ".pgwal-receive.lock";
-
-fn text(o: &Output) -> String {
-    format!(
-        "exit {:?}\n--- stdout ---\n{}\n--- stderr ---\n{}",
-        o.status.code(),
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
-/// Runs `pgwal receive ARGS`, failing the test if it takes longer than `limit`.
-fn receive(args: &[&str], limit: Duration) -> Output {
-    let mut child = Command::new(BIN)
-        .arg("receive")
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let start = Instant::now();
-    while child.try_wait().unwrap().is_none() {
-        if start.elapsed() > limit {
-            let _ = child.kill();
-            let o = child.wait_with_output().unwrap();
-            panic!("pgwal receive {args:?} timed out\n{}", text(&o));
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    child.wait_with_output().unwrap()
-}
 
 fn flush_lsn(pg: &Cluster) -> u64 {
     parse_lsn(

@@ -5,6 +5,9 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod support;
+use support::*;
+
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::process::{Command, Output, Stdio};
@@ -13,17 +16,6 @@ use std::time::{Duration, Instant};
 use pgwal_testkit::{
     format_lsn, parse_lsn, require_major, Cluster, Major, MD5_USER, PASS_USER, SCRAM_USER,
 };
-
-const BIN: &str = env!("CARGO_BIN_EXE_pgwal");
-
-fn text(o: &Output) -> String {
-    format!(
-        "exit {:?}\n--- stdout ---\n{}\n--- stderr ---\n{}",
-        o.status.code(),
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
 
 /// Runs `pgwal receive ARGS` with `env` set (and everything logged), failing the test if it
 /// takes longer than a minute.
