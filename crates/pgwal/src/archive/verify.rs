@@ -363,7 +363,12 @@ struct Fork {
 }
 
 /// Verifies the archive in `dir`; `progress` is called after each segment decoded.
-pub fn verify(dir: &Path, mut progress: impl FnMut(&VerifyProgress)) -> io::Result<VerifyReport> {
+///
+/// The checks run as named phases over one index of the directory: leftover temporary files,
+/// files that are not WAL, each segment's first page header, copies of one segment that
+/// disagree, history files and their chains, segments outside their timeline, `.partial`
+/// files, then every timeline decoded as one stream, and the gaps around switch points.
+pub fn verify(dir: &Path, progress: impl FnMut(&VerifyProgress)) -> io::Result<VerifyReport> {
     let listing = ArchiveListing::scan(dir)?;
     let mut ctx = Ctx {
         report: VerifyReport {
@@ -373,6 +378,30 @@ pub fn verify(dir: &Path, mut progress: impl FnMut(&VerifyProgress)) -> io::Resu
         },
         seen: HashSet::new(),
     };
+    check_temp_files(&mut ctx, &listing);
+    let mut idx = SegmentIndex::build(&listing);
+    ctx.report.seg_size = idx.seg_size;
+    ctx.report.system_id = idx.system_id;
+    ctx.report.version = idx.version;
+    check_unplaced(&mut ctx, &idx);
+    let Some(seg_size) = idx.seg_size else {
+        finish_histories_only(&mut ctx, &listing);
+        return Ok(ctx.report);
+    };
+    check_headers(&mut ctx, &mut idx, seg_size);
+    check_copies_agree(&mut ctx, &idx, seg_size);
+    let histories = load_histories(&mut ctx, &listing);
+    let tl = Timelines::new(&idx, histories, seg_size);
+    check_history_chains(&mut ctx, &tl);
+    check_timelines(&mut ctx, &tl);
+    check_partials(&mut ctx, &tl);
+    decode_timelines(&mut ctx, &tl, progress);
+    check_switch_gaps(&mut ctx, &tl);
+    Ok(ctx.report)
+}
+
+/// Temporary files older than the grace period.
+fn check_temp_files(ctx: &mut Ctx, listing: &ArchiveListing) {
     for t in &listing.temp {
         if t.age.is_none_or(|a| a > TEMP_GRACE) {
             ctx.add(Problem {
@@ -389,11 +418,10 @@ pub fn verify(dir: &Path, mut progress: impl FnMut(&VerifyProgress)) -> io::Resu
             });
         }
     }
+}
 
-    let mut idx = SegmentIndex::build(&listing);
-    ctx.report.seg_size = idx.seg_size;
-    ctx.report.system_id = idx.system_id;
-    ctx.report.version = idx.version;
+/// Files named like segments that are not WAL, or not a segment name for the segment size.
+fn check_unplaced(ctx: &mut Ctx, idx: &SegmentIndex) {
     for f in &idx.unplaced {
         let tli = f.entry.wal.timeline();
         let msg = match &f.head {
@@ -411,13 +439,12 @@ pub fn verify(dir: &Path, mut progress: impl FnMut(&VerifyProgress)) -> io::Resu
             msg,
         );
     }
-    let Some(seg_size) = idx.seg_size else {
-        finish_histories_only(&mut ctx, &listing);
-        return Ok(ctx.report);
-    };
-    let sysid = idx.system_id.unwrap_or(0);
+}
 
-    // Per-file header checks.
+/// Each segment file's first page header: system, segment size, address, timeline; the size
+/// of plain complete segments. A file that fails is marked bad and not used further.
+fn check_headers(ctx: &mut Ctx, idx: &mut SegmentIndex, seg_size: WalSegSize) {
+    let sysid = idx.system_id.unwrap_or(0);
     for (&(tli, segno), files) in idx.slots.iter_mut() {
         let tli = TimelineId(tli);
         let start = SegNo(segno).start_lsn(seg_size).unwrap_or_default();
@@ -469,8 +496,10 @@ pub fn verify(dir: &Path, mut progress: impl FnMut(&VerifyProgress)) -> io::Resu
             }
         }
     }
+}
 
-    // Copies of one segment in several compressions must agree.
+/// Copies of one segment in several compressions must hold the same WAL.
+fn check_copies_agree(ctx: &mut Ctx, idx: &SegmentIndex, seg_size: WalSegSize) {
     for (&(tli, segno), files) in &idx.slots {
         for partial in [false, true] {
             let copies: Vec<&SegFile> = files
@@ -502,8 +531,10 @@ pub fn verify(dir: &Path, mut progress: impl FnMut(&VerifyProgress)) -> io::Resu
             }
         }
     }
+}
 
-    // History files.
+/// Reads and checks every history file.
+fn load_histories(ctx: &mut Ctx, listing: &ArchiveListing) -> BTreeMap<u32, TimelineHistory> {
     let mut histories: BTreeMap<u32, TimelineHistory> = BTreeMap::new();
     for e in &listing.entries {
         let WalFileName::History { tli, .. } = e.wal else {
@@ -537,21 +568,75 @@ pub fn verify(dir: &Path, mut progress: impl FnMut(&VerifyProgress)) -> io::Resu
             ),
         }
     }
-    let forks: BTreeMap<u32, Fork> = histories
-        .iter()
-        .filter_map(|(&t, h)| {
-            h.entries.last().map(|l| {
-                (
-                    t,
-                    Fork {
-                        parent: l.tli,
-                        at: l.switchpoint,
-                    },
-                )
+    histories
+}
+
+/// The timelines of the archive: its segment index, history files and where each timeline
+/// forked from its parent.
+struct Timelines<'a> {
+    idx: &'a SegmentIndex,
+    histories: BTreeMap<u32, TimelineHistory>,
+    forks: BTreeMap<u32, Fork>,
+    /// Every timeline with segments or a history file.
+    all: BTreeSet<u32>,
+    /// Timelines that are some other timeline's parent.
+    has_children: BTreeSet<u32>,
+    seg_size: WalSegSize,
+}
+
+impl<'a> Timelines<'a> {
+    fn new(
+        idx: &'a SegmentIndex,
+        histories: BTreeMap<u32, TimelineHistory>,
+        seg_size: WalSegSize,
+    ) -> Timelines<'a> {
+        let forks: BTreeMap<u32, Fork> = histories
+            .iter()
+            .filter_map(|(&t, h)| {
+                h.entries.last().map(|l| {
+                    (
+                        t,
+                        Fork {
+                            parent: l.tli,
+                            at: l.switchpoint,
+                        },
+                    )
+                })
             })
-        })
-        .collect();
-    for (&t, h) in &histories {
+            .collect();
+        let mut all: BTreeSet<u32> = idx.slots.keys().map(|&(t, _)| t).collect();
+        all.extend(histories.keys().copied());
+        let has_children = forks.values().map(|f| f.parent.0).collect();
+        Timelines {
+            idx,
+            histories,
+            forks,
+            all,
+            has_children,
+            seg_size,
+        }
+    }
+
+    /// The segment in which timeline `t` starts (its switch point's), if it forked.
+    fn fork_seg(&self, t: u32) -> Option<u64> {
+        self.forks.get(&t).map(|f| f.at.segment(self.seg_size).0)
+    }
+
+    /// The segments of timeline `t` that have a usable file.
+    fn own(&self, t: u32) -> Vec<u64> {
+        self.idx
+            .slots
+            .range((t, 0)..=(t, u64::MAX))
+            .filter(|(_, v)| v.iter().any(|f| !f.bad))
+            .map(|(&(_, n), _)| n)
+            .collect()
+    }
+}
+
+/// Each history file repeats its parent's and has switch points in order.
+fn check_history_chains(ctx: &mut Ctx, tl: &Timelines<'_>) {
+    let (histories, forks) = (&tl.histories, &tl.forks);
+    for (&t, h) in histories {
         let Some(fork) = forks.get(&t) else { continue };
         if let Some(ph) = histories.get(&fork.parent.0) {
             let mine: Vec<(TimelineId, Lsn)> = h.entries[..h.entries.len() - 1]
@@ -586,21 +671,13 @@ pub fn verify(dir: &Path, mut progress: impl FnMut(&VerifyProgress)) -> io::Resu
             );
         }
     }
+}
 
-    // Timelines and what belongs to each.
-    let mut timelines: BTreeSet<u32> = idx.slots.keys().map(|&(t, _)| t).collect();
-    timelines.extend(histories.keys().copied());
-    let has_children: BTreeSet<u32> = forks.values().map(|f| f.parent.0).collect();
-    let fork_seg = |t: u32| forks.get(&t).map(|f| f.at.segment(seg_size).0);
-    let own = |t: u32| -> Vec<u64> {
-        idx.slots
-            .range((t, 0)..=(t, u64::MAX))
-            .filter(|(_, v)| v.iter().any(|f| !f.bad))
-            .map(|(&(_, n), _)| n)
-            .collect()
-    };
-    for &t in &timelines {
-        let segs = own(t);
+/// Timelines with segments but no history file, and segments before their timeline began.
+fn check_timelines(ctx: &mut Ctx, tl: &Timelines<'_>) {
+    let (histories, forks, seg_size) = (&tl.histories, &tl.forks, tl.seg_size);
+    for &t in &tl.all {
+        let segs = tl.own(t);
         if t > 1 && !histories.contains_key(&t) && !segs.is_empty() {
             let first = SegNo(segs[0]).file_name(TimelineId(t), seg_size);
             ctx.error(
@@ -611,7 +688,7 @@ pub fn verify(dir: &Path, mut progress: impl FnMut(&VerifyProgress)) -> io::Resu
                 format!("timeline {t} has segments (from {first}) but the archive has no {t:08X}.history"),
             );
         }
-        if let Some(fs) = fork_seg(t) {
+        if let Some(fs) = tl.fork_seg(t) {
             for &n in segs.iter().filter(|&&n| n < fs) {
                 let name = SegNo(n).file_name(TimelineId(t), seg_size);
                 ctx.error(
@@ -627,15 +704,19 @@ pub fn verify(dir: &Path, mut progress: impl FnMut(&VerifyProgress)) -> io::Resu
             }
         }
     }
+}
 
-    // .partial files.
+/// What each `.partial` file is: the end of the newest timeline, a switch point's, or a
+/// leftover.
+fn check_partials(ctx: &mut Ctx, tl: &Timelines<'_>) {
+    let (idx, forks, has_children, seg_size) = (tl.idx, &tl.forks, &tl.has_children, tl.seg_size);
     for (&(t, n), files) in &idx.slots {
         for f in files.iter().filter(|f| f.partial) {
             let has_full = files.iter().any(|g| !g.partial && !g.bad);
             let at_switch = forks
                 .values()
                 .any(|fk| fk.parent.0 == t && fk.at.segment(seg_size).0 == n);
-            let last_of_leaf = !has_children.contains(&t) && own(t).last() == Some(&n);
+            let last_of_leaf = !has_children.contains(&t) && tl.own(t).last() == Some(&n);
             let (sev, kind, why) = if has_full && at_switch {
                 (
                     Severity::Warning,
@@ -674,13 +755,20 @@ pub fn verify(dir: &Path, mut progress: impl FnMut(&VerifyProgress)) -> io::Resu
             });
         }
     }
+}
 
-    // Decode each timeline as one stream.
-    let plans: Vec<(u32, Vec<u64>, Option<u32>)> = timelines
+/// Decodes each timeline as one stream (starting one segment early, in the parent's file, to
+/// check continuity into a switch point), summarising each and reporting gaps, damage and
+/// switch points that are not at a record boundary.
+fn decode_timelines(ctx: &mut Ctx, tl: &Timelines<'_>, mut progress: impl FnMut(&VerifyProgress)) {
+    let (idx, histories, seg_size) = (tl.idx, &tl.histories, tl.seg_size);
+    let plans: Vec<(u32, Vec<u64>, Option<u32>)> = tl
+        .all
         .iter()
         .map(|&t| {
-            let fs = fork_seg(t);
-            let segs: Vec<u64> = own(t)
+            let fs = tl.fork_seg(t);
+            let segs: Vec<u64> = tl
+                .own(t)
                 .into_iter()
                 .filter(|&n| fs.is_none_or(|f| n >= f))
                 .collect();
@@ -707,7 +795,6 @@ pub fn verify(dir: &Path, mut progress: impl FnMut(&VerifyProgress)) -> io::Resu
                 + usize::from(lead.is_some())
         })
         .sum();
-    let mut done = 0usize;
     let cfg = DecoderConfig {
         seg_size,
         page_size: idx.page_size,
@@ -715,211 +802,239 @@ pub fn verify(dir: &Path, mut progress: impl FnMut(&VerifyProgress)) -> io::Resu
         block_refs: true,
         keep_record_data: true,
     };
-    for (t, segs, lead) in &plans {
-        let t = *t;
-        let tli = TimelineId(t);
-        let fork = forks.get(&t).copied();
-        let mut summary = TimelineSummary {
-            tli,
-            parent: fork.map(|f| (f.parent, f.at)),
-            has_history: histories.contains_key(&t),
-            first_segment: None,
-            last_segment: None,
-            segment_files: idx
-                .slots
-                .range((t, 0)..=(t, u64::MAX))
-                .map(|(_, v)| v.len())
-                .sum(),
-            start_lsn: None,
-            end_lsn: None,
-            records: 0,
-        };
-        let (Some(&first), Some(&last)) = (segs.first(), segs.last()) else {
-            ctx.report.timelines.push(summary);
+    let mut decoded = Decoded {
+        done: 0,
+        total,
+        progress: &mut progress,
+    };
+    for plan in &plans {
+        decode_timeline(ctx, tl, cfg, plan, &mut decoded);
+    }
+}
+
+/// Progress over all timelines' segments.
+struct Decoded<'p> {
+    done: usize,
+    total: usize,
+    progress: &'p mut dyn FnMut(&VerifyProgress),
+}
+
+/// Decodes timeline `plan.0`'s segments `plan.1` (after the parent's segment `plan.2`, if
+/// any) as one stream and adds its summary to the report.
+fn decode_timeline(
+    ctx: &mut Ctx,
+    tl: &Timelines<'_>,
+    cfg: DecoderConfig,
+    plan: &(u32, Vec<u64>, Option<u32>),
+    decoded: &mut Decoded<'_>,
+) {
+    let (idx, histories, forks, seg_size) = (tl.idx, &tl.histories, &tl.forks, tl.seg_size);
+    let t = plan.0;
+    let (segs, lead) = (&plan.1, &plan.2);
+    let tli = TimelineId(t);
+    let fork = forks.get(&t).copied();
+    let mut summary = TimelineSummary {
+        tli,
+        parent: fork.map(|f| (f.parent, f.at)),
+        has_history: histories.contains_key(&t),
+        first_segment: None,
+        last_segment: None,
+        segment_files: idx
+            .slots
+            .range((t, 0)..=(t, u64::MAX))
+            .map(|(_, v)| v.len())
+            .sum(),
+        start_lsn: None,
+        end_lsn: None,
+        records: 0,
+    };
+    let (Some(&first), Some(&last)) = (segs.first(), segs.last()) else {
+        ctx.report.timelines.push(summary);
+        return;
+    };
+    summary.first_segment = idx.chosen(t, first).map(|f| f.entry.name.clone());
+    summary.last_segment = idx.chosen(t, last).map(|f| f.entry.name.clone());
+    let first_start = SegNo(first).start_lsn(seg_size).unwrap_or_default();
+    summary.start_lsn = Some(match fork {
+        Some(f) if f.at.segment(seg_size).0 == first => f.at,
+        _ => first_start,
+    });
+    let switch = fork
+        .filter(|f| f.at.segment(seg_size).0 == first)
+        .map(|f| f.at);
+    let mut boundary_found = false;
+    let mut decoder: Option<WalDecoder> = None;
+    // Only the segments present are visited (a stray far-away name costs nothing); a jump
+    // between two is a gap.
+    let mut steps: Vec<(u32, u64)> = Vec::new();
+    if let Some(owner) = lead {
+        steps.push((*owner, first - 1));
+    }
+    steps.extend(
+        idx.slots
+            .range((t, first)..=(t, last))
+            .map(|(&(_, n), _)| (t, n)),
+    );
+    let mut prev: Option<u64> = None;
+    for (ft, n) in steps {
+        let seg_lsn = SegNo(n).start_lsn(seg_size).unwrap_or_default();
+        if let Some(p) = prev {
+            if n > p + 1 {
+                report_gap(ctx, tli, p + 1, n, seg_size);
+                decoder = None;
+            }
+        }
+        prev = Some(n);
+        // A slot whose files are all unusable (already reported): restart after it.
+        let Some(file) = idx.chosen(ft, n) else {
+            decoder = None;
+            decoded.done += 1;
             continue;
         };
-        summary.first_segment = idx.chosen(t, first).map(|f| f.entry.name.clone());
-        summary.last_segment = idx.chosen(t, last).map(|f| f.entry.name.clone());
-        let first_start = SegNo(first).start_lsn(seg_size).unwrap_or_default();
-        summary.start_lsn = Some(match fork {
-            Some(f) if f.at.segment(seg_size).0 == first => f.at,
-            _ => first_start,
-        });
-        let switch = fork
-            .filter(|f| f.at.segment(seg_size).0 == first)
-            .map(|f| f.at);
-        let mut boundary_found = false;
-        let mut decoder: Option<WalDecoder> = None;
-        // Only the segments present are visited (a stray far-away name costs nothing); a jump
-        // between two is a gap.
-        let mut steps: Vec<(u32, u64)> = Vec::new();
-        if let Some(owner) = lead {
-            steps.push((*owner, first - 1));
-        }
-        steps.extend(
-            idx.slots
-                .range((t, first)..=(t, last))
-                .map(|(&(_, n), _)| (t, n)),
-        );
-        let mut prev: Option<u64> = None;
-        for (ft, n) in steps {
-            let seg_lsn = SegNo(n).start_lsn(seg_size).unwrap_or_default();
-            if let Some(p) = prev {
-                if n > p + 1 {
-                    report_gap(&mut ctx, tli, p + 1, n, seg_size);
-                    decoder = None;
-                }
-            }
-            prev = Some(n);
-            // A slot whose files are all unusable (already reported): restart after it.
-            let Some(file) = idx.chosen(ft, n) else {
+        let bytes = match read_wal_file(&file.entry.path) {
+            Ok(b) => b,
+            Err(e) => {
+                ctx.error(
+                    ProblemKind::Unreadable,
+                    TimelineId(ft),
+                    Some(file.entry.name.clone()),
+                    Some(seg_lsn),
+                    e.to_string(),
+                );
                 decoder = None;
-                done += 1;
+                decoded.done += 1;
                 continue;
-            };
-            let bytes = match read_wal_file(&file.entry.path) {
-                Ok(b) => b,
-                Err(e) => {
-                    ctx.error(
-                        ProblemKind::Unreadable,
-                        TimelineId(ft),
-                        Some(file.entry.name.clone()),
-                        Some(seg_lsn),
-                        e.to_string(),
-                    );
-                    decoder = None;
-                    done += 1;
-                    continue;
+            }
+        };
+        ctx.report.segments_checked += 1;
+        ctx.report.bytes_checked += bytes.len() as u64;
+        let dec = decoder.get_or_insert_with(|| WalDecoder::new(cfg, seg_lsn));
+        let mut input: &[u8] = &bytes;
+        let mut broken = false;
+        loop {
+            match dec.decode(&mut input) {
+                Ok(Some(rec)) => {
+                    if ft == t {
+                        summary.records += 1;
+                    }
+                    ctx.report.records += 1;
+                    if let Some(x) = switch {
+                        if rec.end_lsn() == x
+                            || rec.lsn() == x
+                            || at_page_start_after(rec.lsn(), x, cfg)
+                        {
+                            boundary_found = true;
+                        }
+                    }
                 }
-            };
-            ctx.report.segments_checked += 1;
-            ctx.report.bytes_checked += bytes.len() as u64;
-            let dec = decoder.get_or_insert_with(|| WalDecoder::new(cfg, seg_lsn));
-            let mut input: &[u8] = &bytes;
-            let mut broken = false;
-            loop {
-                match dec.decode(&mut input) {
-                    Ok(Some(rec)) => {
-                        if ft == t {
-                            summary.records += 1;
-                        }
-                        ctx.report.records += 1;
-                        if let Some(x) = switch {
-                            if rec.end_lsn() == x
-                                || rec.lsn() == x
-                                || at_page_start_after(rec.lsn(), x, cfg)
-                            {
-                                boundary_found = true;
-                            }
-                        }
-                    }
-                    Ok(None) => break,
-                    Err(e) if e.is_end_of_wal() => {
-                        let end = dec
-                            .pending_record()
-                            .or(dec.last_record_end())
-                            .unwrap_or(e.lsn);
-                        if ft == t && n == last {
-                            summary.end_lsn = Some(end);
-                        } else {
-                            ctx.error(
-                                ProblemKind::WalEndsEarly,
-                                TimelineId(ft),
-                                Some(file.entry.name.clone()),
-                                Some(e.lsn),
-                                format!(
-                                    "valid WAL ends at {end} in \"{}\" ({e}), but timeline {t} continues in later segments",
-                                    file.entry.name
-                                ),
-                            );
-                        }
-                        broken = true;
-                        break;
-                    }
-                    Err(e) => {
+                Ok(None) => break,
+                Err(e) if e.is_end_of_wal() => {
+                    let end = dec
+                        .pending_record()
+                        .or(dec.last_record_end())
+                        .unwrap_or(e.lsn);
+                    if ft == t && n == last {
+                        summary.end_lsn = Some(end);
+                    } else {
                         ctx.error(
-                            ProblemKind::CorruptWal,
+                            ProblemKind::WalEndsEarly,
                             TimelineId(ft),
                             Some(file.entry.name.clone()),
                             Some(e.lsn),
-                            format!("\"{}\": {e}", file.entry.name),
-                        );
-                        broken = true;
-                        break;
-                    }
-                }
-            }
-            if !broken && (bytes.len() as u64) < seg_size.bytes() {
-                if ft == t && n == last && file.partial {
-                    summary.end_lsn = dec.pending_record().or(dec.last_record_end());
-                } else {
-                    if file.entry.wal.compression() != Compression::None || file.partial {
-                        ctx.error(
-                            ProblemKind::TruncatedSegment,
-                            TimelineId(ft),
-                            Some(file.entry.name.clone()),
-                            Some(seg_lsn),
                             format!(
-                                "\"{}\" holds {} bytes of WAL, a segment is {}",
-                                file.entry.name,
-                                bytes.len(),
-                                seg_size.bytes()
+                                "valid WAL ends at {end} in \"{}\" ({e}), but timeline {t} continues in later segments",
+                                file.entry.name
                             ),
                         );
                     }
                     broken = true;
+                    break;
+                }
+                Err(e) => {
+                    ctx.error(
+                        ProblemKind::CorruptWal,
+                        TimelineId(ft),
+                        Some(file.entry.name.clone()),
+                        Some(e.lsn),
+                        format!("\"{}\": {e}", file.entry.name),
+                    );
+                    broken = true;
+                    break;
                 }
             }
-            if ft == t && n == last && !broken {
+        }
+        if !broken && (bytes.len() as u64) < seg_size.bytes() {
+            if ft == t && n == last && file.partial {
                 summary.end_lsn = dec.pending_record().or(dec.last_record_end());
-            }
-            if broken {
-                decoder = None;
-            }
-            done += 1;
-            progress(&VerifyProgress {
-                done,
-                total,
-                file: file.entry.name.clone(),
-            });
-        }
-        if let Some(x) = switch {
-            if idx.chosen(t, first).is_some() && !boundary_found {
-                ctx.error(
-                    ProblemKind::SwitchPointMismatch,
-                    tli,
-                    Some(format!("{t:08X}.history")),
-                    Some(x),
-                    format!("switch point {x} of timeline {t} ({t:08X}.history) is not at a record boundary in its WAL"),
-                );
-            }
-            if let Some(fk) = fork {
-                compare_switch_segment(&mut ctx, &idx, tli, fk, seg_size);
+            } else {
+                if file.entry.wal.compression() != Compression::None || file.partial {
+                    ctx.error(
+                        ProblemKind::TruncatedSegment,
+                        TimelineId(ft),
+                        Some(file.entry.name.clone()),
+                        Some(seg_lsn),
+                        format!(
+                            "\"{}\" holds {} bytes of WAL, a segment is {}",
+                            file.entry.name,
+                            bytes.len(),
+                            seg_size.bytes()
+                        ),
+                    );
+                }
+                broken = true;
             }
         }
-        ctx.report.timelines.push(summary);
+        if ft == t && n == last && !broken {
+            summary.end_lsn = dec.pending_record().or(dec.last_record_end());
+        }
+        if broken {
+            decoder = None;
+        }
+        decoded.done += 1;
+        (decoded.progress)(&VerifyProgress {
+            done: decoded.done,
+            total: decoded.total,
+            file: file.entry.name.clone(),
+        });
     }
+    if let Some(x) = switch {
+        if idx.chosen(t, first).is_some() && !boundary_found {
+            ctx.error(
+                ProblemKind::SwitchPointMismatch,
+                tli,
+                Some(format!("{t:08X}.history")),
+                Some(x),
+                format!("switch point {x} of timeline {t} ({t:08X}.history) is not at a record boundary in its WAL"),
+            );
+        }
+        if let Some(fk) = fork {
+            compare_switch_segment(ctx, idx, tli, fk, seg_size);
+        }
+    }
+    ctx.report.timelines.push(summary);
+}
 
-    // Gaps between a parent's last segment and the switch point, and between the switch
-    // point and the child's first segment.
-    for (&t, fk) in &forks {
+/// Gaps between a parent's last segment and the switch point, and between the switch point
+/// and the child's first segment.
+fn check_switch_gaps(ctx: &mut Ctx, tl: &Timelines<'_>) {
+    let seg_size = tl.seg_size;
+    for (&t, fk) in &tl.forks {
         let p = fk.parent.0;
         let fs = fk.at.segment(seg_size).0;
-        let parent_before: Vec<u64> = own(p).into_iter().filter(|&n| n < fs).collect();
-        let parent_last = own(p).last().copied();
+        let parent_before: Vec<u64> = tl.own(p).into_iter().filter(|&n| n < fs).collect();
+        let parent_last = tl.own(p).last().copied();
         if let Some(&lp) = parent_before.last() {
             if fs > 0 && lp < fs - 1 && parent_last == Some(lp) {
-                report_gap(&mut ctx, fk.parent, lp + 1, fs, seg_size);
+                report_gap(ctx, fk.parent, lp + 1, fs, seg_size);
             }
         }
-        let child: Vec<u64> = own(t).into_iter().filter(|&n| n >= fs).collect();
+        let child: Vec<u64> = tl.own(t).into_iter().filter(|&n| n >= fs).collect();
         if let Some(&cf) = child.first() {
             if cf > fs && !parent_before.is_empty() {
-                report_gap(&mut ctx, TimelineId(t), fs, cf, seg_size);
+                report_gap(ctx, TimelineId(t), fs, cf, seg_size);
             }
         }
     }
-    Ok(ctx.report)
 }
 
 /// True if `lsn` is the first record position on the page that starts at `x`.
