@@ -8,6 +8,9 @@ use std::process::ExitCode;
 
 use anyhow::{anyhow, bail, Context};
 use clap::{Args, ValueEnum};
+
+use crate::getopt::Scanned;
+use crate::prog::{self, HelpPage, Usage};
 use pgwal::source::{self, ReadEnd, ReadRange, SegmentInfo, WalDirectory};
 use pgwal::wal::{DecoderConfig, Fork, PgVersion, Record, RelFileLocator};
 use pgwal::{desc, Lsn, TimelineId, WalFileName};
@@ -15,6 +18,7 @@ use pgwal::{desc, Lsn, TimelineId, WalFileName};
 mod fastfmt;
 mod json;
 mod parallel;
+mod pgmsg;
 mod stats;
 mod stdin;
 mod text;
@@ -144,6 +148,213 @@ impl Filters {
     }
 }
 
+/// `sscanf("%u")`: optional white space and sign, then at least one decimal digit; what
+/// follows is ignored and a negative value wraps around, as in C.
+fn scan_u32(s: &str) -> Option<(u32, &str)> {
+    let t = s.trim_start();
+    let (neg, t) = match t.as_bytes().first() {
+        Some(b'-') => (true, &t[1..]),
+        Some(b'+') => (false, &t[1..]),
+        _ => (false, t),
+    };
+    let digits = t.bytes().take_while(u8::is_ascii_digit).count();
+    if digits == 0 {
+        return None;
+    }
+    let v = t[..digits]
+        .parse::<u64>()
+        .unwrap_or(u64::MAX)
+        .min(u64::from(u32::MAX)) as u32;
+    Some((if neg { v.wrapping_neg() } else { v }, &t[digits..]))
+}
+
+/// A value of `-r/--rmgr`: a resource manager id (case-insensitive name or `customNNN`).
+fn parse_rmgr(name: &str) -> Result<usize, Usage> {
+    if let Some(n) = name
+        .strip_prefix("custom")
+        .and_then(|n| n.parse::<u16>().ok())
+    {
+        if !(128..=255).contains(&n) {
+            return Err(Usage::new(format!(
+                "custom resource manager \"{name}\" does not exist"
+            )));
+        }
+        return Ok(usize::from(n));
+    }
+    desc::RMGR_NAMES
+        .iter()
+        .position(|r| r.eq_ignore_ascii_case(name))
+        .ok_or_else(|| Usage::new(format!("resource manager \"{name}\" does not exist")))
+}
+
+/// A value of `-x/--xid`.
+fn parse_xid(x: &str) -> Result<u32, Usage> {
+    scan_u32(x)
+        .map(|(v, _)| v)
+        .ok_or_else(|| Usage::new(format!("invalid transaction ID specification: \"{x}\"")))
+}
+
+/// A value of `-R/--relation`: `T/D/R`, T and R not zero.
+fn parse_relation(r: &str) -> Result<RelFileLocator, Usage> {
+    let three = (|| {
+        let (spc, rest) = scan_u32(r)?;
+        let (db, rest) = scan_u32(rest.strip_prefix('/')?)?;
+        let (rel, _) = scan_u32(rest.strip_prefix('/')?)?;
+        Some(RelFileLocator { spc, db, rel })
+    })();
+    match three {
+        Some(l) if l.spc != 0 && l.rel != 0 => Ok(l),
+        _ => Err(Usage {
+            msg: format!("invalid relation specification: \"{r}\""),
+            detail: Some("Expecting \"tablespace OID/database OID/relation filenode\".".to_owned()),
+        }),
+    }
+}
+
+/// A value of `-B/--block`.
+fn parse_block(b: &str) -> Result<u32, Usage> {
+    match scan_u32(b) {
+        Some((n, _)) if n != u32::MAX => Ok(n),
+        _ => Err(Usage::new(format!("invalid block number: \"{b}\""))),
+    }
+}
+
+/// A value of `-F/--fork`.
+fn parse_fork(name: &str) -> Result<Fork, Usage> {
+    Ok(match name {
+        "main" => Fork::Main,
+        "fsm" => Fork::Fsm,
+        "vm" => Fork::Vm,
+        "init" => Fork::Init,
+        _ => return Err(Usage::new(format!("invalid fork name: \"{name}\""))),
+    })
+}
+
+/// A value of `-t/--timeline`: `strtoul(s, 0)` (decimal, `0x` hex or `0` octal), 1..=u32::MAX.
+fn parse_timeline(t: &str) -> Result<TimelineId, Usage> {
+    let invalid = || Usage::new(format!("invalid value \"{t}\" for option -t/--timeline"));
+    let range = || Usage::new("-t/--timeline must be in range 1..4294967295");
+    let s = t.trim_start();
+    let (neg, s) = match s.as_bytes().first() {
+        Some(b'-') => (true, &s[1..]),
+        Some(b'+') => (false, &s[1..]),
+        _ => (false, s),
+    };
+    let s = s.trim_end();
+    let (digits, radix) = if let Some(h) = s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
+        (h, 16)
+    } else if s.len() > 1 && s.starts_with('0') {
+        (&s[1..], 8)
+    } else {
+        (s, 10)
+    };
+    if digits.is_empty() || !digits.chars().all(|c| c.is_digit(radix)) {
+        return Err(invalid());
+    }
+    match u64::from_str_radix(digits, radix) {
+        Ok(v) if !neg && (1..=u64::from(u32::MAX)).contains(&v) => Ok(TimelineId(v as u32)),
+        _ => Err(range()),
+    }
+}
+
+/// A value of `-n/--limit` (`strtol`, base 10).
+fn parse_limit(n: &str) -> Result<i64, Usage> {
+    let t = n.trim_start();
+    t.strip_prefix('+')
+        .unwrap_or(t)
+        .parse::<i64>()
+        .ok()
+        .filter(|_| !t.starts_with("+-"))
+        .ok_or_else(|| Usage::new(format!("invalid value \"{n}\" for option -n/--limit")))
+}
+
+/// A value of `--stats`: per record or not.
+fn parse_stats(v: &str) -> Result<bool, Usage> {
+    match v {
+        "rmgr" => Ok(false),
+        "record" => Ok(true),
+        _ => Err(Usage::new(format!(
+            "unrecognized value for option --stats: {v}"
+        ))),
+    }
+}
+
+/// What the option check found.
+pub enum Checked {
+    /// Go on.
+    Run,
+    /// `--rmgr=list` came before any bad value: the list was printed.
+    Listed,
+}
+
+/// pg_waldump's option checks, in its order: each value as it comes on the command line
+/// (`--rmgr=list` prints the list there and then), then `-B` without `-R`, too many operands,
+/// and `-p` not a directory. Runs before any file is looked at.
+pub fn check_options(s: &Scanned) -> anyhow::Result<Checked> {
+    let mut relation = false;
+    let mut block = false;
+    for g in &s.options {
+        let v = g.value.as_deref().unwrap_or("");
+        match g.id.as_str() {
+            "block" => {
+                parse_block(v)?;
+                block = true;
+            }
+            "end" | "start" => {
+                parse_lsn(v)?;
+            }
+            "fork" => {
+                parse_fork(v)?;
+            }
+            "limit" => {
+                parse_limit(v)?;
+            }
+            "rmgr" if v.eq_ignore_ascii_case("list") => {
+                print_rmgr_list();
+                return Ok(Checked::Listed);
+            }
+            "rmgr" => {
+                parse_rmgr(v)?;
+            }
+            "relation" => {
+                parse_relation(v)?;
+                relation = true;
+            }
+            "timeline" => {
+                parse_timeline(v)?;
+            }
+            "xid" => {
+                parse_xid(v)?;
+            }
+            "stats" if g.value.is_some() => {
+                parse_stats(v)?;
+            }
+            _ => {}
+        }
+    }
+    if block && !relation {
+        return Err(
+            Usage::new("option -B/--block requires option -R/--relation to be specified").into(),
+        );
+    }
+    if let Some(first) = s.operands.get(2) {
+        return Err(Usage::new(format!(
+            "too many command-line arguments (first is \"{first}\")"
+        ))
+        .into());
+    }
+    if let Some(p) = s.options.iter().rev().find(|g| g.id == "path") {
+        let p = p.value.as_deref().unwrap_or("");
+        if !Path::new(p).is_dir() {
+            return Err(Usage::new(format!(
+                "could not open directory \"{p}\": No such file or directory"
+            ))
+            .into());
+        }
+    }
+    Ok(Checked::Run)
+}
+
 fn parse_filters(a: &DumpArgs) -> anyhow::Result<Filters> {
     let mut f = Filters {
         fullpage: a.fullpage,
@@ -151,58 +362,18 @@ fn parse_filters(a: &DumpArgs) -> anyhow::Result<Filters> {
     };
     for name in &a.rmgr {
         let mut set = f.rmgrs.unwrap_or([false; 256]);
-        if let Some(n) = name
-            .strip_prefix("custom")
-            .and_then(|n| n.parse::<u16>().ok())
-        {
-            if !(128..=255).contains(&n) {
-                bail!("custom resource manager \"{name}\" does not exist");
-            }
-            set[usize::from(n)] = true;
-        } else {
-            let id = desc::RMGR_NAMES
-                .iter()
-                .position(|r| r.eq_ignore_ascii_case(name))
-                .ok_or_else(|| anyhow!("resource manager \"{name}\" does not exist"))?;
-            set[id] = true;
-        }
+        set[parse_rmgr(name)?] = true;
         f.rmgrs = Some(set);
     }
-    if let Some(x) = &a.xid {
-        f.xid = Some(
-            x.parse()
-                .map_err(|_| anyhow!("invalid transaction ID specification: \"{x}\""))?,
+    f.xid = a.xid.as_deref().map(parse_xid).transpose()?;
+    f.relation = a.relation.as_deref().map(parse_relation).transpose()?;
+    f.block = a.block.as_deref().map(parse_block).transpose()?;
+    if f.block.is_some() && f.relation.is_none() {
+        return Err(
+            Usage::new("option -B/--block requires option -R/--relation to be specified").into(),
         );
     }
-    if let Some(r) = &a.relation {
-        let parts: Vec<Option<u32>> = r.split('/').map(|p| p.parse().ok()).collect();
-        match parts.as_slice() {
-            [Some(spc), Some(db), Some(rel)] if *spc != 0 && *rel != 0 => {
-                f.relation = Some(RelFileLocator { spc: *spc, db: *db, rel: *rel })
-            }
-            _ => bail!(
-                "invalid relation specification: \"{r}\"\nDetail: Expecting \"tablespace OID/database OID/relation filenode\"."
-            ),
-        }
-    }
-    if let Some(b) = &a.block {
-        match b.parse::<u32>() {
-            Ok(n) if n != u32::MAX => f.block = Some(n),
-            _ => bail!("invalid block number: \"{b}\""),
-        }
-        if f.relation.is_none() {
-            bail!("option -B/--block requires option -R/--relation to be specified");
-        }
-    }
-    if let Some(name) = &a.fork {
-        f.fork = Some(match name.as_str() {
-            "main" => Fork::Main,
-            "fsm" => Fork::Fsm,
-            "vm" => Fork::Vm,
-            "init" => Fork::Init,
-            _ => bail!("invalid fork name: \"{name}\""),
-        });
-    }
+    f.fork = a.fork.as_deref().map(parse_fork).transpose()?;
     f.any = f.rmgrs.is_some()
         || f.xid.is_some()
         || f.relation.is_some()
@@ -212,9 +383,9 @@ fn parse_filters(a: &DumpArgs) -> anyhow::Result<Filters> {
     Ok(f)
 }
 
-pub(crate) fn parse_lsn(s: &str) -> anyhow::Result<Lsn> {
+pub(crate) fn parse_lsn(s: &str) -> Result<Lsn, Usage> {
     s.parse::<Lsn>()
-        .map_err(|_| anyhow!("invalid WAL location: \"{s}\""))
+        .map_err(|_| Usage::new(format!("invalid WAL location: \"{s}\"")))
 }
 
 /// Where a file name lives: (directory, file name).
@@ -287,16 +458,15 @@ struct Plan {
 fn locate(a: &DumpArgs) -> anyhow::Result<Plan> {
     if let Some(p) = &a.path {
         if !p.is_dir() {
-            bail!(
+            return Err(Usage::new(format!(
                 "could not open directory \"{}\": No such file or directory",
                 p.display()
-            );
+            ))
+            .into());
         }
     }
     let mut tli = match &a.timeline {
-        Some(t) => t
-            .parse::<TimelineId>()
-            .map_err(|_| anyhow!("invalid value \"{t}\" for option -t/--timeline"))?,
+        Some(t) => parse_timeline(t)?,
         None => TimelineId(1),
     };
     let start_opt = a.start.as_deref().map(parse_lsn).transpose()?;
@@ -318,7 +488,12 @@ fn locate(a: &DumpArgs) -> anyhow::Result<Plan> {
         let start = match start_opt {
             None => seg_start,
             Some(s) if s.segment(seg_size) == segno => s,
-            Some(s) => bail!("start WAL location {s} is not inside file \"{fname}\""),
+            Some(s) => {
+                return Err(Usage::new(format!(
+                    "start WAL location {s} is not inside file \"{fname}\""
+                ))
+                .into())
+            }
         };
         let mut last = segno;
         if let Some(endseg) = &a.endseg {
@@ -341,10 +516,11 @@ fn locate(a: &DumpArgs) -> anyhow::Result<Plan> {
         let last_end = last.next().start_lsn(seg_size).unwrap_or(Lsn::MAX);
         let e = end.unwrap_or(last_end);
         if e.segment(seg_size) != last && e != last_end {
-            bail!(
+            return Err(Usage::new(format!(
                 "end WAL location {e} is not inside file \"{}\"",
                 a.endseg.as_deref().unwrap_or(startseg)
-            );
+            ))
+            .into());
         }
         end = Some(e);
         return Ok(Plan {
@@ -360,6 +536,7 @@ fn locate(a: &DumpArgs) -> anyhow::Result<Plan> {
     let info = probe_file(&file)?;
     let start = match start_opt {
         Some(s) => s,
+        None if prog::dropin() => return Err(Usage::new("no start WAL location given").into()),
         None => {
             // Beyond pg_waldump: begin at the earliest segment of the timeline.
             let want = a.timeline.as_ref().map(|_| tli);
@@ -391,24 +568,28 @@ fn print_rmgr_list() {
     }
 }
 
-/// Runs `pgwal dump`.
-pub fn run(a: DumpArgs) -> anyhow::Result<ExitCode> {
+/// The clap definition of `pgwal dump`'s options (also pg_waldump's in drop-in mode).
+pub fn command() -> clap::Command {
+    DumpArgs::augment_args(clap::Command::new("pgwal dump"))
+}
+
+/// Runs `pgwal dump` (or pg_waldump in drop-in mode) with the options `s` scanned from the
+/// command line (empty when clap parsed it).
+pub fn run(a: DumpArgs, s: &Scanned) -> anyhow::Result<ExitCode> {
+    if prog::dropin() && s.options.is_empty() && s.operands.is_empty() {
+        return Err(Usage::new("no arguments specified").into());
+    }
     if a.rmgr.iter().any(|r| r.eq_ignore_ascii_case("list")) {
         print_rmgr_list();
         return Ok(ExitCode::SUCCESS);
     }
-    let per_record = match a.stats.as_deref() {
-        None => None,
-        Some("rmgr") => Some(false),
-        Some("record") => Some(true),
-        Some(v) => bail!("unrecognized value for option --stats: {v}"),
-    };
-    let limit: i64 = match &a.limit {
-        Some(n) => n
-            .parse()
-            .map_err(|_| anyhow!("invalid value \"{n}\" for option -n/--limit"))?,
-        None => -1,
-    };
+    let per_record = a.stats.as_deref().map(parse_stats).transpose()?;
+    let limit: i64 = a
+        .limit
+        .as_deref()
+        .map(parse_limit)
+        .transpose()?
+        .unwrap_or(-1);
     let filters = parse_filters(&a)?;
     if a.startseg.is_none()
         && a.path.is_none()
@@ -419,7 +600,7 @@ pub fn run(a: DumpArgs) -> anyhow::Result<ExitCode> {
             .map(|d| d.first_segment().is_none())
             .unwrap_or(true)
     {
-        bail!("no arguments specified\nTry \"pgwal dump --help\" for more information.");
+        return Err(Usage::new("no arguments specified").into());
     }
     if let Some(dir) = &a.save_fullpage {
         prepare_fullpage_dir(dir)?;
@@ -458,6 +639,8 @@ pub fn run(a: DumpArgs) -> anyhow::Result<ExitCode> {
     let stdout = std::io::stdout();
     let mut stats = stats::Stats::new();
     let jobs = a.jobs.unwrap_or(1).max(1);
+    // The last record read (filtered out or not): pg_waldump names it when reading fails.
+    let mut last_read: Option<Lsn> = None;
     let (outcome, mut out) = if jobs > 1 && !a.follow {
         // Workers write to stdout themselves, through a handle they share (stdout stays
         // unlocked until they are done).
@@ -469,7 +652,15 @@ pub fn run(a: DumpArgs) -> anyhow::Result<ExitCode> {
         // Locked for the whole run: the read loop is compiled for the writer it captures, and
         // with the locked one `--stats` measured 1–1.5% faster than with the shared handle.
         let mut out = std::io::BufWriter::with_capacity(1 << 15, stdout.lock());
-        let outcome = sequential(&plan, range, &sink, limit, a.follow, &mut out, &mut stats)?;
+        let outcome = sequential(
+            &plan,
+            range,
+            &sink,
+            (limit, a.follow),
+            &mut out,
+            &mut stats,
+            &mut last_read,
+        )?;
         (outcome, out)
     };
     if let Some(per_record) = per_record {
@@ -498,11 +689,31 @@ pub fn run(a: DumpArgs) -> anyhow::Result<ExitCode> {
                 (None, Some(m)) => format!("no WAL file {m}"),
                 (None, None) => "the last file ends".to_string(),
             };
-            if a.waldump_exit {
-                eprintln!("pgwal: error: error in WAL record at {at}: {why}");
+            let name = prog::name();
+            if prog::dropin() {
+                // pg_waldump's own rules: a missing file is fatal, anything else is an error in
+                // the WAL record after the last one read.
+                if let (None, Some(m)) = (&reason, &missing) {
+                    eprintln!(
+                        "{name}: error: could not find file \"{m}\": No such file or directory"
+                    );
+                } else {
+                    let lsn = last_read.unwrap_or(at);
+                    let why = match &reason {
+                        Some(r) => {
+                            pgmsg::reason(r, plan.info.version, plan.tli, plan.info.seg_size)
+                        }
+                        None => why,
+                    };
+                    eprintln!("{name}: error: error in WAL record at {lsn}: {why}");
+                }
                 return Ok(ExitCode::FAILURE);
             }
-            eprintln!("pgwal: end of valid WAL at {at} ({why})");
+            if a.waldump_exit {
+                eprintln!("{name}: error: error in WAL record at {at}: {why}");
+                return Ok(ExitCode::FAILURE);
+            }
+            eprintln!("{name}: end of valid WAL at {at} ({why})");
             Ok(ExitCode::SUCCESS)
         }
         Err(e) => Err(anyhow::Error::new(e).context("corrupt WAL")),
@@ -618,7 +829,7 @@ fn skip_message(plan: &Plan, first: Lsn, version: PgVersion, sink: &Sink, out: &
     );
     // 13–16 print it on stdout, 17+ log it on stderr.
     if version >= PgVersion::V17 || sink.json || sink.quiet {
-        eprintln!("pgwal: {msg}");
+        eprintln!("{}: {msg}", prog::name());
     } else {
         out.push_str(&msg);
         out.push('\n');
@@ -627,14 +838,16 @@ fn skip_message(plan: &Plan, first: Lsn, version: PgVersion, sink: &Sink, out: &
 
 type Outcome = Result<ReadEnd, source::SourceError>;
 
+/// Reads `range` record by record; `(limit, follow)` are `-n` and `-f`; `last_read` gets the
+/// LSN of each record read.
 fn sequential(
     plan: &Plan,
     mut range: ReadRange,
     sink: &Sink,
-    limit: i64,
-    follow: bool,
+    (limit, follow): (i64, bool),
     out: &mut impl std::io::Write,
     stats: &mut stats::Stats,
+    last_read: &mut Option<Lsn>,
 ) -> anyhow::Result<Outcome> {
     let mut line = String::with_capacity(1 << 16);
     let mut shown: i64 = 0;
@@ -646,6 +859,7 @@ fn sequential(
     loop {
         let dir = rescanned.as_ref().unwrap_or(&plan.dir);
         let outcome = source::read_range(dir, &range, |rec| {
+            *last_read = Some(rec.lsn());
             if first {
                 first = false;
                 skip_message(plan, rec.lsn(), rec.version(), sink, &mut line);
@@ -738,4 +952,73 @@ fn save_fullpages(dir: &Path, tli: TimelineId, rec: &Record<'_>) -> anyhow::Resu
             .with_context(|| format!("could not write file \"{}\"", path.display()))?;
     }
     Ok(())
+}
+
+/// pg_waldump's `--help` layout (drop-in mode), with pgwal's extra options after its own.
+pub fn help_page() -> HelpPage<'static> {
+    HelpPage {
+        summary: "decodes and shows PostgreSQL write-ahead log (pgwal, for PostgreSQL 13 to 18).",
+        usage: "[OPTION]... [STARTSEG [ENDSEG]]",
+        sections: &[
+            (
+                "Options:",
+                &[
+                    ("-b, --bkp-details", &["show the details of backup blocks"]),
+                    ("-B, --block=N", &["with --relation, only records touching block N"]),
+                    ("-e, --end=RECPTR", &["stop at WAL location RECPTR"]),
+                    ("-f, --follow", &["keep trying when the end of WAL is reached"]),
+                    (
+                        "-F, --fork=FORK",
+                        &["only records touching fork FORK;", "one of main, fsm, vm, init"],
+                    ),
+                    ("-n, --limit=N", &["show at most N records"]),
+                    (
+                        "-p, --path=PATH",
+                        &[
+                            "directory holding the WAL segment files, or one",
+                            "whose ./pg_wal holds them (default: current",
+                            "directory, ./pg_wal, $PGDATA/pg_wal)",
+                        ],
+                    ),
+                    ("-q, --quiet", &["print nothing but errors"]),
+                    (
+                        "-r, --rmgr=RMGR",
+                        &[
+                            "only records of resource manager RMGR;",
+                            "--rmgr=list lists the names",
+                        ],
+                    ),
+                    ("-R, --relation=T/D/R", &["only records touching relation T/D/R"]),
+                    ("-s, --start=RECPTR", &["start at WAL location RECPTR"]),
+                    (
+                        "-t, --timeline=TLI",
+                        &["timeline to read records of", "(default: 1 or STARTSEG's)"],
+                    ),
+                    ("-V, --version", &["print the version and exit"]),
+                    ("-w, --fullpage", &["only records with a full page image"]),
+                    ("-x, --xid=XID", &["only records of transaction XID"]),
+                    (
+                        "-z, --stats[=record]",
+                        &["show statistics, not records", "(=record: per record type)"],
+                    ),
+                    ("--save-fullpage=DIR", &["write full page images into DIR"]),
+                    ("-?, --help", &["print this help and exit"]),
+                ],
+            ),
+            (
+                "pgwal options:",
+                &[
+                    ("--format=text|json", &["records as text (default) or JSON Lines"]),
+                    ("--follow-timelines", &["follow timeline switches through history files"]),
+                    ("-j, --jobs=N", &["decode with N threads"]),
+                    ("--waldump-exit", &["kept for pgwal dump; always on under this name"]),
+                ],
+            ),
+        ],
+        footer: &[
+            "Reads .partial and compressed (.gz, .lz4, .zst) segment files too.",
+            "pgwal home page: <https://github.com/pgwal/pgwal> (README: differences from pg_waldump)",
+        ],
+        column: 25,
+    }
 }

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{anyhow, Context};
+use anyhow::{anyhow, bail, Context};
 use clap::{ArgAction, Args};
 use pgwal::conninfo::{Config, ConnInfo, SystemEnvironment};
 use pgwal::receiver::{
@@ -16,6 +16,9 @@ use pgwal::receiver::{
 };
 use pgwal::replication::{CreateSlotOptions, ReplicationClient, SlotName};
 use pgwal::Lsn;
+
+use crate::getopt::Scanned;
+use crate::prog::{self, HelpPage, Usage};
 
 mod metrics_http;
 
@@ -97,9 +100,54 @@ pub struct ReceiveArgs {
 
 /// An option error, reported as pg_receivewal does (with the `--help` hint).
 fn usage(msg: impl std::fmt::Display) -> anyhow::Result<ExitCode> {
-    eprintln!("pgwal receive: error: {msg}");
-    eprintln!("pgwal receive: hint: Try \"pgwal receive --help\" for more information.");
-    Ok(ExitCode::FAILURE)
+    Err(Usage::new(msg.to_string()).into())
+}
+
+/// A value of `-E/--endpos` (an error without the hint, as pg_receivewal's).
+fn parse_endpos(s: &str) -> anyhow::Result<Lsn> {
+    s.parse::<Lsn>()
+        .map_err(|_| anyhow!("could not parse end position \"{s}\""))
+}
+
+/// A value of `-s/--status-interval`: seconds, 0 for none (an error without the hint).
+fn parse_status_interval(s: &str) -> anyhow::Result<Option<Duration>> {
+    match s.trim().parse::<i64>() {
+        Err(_) => bail!("invalid value \"{s}\" for option -s/--status-interval"),
+        Ok(v) if !(0..=2_147_483).contains(&v) => {
+            bail!("-s/--status-interval must be in range 0..2147483")
+        }
+        Ok(0) => Ok(None),
+        Ok(v) => Ok(Some(Duration::from_secs(v as u64))),
+    }
+}
+
+/// pg_receivewal's checks while scanning the options: `-s` and `-E` values in the order given,
+/// then operands (there are none).
+pub fn check_options(s: &Scanned) -> anyhow::Result<()> {
+    for g in &s.options {
+        let v = g.value.as_deref().unwrap_or("");
+        match g.id.as_str() {
+            "status_interval" => {
+                parse_status_interval(v)?;
+            }
+            "endpos" => {
+                parse_endpos(v)?;
+            }
+            _ => {}
+        }
+    }
+    if let Some(first) = s.operands.first() {
+        return Err(Usage::new(format!(
+            "too many command-line arguments (first is \"{first}\")"
+        ))
+        .into());
+    }
+    Ok(())
+}
+
+/// The clap definition of `pgwal receive`'s options (also pg_receivewal's in drop-in mode).
+pub fn command() -> clap::Command {
+    ReceiveArgs::augment_args(clap::Command::new("pgwal receive"))
 }
 
 fn init_logging(verbose: u8) {
@@ -167,7 +215,12 @@ fn connection(a: &ReceiveArgs) -> anyhow::Result<Config> {
             info.set(key, v).map_err(|e| anyhow!("{e}"))?;
         }
     }
-    info.set("fallback_application_name", DEFAULT_APPLICATION_NAME)
+    let fallback = if prog::dropin() {
+        prog::name()
+    } else {
+        DEFAULT_APPLICATION_NAME
+    };
+    info.set("fallback_application_name", fallback)
         .map_err(|e| anyhow!("{e}"))?;
     let mut config =
         Config::from_conninfo(&info, &SystemEnvironment).map_err(|e| anyhow!("{e}"))?;
@@ -177,8 +230,9 @@ fn connection(a: &ReceiveArgs) -> anyhow::Result<Config> {
     Ok(config)
 }
 
-/// Runs `pgwal receive`.
-pub fn run(a: ReceiveArgs) -> anyhow::Result<ExitCode> {
+/// Runs `pgwal receive` (or pg_receivewal in drop-in mode); the options were checked in the
+/// order given by [`check_options`] (`_s`).
+pub fn run(a: ReceiveArgs, _s: &Scanned) -> anyhow::Result<ExitCode> {
     if a.create_slot && a.drop_slot {
         return usage("cannot use --create-slot together with --drop-slot");
     }
@@ -196,34 +250,15 @@ pub fn run(a: ReceiveArgs) -> anyhow::Result<ExitCode> {
     if a.directory.is_none() && !a.create_slot && !a.drop_slot {
         return usage("no target directory specified");
     }
-    let endpos = match &a.endpos {
-        None => None,
-        Some(s) => match s.parse::<Lsn>() {
-            Ok(l) => Some(l),
-            Err(_) => return usage(format!("could not parse end position \"{s}\"")),
-        },
-    };
+    let endpos = a.endpos.as_deref().map(parse_endpos).transpose()?;
     let status_interval = match &a.status_interval {
         None => Some(Duration::from_secs(10)),
-        Some(s) => match s.trim().parse::<i64>() {
-            Err(_) => {
-                return usage(format!(
-                    "invalid value \"{s}\" for option -s/--status-interval"
-                ))
-            }
-            Ok(v) if !(0..=2_147_483).contains(&v) => {
-                return usage("-s/--status-interval must be in range 0..2147483")
-            }
-            Ok(0) => None,
-            Ok(v) => Some(Duration::from_secs(v as u64)),
-        },
+        Some(s) => parse_status_interval(s)?,
     };
+    // pg_receivewal reports a bad specification without the hint.
     let compress = match &a.compress {
         None => CompressSpec::NONE,
-        Some(s) => match CompressSpec::parse(s) {
-            Ok(c) => c,
-            Err(e) => return usage(e),
-        },
+        Some(s) => CompressSpec::parse(s).map_err(|e| anyhow!("{e}"))?,
     };
     let slot = match &a.slot {
         None => None,
@@ -232,6 +267,19 @@ pub fn run(a: ReceiveArgs) -> anyhow::Result<ExitCode> {
             Err(e) => return usage(e),
         },
     };
+    if let Some(d) = a
+        .directory
+        .as_ref()
+        .filter(|_| !a.create_slot && !a.drop_slot)
+    {
+        if let Err(e) = std::fs::read_dir(d) {
+            bail!(
+                "could not open directory \"{}\": {}",
+                d.display(),
+                prog::strerror(&e)
+            );
+        }
+    }
     init_logging(a.verbose);
     let config = connection(&a)?;
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -272,12 +320,14 @@ pub fn run(a: ReceiveArgs) -> anyhow::Result<ExitCode> {
         spawn_signal_handler(stop)?;
         match receiver.run().await {
             Ok(Stopped::EndPosition(_)) | Ok(Stopped::Requested) => Ok(ExitCode::SUCCESS),
-            Err(e @ ReceiveError::Disconnected(_)) => {
-                eprintln!("pgwal receive: error: {e}");
+            // pg_receivewal's two lines: the cause, then that it is disconnected.
+            Err(ReceiveError::Disconnected(cause)) => {
+                eprintln!("{}: error: {cause}", prog::name());
+                eprintln!("{}: error: disconnected", prog::name());
                 Ok(ExitCode::FAILURE)
             }
             Err(e) => {
-                eprintln!("pgwal receive: error: {e}");
+                eprintln!("{}: error: {e}", prog::name());
                 Ok(ExitCode::FAILURE)
             }
         }
@@ -299,7 +349,7 @@ fn spawn_signal_handler(stop: StopHandle) -> anyhow::Result<()> {
             }
             n += 1;
             if n > 1 {
-                eprintln!("pgwal receive: second interrupt signal, exiting at once");
+                eprintln!("{}: second interrupt signal, exiting at once", prog::name());
                 std::process::exit(1);
             }
             stop.stop();
@@ -317,14 +367,15 @@ async fn slot_action(
     let mut client = match ReplicationClient::connect(config).await {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("pgwal receive: error: {e}");
+            eprintln!("{}: error: {e}", prog::name());
             return Ok(ExitCode::FAILURE);
         }
     };
     let id = client.identify_system().await?;
     if id.dbname.is_some() {
         eprintln!(
-            "pgwal receive: error: replication connection using slot \"{}\" is unexpectedly database specific",
+            "{}: error: replication connection using slot \"{}\" is unexpectedly database specific",
+            prog::name(),
             slot.as_str()
         );
         return Ok(ExitCode::FAILURE);
@@ -351,7 +402,7 @@ async fn slot_action(
     match r {
         Ok(()) => Ok(ExitCode::SUCCESS),
         Err(e) => {
-            eprintln!("pgwal receive: error: {e}");
+            eprintln!("{}: error: {e}", prog::name());
             Ok(ExitCode::FAILURE)
         }
     }
@@ -359,3 +410,91 @@ async fn slot_action(
 
 /// The metrics type, re-exported for the HTTP endpoint.
 pub(crate) type SharedMetrics = Arc<Metrics>;
+
+/// pg_receivewal's `--help` layout (drop-in mode), with pgwal's extra options after its own.
+pub fn help_page() -> HelpPage<'static> {
+    HelpPage {
+        summary: "receives PostgreSQL streaming write-ahead log (pgwal, for PostgreSQL 13 to 18).",
+        usage: "[OPTION]...",
+        sections: &[
+            (
+                "Options:",
+                &[
+                    (
+                        "-D, --directory=DIR",
+                        &["write the WAL files into this directory"],
+                    ),
+                    (
+                        "-E, --endpos=LSN",
+                        &["exit once this LSN has been received"],
+                    ),
+                    (
+                        "    --if-not-exists",
+                        &["with --create-slot, an existing slot is fine"],
+                    ),
+                    ("-n, --no-loop", &["exit when the connection is lost"]),
+                    ("    --no-sync", &["do not wait for WAL to reach the disk"]),
+                    (
+                        "-s, --status-interval=SECS",
+                        &["seconds between status packets (default: 10)"],
+                    ),
+                    ("-S, --slot=SLOTNAME", &["replication slot to stream from"]),
+                    ("    --synchronous", &["flush WAL as soon as it is written"]),
+                    ("-v, --verbose", &["print progress messages"]),
+                    ("-V, --version", &["print the version and exit"]),
+                    (
+                        "-Z, --compress=METHOD[:DETAIL]",
+                        &["compression of the WAL files"],
+                    ),
+                    ("-?, --help", &["print this help and exit"]),
+                ],
+            ),
+            (
+                "Connection options:",
+                &[
+                    ("-d, --dbname=CONNSTR", &["connection string"]),
+                    ("-h, --host=HOSTNAME", &["server host or socket directory"]),
+                    ("-p, --port=PORT", &["server port"]),
+                    ("-U, --username=NAME", &["user to connect as"]),
+                    ("-w, --no-password", &["never ask for a password"]),
+                    ("-W, --password", &["always ask for a password"]),
+                ],
+            ),
+            (
+                "Optional actions:",
+                &[
+                    (
+                        "    --create-slot",
+                        &["create the slot named by --slot, then exit"],
+                    ),
+                    (
+                        "    --drop-slot",
+                        &["drop the slot named by --slot, then exit"],
+                    ),
+                ],
+            ),
+            (
+                "pgwal options:",
+                &[
+                    (
+                        "    --report-apply",
+                        &["report the flushed position as applied too"],
+                    ),
+                    (
+                        "    --metrics-addr=HOST:PORT",
+                        &["serve Prometheus metrics there"],
+                    ),
+                    (
+                        "    --max-retry-delay=SECS",
+                        &["longest wait between reconnections"],
+                    ),
+                ],
+            ),
+        ],
+        footer: &[
+            "Differences: --create-slot reserves WAL at once; WAL is validated as it arrives.",
+            "pgwal home page: <https://github.com/pgwal/pgwal>",
+        ],
+        column: 25,
+    }
+}
