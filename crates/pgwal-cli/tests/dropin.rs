@@ -511,3 +511,67 @@ fn receivewal_nonexistent_slot_matches() {
          pgwal receive: error: disconnected\n"
     );
 }
+
+/// Compresses `src` into `dst` with the command-line tool `tool` (`zstd`, `gzip`, `lz4`).
+fn compress_with(tool: &str, src: &Path, dst: &Path) {
+    let o = Command::new(tool)
+        .arg("-c")
+        .arg(src)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {tool}: {e}"));
+    assert!(o.status.success(), "{tool}: {}", show(&o));
+    fs::write(dst, o.stdout).unwrap();
+}
+
+#[test]
+fn plain_segment_names_find_compressed_and_partial_forms() {
+    let src = testdata("pg18");
+    let (first, last) = ("000000010000000000000008", "000000010000000000000009");
+    let plain = Command::new(BIN)
+        .args(["dump", "-p"])
+        .arg(&src)
+        .args([first, last])
+        .output()
+        .unwrap();
+    assert!(plain.status.success(), "{}", show(&plain));
+    let tmp = scratch();
+    let dir = tmp.path();
+    // The first only as .zst (as `receive -Z zstd` writes it), the last only as .partial.
+    compress_with("zstd", &src.join(first), &dir.join(format!("{first}.zst")));
+    fs::copy(src.join(last), dir.join(format!("{last}.partial"))).unwrap();
+    let bin = Path::new(BIN);
+    let links = Links::new();
+    for (program, pre) in [(bin, &["dump"][..]), (&*links.path("pg_waldump"), &[][..])] {
+        let mut args = pre.to_vec();
+        args.extend(["-p", dir.to_str().unwrap(), first, last]);
+        let seen = run_in(program, &args, dir);
+        assert_eq!(seen.code, plain.status.code(), "{args:?}: {seen:?}");
+        assert_eq!(seen.stdout.as_bytes(), &plain.stdout[..], "{args:?}");
+        // Without -p: the directory of STARTSEG.
+        let seen = run_in(program, &[pre, &[first, last][..]].concat(), dir);
+        assert_eq!(
+            seen.stdout.as_bytes(),
+            &plain.stdout[..],
+            "{args:?} in the directory"
+        );
+    }
+    // Both a plain and a compressed copy: the plain file wins, as documented.
+    fs::write(dir.join(first), b"not WAL").unwrap();
+    let seen = run_in(bin, &["dump", "-p", dir.to_str().unwrap(), first], dir);
+    assert_eq!(seen.code, Some(1), "{seen:?}");
+    // A name that is in neither form is still not found.
+    let seen = run_in(
+        bin,
+        &[
+            "dump",
+            "-p",
+            dir.to_str().unwrap(),
+            "00000001000000000000000A",
+        ],
+        dir,
+    );
+    assert_eq!(
+        seen.stderr,
+        "pgwal dump: error: could not locate WAL file \"00000001000000000000000A\"\n"
+    );
+}

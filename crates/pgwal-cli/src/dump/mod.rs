@@ -409,8 +409,9 @@ fn probe_file(path: &Path) -> anyhow::Result<SegmentInfo> {
 }
 
 /// pg_waldump's `identify_target_directory`: `dir` then `dir/pg_wal`; without a directory
-/// `.`, `pg_wal`, `$PGDATA/pg_wal`. A directory qualifies if it holds `fname` (or, without one,
-/// any WAL segment).
+/// `.`, `pg_wal`, `$PGDATA/pg_wal`. A directory qualifies if it holds `fname` (a plain segment
+/// name also matches its compressed or `.partial` forms, see [`WalDirectory::find`]) or,
+/// without one, any WAL segment.
 fn identify_target_directory(
     dir: Option<&Path>,
     fname: Option<&str>,
@@ -431,7 +432,8 @@ fn identify_target_directory(
         }
         let wd = WalDirectory::scan(&c)?;
         let file = match fname {
-            Some(f) => Some(c.join(f)).filter(|p| p.is_file()),
+            // A plain segment name also finds the compressed or `.partial` form.
+            Some(f) => wd.find(f),
             None => wd.first_segment().map(|(_, p)| p.to_path_buf()),
         };
         if let Some(file) = file {
@@ -498,7 +500,7 @@ fn locate(a: &DumpArgs) -> anyhow::Result<Plan> {
         let mut last = segno;
         if let Some(endseg) = &a.endseg {
             let (_, efname) = split_path(endseg);
-            if !wd.path().join(&efname).is_file() {
+            if wd.find(&efname).is_none() {
                 bail!("could not open file \"{efname}\"");
             }
             let ename = WalFileName::parse(&efname)
