@@ -575,3 +575,61 @@ fn plain_segment_names_find_compressed_and_partial_forms() {
         "pgwal dump: error: could not locate WAL file \"00000001000000000000000A\"\n"
     );
 }
+
+#[test]
+fn receivewal_verbose_lines_match() {
+    let Some(real) = real_tool("pg_receivewal") else {
+        return;
+    };
+    if require_major(Major::V18).is_none() {
+        return;
+    }
+    let pg = Cluster::builder(Major::V18)
+        .wal_segsize_mb(1)
+        .set("wal_keep_size", "1GB")
+        .start()
+        .unwrap();
+    let links = Links::new();
+    let ours = links.path("pg_receivewal");
+    let conn = format!(
+        "host=127.0.0.1 port={} user=postgres sslmode=disable",
+        pg.port()
+    );
+    let end = pg
+        .scalar_blocking("SELECT pg_current_wal_insert_lsn()::text")
+        .unwrap();
+    let (d1, d2) = (scratch(), scratch());
+    let mut seen = vec![];
+    for (program, d) in [(&real, &d1), (&ours, &d2)] {
+        let args = [
+            "-d",
+            &conn,
+            "-D",
+            d.path().to_str().unwrap(),
+            "-n",
+            "-v",
+            "-E",
+            &end,
+        ];
+        seen.push(run_in(program, &args, d.path()));
+    }
+    let (want, got) = (&seen[0], &seen[1]);
+    assert_eq!(got.code, want.code, "{want:?}\n{got:?}");
+    assert_eq!(got.stdout, want.stdout);
+    // Every line pg_receivewal prints (it prints "stopped log streaming" twice, before and
+    // after closing the partial segment; pgwal once, after) also printed by pgwal, which may
+    // say more with -v.
+    let ours_lines: Vec<&str> = got.stderr.lines().collect();
+    for line in want.stderr.lines() {
+        assert!(
+            ours_lines.contains(&line),
+            "missing {line:?}\n--- real ---\n{}--- ours ---\n{}",
+            want.stderr,
+            got.stderr
+        );
+    }
+    assert!(
+        ours_lines.iter().all(|l| l.starts_with("pg_receivewal: ")),
+        "{got:?}"
+    );
+}

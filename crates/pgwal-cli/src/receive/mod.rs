@@ -152,6 +152,8 @@ pub fn command() -> clap::Command {
 
 fn init_logging(verbose: u8) {
     let default = match verbose {
+        // pg_receivewal prints progress only with -v.
+        0 if prog::dropin() => "warn",
         0 => "warn,pgwal=info,pgwal_cli=info",
         1 => "warn,pgwal=info,pgwal::receiver=debug,pgwal_cli=debug",
         _ => "debug",
@@ -159,12 +161,46 @@ fn init_logging(verbose: u8) {
     let filter = std::env::var("PGWAL_LOG").unwrap_or_else(|_| default.to_owned());
     let filter = tracing_subscriber::EnvFilter::try_new(&filter)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    if prog::dropin() {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .event_format(PgLogLine)
+            .try_init();
+        return;
+    }
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false)
         .try_init();
+}
+
+/// Log lines as PostgreSQL's tools print them: `PROG: message`, `PROG: warning: …`,
+/// `PROG: error: …` (drop-in mode).
+struct PgLogLine;
+
+impl<S, N> tracing_subscriber::fmt::FormatEvent<S, N> for PgLogLine
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+    N: for<'a> tracing_subscriber::fmt::FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        ctx: &tracing_subscriber::fmt::FmtContext<'_, S, N>,
+        mut writer: tracing_subscriber::fmt::format::Writer<'_>,
+        event: &tracing::Event<'_>,
+    ) -> std::fmt::Result {
+        let level = match *event.metadata().level() {
+            tracing::Level::ERROR => "error: ",
+            tracing::Level::WARN => "warning: ",
+            _ => "",
+        };
+        write!(writer, "{}: {level}", prog::name())?;
+        ctx.field_format().format_fields(writer.by_ref(), event)?;
+        writeln!(writer)
+    }
 }
 
 /// Reads a password from the terminal without echo.
