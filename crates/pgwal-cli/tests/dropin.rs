@@ -89,7 +89,25 @@ fn run_in(program: &Path, args: &[&str], cwd: &Path) -> Seen {
 fn same(real: &Path, ours: &Path, args: &[&str], cwd: &Path) -> Seen {
     let want = run_in(real, args, cwd);
     let got = run_in(ours, args, cwd);
-    assert_eq!(got, want, "{} {args:?}", real.display());
+    let what = format!("{} {args:?}", real.display());
+    assert_eq!(
+        got.code, want.code,
+        "{what}: exit status; stderr {:?}",
+        got.stderr
+    );
+    assert_eq!(got.stderr, want.stderr, "{what}: stderr");
+    if got.stdout != want.stdout {
+        let line = got
+            .stdout
+            .lines()
+            .zip(want.stdout.lines())
+            .position(|(a, b)| a != b);
+        panic!(
+            "{what}: stdout differs at line {line:?} ({} lines, real {})",
+            got.stdout.lines().count(),
+            want.stdout.lines().count()
+        );
+    }
     got
 }
 
@@ -632,4 +650,43 @@ fn receivewal_verbose_lines_match() {
         ours_lines.iter().all(|l| l.starts_with("pg_receivewal: ")),
         "{got:?}"
     );
+}
+
+#[test]
+fn waldump_end_of_wal_matches_each_major() {
+    let links = Links::new();
+    let ours = links.path("pg_waldump");
+    let mut compared = 0;
+    for (sample, major) in [
+        ("pg13", Major::V13),
+        ("pg15", Major::V15),
+        ("pg16", Major::V16),
+        ("pg17", Major::V17),
+        ("pg18", Major::V18),
+    ] {
+        let Some(real) = reference_waldump(major) else {
+            eprintln!("skipped: no reference pg_waldump {major}");
+            continue;
+        };
+        let src = testdata(sample);
+        let seg = fs::read_dir(&src)
+            .unwrap()
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .filter(|n| n.len() == 24)
+            .min()
+            .unwrap();
+        let tmp = scratch();
+        truncated_copy(&src, &seg, tmp.path());
+        for args in [
+            &[seg.as_str()][..],
+            &["-q", &seg][..],
+            &["-b", "-q", &seg][..],
+        ] {
+            let seen = same(&real, &ours, args, tmp.path());
+            assert_eq!(seen.code, Some(1), "{major} {args:?}: {seen:?}");
+            assert!(seen.stderr.contains("error in WAL record at"), "{seen:?}");
+        }
+        compared += 1;
+    }
+    assert!(compared > 0 || std::env::var_os("PGWAL_ALLOW_MISSING").is_some());
 }

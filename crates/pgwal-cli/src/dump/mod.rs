@@ -707,7 +707,13 @@ pub fn run(a: DumpArgs, s: &Scanned) -> anyhow::Result<ExitCode> {
                         }
                         None => why,
                     };
-                    eprintln!("{name}: error: error in WAL record at {lsn}: {why}");
+                    // pg_waldump 13 and 14 label their fatal errors "fatal".
+                    let level = if plan.info.version <= PgVersion::V14 {
+                        "fatal"
+                    } else {
+                        "error"
+                    };
+                    eprintln!("{name}: {level}: error in WAL record at {lsn}: {why}");
                 }
                 return Ok(ExitCode::FAILURE);
             }
