@@ -7,7 +7,7 @@ use std::ffi::OsString;
 use std::path::Path;
 use std::process::ExitCode;
 
-use clap::{FromArgMatches as _, Parser};
+use clap::{CommandFactory as _, FromArgMatches as _, Parser};
 
 mod archive;
 mod dump;
@@ -88,13 +88,7 @@ fn run_tool(p: Prog, args: &[String]) -> ExitCode {
     prog::set(p);
     let name = prog::name();
     let status = tool.usage_status();
-    let mut cmd = match tool {
-        Tool::Dump => dump::command(),
-        Tool::Receive => receive::command(),
-        Tool::Cleanup => archive::cleanup_command(),
-    }
-    .name(name)
-    .args_override_self(true);
+    let mut cmd = subcommand(tool).name(name).args_override_self(true);
     // PostgreSQL's tools honour --help and --version only as the first argument.
     match args.first().map(String::as_str) {
         Some("--help" | "-?") => {
@@ -191,6 +185,21 @@ fn run_tool(p: Prog, args: &[String]) -> ExitCode {
             .map(|a| archive::cleanup(a, &scanned)),
     };
     finish(result, status)
+}
+
+/// The clap definition of `tool`'s subcommand, taken from [`Cli`].
+fn subcommand(tool: Tool) -> clap::Command {
+    let cli = Cli::command();
+    let found = match tool {
+        Tool::Dump => cli.find_subcommand("dump"),
+        Tool::Receive => cli.find_subcommand("receive"),
+        Tool::Cleanup => cli
+            .find_subcommand("archive")
+            .and_then(|a| a.find_subcommand("cleanup")),
+    };
+    found
+        .cloned()
+        .unwrap_or_else(|| clap::Command::new(tool.pgwal_name()))
 }
 
 fn help_page(tool: Tool, name: &str) -> String {

@@ -690,3 +690,46 @@ fn waldump_end_of_wal_matches_each_major() {
     }
     assert!(compared > 0 || std::env::var_os("PGWAL_ALLOW_MISSING").is_some());
 }
+
+#[test]
+fn install_links_makes_and_guards_the_links() {
+    let tmp = scratch();
+    let dir = tmp.path().join("bin");
+    let install = |extra: &[&str]| {
+        Command::new(BIN)
+            .arg("install-links")
+            .args(extra)
+            .arg(&dir)
+            .output()
+            .unwrap()
+    };
+    let o = install(&[]);
+    assert!(o.status.success(), "{}", show(&o));
+    let exe = fs::canonicalize(BIN).unwrap();
+    for name in ["pg_waldump", "pg_receivewal", "pg_archivecleanup"] {
+        assert_eq!(fs::canonicalize(dir.join(name)).unwrap(), exe, "{name}");
+    }
+    // Again: nothing to do.
+    assert!(install(&[]).status.success());
+    // Someone else's file is kept unless --force.
+    fs::remove_file(dir.join("pg_waldump")).unwrap();
+    fs::write(dir.join("pg_waldump"), b"#!/bin/sh\n").unwrap();
+    let o = install(&[]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("already exists (use --force"),
+        "{}",
+        show(&o)
+    );
+    assert_eq!(fs::read(dir.join("pg_waldump")).unwrap(), b"#!/bin/sh\n");
+    let o = install(&["--force", "--hard"]);
+    assert!(o.status.success(), "{}", show(&o));
+    let meta = fs::symlink_metadata(dir.join("pg_waldump")).unwrap();
+    assert!(meta.file_type().is_file(), "a hard link");
+    // The hard link runs as pg_waldump.
+    let seen = run_in(&dir.join("pg_waldump"), &["--version"], tmp.path());
+    assert!(
+        seen.stdout.starts_with("pg_waldump (PostgreSQL) 18\n"),
+        "{seen:?}"
+    );
+}

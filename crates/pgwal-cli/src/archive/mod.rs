@@ -240,11 +240,6 @@ fn fetch(a: FetchArgs) -> ExitCode {
     }
 }
 
-/// The clap definition of `pgwal archive cleanup`'s options (also pg_archivecleanup's).
-pub fn cleanup_command() -> clap::Command {
-    CleanupArgs::augment_args(clap::Command::new("pgwal archive cleanup"))
-}
-
 /// pg_archivecleanup's operand checks (usage errors, exit 2): both operands, no more.
 pub fn check_cleanup_options(s: &Scanned) -> anyhow::Result<()> {
     let msg = match s.operands.len() {

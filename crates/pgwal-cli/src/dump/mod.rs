@@ -570,11 +570,6 @@ fn print_rmgr_list() {
     }
 }
 
-/// The clap definition of `pgwal dump`'s options (also pg_waldump's in drop-in mode).
-pub fn command() -> clap::Command {
-    DumpArgs::augment_args(clap::Command::new("pgwal dump"))
-}
-
 /// Runs `pgwal dump` (or pg_waldump in drop-in mode) with the options `s` scanned from the
 /// command line (empty when clap parsed it).
 pub fn run(a: DumpArgs, s: &Scanned) -> anyhow::Result<ExitCode> {

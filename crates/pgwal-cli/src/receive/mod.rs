@@ -145,11 +145,6 @@ pub fn check_options(s: &Scanned) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The clap definition of `pgwal receive`'s options (also pg_receivewal's in drop-in mode).
-pub fn command() -> clap::Command {
-    ReceiveArgs::augment_args(clap::Command::new("pgwal receive"))
-}
-
 fn init_logging(verbose: u8) {
     let default = match verbose {
         // pg_receivewal prints progress only with -v.
