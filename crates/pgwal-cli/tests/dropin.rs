@@ -484,6 +484,9 @@ fn receivewal_usage_errors_and_compression_specs_match() {
         &["-k"],
         &["-D"],
         &["-q", "-V"],
+        // Nothing listens: the first connection fails, exit 1 at once.
+        &["-h", "127.0.0.1", "-p", "1", "-D", d, "-n"],
+        &["-h", "127.0.0.1", "-p", "1", "-D", d],
     ];
     for args in cases {
         let seen = same(&real, &ours, args, tmp.path());

@@ -327,6 +327,13 @@ pub fn run(a: ReceiveArgs, _s: &Scanned) -> anyhow::Result<ExitCode> {
     let Some(directory) = a.directory.clone() else {
         return Ok(ExitCode::FAILURE);
     };
+    // pg_receivewal exits at once when its first connection fails (no retry loop).
+    if prog::dropin() {
+        if let Err(e) = rt.block_on(first_connection(&config)) {
+            eprintln!("{}: error: {}", prog::name(), libpq_style(&e));
+            return Ok(ExitCode::FAILURE);
+        }
+    }
     let mut opts = ReceiverOptions::new(directory);
     opts.slot = slot;
     opts.endpos = endpos;
@@ -363,6 +370,43 @@ pub fn run(a: ReceiveArgs, _s: &Scanned) -> anyhow::Result<ExitCode> {
             }
         }
     })
+}
+
+/// Connects once and closes again (drop-in mode's check of the first connection).
+async fn first_connection(config: &Config) -> Result<(), pgwal::replication::Error> {
+    let mut c = ReplicationClient::connect(config).await?;
+    c.identify_system().await?;
+    let _ = c.close().await;
+    Ok(())
+}
+
+/// A connection error worded as libpq words it: the C library's text for the cause, and
+/// libpq's second line for a refused connection.
+fn libpq_style(e: &pgwal::replication::Error) -> String {
+    match e {
+        pgwal::replication::Error::Connect { target, source } => {
+            let mut s = format!(
+                "connection to server {target} failed: {}",
+                prog::strerror(source)
+            );
+            if source.kind() == std::io::ErrorKind::ConnectionRefused {
+                if target.starts_with("on socket") {
+                    s.push_str("\n\tIs the server running locally and accepting connections on that socket?");
+                } else {
+                    s.push_str(
+                        "\n\tIs the server running on that host and accepting TCP/IP connections?",
+                    );
+                }
+            }
+            s
+        }
+        pgwal::replication::Error::AllHostsFailed(all) => all
+            .iter()
+            .map(|(_, e)| libpq_style(e))
+            .collect::<Vec<_>>()
+            .join("\n"),
+        other => other.to_string(),
+    }
 }
 
 /// SIGINT and SIGTERM stop the receiver in order; a second one exits at once.
