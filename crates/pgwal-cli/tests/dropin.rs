@@ -451,6 +451,36 @@ fn archivecleanup_usage_errors_and_dry_run_match() {
     );
     assert_eq!(seen.code, Some(0));
     assert_eq!(seen.stdout.lines().count(), 2, "{seen:?}");
+    // A real cleanup with -d -b in two copies of the archive: the same debug lines (the real
+    // tool prints them in directory order, so as sets) and the same files left.
+    let mut runs = vec![];
+    for (program, copy) in [(&real, "real"), (&ours, "ours")] {
+        let d = tmp.path().join(copy);
+        fs::create_dir(&d).unwrap();
+        for e in fs::read_dir(&archive).unwrap() {
+            let e = e.unwrap();
+            fs::copy(e.path(), d.join(e.file_name())).unwrap();
+        }
+        let seen = run_in(
+            program,
+            &["-d", "-b", copy, "000000010000000000000003"],
+            tmp.path(),
+        );
+        let mut lines: Vec<String> = seen
+            .stderr
+            .lines()
+            .map(|l| l.replace(&format!("\"{copy}/"), "\"DIR/"))
+            .collect();
+        lines.sort();
+        let mut left: Vec<String> = fs::read_dir(&d)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        left.sort();
+        runs.push((seen.code, seen.stdout, lines, left));
+    }
+    assert_eq!(runs[1], runs[0]);
+    assert_eq!(runs[0].2.len(), 4, "{:?}", runs[0]);
 }
 
 #[test]
