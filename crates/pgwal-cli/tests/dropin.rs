@@ -549,6 +549,24 @@ fn receivewal_nonexistent_slot_matches() {
         "pg_receivewal: error: replication slot \"nonexistentslot\" does not exist\n\
          pg_receivewal: error: disconnected\n"
     );
+    // Slot actions: create, create again (with and without --if-not-exists), drop, drop a
+    // missing one. Each tool works on its own slot name; the name is normalised in the output.
+    for step in [
+        &["--create-slot"][..],
+        &["--create-slot"][..],
+        &["--create-slot", "--if-not-exists"][..],
+        &["--drop-slot"][..],
+        &["--drop-slot"][..],
+    ] {
+        let mut seen = vec![];
+        for (program, slot) in [(&real, "slot_real"), (&ours, "slot_ours")] {
+            let mut args = vec!["-d", &conn, "-S", slot];
+            args.extend(step);
+            let s = run_in(program, &args, tmp.path());
+            seen.push((s.code, s.stdout, s.stderr.replace(slot, "SLOT")));
+        }
+        assert_eq!(seen[1], seen[0], "{step:?}");
+    }
     // `pgwal receive` prints the same two lines under its own name.
     let o = Command::new(BIN)
         .arg("receive")

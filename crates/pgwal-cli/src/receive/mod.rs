@@ -477,10 +477,38 @@ async fn slot_action(
     match r {
         Ok(()) => Ok(ExitCode::SUCCESS),
         Err(e) => {
-            eprintln!("{}: error: {e}", prog::name());
+            match e.db_error().filter(|_| prog::dropin()) {
+                // pg_receivewal's wording: the command it sends, then libpq's error text.
+                Some(db) => {
+                    let command = if create {
+                        format!("CREATE_REPLICATION_SLOT \"{}\" PHYSICAL", slot.as_str())
+                    } else {
+                        format!("DROP_REPLICATION_SLOT \"{}\"", slot.as_str())
+                    };
+                    eprintln!(
+                        "{}: error: could not send replication command \"{command}\": {}",
+                        prog::name(),
+                        libpq_server_error(db)
+                    );
+                }
+                None => eprintln!("{}: error: {e}", prog::name()),
+            }
             Ok(ExitCode::FAILURE)
         }
     }
+}
+
+/// A server error as libpq's default verbosity shows it: `SEVERITY:  message`, then
+/// `DETAIL:  …` and `HINT:  …` lines.
+fn libpq_server_error(db: &pgwal::replication::DbError) -> String {
+    let mut s = format!("{}:  {}", db.severity, db.message);
+    if let Some(d) = &db.detail {
+        s.push_str(&format!("\nDETAIL:  {d}"));
+    }
+    if let Some(h) = &db.hint {
+        s.push_str(&format!("\nHINT:  {h}"));
+    }
+    s
 }
 
 /// The metrics type, re-exported for the HTTP endpoint.
