@@ -248,8 +248,7 @@ pub(crate) fn host_matches(c: &X509Certificate<'_>, host: &str) -> bool {
         }
     }
     check_cn
-        && c
-            .subject()
+        && c.subject()
             .iter_common_name()
             .next()
             .and_then(|cn| cn.as_str().ok())
@@ -387,9 +386,10 @@ mod tests {
     #[test]
     fn san_of_the_hosts_kind_hides_the_cn() {
         let with = |sans: &[&str], cn: &str| {
-            let mut p =
-                rcgen::CertificateParams::new(sans.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>())
-                    .unwrap();
+            let mut p = rcgen::CertificateParams::new(
+                sans.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>(),
+            )
+            .unwrap();
             p.distinguished_name = rcgen::DistinguishedName::new();
             p.distinguished_name.push(rcgen::DnType::CommonName, cn);
             cert(p)

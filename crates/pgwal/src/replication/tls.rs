@@ -323,7 +323,10 @@ fn load_crls(file: Option<&Path>, dir: Option<&Path>) -> Result<Vec<Vec<u8>>, Er
         .collect();
     if let Some(d) = dir.filter(|d| d.is_dir()) {
         let entries = fs::read_dir(d).map_err(|e| {
-            Error::Tls(format!("could not read CRL directory \"{}\": {e}", d.display()))
+            Error::Tls(format!(
+                "could not read CRL directory \"{}\": {e}",
+                d.display()
+            ))
         })?;
         let mut files: Vec<_> = entries
             .filter_map(|e| e.ok().map(|e| e.path()))
@@ -334,9 +337,8 @@ fn load_crls(file: Option<&Path>, dir: Option<&Path>) -> Result<Vec<Vec<u8>>, Er
     }
     let mut crls = vec![];
     for p in paths {
-        let it = CertificateRevocationListDer::pem_file_iter(&p).map_err(|e| {
-            Error::Tls(format!("could not read CRL file \"{}\": {e}", p.display()))
-        })?;
+        let it = CertificateRevocationListDer::pem_file_iter(&p)
+            .map_err(|e| Error::Tls(format!("could not read CRL file \"{}\": {e}", p.display())))?;
         for crl in it {
             let crl = crl.map_err(|e| {
                 Error::Tls(format!("could not read CRL file \"{}\": {e}", p.display()))
