@@ -329,6 +329,30 @@ impl WalDirectory {
             .map(|(_, p)| p.as_path())
     }
 
+    /// The file `name` names in this directory: the file itself if it exists, else, for a
+    /// plain segment name (no suffix), that segment's preferred form as [`WalDirectory::segment`]
+    /// picks it (compressed, then `.partial` forms).
+    pub fn find(&self, name: &str) -> Option<PathBuf> {
+        let exact = self.path.join(name);
+        if exact.is_file() {
+            return Some(exact);
+        }
+        match WalFileName::parse(name)? {
+            WalFileName::Segment {
+                tli,
+                log,
+                seg,
+                partial: false,
+                compression: Compression::None,
+            } => self
+                .segments
+                .get(&(tli.0, log, seg))
+                .and_then(|v| v.first())
+                .map(|(_, p)| p.clone()),
+            _ => None,
+        }
+    }
+
     /// Every segment file (preferred form), ordered by timeline then segment.
     pub fn segments(&self) -> impl Iterator<Item = (&WalFileName, &Path)> {
         self.segments
@@ -942,4 +966,48 @@ fn read_full(file: &mut File, buf: &mut [u8]) -> io::Result<usize> {
         }
     }
     Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn find_takes_the_file_or_a_plain_names_other_forms() {
+        let tmp = tempfile::tempdir().unwrap();
+        let d = tmp.path();
+        for f in [
+            "000000010000000000000001.partial",
+            "000000010000000000000001.zst",
+            "000000010000000000000002.gz.partial",
+            "000000010000000000000003",
+            "000000010000000000000003.lz4",
+        ] {
+            std::fs::write(d.join(f), b"x").unwrap();
+        }
+        let wd = WalDirectory::scan(d).unwrap();
+        let found = |n: &str| wd.find(n).map(|p| p.file_name().unwrap().to_owned());
+        // Compressed before .partial; the plain file when there is one; exact names as given.
+        assert_eq!(
+            found("000000010000000000000001").unwrap(),
+            "000000010000000000000001.zst"
+        );
+        assert_eq!(
+            found("000000010000000000000002").unwrap(),
+            "000000010000000000000002.gz.partial"
+        );
+        assert_eq!(
+            found("000000010000000000000003").unwrap(),
+            "000000010000000000000003"
+        );
+        assert_eq!(
+            found("000000010000000000000001.partial").unwrap(),
+            "000000010000000000000001.partial"
+        );
+        assert!(found("000000010000000000000004").is_none());
+        assert!(found("000000010000000000000002.gz").is_none());
+        assert!(found("000000020000000000000001").is_none());
+    }
 }

@@ -30,6 +30,9 @@ use pgwal::archive::{
 use pgwal::Lsn;
 use serde_json::{json, Value};
 
+use crate::getopt::Scanned;
+use crate::prog::{self, HelpPage, Usage};
+
 /// Arguments of `pgwal archive`.
 #[derive(Debug, Args)]
 #[command(disable_version_flag = true)]
@@ -117,8 +120,9 @@ struct FetchArgs {
     verbose: bool,
 }
 
+/// Arguments of `pgwal archive cleanup` (pg_archivecleanup's, plus pgwal's).
 #[derive(Debug, Args)]
-struct CleanupArgs {
+pub struct CleanupArgs {
     /// The archive directory.
     #[arg(value_name = "ARCHIVELOCATION")]
     dir: PathBuf,
@@ -178,7 +182,7 @@ pub fn run(a: ArchiveArgs) -> anyhow::Result<ExitCode> {
     match a.cmd {
         Command::Push(p) => Ok(push(p)),
         Command::Fetch(f) => Ok(fetch(f)),
-        Command::Cleanup(c) => Ok(cleanup(c)),
+        Command::Cleanup(c) => Ok(cleanup(c, &Scanned::default())),
         Command::Verify(v) => verify(v),
         Command::Status(s) => status(s),
     }
@@ -272,7 +276,21 @@ fn fetch(a: FetchArgs) -> ExitCode {
     }
 }
 
-fn cleanup(a: CleanupArgs) -> ExitCode {
+/// pg_archivecleanup's operand checks (usage errors, exit 2): both operands, no more.
+pub fn check_cleanup_options(s: &Scanned) -> anyhow::Result<()> {
+    let msg = match s.operands.len() {
+        0 => "must specify archive location",
+        1 => "must specify oldest kept WAL file",
+        2 => return Ok(()),
+        _ => "too many command-line arguments",
+    };
+    Err(Usage::new(msg).into())
+}
+
+/// Runs `pgwal archive cleanup` (or pg_archivecleanup in drop-in mode); the operands were
+/// checked by [`check_cleanup_options`] (`_s`).
+pub fn cleanup(a: CleanupArgs, _s: &Scanned) -> ExitCode {
+    let n = prog::name();
     let opts = CleanupOptions {
         strip_extension: a.strip_extension.clone(),
         clean_backup_history: a.clean_backup_history,
@@ -282,32 +300,34 @@ fn cleanup(a: CleanupArgs) -> ExitCode {
     let plan = match archive::plan_cleanup(&a.dir, &a.oldest_kept, &opts) {
         Ok(p) => p,
         Err(e @ (CleanupError::ArchiveMissing(_) | CleanupError::InvalidName(_))) => {
-            eprintln!("pgwal archive cleanup: error: {e}");
             if matches!(e, CleanupError::InvalidName(_)) {
-                eprintln!("pgwal archive cleanup: hint: Try \"pgwal archive cleanup --help\" for more information.");
+                // pg_archivecleanup does not name the argument.
+                if prog::dropin() {
+                    eprintln!("{n}: error: invalid file name argument");
+                } else {
+                    eprintln!("{n}: error: {e}");
+                }
+                prog::print_hint();
+            } else {
+                eprintln!("{n}: error: {e}");
             }
             return ExitCode::from(2);
         }
         Err(e) => {
-            eprintln!("pgwal archive cleanup: error: {e}");
+            eprintln!("{n}: error: {e}");
             return ExitCode::FAILURE;
         }
     };
     let dir = a.dir.display().to_string();
     if a.debug {
-        eprintln!(
-            "pgwal archive cleanup: keeping WAL file \"{dir}/{}\" and later",
-            plan.cutoff
-        );
+        eprintln!("{n}: keeping WAL file \"{dir}/{}\" and later", plan.cutoff);
     }
     for note in &plan.notes {
-        eprintln!("pgwal archive cleanup: {note}");
+        eprintln!("{n}: {note}");
     }
     for (name, leaf) in &plan.kept_for_history {
         if a.debug || a.dry_run {
-            eprintln!(
-                "pgwal archive cleanup: keeping \"{dir}/{name}\": timeline {leaf} still needs it"
-            );
+            eprintln!("{n}: keeping \"{dir}/{name}\": timeline {leaf} still needs it");
         }
     }
     if a.dry_run {
@@ -315,20 +335,20 @@ fn cleanup(a: CleanupArgs) -> ExitCode {
         for name in &plan.remove {
             let _ = writeln!(out, "{dir}/{name}");
             if a.debug {
-                eprintln!("pgwal archive cleanup: file \"{dir}/{name}\" would be removed");
+                eprintln!("{n}: file \"{dir}/{name}\" would be removed");
             }
         }
         return ExitCode::SUCCESS;
     }
     let res = archive::execute_cleanup(&a.dir, &plan, |p| {
         if a.debug {
-            eprintln!("pgwal archive cleanup: removing file \"{}\"", p.display());
+            eprintln!("{n}: removing file \"{}\"", p.display());
         }
     });
     match res {
         Ok(_) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("pgwal archive cleanup: error: {e}");
+            eprintln!("{n}: error: {e}");
             ExitCode::FAILURE
         }
     }
@@ -557,4 +577,53 @@ fn status(a: StatusArgs) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// pg_archivecleanup's `--help` layout (drop-in mode), with pgwal's extra options after its own.
+pub fn cleanup_help_page() -> HelpPage<'static> {
+    HelpPage {
+        summary: "removes WAL files no longer needed from a PostgreSQL archive (pgwal).",
+        usage: "[OPTION]... ARCHIVELOCATION OLDESTKEPTWALFILE",
+        sections: &[
+            (
+                "Options:",
+                &[
+                    (
+                        "-b, --clean-backup-history",
+                        &["remove backup history files too"],
+                    ),
+                    ("-d, --debug", &["say what is kept and removed"]),
+                    (
+                        "-n, --dry-run",
+                        &["only print the files that would be removed"],
+                    ),
+                    ("-V, --version", &["print the version and exit"]),
+                    (
+                        "-x, --strip-extension=EXT",
+                        &["ignore this extension when matching file names"],
+                    ),
+                    ("-?, --help", &["print this help and exit"]),
+                ],
+            ),
+            (
+                "pgwal options:",
+                &[
+                    (
+                        "    --exact",
+                        &["recognise only pg_archivecleanup's file names"],
+                    ),
+                    (
+                        "    --keep-history-needs",
+                        &["keep what other timelines' history still needs"],
+                    ),
+                ],
+            ),
+        ],
+        footer: &[
+            "In postgresql.conf:",
+            "  archive_cleanup_command = 'pg_archivecleanup /path/to/archive %r'",
+            "pgwal home page: <https://github.com/pgwal/pgwal>",
+        ],
+        column: 30,
+    }
 }

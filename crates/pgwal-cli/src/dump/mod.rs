@@ -8,14 +8,25 @@ use std::process::ExitCode;
 
 use anyhow::{anyhow, bail, Context};
 use clap::{Args, ValueEnum};
+
+use crate::getopt::Scanned;
+use crate::prog::{self, Usage};
+pub(crate) use options::parse_lsn;
+pub use options::{check_options, help_page, Checked};
+use options::{
+    parse_block, parse_fork, parse_limit, parse_relation, parse_rmgr, parse_stats, parse_timeline,
+    parse_xid, print_rmgr_list,
+};
 use pgwal::source::{self, ReadEnd, ReadRange, SegmentInfo, WalDirectory};
 use pgwal::wal::{DecoderConfig, Fork, PgVersion, Record, RelFileLocator};
-use pgwal::{desc, Lsn, TimelineId, WalFileName};
+use pgwal::{Lsn, TimelineId, WalFileName};
 
 mod fastfmt;
 mod fullpage;
 mod json;
+mod options;
 mod parallel;
+mod pgmsg;
 mod stats;
 mod stdin;
 mod text;
@@ -152,58 +163,18 @@ fn parse_filters(a: &DumpArgs) -> anyhow::Result<Filters> {
     };
     for name in &a.rmgr {
         let mut set = f.rmgrs.unwrap_or([false; 256]);
-        if let Some(n) = name
-            .strip_prefix("custom")
-            .and_then(|n| n.parse::<u16>().ok())
-        {
-            if !(128..=255).contains(&n) {
-                bail!("custom resource manager \"{name}\" does not exist");
-            }
-            set[usize::from(n)] = true;
-        } else {
-            let id = desc::RMGR_NAMES
-                .iter()
-                .position(|r| r.eq_ignore_ascii_case(name))
-                .ok_or_else(|| anyhow!("resource manager \"{name}\" does not exist"))?;
-            set[id] = true;
-        }
+        set[parse_rmgr(name)?] = true;
         f.rmgrs = Some(set);
     }
-    if let Some(x) = &a.xid {
-        f.xid = Some(
-            x.parse()
-                .map_err(|_| anyhow!("invalid transaction ID specification: \"{x}\""))?,
+    f.xid = a.xid.as_deref().map(parse_xid).transpose()?;
+    f.relation = a.relation.as_deref().map(parse_relation).transpose()?;
+    f.block = a.block.as_deref().map(parse_block).transpose()?;
+    if f.block.is_some() && f.relation.is_none() {
+        return Err(
+            Usage::new("option -B/--block requires option -R/--relation to be specified").into(),
         );
     }
-    if let Some(r) = &a.relation {
-        let parts: Vec<Option<u32>> = r.split('/').map(|p| p.parse().ok()).collect();
-        match parts.as_slice() {
-            [Some(spc), Some(db), Some(rel)] if *spc != 0 && *rel != 0 => {
-                f.relation = Some(RelFileLocator { spc: *spc, db: *db, rel: *rel })
-            }
-            _ => bail!(
-                "invalid relation specification: \"{r}\"\nDetail: Expecting \"tablespace OID/database OID/relation filenode\"."
-            ),
-        }
-    }
-    if let Some(b) = &a.block {
-        match b.parse::<u32>() {
-            Ok(n) if n != u32::MAX => f.block = Some(n),
-            _ => bail!("invalid block number: \"{b}\""),
-        }
-        if f.relation.is_none() {
-            bail!("option -B/--block requires option -R/--relation to be specified");
-        }
-    }
-    if let Some(name) = &a.fork {
-        f.fork = Some(match name.as_str() {
-            "main" => Fork::Main,
-            "fsm" => Fork::Fsm,
-            "vm" => Fork::Vm,
-            "init" => Fork::Init,
-            _ => bail!("invalid fork name: \"{name}\""),
-        });
-    }
+    f.fork = a.fork.as_deref().map(parse_fork).transpose()?;
     f.any = f.rmgrs.is_some()
         || f.xid.is_some()
         || f.relation.is_some()
@@ -211,11 +182,6 @@ fn parse_filters(a: &DumpArgs) -> anyhow::Result<Filters> {
         || f.fork.is_some()
         || f.fullpage;
     Ok(f)
-}
-
-pub(crate) fn parse_lsn(s: &str) -> anyhow::Result<Lsn> {
-    s.parse::<Lsn>()
-        .map_err(|_| anyhow!("invalid WAL location: \"{s}\""))
 }
 
 /// Where a file name lives: (directory, file name).
@@ -241,8 +207,9 @@ fn probe_file(path: &Path) -> anyhow::Result<SegmentInfo> {
 }
 
 /// pg_waldump's `identify_target_directory`: `dir` then `dir/pg_wal`; without a directory
-/// `.`, `pg_wal`, `$PGDATA/pg_wal`. A directory qualifies if it holds `fname` (or, without one,
-/// any WAL segment).
+/// `.`, `pg_wal`, `$PGDATA/pg_wal`. A directory qualifies if it holds `fname` (a plain segment
+/// name also matches its compressed or `.partial` forms, see [`WalDirectory::find`]) or,
+/// without one, any WAL segment.
 fn identify_target_directory(
     dir: Option<&Path>,
     fname: Option<&str>,
@@ -263,7 +230,8 @@ fn identify_target_directory(
         }
         let wd = WalDirectory::scan(&c)?;
         let file = match fname {
-            Some(f) => Some(c.join(f)).filter(|p| p.is_file()),
+            // A plain segment name also finds the compressed or `.partial` form.
+            Some(f) => wd.find(f),
             None => wd.first_segment().map(|(_, p)| p.to_path_buf()),
         };
         if let Some(file) = file {
@@ -290,16 +258,15 @@ struct Plan {
 fn locate(a: &DumpArgs) -> anyhow::Result<Plan> {
     if let Some(p) = &a.path {
         if !p.is_dir() {
-            bail!(
+            return Err(Usage::new(format!(
                 "could not open directory \"{}\": No such file or directory",
                 p.display()
-            );
+            ))
+            .into());
         }
     }
     let mut tli = match &a.timeline {
-        Some(t) => t
-            .parse::<TimelineId>()
-            .map_err(|_| anyhow!("invalid value \"{t}\" for option -t/--timeline"))?,
+        Some(t) => parse_timeline(t)?,
         None => TimelineId(1),
     };
     let start_opt = a.start.as_deref().map(parse_lsn).transpose()?;
@@ -321,12 +288,17 @@ fn locate(a: &DumpArgs) -> anyhow::Result<Plan> {
         let start = match start_opt {
             None => seg_start,
             Some(s) if s.segment(seg_size) == segno => s,
-            Some(s) => bail!("start WAL location {s} is not inside file \"{fname}\""),
+            Some(s) => {
+                return Err(Usage::new(format!(
+                    "start WAL location {s} is not inside file \"{fname}\""
+                ))
+                .into())
+            }
         };
         let mut last = segno;
         if let Some(endseg) = &a.endseg {
             let (_, efname) = split_path(endseg);
-            if !wd.path().join(&efname).is_file() {
+            if wd.find(&efname).is_none() {
                 bail!("could not open file \"{efname}\"");
             }
             let ename = WalFileName::parse(&efname)
@@ -344,10 +316,11 @@ fn locate(a: &DumpArgs) -> anyhow::Result<Plan> {
         let last_end = last.next().start_lsn(seg_size).unwrap_or(Lsn::MAX);
         let e = end.unwrap_or(last_end);
         if e.segment(seg_size) != last && e != last_end {
-            bail!(
+            return Err(Usage::new(format!(
                 "end WAL location {e} is not inside file \"{}\"",
                 a.endseg.as_deref().unwrap_or(startseg)
-            );
+            ))
+            .into());
         }
         end = Some(e);
         return Ok(Plan {
@@ -363,6 +336,7 @@ fn locate(a: &DumpArgs) -> anyhow::Result<Plan> {
     let info = probe_file(&file)?;
     let start = match start_opt {
         Some(s) => s,
+        None if prog::dropin() => return Err(Usage::new("no start WAL location given").into()),
         None => {
             // Beyond pg_waldump: begin at the earliest segment of the timeline.
             let want = a.timeline.as_ref().map(|_| tli);
@@ -388,30 +362,23 @@ fn locate(a: &DumpArgs) -> anyhow::Result<Plan> {
     })
 }
 
-fn print_rmgr_list() {
-    for n in desc::RMGR_NAMES {
-        println!("{n}");
+/// Runs `pgwal dump` (or pg_waldump in drop-in mode) with the options `s` scanned from the
+/// command line (empty when clap parsed it).
+pub fn run(a: DumpArgs, s: &Scanned) -> anyhow::Result<ExitCode> {
+    if prog::dropin() && s.options.is_empty() && s.operands.is_empty() {
+        return Err(Usage::new("no arguments specified").into());
     }
-}
-
-/// Runs `pgwal dump`.
-pub fn run(a: DumpArgs) -> anyhow::Result<ExitCode> {
     if a.rmgr.iter().any(|r| r.eq_ignore_ascii_case("list")) {
         print_rmgr_list();
         return Ok(ExitCode::SUCCESS);
     }
-    let per_record = match a.stats.as_deref() {
-        None => None,
-        Some("rmgr") => Some(false),
-        Some("record") => Some(true),
-        Some(v) => bail!("unrecognized value for option --stats: {v}"),
-    };
-    let limit: i64 = match &a.limit {
-        Some(n) => n
-            .parse()
-            .map_err(|_| anyhow!("invalid value \"{n}\" for option -n/--limit"))?,
-        None => -1,
-    };
+    let per_record = a.stats.as_deref().map(parse_stats).transpose()?;
+    let limit: i64 = a
+        .limit
+        .as_deref()
+        .map(parse_limit)
+        .transpose()?
+        .unwrap_or(-1);
     let filters = parse_filters(&a)?;
     if a.startseg.is_none()
         && a.path.is_none()
@@ -422,7 +389,7 @@ pub fn run(a: DumpArgs) -> anyhow::Result<ExitCode> {
             .map(|d| d.first_segment().is_none())
             .unwrap_or(true)
     {
-        bail!("no arguments specified\nTry \"pgwal dump --help\" for more information.");
+        return Err(Usage::new("no arguments specified").into());
     }
     if let Some(dir) = &a.save_fullpage {
         fullpage::prepare_dir(dir)?;
@@ -461,6 +428,8 @@ pub fn run(a: DumpArgs) -> anyhow::Result<ExitCode> {
     let stdout = std::io::stdout();
     let mut stats = stats::Stats::new();
     let jobs = a.jobs.unwrap_or(1).max(1);
+    // The last record read (filtered out or not): pg_waldump names it when reading fails.
+    let mut last_read: Option<Lsn> = None;
     let (outcome, mut out) = if jobs > 1 && !a.follow {
         // Workers write to stdout themselves, through a handle they share (stdout stays
         // unlocked until they are done).
@@ -472,7 +441,15 @@ pub fn run(a: DumpArgs) -> anyhow::Result<ExitCode> {
         // Locked for the whole run: the read loop is compiled for the writer it captures, and
         // with the locked one `--stats` measured 1–1.5% faster than with the shared handle.
         let mut out = std::io::BufWriter::with_capacity(1 << 15, stdout.lock());
-        let outcome = sequential(&plan, range, &sink, limit, a.follow, &mut out, &mut stats)?;
+        let outcome = sequential(
+            &plan,
+            range,
+            &sink,
+            (limit, a.follow),
+            &mut out,
+            &mut stats,
+            &mut last_read,
+        )?;
         (outcome, out)
     };
     if let Some(per_record) = per_record {
@@ -501,11 +478,37 @@ pub fn run(a: DumpArgs) -> anyhow::Result<ExitCode> {
                 (None, Some(m)) => format!("no WAL file {m}"),
                 (None, None) => "the last file ends".to_string(),
             };
-            if a.waldump_exit {
-                eprintln!("pgwal: error: error in WAL record at {at}: {why}");
+            let name = prog::name();
+            if prog::dropin() {
+                // pg_waldump's own rules: a missing file is fatal, anything else is an error in
+                // the WAL record after the last one read.
+                if let (None, Some(m)) = (&reason, &missing) {
+                    eprintln!(
+                        "{name}: error: could not find file \"{m}\": No such file or directory"
+                    );
+                } else {
+                    let lsn = last_read.unwrap_or(at);
+                    let why = match &reason {
+                        Some(r) => {
+                            pgmsg::reason(r, plan.info.version, plan.tli, plan.info.seg_size)
+                        }
+                        None => why,
+                    };
+                    // pg_waldump 13 and 14 label their fatal errors "fatal".
+                    let level = if plan.info.version <= PgVersion::V14 {
+                        "fatal"
+                    } else {
+                        "error"
+                    };
+                    eprintln!("{name}: {level}: error in WAL record at {lsn}: {why}");
+                }
                 return Ok(ExitCode::FAILURE);
             }
-            eprintln!("pgwal: end of valid WAL at {at} ({why})");
+            if a.waldump_exit {
+                eprintln!("{name}: error: error in WAL record at {at}: {why}");
+                return Ok(ExitCode::FAILURE);
+            }
+            eprintln!("{name}: end of valid WAL at {at} ({why})");
             Ok(ExitCode::SUCCESS)
         }
         Err(e) => Err(anyhow::Error::new(e).context("corrupt WAL")),
@@ -622,7 +625,7 @@ fn skip_message(plan: &Plan, first: Lsn, version: PgVersion, sink: &Sink, out: &
     );
     // 13–16 print it on stdout, 17+ log it on stderr.
     if version >= PgVersion::V17 || sink.json || sink.quiet {
-        eprintln!("pgwal: {msg}");
+        eprintln!("{}: {msg}", prog::name());
     } else {
         out.push_str(&msg);
         out.push('\n');
@@ -631,14 +634,16 @@ fn skip_message(plan: &Plan, first: Lsn, version: PgVersion, sink: &Sink, out: &
 
 type Outcome = Result<ReadEnd, source::SourceError>;
 
+/// Reads `range` record by record; `(limit, follow)` are `-n` and `-f`; `last_read` gets the
+/// LSN of each record read.
 fn sequential(
     plan: &Plan,
     mut range: ReadRange,
     sink: &Sink,
-    limit: i64,
-    follow: bool,
+    (limit, follow): (i64, bool),
     out: &mut impl std::io::Write,
     stats: &mut stats::Stats,
+    last_read: &mut Option<Lsn>,
 ) -> anyhow::Result<Outcome> {
     let mut line = String::with_capacity(1 << 16);
     let mut shown: i64 = 0;
@@ -652,6 +657,7 @@ fn sequential(
         // Following, the directory is being written: the segment being written is read, not
         // mapped.
         let outcome = source::read_range_live(dir, &range, follow, |rec| {
+            *last_read = Some(rec.lsn());
             if first {
                 first = false;
                 skip_message(plan, rec.lsn(), rec.version(), sink, &mut line);

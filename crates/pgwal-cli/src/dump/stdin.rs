@@ -134,10 +134,13 @@ pub(crate) fn run(
             .map(|e| e.to_string())
             .unwrap_or_else(|| "end of input".into());
         if a.waldump_exit {
-            eprintln!("pgwal: error: error in WAL record at {at}: {why}");
+            eprintln!(
+                "{}: error: error in WAL record at {at}: {why}",
+                crate::prog::name()
+            );
             return Ok(ExitCode::FAILURE);
         }
-        eprintln!("pgwal: end of valid WAL at {at} ({why})");
+        eprintln!("{}: end of valid WAL at {at} ({why})", crate::prog::name());
     }
     Ok(ExitCode::SUCCESS)
 }

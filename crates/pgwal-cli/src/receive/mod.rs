@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{anyhow, Context};
+use anyhow::{anyhow, bail, Context};
 use clap::{ArgAction, Args};
 use pgwal::conninfo::{Config, ConnInfo, SystemEnvironment};
 use pgwal::receiver::{
@@ -16,6 +16,9 @@ use pgwal::receiver::{
 };
 use pgwal::replication::{CreateSlotOptions, ReplicationClient, SlotName};
 use pgwal::Lsn;
+
+use crate::getopt::Scanned;
+use crate::prog::{self, HelpPage, Usage};
 
 mod metrics_http;
 
@@ -97,13 +100,55 @@ pub struct ReceiveArgs {
 
 /// An option error, reported as pg_receivewal does (with the `--help` hint).
 fn usage(msg: impl std::fmt::Display) -> anyhow::Result<ExitCode> {
-    eprintln!("pgwal receive: error: {msg}");
-    eprintln!("pgwal receive: hint: Try \"pgwal receive --help\" for more information.");
-    Ok(ExitCode::FAILURE)
+    Err(Usage::new(msg.to_string()).into())
+}
+
+/// A value of `-E/--endpos` (an error without the hint, as pg_receivewal's).
+fn parse_endpos(s: &str) -> anyhow::Result<Lsn> {
+    s.parse::<Lsn>()
+        .map_err(|_| anyhow!("could not parse end position \"{s}\""))
+}
+
+/// A value of `-s/--status-interval`: seconds, 0 for none (an error without the hint).
+fn parse_status_interval(s: &str) -> anyhow::Result<Option<Duration>> {
+    match s.trim().parse::<i64>() {
+        Err(_) => bail!("invalid value \"{s}\" for option -s/--status-interval"),
+        Ok(v) if !(0..=2_147_483).contains(&v) => {
+            bail!("-s/--status-interval must be in range 0..2147483")
+        }
+        Ok(0) => Ok(None),
+        Ok(v) => Ok(Some(Duration::from_secs(v as u64))),
+    }
+}
+
+/// pg_receivewal's checks while scanning the options: `-s` and `-E` values in the order given,
+/// then operands (there are none).
+pub fn check_options(s: &Scanned) -> anyhow::Result<()> {
+    for g in &s.options {
+        let v = g.value.as_deref().unwrap_or("");
+        match g.id.as_str() {
+            "status_interval" => {
+                parse_status_interval(v)?;
+            }
+            "endpos" => {
+                parse_endpos(v)?;
+            }
+            _ => {}
+        }
+    }
+    if let Some(first) = s.operands.first() {
+        return Err(Usage::new(format!(
+            "too many command-line arguments (first is \"{first}\")"
+        ))
+        .into());
+    }
+    Ok(())
 }
 
 fn init_logging(verbose: u8) {
     let default = match verbose {
+        // pg_receivewal prints progress only with -v.
+        0 if prog::dropin() => "warn",
         0 => "warn,pgwal=info,pgwal_cli=info",
         1 => "warn,pgwal=info,pgwal::receiver=debug,pgwal_cli=debug",
         _ => "debug",
@@ -111,12 +156,46 @@ fn init_logging(verbose: u8) {
     let filter = std::env::var("PGWAL_LOG").unwrap_or_else(|_| default.to_owned());
     let filter = tracing_subscriber::EnvFilter::try_new(&filter)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    if prog::dropin() {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .event_format(PgLogLine)
+            .try_init();
+        return;
+    }
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false)
         .try_init();
+}
+
+/// Log lines as PostgreSQL's tools print them: `PROG: message`, `PROG: warning: …`,
+/// `PROG: error: …` (drop-in mode).
+struct PgLogLine;
+
+impl<S, N> tracing_subscriber::fmt::FormatEvent<S, N> for PgLogLine
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+    N: for<'a> tracing_subscriber::fmt::FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        ctx: &tracing_subscriber::fmt::FmtContext<'_, S, N>,
+        mut writer: tracing_subscriber::fmt::format::Writer<'_>,
+        event: &tracing::Event<'_>,
+    ) -> std::fmt::Result {
+        let level = match *event.metadata().level() {
+            tracing::Level::ERROR => "error: ",
+            tracing::Level::WARN => "warning: ",
+            _ => "",
+        };
+        write!(writer, "{}: {level}", prog::name())?;
+        ctx.field_format().format_fields(writer.by_ref(), event)?;
+        writeln!(writer)
+    }
 }
 
 /// Reads a password from the terminal without echo.
@@ -167,7 +246,12 @@ fn connection(a: &ReceiveArgs) -> anyhow::Result<Config> {
             info.set(key, v).map_err(|e| anyhow!("{e}"))?;
         }
     }
-    info.set("fallback_application_name", DEFAULT_APPLICATION_NAME)
+    let fallback = if prog::dropin() {
+        prog::name()
+    } else {
+        DEFAULT_APPLICATION_NAME
+    };
+    info.set("fallback_application_name", fallback)
         .map_err(|e| anyhow!("{e}"))?;
     let mut config =
         Config::from_conninfo(&info, &SystemEnvironment).map_err(|e| anyhow!("{e}"))?;
@@ -177,8 +261,9 @@ fn connection(a: &ReceiveArgs) -> anyhow::Result<Config> {
     Ok(config)
 }
 
-/// Runs `pgwal receive`.
-pub fn run(a: ReceiveArgs) -> anyhow::Result<ExitCode> {
+/// Runs `pgwal receive` (or pg_receivewal in drop-in mode); the options were checked in the
+/// order given by [`check_options`] (`_s`).
+pub fn run(a: ReceiveArgs, _s: &Scanned) -> anyhow::Result<ExitCode> {
     if a.create_slot && a.drop_slot {
         return usage("cannot use --create-slot together with --drop-slot");
     }
@@ -196,34 +281,15 @@ pub fn run(a: ReceiveArgs) -> anyhow::Result<ExitCode> {
     if a.directory.is_none() && !a.create_slot && !a.drop_slot {
         return usage("no target directory specified");
     }
-    let endpos = match &a.endpos {
-        None => None,
-        Some(s) => match s.parse::<Lsn>() {
-            Ok(l) => Some(l),
-            Err(_) => return usage(format!("could not parse end position \"{s}\"")),
-        },
-    };
+    let endpos = a.endpos.as_deref().map(parse_endpos).transpose()?;
     let status_interval = match &a.status_interval {
         None => Some(Duration::from_secs(10)),
-        Some(s) => match s.trim().parse::<i64>() {
-            Err(_) => {
-                return usage(format!(
-                    "invalid value \"{s}\" for option -s/--status-interval"
-                ))
-            }
-            Ok(v) if !(0..=2_147_483).contains(&v) => {
-                return usage("-s/--status-interval must be in range 0..2147483")
-            }
-            Ok(0) => None,
-            Ok(v) => Some(Duration::from_secs(v as u64)),
-        },
+        Some(s) => parse_status_interval(s)?,
     };
+    // pg_receivewal reports a bad specification without the hint.
     let compress = match &a.compress {
         None => CompressSpec::NONE,
-        Some(s) => match CompressSpec::parse(s) {
-            Ok(c) => c,
-            Err(e) => return usage(e),
-        },
+        Some(s) => CompressSpec::parse(s).map_err(|e| anyhow!("{e}"))?,
     };
     let slot = match &a.slot {
         None => None,
@@ -232,6 +298,19 @@ pub fn run(a: ReceiveArgs) -> anyhow::Result<ExitCode> {
             Err(e) => return usage(e),
         },
     };
+    if let Some(d) = a
+        .directory
+        .as_ref()
+        .filter(|_| !a.create_slot && !a.drop_slot)
+    {
+        if let Err(e) = std::fs::read_dir(d) {
+            bail!(
+                "could not open directory \"{}\": {}",
+                d.display(),
+                prog::strerror(&e)
+            );
+        }
+    }
     init_logging(a.verbose);
     let config = connection(&a)?;
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -248,6 +327,13 @@ pub fn run(a: ReceiveArgs) -> anyhow::Result<ExitCode> {
     let Some(directory) = a.directory.clone() else {
         return Ok(ExitCode::FAILURE);
     };
+    // pg_receivewal exits at once when its first connection fails (no retry loop).
+    if prog::dropin() {
+        if let Err(e) = rt.block_on(first_connection(&config)) {
+            eprintln!("{}: error: {}", prog::name(), libpq_style(&e));
+            return Ok(ExitCode::FAILURE);
+        }
+    }
     let mut opts = ReceiverOptions::new(directory);
     opts.slot = slot;
     opts.endpos = endpos;
@@ -272,16 +358,55 @@ pub fn run(a: ReceiveArgs) -> anyhow::Result<ExitCode> {
         spawn_signal_handler(stop)?;
         match receiver.run().await {
             Ok(Stopped::EndPosition(_)) | Ok(Stopped::Requested) => Ok(ExitCode::SUCCESS),
-            Err(e @ ReceiveError::Disconnected(_)) => {
-                eprintln!("pgwal receive: error: {e}");
+            // pg_receivewal's two lines: the cause, then that it is disconnected.
+            Err(ReceiveError::Disconnected(cause)) => {
+                eprintln!("{}: error: {cause}", prog::name());
+                eprintln!("{}: error: disconnected", prog::name());
                 Ok(ExitCode::FAILURE)
             }
             Err(e) => {
-                eprintln!("pgwal receive: error: {e}");
+                eprintln!("{}: error: {e}", prog::name());
                 Ok(ExitCode::FAILURE)
             }
         }
     })
+}
+
+/// Connects once and closes again (drop-in mode's check of the first connection).
+async fn first_connection(config: &Config) -> Result<(), pgwal::replication::Error> {
+    let mut c = ReplicationClient::connect(config).await?;
+    c.identify_system().await?;
+    let _ = c.close().await;
+    Ok(())
+}
+
+/// A connection error worded as libpq words it: the C library's text for the cause, and
+/// libpq's second line for a refused connection.
+fn libpq_style(e: &pgwal::replication::Error) -> String {
+    match e {
+        pgwal::replication::Error::Connect { target, source } => {
+            let mut s = format!(
+                "connection to server {target} failed: {}",
+                prog::strerror(source)
+            );
+            if source.kind() == std::io::ErrorKind::ConnectionRefused {
+                if target.starts_with("on socket") {
+                    s.push_str("\n\tIs the server running locally and accepting connections on that socket?");
+                } else {
+                    s.push_str(
+                        "\n\tIs the server running on that host and accepting TCP/IP connections?",
+                    );
+                }
+            }
+            s
+        }
+        pgwal::replication::Error::AllHostsFailed(all) => all
+            .iter()
+            .map(|(_, e)| libpq_style(e))
+            .collect::<Vec<_>>()
+            .join("\n"),
+        other => other.to_string(),
+    }
 }
 
 /// SIGINT and SIGTERM stop the receiver in order; a second one exits at once.
@@ -299,7 +424,7 @@ fn spawn_signal_handler(stop: StopHandle) -> anyhow::Result<()> {
             }
             n += 1;
             if n > 1 {
-                eprintln!("pgwal receive: second interrupt signal, exiting at once");
+                eprintln!("{}: second interrupt signal, exiting at once", prog::name());
                 std::process::exit(1);
             }
             stop.stop();
@@ -317,14 +442,15 @@ async fn slot_action(
     let mut client = match ReplicationClient::connect(config).await {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("pgwal receive: error: {e}");
+            eprintln!("{}: error: {e}", prog::name());
             return Ok(ExitCode::FAILURE);
         }
     };
     let id = client.identify_system().await?;
     if id.dbname.is_some() {
         eprintln!(
-            "pgwal receive: error: replication connection using slot \"{}\" is unexpectedly database specific",
+            "{}: error: replication connection using slot \"{}\" is unexpectedly database specific",
+            prog::name(),
             slot.as_str()
         );
         return Ok(ExitCode::FAILURE);
@@ -351,11 +477,127 @@ async fn slot_action(
     match r {
         Ok(()) => Ok(ExitCode::SUCCESS),
         Err(e) => {
-            eprintln!("pgwal receive: error: {e}");
+            match e.db_error().filter(|_| prog::dropin()) {
+                // pg_receivewal's wording: the command it sends, then libpq's error text.
+                Some(db) => {
+                    let command = if create {
+                        format!("CREATE_REPLICATION_SLOT \"{}\" PHYSICAL", slot.as_str())
+                    } else {
+                        format!("DROP_REPLICATION_SLOT \"{}\"", slot.as_str())
+                    };
+                    eprintln!(
+                        "{}: error: could not send replication command \"{command}\": {}",
+                        prog::name(),
+                        libpq_server_error(db)
+                    );
+                }
+                None => eprintln!("{}: error: {e}", prog::name()),
+            }
             Ok(ExitCode::FAILURE)
         }
     }
 }
 
+/// A server error as libpq's default verbosity shows it: `SEVERITY:  message`, then
+/// `DETAIL:  …` and `HINT:  …` lines.
+fn libpq_server_error(db: &pgwal::replication::DbError) -> String {
+    let mut s = format!("{}:  {}", db.severity, db.message);
+    if let Some(d) = &db.detail {
+        s.push_str(&format!("\nDETAIL:  {d}"));
+    }
+    if let Some(h) = &db.hint {
+        s.push_str(&format!("\nHINT:  {h}"));
+    }
+    s
+}
+
 /// The metrics type, re-exported for the HTTP endpoint.
 pub(crate) type SharedMetrics = Arc<Metrics>;
+
+/// pg_receivewal's `--help` layout (drop-in mode), with pgwal's extra options after its own.
+pub fn help_page() -> HelpPage<'static> {
+    HelpPage {
+        summary: "receives PostgreSQL streaming write-ahead log (pgwal, for PostgreSQL 13 to 18).",
+        usage: "[OPTION]...",
+        sections: &[
+            (
+                "Options:",
+                &[
+                    (
+                        "-D, --directory=DIR",
+                        &["write the WAL files into this directory"],
+                    ),
+                    (
+                        "-E, --endpos=LSN",
+                        &["exit once this LSN has been received"],
+                    ),
+                    (
+                        "    --if-not-exists",
+                        &["with --create-slot, an existing slot is fine"],
+                    ),
+                    ("-n, --no-loop", &["exit when the connection is lost"]),
+                    ("    --no-sync", &["do not wait for WAL to reach the disk"]),
+                    (
+                        "-s, --status-interval=SECS",
+                        &["seconds between status packets (default: 10)"],
+                    ),
+                    ("-S, --slot=SLOTNAME", &["replication slot to stream from"]),
+                    ("    --synchronous", &["flush WAL as soon as it is written"]),
+                    ("-v, --verbose", &["print progress messages"]),
+                    ("-V, --version", &["print the version and exit"]),
+                    (
+                        "-Z, --compress=METHOD[:DETAIL]",
+                        &["compression of the WAL files"],
+                    ),
+                    ("-?, --help", &["print this help and exit"]),
+                ],
+            ),
+            (
+                "Connection options:",
+                &[
+                    ("-d, --dbname=CONNSTR", &["connection string"]),
+                    ("-h, --host=HOSTNAME", &["server host or socket directory"]),
+                    ("-p, --port=PORT", &["server port"]),
+                    ("-U, --username=NAME", &["user to connect as"]),
+                    ("-w, --no-password", &["never ask for a password"]),
+                    ("-W, --password", &["always ask for a password"]),
+                ],
+            ),
+            (
+                "Optional actions:",
+                &[
+                    (
+                        "    --create-slot",
+                        &["create the slot named by --slot, then exit"],
+                    ),
+                    (
+                        "    --drop-slot",
+                        &["drop the slot named by --slot, then exit"],
+                    ),
+                ],
+            ),
+            (
+                "pgwal options:",
+                &[
+                    (
+                        "    --report-apply",
+                        &["report the flushed position as applied too"],
+                    ),
+                    (
+                        "    --metrics-addr=HOST:PORT",
+                        &["serve Prometheus metrics there"],
+                    ),
+                    (
+                        "    --max-retry-delay=SECS",
+                        &["longest wait between reconnections"],
+                    ),
+                ],
+            ),
+        ],
+        footer: &[
+            "Differences: --create-slot reserves WAL at once; WAL is validated as it arrives.",
+            "pgwal home page: <https://github.com/pgwal/pgwal>",
+        ],
+        column: 25,
+    }
+}

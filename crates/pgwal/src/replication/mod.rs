@@ -76,6 +76,7 @@ pub mod command;
 mod error;
 #[doc(hidden)]
 pub mod fuzzing;
+mod libpq_verify;
 mod live;
 pub mod message;
 pub mod protocol;

@@ -4,10 +4,11 @@
 //! | `sslmode` | server certificate check |
 //! |---|---|
 //! | `allow`, `prefer`, `require` | none; but if the root certificate file exists, the chain is verified (libpq loads it whenever it exists) |
-//! | `verify-ca` | chain verified against `sslrootcert`; the host name is not checked |
-//! | `verify-full` | chain and host name verified (subject alternative names; no CN fallback) |
+//! | `verify-ca` | chain verified against `sslrootcert` (and CRLs, if given); the host name is not checked |
+//! | `verify-full` | chain and host name verified: subjectAltName entries of the host's kind, else the Common Name, as libpq |
 //!
-//! The crypto provider is *ring*.
+//! Verification follows libpq's rules (see `libpq_verify`), so X.509 v1 certificates, as
+//! PostgreSQL's documentation makes them, are accepted. The crypto provider is *ring*.
 
 use std::fs;
 use std::net::IpAddr;
@@ -15,14 +16,15 @@ use std::path::Path;
 use std::sync::Arc;
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::client::{verify_server_cert_signed_by_trust_anchor, WebPkiServerVerifier};
 use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
-use rustls::server::ParsedCertificate;
-use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use rustls::{ClientConfig, DigitallySignedStruct, SignatureScheme};
 use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls_pki_types::{
+    CertificateDer, CertificateRevocationListDer, PrivateKeyDer, ServerName, UnixTime,
+};
 use sha2::{Digest, Sha224, Sha256, Sha384, Sha512};
 
+use super::libpq_verify::LibpqVerifier;
 use super::Error;
 use crate::conninfo::{Config, Host, HostSpec, SslMode};
 
@@ -91,7 +93,7 @@ pub fn server_end_point(cert_der: &[u8]) -> Option<Vec<u8>> {
 }
 
 /// Reads one DER TLV: (tag, content, rest).
-fn der_tlv(b: &[u8]) -> Option<(u8, &[u8], &[u8])> {
+pub(crate) fn der_tlv(b: &[u8]) -> Option<(u8, &[u8], &[u8])> {
     let tag = *b.first()?;
     let first = *b.get(1)?;
     let (len, hdr) = if first < 0x80 {
@@ -179,68 +181,6 @@ impl ServerCertVerifier for NoCertificateCheck {
     }
 }
 
-/// Verifies the chain up to a trusted root but not the host name (`verify-ca`).
-#[derive(Debug)]
-struct ChainOnly {
-    roots: Arc<RootCertStore>,
-    provider: Arc<CryptoProvider>,
-}
-
-impl ServerCertVerifier for ChainOnly {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        let cert = ParsedCertificate::try_from(end_entity)?;
-        verify_server_cert_signed_by_trust_anchor(
-            &cert,
-            &self.roots,
-            intermediates,
-            now,
-            self.provider.signature_verification_algorithms.all,
-        )?;
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider
-            .signature_verification_algorithms
-            .supported_schemes()
-    }
-}
-
 /// A TLS client configuration built from a [`Config`], reused for every host.
 #[derive(Clone, Debug)]
 pub struct TlsSetup {
@@ -252,6 +192,17 @@ impl TlsSetup {
     /// Loads the root and client certificates named by `config` and builds the rustls
     /// configuration for its `sslmode`.
     pub fn from_config(config: &Config) -> Result<TlsSetup, Error> {
+        Self::from_config_with_crls(config, None, None)
+    }
+
+    /// [`TlsSetup::from_config`] with certificate revocation lists, as libpq's `sslcrl` (a PEM
+    /// file) and `sslcrldir` (a directory of PEM files): when any is given, each certificate
+    /// of the server's chain below the root needs a CRL from its issuer, and must not be in it.
+    pub fn from_config_with_crls(
+        config: &Config,
+        crl_file: Option<&Path>,
+        crl_dir: Option<&Path>,
+    ) -> Result<TlsSetup, Error> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let root_file = config
             .ssl_root_cert
@@ -272,17 +223,14 @@ impl TlsSetup {
             }
             None
         };
-        let verifier: Arc<dyn ServerCertVerifier> = match (config.ssl_mode, roots) {
-            (SslMode::VerifyFull, Some(roots)) => {
-                WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
-                    .build()
-                    .map_err(|e| Error::Tls(format!("could not set up verification: {e}")))?
-            }
-            (_, Some(roots)) => Arc::new(ChainOnly {
-                roots: Arc::new(roots),
-                provider: provider.clone(),
-            }),
-            (_, None) => Arc::new(NoCertificateCheck(provider.clone())),
+        let verifier: Arc<dyn ServerCertVerifier> = match roots {
+            Some(roots) => Arc::new(LibpqVerifier::new(
+                roots,
+                load_crls(crl_file, crl_dir)?,
+                config.ssl_mode == SslMode::VerifyFull,
+                provider.clone(),
+            )),
+            None => Arc::new(NoCertificateCheck(provider.clone())),
         };
         let builder = ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
@@ -331,8 +279,8 @@ impl TlsSetup {
     }
 }
 
-fn load_roots(path: &Path) -> Result<RootCertStore, Error> {
-    let mut roots = RootCertStore::empty();
+/// The certificates of the root file, as DER (any X.509 version).
+fn load_roots(path: &Path) -> Result<Vec<Vec<u8>>, Error> {
     let certs = CertificateDer::pem_file_iter(path)
         .map_err(|e| {
             Error::Tls(format!(
@@ -353,15 +301,52 @@ fn load_roots(path: &Path) -> Result<RootCertStore, Error> {
             path.display()
         )));
     }
-    for c in certs {
-        roots.add(c).map_err(|e| {
+    use x509_parser::prelude::{FromDer, X509Certificate};
+    for c in &certs {
+        X509Certificate::from_der(c.as_ref()).map_err(|e| {
             Error::Tls(format!(
                 "invalid certificate in root certificate file \"{}\": {e}",
                 path.display()
             ))
         })?;
     }
-    Ok(roots)
+    Ok(certs.into_iter().map(|c| c.as_ref().to_vec()).collect())
+}
+
+/// The CRLs of `file` and of every file in `dir` (PEM), as DER. A file that does not exist is
+/// ignored, as libpq ignores it.
+fn load_crls(file: Option<&Path>, dir: Option<&Path>) -> Result<Vec<Vec<u8>>, Error> {
+    let mut paths: Vec<std::path::PathBuf> = file
+        .filter(|p| p.exists())
+        .map(Path::to_path_buf)
+        .into_iter()
+        .collect();
+    if let Some(d) = dir.filter(|d| d.is_dir()) {
+        let entries = fs::read_dir(d).map_err(|e| {
+            Error::Tls(format!(
+                "could not read CRL directory \"{}\": {e}",
+                d.display()
+            ))
+        })?;
+        let mut files: Vec<_> = entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.is_file())
+            .collect();
+        files.sort();
+        paths.extend(files);
+    }
+    let mut crls = vec![];
+    for p in paths {
+        let it = CertificateRevocationListDer::pem_file_iter(&p)
+            .map_err(|e| Error::Tls(format!("could not read CRL file \"{}\": {e}", p.display())))?;
+        for crl in it {
+            let crl = crl.map_err(|e| {
+                Error::Tls(format!("could not read CRL file \"{}\": {e}", p.display()))
+            })?;
+            crls.push(crl.as_ref().to_vec());
+        }
+    }
+    Ok(crls)
 }
 
 type ClientCert = (Vec<CertificateDer<'static>>, PrivateKeyDer<'static>);
