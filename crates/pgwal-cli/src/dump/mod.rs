@@ -498,6 +498,7 @@ pub fn run(a: DumpArgs) -> anyhow::Result<ExitCode> {
                 (None, Some(m)) => format!("no WAL file {m}"),
                 (None, None) => "the last file ends".to_string(),
             };
+            let at = plan.info.version.lsn(at);
             if a.waldump_exit {
                 eprintln!("pgwal: error: error in WAL record at {at}: {why}");
                 return Ok(ExitCode::FAILURE);
@@ -611,8 +612,8 @@ fn skip_message(plan: &Plan, first: Lsn, version: PgVersion, sink: &Sink, out: &
     let skipped = first.0 - plan.start.0;
     let msg = format!(
         "first record is after {}, at {}, skipping over {} byte{}",
-        plan.start,
-        first,
+        version.lsn(plan.start),
+        version.lsn(first),
         skipped,
         if skipped == 1 { "" } else { "s" }
     );

@@ -134,9 +134,9 @@ pub(crate) fn cstr_at(b: &[u8], at: usize) -> std::borrow::Cow<'_, str> {
     String::from_utf8_lossy(&s[..end])
 }
 
-/// An LSN as `%X/%X` (not zero-padded), as `LSN_FORMAT_ARGS` prints it.
-pub(crate) fn lsn_str(lsn: u64) -> String {
-    format!("{:X}/{:X}", lsn >> 32, lsn as u32)
+/// An LSN as `version`'s descriptions print it (`%X/%X`, from 19 on `%X/%08X`).
+pub(crate) fn lsn_str(version: PgVersion, lsn: u64) -> String {
+    version.lsn(crate::Lsn(lsn)).to_string()
 }
 
 /// The relation at `at` (`RelFileNode`/`RelFileLocator`: tablespace, database, relation).

@@ -20,6 +20,10 @@ const FPI_FOR_HINT: u8 = 0xA0;
 const FPI: u8 = 0xB0;
 const OVERWRITE_CONTRECORD: u8 = 0xD0;
 const CHECKPOINT_REDO: u8 = 0xE0;
+/// 19: a record whose only purpose is to give something a fresh LSN (no main data).
+const ASSIGN_LSN: u8 = 0xC0;
+/// 19: logical decoding switched on or off while `wal_level` is `replica` (one bool).
+const LOGICAL_DECODING_STATUS_CHANGE: u8 = 0xF0;
 
 /// `MAXFNAMELEN`: the size of `xl_restore_point.rp_name`.
 const MAXFNAMELEN: usize = 64;
@@ -41,6 +45,10 @@ pub(crate) fn identify(version: PgVersion, info: u8) -> Option<&'static str> {
         FPI => "FPI",
         FPI_FOR_HINT => "FPI_FOR_HINT",
         CHECKPOINT_REDO if version >= PgVersion::V17 => "CHECKPOINT_REDO",
+        ASSIGN_LSN if version >= PgVersion::V19 => "ASSIGN_LSN",
+        LOGICAL_DECODING_STATUS_CHANGE if version >= PgVersion::V19 => {
+            "LOGICAL_DECODING_STATUS_CHANGE"
+        }
         _ => return None,
     })
 }
@@ -94,7 +102,7 @@ fn desc_inner(out: &mut String, rec: &Record<'_>) -> Option<()> {
             Some(())
         }
         BACKUP_END => {
-            out.push_str(&lsn_str(u64_at(d, 0)?));
+            out.push_str(&lsn_str(version, u64_at(d, 0)?));
             Some(())
         }
         PARAMETER_CHANGE => {
@@ -118,6 +126,10 @@ fn desc_inner(out: &mut String, rec: &Record<'_>) -> Option<()> {
             Some(())
         }
         FPW_CHANGE => {
+            out.push_str(true_false(*d.first()?));
+            Some(())
+        }
+        LOGICAL_DECODING_STATUS_CHANGE if version >= PgVersion::V19 => {
             out.push_str(true_false(*d.first()?));
             Some(())
         }
@@ -145,7 +157,7 @@ fn desc_inner(out: &mut String, rec: &Record<'_>) -> Option<()> {
             let _ = write!(
                 out,
                 "lsn {}; time {}",
-                lsn_str(lsn),
+                lsn_str(version, lsn),
                 timestamptz_to_str(time)
             );
             Some(())
@@ -154,13 +166,14 @@ fn desc_inner(out: &mut String, rec: &Record<'_>) -> Option<()> {
             let _ = write!(out, "wal_level {}", wal_level_name(i32_at(d, 0)?));
             Some(())
         }
-        // NOOP, SWITCH, FPI and FPI_FOR_HINT print nothing.
+        // NOOP, SWITCH, FPI, FPI_FOR_HINT and (19) ASSIGN_LSN print nothing.
         _ => Some(()),
     }
 }
 
-/// `CheckPoint`: redo LSN, timelines, full_page_writes, (17+) an int `wal_level`, then the
-/// 8-aligned `FullTransactionId nextXid` and the rest.
+/// `CheckPoint`: redo LSN, timelines, full_page_writes, (17+) an int `wal_level`, (19) a bool
+/// `logicalDecodingEnabled`, then the 8-aligned `FullTransactionId nextXid` and the rest; 19's
+/// `nextMultiOffset` is 64 bits wide (8-aligned), which moves every later field by 8.
 fn checkpoint(out: &mut String, version: PgVersion, d: &[u8], info: u8) -> Option<()> {
     let redo = u64_at(d, 0)?;
     let (tli, prev_tli, fpw) = (u32_at(d, 8)?, u32_at(d, 12)?, *d.get(16)?);
@@ -169,21 +182,34 @@ fn checkpoint(out: &mut String, version: PgVersion, d: &[u8], info: u8) -> Optio
     } else {
         None
     };
-    let next_xid = u64_at(d, 24)?;
+    let v19 = version >= PgVersion::V19;
+    let logical_decoding = if v19 { Some(*d.get(24)?) } else { None };
+    // 19's fields sit 8 bytes later from nextXid on, 12 after the wider nextMultiOffset, and 8
+    // again from the 8-aligned `time` on.
+    let (a, b) = if v19 { (8, 12) } else { (0, 0) };
+    let next_xid = u64_at(d, 24 + a)?;
     let u = |at: usize| u32_at(d, at);
-    let (next_oid, next_multi, next_multi_off) = (u(32)?, u(36)?, u(40)?);
+    let (next_oid, next_multi) = (u(32 + a)?, u(36 + a)?);
+    let next_multi_off = if v19 {
+        u64_at(d, 48)?
+    } else {
+        u64::from(u(40)?)
+    };
     let (oldest_xid, oldest_xid_db, oldest_multi, oldest_multi_db) =
-        (u(44)?, u(48)?, u(52)?, u(56)?);
-    // pg_time_t time at 64 is not printed.
-    let (oldest_cts, newest_cts, oldest_active) = (u(72)?, u(76)?, u(80)?);
+        (u(44 + b)?, u(48 + b)?, u(52 + b)?, u(56 + b)?);
+    // pg_time_t time (64, 19: 72) is not printed.
+    let (oldest_cts, newest_cts, oldest_active) = (u(72 + a)?, u(76 + a)?, u(80 + a)?);
     let _ = write!(
         out,
         "redo {}; tli {tli}; prev tli {prev_tli}; fpw {}; ",
-        lsn_str(redo),
+        lsn_str(version, redo),
         true_false(fpw)
     );
     if let Some(level) = wal_level {
         let _ = write!(out, "wal_level {}; ", wal_level_name(level));
+    }
+    if let Some(enabled) = logical_decoding {
+        let _ = write!(out, "logical decoding {}; ", true_false(enabled));
     }
     let _ = write!(
         out,
