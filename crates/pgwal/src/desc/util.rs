@@ -348,13 +348,17 @@ mod golden {
     fn golden_18() {
         golden(18);
     }
+    #[test]
+    fn golden_19() {
+        golden(19);
+    }
 
     /// Every sample record of the covered resource managers, its main data cut at every length
     /// and also overwritten with 0xFF, described as every major: no panics.
     #[test]
     fn malformed_data_never_panics() {
         let mut described = 0;
-        for major in [13, 18] {
+        for major in [13, 18, 19] {
             let wal = unzstd(&testdata(major).join("wal.zst"));
             for_each_record(&wal, |rec| {
                 if !RMIDS.contains(&rec.rmid()) {
