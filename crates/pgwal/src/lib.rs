@@ -25,6 +25,7 @@ pub mod receiver;
 pub mod replication;
 pub mod segment;
 pub mod source;
+pub mod tar;
 pub mod wal;
 
 pub use history::{HistoryEntry, HistoryError, TimelineHistory};

@@ -17,6 +17,7 @@ mod json;
 mod parallel;
 mod stats;
 mod stdin;
+mod tar_input;
 mod text;
 
 /// Output format.
@@ -58,7 +59,8 @@ pub struct DumpArgs {
     /// Number of records to display.
     #[arg(short = 'n', long = "limit", value_name = "N")]
     limit: Option<String>,
-    /// Directory in which to find WAL segment files, or a directory with a ./pg_wal.
+    /// Directory in which to find WAL segment files, or a directory with a ./pg_wal; or a tar
+    /// archive (.tar, .tar.gz, .tgz, .tar.lz4, .tar.zst) holding them (then -s is required).
     #[arg(short = 'p', long = "path", value_name = "PATH")]
     path: Option<PathBuf>,
     /// Do not print any output, except for errors.
@@ -427,6 +429,7 @@ pub fn run(a: DumpArgs) -> anyhow::Result<ExitCode> {
     if a.startseg.as_deref() == Some("-") {
         return stdin::run(&a, per_record, limit, filters);
     }
+    let (a, _tar_dir) = tar_input::prepare(a)?;
     let plan = locate(&a)?;
     // Following timelines reads the newest timeline's history (or -t's) and takes each segment
     // from the timeline that holds it.
