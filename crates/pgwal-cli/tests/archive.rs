@@ -796,6 +796,10 @@ fn push_refuses_what_is_not_wal_of_this_cluster() {
 fn pg_archivecleanups() -> Vec<(PathBuf, u32)> {
     let mut v = Vec::new();
     for (p, major) in [
+        (
+            pgwal_testkit::pg_dir().join("server/19/bin/pg_archivecleanup"),
+            19,
+        ),
         (pgwal_testkit::tools_dir().join("pg_archivecleanup"), 18),
         (
             pgwal_testkit::pg_dir().join("server/18/bin/pg_archivecleanup"),
@@ -1212,4 +1216,9 @@ fn standby_replays_from_lz4_archive() {
 #[test]
 fn standby_replays_from_zstd_archive() {
     standby_from_archive(Major::V17, "zstd");
+}
+
+#[test]
+fn standby_replays_from_zstd_archive_19() {
+    standby_from_archive(Major::V19, "zstd");
 }

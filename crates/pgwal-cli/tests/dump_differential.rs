@@ -26,6 +26,7 @@ const SAMPLES: &[(&str, Major)] = &[
     ("pg16", Major::V16),
     ("pg17", Major::V17),
     ("pg18", Major::V18),
+    ("pg19", Major::V19),
 ];
 
 fn segments(dir: &Path) -> (String, String) {
@@ -281,5 +282,59 @@ fn pg14_matches_golden_files() {
             },
             &ours,
         );
+    }
+}
+
+/// 19 describes a GIN pending list's chaining (UPDATE_META_PAGE `prevTail`/`newRightlink` when
+/// a list page is appended); the shipped workload's pending list never grows past one page, so
+/// this writes WAL that does on a 19 server and compares both tools on it.
+#[test]
+fn gin_pending_list_chain_matches_pg_waldump_19() {
+    if pgwal_testkit::require_major(Major::V19).is_none() {
+        return;
+    }
+    let waldump = reference_waldump(Major::V19).expect("reference pg_waldump 19");
+    let pg = pgwal_testkit::Cluster::builder(Major::V19)
+        .wal_segsize_mb(1)
+        .set("wal_keep_size", "256MB")
+        .start()
+        .unwrap();
+    let start = pg.scalar_blocking("SELECT pg_current_wal_lsn()").unwrap();
+    pg.scalar_blocking(
+        "CREATE TABLE g (a int[]); \
+         CREATE INDEX ON g USING gin (a) WITH (fastupdate = on, gin_pending_list_limit = 64); \
+         SELECT 1",
+    )
+    .unwrap();
+    for i in 1..=12 {
+        pg.scalar_blocking(&format!(
+            "INSERT INTO g SELECT ARRAY[x, x + 1, x + 2] FROM generate_series({}, {}) x; SELECT 1",
+            i * 100,
+            i * 100 + 60
+        ))
+        .unwrap();
+    }
+    pg.query_blocking("VACUUM g").unwrap();
+    let end = pg.scalar_blocking("SELECT pg_current_wal_lsn()").unwrap();
+    let wal = pg.pg_wal_dir().display().to_string();
+    let base: Vec<String> = ["-p", &wal, "-s", &start, "-e", &end]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let plain = run(&waldump, &[], &base, "UTC");
+    let text = String::from_utf8_lossy(&plain.stdout);
+    assert!(
+        text.contains("UPDATE_META_PAGE ntuples: 0 prevTail: "),
+        "the workload should chain pending-list pages:\n{text}"
+    );
+    for opts in [
+        vec![],
+        vec!["-b".to_string()],
+        vec!["-r".into(), "Gin".into()],
+    ] {
+        let args: Vec<String> = base.iter().cloned().chain(opts.iter().cloned()).collect();
+        let reference = run(&waldump, &[], &args, "UTC");
+        let ours = run(&pgwal(), &["dump"], &args, "UTC");
+        assert_same(&format!("live 19 gin {opts:?}"), &reference, &ours);
     }
 }

@@ -50,7 +50,7 @@ fn compress(tool: &str, src: &Path, dst: &Path) {
 
 #[test]
 fn compressed_partial_and_stdin_dump_like_plain_files() {
-    for sample in ["pg13", "pg16", "pg18"] {
+    for sample in ["pg13", "pg16", "pg18", "pg19"] {
         let dir = testdata(sample);
         let names = segment_names(&dir);
         let plain = |extra: &[&str]| {

@@ -133,7 +133,7 @@ fn jobs_print_exactly_the_sequential_output() {
 
 #[test]
 fn jobs_stop_where_the_sequential_dump_stops_on_corrupt_wal() {
-    for name in ["pg13", "pg16", "pg18"] {
+    for name in ["pg13", "pg16", "pg18", "pg19"] {
         let src = testdata("").join(name);
         let seg = segments(&src)[0].clone();
         let bytes = std::fs::read(src.join(&seg)).unwrap();

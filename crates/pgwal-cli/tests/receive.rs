@@ -340,6 +340,11 @@ fn same_archive_as_pg_receivewal_18() {
 }
 
 #[test]
+fn same_archive_as_pg_receivewal_19() {
+    same_archive(Major::V19, true);
+}
+
+#[test]
 fn same_archive_smoke_13_14_16_17() {
     for m in [Major::V13, Major::V14, Major::V16, Major::V17] {
         same_archive(m, false);
@@ -459,9 +464,9 @@ fn kill9_receiver(major: Major) {
     let stop = Arc::new(AtomicBool::new(false));
     let bench = pgbench_until(pg.clone(), stop.clone());
     let mut rng = Rng::new();
-    // 15 writes plain segments (byte-identical to the server's); 18 switches compression at
-    // every restart, so partial segments are also resumed into another format.
-    let methods: &[&str] = if major == Major::V18 {
+    // 15 writes plain segments (byte-identical to the server's); 18 and 19 switch compression
+    // at every restart, so partial segments are also resumed into another format.
+    let methods: &[&str] = if major >= Major::V18 {
         &["zstd", "gzip", "lz4", "none"]
     } else {
         &["none"]
@@ -554,6 +559,11 @@ fn kill9_receiver_15() {
 #[test]
 fn kill9_receiver_18() {
     kill9_receiver(Major::V18);
+}
+
+#[test]
+fn kill9_receiver_19() {
+    kill9_receiver(Major::V19);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -750,6 +760,11 @@ fn synchronous_kill9_primary_18() {
     synchronous_kill9_primary(Major::V18);
 }
 
+#[test]
+fn synchronous_kill9_primary_19() {
+    synchronous_kill9_primary(Major::V19);
+}
+
 // ---------------------------------------------------------------------------------------------
 // (d) A standby is promoted; the receiver follows it onto the new timeline.
 
@@ -921,6 +936,11 @@ fn follows_promotion_15() {
 #[test]
 fn follows_promotion_18() {
     follows_promotion(Major::V18);
+}
+
+#[test]
+fn follows_promotion_19() {
+    follows_promotion(Major::V19);
 }
 
 // ---------------------------------------------------------------------------------------------

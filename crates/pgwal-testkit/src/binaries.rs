@@ -7,8 +7,9 @@
 //! server/15 -> /usr/lib/postgresql/15      Debian, full tool set
 //! server/18/bin/...                        PyPI 18, full tool set, NO SSL
 //! server/18-ssl/bin/...                    npm 18, SSL, only postgres/initdb/pg_ctl
+//! server/19 -> deb/sid/.../postgresql/19   Debian experimental 19 run with sid's libc, full tool set
 //! tools/bin/{pgbench,pg_basebackup,...}    18's client tools, work against 13-18
-//! waldump/{13,15,16,17,18}/pg_waldump      reference pg_waldump per major
+//! waldump/{13,15,16,17,18,19}/pg_waldump   reference pg_waldump per major
 //! ```
 //!
 //! When the cache lacks a major, `/usr/lib/postgresql/<major>/bin` (Debian's layout) is used.
@@ -22,7 +23,7 @@ use std::sync::{Mutex, OnceLock};
 
 use crate::error::{Error, Result};
 
-/// A PostgreSQL major version supported by pgwal (13 through 18).
+/// A PostgreSQL major version supported by pgwal (13 through 19).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Major {
     /// PostgreSQL 13.
@@ -37,17 +38,20 @@ pub enum Major {
     V17,
     /// PostgreSQL 18.
     V18,
+    /// PostgreSQL 19.
+    V19,
 }
 
 impl Major {
     /// Every supported major, oldest first.
-    pub const ALL: [Major; 6] = [
+    pub const ALL: [Major; 7] = [
         Major::V13,
         Major::V14,
         Major::V15,
         Major::V16,
         Major::V17,
         Major::V18,
+        Major::V19,
     ];
 
     /// The major as a number, e.g. `15`.
@@ -59,10 +63,11 @@ impl Major {
             Major::V16 => 16,
             Major::V17 => 17,
             Major::V18 => 18,
+            Major::V19 => 19,
         }
     }
 
-    /// The major for a number such as `15`; `None` outside 13..=18.
+    /// The major for a number such as `15`; `None` outside 13..=19.
     pub const fn from_number(n: u32) -> Option<Major> {
         match n {
             13 => Some(Major::V13),
@@ -71,6 +76,7 @@ impl Major {
             16 => Some(Major::V16),
             17 => Some(Major::V17),
             18 => Some(Major::V18),
+            19 => Some(Major::V19),
             _ => None,
         }
     }
@@ -125,7 +131,8 @@ pub fn pg_dir() -> PathBuf {
     home.join(".cache/pgwal/pg")
 }
 
-/// The directory of the shared client tools (`<pg_dir>/tools/bin`, 18's tools).
+/// The directory of the shared client tools (`<pg_dir>/tools/bin`, 18's tools; 19's come from
+/// `server/19/bin`).
 pub fn tools_dir() -> PathBuf {
     pg_dir().join("tools/bin")
 }
@@ -247,14 +254,14 @@ impl Binaries {
         is_executable(&p).then_some(p)
     }
 
-    /// `pgbench` (any major's works against 13-18; the newest is preferred).
+    /// `pgbench`: the shared one (18's) when it is not older than this server, else the newest.
     pub fn pgbench(&self) -> Result<PathBuf> {
-        find_client_tool("pgbench", None, false)
+        find_client_tool("pgbench", Some(self.major.number()), false)
     }
 
-    /// `psql` (the newest available).
+    /// `psql`: the shared one (18's) when it is not older than this server, else the newest.
     pub fn psql(&self) -> Result<PathBuf> {
-        find_client_tool("psql", None, false)
+        find_client_tool("psql", Some(self.major.number()), false)
     }
 
     /// The newest `pg_basebackup` that is not older than this server.
@@ -333,7 +340,8 @@ fn parse_version_major(s: &str) -> Option<u32> {
 }
 
 /// Find a client tool: among candidates whose major is `>= min_major`, the exact major if
-/// `prefer_exact`, else the newest.
+/// `prefer_exact`, else the shared one in [`tools_dir`] (so that adding a newer major does not
+/// change the tools the older majors' tests run), else the newest.
 fn find_client_tool(name: &str, min_major: Option<u32>, prefer_exact: bool) -> Result<PathBuf> {
     let mut found: Vec<(u32, PathBuf)> = client_tool_candidates(name)
         .into_iter()
@@ -348,6 +356,10 @@ fn find_client_tool(name: &str, min_major: Option<u32>, prefer_exact: bool) -> R
                 return Ok(p.clone());
             }
         }
+    }
+    let shared = tools_dir();
+    if let Some(i) = found.iter().position(|(_, p)| p.starts_with(&shared)) {
+        return Ok(found.swap_remove(i).1);
     }
     found
         .into_iter()

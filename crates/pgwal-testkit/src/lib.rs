@@ -1,4 +1,4 @@
-//! Test kit: throwaway **real** PostgreSQL clusters (majors 13-18) for pgwal's integration
+//! Test kit: throwaway **real** PostgreSQL clusters (majors 13-19) for pgwal's integration
 //! tests. No mocks: every [`Cluster`] is an `initdb`'d data directory with a running postmaster.
 //!
 //! * [`Binaries`] finds server builds and client tools under [`pg_dir()`] (installed by
@@ -62,7 +62,7 @@ pub async fn connect(
     sql::connect(conninfo).await
 }
 
-/// The majors a test suite must cover. Panics (so the test fails, not skips) if any of 13..=18
+/// The majors a test suite must cover. Panics (so the test fails, not skips) if any of 13..=19
 /// is not installed, unless `PGWAL_ALLOW_MISSING_MAJORS=1` is set; then returns the installed
 /// ones.
 pub fn required_majors() -> Vec<Major> {

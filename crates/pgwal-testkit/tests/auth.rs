@@ -71,3 +71,8 @@ async fn auth_users_15() {
 async fn auth_users_18() {
     check_auth(Major::V18).await;
 }
+
+#[tokio::test]
+async fn auth_users_19() {
+    check_auth(Major::V19).await;
+}

@@ -147,7 +147,11 @@ fn binaries_and_tools() {
         let tool_major: u32 = text
             .split("PostgreSQL) ")
             .nth(1)
-            .and_then(|r| r.split('.').next())
+            .map(|r| {
+                r.chars()
+                    .take_while(char::is_ascii_digit)
+                    .collect::<String>()
+            })
             .and_then(|n| n.parse().ok())
             .unwrap();
         assert!(

@@ -121,6 +121,11 @@ fn ssl_18_uses_the_ssl_build() {
 }
 
 #[test]
+fn ssl_19() {
+    check_ssl(Major::V19, false);
+}
+
+#[test]
 fn ssl_13_with_own_pem_files() {
     check_ssl(Major::V13, true);
 }

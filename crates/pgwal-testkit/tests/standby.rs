@@ -91,6 +91,11 @@ async fn standby_18_streams_and_promotes() {
     standby_roundtrip(Major::V18).await;
 }
 
+#[tokio::test]
+async fn standby_19_streams_and_promotes() {
+    standby_roundtrip(Major::V19).await;
+}
+
 // The npm builds have no pg_basebackup of their own: 18's is used (newest not older).
 #[tokio::test]
 async fn standby_13_streams_and_promotes() {

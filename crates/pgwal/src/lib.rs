@@ -1,6 +1,6 @@
 //! # pgwal: PostgreSQL's write-ahead log, as a library
 //!
-//! `pgwal` reads and streams the WAL of PostgreSQL 13 to 18:
+//! `pgwal` reads and streams the WAL of PostgreSQL 13 to 19:
 //!
 //! - **Positions and names**: [`Lsn`] (PostgreSQL's `X/X` form), [`TimelineId`], [`SegNo`],
 //!   [`WalSegSize`], WAL file names ([`WalFileName`]) and timeline history files
@@ -29,6 +29,7 @@ pub mod receiver;
 pub mod replication;
 pub mod segment;
 pub mod source;
+pub mod tar;
 pub mod wal;
 
 pub use history::{HistoryEntry, HistoryError, TimelineHistory};

@@ -1798,4 +1798,5 @@ per_major! {
     pg16_edges, pg16_segment_sizes => Major::V16;
     pg17_edges, pg17_segment_sizes => Major::V17;
     pg18_edges, pg18_segment_sizes => Major::V18;
+    pg19_edges, pg19_segment_sizes => Major::V19;
 }

@@ -83,3 +83,8 @@ async fn live_decode_15() {
 async fn live_decode_18() {
     live_equals_files(Major::V18).await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn live_decode_19() {
+    live_equals_files(Major::V19).await;
+}

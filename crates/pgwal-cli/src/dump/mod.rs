@@ -29,6 +29,7 @@ mod parallel;
 mod pgmsg;
 mod stats;
 mod stdin;
+mod tar_input;
 mod text;
 
 /// Output format.
@@ -70,7 +71,8 @@ pub struct DumpArgs {
     /// Number of records to display.
     #[arg(short = 'n', long = "limit", value_name = "N")]
     limit: Option<String>,
-    /// Directory in which to find WAL segment files, or a directory with a ./pg_wal.
+    /// Directory in which to find WAL segment files, or a directory with a ./pg_wal; or a tar
+    /// archive (.tar, .tar.gz, .tgz, .tar.lz4, .tar.zst) holding them (then -s is required).
     #[arg(short = 'p', long = "path", value_name = "PATH")]
     path: Option<PathBuf>,
     /// Do not print any output, except for errors.
@@ -397,6 +399,7 @@ pub fn run(a: DumpArgs, s: &Scanned) -> anyhow::Result<ExitCode> {
     if a.startseg.as_deref() == Some("-") {
         return stdin::run(&a, per_record, limit, filters);
     }
+    let (a, _tar_dir) = tar_input::prepare(a)?;
     let plan = locate(&a)?;
     // Following timelines reads the newest timeline's history (or -t's) and takes each segment
     // from the timeline that holds it.
@@ -479,6 +482,8 @@ pub fn run(a: DumpArgs, s: &Scanned) -> anyhow::Result<ExitCode> {
                 (None, None) => "the last file ends".to_string(),
             };
             let name = prog::name();
+            let raw_at = at;
+            let at = plan.info.version.lsn(at);
             if prog::dropin() {
                 // pg_waldump's own rules: a missing file is fatal, anything else is an error in
                 // the WAL record after the last one read.
@@ -487,7 +492,7 @@ pub fn run(a: DumpArgs, s: &Scanned) -> anyhow::Result<ExitCode> {
                         "{name}: error: could not find file \"{m}\": No such file or directory"
                     );
                 } else {
-                    let lsn = last_read.unwrap_or(at);
+                    let lsn = plan.info.version.lsn(last_read.unwrap_or(raw_at));
                     let why = match &reason {
                         Some(r) => {
                             pgmsg::reason(r, plan.info.version, plan.tli, plan.info.seg_size)
@@ -618,8 +623,8 @@ fn skip_message(plan: &Plan, first: Lsn, version: PgVersion, sink: &Sink, out: &
     let skipped = first.0 - plan.start.0;
     let msg = format!(
         "first record is after {}, at {}, skipping over {} byte{}",
-        plan.start,
-        first,
+        version.lsn(plan.start),
+        version.lsn(first),
         skipped,
         if skipped == 1 { "" } else { "s" }
     );

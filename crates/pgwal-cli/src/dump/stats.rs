@@ -101,6 +101,7 @@ impl Stats {
             let (Some(start), Some(end)) = (self.start, self.end) else {
                 return;
             };
+            let (start, end) = (version.lsn(start), version.lsn(end));
             let _ = writeln!(out, "WAL statistics between {start} and {end}:");
         }
         let rmids: Vec<usize> = (0..256)

@@ -1,4 +1,5 @@
-//! Gin (rmgr 13) records, as `gindesc.c` describes them (the same text in 13–18).
+//! Gin (rmgr 13) records, as `gindesc.c` describes them (the same text in 13–18; 19 adds the
+//! pending-list fields of UPDATE_META_PAGE and INSERT_LISTPAGE and drops the image notes).
 //!
 //! INSERT and VACUUM_DATA_LEAF_PAGE look into block 0: its full-page image, or its data
 //! (an entry tuple, a posting-tree downlink, or the segment actions of a recompressed data
@@ -6,7 +7,7 @@
 
 use std::fmt::Write;
 
-use super::util::{i32_at, u16_at};
+use super::util::{i32_at, u16_at, u32_at};
 use crate::wal::{PgVersion, Record};
 
 const CREATE_PTREE: u8 = 0x10;
@@ -40,6 +41,11 @@ const POSTING_LIST_HEADER: usize = 8;
 const DELETE_LISTPAGES_NDELETED: usize = 56;
 /// `offsetof(ginxlogSplit, flags)`, after a `RelFileNode` and three `BlockNumber`s.
 const SPLIT_FLAGS: usize = 24;
+/// `offsetof(ginxlogUpdateMeta, prevTail)`: a `RelFileLocator`, then the 8-aligned
+/// `GinMetaPageData` (56 bytes); `newRightlink` and `ntuples` follow.
+const UPDATE_META_PREV_TAIL: usize = 72;
+/// `InvalidBlockNumber`.
+const INVALID_BLOCK: u32 = u32::MAX;
 
 /// `gin_identify` (the same names in 13–18).
 pub(crate) fn identify(_version: PgVersion, info: u8) -> Option<&'static str> {
@@ -80,7 +86,21 @@ fn describe(out: &mut String, rec: &Record<'_>) -> Option<()> {
         DELETE_LISTPAGE => {
             let _ = write!(out, "ndeleted: {}", i32_at(d, DELETE_LISTPAGES_NDELETED)?);
         }
-        // CREATE_PTREE, VACUUM_PAGE, DELETE_PAGE, UPDATE_META_PAGE, INSERT_LISTPAGE: no text.
+        UPDATE_META_PAGE if rec.version() >= PgVersion::V19 => {
+            let at = UPDATE_META_PREV_TAIL;
+            let (prev_tail, right) = (u32_at(d, at)?, u32_at(d, at + 4)?);
+            let _ = write!(out, "ntuples: {}", i32_at(d, at + 8)?);
+            block_if_valid(out, " prevTail", prev_tail);
+            block_if_valid(out, " newRightlink", right);
+        }
+        INSERT_LISTPAGE if rec.version() >= PgVersion::V19 => {
+            // ginxlogInsertListPage {BlockNumber rightlink; int32 ntuples}
+            let right = u32_at(d, 0)?;
+            let _ = write!(out, "ntuples: {}", i32_at(d, 4)?);
+            block_if_valid(out, " rightlink", right);
+        }
+        // CREATE_PTREE, VACUUM_PAGE, DELETE_PAGE and (before 19) UPDATE_META_PAGE and
+        // INSERT_LISTPAGE: no text.
         _ => {}
     }
     Some(())
@@ -133,11 +153,21 @@ fn vacuum_data_leaf(out: &mut String, rec: &Record<'_>) -> Option<()> {
     recompress_leaf(out, rec.block(0)?.data())
 }
 
-/// Appends the full-page-image note when block 0 has an image, and says whether it did.
+/// `label: block` when `block` is a valid block number.
+fn block_if_valid(out: &mut String, label: &str, block: u32) {
+    if block != INVALID_BLOCK {
+        let _ = write!(out, "{label}: {block}");
+    }
+}
+
+/// Whether block 0 has an image (then its data is not described); before 19 a note says so.
 fn full_page_image(out: &mut String, rec: &Record<'_>) -> bool {
     let Some(image) = rec.block(0).and_then(|b| b.image()) else {
         return false;
     };
+    if rec.version() >= PgVersion::V19 {
+        return true;
+    }
     out.push_str(if image.flags.apply {
         " (full page image)"
     } else {

@@ -28,7 +28,7 @@ const SPLIT_META_UPDATE_MASKS: u8 = 1 << 0;
 /// `XLH_SPLIT_META_UPDATE_SPLITPOINT`.
 const SPLIT_META_UPDATE_SPLITPOINT: u8 = 1 << 1;
 
-/// `hash_identify` (the same names in 13–18).
+/// `hash_identify` (the same names in 13–19).
 pub(crate) fn identify(_version: PgVersion, info: u8) -> Option<&'static str> {
     Some(match info & 0xF0 {
         INIT_META_PAGE => "INIT_META_PAGE",
@@ -54,12 +54,20 @@ pub(crate) fn desc(out: &mut String, rec: &Record<'_>) {
 }
 
 fn describe(out: &mut String, rec: &Record<'_>) -> Option<()> {
-    let d = rec.main_data();
+    let (d, version) = (rec.main_data(), rec.version());
     let _ = match rec.info() & 0xF0 {
         INIT_META_PAGE => {
             // xl_hash_init_meta_page {double num_tuples; RegProcedure procid; uint16 ffactor}
-            let (tuples, ffactor) = (f64_at(d, 0)?, u16_at(d, 12)?);
-            write!(out, "num_tuples {}, fillfactor {ffactor}", c_g(tuples))
+            let (tuples, procid, ffactor) = (f64_at(d, 0)?, u32_at(d, 8)?, u16_at(d, 12)?);
+            if version >= PgVersion::V19 {
+                write!(
+                    out,
+                    "num_tuples {}, procid {procid}, fillfactor {ffactor}",
+                    c_g(tuples)
+                )
+            } else {
+                write!(out, "num_tuples {}, fillfactor {ffactor}", c_g(tuples))
+            }
         }
         INIT_BITMAP_PAGE => write!(out, "bmsize {}", u16_at(d, 0)?),
         INSERT => write!(out, "off {}", u16_at(d, 0)?),
@@ -72,9 +80,14 @@ fn describe(out: &mut String, rec: &Record<'_>) -> Option<()> {
             // xl_hash_split_allocate_page {uint32 new_bucket; uint16 old_bucket_flag,
             // new_bucket_flag; uint8 flags}
             let (bucket, flags) = (u32_at(d, 0)?, *d.get(8)?);
+            let _ = write!(out, "new_bucket {bucket}, ");
+            if version >= PgVersion::V19 {
+                let (old, new) = (u16_at(d, 4)?, u16_at(d, 6)?);
+                let _ = write!(out, "old_bucket_flag {old}, new_bucket_flag {new}, ");
+            }
             write!(
                 out,
-                "new_bucket {bucket}, meta_page_masks_updated {}, issplitpoint_changed {}",
+                "meta_page_masks_updated {}, issplitpoint_changed {}",
                 tf(flags & SPLIT_META_UPDATE_MASKS),
                 tf(flags & SPLIT_META_UPDATE_SPLITPOINT)
             )
@@ -90,13 +103,17 @@ fn describe(out: &mut String, rec: &Record<'_>) -> Option<()> {
         }
         SQUEEZE_PAGE => {
             // xl_hash_squeeze_page {BlockNumber prevblkno, nextblkno; uint16 ntups;
-            // bool is_prim_bucket_same_wrt; ...}
+            // bool is_prim_bucket_same_wrt, is_prev_bucket_same_wrt}
             let (prev, next) = (u32_at(d, 0)?, u32_at(d, 4)?);
             let (ntups, prim) = (u16_at(d, 8)?, tf(*d.get(10)?));
-            write!(
+            let _ = write!(
                 out,
                 "prevblkno {prev}, nextblkno {next}, ntups {ntups}, is_primary {prim}"
-            )
+            );
+            if version >= PgVersion::V19 {
+                let _ = write!(out, ", is_previous {}", tf(*d.get(11)?));
+            }
+            Ok(())
         }
         DELETE => {
             // xl_hash_delete {bool clear_dead_marking; bool is_primary_bucket_page}

@@ -76,7 +76,8 @@ pub(crate) fn identify_heap2(version: PgVersion, info: u8) -> Option<&'static st
         0x10 => x10,
         0x20 => x20,
         0x30 => x30,
-        0x40 => "VISIBLE",
+        // 19 sets the visibility map in the PRUNE_* records instead.
+        VISIBLE if version < PgVersion::V19 => "VISIBLE",
         0x50 => "MULTI_INSERT",
         0xD0 => "MULTI_INSERT+INIT",
         0x60 => "LOCK_UPDATED",
@@ -454,7 +455,14 @@ fn freeze_page_old(out: &mut String, d: &[u8]) -> Option<()> {
 /// `heap_xlog_deserialize_prune_and_freeze`).
 fn prune_desc(out: &mut String, rec: &Record<'_>) -> Option<()> {
     let d = rec.main_data();
-    let flags = u8_at(d, 1)?;
+    // xl_heap_prune: 17–18 {uint8 reason; uint8 flags}, 19 {uint8 flags; uint8 vmflags}; then
+    // the unaligned conflict horizon when flagged.
+    let v19 = rec.version() >= PgVersion::V19;
+    let (flags, vm_flags) = if v19 {
+        (u8_at(d, 0)?, u8_at(d, 1)?)
+    } else {
+        (u8_at(d, 1)?, 0)
+    };
     if flags & XLHP_HAS_CONFLICT_HORIZON != 0 {
         let _ = write!(out, "snapshotConflictHorizon: {}", u32_at(d, 2)?);
     }
@@ -464,6 +472,10 @@ fn prune_desc(out: &mut String, rec: &Record<'_>) -> Option<()> {
         'F'
     };
     let _ = write!(out, ", isCatalogRel: {catalog}");
+    // 19 sets visibility-map bits in the same record (no separate VISIBLE record).
+    if vm_flags != 0 {
+        let _ = write!(out, ", vm_flags: 0x{vm_flags:02X}");
+    }
     let Some(data) = block0_data(rec) else {
         return Some(());
     };

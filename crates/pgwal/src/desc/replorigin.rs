@@ -23,7 +23,11 @@ pub(crate) fn desc(out: &mut String, rec: &Record<'_>) {
         SET => {
             // xl_replorigin_set { XLogRecPtr remote_lsn; RepOriginId node_id; bool force; }
             if let (Some(lsn), Some(node), Some(&force)) = (u64_at(d, 0), u16_at(d, 8), d.get(10)) {
-                let _ = write!(out, "set {node}; lsn {}; force: {force}", lsn_str(lsn));
+                let _ = write!(
+                    out,
+                    "set {node}; lsn {}; force: {force}",
+                    lsn_str(rec.version(), lsn)
+                );
             }
         }
         DROP => {

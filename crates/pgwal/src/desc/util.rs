@@ -140,9 +140,9 @@ pub(crate) fn cstr_at(b: &[u8], at: usize) -> std::borrow::Cow<'_, str> {
     String::from_utf8_lossy(&s[..end])
 }
 
-/// An LSN as `%X/%X` (not zero-padded), as `LSN_FORMAT_ARGS` prints it.
-pub(crate) fn lsn_str(lsn: u64) -> String {
-    format!("{:X}/{:X}", lsn >> 32, lsn as u32)
+/// An LSN as `version`'s descriptions print it (`%X/%X`, from 19 on `%X/%08X`).
+pub(crate) fn lsn_str(version: PgVersion, lsn: u64) -> String {
+    version.lsn(crate::Lsn(lsn)).to_string()
 }
 
 /// The relation at `at` (`RelFileNode`/`RelFileLocator`: tablespace, database, relation).
@@ -354,13 +354,17 @@ mod golden {
     fn golden_18() {
         golden(18);
     }
+    #[test]
+    fn golden_19() {
+        golden(19);
+    }
 
     /// Every sample record of the covered resource managers, its main data cut at every length
     /// and also overwritten with 0xFF, described as every major: no panics.
     #[test]
     fn malformed_data_never_panics() {
         let mut described = 0;
-        for major in [13, 18] {
+        for major in [13, 18, 19] {
             let wal = unzstd(&testdata(major).join("wal.zst"));
             for_each_record(&wal, |rec| {
                 if !RMIDS.contains(&rec.rmid()) {

@@ -245,7 +245,7 @@ fn desc_commit(
     subxacts(out, p.nsubxacts, p.subxacts);
     let origin = |out: &mut String| {
         if p.xinfo & XINFO_HAS_ORIGIN != 0 {
-            origin_desc(out, origin_id, p.origin_lsn, p.origin_time);
+            origin_desc(out, version, origin_id, p.origin_lsn, p.origin_time);
         }
     };
     if is_commit {
@@ -323,7 +323,7 @@ fn desc_prepare(out: &mut String, version: PgVersion, d: &[u8], origin_id: u16) 
     // ParsePrepareRecord leaves tsId zero.
     invalidations_desc(out, version, ninvalmsgs, msgs, db, 0, initfileinval);
     if has_stats && origin_id != 0 {
-        origin_desc(out, origin_id, origin_lsn, origin_time);
+        origin_desc(out, version, origin_id, origin_lsn, origin_time);
     }
     Some(())
 }
@@ -386,11 +386,11 @@ fn dropped_stats(out: &mut String, version: PgVersion, label: &str, n: i32, b: &
     }
 }
 
-fn origin_desc(out: &mut String, origin_id: u16, lsn: u64, time: i64) {
+fn origin_desc(out: &mut String, version: PgVersion, origin_id: u16, lsn: u64, time: i64) {
     let _ = write!(
         out,
         "; origin: node {origin_id}, lsn {}, at {}",
-        lsn_str(lsn),
+        lsn_str(version, lsn),
         timestamptz_to_str(time)
     );
 }

@@ -21,6 +21,10 @@ const FPI_FOR_HINT: u8 = 0xA0;
 const FPI: u8 = 0xB0;
 const OVERWRITE_CONTRECORD: u8 = 0xD0;
 const CHECKPOINT_REDO: u8 = 0xE0;
+/// 19: a record whose only purpose is to give something a fresh LSN (no main data).
+const ASSIGN_LSN: u8 = 0xC0;
+/// 19: logical decoding switched on or off while `wal_level` is `replica` (one bool).
+const LOGICAL_DECODING_STATUS_CHANGE: u8 = 0xF0;
 
 /// `MAXFNAMELEN`: the size of `xl_restore_point.rp_name`.
 const MAXFNAMELEN: usize = 64;
@@ -42,6 +46,10 @@ pub(crate) fn identify(version: PgVersion, info: u8) -> Option<&'static str> {
         FPI => "FPI",
         FPI_FOR_HINT => "FPI_FOR_HINT",
         CHECKPOINT_REDO if version >= PgVersion::V17 => "CHECKPOINT_REDO",
+        ASSIGN_LSN if version >= PgVersion::V19 => "ASSIGN_LSN",
+        LOGICAL_DECODING_STATUS_CHANGE if version >= PgVersion::V19 => {
+            "LOGICAL_DECODING_STATUS_CHANGE"
+        }
         _ => return None,
     })
 }
@@ -95,7 +103,7 @@ fn desc_inner(out: &mut String, rec: &Record<'_>) -> Option<()> {
             Some(())
         }
         BACKUP_END => {
-            out.push_str(&lsn_str(u64_at(d, 0)?));
+            out.push_str(&lsn_str(version, u64_at(d, 0)?));
             Some(())
         }
         PARAMETER_CHANGE => {
@@ -119,6 +127,10 @@ fn desc_inner(out: &mut String, rec: &Record<'_>) -> Option<()> {
             Some(())
         }
         FPW_CHANGE => {
+            out.push_str(true_false(*d.first()?));
+            Some(())
+        }
+        LOGICAL_DECODING_STATUS_CHANGE if version >= PgVersion::V19 => {
             out.push_str(true_false(*d.first()?));
             Some(())
         }
@@ -146,7 +158,7 @@ fn desc_inner(out: &mut String, rec: &Record<'_>) -> Option<()> {
             let _ = write!(
                 out,
                 "lsn {}; time {}",
-                lsn_str(lsn),
+                lsn_str(version, lsn),
                 timestamptz_to_str(time)
             );
             Some(())
@@ -155,7 +167,7 @@ fn desc_inner(out: &mut String, rec: &Record<'_>) -> Option<()> {
             let _ = write!(out, "wal_level {}", wal_level_name(i32_at(d, 0)?));
             Some(())
         }
-        // NOOP, SWITCH, FPI and FPI_FOR_HINT print nothing.
+        // NOOP, SWITCH, FPI, FPI_FOR_HINT and (19) ASSIGN_LSN print nothing.
         _ => Some(()),
     }
 }
@@ -187,14 +199,16 @@ pub struct Checkpoint {
     pub full_page_writes: bool,
     /// `wal_level` (17+).
     pub wal_level: Option<i32>,
+    /// `logicalDecodingEnabled` (19+).
+    pub logical_decoding: Option<bool>,
     /// `nextXid`, a `FullTransactionId`: epoch in the high 32 bits.
     pub next_xid: u64,
     /// `nextOid`.
     pub next_oid: u32,
     /// `nextMulti`.
     pub next_multi: u32,
-    /// `nextMultiOffset`.
-    pub next_multi_offset: u32,
+    /// `nextMultiOffset` (64 bits wide from 19 on).
+    pub next_multi_offset: u64,
     /// `oldestXid`.
     pub oldest_xid: u32,
     /// `oldestXidDB`.
@@ -216,14 +230,19 @@ pub struct Checkpoint {
 impl Checkpoint {
     /// Parses the main data `d` of a checkpoint record with info byte `info`; `None` if it is
     /// not a checkpoint or too short. Layout: redo LSN, two timelines, `fullPageWrites`,
-    /// (17+) an int `wal_level`, then the 8-aligned `FullTransactionId nextXid` at 24 in
-    /// every major, and the rest.
+    /// (17+) an int `wal_level`, (19) a bool `logicalDecodingEnabled`, then the 8-aligned
+    /// `FullTransactionId nextXid` (at 24, 19: 32) and the rest; 19's `nextMultiOffset` is 64
+    /// bits wide (8-aligned), which moves every later field.
     pub fn parse(version: PgVersion, info: u8, d: &[u8]) -> Option<Checkpoint> {
         let online = match info & 0xF0 {
             CHECKPOINT_SHUTDOWN => false,
             CHECKPOINT_ONLINE => true,
             _ => return None,
         };
+        let v19 = version >= PgVersion::V19;
+        // 19's fields sit 8 bytes later from nextXid on, 12 after the wider nextMultiOffset,
+        // and 8 again from the 8-aligned `time` on.
+        let (a, b) = if v19 { (8, 12) } else { (0, 0) };
         let u = |at: usize| u32_at(d, at);
         Some(Checkpoint {
             redo: Lsn(u64_at(d, 0)?),
@@ -235,18 +254,23 @@ impl Checkpoint {
             } else {
                 None
             },
-            next_xid: u64_at(d, 24)?,
-            next_oid: u(32)?,
-            next_multi: u(36)?,
-            next_multi_offset: u(40)?,
-            oldest_xid: u(44)?,
-            oldest_xid_db: u(48)?,
-            oldest_multi: u(52)?,
-            oldest_multi_db: u(56)?,
-            // pg_time_t time at 64 is not printed.
-            oldest_commit_ts_xid: u(72)?,
-            newest_commit_ts_xid: u(76)?,
-            oldest_active_xid: u(80)?,
+            logical_decoding: if v19 { Some(*d.get(24)? != 0) } else { None },
+            next_xid: u64_at(d, 24 + a)?,
+            next_oid: u(32 + a)?,
+            next_multi: u(36 + a)?,
+            next_multi_offset: if v19 {
+                u64_at(d, 48)?
+            } else {
+                u64::from(u(40)?)
+            },
+            oldest_xid: u(44 + b)?,
+            oldest_xid_db: u(48 + b)?,
+            oldest_multi: u(52 + b)?,
+            oldest_multi_db: u(56 + b)?,
+            // pg_time_t time (64, 19: 72) is not printed.
+            oldest_commit_ts_xid: u(72 + a)?,
+            newest_commit_ts_xid: u(76 + a)?,
+            oldest_active_xid: u(80 + a)?,
             online,
         })
     }
@@ -257,13 +281,16 @@ fn checkpoint(out: &mut String, version: PgVersion, d: &[u8], info: u8) -> Optio
     let _ = write!(
         out,
         "redo {}; tli {}; prev tli {}; fpw {}; ",
-        lsn_str(c.redo.0),
+        lsn_str(version, c.redo.0),
         c.timeline,
         c.prev_timeline,
         true_false(u8::from(c.full_page_writes))
     );
     if let Some(level) = c.wal_level {
         let _ = write!(out, "wal_level {}; ", wal_level_name(level));
+    }
+    if let Some(enabled) = c.logical_decoding {
+        let _ = write!(out, "logical decoding {}; ", true_false(u8::from(enabled)));
     }
     let _ = write!(
         out,

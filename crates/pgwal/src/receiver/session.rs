@@ -39,7 +39,7 @@ fn retry(what: &str) -> impl FnOnce(replication::Error) -> ReceiveError + '_ {
 
 /// Lowest and highest server majors whose WAL the decoder knows.
 const MIN_MAJOR: u32 = 13;
-const MAX_MAJOR: u32 = 18;
+const MAX_MAJOR: u32 = 19;
 
 pub(super) async fn run(
     conn: Config,

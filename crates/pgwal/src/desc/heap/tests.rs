@@ -134,6 +134,10 @@ fn golden_17() {
 fn golden_18() {
     golden(18);
 }
+#[test]
+fn golden_19() {
+    golden(19);
+}
 
 /// Every sample record, with its main data and block 0 data cut short at every length and
 /// filled with 0xFF, described as every major: no panics.
@@ -141,7 +145,7 @@ fn golden_18() {
 fn malformed_data_never_panics() {
     use crate::wal::RECORD_HEADER_SIZE;
     let mut described = 0;
-    for major in [13, 16, 17, 18] {
+    for major in [13, 16, 17, 18, 19] {
         let wal = unzstd(&testdata(major).join("wal.zst"));
         let start = Lsn(u64::from_le_bytes(wal[8..16].try_into().unwrap()));
         let mut decoder = WalDecoder::new(DecoderConfig::new(WalSegSize::DEFAULT), start);
