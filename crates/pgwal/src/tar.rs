@@ -139,9 +139,15 @@ pub fn extract_wal(archive: &Path, kind: Compression, into: &Path) -> Result<Ext
         Compression::None => Box::new(file),
         Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(file)),
         Compression::Lz4 => Box::new(lz4_flex::frame::FrameDecoder::new(file)),
+        #[cfg(feature = "zstd")]
         Compression::Zstd => {
             Box::new(zstd::stream::read::Decoder::with_buffer(file).map_err(read_err)?)
         }
+        #[cfg(not(feature = "zstd"))]
+        Compression::Zstd => return Err(read_err(std::io::Error::new(
+            std::io::ErrorKind::Unsupported,
+            "zstd-compressed archive, and this build of pgwal has no zstd (the \"zstd\" feature)",
+        ))),
     };
     extract_from(reader, archive, into)
 }
