@@ -12,10 +12,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use pgwal::conninfo::{Config, MapEnvironment};
-use pgwal::replication::tls::TlsSetup;
 use pgwal::replication::ReplicationClient;
-use pgwal_testkit::{require_build, Binaries, Build, Cluster, Major};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use pgwal_testkit::{require_build, Build, Cluster, Major};
 
 /// Runs `openssl` with `args` in `dir`.
 fn openssl(dir: &Path, args: &[&str]) {
@@ -221,45 +219,28 @@ fn psql_accepts(psql: &Path, pg: &Cluster, case: &Case, mode: &str) -> (bool, St
 }
 
 fn config(pg: &Cluster, case: &Case, mode: &str) -> Config {
-    let conn = format!(
+    let mut conn = format!(
         "{} port={} user=postgres sslmode={mode} sslrootcert={} sslcert=/nonexistent \
          connect_timeout=10",
         case.host,
         pg.port(),
         case.root.display()
     );
+    if let Some(crl) = &case.crl {
+        conn.push_str(&format!(" sslcrl={}", crl.display()));
+    }
     Config::parse_with_env(&conn, &MapEnvironment::new().with_user("postgres")).unwrap()
 }
 
-/// pgwal's verdict: the replication client connects and identifies the system. With a CRL
-/// (no connection keyword carries one yet), the TLS handshake alone, through
-/// [`TlsSetup::from_config_with_crls`], after PostgreSQL's SSLRequest.
+/// pgwal's verdict: the replication client connects (with the same `sslcrl` as psql) and
+/// identifies the system.
 async fn pgwal_accepts(pg: &Cluster, case: &Case, mode: &str) -> (bool, String) {
     let config = config(pg, case, mode);
-    let Some(crl) = &case.crl else {
-        return match ReplicationClient::connect(&config).await {
-            Ok(mut c) => match c.identify_system().await {
-                Ok(_) => (true, String::new()),
-                Err(e) => (false, e.to_string()),
-            },
+    match ReplicationClient::connect(&config).await {
+        Ok(mut c) => match c.identify_system().await {
+            Ok(_) => (true, String::new()),
             Err(e) => (false, e.to_string()),
-        };
-    };
-    let setup = TlsSetup::from_config_with_crls(&config, Some(crl), None).unwrap();
-    let mut tcp = tokio::net::TcpStream::connect(("127.0.0.1", pg.port()))
-        .await
-        .unwrap();
-    tcp.write_all(&[0, 0, 0, 8, 0x04, 0xD2, 0x16, 0x2F])
-        .await
-        .unwrap();
-    let mut answer = [0u8; 1];
-    tcp.read_exact(&mut answer).await.unwrap();
-    assert_eq!(answer[0], b'S', "the server refused SSL");
-    let peer = tcp.peer_addr().unwrap().ip();
-    let name = setup.server_name(&config.hosts[0], peer).unwrap();
-    let connector = tokio_rustls::TlsConnector::from(setup.client_config());
-    match connector.connect(name, tcp).await {
-        Ok(_) => (true, String::new()),
+        },
         Err(e) => (false, e.to_string()),
     }
 }
@@ -269,11 +250,11 @@ fn matrix(major: Major, build: Build) {
         return;
     };
     // libpq with OpenSSL: Debian 15's psql (the 18 client tools here are built without SSL).
-    let Ok(deb) = Binaries::locate(Major::V15) else {
-        eprintln!("skipped: no PostgreSQL 15 psql with SSL");
-        return;
-    };
-    let psql = deb.psql().unwrap();
+    let psql = PathBuf::from("/usr/lib/postgresql/15/bin/psql");
+    assert!(
+        psql.exists(),
+        "Debian's PostgreSQL 15 psql (libpq with OpenSSL) is needed; scripts/install-postgres installs it"
+    );
     let tmp = tempfile::Builder::new()
         .prefix("pgwal-tls-matrix-")
         .tempdir()

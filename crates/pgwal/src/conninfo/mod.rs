@@ -33,8 +33,8 @@
 //! Every libpq 13–18 keyword parses. These are used: `host`, `hostaddr`, `port`, `user`,
 //! `password`, `passfile`, `dbname`, `connect_timeout`, `application_name`,
 //! `fallback_application_name`, `options`, `sslmode`, `sslrootcert`, `sslcert`, `sslkey`,
-//! `channel_binding`. Keywords that would change security or routing (`service`,
-//! `require_auth`, `sslnegotiation`, `sslpassword`, `sslcrl`, `sslcrldir`, `gssencmode`,
+//! `sslcrl`, `sslcrldir`, `channel_binding`. Keywords that would change security or routing (`service`,
+//! `require_auth`, `sslnegotiation`, `sslpassword`, `gssencmode`,
 //! `requirepeer`, `target_session_attrs`, `load_balance_hosts`, `min_protocol_version`,
 //! `max_protocol_version`, `sslcertmode`, `scram_client_key`, `scram_server_key`,
 //! `oauth_*`) are rejected with [`ConnInfoError::Unsupported`] unless their value is
@@ -505,6 +505,11 @@ pub struct Config {
     pub ssl_cert: Option<PathBuf>,
     /// The client key (`sslkey`, `PGSSLKEY`, else `~/.postgresql/postgresql.key`).
     pub ssl_key: Option<PathBuf>,
+    /// A certificate revocation list, PEM (`sslcrl`, `PGSSLCRL`, else
+    /// `~/.postgresql/root.crl`, used if it exists).
+    pub ssl_crl: Option<PathBuf>,
+    /// A directory of certificate revocation lists, PEM (`sslcrldir`, `PGSSLCRLDIR`).
+    pub ssl_crl_dir: Option<PathBuf>,
     /// `channel_binding` / `PGCHANNELBINDING`.
     pub channel_binding: ChannelBindingMode,
     /// The socket directory an empty host means; `localhost` in the password file matches it.
@@ -529,6 +534,8 @@ impl fmt::Debug for Config {
             .field("ssl_root_cert", &self.ssl_root_cert)
             .field("ssl_cert", &self.ssl_cert)
             .field("ssl_key", &self.ssl_key.as_ref().map(|_| REDACTED))
+            .field("ssl_crl", &self.ssl_crl)
+            .field("ssl_crl_dir", &self.ssl_crl_dir)
             .field("channel_binding", &self.channel_binding)
             .field("default_socket_dir", &self.default_socket_dir)
             .finish()
@@ -618,6 +625,8 @@ impl Config {
         }
         let ssl_cert = ssl_path("sslcert", "PGSSLCERT", "postgresql.crt");
         let ssl_key = ssl_path("sslkey", "PGSSLKEY", "postgresql.key");
+        let ssl_crl = ssl_path("sslcrl", "PGSSLCRL", "root.crl");
+        let ssl_crl_dir = non_empty(value("sslcrldir", Some("PGSSLCRLDIR"))).map(PathBuf::from);
 
         for key in [
             "keepalives",
@@ -644,6 +653,8 @@ impl Config {
             ssl_root_cert,
             ssl_cert,
             ssl_key,
+            ssl_crl,
+            ssl_crl_dir,
             channel_binding,
             default_socket_dir,
         })
@@ -742,8 +753,6 @@ fn check_unsupported(info: &ConnInfo, env: &dyn Environment) -> Result<(), ConnI
         ("require_auth", Some("PGREQUIREAUTH"), &[]),
         ("sslnegotiation", Some("PGSSLNEGOTIATION"), &["postgres"]),
         ("sslpassword", None, &[]),
-        ("sslcrl", Some("PGSSLCRL"), &[]),
-        ("sslcrldir", Some("PGSSLCRLDIR"), &[]),
         ("sslcertmode", Some("PGSSLCERTMODE"), &["allow"]),
         ("gssencmode", Some("PGGSSENCMODE"), &["disable", "prefer"]),
         ("requirepeer", Some("PGREQUIREPEER"), &[]),

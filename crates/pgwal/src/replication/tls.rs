@@ -192,7 +192,13 @@ impl TlsSetup {
     /// Loads the root and client certificates named by `config` and builds the rustls
     /// configuration for its `sslmode`.
     pub fn from_config(config: &Config) -> Result<TlsSetup, Error> {
-        Self::from_config_with_crls(config, None, None)
+        // libpq reads the default `~/.postgresql/root.crl` only if it exists; a file or
+        // directory named in the connection settings must be readable.
+        let crl_file = config
+            .ssl_crl
+            .as_deref()
+            .filter(|p| !p.as_os_str().is_empty() && p.exists());
+        Self::from_config_with_crls(config, crl_file, config.ssl_crl_dir.as_deref())
     }
 
     /// [`TlsSetup::from_config`] with certificate revocation lists, as libpq's `sslcrl` (a PEM
