@@ -14,6 +14,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod support;
+
 use support::*;
 
 use std::collections::BTreeSet;
@@ -658,18 +659,6 @@ fn racing_pushes_never_overwrite() {
         }
         eprintln!("link(): {rounds} races of 4 pushes (same content: {same}), wins {wins:?}");
     }
-}
-
-fn strace() -> &'static str {
-    let ok = Command::new("strace")
-        .arg("-V")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    assert!(
-        ok,
-        "these tests inject faults with strace: install it (apt-get install strace)"
-    );
-    "strace"
 }
 
 #[test]

@@ -38,18 +38,6 @@ fn create_slot(c: &Cluster, slot: &str) {
     assert!(o.status.success(), "{o:?}");
 }
 
-fn strace() -> &'static str {
-    let ok = Command::new("strace")
-        .arg("-V")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    assert!(
-        ok,
-        "strace is needed for the fault-injection tests (scripts/install-postgres installs it)"
-    );
-    "strace"
-}
-
 /// `pgwal receive ARGS` under strace (all threads), the trace in `trace`, stderr in `log`.
 fn spawn_traced(
     trace: &Path,
@@ -285,6 +273,89 @@ fn fsync_error_stops_and_reports_nothing_more() {
     );
 }
 
+/// Runs `pgwal receive ARGS` under strace (file, fsync, rename and socket calls) until slot
+/// `slot` moves past `before`, then stops it with SIGTERM; returns the calls and its stderr.
+fn trace_until_slot_moves(
+    pg: &Cluster,
+    slot: &str,
+    before: u64,
+    tmp: &Path,
+    args: &[&str],
+) -> (Vec<Call>, String) {
+    let (trace, log) = (tmp.join("trace"), tmp.join("traced.log"));
+    let mut child = spawn_traced(
+        &trace,
+        "openat,fdatasync,fsync,rename,renameat,renameat2,sendto,write",
+        None,
+        args,
+        &log,
+    );
+    let t = Instant::now();
+    while restart_lsn(pg, slot) <= before {
+        assert!(
+            t.elapsed() < Duration::from_secs(30),
+            "the slot never moved\n{}",
+            fs::read_to_string(&log).unwrap()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Stop the receiver itself (strace would detach on a signal of its own).
+    let kids = fs::read_to_string(format!("/proc/{0}/task/{0}/children", child.id())).unwrap();
+    let pid: i32 = kids.split_whitespace().next().unwrap().parse().unwrap();
+    // SAFETY: signalling our own grandchild.
+    unsafe { libc::kill(pid, libc::SIGTERM) };
+    let st = wait_exit(&mut child, Duration::from_secs(30), &log);
+    let err = fs::read_to_string(&log).unwrap();
+    assert!(st.success(), "{err}");
+    (parse_trace(&trace), err)
+}
+
+/// In `calls`, before the first status update with a flush above `before`: a new file ending
+/// in `copy` was created, fsynced, renamed to a name ending in `target`, and then the
+/// directory was fsynced.
+fn assert_fresh_copy_before_report(calls: &[Call], before: u64, copy: &str, target: &str) {
+    let reported = calls
+        .iter()
+        .position(|c| c.status_flushes().iter().any(|&f| f > before))
+        .unwrap_or_else(|| panic!("no status update above {before:#x} in the trace"));
+    let created = calls[..reported]
+        .iter()
+        .position(|c| {
+            c.name == "openat"
+                && c.ok()
+                && c.args.contains("O_CREAT")
+                && c.strings().iter().any(|s| s.ends_with(copy))
+        })
+        .unwrap_or_else(|| panic!("no new file *{copy} before the first report\n{calls:#?}"));
+    let fd: i64 = calls[created].result.trim().parse().unwrap();
+    let synced = calls[created..reported]
+        .iter()
+        .position(|c| (c.name == "fdatasync" || c.name == "fsync") && c.fd() == Some(fd) && c.ok())
+        .map(|i| i + created)
+        .unwrap_or_else(|| {
+            panic!(
+                "the copy was not fsynced before the first report: {:#?}",
+                &calls[created..=reported]
+            )
+        });
+    let renamed = calls[synced..reported]
+        .iter()
+        .position(|c| {
+            c.name.starts_with("rename")
+                && c.ok()
+                && c.strings().first().is_some_and(|s| s.ends_with(copy))
+                && c.strings().get(1).is_some_and(|s| s.ends_with(target))
+        })
+        .map(|i| i + synced)
+        .unwrap_or_else(|| panic!("the copy was not renamed into place before the first report"));
+    assert!(
+        calls[renamed..reported]
+            .iter()
+            .any(|c| c.name == "fsync" && c.ok()),
+        "the directory was not fsynced between the rename and the first report"
+    );
+}
+
 #[test]
 fn restart_after_kill9_copies_and_fsyncs_before_reporting() {
     let Some(pg) = cluster(Major::V18) else {
@@ -335,77 +406,16 @@ fn restart_after_kill9_copies_and_fsyncs_before_reporting() {
     unsafe { libc::kill(first.id() as i32, libc::SIGKILL) };
     let _ = first.wait();
 
-    let (trace, log) = (tmp.path().join("trace"), tmp.path().join("log2"));
-    let mut child = spawn_traced(
-        &trace,
-        "openat,fdatasync,fsync,rename,renameat,renameat2,sendto,write",
-        None,
+    let (calls, err) = trace_until_slot_moves(
+        &pg,
+        "k9",
+        before,
+        tmp.path(),
         &["-d", &ci, "-S", "k9", "-D", d, "-s", "1", "-v"],
-        &log,
     );
-    let t = Instant::now();
-    while restart_lsn(&pg, "k9") <= before {
-        assert!(
-            t.elapsed() < Duration::from_secs(30),
-            "the slot never moved\n{}",
-            fs::read_to_string(&log).unwrap()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    // Stop the receiver itself (strace would detach on a signal of its own).
-    let kids = fs::read_to_string(format!("/proc/{0}/task/{0}/children", child.id())).unwrap();
-    let pid: i32 = kids.split_whitespace().next().unwrap().parse().unwrap();
-    // SAFETY: signalling our own grandchild.
-    unsafe { libc::kill(pid, libc::SIGTERM) };
-    let st = wait_exit(&mut child, Duration::from_secs(30), &log);
-    let err = fs::read_to_string(&log).unwrap();
-    assert!(st.success(), "{err}");
     assert!(err.contains("resuming"), "{err}");
-
-    let calls = parse_trace(&trace);
-    let reported = calls
-        .iter()
-        .position(|c| c.status_flushes().iter().any(|&f| f > before))
-        .unwrap_or_else(|| panic!("no status update above {before:#x} in the trace"));
     // The fresh copy: created, fsynced, renamed over the .partial, directory fsynced.
-    let created = calls[..reported]
-        .iter()
-        .position(|c| {
-            c.name == "openat"
-                && c.ok()
-                && c.args.contains("O_CREAT")
-                && c.strings().iter().any(|s| s.ends_with(".partial.tmp"))
-        })
-        .unwrap_or_else(|| {
-            panic!("no new copy of the .partial before the first report\n{calls:#?}")
-        });
-    let fd: i64 = calls[created].result.trim().parse().unwrap();
-    let synced = calls[created..reported]
-        .iter()
-        .position(|c| (c.name == "fdatasync" || c.name == "fsync") && c.fd() == Some(fd) && c.ok())
-        .map(|i| i + created)
-        .unwrap_or_else(|| {
-            panic!(
-                "the copy was not fsynced before the first report: {:#?}",
-                &calls[created..=reported]
-            )
-        });
-    let renamed = calls[synced..reported]
-        .iter()
-        .position(|c| {
-            c.name.starts_with("rename")
-                && c.ok()
-                && c.strings().iter().any(|s| s.ends_with(".partial.tmp"))
-                && c.strings().iter().any(|s| s.ends_with(".partial"))
-        })
-        .map(|i| i + synced)
-        .unwrap_or_else(|| panic!("the copy was not renamed into place before the first report"));
-    assert!(
-        calls[renamed..reported]
-            .iter()
-            .any(|c| c.name == "fsync" && c.ok()),
-        "the directory was not fsynced between the rename and the first report"
-    );
+    assert_fresh_copy_before_report(&calls, before, ".partial.tmp", ".partial");
     // And every byte the first run wrote is there, as the server has it.
     const SEG: u64 = 1 << 20;
     let segno = (written - 1) / SEG;
@@ -550,71 +560,17 @@ fn complete_partial_is_copied_and_fsynced_before_reporting() {
     }
     fs::write(dir.join(format!("{name}.partial")), &server).unwrap();
 
-    let (trace, log) = (tmp.path().join("trace"), tmp.path().join("log"));
     let d = dir.to_str().unwrap();
     let ci = conn(&pg);
-    let mut child = spawn_traced(
-        &trace,
-        "openat,fdatasync,fsync,rename,renameat,renameat2,sendto,write",
-        None,
+    let (calls, err) = trace_until_slot_moves(
+        &pg,
+        "fin",
+        before,
+        tmp.path(),
         &["-d", &ci, "-S", "fin", "-D", d, "-s", "1", "-v"],
-        &log,
     );
-    let t = Instant::now();
-    while restart_lsn(&pg, "fin") <= before {
-        assert!(
-            t.elapsed() < Duration::from_secs(30),
-            "the slot never moved\n{}",
-            fs::read_to_string(&log).unwrap()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let kids = fs::read_to_string(format!("/proc/{0}/task/{0}/children", child.id())).unwrap();
-    let pid: i32 = kids.split_whitespace().next().unwrap().parse().unwrap();
-    // SAFETY: signalling our own grandchild.
-    unsafe { libc::kill(pid, libc::SIGTERM) };
-    let st = wait_exit(&mut child, Duration::from_secs(30), &log);
-    let err = fs::read_to_string(&log).unwrap();
-    assert!(st.success(), "{err}");
     assert!(err.contains("is complete; renaming it"), "{err}");
     assert_eq!(fs::read(dir.join(&name)).unwrap(), server);
     assert!(!dir.join(format!("{name}.partial")).exists());
-
-    let calls = parse_trace(&trace);
-    let reported = calls
-        .iter()
-        .position(|c| c.status_flushes().iter().any(|&f| f > before))
-        .unwrap_or_else(|| panic!("no status update above {before:#x} in the trace"));
-    let tmp_name = format!("{name}.tmp");
-    let created = calls[..reported]
-        .iter()
-        .position(|c| {
-            c.name == "openat"
-                && c.ok()
-                && c.args.contains("O_CREAT")
-                && c.strings().iter().any(|s| s.ends_with(&tmp_name))
-        })
-        .unwrap_or_else(|| panic!("no new copy of the complete .partial before the first report"));
-    let fd: i64 = calls[created].result.trim().parse().unwrap();
-    let synced = calls[created..reported]
-        .iter()
-        .position(|c| (c.name == "fdatasync" || c.name == "fsync") && c.fd() == Some(fd) && c.ok())
-        .map(|i| i + created)
-        .unwrap_or_else(|| panic!("the copy was not fsynced before the first report"));
-    let renamed = calls[synced..reported]
-        .iter()
-        .position(|c| {
-            c.name.starts_with("rename")
-                && c.ok()
-                && c.strings().first().is_some_and(|s| s.ends_with(&tmp_name))
-                && c.strings().iter().any(|s| s.ends_with(&name))
-        })
-        .map(|i| i + synced)
-        .unwrap_or_else(|| panic!("the copy was not renamed into place before the first report"));
-    assert!(
-        calls[renamed..reported]
-            .iter()
-            .any(|c| c.name == "fsync" && c.ok()),
-        "the directory was not fsynced between the rename and the first report"
-    );
+    assert_fresh_copy_before_report(&calls, before, &format!("{name}.tmp"), &name);
 }

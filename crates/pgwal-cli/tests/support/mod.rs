@@ -189,3 +189,17 @@ pub fn cluster(major: pgwal_testkit::Major) -> Option<Cluster> {
             .unwrap(),
     )
 }
+
+/// The `strace` command, for the tests that inject faults with it (failing clearly when it is
+/// missing: `scripts/install-postgres` installs it).
+pub fn strace() -> &'static str {
+    let ok = Command::new("strace")
+        .arg("-V")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(
+        ok,
+        "strace is needed for the fault-injection tests (scripts/install-postgres installs it)"
+    );
+    "strace"
+}
