@@ -73,7 +73,8 @@ pub(crate) fn prepare(mut a: DumpArgs) -> anyhow::Result<(DumpArgs, Option<TempD
     let got = tar::extract_wal(&path, kind, dir.path())?;
     for name in &got.duplicates {
         eprintln!(
-            "pgwal: warning: ignoring duplicate WAL \"{name}\" found in archive \"{}\"",
+            "{}: warning: ignoring duplicate WAL \"{name}\" found in archive \"{}\"",
+            crate::prog::name(),
             path.display()
         );
     }
