@@ -151,9 +151,9 @@ pub fn fetch(
         raw
     } else {
         WalBytes::Owned(
-            decompress_fast(kind, &raw).map_err(|reason| FetchError::Corrupt {
+            decompress_fast(kind, &raw).map_err(|e| FetchError::Corrupt {
                 path: path.clone(),
-                reason,
+                reason: e.to_string(),
             })?,
         )
     };
@@ -165,7 +165,7 @@ pub fn fetch(
     let mut padded = false;
     match &found {
         Some(n @ WalFileName::Segment { partial, .. }) => {
-            let info = check_segment(n, &data, *partial).map_err(corrupt)?;
+            let info = check_segment(n, &data, *partial).map_err(|e| corrupt(e.to_string()))?;
             if *partial && (data.len() as u64) < info.seg_size.bytes() {
                 data.to_mut().resize(info.seg_size.bytes() as usize, 0);
                 padded = true;

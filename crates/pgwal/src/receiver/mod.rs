@@ -40,6 +40,7 @@
 //! ```
 
 mod compress;
+mod error;
 mod fsutil;
 mod lock;
 mod metrics;
@@ -57,7 +58,8 @@ use crate::conninfo::Config;
 use crate::lsn::Lsn;
 use crate::replication::SlotName;
 
-pub use compress::CompressSpec;
+pub use compress::{CompressSpec, CompressSpecError};
+pub use error::{ErrorKind, ReceiveError, WalDamage};
 pub use lock::{DirectoryLock, LOCK_FILE};
 pub use metrics::Metrics;
 pub use scan::Candidate;
@@ -122,22 +124,6 @@ pub enum Stopped {
     EndPosition(Lsn),
     /// [`StopHandle::stop`] was called (SIGINT/SIGTERM in the CLI).
     Requested,
-}
-
-/// Why [`Receiver::run`] failed.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum ReceiveError {
-    /// A problem that retrying cannot fix: another system's WAL, WAL that fails validation,
-    /// an unsupported server, a locked or unusable directory.
-    #[error("{0}")]
-    Fatal(String),
-    /// A connection, server or write problem; the receiver retries these unless `no_loop`.
-    #[error("{0}")]
-    Retryable(String),
-    /// With `no_loop`: the connection ended (the cause follows).
-    #[error("disconnected: {0}")]
-    Disconnected(String),
 }
 
 /// Asks a running [`Receiver`] to stop: the write in progress is finished and fsynced, a final
