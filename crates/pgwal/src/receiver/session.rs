@@ -201,7 +201,7 @@ impl Run {
                 source @ replication::Error::UnexpectedResult { .. } => {
                     ReceiveError::UnusableSetting { setting, source }
                 }
-                e => retry(context)(e),
+                source => ReceiveError::Replication { context, source },
             }
         };
         let seg_size = client.wal_segment_size().await.map_err(unusable(
