@@ -142,26 +142,25 @@ pub enum DecompressError {
 pub fn decompress(kind: Compression, data: &[u8]) -> Result<Vec<u8>, DecompressError> {
     let mut out = Vec::new();
     let limit = MAX_SEGMENT_BYTES + 1;
-    let res =
-        match kind {
-            Compression::None => {
-                out.extend_from_slice(data);
-                Ok(0)
-            }
-            Compression::Gzip => flate2::read::MultiGzDecoder::new(data)
-                .take(limit)
-                .read_to_end(&mut out),
-            Compression::Lz4 => lz4_flex::frame::FrameDecoder::new(data)
-                .take(limit)
-                .read_to_end(&mut out),
-            #[cfg(feature = "zstd")]
-            Compression::Zstd => match zstd::stream::read::Decoder::new(data) {
-                Ok(d) => d.take(limit).read_to_end(&mut out),
-                Err(e) => Err(e),
-            },
-            #[cfg(not(feature = "zstd"))]
-            Compression::Zstd => return Err(DecompressError::Unsupported(kind)),
-        };
+    let res = match kind {
+        Compression::None => {
+            out.extend_from_slice(data);
+            Ok(0)
+        }
+        Compression::Gzip => flate2::read::MultiGzDecoder::new(data)
+            .take(limit)
+            .read_to_end(&mut out),
+        Compression::Lz4 => lz4_flex::frame::FrameDecoder::new(data)
+            .take(limit)
+            .read_to_end(&mut out),
+        #[cfg(feature = "zstd")]
+        Compression::Zstd => match zstd::stream::read::Decoder::new(data) {
+            Ok(d) => d.take(limit).read_to_end(&mut out),
+            Err(e) => Err(e),
+        },
+        #[cfg(not(feature = "zstd"))]
+        Compression::Zstd => return Err(DecompressError::Unsupported(kind)),
+    };
     res.map_err(DecompressError::Stream)?;
     if out.len() as u64 > MAX_SEGMENT_BYTES {
         return Err(DecompressError::TooLarge);
@@ -250,7 +249,9 @@ pub enum ProbeError {
         info: u16,
     },
     /// The segment size is not a power of two between 1 MB and 1 GB.
-    #[error("invalid WAL segment size ({size} bytes); it must be a power of two between 1 MB and 1 GB")]
+    #[error(
+        "invalid WAL segment size ({size} bytes); it must be a power of two between 1 MB and 1 GB"
+    )]
     BadSegmentSize {
         /// The size in the header.
         size: u32,

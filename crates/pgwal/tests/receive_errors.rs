@@ -45,26 +45,46 @@ async fn errors_have_kinds_and_retry_rules() {
     let file = home.path().join("not-a-dir");
     std::fs::write(&file, b"x").unwrap();
     let e = run_once(trust.clone(), &file, None).await;
-    assert!(matches!(e, ReceiveError::NotADirectory(ref p) if p == &file), "{e:?}");
-    assert_eq!((e.kind(), e.is_retryable()), (ErrorKind::Configuration, false));
-    assert_eq!(e.to_string(), format!("\"{}\" is not a directory", file.display()));
+    assert!(
+        matches!(e, ReceiveError::NotADirectory(ref p) if p == &file),
+        "{e:?}"
+    );
+    assert_eq!(
+        (e.kind(), e.is_retryable()),
+        (ErrorKind::Configuration, false)
+    );
+    assert_eq!(
+        e.to_string(),
+        format!("\"{}\" is not a directory", file.display())
+    );
 
     // A wrong password: the server's error with its SQLSTATE, retried (here, with no_loop,
     // returned as a disconnection).
     let empty = tempfile::tempdir().unwrap();
-    let wrong = config(&pg, home.path(), &format!("user={} password=wrong", PASS_USER.name));
+    let wrong = config(
+        &pg,
+        home.path(),
+        &format!("user={} password=wrong", PASS_USER.name),
+    );
     let e = run_once(wrong, empty.path(), None).await;
     let ReceiveError::Disconnected(inner) = &e else {
         panic!("{e:?}")
     };
     assert!(
-        matches!(**inner, ReceiveError::Replication { context: "could not connect to the server", .. }),
+        matches!(
+            **inner,
+            ReceiveError::Replication {
+                context: "could not connect to the server",
+                ..
+            }
+        ),
         "{inner:?}"
     );
     assert_eq!((e.kind(), e.is_retryable()), (ErrorKind::Server, true));
     assert_eq!(e.sqlstate(), Some("28P01"));
     assert!(
-        e.to_string().starts_with("disconnected: could not connect to the server: ")
+        e.to_string()
+            .starts_with("disconnected: could not connect to the server: ")
             && e.to_string().contains("password authentication failed"),
         "{e}"
     );
@@ -75,7 +95,10 @@ async fn errors_have_kinds_and_retry_rules() {
     let ReceiveError::Disconnected(inner) = &e else {
         panic!("{e:?}")
     };
-    assert!(matches!(**inner, ReceiveError::SlotMissing(ref s) if s == "no_such_slot"), "{inner:?}");
+    assert!(
+        matches!(**inner, ReceiveError::SlotMissing(ref s) if s == "no_such_slot"),
+        "{inner:?}"
+    );
     assert_eq!((e.kind(), e.is_retryable()), (ErrorKind::Server, true));
     assert_eq!(
         e.to_string(),
@@ -111,5 +134,8 @@ async fn errors_have_kinds_and_retry_rules() {
         "file \"{}\" holds WAL of database system ",
         partial.display()
     )));
-    assert_eq!(std::fs::read(&partial).unwrap(), std::fs::read(&sample).unwrap());
+    assert_eq!(
+        std::fs::read(&partial).unwrap(),
+        std::fs::read(&sample).unwrap()
+    );
 }

@@ -156,7 +156,9 @@ pub enum SegmentCheckError {
         expected: Lsn,
     },
     /// The first page is of a higher timeline than the name's.
-    #[error("the first page header has timeline {found}, above the timeline {name} of the file name")]
+    #[error(
+        "the first page header has timeline {found}, above the timeline {name} of the file name"
+    )]
     TimelineAbove {
         /// The page's timeline.
         found: TimelineId,

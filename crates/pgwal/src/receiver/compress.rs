@@ -177,8 +177,7 @@ impl CompressSpec {
                         return Err(CompressSpecError::EmptyOption);
                     }
                     let int = |v: Option<&str>| -> Result<i32, CompressSpecError> {
-                        let v =
-                            v.ok_or_else(|| CompressSpecError::MissingValue(key.to_owned()))?;
+                        let v = v.ok_or_else(|| CompressSpecError::MissingValue(key.to_owned()))?;
                         v.parse::<i32>()
                             .map_err(|_| CompressSpecError::NotAnInteger(key.to_owned()))
                     };
@@ -486,10 +485,7 @@ mod tests {
             e("brotli"),
             "unrecognized compression algorithm: \"brotli\""
         );
-        assert_eq!(
-            e("GZIP"),
-            "unrecognized compression algorithm: \"GZIP\""
-        );
+        assert_eq!(e("GZIP"), "unrecognized compression algorithm: \"GZIP\"");
         assert_eq!(e("zstd:"),
             "invalid compression specification: found empty string where a compression option was expected");
         assert_eq!(

@@ -197,7 +197,9 @@ pub enum ReceiveError {
         server: TimelineId,
     },
     /// The archive's timeline is not an ancestor of the server's (retried).
-    #[error("timeline {archive} of the archive is not in the history of the server's timeline {server}")]
+    #[error(
+        "timeline {archive} of the archive is not in the history of the server's timeline {server}"
+    )]
     TimelineNotInHistory {
         /// The archive's timeline.
         archive: TimelineId,
@@ -439,7 +441,12 @@ mod tests {
 
         let server = ReceiveError::Replication {
             context: "could not start WAL streaming",
-            source: DbError::new("ERROR", "58P01", "requested WAL segment has already been removed").into(),
+            source: DbError::new(
+                "ERROR",
+                "58P01",
+                "requested WAL segment has already been removed",
+            )
+            .into(),
         };
         let lost = ReceiveError::Disconnected(Box::new(server));
         assert!(lost.is_retryable());
@@ -461,7 +468,10 @@ mod tests {
         assert!(!history.is_retryable());
         assert_eq!(history.kind(), ErrorKind::Durability);
         let busy = ReceiveError::Lock(io::Error::new(io::ErrorKind::WouldBlock, "in use"));
-        assert_eq!((busy.kind(), busy.is_retryable()), (ErrorKind::Conflict, false));
+        assert_eq!(
+            (busy.kind(), busy.is_retryable()),
+            (ErrorKind::Conflict, false)
+        );
         assert_eq!(busy.to_string(), "in use");
     }
 }

@@ -19,11 +19,11 @@ use crate::segment::{Compression, TimelineId, WalFileName, WalSegSize};
 use crate::wal::{DecoderConfig, WalDecoder};
 
 use super::compress::{CompressSpec, Sink};
+use super::error::{MAX_MAJOR, MIN_MAJOR};
 use super::fsutil::{fsync_dir, is_symlink_refused, open_read_nofollow, open_write};
 use super::lock::DirectoryLock;
 use super::metrics::{max_u64, set_f64, unix_now, Metrics};
 use super::scan::{self, safe_point, Found, Resume};
-use super::error::{MAX_MAJOR, MIN_MAJOR};
 use super::writer::{self, sync_failed, Cmd, Progress, WriterConfig};
 use super::{ReceiveError, ReceiverOptions, Stopped};
 
@@ -890,12 +890,7 @@ fn finalize_partial(
 }
 
 /// `dir/name` gets `content`, durably, from a new file (see [`write_durably`]).
-fn replace_durably(
-    dir: &std::path::Path,
-    name: &str,
-    content: &[u8],
-    sync: bool,
-) -> Result<()> {
+fn replace_durably(dir: &std::path::Path, name: &str, content: &[u8], sync: bool) -> Result<()> {
     write_durably(
         dir,
         name,
@@ -951,4 +946,3 @@ fn write_durably(
 fn fsync_file(path: &std::path::Path) -> std::io::Result<()> {
     open_read_nofollow(path)?.sync_all()
 }
-

@@ -565,7 +565,11 @@ impl Writer {
                 }
             }
             if let Err(e) = cur.sink.write_vectored(cur.pos, &slices) {
-                return Err(ctx(e, "write to file", &self.cfg.dir.join(&cur.partial_name)));
+                return Err(ctx(
+                    e,
+                    "write to file",
+                    &self.cfg.dir.join(&cur.partial_name),
+                ));
             }
             cur.pos += n;
             cur.dirty = true;
