@@ -19,7 +19,10 @@
 //!   the connection is always served;
 //! - the flush position sent to the server is always a position that is durable (fsynced),
 //!   and the apply position can be reported too;
-//! - every connection, including the first, is retried with backoff;
+//! - every connection, including the first, is retried with backoff; [`ReceiveError`] says
+//!   which errors are retried ([`ReceiveError::is_retryable`]: a failed fsync, WAL that fails
+//!   validation or another system's WAL stop the receiver) and what they are
+//!   ([`ReceiveError::kind`], [`ReceiveError::sqlstate`], [`ReceiveError::wal_error`]);
 //! - a lock file stops two receivers from sharing a directory;
 //! - [`Metrics`] can be rendered for Prometheus.
 //!
