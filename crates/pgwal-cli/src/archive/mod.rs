@@ -210,11 +210,10 @@ fn prepare_writes(cmd: &str, dir: &std::path::Path) {
 
 fn push(a: PushArgs) -> ExitCode {
     prepare_writes("push", &a.archive);
-    let opts = PushOptions {
-        compression: a.compress,
-        system_id: a.system_id,
-        threads: a.threads,
-    };
+    let mut opts = PushOptions::default();
+    opts.compression = a.compress;
+    opts.system_id = a.system_id;
+    opts.threads = a.threads;
     match archive::push(&a.archive, &a.path, &opts) {
         Ok(PushOutcome::Stored {
             name,
@@ -247,7 +246,7 @@ fn fetch(a: FetchArgs) -> ExitCode {
         &a.archive,
         &a.name,
         &a.dest,
-        FetchOptions { partial: a.partial },
+        FetchOptions::default().with_partial(a.partial),
     ) {
         Ok(o) => {
             if a.verbose {
@@ -273,12 +272,11 @@ fn fetch(a: FetchArgs) -> ExitCode {
 }
 
 fn cleanup(a: CleanupArgs) -> ExitCode {
-    let opts = CleanupOptions {
-        strip_extension: a.strip_extension.clone(),
-        clean_backup_history: a.clean_backup_history,
-        exact: a.exact,
-        keep_history_needs: a.keep_history_needs,
-    };
+    let mut opts = CleanupOptions::default();
+    opts.strip_extension = a.strip_extension.clone();
+    opts.clean_backup_history = a.clean_backup_history;
+    opts.exact = a.exact;
+    opts.keep_history_needs = a.keep_history_needs;
     let plan = match archive::plan_cleanup(&a.dir, &a.oldest_kept, &opts) {
         Ok(p) => p,
         Err(e @ (CleanupError::ArchiveMissing(_) | CleanupError::InvalidName(_))) => {

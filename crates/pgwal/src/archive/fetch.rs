@@ -13,12 +13,22 @@ use crate::history::TimelineHistory;
 use crate::segment::{Compression, WalFileName};
 use crate::source::{sniff_compression, WalBytes};
 
-/// Settings of [`fetch`].
+/// Settings of [`fetch`]: [`FetchOptions::default`], then the fields to change (more may be
+/// added).
 #[derive(Clone, Copy, Debug, Default)]
+#[non_exhaustive]
 pub struct FetchOptions {
     /// When the complete segment is not archived, serve its `.partial` file (zero-padded to a
     /// whole segment).
     pub partial: bool,
+}
+
+impl FetchOptions {
+    /// With or without serving a `.partial` file (see [`FetchOptions::partial`]).
+    pub fn with_partial(mut self, on: bool) -> FetchOptions {
+        self.partial = on;
+        self
+    }
 }
 
 /// What [`fetch`] restored.

@@ -14,8 +14,10 @@ use crate::segment::{Compression, SegNo, TimelineId, WalFileName, WalSegSize};
 use crate::source::{probe_segment, sniff_compression, ProbeError, SegmentInfo};
 use crate::wal::{PageHeader, LONG_HEADER_SIZE};
 
-/// Settings of [`push`].
+/// Settings of [`push`]: [`PushOptions::default`], then the fields to change (more may be
+/// added).
 #[derive(Clone, Debug, Default)]
+#[non_exhaustive]
 pub struct PushOptions {
     /// How to compress segments (history and backup history files are always stored as is).
     pub compression: CompressionSpec,
