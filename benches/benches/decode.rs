@@ -8,13 +8,7 @@ use pgwal_benches::{load, sample_dir, WalSample};
 
 /// Decodes the whole sample; returns (records, total FPI bytes) so nothing is optimised away.
 fn decode_all(s: &WalSample) -> (u64, u64) {
-    let cfg = DecoderConfig {
-        seg_size: s.seg_size,
-        page_size: s.page_size,
-        system_id: None,
-        block_refs: true,
-        keep_record_data: true,
-    };
+    let cfg = DecoderConfig::new(s.seg_size).with_page_size(s.page_size);
     let mut d = WalDecoder::new(cfg, s.start);
     let mut input: &[u8] = &s.bytes;
     let (mut n, mut fpi) = (0u64, 0u64);

@@ -11,13 +11,7 @@ fn main() {
         .and_then(|a| a.parse().ok())
         .unwrap_or(5);
     let s = load(&sample_dir());
-    let cfg = DecoderConfig {
-        seg_size: s.seg_size,
-        page_size: s.page_size,
-        system_id: None,
-        block_refs: true,
-        keep_record_data: true,
-    };
+    let cfg = DecoderConfig::new(s.seg_size).with_page_size(s.page_size);
     let mut times = Vec::with_capacity(n);
     let mut records = 0u64;
     for _ in 0..n.max(1) {

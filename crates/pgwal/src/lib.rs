@@ -32,6 +32,12 @@ pub mod source;
 pub mod tar;
 pub mod wal;
 
+/// The repository README's examples, compiled by `cargo test --doc` (they use the replication
+/// client too).
+#[cfg(all(doctest, feature = "receiver"))]
+#[doc = include_str!("../../../README.md")]
+mod readme {}
+
 pub use history::{HistoryEntry, HistoryError, TimelineHistory};
 pub use lsn::{Lsn, ParseLsnError};
 pub use segment::{Compression, ParseTimelineError, SegNo, TimelineId, WalFileName, WalSegSize};

@@ -51,12 +51,12 @@ pub enum SourceError {
         source: io::Error,
     },
     /// A compressed file could not be decompressed.
-    #[error("could not decompress \"{}\": {reason}", path.display())]
+    #[error("could not decompress \"{}\": {source}", path.display())]
     Decompress {
         /// The file.
         path: PathBuf,
         /// What went wrong.
-        reason: String,
+        source: DecompressError,
     },
     /// A file does not start with a valid WAL page header.
     #[error("\"{}\" is not a WAL segment: {reason}", path.display())]
@@ -120,36 +120,50 @@ pub fn sniff_compression(head: &[u8]) -> Compression {
     }
 }
 
+/// Why compressed WAL could not be decompressed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DecompressError {
+    /// The compressed stream is damaged or cut short (the decoder's error).
+    #[error(transparent)]
+    Stream(io::Error),
+    /// A frame or block fails its checksum or layout checks.
+    #[error("{0}")]
+    Damaged(String),
+    /// More than [`MAX_SEGMENT_BYTES`] of output.
+    #[error("decompressed data is larger than any WAL segment")]
+    TooLarge,
+    /// zstd data, and this build has no zstd (the `zstd` feature).
+    #[error("zstd-compressed file, and this build of pgwal has no zstd (the \"zstd\" feature)")]
+    Unsupported(Compression),
+}
+
 /// Decompresses `data` (at most [`MAX_SEGMENT_BYTES`] of output; more is an error).
-pub fn decompress(kind: Compression, data: &[u8]) -> Result<Vec<u8>, String> {
+pub fn decompress(kind: Compression, data: &[u8]) -> Result<Vec<u8>, DecompressError> {
     let mut out = Vec::new();
     let limit = MAX_SEGMENT_BYTES + 1;
-    let res =
-        match kind {
-            Compression::None => {
-                out.extend_from_slice(data);
-                Ok(0)
-            }
-            Compression::Gzip => flate2::read::MultiGzDecoder::new(data)
-                .take(limit)
-                .read_to_end(&mut out),
-            Compression::Lz4 => lz4_flex::frame::FrameDecoder::new(data)
-                .take(limit)
-                .read_to_end(&mut out),
-            #[cfg(feature = "zstd")]
-            Compression::Zstd => match zstd::stream::read::Decoder::new(data) {
-                Ok(d) => d.take(limit).read_to_end(&mut out),
-                Err(e) => Err(e),
-            },
-            #[cfg(not(feature = "zstd"))]
-            Compression::Zstd => return Err(
-                "zstd-compressed file, and this build of pgwal has no zstd (the \"zstd\" feature)"
-                    .into(),
-            ),
-        };
-    res.map_err(|e| e.to_string())?;
+    let res = match kind {
+        Compression::None => {
+            out.extend_from_slice(data);
+            Ok(0)
+        }
+        Compression::Gzip => flate2::read::MultiGzDecoder::new(data)
+            .take(limit)
+            .read_to_end(&mut out),
+        Compression::Lz4 => lz4_flex::frame::FrameDecoder::new(data)
+            .take(limit)
+            .read_to_end(&mut out),
+        #[cfg(feature = "zstd")]
+        Compression::Zstd => match zstd::stream::read::Decoder::new(data) {
+            Ok(d) => d.take(limit).read_to_end(&mut out),
+            Err(e) => Err(e),
+        },
+        #[cfg(not(feature = "zstd"))]
+        Compression::Zstd => return Err(DecompressError::Unsupported(kind)),
+    };
+    res.map_err(DecompressError::Stream)?;
     if out.len() as u64 > MAX_SEGMENT_BYTES {
-        return Err("decompressed data is larger than any WAL segment".into());
+        return Err(DecompressError::TooLarge);
     }
     Ok(out)
 }
@@ -189,9 +203,9 @@ pub fn read_wal_file(path: &Path) -> Result<WalBytes, SourceError> {
     }
     decompress(kind, &raw)
         .map(WalBytes::Owned)
-        .map_err(|reason| SourceError::Decompress {
+        .map_err(|source| SourceError::Decompress {
             path: path.to_owned(),
-            reason,
+            source,
         })
 }
 
@@ -212,37 +226,53 @@ pub struct SegmentInfo {
     pub pageaddr: Lsn,
 }
 
+/// Why the start of a file is not the first page of a WAL segment ([`probe_segment`]).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ProbeError {
+    /// Fewer bytes than a page header.
+    #[error("file is too short ({len} bytes) for a WAL page header")]
+    TooShort {
+        /// The bytes there are.
+        len: usize,
+    },
+    /// The page magic is not one of a known PostgreSQL version.
+    #[error("invalid magic number {magic:04X} in the first page header")]
+    BadMagic {
+        /// The magic found.
+        magic: u16,
+    },
+    /// The first page has a short header.
+    #[error("the first page has no long header (info bits {info:04X})")]
+    NoLongHeader {
+        /// `xlp_info`.
+        info: u16,
+    },
+    /// The segment size is not a power of two between 1 MB and 1 GB.
+    #[error(
+        "invalid WAL segment size ({size} bytes); it must be a power of two between 1 MB and 1 GB"
+    )]
+    BadSegmentSize {
+        /// The size in the header.
+        size: u32,
+    },
+    /// The page size is not a power of two between 1 kB and 64 kB.
+    #[error("invalid WAL page size {size} in the first page header")]
+    BadPageSize {
+        /// The size in the header.
+        size: u32,
+    },
+}
+
 /// Reads the long page header at the start of a segment's bytes.
-pub fn probe_segment(bytes: &[u8]) -> Result<SegmentInfo, String> {
-    let h = PageHeader::parse(bytes).ok_or_else(|| {
-        format!(
-            "file is too short ({} bytes) for a WAL page header",
-            bytes.len()
-        )
-    })?;
-    let version = h.version().ok_or_else(|| {
-        format!(
-            "invalid magic number {:04X} in the first page header",
-            h.magic
-        )
-    })?;
-    let l = h.long.ok_or_else(|| {
-        format!(
-            "the first page has no long header (info bits {:04X})",
-            h.info
-        )
-    })?;
-    let seg_size = WalSegSize::new(l.seg_size).ok_or_else(|| {
-        format!(
-            "invalid WAL segment size ({} bytes); it must be a power of two between 1 MB and 1 GB",
-            l.seg_size
-        )
-    })?;
+pub fn probe_segment(bytes: &[u8]) -> Result<SegmentInfo, ProbeError> {
+    let h = PageHeader::parse(bytes).ok_or(ProbeError::TooShort { len: bytes.len() })?;
+    let version = h.version().ok_or(ProbeError::BadMagic { magic: h.magic })?;
+    let l = h.long.ok_or(ProbeError::NoLongHeader { info: h.info })?;
+    let seg_size =
+        WalSegSize::new(l.seg_size).ok_or(ProbeError::BadSegmentSize { size: l.seg_size })?;
     if !l.page_size.is_power_of_two() || !(1024..=65536).contains(&l.page_size) {
-        return Err(format!(
-            "invalid WAL page size {} in the first page header",
-            l.page_size
-        ));
+        return Err(ProbeError::BadPageSize { size: l.page_size });
     }
     Ok(SegmentInfo {
         version,
@@ -394,8 +424,10 @@ impl WalDirectory {
     }
 }
 
-/// What to read with [`read_range`].
+/// What to read with [`read_range`]: [`ReadRange::new`], then the fields to change (more may
+/// be added).
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct ReadRange {
     /// Return records starting at or after this LSN.
     pub start: Lsn,
@@ -407,6 +439,19 @@ pub struct ReadRange {
     pub history: Option<TimelineHistory>,
     /// Decoder settings (segment and page size, system id).
     pub config: DecoderConfig,
+}
+
+impl ReadRange {
+    /// Records of timeline `tli` from `start` on, to the end of the WAL, without history.
+    pub fn new(start: Lsn, tli: TimelineId, config: DecoderConfig) -> ReadRange {
+        ReadRange {
+            start,
+            end: None,
+            tli,
+            history: None,
+            config,
+        }
+    }
 }
 
 /// How [`read_range`] ended.

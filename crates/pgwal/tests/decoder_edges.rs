@@ -455,13 +455,8 @@ fn read_dir(
     limit: Option<usize>,
 ) -> (Vec<Rec>, Result<ReadEnd, SourceError>) {
     let wd = WalDirectory::scan(dir).unwrap();
-    let range = ReadRange {
-        start: Lsn(start),
-        end: end.map(Lsn),
-        tli: TimelineId(1),
-        history: None,
-        config: g.cfg(),
-    };
+    let mut range = ReadRange::new(Lsn(start), TimelineId(1), g.cfg());
+    range.end = end.map(Lsn);
     let mut recs = Vec::new();
     let res = read_range(&wd, &range, |r| {
         recs.push(Rec::of(r));
@@ -498,13 +493,8 @@ fn shared_parts_match(g: Geo, dir: &Path, s0: u64, e: u64, full: &[Rec]) {
                 .find(|&&(at, end)| at < lo && lo < end)
                 .map_or(lo, |&(_, end)| end);
             if from < hi {
-                let range = ReadRange {
-                    start: Lsn(from),
-                    end: Some(Lsn(e)),
-                    tli: TimelineId(1),
-                    history: None,
-                    config: g.cfg(),
-                };
+                let mut range = ReadRange::new(Lsn(from), TimelineId(1), g.cfg());
+                range.end = Some(Lsn(e));
                 let how = read_range_shared(&wd, &range, &shared, |r| {
                     if r.lsn().0 >= hi {
                         return ControlFlow::Break(());
@@ -1548,11 +1538,7 @@ async fn corruption(
         .collect();
     assert_same(&recs, &before, "records before the foreign segment");
     // A configured system id is checked on the very first page.
-    let cfg = DecoderConfig {
-        system_id: Some(ours_id),
-        block_refs: true,
-        ..g.cfg()
-    };
+    let cfg = g.cfg().with_system_id(Some(ours_id)).with_block_refs(true);
     let d = decode_bufs(cfg, boundary, &[&foreign], |n| n);
     assert_eq!(
         d.err.map(|e| (e.lsn.0, e.kind)),

@@ -47,13 +47,7 @@ async fn live_equals_files(major: Major) {
         }
     }
     let dir = WalDirectory::scan(&pg.pg_wal_dir()).unwrap();
-    let range = ReadRange {
-        start,
-        end: None,
-        tli: system.timeline,
-        history: None,
-        config: dcfg,
-    };
+    let range = ReadRange::new(start, system.timeline, dcfg);
     let mut from_files: Vec<(Lsn, u32, u8)> = Vec::new();
     let _ = read_range(&dir, &range, |r| {
         if r.lsn() > streamed.last().unwrap().0 {

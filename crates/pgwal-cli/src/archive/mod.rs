@@ -214,11 +214,10 @@ fn prepare_writes(cmd: &str, dir: &std::path::Path) {
 
 fn push(a: PushArgs) -> ExitCode {
     prepare_writes("push", &a.archive);
-    let opts = PushOptions {
-        compression: a.compress,
-        system_id: a.system_id,
-        threads: a.threads,
-    };
+    let mut opts = PushOptions::default();
+    opts.compression = a.compress;
+    opts.system_id = a.system_id;
+    opts.threads = a.threads;
     match archive::push(&a.archive, &a.path, &opts) {
         Ok(PushOutcome::Stored {
             name,
@@ -251,7 +250,7 @@ fn fetch(a: FetchArgs) -> ExitCode {
         &a.archive,
         &a.name,
         &a.dest,
-        FetchOptions { partial: a.partial },
+        FetchOptions::default().with_partial(a.partial),
     ) {
         Ok(o) => {
             if a.verbose {
@@ -291,12 +290,11 @@ pub fn check_cleanup_options(s: &Scanned) -> anyhow::Result<()> {
 /// checked by [`check_cleanup_options`] (`_s`).
 pub fn cleanup(a: CleanupArgs, _s: &Scanned) -> ExitCode {
     let n = prog::name();
-    let opts = CleanupOptions {
-        strip_extension: a.strip_extension.clone(),
-        clean_backup_history: a.clean_backup_history,
-        exact: a.exact,
-        keep_history_needs: a.keep_history_needs,
-    };
+    let mut opts = CleanupOptions::default();
+    opts.strip_extension = a.strip_extension.clone();
+    opts.clean_backup_history = a.clean_backup_history;
+    opts.exact = a.exact;
+    opts.keep_history_needs = a.keep_history_needs;
     let plan = match archive::plan_cleanup(&a.dir, &a.oldest_kept, &opts) {
         Ok(p) => p,
         Err(e @ (CleanupError::ArchiveMissing(_) | CleanupError::InvalidName(_))) => {

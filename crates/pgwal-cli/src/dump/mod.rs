@@ -421,13 +421,9 @@ pub fn run(a: DumpArgs, s: &Scanned) -> anyhow::Result<ExitCode> {
     };
     let sink = Sink::new(&a, filters, per_record.is_some(), plan.tli);
     let config = sink.decoder_config(&plan.info);
-    let range = ReadRange {
-        start: plan.start,
-        end: plan.end,
-        tli: plan.tli,
-        history,
-        config,
-    };
+    let mut range = ReadRange::new(plan.start, plan.tli, config);
+    range.end = plan.end;
+    range.history = history;
     let stdout = std::io::stdout();
     let mut stats = stats::Stats::new();
     let jobs = a.jobs.unwrap_or(1).max(1);
@@ -549,13 +545,10 @@ impl Sink {
     /// The decoder configuration for WAL like `info`'s; records that are only counted need no
     /// block references.
     pub(crate) fn decoder_config(&self, info: &SegmentInfo) -> DecoderConfig {
-        DecoderConfig {
-            seg_size: info.seg_size,
-            page_size: info.page_size,
-            system_id: Some(info.system_id),
-            block_refs: !self.counts_only(),
-            keep_record_data: true,
-        }
+        DecoderConfig::new(info.seg_size)
+            .with_page_size(info.page_size)
+            .with_system_id(Some(info.system_id))
+            .with_block_refs(!self.counts_only())
     }
 
     /// Whether records are written out (text or JSON), not only counted.

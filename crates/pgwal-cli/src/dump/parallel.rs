@@ -471,10 +471,8 @@ impl<'a, W: Write> Work<'a, W> {
             streamed: false,
             hold: false,
         };
-        let sub = ReadRange {
-            start: lo,
-            ..self.range.clone()
-        };
+        let mut sub = self.range.clone();
+        sub.start = lo;
         let outcome = source::read_range_shared(&self.plan.dir, &sub, &self.segments, |rec| {
             if hi.is_some_and(|h| rec.lsn() >= h) {
                 return ControlFlow::Break(());

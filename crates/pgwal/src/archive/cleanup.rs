@@ -29,8 +29,10 @@ use crate::lsn::Lsn;
 use crate::segment::{Compression, TimelineId, WalFileName};
 use crate::source::{decompress, sniff_compression};
 
-/// Settings of [`plan_cleanup`].
+/// Settings of [`plan_cleanup`]: [`CleanupOptions::default`], then the fields to change (more
+/// may be added).
 #[derive(Clone, Debug, Default)]
+#[non_exhaustive]
 pub struct CleanupOptions {
     /// `-x EXT`: strip this extension from names before looking at them.
     pub strip_extension: Option<String>,

@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use crate::segment::{Compression, WalFileName};
-use crate::source::{decompress, sniff_compression, WalBytes, MAX_SEGMENT_BYTES};
+use crate::source::{decompress, sniff_compression, DecompressError, WalBytes, MAX_SEGMENT_BYTES};
 
 /// Default gzip level: 1 keeps pushing a 16 MB segment fast.
 pub const DEFAULT_GZIP_LEVEL: u32 = 1;
@@ -287,7 +287,7 @@ fn read_settled(file: &mut File) -> io::Result<Vec<u8>> {
 ///
 /// Likewise one LZ4 frame of independent blocks is decoded block by block on several threads
 /// (header, block and content checksums are checked).
-pub fn decompress_fast(kind: Compression, data: &[u8]) -> Result<Vec<u8>, String> {
+pub fn decompress_fast(kind: Compression, data: &[u8]) -> Result<Vec<u8>, DecompressError> {
     let fast = match kind {
         Compression::Zstd => zstd_frames_parallel(data),
         Compression::Lz4 => lz4_blocks_parallel(data),
@@ -297,6 +297,10 @@ pub fn decompress_fast(kind: Compression, data: &[u8]) -> Result<Vec<u8>, String
         Some(r) => r,
         None => decompress(kind, data),
     }
+}
+
+fn damaged(reason: impl Into<String>) -> DecompressError {
+    DecompressError::Damaged(reason.into())
 }
 
 /// Runs `work` over `jobs` on up to one thread per core, each thread taking the next job.
@@ -380,7 +384,7 @@ fn le32_at(data: &[u8], pos: usize) -> Option<u32> {
 /// One LZ4 frame of independent blocks, decoded in parallel. `None` for anything else
 /// (several frames, linked blocks, a dictionary, a legacy frame, a single block): the
 /// streaming decoder handles those.
-fn lz4_blocks_parallel(data: &[u8]) -> Option<Result<Vec<u8>, String>> {
+fn lz4_blocks_parallel(data: &[u8]) -> Option<Result<Vec<u8>, DecompressError>> {
     const MAGIC: u32 = 0x184D_2204;
     if le32_at(data, 0)? != MAGIC || data.len() < 7 {
         return None;
@@ -403,7 +407,7 @@ fn lz4_blocks_parallel(data: &[u8]) -> Option<Result<Vec<u8>, String>> {
     let hc_at = 6 + if has_size { 8 } else { 0 };
     let hc = *data.get(hc_at)?;
     if (xxh32(&data[4..hc_at], 0) >> 8) as u8 != hc {
-        return Some(Err("LZ4 frame header checksum mismatch".into()));
+        return Some(Err(damaged("LZ4 frame header checksum mismatch")));
     }
     // Blocks: (compressed bytes, stored uncompressed?).
     let mut blocks: Vec<(&[u8], bool)> = Vec::new();
@@ -416,13 +420,13 @@ fn lz4_blocks_parallel(data: &[u8]) -> Option<Result<Vec<u8>, String>> {
         }
         let len = (word & 0x7FFF_FFFF) as usize;
         if len > max_block {
-            return Some(Err("LZ4 block larger than the frame's block size".into()));
+            return Some(Err(damaged("LZ4 block larger than the frame's block size")));
         }
         let block = data.get(pos..pos + len)?;
         pos += len;
         if block_checksums {
             if xxh32(block, 0) != le32_at(data, pos)? {
-                return Some(Err("LZ4 block checksum mismatch".into()));
+                return Some(Err(damaged("LZ4 block checksum mismatch")));
             }
             pos += 4;
         }
@@ -471,8 +475,8 @@ fn lz4_blocks_parallel(data: &[u8]) -> Option<Result<Vec<u8>, String>> {
     for (i, l) in lens.into_iter().enumerate() {
         let n = match l.into_inner() {
             Ok(Ok(n)) => n,
-            Ok(Err(e)) => return Some(Err(format!("LZ4 block {i}: {e}"))),
-            Err(_) => return Some(Err("LZ4 decompression thread failed".into())),
+            Ok(Err(e)) => return Some(Err(damaged(format!("LZ4 block {i}: {e}")))),
+            Err(_) => return Some(Err(damaged("LZ4 decompression thread failed"))),
         };
         let start = i * max_block;
         if start != total {
@@ -482,17 +486,15 @@ fn lz4_blocks_parallel(data: &[u8]) -> Option<Result<Vec<u8>, String>> {
     }
     out.truncate(total);
     if total as u64 > MAX_SEGMENT_BYTES {
-        return Some(Err(
-            "decompressed data is larger than any WAL segment".into()
-        ));
+        return Some(Err(DecompressError::TooLarge));
     }
     if expected_checksum.is_some_and(|c| c != xxh32(&out, 0)) {
-        return Some(Err("LZ4 content checksum mismatch".into()));
+        return Some(Err(damaged("LZ4 content checksum mismatch")));
     }
     Some(Ok(out))
 }
 
-fn zstd_frames_parallel(data: &[u8]) -> Option<Result<Vec<u8>, String>> {
+fn zstd_frames_parallel(data: &[u8]) -> Option<Result<Vec<u8>, DecompressError>> {
     use zstd::zstd_safe;
     let mut frames: Vec<(&[u8], usize)> = Vec::new();
     let mut rest = data;
@@ -538,7 +540,7 @@ fn zstd_frames_parallel(data: &[u8]) -> Option<Result<Vec<u8>, String>> {
         }
     });
     Some(match error.into_inner().ok().flatten() {
-        Some(e) => Err(e),
+        Some(e) => Err(damaged(e)),
         None => Ok(out),
     })
 }

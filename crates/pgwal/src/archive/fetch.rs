@@ -13,12 +13,22 @@ use crate::history::TimelineHistory;
 use crate::segment::{Compression, WalFileName};
 use crate::source::{sniff_compression, WalBytes};
 
-/// Settings of [`fetch`].
+/// Settings of [`fetch`]: [`FetchOptions::default`], then the fields to change (more may be
+/// added).
 #[derive(Clone, Copy, Debug, Default)]
+#[non_exhaustive]
 pub struct FetchOptions {
     /// When the complete segment is not archived, serve its `.partial` file (zero-padded to a
     /// whole segment).
     pub partial: bool,
+}
+
+impl FetchOptions {
+    /// With or without serving a `.partial` file (see [`FetchOptions::partial`]).
+    pub fn with_partial(mut self, on: bool) -> FetchOptions {
+        self.partial = on;
+        self
+    }
 }
 
 /// What [`fetch`] restored.
@@ -151,9 +161,9 @@ pub fn fetch(
         raw
     } else {
         WalBytes::Owned(
-            decompress_fast(kind, &raw).map_err(|reason| FetchError::Corrupt {
+            decompress_fast(kind, &raw).map_err(|e| FetchError::Corrupt {
                 path: path.clone(),
-                reason,
+                reason: e.to_string(),
             })?,
         )
     };
@@ -165,7 +175,7 @@ pub fn fetch(
     let mut padded = false;
     match &found {
         Some(n @ WalFileName::Segment { partial, .. }) => {
-            let info = check_segment(n, &data, *partial).map_err(corrupt)?;
+            let info = check_segment(n, &data, *partial).map_err(|e| corrupt(e.to_string()))?;
             if *partial && (data.len() as u64) < info.seg_size.bytes() {
                 data.to_mut().resize(info.seg_size.bytes() as usize, 0);
                 padded = true;

@@ -45,7 +45,9 @@ pub use compress::{
 };
 pub use fetch::{fetch, FetchError, FetchOptions, FetchOutcome};
 pub use listing::{existing_variants, name_variants, ArchiveEntry, ArchiveListing, TempEntry};
-pub use push::{archive_identity, check_segment, push, PushError, PushOptions, PushOutcome};
+pub use push::{
+    archive_identity, check_segment, push, PushError, PushOptions, PushOutcome, SegmentCheckError,
+};
 pub use status::{status, ArchiveStatus, TimelineStatus};
 pub use tempfiles::{
     remove_stale_temp_files, remove_temp_files_on_signals, temp_name_pid, STALE_ANY,

@@ -9,12 +9,15 @@ use crate::archive::compress::{decompress_fast, read_all, read_head, Compression
 use crate::archive::durable::{fsync_dir, fsync_file, write_new, WriteNew};
 use crate::archive::listing::existing_variants;
 use crate::history::TimelineHistory;
-use crate::segment::{Compression, SegNo, WalFileName, WalSegSize};
-use crate::source::{probe_segment, sniff_compression, SegmentInfo};
+use crate::lsn::Lsn;
+use crate::segment::{Compression, SegNo, TimelineId, WalFileName, WalSegSize};
+use crate::source::{probe_segment, sniff_compression, ProbeError, SegmentInfo};
 use crate::wal::{PageHeader, LONG_HEADER_SIZE};
 
-/// Settings of [`push`].
+/// Settings of [`push`]: [`PushOptions::default`], then the fields to change (more may be
+/// added).
 #[derive(Clone, Debug, Default)]
+#[non_exhaustive]
 pub struct PushOptions {
     /// How to compress segments (history and backup history files are always stored as is).
     pub compression: CompressionSpec,
@@ -67,7 +70,8 @@ pub enum PushError {
         /// The file.
         path: PathBuf,
         /// What is wrong.
-        reason: String,
+        #[source]
+        reason: SegmentCheckError,
     },
     /// A history or backup history file is malformed.
     #[error("\"{}\" is not a valid {what}: {reason}", path.display())]
@@ -124,6 +128,47 @@ fn io_ctx(context: impl Into<String>) -> impl FnOnce(io::Error) -> PushError {
     move |source| PushError::Io { context, source }
 }
 
+/// Why [`check_segment`] refused a segment file.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SegmentCheckError {
+    /// The first page header is missing or invalid.
+    #[error(transparent)]
+    Header(#[from] ProbeError),
+    /// The name is not a segment of the header's segment size.
+    #[error("the file name does not fit segment size {seg_size} in the page header")]
+    NameMismatch {
+        /// The header's segment size.
+        seg_size: WalSegSize,
+    },
+    /// The file is not one segment long (or, for a `.partial` file, is longer).
+    #[error("file size {len} differs from the segment size {}", seg_size.bytes())]
+    WrongSize {
+        /// The file's size.
+        len: u64,
+        /// The header's segment size.
+        seg_size: WalSegSize,
+    },
+    /// The first page is not where the named segment starts.
+    #[error("the first page header has address {found}, but the name says the segment starts at {expected}")]
+    WrongAddress {
+        /// The page address.
+        found: Lsn,
+        /// The start of the named segment.
+        expected: Lsn,
+    },
+    /// The first page is of a higher timeline than the name's.
+    #[error(
+        "the first page header has timeline {found}, above the timeline {name} of the file name"
+    )]
+    TimelineAbove {
+        /// The page's timeline.
+        found: TimelineId,
+        /// The name's.
+        name: TimelineId,
+    },
+}
+
 /// Checks that `data` is a WAL segment that may carry file name `name`: a valid long page header
 /// whose page address is the start of the named segment, a timeline not above the name's, and
 /// (unless `short_ok`) exactly one segment of bytes.
@@ -131,34 +176,28 @@ pub fn check_segment(
     name: &WalFileName,
     data: &[u8],
     short_ok: bool,
-) -> Result<SegmentInfo, String> {
+) -> Result<SegmentInfo, SegmentCheckError> {
     let info = probe_segment(data)?;
-    let segno = name.segno(info.seg_size).ok_or_else(|| {
-        format!(
-            "the file name does not fit segment size {} in the page header",
-            info.seg_size
-        )
-    })?;
+    let seg_size = info.seg_size;
+    let segno = name
+        .segno(seg_size)
+        .ok_or(SegmentCheckError::NameMismatch { seg_size })?;
     let len = data.len() as u64;
-    if len > info.seg_size.bytes() || (!short_ok && len != info.seg_size.bytes()) {
-        return Err(format!(
-            "file size {len} differs from the segment size {}",
-            info.seg_size.bytes()
-        ));
+    if len > seg_size.bytes() || (!short_ok && len != seg_size.bytes()) {
+        return Err(SegmentCheckError::WrongSize { len, seg_size });
     }
-    let expected = segno.start_lsn(info.seg_size).unwrap_or_default();
+    let expected = segno.start_lsn(seg_size).unwrap_or_default();
     if info.pageaddr != expected {
-        return Err(format!(
-            "the first page header has address {}, but the name says the segment starts at {expected}",
-            info.pageaddr
-        ));
+        return Err(SegmentCheckError::WrongAddress {
+            found: info.pageaddr,
+            expected,
+        });
     }
     if info.tli > name.timeline() {
-        return Err(format!(
-            "the first page header has timeline {}, above the timeline {} of the file name",
-            info.tli,
-            name.timeline()
-        ));
+        return Err(SegmentCheckError::TimelineAbove {
+            found: info.tli,
+            name: name.timeline(),
+        });
     }
     Ok(info)
 }

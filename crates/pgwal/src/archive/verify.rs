@@ -280,7 +280,7 @@ impl SegmentIndex {
             };
             let head = read_head(&e.path, LONG_HEADER_SIZE)
                 .map_err(|err| format!("cannot read: {err}"))
-                .and_then(|h| probe_segment(&h));
+                .and_then(|h| probe_segment(&h).map_err(|e| e.to_string()));
             files.push(SegFile {
                 entry: e.clone(),
                 partial,

@@ -39,6 +39,68 @@ impl Default for CompressSpec {
     }
 }
 
+/// Why [`CompressSpec::parse`] refused a specification; the text is pg_receivewal's.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CompressSpecError {
+    /// The method is not `none`, `gzip`, `lz4` or `zstd`.
+    #[error("unrecognized compression algorithm: \"{0}\"")]
+    UnknownAlgorithm(String),
+    /// An empty detail or option.
+    #[error("invalid compression specification: found empty string where a compression option was expected")]
+    EmptyOption,
+    /// `level` or `workers` without `=N`.
+    #[error("invalid compression specification: compression option \"{0}\" requires a value")]
+    MissingValue(String),
+    /// `level` or `workers` with a value that is not an integer.
+    #[error("invalid compression specification: value for compression option \"{0}\" must be an integer")]
+    NotAnInteger(String),
+    /// `long` with a value that is not a Boolean.
+    #[error("invalid compression specification: value for compression option \"{0}\" must be a Boolean value")]
+    NotABoolean(String),
+    /// An option other than `level`, `workers` and `long`.
+    #[error("invalid compression specification: unrecognized compression option: \"{0}\"")]
+    UnknownOption(String),
+    /// A level for `none`.
+    #[error("invalid compression specification: compression algorithm \"{algorithm}\" does not accept a compression level")]
+    LevelNotAccepted {
+        /// The method.
+        algorithm: &'static str,
+    },
+    /// A level outside the method's range.
+    #[error("invalid compression specification: compression algorithm \"{algorithm}\" expects a compression level between {min} and {max} (default at {default})")]
+    LevelOutOfRange {
+        /// The method.
+        algorithm: &'static str,
+        /// Its lowest level.
+        min: i32,
+        /// Its highest level.
+        max: i32,
+        /// The value that means its default.
+        default: i32,
+    },
+    /// `workers` for a method other than zstd.
+    #[error("invalid compression specification: compression algorithm \"{algorithm}\" does not accept a worker count")]
+    WorkersNotAccepted {
+        /// The method.
+        algorithm: &'static str,
+    },
+    /// A worker count out of range.
+    #[error("invalid compression specification: compression algorithm \"{algorithm}\" expects a worker count between 0 and {max}")]
+    WorkersOutOfRange {
+        /// The method.
+        algorithm: &'static str,
+        /// The highest count.
+        max: i32,
+    },
+    /// `long` for a method other than zstd.
+    #[error("invalid compression specification: compression algorithm \"{algorithm}\" does not support long-distance mode")]
+    LongNotSupported {
+        /// The method.
+        algorithm: &'static str,
+    },
+}
+
 /// The smallest zstd level (`ZSTD_minCLevel()`).
 const ZSTD_MIN_LEVEL: i32 = -(1 << 17);
 /// The largest zstd level (`ZSTD_maxCLevel()`).
@@ -75,7 +137,7 @@ impl CompressSpec {
     /// Parses `METHOD[:DETAIL]` with pg_receivewal's rules and messages: a bare integer is a
     /// gzip level (`0` means none); DETAIL is a level or a comma list of `level=N`,
     /// `workers=N` and `long[=BOOL]`.
-    pub fn parse(text: &str) -> Result<CompressSpec, String> {
+    pub fn parse(text: &str) -> Result<CompressSpec, CompressSpecError> {
         let (alg, detail) = if let Ok(n) = text.parse::<i64>() {
             if n == 0 {
                 ("none", None)
@@ -93,21 +155,18 @@ impl CompressSpec {
             "gzip" => Compression::Gzip,
             "lz4" => Compression::Lz4,
             "zstd" => Compression::Zstd,
-            _ => return Err(format!("unrecognized compression algorithm: \"{alg}\"")),
+            _ => return Err(CompressSpecError::UnknownAlgorithm(alg.to_owned())),
         };
         let mut spec = CompressSpec {
             method,
             ..CompressSpec::NONE
         };
-        let invalid = |m: String| format!("invalid compression specification: {m}");
         if let Some(d) = detail {
             if let Ok(level) = d.parse::<i32>() {
                 spec.level = Some(level);
             } else {
                 if d.is_empty() {
-                    return Err(invalid(
-                        "found empty string where a compression option was expected".into(),
-                    ));
+                    return Err(CompressSpecError::EmptyOption);
                 }
                 for item in d.split(',') {
                     let (key, value) = match item.split_once('=') {
@@ -115,19 +174,12 @@ impl CompressSpec {
                         None => (item, None),
                     };
                     if key.is_empty() {
-                        return Err(invalid(
-                            "found empty string where a compression option was expected".into(),
-                        ));
+                        return Err(CompressSpecError::EmptyOption);
                     }
-                    let int = |v: Option<&str>| -> Result<i32, String> {
-                        let v = v.ok_or_else(|| {
-                            invalid(format!("compression option \"{key}\" requires a value"))
-                        })?;
-                        v.parse::<i32>().map_err(|_| {
-                            invalid(format!(
-                                "value for compression option \"{key}\" must be an integer"
-                            ))
-                        })
+                    let int = |v: Option<&str>| -> Result<i32, CompressSpecError> {
+                        let v = v.ok_or_else(|| CompressSpecError::MissingValue(key.to_owned()))?;
+                        v.parse::<i32>()
+                            .map_err(|_| CompressSpecError::NotAnInteger(key.to_owned()))
                     };
                     match key {
                         "level" => spec.level = Some(int(value)?),
@@ -136,31 +188,21 @@ impl CompressSpec {
                             spec.long = match value.map(str::to_ascii_lowercase).as_deref() {
                                 None | Some("yes" | "on" | "true" | "1") => true,
                                 Some("no" | "off" | "false" | "0") => false,
-                                _ => {
-                                    return Err(invalid(format!(
-                                "value for compression option \"{key}\" must be a Boolean value"
-                            )))
-                                }
+                                _ => return Err(CompressSpecError::NotABoolean(key.to_owned())),
                             }
                         }
-                        _ => {
-                            return Err(invalid(format!(
-                                "unrecognized compression option: \"{key}\""
-                            )))
-                        }
+                        _ => return Err(CompressSpecError::UnknownOption(key.to_owned())),
                     }
                 }
             }
         }
         // validate_compress_specification()
-        let name = method_name(method);
+        let algorithm = method_name(method);
         if let Some(level) = spec.level {
             let (min, max, default) = match method {
                 Compression::None => {
                     if level != 0 {
-                        return Err(invalid(format!(
-                            "compression algorithm \"{name}\" does not accept a compression level"
-                        )));
+                        return Err(CompressSpecError::LevelNotAccepted { algorithm });
                     }
                     (0, 0, 0)
                 }
@@ -169,9 +211,12 @@ impl CompressSpec {
                 Compression::Zstd => (ZSTD_MIN_LEVEL, ZSTD_MAX_LEVEL, ZSTD_LIBRARY_DEFAULT_LEVEL),
             };
             if level != default && !(min..=max).contains(&level) {
-                return Err(invalid(format!(
-                    "compression algorithm \"{name}\" expects a compression level between {min} and {max} (default at {default})"
-                )));
+                return Err(CompressSpecError::LevelOutOfRange {
+                    algorithm,
+                    min,
+                    max,
+                    default,
+                });
             }
             // gzip's -1 and lz4's 0 mean "the default"; every zstd level is a level.
             if (level == default && method != Compression::Zstd) || method == Compression::None {
@@ -179,21 +224,18 @@ impl CompressSpec {
             }
         }
         if spec.workers.is_some() && method != Compression::Zstd {
-            return Err(invalid(format!(
-                "compression algorithm \"{name}\" does not accept a worker count"
-            )));
+            return Err(CompressSpecError::WorkersNotAccepted { algorithm });
         }
         if let Some(w) = spec.workers {
             if !(0..=ZSTD_MAX_WORKERS).contains(&w) {
-                return Err(invalid(format!(
-                    "compression algorithm \"{name}\" expects a worker count between 0 and {ZSTD_MAX_WORKERS}"
-                )));
+                return Err(CompressSpecError::WorkersOutOfRange {
+                    algorithm,
+                    max: ZSTD_MAX_WORKERS,
+                });
             }
         }
         if spec.long && method != Compression::Zstd {
-            return Err(invalid(format!(
-                "compression algorithm \"{name}\" does not support long-distance mode"
-            )));
+            return Err(CompressSpecError::LongNotSupported { algorithm });
         }
         Ok(spec)
     }
@@ -423,6 +465,7 @@ mod tests {
     #[test]
     fn parse_like_pg_receivewal() {
         let p = |s: &str| CompressSpec::parse(s);
+        let e = |s: &str| CompressSpec::parse(s).unwrap_err().to_string();
         assert_eq!(p("0").unwrap(), CompressSpec::NONE);
         assert_eq!(p("none").unwrap(), CompressSpec::NONE);
         assert_eq!(p("9").unwrap(), CompressSpec::gzip(9));
@@ -432,38 +475,38 @@ mod tests {
         assert_eq!(p("lz4:level=12").unwrap().level, Some(12));
         let z = p("zstd:level=-5,workers=2,long=on").unwrap();
         assert_eq!((z.level, z.workers, z.long), (Some(-5), Some(2), true));
-        assert_eq!(p("gzip:workers=2").unwrap_err(),
+        assert_eq!(e("gzip:workers=2"),
             "invalid compression specification: compression algorithm \"gzip\" does not accept a worker count");
-        assert_eq!(p("none:1").unwrap_err(),
+        assert_eq!(e("none:1"),
             "invalid compression specification: compression algorithm \"none\" does not accept a compression level");
-        assert_eq!(p("gzip:10").unwrap_err(),
+        assert_eq!(e("gzip:10"),
             "invalid compression specification: compression algorithm \"gzip\" expects a compression level between 1 and 9 (default at -1)");
         assert_eq!(
-            p("brotli").unwrap_err(),
+            e("brotli"),
             "unrecognized compression algorithm: \"brotli\""
         );
-        assert_eq!(
-            p("GZIP").unwrap_err(),
-            "unrecognized compression algorithm: \"GZIP\""
-        );
-        assert_eq!(p("zstd:").unwrap_err(),
+        assert_eq!(e("GZIP"), "unrecognized compression algorithm: \"GZIP\"");
+        assert_eq!(e("zstd:"),
             "invalid compression specification: found empty string where a compression option was expected");
         assert_eq!(
-            p("zstd:speed=3").unwrap_err(),
+            e("zstd:speed=3"),
             "invalid compression specification: unrecognized compression option: \"speed\""
         );
         assert_eq!(
-            p("zstd:level").unwrap_err(),
+            e("zstd:level"),
             "invalid compression specification: compression option \"level\" requires a value"
         );
-        assert_eq!(p("zstd:level=x").unwrap_err(),
+        assert_eq!(e("zstd:level=x"),
             "invalid compression specification: value for compression option \"level\" must be an integer");
-        assert!(p("lz4:long").is_err());
+        assert_eq!(
+            p("lz4:long"),
+            Err(CompressSpecError::LongNotSupported { algorithm: "lz4" })
+        );
         // An explicit zstd level is kept, even zstd's own default.
         assert_eq!(p("zstd:3").unwrap().level, Some(3));
         assert_eq!(p("zstd").unwrap().level, None);
         assert_eq!(p("zstd:workers=0").unwrap().workers, Some(0));
-        assert_eq!(p("zstd:workers=-1").unwrap_err(),
+        assert_eq!(e("zstd:workers=-1"),
             "invalid compression specification: compression algorithm \"zstd\" expects a worker count between 0 and 256");
     }
 

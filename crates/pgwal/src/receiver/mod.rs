@@ -19,7 +19,10 @@
 //!   the connection is always served;
 //! - the flush position sent to the server is always a position that is durable (fsynced),
 //!   and the apply position can be reported too;
-//! - every connection, including the first, is retried with backoff;
+//! - every connection, including the first, is retried with backoff; [`ReceiveError`] says
+//!   which errors are retried ([`ReceiveError::is_retryable`]: a failed fsync, WAL that fails
+//!   validation or another system's WAL stop the receiver) and what they are
+//!   ([`ReceiveError::kind`], [`ReceiveError::sqlstate`], [`ReceiveError::wal_error`]);
 //! - a lock file stops two receivers from sharing a directory;
 //! - [`Metrics`] can be rendered for Prometheus.
 //!
@@ -40,6 +43,7 @@
 //! ```
 
 mod compress;
+mod error;
 mod fsutil;
 mod lock;
 mod metrics;
@@ -57,7 +61,8 @@ use crate::conninfo::Config;
 use crate::lsn::Lsn;
 use crate::replication::SlotName;
 
-pub use compress::CompressSpec;
+pub use compress::{CompressSpec, CompressSpecError};
+pub use error::{ErrorKind, ReceiveError, WalDamage};
 pub use lock::{DirectoryLock, LOCK_FILE};
 pub use metrics::Metrics;
 pub use scan::Candidate;
@@ -122,22 +127,6 @@ pub enum Stopped {
     EndPosition(Lsn),
     /// [`StopHandle::stop`] was called (SIGINT/SIGTERM in the CLI).
     Requested,
-}
-
-/// Why [`Receiver::run`] failed.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum ReceiveError {
-    /// A problem that retrying cannot fix: another system's WAL, WAL that fails validation,
-    /// an unsupported server, a locked or unusable directory.
-    #[error("{0}")]
-    Fatal(String),
-    /// A connection, server or write problem; the receiver retries these unless `no_loop`.
-    #[error("{0}")]
-    Retryable(String),
-    /// With `no_loop`: the connection ended (the cause follows).
-    #[error("disconnected: {0}")]
-    Disconnected(String),
 }
 
 /// Asks a running [`Receiver`] to stop: the write in progress is finished and fsynced, a final

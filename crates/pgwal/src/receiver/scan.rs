@@ -10,6 +10,7 @@ use crate::segment::{Compression, SegNo, TimelineId, WalFileName, WalSegSize};
 use crate::wal::{DecoderConfig, PageHeader, WalDecoder};
 
 use super::compress::decompress_prefix;
+use super::error::ReceiveError;
 use super::fsutil::{fsync_dir, symlink_refused};
 
 /// A WAL file in the directory that can decide the start position.
@@ -332,21 +333,23 @@ pub(crate) fn valid_prefix(
     safe.0.saturating_sub(seg_start.0).min(data.len() as u64)
 }
 
-/// Validates a partial segment for resuming. `Err` names a file that belongs to another system.
+/// Validates a partial segment for resuming. The inner `Err` is a file that belongs to
+/// another system ([`ReceiveError::ForeignWal`]).
 pub(crate) fn validate_partial(
     c: &Candidate,
     cfg: DecoderConfig,
-) -> io::Result<Result<Resume, String>> {
+) -> io::Result<Result<Resume, ReceiveError>> {
     let seg_size = cfg.seg_size;
     let raw = fs::read(&c.path)?;
     let (data, _) = decompress_prefix(c.compression, &raw, seg_size.bytes());
     drop(raw);
     if let (Some(found), Some(server)) = (head_system_id(&data), cfg.system_id) {
         if found != server {
-            return Ok(Err(format!(
-                "file \"{}\" holds WAL of database system {found}, but the server's system identifier is {server}",
-                c.path.display()
-            )));
+            return Ok(Err(ReceiveError::ForeignWal {
+                path: c.path.clone(),
+                found,
+                server,
+            }));
         }
     }
     let seg_start = c.segno.start_lsn(seg_size).unwrap_or(Lsn(0));

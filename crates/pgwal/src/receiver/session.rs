@@ -19,27 +19,23 @@ use crate::segment::{Compression, TimelineId, WalFileName, WalSegSize};
 use crate::wal::{DecoderConfig, WalDecoder};
 
 use super::compress::{CompressSpec, Sink};
+use super::error::{MAX_MAJOR, MIN_MAJOR};
 use super::fsutil::{fsync_dir, is_symlink_refused, open_read_nofollow, open_write};
 use super::lock::DirectoryLock;
 use super::metrics::{max_u64, set_f64, unix_now, Metrics};
 use super::scan::{self, safe_point, Found, Resume};
-use super::writer::{self, sync_failed, Cmd, Failure, Progress, WriterConfig};
+use super::writer::{self, sync_failed, Cmd, Progress, WriterConfig};
 use super::{ReceiveError, ReceiverOptions, Stopped};
 
 type Result<T> = std::result::Result<T, ReceiveError>;
 
-fn retry(what: &str) -> impl FnOnce(replication::Error) -> ReceiveError + '_ {
+/// A failed replication command: invalid connection options are fatal, the rest retried.
+fn retry(context: &'static str) -> impl FnOnce(replication::Error) -> ReceiveError {
     move |e| match e {
-        replication::Error::Config(c) => {
-            ReceiveError::Fatal(format!("invalid connection options: {c}"))
-        }
-        e => ReceiveError::Retryable(format!("{what}: {e}")),
+        replication::Error::Config(c) => ReceiveError::InvalidConnection(c),
+        source => ReceiveError::Replication { context, source },
     }
 }
-
-/// Lowest and highest server majors whose WAL the decoder knows.
-const MIN_MAJOR: u32 = 13;
-const MAX_MAJOR: u32 = 19;
 
 pub(super) async fn run(
     conn: Config,
@@ -49,21 +45,16 @@ pub(super) async fn run(
 ) -> Result<Stopped> {
     match fs::metadata(&opts.directory) {
         Ok(m) if m.is_dir() => {}
-        Ok(_) => {
-            return Err(ReceiveError::Fatal(format!(
-                "\"{}\" is not a directory",
-                opts.directory.display()
-            )))
-        }
-        Err(e) => {
-            return Err(ReceiveError::Fatal(format!(
-                "could not open directory \"{}\": {e}",
-                opts.directory.display()
-            )))
+        Ok(_) => return Err(ReceiveError::NotADirectory(opts.directory.clone())),
+        Err(source) => {
+            return Err(ReceiveError::UnusableDirectory {
+                op: "open directory",
+                path: opts.directory.clone(),
+                source,
+            })
         }
     }
-    let _lock =
-        DirectoryLock::acquire(&opts.directory).map_err(|e| ReceiveError::Fatal(e.to_string()))?;
+    let _lock = DirectoryLock::acquire(&opts.directory).map_err(ReceiveError::Lock)?;
     let mut run = Run {
         conn,
         opts,
@@ -84,12 +75,12 @@ pub(super) async fn run(
         run.metrics.streaming.store(0, Ordering::Relaxed);
         match r {
             Ok(s) => return Ok(s),
-            Err(ReceiveError::Retryable(m)) => {
+            Err(e) if e.is_retryable() => {
                 run.metrics.errors.fetch_add(1, Ordering::Relaxed);
                 if run.opts.no_loop {
-                    return Err(ReceiveError::Disconnected(m));
+                    return Err(ReceiveError::Disconnected(Box::new(e)));
                 }
-                tracing::error!("{m}");
+                tracing::error!("{e}");
                 if run.streamed {
                     delay = run.opts.reconnect_delay;
                 }
@@ -184,9 +175,7 @@ impl Run {
         };
         if let Some(v) = client.server_version() {
             if !(MIN_MAJOR..=MAX_MAJOR).contains(&v.major()) {
-                return Err(ReceiveError::Fatal(format!(
-                    "incompatible server version {v}; pgwal receive supports PostgreSQL {MIN_MAJOR} to {MAX_MAJOR}"
-                )));
+                return Err(ReceiveError::UnsupportedServer { version: v });
             }
         }
         let id = client
@@ -194,47 +183,44 @@ impl Run {
             .await
             .map_err(retry("could not identify the system"))?;
         if id.dbname.is_some() {
-            return Err(ReceiveError::Fatal(
-                "replication connection is unexpectedly database specific".into(),
-            ));
+            return Err(ReceiveError::DatabaseSpecific);
         }
         match self.system_id {
             Some(s) if s != id.system_id => {
-                return Err(ReceiveError::Fatal(format!(
-                    "the server's system identifier changed from {s} to {}",
-                    id.system_id
-                )))
+                return Err(ReceiveError::SystemIdChanged {
+                    from: s,
+                    to: id.system_id,
+                })
             }
             _ => self.system_id = Some(id.system_id),
         }
         // The server's sizes shape every file name and page check: an impossible value is
         // fatal (a retry would read it again); a failed command is retried.
-        let unusable = |what: &'static str| {
+        let unusable = |setting: &'static str, context: &'static str| {
             move |e: replication::Error| match e {
-                e @ replication::Error::UnexpectedResult { .. } => {
-                    ReceiveError::Fatal(format!("the server's {what} is unusable: {e}"))
+                source @ replication::Error::UnexpectedResult { .. } => {
+                    ReceiveError::UnusableSetting { setting, source }
                 }
-                e => ReceiveError::Retryable(format!("could not read {what}: {e}")),
+                source => ReceiveError::Replication { context, source },
             }
         };
-        let seg_size = client
-            .wal_segment_size()
-            .await
-            .map_err(unusable("wal_segment_size"))?;
+        let seg_size = client.wal_segment_size().await.map_err(unusable(
+            "wal_segment_size",
+            "could not read wal_segment_size",
+        ))?;
         match self.seg_size {
             Some(s) if s != seg_size => {
-                return Err(ReceiveError::Fatal(format!(
-                    "the server's WAL segment size changed from {} to {} bytes",
-                    s.bytes(),
-                    seg_size.bytes()
-                )))
+                return Err(ReceiveError::SegmentSizeChanged {
+                    from: s,
+                    to: seg_size,
+                })
             }
             _ => self.seg_size = Some(seg_size),
         }
         let page_size = client
             .wal_block_size()
             .await
-            .map_err(unusable("wal_block_size"))?;
+            .map_err(unusable("wal_block_size", "could not read wal_block_size"))?;
         // The writer keeps the bytes of a record until it is complete; the decoder only
         // checks them, so a record of up to 1 GB is not held twice.
         let cfg = DecoderConfig {
@@ -265,24 +251,24 @@ impl Run {
             synchronous: self.opts.synchronous,
         };
         let (tx, mut progress, handle) =
-            writer::spawn(wcfg, self.metrics.clone(), self.opts.queue_depth).map_err(|e| {
-                ReceiveError::Fatal(format!("could not start the writer thread: {e}"))
-            })?;
+            writer::spawn(wcfg, self.metrics.clone(), self.opts.queue_depth)
+                .map_err(ReceiveError::WriterThread)?;
         let res = self
             .stream(&mut client, cfg, plan, &tx, &mut progress)
             .await;
         drop(tx);
         let _ = tokio::task::spawn_blocking(move || handle.join()).await;
         let last = progress.borrow().clone();
-        match (res, last.error) {
+        // The writer's error, unless the stream already returned it.
+        match (res, last.error.take()) {
             // A failed fsync (or invalid WAL) wins over whatever ended the stream: it must
             // never be retried in this process.
-            (_, Some(e)) if last.fatal => Err(ReceiveError::Fatal(e.to_string())),
-            (Ok(s), None) => {
+            (_, Some(e)) if last.fatal => Err(e),
+            (Ok(s), None) if !last.failed => {
                 let _ = client.close().await;
                 Ok(s)
             }
-            (Ok(_), Some(e)) => Err(ReceiveError::Retryable(e.to_string())),
+            (Ok(_), e) => Err(e.unwrap_or(ReceiveError::WriterStopped)),
             (Err(e), _) => Err(e),
         }
     }
@@ -296,19 +282,18 @@ impl Run {
     ) -> Result<Plan> {
         let dir = self.opts.directory.clone();
         let seg_size = cfg.seg_size;
-        let io = |e: std::io::Error| {
-            let m = format!("could not read directory \"{}\": {e}", dir.display());
-            if is_symlink_refused(&e) {
-                ReceiveError::Fatal(m)
+        let io = |source: std::io::Error| {
+            let (op, path) = ("read directory", dir.clone());
+            if is_symlink_refused(&source) {
+                ReceiveError::UnusableDirectory { op, path, source }
             } else {
-                ReceiveError::Retryable(m)
+                ReceiveError::Io { op, path, source }
             }
         };
-        scan::remove_leftovers(&dir, cfg, self.opts.sync).map_err(|e| {
-            ReceiveError::Retryable(format!(
-                "could not remove leftover files in \"{}\": {e}",
-                dir.display()
-            ))
+        scan::remove_leftovers(&dir, cfg, self.opts.sync).map_err(|source| ReceiveError::Io {
+            op: "remove leftover files in",
+            path: dir.clone(),
+            source,
         })?;
         match scan::find_start(&dir, seg_size).map_err(io)? {
             Some(Found::Complete(c)) => {
@@ -316,17 +301,17 @@ impl Run {
                 // and its name durable in this process first (a killed receiver may have
                 // renamed it without fsyncing the directory).
                 if self.opts.sync {
-                    fsync_file(&c.path).map_err(|e| fatal_sync(e, "file", &c.path))?;
-                    fsync_dir(&dir).map_err(|e| fatal_sync(e, "directory", &dir))?;
+                    fsync_file(&c.path).map_err(|e| sync_failed(e, "file", &c.path))?;
+                    fsync_dir(&dir).map_err(|e| sync_failed(e, "directory", &dir))?;
                 }
                 if let Ok(head) = scan::read_head(&c.path, c.compression, 64) {
                     if let Some(s) = scan::head_system_id(&head) {
                         if s != id.system_id {
-                            return Err(ReceiveError::Fatal(format!(
-                                "file \"{}\" holds WAL of database system {s}, but the server's system identifier is {}",
-                                c.path.display(),
-                                id.system_id
-                            )));
+                            return Err(ReceiveError::ForeignWal {
+                                path: c.path.clone(),
+                                found: s,
+                                server: id.system_id,
+                            });
                         }
                     }
                 }
@@ -339,26 +324,23 @@ impl Run {
             }
             Some(Found::Partial(c)) => {
                 let r = match scan::validate_partial(&c, cfg) {
-                    Ok(Ok(r)) => r,
-                    Ok(Err(m)) => return Err(ReceiveError::Fatal(m)),
-                    Err(e) => {
-                        return Err(ReceiveError::Retryable(format!(
-                            "could not read file \"{}\": {e}",
-                            c.path.display()
-                        )))
+                    Ok(r) => r?,
+                    Err(source) => {
+                        return Err(ReceiveError::Io {
+                            op: "read file",
+                            path: c.path.clone(),
+                            source,
+                        })
                     }
                 };
                 let seg_start = c.segno.start_lsn(seg_size).unwrap_or(Lsn(0));
                 let start = Lsn(seg_start.0 + r.offset);
                 if r.offset == seg_size.bytes() {
                     tracing::info!("\"{}\" is complete; renaming it", c.name);
-                    finalize_partial(&r, &dir, seg_size, self.opts.sync).map_err(|f| {
-                        let m =
-                            format!("could not complete \"{}\": {}", c.path.display(), f.message);
-                        if f.fatal {
-                            ReceiveError::Fatal(m)
-                        } else {
-                            ReceiveError::Retryable(m)
+                    finalize_partial(&r, &dir, seg_size, self.opts.sync).map_err(|e| {
+                        ReceiveError::CompletePartial {
+                            path: c.path.clone(),
+                            source: Box::new(e),
                         }
                     })?;
                     return Ok(Plan {
@@ -398,10 +380,7 @@ impl Run {
                             .await
                             .map_err(retry("could not read replication slot"))?;
                         if !info.exists() {
-                            return Err(ReceiveError::Retryable(format!(
-                                "replication slot \"{}\" does not exist",
-                                slot.as_str()
-                            )));
+                            return Err(ReceiveError::SlotMissing(slot.as_str().to_owned()));
                         }
                         if let Some(lsn) = info.restart_lsn {
                             let tli = info.restart_tli.unwrap_or(id.timeline);
@@ -435,10 +414,10 @@ impl Run {
             return Ok(plan);
         }
         if plan.tli > id.timeline {
-            return Err(ReceiveError::Retryable(format!(
-                "the archive is on timeline {}, but the server is on timeline {}",
-                plan.tli.0, id.timeline.0
-            )));
+            return Err(ReceiveError::ArchiveAhead {
+                archive: plan.tli,
+                server: id.timeline,
+            });
         }
         let hist = client
             .timeline_history(id.timeline)
@@ -448,10 +427,10 @@ impl Run {
         while plan.tli != id.timeline {
             let entries = &hist.history.entries;
             let Some(i) = entries.iter().position(|e| e.tli == plan.tli) else {
-                return Err(ReceiveError::Retryable(format!(
-                    "timeline {} of the archive is not in the history of the server's timeline {}",
-                    plan.tli.0, id.timeline.0
-                )));
+                return Err(ReceiveError::TimelineNotInHistory {
+                    archive: plan.tli,
+                    server: id.timeline,
+                });
             };
             let switch = entries[i].switchpoint;
             if plan.start <= switch {
@@ -481,32 +460,27 @@ impl Run {
             return Ok(());
         }
         let dir = &self.opts.directory;
-        let io = |e: std::io::Error, what: &str| {
-            ReceiveError::Retryable(format!(
-                "could not {what} timeline history file \"{name}\": {e}"
-            ))
-        };
         let existed = match fs::read(dir.join(&name)) {
             Ok(old) if old == content => true,
             Ok(_) => {
-                return Err(ReceiveError::Fatal(format!(
-                    "timeline history file \"{}\" exists with other content than the server's history of timeline {}",
-                    dir.join(&name).display(),
-                    tli.0
-                )))
+                return Err(ReceiveError::HistoryConflict {
+                    path: dir.join(&name),
+                    tli,
+                })
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
-            Err(e) => return Err(io(e, "read")),
+            Err(source) => {
+                return Err(ReceiveError::Io {
+                    op: "read timeline history file",
+                    path: name.into(),
+                    source,
+                })
+            }
         };
-        replace_durably(dir, &name, content, self.opts.sync).map_err(|f| {
-            let m = format!(
-                "could not write timeline history file \"{name}\": {}",
-                f.message
-            );
-            if f.fatal {
-                ReceiveError::Fatal(m)
-            } else {
-                ReceiveError::Retryable(m)
+        replace_durably(dir, &name, content, self.opts.sync).map_err(|e| {
+            ReceiveError::WriteHistory {
+                name: name.clone(),
+                source: Box::new(e),
             }
         })?;
         if !existed {
@@ -534,10 +508,10 @@ impl Run {
                     .await
                     .map_err(retry("could not read the timeline history"))?;
                 if h.filename != hist_name {
-                    return Err(ReceiveError::Retryable(format!(
-                        "server reported unexpected history file name for timeline {}: {}",
-                        tli.0, h.filename
-                    )));
+                    return Err(ReceiveError::UnexpectedHistoryName {
+                        tli,
+                        name: h.filename,
+                    });
                 }
                 self.store_history(tli, &h.content)?;
             }
@@ -546,10 +520,10 @@ impl Run {
             if let Some(r) = &resume {
                 scan::valid_prefix(&mut dec, seg_start, &r.data[..r.offset as usize], tli);
                 if safe_point(&dec) != start {
-                    return Err(ReceiveError::Fatal(format!(
-                        "internal error: the decoder did not resume at {start} but at {}",
-                        safe_point(&dec)
-                    )));
+                    return Err(ReceiveError::ResumeMismatch {
+                        expected: start,
+                        found: safe_point(&dec),
+                    });
                 }
             }
             tx.send(Cmd::Begin {
@@ -559,7 +533,7 @@ impl Run {
                 decoder: Box::new(dec),
             })
             .await
-            .map_err(|_| ReceiveError::Retryable("the writer thread has stopped".into()))?;
+            .map_err(|_| ReceiveError::WriterStopped)?;
             tracing::info!("starting log streaming at {} (timeline {})", start, tli.0);
             self.metrics
                 .timeline
@@ -575,16 +549,18 @@ impl Run {
                     received,
                 } => {
                     if next_tli <= tli {
-                        return Err(ReceiveError::Retryable(format!(
-                            "server reported unexpected next timeline {}, following timeline {}",
-                            next_tli.0, tli.0
-                        )));
+                        return Err(ReceiveError::UnexpectedNextTimeline {
+                            next: next_tli,
+                            current: tli,
+                        });
                     }
                     if next_start > received {
-                        return Err(ReceiveError::Retryable(format!(
-                            "server stopped streaming timeline {} at {received}, but reported next timeline {} to begin at {next_start}",
-                            tli.0, next_tli.0
-                        )));
+                        return Err(ReceiveError::SwitchPastEnd {
+                            tli,
+                            received,
+                            next_tli,
+                            next_start,
+                        });
                     }
                     tracing::info!("switched to timeline {} at {}", next_tli.0, next_start);
                     tli = next_tli;
@@ -612,7 +588,7 @@ impl Run {
         stream: &mut ReplicationStream<'_>,
         progress: &watch::Receiver<Progress>,
     ) -> Result<()> {
-        let gone = || ReceiveError::Retryable("the writer thread has stopped".into());
+        let gone = || ReceiveError::WriterStopped;
         let cmd = match tx.try_reserve() {
             Ok(p) => {
                 p.send(cmd);
@@ -684,11 +660,11 @@ impl Run {
                 }
                 r = progress.changed() => {
                     if r.is_err() {
-                        return Err(ReceiveError::Retryable("the writer thread has stopped".into()));
+                        return Err(ReceiveError::WriterStopped);
                     }
                     let p = progress.borrow_and_update().clone();
-                    if let Some(e) = p.error {
-                        return Err(writer_error(&e, p.fatal));
+                    if p.failed {
+                        return Err(p.error.take().unwrap_or(ReceiveError::WriterStopped));
                     }
                     fb.set_write(p.written);
                     if p.flushed > last_flushed {
@@ -721,8 +697,8 @@ impl Run {
                     // WAL messages go to the writer as one batch.
                     loop {
                         let event = match ev {
-                            None => return Err(ReceiveError::Retryable("replication stream was terminated before stop point".into())),
-                            Some(Err(e)) => return Err(ReceiveError::Retryable(format!("could not receive data from WAL stream: {e}"))),
+                            None => return Err(ReceiveError::StreamEnded),
+                            Some(Err(source)) => return Err(ReceiveError::Replication { context: "could not receive data from WAL stream", source }),
                             Some(Ok(event)) => event,
                         };
                         set_f64(&self.metrics.last_message_time, unix_now());
@@ -736,9 +712,10 @@ impl Run {
                                 let mut at_end = false;
                                 while let Some(x) = next.take() {
                                     if x.start != received {
-                                        return Err(ReceiveError::Retryable(format!(
-                                            "got WAL data at {}, expected {received}", x.start
-                                        )));
+                                        return Err(ReceiveError::UnexpectedWalPosition {
+                                            got: x.start,
+                                            expected: received,
+                                        });
                                     }
                                     self.streamed = true;
                                     let m = &self.metrics;
@@ -835,11 +812,11 @@ impl Run {
         let (otx, orx) = oneshot::channel();
         tx.send(Cmd::Close(Some(otx)))
             .await
-            .map_err(|_| ReceiveError::Retryable("the writer thread has stopped".into()))?;
+            .map_err(|_| ReceiveError::WriterStopped)?;
         let _ = orx.await;
         let p = progress.borrow_and_update().clone();
-        if let Some(e) = &p.error {
-            return Err(writer_error(e, p.fatal));
+        if p.failed {
+            return Err(p.error.take().unwrap_or(ReceiveError::WriterStopped));
         }
         Ok(p)
     }
@@ -871,14 +848,6 @@ impl Run {
     }
 }
 
-fn writer_error(e: &str, fatal: bool) -> ReceiveError {
-    if fatal {
-        ReceiveError::Fatal(e.to_owned())
-    } else {
-        ReceiveError::Retryable(e.to_owned())
-    }
-}
-
 /// A partial segment that turned out complete: its WAL is written into a new file under the
 /// final name (re-compressed for a compressed one, whose stream was cut short), fsynced,
 /// renamed into place, the `.partial` removed and the directory fsynced. Never a rename of the
@@ -888,7 +857,7 @@ fn finalize_partial(
     dir: &std::path::Path,
     seg_size: WalSegSize,
     sync: bool,
-) -> std::result::Result<(), Failure> {
+) -> Result<()> {
     let name = WalFileName::segment(r.tli, r.segno, seg_size)
         .with(r.source_compression, false)
         .to_string();
@@ -908,8 +877,11 @@ fn finalize_partial(
     };
     write_durably(dir, &name, write, sync)?;
     if r.source != dir.join(&name) {
-        fs::remove_file(&r.source)
-            .map_err(|e| format!("could not remove file \"{}\": {e}", r.source.display()))?;
+        fs::remove_file(&r.source).map_err(|source| ReceiveError::Io {
+            op: "remove file",
+            path: r.source.clone(),
+            source,
+        })?;
         if sync {
             fsync_dir(dir).map_err(|e| sync_failed(e, "directory", dir))?;
         }
@@ -918,12 +890,7 @@ fn finalize_partial(
 }
 
 /// `dir/name` gets `content`, durably, from a new file (see [`write_durably`]).
-fn replace_durably(
-    dir: &std::path::Path,
-    name: &str,
-    content: &[u8],
-    sync: bool,
-) -> std::result::Result<(), Failure> {
+fn replace_durably(dir: &std::path::Path, name: &str, content: &[u8], sync: bool) -> Result<()> {
     write_durably(
         dir,
         name,
@@ -937,30 +904,32 @@ fn replace_durably(
 }
 
 /// Writes `dir/name` through `write` into a new temporary file, fsyncs it, renames it into
-/// place and fsyncs the directory. A failed fsync is fatal ([`Failure::fatal`]); the temporary
-/// file is removed on any failure.
+/// place and fsyncs the directory. A failed fsync is fatal ([`ReceiveError::Sync`]); the
+/// temporary file is removed on any failure.
 fn write_durably(
     dir: &std::path::Path,
     name: &str,
     write: impl FnOnce(std::fs::File) -> std::io::Result<std::fs::File>,
     sync: bool,
-) -> std::result::Result<(), Failure> {
+) -> Result<()> {
     let tmp = dir.join(format!("{name}.tmp"));
     let target = dir.join(name);
+    let io = |op, source| ReceiveError::Io {
+        op,
+        path: tmp.clone(),
+        source,
+    };
     let res = (|| {
-        let f = open_write(&tmp, true, true)
-            .map_err(|e| format!("could not create file \"{}\": {e}", tmp.display()))?;
-        let f = write(f).map_err(|e| format!("could not write file \"{}\": {e}", tmp.display()))?;
+        let f = open_write(&tmp, true, true).map_err(|e| io("create file", e))?;
+        let f = write(f).map_err(|e| io("write file", e))?;
         if sync {
             f.sync_all().map_err(|e| sync_failed(e, "file", &tmp))?;
         }
         drop(f);
-        fs::rename(&tmp, &target).map_err(|e| {
-            format!(
-                "could not rename file \"{}\" to \"{}\": {e}",
-                tmp.display(),
-                target.display()
-            )
+        fs::rename(&tmp, &target).map_err(|source| ReceiveError::Rename {
+            from: tmp.clone(),
+            to: target.clone(),
+            source,
         })?;
         if sync {
             fsync_dir(dir).map_err(|e| sync_failed(e, "directory", dir))?;
@@ -976,9 +945,4 @@ fn write_durably(
 /// fsyncs the file at `path` through a new descriptor (never through a symbolic link).
 fn fsync_file(path: &std::path::Path) -> std::io::Result<()> {
     open_read_nofollow(path)?.sync_all()
-}
-
-/// A failed fsync at start-up: fatal, like one in the writer.
-fn fatal_sync(e: std::io::Error, what: &str, path: &std::path::Path) -> ReceiveError {
-    ReceiveError::Fatal(sync_failed(e, what, path).message)
 }

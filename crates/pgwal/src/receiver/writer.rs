@@ -11,7 +11,7 @@ use std::fs::{self, File};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -22,6 +22,7 @@ use crate::segment::{Compression, SegNo, TimelineId, WalFileName, WalSegSize};
 use crate::wal::WalDecoder;
 
 use super::compress::{CompressSpec, Sink};
+use super::error::{ReceiveError, WalDamage};
 use super::fsutil::{fsync_dir, open_read_nofollow, open_write, preallocate, rename_noreplace};
 use super::metrics::{add_f64, Metrics};
 use super::scan::{read_head, safe_point, Resume};
@@ -55,11 +56,31 @@ pub(crate) struct Progress {
     pub(crate) written: Lsn,
     /// End of the WAL that is durable (or, with `--no-sync`, closed or "flushed" without fsync).
     pub(crate) flushed: Lsn,
-    /// The first write error; the writer ignores further data after it.
-    pub(crate) error: Option<Arc<String>>,
+    /// The writer failed; it ignores further data.
+    pub(crate) failed: bool,
+    /// The first error, until the session takes it.
+    pub(crate) error: ErrorSlot,
     /// Retrying in this process cannot help or is unsafe: WAL that fails validation (a
-    /// retry fetches the same WAL) or a failed fsync (see [`Failure::fatal`]).
+    /// retry fetches the same WAL) or a failed fsync (see [`ReceiveError::Sync`]).
     pub(crate) fatal: bool,
+}
+
+/// The writer's first error, shared with the session, which takes it once (a
+/// [`ReceiveError`] cannot be cloned).
+#[derive(Clone, Debug, Default)]
+pub(crate) struct ErrorSlot(Arc<Mutex<Option<ReceiveError>>>);
+
+impl ErrorSlot {
+    fn put(&self, e: ReceiveError) {
+        if let Ok(mut slot) = self.0.lock() {
+            slot.get_or_insert(e);
+        }
+    }
+
+    /// The error, if it was not taken yet.
+    pub(crate) fn take(&self) -> Option<ReceiveError> {
+        self.0.lock().ok()?.take()
+    }
 }
 
 /// Settings of the writer.
@@ -152,39 +173,20 @@ pub(crate) fn spawn(
     Ok((tx, prx, handle))
 }
 
-fn ctx(e: io::Error, what: &str, path: &Path) -> String {
-    format!("could not {what} \"{}\": {e}", path.display())
-}
-
-/// Why a step of the writer failed.
-#[derive(Debug)]
-pub(crate) struct Failure {
-    pub(crate) message: String,
-    /// The receiver must stop rather than retry in this process. After a failed fsync, Linux
-    /// may have marked the unwritten pages clean: they read back fine from the page cache
-    /// but are on no disk, and a later fsync reports success without writing them. Nothing
-    /// this process wrote can be trusted durable any more; the next start copies the valid
-    /// prefix of the file into a new file and fsyncs that instead.
-    pub(crate) fatal: bool,
-}
-
-impl From<String> for Failure {
-    fn from(message: String) -> Failure {
-        Failure {
-            message,
-            fatal: false,
-        }
+fn ctx(source: io::Error, op: &'static str, path: &Path) -> ReceiveError {
+    ReceiveError::Io {
+        op,
+        path: path.to_owned(),
+        source,
     }
 }
 
-/// A failed fsync of the file or directory `path` (fatal, see [`Failure::fatal`]).
-pub(crate) fn sync_failed(e: io::Error, what: &str, path: &Path) -> Failure {
-    Failure {
-        message: format!(
-            "could not fsync {what} \"{}\": {e}; stopping: data written before may be lost, and is never reported flushed",
-            path.display()
-        ),
-        fatal: true,
+/// A failed fsync of the file or directory `path` (fatal, see [`ReceiveError::Sync`]).
+pub(crate) fn sync_failed(source: io::Error, what: &'static str, path: &Path) -> ReceiveError {
+    ReceiveError::Sync {
+        what,
+        path: path.to_owned(),
+        source,
     }
 }
 
@@ -276,16 +278,17 @@ impl Writer {
     }
 
     /// Validates received WAL and writes what is valid.
-    fn receive(&mut self, start: Lsn, data: Vec<Bytes>) -> Result<(), Failure> {
+    fn receive(&mut self, start: Lsn, data: Vec<Bytes>) -> Result<(), ReceiveError> {
         if start != self.received {
-            return Err(format!(
-                "internal error: WAL data at {start}, expected {}",
+            return Err(ReceiveError::Internal(format!(
+                "WAL data at {start}, expected {}",
                 self.received
-            )
-            .into());
+            )));
         }
         let Some(dec) = self.decoder.as_mut() else {
-            return Err(String::from("internal error: WAL data before streaming started").into());
+            return Err(ReceiveError::Internal(
+                "WAL data before streaming started".into(),
+            ));
         };
         let mut safe = safe_point(dec);
         let mut failure = None;
@@ -297,18 +300,17 @@ impl Writer {
                     Ok(Some(_)) => safe = safe_point(dec),
                     Ok(None) => break,
                     Err(e) => {
-                        failure = Some(e.to_string());
+                        failure = Some(WalDamage::Decode(e));
                         break;
                     }
                 }
             }
             if failure.is_none() {
                 if dec.page_timeline() > self.tli.0 {
-                    failure = Some(format!(
-                        "a WAL page of timeline {} while streaming timeline {}",
-                        dec.page_timeline(),
-                        self.tli.0
-                    ));
+                    failure = Some(WalDamage::Timeline {
+                        page: dec.page_timeline(),
+                        streaming: self.tli,
+                    });
                 } else {
                     safe = safe_point(dec);
                 }
@@ -330,7 +332,7 @@ impl Writer {
     }
 
     /// Writes the held-back WAL up to `upto` (all of it for `None`).
-    fn release(&mut self, upto: Option<Lsn>) -> Result<(), Failure> {
+    fn release(&mut self, upto: Option<Lsn>) -> Result<(), ReceiveError> {
         let upto = upto.unwrap_or(self.received);
         let mut want = upto.0.saturating_sub(self.next.0);
         if want == 0 {
@@ -358,33 +360,36 @@ impl Writer {
 
     /// The received WAL is invalid: make what was written before it durable, keep the
     /// segment partial, and stop (fatally).
-    fn fail_validation(&mut self, why: String) -> Result<(), Failure> {
-        let at = self.next;
+    fn fail_validation(&mut self, reason: WalDamage) -> Result<(), ReceiveError> {
+        let valid_until = self.next;
         self.held.clear();
         self.close()?;
-        let msg = format!(
-            "WAL received from the server failed validation: {why}; the archive keeps the valid WAL before {at}"
-        );
-        tracing::error!("{msg}");
+        let e = ReceiveError::InvalidWal {
+            reason,
+            valid_until,
+        };
+        tracing::error!("{e}");
         self.failed = true;
         self.cur = None;
         self.progress.send_modify(|p| {
-            p.error = Some(Arc::new(msg));
+            p.error.put(e);
+            p.failed = true;
             p.fatal = true;
         });
         Ok(())
     }
 
     /// Runs one operation; an error is published and stops all further writing.
-    fn step(&mut self, f: impl FnOnce(&mut Writer) -> Result<(), Failure>) {
+    fn step(&mut self, f: impl FnOnce(&mut Writer) -> Result<(), ReceiveError>) {
         if let Err(e) = f(self) {
-            tracing::error!("{}", e.message);
+            tracing::error!("{e}");
             self.failed = true;
             // Drop the file as it is: it keeps its .partial name.
             self.cur = None;
             self.progress.send_modify(|p| {
-                p.error = Some(Arc::new(e.message));
-                p.fatal |= e.fatal;
+                p.fatal |= !e.is_retryable();
+                p.failed = true;
+                p.error.put(e);
             });
         }
     }
@@ -428,7 +433,7 @@ impl Writer {
     }
 
     /// Opens the segment that `self.next` is in.
-    fn open(&mut self) -> Result<(), Failure> {
+    fn open(&mut self) -> Result<(), ReceiveError> {
         let seg_size = self.cfg.seg_size;
         let segno = self.next.segment(seg_size);
         let offset = self.next.segment_offset(seg_size);
@@ -447,7 +452,7 @@ impl Writer {
                 if let Err(e) = preallocate(&f, seg_size.bytes()) {
                     drop(f);
                     let _ = fs::remove_file(&path);
-                    return Err(ctx(e, "pad file", &path).into());
+                    return Err(ctx(e, "pad file", &path));
                 }
                 self.fsync(&f).map_err(|e| sync_failed(e, "file", &path))?;
                 Sink::Plain(f)
@@ -459,10 +464,10 @@ impl Writer {
             let r = match resume {
                 Some(r) if r.tli == self.tli && r.segno == segno && r.offset == offset => r,
                 _ => {
-                    return Err(format!(
-                        "internal error: WAL data at {} (offset {offset:#x} of segment \"{final_name}\") with no file open",
+                    return Err(ReceiveError::Internal(format!(
+                        "WAL data at {} (offset {offset:#x} of segment \"{final_name}\") with no file open",
                         self.next
-                    ).into())
+                    )))
                 }
             };
             self.reopen(&r, &path, offset)?
@@ -489,7 +494,7 @@ impl Writer {
     /// pages may read back from the page cache without being on any disk (a killed receiver
     /// that had not fsynced them, or a failed writeback), and an fsync of it now would not
     /// write them again.
-    fn reopen(&mut self, r: &Resume, path: &Path, offset: u64) -> Result<Sink, Failure> {
+    fn reopen(&mut self, r: &Resume, path: &Path, offset: u64) -> Result<Sink, ReceiveError> {
         let seg_size = self.cfg.seg_size.bytes();
         let compressed = self.cfg.compress.method != Compression::None;
         let tmp = path.with_file_name(format!(
@@ -528,13 +533,12 @@ impl Writer {
     }
 
     /// Writes `pieces`, back to back from `start`: one vectored write per segment.
-    fn write(&mut self, start: Lsn, pieces: &[Bytes]) -> Result<(), Failure> {
+    fn write(&mut self, start: Lsn, pieces: &[Bytes]) -> Result<(), ReceiveError> {
         if start != self.next {
-            return Err(format!(
-                "internal error: WAL data at {start}, expected {}",
+            return Err(ReceiveError::Internal(format!(
+                "WAL data at {start}, expected {}",
                 self.next
-            )
-            .into());
+            )));
         }
         let seg_size = self.cfg.seg_size.bytes();
         let (mut i, mut off) = (0, 0);
@@ -561,7 +565,11 @@ impl Writer {
                 }
             }
             if let Err(e) = cur.sink.write_vectored(cur.pos, &slices) {
-                return Err(ctx(e, "write to file", &self.cfg.dir.join(&cur.partial_name)).into());
+                return Err(ctx(
+                    e,
+                    "write to file",
+                    &self.cfg.dir.join(&cur.partial_name),
+                ));
             }
             cur.pos += n;
             cur.dirty = true;
@@ -588,7 +596,7 @@ impl Writer {
     }
 
     /// The current segment is full: finish it, fsync, rename, fsync the directory.
-    fn complete(&mut self) -> Result<(), Failure> {
+    fn complete(&mut self) -> Result<(), ReceiveError> {
         let Some(cur) = self.cur.take() else {
             return Ok(());
         };
@@ -615,7 +623,7 @@ impl Writer {
                 // Another writer (`archive push` into the same directory) was first.
                 self.keep_existing(&from, &to)?;
             }
-            Err(e) => return Err(ctx(e, "rename file", &from).into()),
+            Err(e) => return Err(ctx(e, "rename file", &from)),
         }
         self.fsync_dir()
             .map_err(|e| sync_failed(e, "directory", &dir))?;
@@ -632,19 +640,15 @@ impl Writer {
     /// The complete segment `from` could not be renamed to `to`, which exists: identical WAL
     /// (after decompression) is success, and `from` goes; different WAL is an error that
     /// keeps both files.
-    fn keep_existing(&self, from: &Path, to: &Path) -> Result<(), Failure> {
+    fn keep_existing(&self, from: &Path, to: &Path) -> Result<(), ReceiveError> {
         let method = self.cfg.compress.method;
         let want = self.cfg.seg_size.bytes() as usize;
         let ours = read_head(from, method, want).map_err(|e| ctx(e, "read file", from))?;
         let theirs = read_head(to, method, want).map_err(|e| ctx(e, "read file", to))?;
         if ours != theirs {
-            return Err(Failure {
-                message: format!(
-                    "segment file \"{}\" already exists with different content than the WAL received in \"{}\"; keeping both",
-                    to.display(),
-                    from.display()
-                ),
-                fatal: true,
+            return Err(ReceiveError::SegmentConflict {
+                existing: to.to_owned(),
+                received: from.to_owned(),
             });
         }
         // Report it flushed only once this process has made it durable too.
@@ -659,7 +663,7 @@ impl Writer {
         Ok(())
     }
 
-    fn flush(&mut self) -> Result<(), Failure> {
+    fn flush(&mut self) -> Result<(), ReceiveError> {
         self.unsynced = 0;
         let mut synced = None;
         if let Some(cur) = self.cur.as_mut() {
@@ -689,7 +693,7 @@ impl Writer {
     }
 
     /// Closes the current segment without renaming it (it is not complete).
-    fn close(&mut self) -> Result<(), Failure> {
+    fn close(&mut self) -> Result<(), ReceiveError> {
         if let Some(cur) = self.cur.take() {
             let path = self.cfg.dir.join(&cur.partial_name);
             let file = cur

@@ -22,7 +22,19 @@ const RM_XLOG_ID: u8 = 0;
 const XLOG_SWITCH: u8 = 0x40;
 
 /// What the decoder must know about the WAL before it sees any bytes.
+///
+/// Built with [`DecoderConfig::new`] and the `with_` methods (fields may be added):
+///
+/// ```
+/// use pgwal::wal::DecoderConfig;
+/// use pgwal::WalSegSize;
+/// let cfg = DecoderConfig::new(WalSegSize::DEFAULT)
+///     .with_page_size(8192)
+///     .with_system_id(Some(7_300_000_000_000_000_000));
+/// assert_eq!(cfg.system_id, Some(7_300_000_000_000_000_000));
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct DecoderConfig {
     /// The segment size (long page headers must agree).
     pub seg_size: WalSegSize,
@@ -40,10 +52,7 @@ pub struct DecoderConfig {
     /// ```
     /// use pgwal::wal::DecoderConfig;
     /// use pgwal::WalSegSize;
-    /// let counting = DecoderConfig {
-    ///     block_refs: false,
-    ///     ..DecoderConfig::new(WalSegSize::DEFAULT)
-    /// };
+    /// let counting = DecoderConfig::new(WalSegSize::DEFAULT).with_block_refs(false);
     /// assert!(DecoderConfig::new(WalSegSize::DEFAULT).block_refs);
     /// assert!(!counting.block_refs);
     /// ```
@@ -75,6 +84,31 @@ impl DecoderConfig {
             block_refs: true,
             keep_record_data: true,
         }
+    }
+
+    /// With WAL pages of `page_size` bytes (`XLOG_BLCKSZ`).
+    pub fn with_page_size(mut self, page_size: u32) -> DecoderConfig {
+        self.page_size = page_size;
+        self
+    }
+
+    /// With the cluster's system identifier (see [`DecoderConfig::system_id`]).
+    pub fn with_system_id(mut self, system_id: Option<u64>) -> DecoderConfig {
+        self.system_id = system_id;
+        self
+    }
+
+    /// With or without block references (see [`DecoderConfig::block_refs`]).
+    pub fn with_block_refs(mut self, block_refs: bool) -> DecoderConfig {
+        self.block_refs = block_refs;
+        self
+    }
+
+    /// Keeping records cut by the end of an input whole, or not (see
+    /// [`DecoderConfig::keep_record_data`]).
+    pub fn with_keep_record_data(mut self, keep: bool) -> DecoderConfig {
+        self.keep_record_data = keep;
+        self
     }
 }
 
