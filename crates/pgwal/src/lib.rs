@@ -22,6 +22,8 @@ pub mod desc;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod history;
+#[cfg(feature = "replication")]
+pub mod live;
 pub mod lsn;
 #[cfg(feature = "receiver")]
 pub mod receiver;

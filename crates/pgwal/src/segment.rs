@@ -423,6 +423,17 @@ impl fmt::Display for WalFileName {
     }
 }
 
+/// True for a WAL page size PostgreSQL can be built with: a power of two from 1 kB to 64 kB.
+///
+/// ```
+/// use pgwal::segment::is_valid_page_size;
+/// assert!(is_valid_page_size(8192));
+/// assert!(!is_valid_page_size(0) && !is_valid_page_size(3) && !is_valid_page_size(131072));
+/// ```
+pub const fn is_valid_page_size(bytes: u32) -> bool {
+    bytes.is_power_of_two() && bytes >= 1024 && bytes <= 65536
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

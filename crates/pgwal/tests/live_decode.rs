@@ -7,7 +7,8 @@
 use std::ops::ControlFlow;
 
 use pgwal::conninfo::{Config, MapEnvironment};
-use pgwal::replication::{LiveDecoder, ReplicationClient, ReplicationEvent, StartReplication};
+use pgwal::live::LiveDecoder;
+use pgwal::replication::{ReplicationClient, ReplicationEvent, StartReplication};
 use pgwal::source::{read_range, ReadRange, WalDirectory};
 use pgwal::wal::DecoderConfig;
 use pgwal::Lsn;

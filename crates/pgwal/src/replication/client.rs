@@ -410,7 +410,7 @@ impl ReplicationClient {
         v.trim()
             .parse::<u32>()
             .ok()
-            .filter(|&n| crate::wal::is_valid_page_size(n))
+            .filter(|&n| crate::segment::is_valid_page_size(n))
             .ok_or_else(|| {
                 Error::result(
                     "SHOW",

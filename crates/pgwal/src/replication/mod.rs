@@ -77,7 +77,6 @@ mod error;
 #[doc(hidden)]
 pub mod fuzzing;
 mod libpq_verify;
-mod live;
 pub mod message;
 pub mod protocol;
 #[cfg(test)]
@@ -92,7 +91,6 @@ pub use command::{
     SlotName, StartReplication, TimelineHistoryFile, TimelineSwitch,
 };
 pub use error::{DbError, Error, SQLSTATE_INVALID_AUTHORIZATION, SQLSTATE_INVALID_PASSWORD};
-pub use live::{LiveDecodeError, LiveDecoder};
 pub use message::{
     HotStandbyFeedback, PgTimestamp, PrimaryKeepalive, ServerMessage, StandbyStatusUpdate, XLogData,
 };

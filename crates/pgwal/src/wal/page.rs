@@ -11,16 +11,7 @@ pub const LONG_HEADER_SIZE: usize = 40;
 /// The default WAL page size (`XLOG_BLCKSZ`).
 pub const DEFAULT_PAGE_SIZE: u32 = 8192;
 
-/// True for a WAL page size PostgreSQL can be built with: a power of two from 1 kB to 64 kB.
-///
-/// ```
-/// use pgwal::wal::is_valid_page_size;
-/// assert!(is_valid_page_size(8192));
-/// assert!(!is_valid_page_size(0) && !is_valid_page_size(3) && !is_valid_page_size(131072));
-/// ```
-pub const fn is_valid_page_size(bytes: u32) -> bool {
-    bytes.is_power_of_two() && bytes >= 1024 && bytes <= 65536
-}
+pub use crate::segment::is_valid_page_size;
 
 /// `XLP_FIRST_IS_CONTRECORD`: the page starts with the continuation of a record.
 pub const XLP_FIRST_IS_CONTRECORD: u16 = 0x0001;

@@ -26,7 +26,8 @@ pub enum LiveDecodeError {
 /// ```no_run
 /// # async fn example() -> Result<(), Box<dyn std::error::Error>> {
 /// use pgwal::conninfo::Config;
-/// use pgwal::replication::{LiveDecoder, ReplicationClient, ReplicationEvent, StartReplication};
+/// use pgwal::live::LiveDecoder;
+/// use pgwal::replication::{ReplicationClient, ReplicationEvent, StartReplication};
 /// use pgwal::wal::DecoderConfig;
 ///
 /// let config = Config::parse("host=localhost user=postgres")?;
