@@ -130,6 +130,8 @@ pub(crate) fn run(
         .or(decoder.pending_record())
         .or(decoder.last_record_end());
     if let Some(at) = at {
+        // As the directory path prints it: padded for the majors whose pg_waldump pads (19).
+        let at = info.version.lsn(at);
         let why = end_error
             .map(|e| e.to_string())
             .unwrap_or_else(|| "end of input".into());
