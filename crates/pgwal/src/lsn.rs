@@ -3,8 +3,6 @@
 use std::fmt;
 use std::str::FromStr;
 
-use crate::segment::{SegNo, WalSegSize};
-
 /// A position in the WAL stream (PostgreSQL's `XLogRecPtr`), printed and parsed in PostgreSQL's
 /// `X/X` form (high and low 32 bits in upper-case hex).
 ///
@@ -44,16 +42,6 @@ impl Lsn {
         self.0.checked_sub(earlier.0)
     }
 
-    /// The segment this LSN falls in (`XLByteToSeg`).
-    pub fn segment(self, seg_size: WalSegSize) -> SegNo {
-        SegNo(self.0 / seg_size.bytes())
-    }
-
-    /// The offset of this LSN inside its segment (`XLogSegmentOffset`).
-    pub fn segment_offset(self, seg_size: WalSegSize) -> u64 {
-        self.0 & (seg_size.bytes() - 1)
-    }
-
     /// The offset of this LSN inside its WAL page of `page_size` bytes (a power of two).
     pub fn page_offset(self, page_size: u32) -> u32 {
         (self.0 & (u64::from(page_size) - 1)) as u32
@@ -62,11 +50,6 @@ impl Lsn {
     /// The start of the page holding this LSN.
     pub fn page_start(self, page_size: u32) -> Lsn {
         Lsn(self.0 & !(u64::from(page_size) - 1))
-    }
-
-    /// The start of the segment holding this LSN.
-    pub fn segment_start(self, seg_size: WalSegSize) -> Lsn {
-        Lsn(self.0 & !(seg_size.bytes() - 1))
     }
 
     /// Rounds up to a multiple of 8 (`MAXALIGN` on 64-bit platforms); `None` on overflow.
@@ -173,13 +156,9 @@ mod tests {
 
     #[test]
     fn arithmetic() {
-        let seg = WalSegSize::new(16 << 20).unwrap();
         let l = Lsn(0x3_0123_4567);
-        assert_eq!(l.segment(seg).0, 0x3_0123_4567 / (16 << 20));
-        assert_eq!(l.segment_offset(seg), 0x23_4567);
         assert_eq!(l.page_offset(8192), 0x567);
         assert_eq!(l.page_start(8192), Lsn(0x3_0123_4000));
-        assert_eq!(l.segment_start(seg), Lsn(0x3_0100_0000));
         assert_eq!(Lsn(9).maxalign(), Some(Lsn(16)));
         assert_eq!(Lsn(u64::MAX).maxalign(), None);
         assert_eq!(Lsn(5).checked_sub(6), None);

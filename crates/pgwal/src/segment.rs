@@ -120,6 +120,25 @@ impl fmt::Display for WalSegSize {
     }
 }
 
+/// Segment arithmetic on [`Lsn`]. It lives here, not in `lsn`, so that `lsn` depends on nothing
+/// and `segment` builds on it (one direction only).
+impl Lsn {
+    /// The segment this LSN falls in (`XLByteToSeg`).
+    pub fn segment(self, seg_size: WalSegSize) -> SegNo {
+        SegNo(self.0 / seg_size.bytes())
+    }
+
+    /// The offset of this LSN inside its segment (`XLogSegmentOffset`).
+    pub fn segment_offset(self, seg_size: WalSegSize) -> u64 {
+        self.0 & (seg_size.bytes() - 1)
+    }
+
+    /// The start of the segment holding this LSN.
+    pub fn segment_start(self, seg_size: WalSegSize) -> Lsn {
+        Lsn(self.0 & !(seg_size.bytes() - 1))
+    }
+}
+
 /// A segment number (`XLogSegNo`): the LSN of the segment start divided by the segment size.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct SegNo(pub u64);
@@ -437,6 +456,16 @@ pub const fn is_valid_page_size(bytes: u32) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lsn_segment_arithmetic() {
+        let seg = WalSegSize::new(16 << 20).unwrap();
+        let l = Lsn(0x3_0123_4567);
+        assert_eq!(l.segment(seg).0, 0x3_0123_4567 / (16 << 20));
+        assert_eq!(l.segment_offset(seg), 0x23_4567);
+        assert_eq!(l.segment_start(seg), Lsn(0x3_0100_0000));
+        assert_eq!(l.segment(seg).start_lsn(seg), Some(l.segment_start(seg)));
+    }
 
     #[test]
     fn names_round_trip() {

@@ -9,12 +9,13 @@ use std::io::{self, Read};
 use std::ops::{ControlFlow, Deref};
 use std::path::{Path, PathBuf};
 
-use memmap2::Mmap;
-
 use crate::history::TimelineHistory;
 use crate::lsn::Lsn;
 use crate::segment::{Compression, SegNo, TimelineId, WalFileName, WalSegSize};
 use crate::wal::{DecoderConfig, PageHeader, PgVersion, Record, WalDecoder, WalError};
+
+mod mapped;
+pub use mapped::MappedSegment;
 
 /// The largest segment PostgreSQL allows (1 GB): decompression never produces more.
 pub const MAX_SEGMENT_BYTES: u64 = 1 << 30;
@@ -23,7 +24,7 @@ pub const MAX_SEGMENT_BYTES: u64 = 1 << 30;
 #[derive(Debug)]
 pub enum WalBytes {
     /// A read-only mapping of a complete segment file.
-    Mapped(Mmap),
+    Mapped(MappedSegment),
     /// Bytes read (and decompressed) into memory.
     Owned(Vec<u8>),
 }
@@ -170,6 +171,10 @@ pub fn decompress(kind: Compression, data: &[u8]) -> Result<Vec<u8>, DecompressE
 
 /// Reads a WAL file, decompressing it if its content is compressed. Complete plain segments
 /// are memory-mapped; `.partial` files (which a receiver may still be writing) are read.
+///
+/// A file named as a complete segment (no `.partial`) is taken to be one, as
+/// [`MappedSegment::map`] requires: not written to or truncated while the returned bytes live.
+/// One whose length is not a segment size is read, not mapped.
 pub fn read_wal_file(path: &Path) -> Result<WalBytes, SourceError> {
     let mut file = File::open(path).map_err(io_err(path))?;
     let partial = path.extension().is_some_and(|e| e == "partial");
@@ -177,15 +182,14 @@ pub fn read_wal_file(path: &Path) -> Result<WalBytes, SourceError> {
     let n = file.read(&mut head).map_err(io_err(path))?;
     let kind = sniff_compression(&head[..n]);
     if kind == Compression::None && !partial {
-        let len = file.metadata().map_err(io_err(path))?.len();
-        if len > 0 && len <= MAX_SEGMENT_BYTES {
-            // SAFETY: complete segment files are immutable once named without `.partial`
-            // (PostgreSQL and pgwal rename them into place only when whole); a concurrent
-            // truncation would be a broken contract, documented on this function's callers.
-            let map = unsafe { Mmap::map(&file) }.map_err(io_err(path))?;
-            #[cfg(unix)]
-            let _ = map.advise(memmap2::Advice::Sequential);
-            return Ok(WalBytes::Mapped(map));
+        // SAFETY: complete segment files are immutable once named without `.partial`
+        // (PostgreSQL and pgwal rename them into place only when whole); this function's doc
+        // states that it relies on this.
+        match unsafe { MappedSegment::map(&file) } {
+            Ok(map) => return Ok(WalBytes::Mapped(map)),
+            // Not a segment's length: read below.
+            Err(e) if e.kind() == io::ErrorKind::InvalidInput => {}
+            Err(e) => return Err(io_err(path)(e)),
         }
     }
     let mut raw = head[..n].to_vec();
@@ -651,7 +655,7 @@ impl SharedSegments {
         }
         for (bytes, from, to) in done {
             if let WalBytes::Mapped(map) = &*bytes {
-                give_back(map, from, to);
+                map.give_back(from, to);
             }
         }
     }
@@ -905,14 +909,11 @@ const SHARED_RELEASE_EVERY: usize = 32 << 20;
 const SHARED_PIECE: usize = 256 << 10;
 
 /// Maps a complete segment file for reading in order.
-fn map_segment(file: &File) -> Option<Mmap> {
-    // SAFETY: only complete segments (named without `.partial`) are mapped, and they are
-    // immutable: PostgreSQL and pgwal only rename whole segments into place, so the mapping
-    // cannot change under us.
-    let map = unsafe { Mmap::map(file) }.ok()?;
-    #[cfg(unix)]
-    let _ = map.advise(memmap2::Advice::Sequential);
-    Some(map)
+fn map_segment(file: &File) -> Option<MappedSegment> {
+    // SAFETY: only complete segments (named without `.partial`, and not the one a server is
+    // writing) are mapped, and they are immutable: PostgreSQL and pgwal only rename whole
+    // segments into place, so the mapping cannot change under us.
+    unsafe { MappedSegment::map(file) }.ok()
 }
 
 /// How a reader gives back the pages of a mapping it has read.
@@ -931,7 +932,7 @@ enum Release {
 /// piece's pages in one call rather than one fault per few pages; stops early when `f` returns
 /// false. Returns how many bytes were fed.
 fn feed_mapped(
-    map: &Mmap,
+    map: &MappedSegment,
     offset: usize,
     limit: usize,
     release: Release,
@@ -947,15 +948,11 @@ fn feed_mapped(
     let mut kept_from = (pos / OS_PAGE) * OS_PAGE;
     while pos < end {
         let next = (pos + piece).min(end);
-        #[cfg(target_os = "linux")]
-        {
-            let page = (pos / OS_PAGE) * OS_PAGE;
-            let _ = map.advise_range(memmap2::Advice::PopulateRead, page, next - page);
-        }
+        map.populate((pos / OS_PAGE) * OS_PAGE, next);
         let go_on = f(&map[pos..next]);
         if release == Release::AsItGoes && next < end && next - kept_from >= RELEASE_EVERY {
             let upto = (next / OS_PAGE) * OS_PAGE;
-            give_back(map, kept_from, upto);
+            map.give_back(kept_from, upto);
             kept_from = upto;
         }
         pos = next;
@@ -983,20 +980,6 @@ fn feed_whole(
             data.len()
         }
     }
-}
-
-/// Drops the pages `from..to` (page-aligned) of a mapping from this process's page tables.
-fn give_back(map: &Mmap, from: usize, to: usize) {
-    #[cfg(target_os = "linux")]
-    if to > from {
-        // SAFETY: the mapping is read-only and file-backed: dropping its pages only means they
-        // are read from the page cache again if touched, by this reader or another.
-        let _ = unsafe {
-            map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, from, to - from)
-        };
-    }
-    #[cfg(not(target_os = "linux"))]
-    let _ = (map, from, to);
 }
 
 /// Reads until `buf` is full or the file ends.

@@ -2,6 +2,10 @@
 //! the output string's spare capacity. `write!` with padding costs several times more, and so
 //! did staging the line in a zeroed stack buffer (a memset and two variable-length copies per
 //! line).
+//!
+//! [`Line`] writes into a `String`'s bytes without checking UTF-8 per write, so its methods
+//! take only what keeps the text valid: `&str` (valid UTF-8 by its type), spaces, and digits
+//! it generates itself. No method accepts arbitrary bytes.
 
 /// Room reserved before each write; every single write is shorter.
 const ROOM: usize = 64;
@@ -14,7 +18,7 @@ const PAIRS: &[u8; 200] = b"\
 6061626364656667686970717273747576777879\
 8081828384858687888990919293949596979899";
 
-/// Appends ASCII fields to a `String`.
+/// Appends fields to a `String`: text (`&str`), spaces, and numbers in decimal or hex.
 pub struct Line<'a> {
     out: &'a mut Vec<u8>,
 }
@@ -23,7 +27,9 @@ impl<'a> Line<'a> {
     /// A writer appending to `out`.
     #[inline]
     pub fn new(out: &'a mut String) -> Line<'a> {
-        // SAFETY: every method appends ASCII bytes only, so `out` stays valid UTF-8.
+        // SAFETY: `out` stays valid UTF-8: every method appends either a whole `&str` (valid
+        // UTF-8 by its type) or ASCII bytes it generates itself (spaces, digits), and none
+        // takes bytes from its caller.
         Line {
             out: unsafe { out.as_mut_vec() },
         }
@@ -46,10 +52,9 @@ impl<'a> Line<'a> {
         unsafe { self.out.set_len(self.out.len() + n) };
     }
 
-    /// Appends ASCII bytes.
+    /// Appends text.
     #[inline(always)]
-    pub fn bytes(&mut self, s: &[u8]) {
-        debug_assert!(s.is_ascii());
+    pub fn str(&mut self, s: &str) {
         let p = self.room(s.len());
         // SAFETY: `room` made space for `s.len()` bytes; `s` cannot overlap spare capacity.
         unsafe {
@@ -58,14 +63,13 @@ impl<'a> Line<'a> {
         }
     }
 
-    /// Appends `n` copies of the ASCII byte `b`.
+    /// Appends `n` spaces.
     #[inline]
-    pub fn fill(&mut self, b: u8, n: usize) {
-        debug_assert!(b.is_ascii());
+    pub fn spaces(&mut self, n: usize) {
         let p = self.room(n);
         // SAFETY: `room` made space for `n` bytes.
         unsafe {
-            std::ptr::write_bytes(p, b, n);
+            std::ptr::write_bytes(p, b' ', n);
             self.commit(n);
         }
     }
@@ -75,7 +79,7 @@ impl<'a> Line<'a> {
     pub fn dec(&mut self, v: u64, width: usize) {
         let digits = v.checked_ilog10().map_or(1, |l| l as usize + 1);
         if width > digits {
-            self.fill(b' ', width - digits);
+            self.spaces(width - digits);
         }
         let p = self.room(20);
         let (mut n, mut i) = (v, digits);
@@ -123,7 +127,7 @@ impl<'a> Line<'a> {
     #[inline]
     pub fn lsn_padded(&mut self, lsn: u64) {
         self.hex(lsn >> 32, 0);
-        self.bytes(b"/");
+        self.str("/");
         self.hex(lsn & 0xFFFF_FFFF, 8);
     }
 }
@@ -139,13 +143,24 @@ mod tests {
         l.dec(42, 6);
         l.dec(0, 3);
         l.dec(1234567, 6);
-        l.bytes(b"|");
+        l.str("|");
         l.lsn_padded(0x1_0000_00A0);
-        l.bytes(b"|");
+        l.str("|");
         l.hex(0, 0);
         l.dec(u64::MAX, 0);
-        l.fill(b'.', 2);
-        assert_eq!(s, "<    42  01234567|1/000000A0|018446744073709551615..");
+        l.spaces(2);
+        assert_eq!(s, "<    42  01234567|1/000000A0|018446744073709551615  ");
+    }
+
+    #[test]
+    fn text_may_be_any_utf8() {
+        let mut s = String::from("é");
+        let mut l = Line::new(&mut s);
+        l.str("rmgr: Ünïcode ✓ ");
+        l.dec(7, 2);
+        l.str("🦀");
+        assert_eq!(s, "érmgr: Ünïcode ✓  7🦀");
+        assert!(std::str::from_utf8(s.as_bytes()).is_ok());
     }
 
     #[test]
@@ -163,7 +178,7 @@ mod tests {
                 s.clear();
                 let mut l = Line::new(&mut s);
                 l.dec(v, width);
-                l.bytes(b" ");
+                l.str(" ");
                 l.hex(v, width);
                 assert_eq!(s, format!("{v:width$} {v:0width$X}"));
             }

@@ -16,20 +16,20 @@ pub fn record_len(rec: &Record<'_>) -> u32 {
 pub fn write_record(out: &mut String, rec: &Record<'_>, bkp_details: bool) {
     let name = desc::rmgr_name(rec.rmid()).unwrap_or_default();
     let mut l = Line::new(out);
-    l.bytes(b"rmgr: ");
-    l.bytes(name.as_bytes());
-    l.fill(b' ', 11usize.saturating_sub(name.len()));
-    l.bytes(b" len (rec/tot): ");
+    l.str("rmgr: ");
+    l.str(&name);
+    l.spaces(11usize.saturating_sub(name.len()));
+    l.str(" len (rec/tot): ");
     l.dec(u64::from(record_len(rec)), 6);
-    l.bytes(b"/");
+    l.str("/");
     l.dec(u64::from(rec.total_len()), 6);
-    l.bytes(b", tx: ");
+    l.str(", tx: ");
     l.dec(u64::from(rec.xid()), 10);
-    l.bytes(b", lsn: ");
+    l.str(", lsn: ");
     l.lsn_padded(rec.lsn().0);
-    l.bytes(b", prev ");
+    l.str(", prev ");
     l.lsn_padded(rec.prev().0);
-    l.bytes(b", ");
+    l.str(", ");
     out.push_str("desc: ");
     out.push_str(&desc::record_type(rec.version(), rec.rmid(), rec.info()));
     out.push(' ');
@@ -80,19 +80,19 @@ pub fn write_block_refs(out: &mut String, rec: &Record<'_>, detailed: bool) {
             out.push('\n');
         } else {
             let mut l = Line::new(out);
-            l.bytes(b", blkref #");
+            l.str(", blkref #");
             l.dec(u64::from(b.id()), 0);
-            l.bytes(b": rel ");
+            l.str(": rel ");
             l.dec(u64::from(r.spc), 0);
-            l.bytes(b"/");
+            l.str("/");
             l.dec(u64::from(r.db), 0);
-            l.bytes(b"/");
+            l.str("/");
             l.dec(u64::from(r.rel), 0);
             if b.fork() != Fork::Main {
-                l.bytes(b" fork ");
-                l.bytes(b.fork().name().as_bytes());
+                l.str(" fork ");
+                l.str(b.fork().name());
             }
-            l.bytes(b" blk ");
+            l.str(" blk ");
             l.dec(u64::from(b.blkno()), 0);
             if let Some(img) = b.image_info() {
                 out.push_str(if img.flags.apply {

@@ -14,7 +14,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use crate::segment::{Compression, WalFileName};
-use crate::source::{decompress, sniff_compression, DecompressError, WalBytes, MAX_SEGMENT_BYTES};
+use crate::source::{
+    decompress, sniff_compression, DecompressError, MappedSegment, WalBytes, MAX_SEGMENT_BYTES,
+};
 
 /// Default gzip level: 1 keeps pushing a 16 MB segment fast.
 pub const DEFAULT_GZIP_LEVEL: u32 = 1;
@@ -229,7 +231,7 @@ impl FromStr for CompressionSpec {
 }
 
 /// Reads a whole file. A complete segment (named as one, plain or compressed, without
-/// `.partial`) of 1 MB or more is memory-mapped (and pre-faulted), which saves copying it:
+/// `.partial`) whose length is a segment size is memory-mapped (and pre-faulted), which saves copying it:
 /// such files are immutable (PostgreSQL does not touch a segment it is archiving, and an
 /// archived one is written once under a temporary name and never rewritten).
 ///
@@ -240,19 +242,19 @@ impl FromStr for CompressionSpec {
 /// appending) gives the prefix read.
 pub fn read_all(path: &Path) -> io::Result<WalBytes> {
     let mut file = File::open(path)?;
-    let len = file.metadata()?.len();
     let immutable = path
         .file_name()
         .and_then(|n| n.to_str())
         .and_then(WalFileName::parse)
         .is_some_and(|n| matches!(n, WalFileName::Segment { partial: false, .. }));
-    if immutable && (1 << 20..=MAX_SEGMENT_BYTES).contains(&len) {
+    if immutable {
         // SAFETY: see above: the file is a complete segment, which is not modified or truncated
-        // while mapped (a concurrent unlink does not affect the mapping); the mapping is
-        // read-only.
-        let map = unsafe { memmap2::MmapOptions::new().populate().map(&file) }?;
-        if map.len() as u64 == len {
-            return Ok(WalBytes::Mapped(map));
+        // while mapped (a concurrent unlink does not affect the mapping).
+        match unsafe { MappedSegment::map_populated(&file) } {
+            Ok(map) => return Ok(WalBytes::Mapped(map)),
+            // Not a segment's length (or it changed while being mapped): read it.
+            Err(e) if e.kind() == io::ErrorKind::InvalidInput => {}
+            Err(e) => return Err(e),
         }
     }
     read_settled(&mut file).map(WalBytes::Owned)

@@ -10,7 +10,7 @@ use std::str::FromStr;
 
 use bytes::Bytes;
 
-use super::protocol::{ResultSet, Row};
+use super::result::{ResultSet, Row};
 use super::Error;
 use crate::{Lsn, TimelineHistory, TimelineId};
 
@@ -566,7 +566,7 @@ pub(crate) fn show_value(results: &[ResultSet]) -> Result<String, Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::replication::protocol::Column;
+    use crate::replication::result::Column;
 
     fn set(cols: &[&str], rows: &[&[Option<&str>]]) -> Vec<ResultSet> {
         vec![ResultSet {

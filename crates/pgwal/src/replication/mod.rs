@@ -79,6 +79,7 @@ pub mod fuzzing;
 mod libpq_verify;
 pub mod message;
 pub mod protocol;
+mod result;
 #[cfg(test)]
 pub(crate) mod testutil;
 pub mod tls;

@@ -24,9 +24,10 @@ const SHORT_MAX: usize = 256;
 pub fn crc32c_append(crc: u32, data: &[u8]) -> u32 {
     #[cfg(target_arch = "x86_64")]
     {
-        if data.len() < SHORT_MAX && std::arch::is_x86_feature_detected!("sse4.2") {
-            // SAFETY: the CPU has SSE 4.2, checked just above.
-            return unsafe { short_sse42(crc, data) };
+        if data.len() < SHORT_MAX {
+            if let Some(cpu) = Sse42::detect() {
+                return short_sse42(cpu, crc, data);
+            }
         }
     }
     long(crc, data)
@@ -41,28 +42,54 @@ pub fn crc32c_append(crc: u32, data: &[u8]) -> u32 {
 pub(crate) fn record_crc(rec: &[u8]) -> u32 {
     #[cfg(target_arch = "x86_64")]
     {
-        if rec.len() < SHORT_MAX + 24 && std::arch::is_x86_feature_detected!("sse4.2") {
-            // SAFETY: the CPU has SSE 4.2, checked just above.
-            return unsafe { record_sse42(rec) };
+        if rec.len() < SHORT_MAX + 24 {
+            if let Some(cpu) = Sse42::detect() {
+                return record_sse42(cpu, rec);
+            }
         }
     }
     let c = crc32c_append(0, rec.get(24..).unwrap_or(&[]));
     crc32c_append(c, rec.get(..20).unwrap_or(rec))
 }
 
+#[cfg(target_arch = "x86_64")]
+use cpu::Sse42;
+
+/// The proof that the CPU has SSE 4.2, in its own module so that nothing else can make one.
+#[cfg(target_arch = "x86_64")]
+mod cpu {
+    /// Proof that the CPU running this process has SSE 4.2 (the `crc32` instruction): only
+    /// [`Sse42::detect`] makes one, after checking. Every function that executes `crc32` takes
+    /// one, so none can run on a CPU without it (where the instruction raises SIGILL). It is
+    /// zero-sized: passing it costs nothing, and unlike `#[target_feature(enable = "sse4.2")]`
+    /// it does not stop those functions from being inlined into the decoder's loop.
+    #[derive(Clone, Copy)]
+    pub(super) struct Sse42(());
+
+    impl Sse42 {
+        /// A proof, if the CPU has SSE 4.2 (the standard library caches the answer: after
+        /// the first call this is a load and a test).
+        #[inline(always)]
+        pub(super) fn detect() -> Option<Sse42> {
+            std::arch::is_x86_feature_detected!("sse4.2").then_some(Sse42(()))
+        }
+    }
+}
+
 /// `crc32` instructions written as inline assembly, so that [`record_sse42`] and
 /// [`short_sse42`] need no `target_feature` and inline into the decoder's loop (a function with
 /// SSE 4.2 enabled cannot be inlined into one without it, and the call per record cost more
-/// than the CRC's own instructions). Only reached once SSE 4.2 was detected (on a CPU without
-/// it the instruction would raise SIGILL).
+/// than the CRC's own instructions). Each takes an [`Sse42`] proof that the CPU has the
+/// instruction.
 macro_rules! crc32_insn {
     ($(#[$doc:meta])* $name:ident, $state:ty, $value:ty, $template:literal, $class:ident) => {
         $(#[$doc])*
         #[cfg(target_arch = "x86_64")]
         #[inline(always)]
-        fn $name(crc: $state, v: $value) -> $state {
+        fn $name(_: Sse42, crc: $state, v: $value) -> $state {
             let mut c = crc;
-            // SAFETY: the instruction only reads and writes the two registers named.
+            // SAFETY: the CPU has SSE 4.2 (the `Sse42` argument proves it was detected), and
+            // the instruction only reads and writes the two registers named.
             unsafe {
                 std::arch::asm!(
                     $template,
@@ -90,10 +117,10 @@ crc32_insn!(
 );
 
 /// [`record_crc`] with CRC instructions: 8 bytes at a time over the payload, its 0–7 byte tail,
-/// then the header's 20 bytes. The CPU must have SSE 4.2.
+/// then the header's 20 bytes.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
-unsafe fn record_sse42(rec: &[u8]) -> u32 {
+fn record_sse42(cpu: Sse42, rec: &[u8]) -> u32 {
     let Some((head, payload)) = rec.split_first_chunk::<24>() else {
         return crc32c_append(crc32c_append(0, rec.get(24..).unwrap_or(&[])), rec);
     };
@@ -103,14 +130,14 @@ unsafe fn record_sse42(rec: &[u8]) -> u32 {
     let mut quads = payload.chunks_exact(32);
     for q in &mut quads {
         let w = |at: usize| u64::from_le_bytes(array8(&q[at..]));
-        c = crc32_u64(c, w(0));
-        c = crc32_u64(c, w(8));
-        c = crc32_u64(c, w(16));
-        c = crc32_u64(c, w(24));
+        c = crc32_u64(cpu, c, w(0));
+        c = crc32_u64(cpu, c, w(8));
+        c = crc32_u64(cpu, c, w(16));
+        c = crc32_u64(cpu, c, w(24));
     }
     let mut rest = quads.remainder();
     while let Some((w, tail)) = rest.split_first_chunk::<8>() {
-        c = crc32_u64(c, u64::from_le_bytes(*w));
+        c = crc32_u64(cpu, c, u64::from_le_bytes(*w));
         rest = tail;
     }
     // The last 0–7 bytes in one instruction rather than up to four: CRC is linear, so taking
@@ -123,7 +150,7 @@ unsafe fn record_sse42(rec: &[u8]) -> u32 {
         let last = u64::from_le_bytes(array8(&rec[rec.len() - 8..]));
         let bits = 8 * k as u32;
         let v = (c ^ (last >> (64 - bits))) & (u64::MAX >> (64 - bits));
-        c = (c >> bits) ^ crc32_u64(0, v << (64 - bits));
+        c = (c >> bits) ^ crc32_u64(cpu, 0, v << (64 - bits));
     }
     let c = c as u32;
     let word = |at: usize| {
@@ -131,10 +158,10 @@ unsafe fn record_sse42(rec: &[u8]) -> u32 {
         w.copy_from_slice(&head[at..at + 8]);
         u64::from_le_bytes(w)
     };
-    let mut c = crc32_u64(u64::from(c), word(0));
-    c = crc32_u64(c, word(8));
+    let mut c = crc32_u64(cpu, u64::from(c), word(0));
+    c = crc32_u64(cpu, c, word(8));
     let last = [head[16], head[17], head[18], head[19]];
-    !crc32_u32(c as u32, u32::from_le_bytes(last))
+    !crc32_u32(cpu, c as u32, u32::from_le_bytes(last))
 }
 
 /// The first 8 bytes of `b` (zeros if shorter; callers pass at least 8).
@@ -153,25 +180,24 @@ fn long(crc: u32, data: &[u8]) -> u32 {
 }
 
 /// CRC-32C with one `crc32` instruction per 8 bytes, unaligned loads, no set-up.
-/// The CPU must have SSE 4.2.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
-unsafe fn short_sse42(crc: u32, data: &[u8]) -> u32 {
+fn short_sse42(cpu: Sse42, crc: u32, data: &[u8]) -> u32 {
     let mut c = u64::from(!crc);
     let mut chunks = data.chunks_exact(8);
     for chunk in &mut chunks {
         let mut word = [0u8; 8];
         word.copy_from_slice(chunk);
-        c = crc32_u64(c, u64::from_le_bytes(word));
+        c = crc32_u64(cpu, c, u64::from_le_bytes(word));
     }
     let mut c = c as u32;
     let mut rest = chunks.remainder();
     if let Some((four, tail)) = rest.split_first_chunk::<4>() {
-        c = crc32_u32(c, u32::from_le_bytes(*four));
+        c = crc32_u32(cpu, c, u32::from_le_bytes(*four));
         rest = tail;
     }
     for &b in rest {
-        c = crc32_u8(c, b);
+        c = crc32_u8(cpu, c, b);
     }
     !c
 }
