@@ -22,7 +22,7 @@ use prog::{Prog, Tool, Usage};
 #[derive(Debug, Parser)]
 #[command(name = "pgwal", version, about, propagate_version = true)]
 enum Cli {
-    /// Decode and display WAL, as pg_waldump does (for PostgreSQL 13 to 18).
+    /// Decode and display WAL, as pg_waldump does (for PostgreSQL 13 to 19).
     Dump(dump::DumpArgs),
     /// WAL archive commands: push (archive_command), fetch (restore_command), cleanup, verify, status.
     Archive(archive::ArchiveArgs),

@@ -6,7 +6,7 @@ use std::fmt;
 use std::sync::OnceLock;
 
 /// The newest PostgreSQL major pgwal supports; drop-in `--version` reports it.
-pub const NEWEST_MAJOR: u32 = 18;
+pub const NEWEST_MAJOR: u32 = 19;
 
 /// A tool pgwal can stand in for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -266,5 +266,18 @@ impl HelpPage<'_> {
             }
         }
         s
+    }
+}
+
+#[cfg(test)]
+mod newest_tests {
+    #[test]
+    fn newest_major_is_the_newest_the_library_decodes() {
+        let newest = pgwal::wal::PgVersion::ALL
+            .iter()
+            .map(|v| v.major())
+            .max()
+            .unwrap_or_default();
+        assert_eq!(super::NEWEST_MAJOR, newest);
     }
 }
