@@ -574,3 +574,34 @@ fn complete_partial_is_copied_and_fsynced_before_reporting() {
     assert!(!dir.join(format!("{name}.partial")).exists());
     assert_fresh_copy_before_report(&calls, before, &format!("{name}.tmp"), &name);
 }
+
+/// A failed fsync while starting (the directory fsync around removing a crash's leftovers) is
+/// fatal too: exit 1 at once, no retry.
+#[test]
+fn fsync_error_at_start_is_fatal() {
+    let Some(pg) = cluster(Major::V16) else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("archive");
+    fs::create_dir(&dir).unwrap();
+    // An unfinished temporary file, as a crash leaves it: removing it fsyncs the directory.
+    fs::write(dir.join("000000010000000000000001.tmp"), b"x").unwrap();
+    let (trace, log) = (tmp.path().join("trace"), tmp.path().join("log"));
+    let ci = conn(&pg);
+    let mut child = spawn_traced(
+        &trace,
+        "fsync,fdatasync",
+        Some("fsync:error=EIO"),
+        &["-d", &ci, "-D", dir.to_str().unwrap(), "-v"],
+        &log,
+    );
+    let st = wait_exit(&mut child, Duration::from_secs(30), &log);
+    let err = fs::read_to_string(&log).unwrap();
+    assert_eq!(st.code(), Some(1), "{err}");
+    assert!(
+        err.contains("could not fsync directory") && err.contains("Input/output error"),
+        "{err}"
+    );
+    assert!(!err.contains("waiting"), "no retry: {err}");
+}

@@ -12,6 +12,7 @@ use crate::wal::{DecoderConfig, PageHeader, WalDecoder};
 use super::compress::decompress_prefix;
 use super::error::ReceiveError;
 use super::fsutil::{fsync_dir, symlink_refused};
+use super::writer::sync_failed;
 
 /// A WAL file in the directory that can decide the start position.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -261,14 +262,24 @@ pub(crate) fn leftovers(dir: &Path, cfg: DecoderConfig) -> io::Result<Vec<Leftov
 }
 
 /// Removes the [`leftovers`] of `dir`, logging each. With `sync`, the directory is fsynced
-/// before (so the files that supersede them are durable first) and after.
-pub(crate) fn remove_leftovers(dir: &Path, cfg: DecoderConfig, sync: bool) -> io::Result<()> {
-    let found = leftovers(dir, cfg)?;
+/// before (so the files that supersede them are durable first) and after; a failed fsync is
+/// [`ReceiveError::Sync`] (fatal), as everywhere in the receiver.
+pub(crate) fn remove_leftovers(
+    dir: &Path,
+    cfg: DecoderConfig,
+    sync: bool,
+) -> Result<(), ReceiveError> {
+    let io = |source| ReceiveError::Io {
+        op: "remove leftover files in",
+        path: dir.to_owned(),
+        source,
+    };
+    let found = leftovers(dir, cfg).map_err(io)?;
     if found.is_empty() {
         return Ok(());
     }
     if sync {
-        fsync_dir(dir)?;
+        fsync_dir(dir).map_err(|e| sync_failed(e, "directory", dir))?;
     }
     for l in &found {
         match &l.kept {
@@ -276,12 +287,12 @@ pub(crate) fn remove_leftovers(dir: &Path, cfg: DecoderConfig, sync: bool) -> io
             None => tracing::info!("removing \"{}\": an unfinished temporary file", l.name),
         }
         match fs::remove_file(dir.join(&l.name)) {
-            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(io(e)),
             _ => {}
         }
     }
     if sync {
-        fsync_dir(dir)?;
+        fsync_dir(dir).map_err(|e| sync_failed(e, "directory", dir))?;
     }
     Ok(())
 }

@@ -290,11 +290,7 @@ impl Run {
                 ReceiveError::Io { op, path, source }
             }
         };
-        scan::remove_leftovers(&dir, cfg, self.opts.sync).map_err(|source| ReceiveError::Io {
-            op: "remove leftover files in",
-            path: dir.clone(),
-            source,
-        })?;
+        scan::remove_leftovers(&dir, cfg, self.opts.sync)?;
         match scan::find_start(&dir, seg_size).map_err(io)? {
             Some(Found::Complete(c)) => {
                 // Streaming continues after this segment and reports its end flushed: make it
