@@ -8,6 +8,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod support;
+
 use support::*;
 
 use std::collections::BTreeMap;
@@ -737,47 +738,6 @@ fn hostile_server_values_are_refused() {
             "{h:?}"
         );
     }
-}
-
-/// A TCP proxy to `port` that overwrites 8 bytes of the server's stream once `after` bytes
-/// have passed. Returns the proxy's port.
-fn corrupting_proxy(port: u16, after: u64) -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let proxy_port = listener.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        for client in listener.incoming() {
-            let Ok(client) = client else { return };
-            let Ok(server) = TcpStream::connect(("127.0.0.1", port)) else {
-                return;
-            };
-            let (mut c_in, mut s_out) = (client.try_clone().unwrap(), server.try_clone().unwrap());
-            std::thread::spawn(move || {
-                let _ = std::io::copy(&mut c_in, &mut s_out);
-            });
-            let (mut s_in, mut c_out) = (server, client);
-            std::thread::spawn(move || {
-                let (mut seen, mut done) = (0u64, false);
-                let mut buf = vec![0u8; 64 * 1024];
-                loop {
-                    let n = match s_in.read(&mut buf) {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => n,
-                    };
-                    if !done && seen + n as u64 > after && n >= 64 {
-                        for b in &mut buf[n / 2..n / 2 + 8] {
-                            *b ^= 0x5A;
-                        }
-                        done = true;
-                    }
-                    seen += n as u64;
-                    if c_out.write_all(&buf[..n]).is_err() {
-                        return;
-                    }
-                }
-            });
-        }
-    });
-    proxy_port
 }
 
 /// A large record damaged in transit far past its first 8 kB (where the receiver's decoder

@@ -5,6 +5,7 @@
 #![allow(dead_code, clippy::unwrap_used)]
 
 use std::fs;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -202,4 +203,47 @@ pub fn strace() -> &'static str {
         "strace is needed for the fault-injection tests (scripts/install-postgres installs it)"
     );
     "strace"
+}
+
+/// A TCP proxy to `port` that overwrites 8 bytes of the server's stream once `after` bytes
+/// have passed. Returns the proxy's port.
+pub fn corrupting_proxy(port: u16, after: u64) -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let proxy_port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for client in listener.incoming() {
+            let Ok(client) = client else { return };
+            let Ok(server) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+                return;
+            };
+            let (mut c_in, mut s_out) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+            std::thread::spawn(move || {
+                let _ = std::io::copy(&mut c_in, &mut s_out);
+            });
+            let (mut s_in, mut c_out) = (server, client);
+            std::thread::spawn(move || {
+                let mut seen = 0u64;
+                let mut done = false;
+                let mut buf = vec![0u8; 64 * 1024];
+                loop {
+                    let n = match s_in.read(&mut buf) {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => n,
+                    };
+                    if !done && seen + n as u64 > after && n >= 64 {
+                        let at = n / 2;
+                        for b in &mut buf[at..at + 8] {
+                            *b ^= 0x5A;
+                        }
+                        done = true;
+                    }
+                    seen += n as u64;
+                    if c_out.write_all(&buf[..n]).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    proxy_port
 }
