@@ -710,6 +710,13 @@ fn synchronous_kill9_primary(major: Major) {
     }
     // Let the clients commit a little more after the last restart, then stop everything.
     std::thread::sleep(Duration::from_secs(2));
+    // A receiver that stopped would leave the clients waiting for it forever: fail instead.
+    if let Some(st) = recv.try_wait().unwrap() {
+        panic!(
+            "pgwal receive exited during the test: {st:?}\n{}",
+            fs::read_to_string(&log).unwrap()
+        );
+    }
     stop.store(true, Ordering::SeqCst);
     bench_stop.store(true, Ordering::SeqCst);
     for c in clients {

@@ -841,7 +841,7 @@ impl WalDecoder {
         match self.state {
             State::Assembling => {
                 if !h.is_contrecord() {
-                    if h.info & XLP_FIRST_IS_OVERWRITE_CONTRECORD != 0 {
+                    if h.info & overwrite_flags(version) != 0 {
                         // The rest of the record was lost and overwritten (a crash during
                         // recovery): drop it and read a new record right after this header.
                         self.buf.clear();
@@ -957,6 +957,19 @@ struct Found<'i> {
     end: Lsn,
     version: PgVersion,
     tli: u32,
+}
+
+/// The `xlp_info` bits that mark a page whose first record replaces the lost rest of a record
+/// (a crash in mid-record): `XLP_FIRST_IS_OVERWRITE_CONTRECORD` (0x0008) up to 18. PostgreSQL 19
+/// marks such a page with 0x0004 (the bit 18 called `XLP_BKP_REMOVABLE`, which no page of
+/// 13–18 WAL carries): seen on 19 rc1 after a kill -9 of the primary in mid-record, where
+/// pg_waldump 19 reads past the lost record to the `OVERWRITE_CONTRECORD` record.
+fn overwrite_flags(v: PgVersion) -> u16 {
+    if v >= PgVersion::V19 {
+        XLP_FIRST_IS_OVERWRITE_CONTRECORD | 0x0004
+    } else {
+        XLP_FIRST_IS_OVERWRITE_CONTRECORD
+    }
 }
 
 #[cfg(test)]

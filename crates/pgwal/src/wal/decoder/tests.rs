@@ -166,3 +166,62 @@ fn validating_decoder_refuses_the_same_damage() {
         }
     }
 }
+
+/// A record cut by a crash: page 0 holds a record and the start of a long one; page 1 was
+/// written after the restart, marked with `flag` and starting with a new record (as
+/// `OVERWRITE_CONTRECORD` does) instead of the long record's continuation. Returns the WAL,
+/// the first record's LSN and the new record's LSN.
+fn overwritten(version: PgVersion, flag: u16) -> (Vec<u8>, u64, u64) {
+    let (full, lsns) = wal(&[100, 20_000]);
+    let mut out = full[..PAGE].to_vec();
+    out[0..2].copy_from_slice(&version.magic().to_le_bytes());
+    let mut page = vec![0u8; SHORT_HEADER_SIZE];
+    page[0..2].copy_from_slice(&version.magic().to_le_bytes());
+    page[2..4].copy_from_slice(&flag.to_le_bytes());
+    page[4..8].copy_from_slice(&1u32.to_le_bytes());
+    page[8..16].copy_from_slice(&(START + PAGE as u64).to_le_bytes());
+    page.extend_from_slice(&record(lsns[0], 10));
+    out.extend_from_slice(&page);
+    (out, lsns[0], START + (PAGE + SHORT_HEADER_SIZE) as u64)
+}
+
+fn decode_all(wal: &[u8]) -> (Vec<u64>, Option<WalError>) {
+    let mut d = WalDecoder::new(
+        DecoderConfig::new(WalSegSize::new(1 << 20).unwrap()),
+        Lsn(START),
+    );
+    let mut input = wal;
+    let mut out = Vec::new();
+    loop {
+        match d.decode(&mut input) {
+            Ok(Some(r)) => out.push(r.lsn().0),
+            Ok(None) => return (out, None),
+            Err(e) => return (out, Some(e)),
+        }
+    }
+}
+
+#[test]
+fn overwritten_contrecord_is_skipped_by_each_majors_flag() {
+    // 13-18 mark the page with XLP_FIRST_IS_OVERWRITE_CONTRECORD (0x0008); 19 with 0x0004.
+    for (version, flag) in [
+        (PgVersion::V17, 0x0008),
+        (PgVersion::V19, 0x0008),
+        (PgVersion::V19, 0x0004),
+    ] {
+        let (w, first, new) = overwritten(version, flag);
+        let (got, err) = decode_all(&w);
+        assert_eq!(got, vec![first, new], "{version:?} flag {flag:#x}: {err:?}");
+    }
+    // Before 19, 0x0004 is not that mark: the continuation is missing.
+    let (w, first, _) = overwritten(PgVersion::V17, 0x0004);
+    let (got, err) = decode_all(&w);
+    assert_eq!(got, vec![first]);
+    assert!(
+        matches!(
+            err.as_ref().map(|e| &e.kind),
+            Some(WalErrorKind::MissingContrecord)
+        ),
+        "{err:?}"
+    );
+}
