@@ -136,6 +136,16 @@ fn is_prefix(got: &[u8], want: &[u8]) -> bool {
 
 /// Rewrites `paths` over and over as a misbehaving writer would: truncated to a random length,
 /// then written back in pieces, until `stop`.
+/// Sets the flag when dropped: a failing assertion inside `thread::scope` then stops the
+/// rewriting thread instead of leaving the scope waiting for it forever.
+struct StopOnDrop<'a>(&'a AtomicBool);
+
+impl Drop for StopOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
 fn rewrite_loop(paths: &[PathBuf], content: &[u8], stop: &AtomicBool, seed: u64) -> u64 {
     let mut rng = Rng(seed | 1);
     let mut cycles = 0;
@@ -195,6 +205,7 @@ fn rewritten_partial_never_kills_fetch_push_or_compare() {
                 seed,
             )
         });
+        let _stop = StopOnDrop(&stop);
         for i in 0..runs {
             // fetch --partial of the rewritten .partial.
             let dest = work.join("RECOVERYXLOG");
@@ -364,6 +375,7 @@ fn dump_follow_survives_the_live_segment_being_truncated() {
             // Then the hostile part: truncated and restored, again and again.
             rewrite_loop(std::slice::from_ref(&next), &w.second_bytes, &stop, seed)
         });
+        let _stop = StopOnDrop(&stop);
         std::thread::sleep(Duration::from_secs(10));
         stop.store(true, Ordering::Relaxed);
         writer.join().unwrap()
