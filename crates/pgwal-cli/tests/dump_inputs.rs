@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod support;
+
 use support::*;
 
 use std::path::Path;
@@ -14,16 +15,6 @@ fn pgwal() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_pgwal"));
     c.env("TZ", "UTC").arg("dump");
     c
-}
-
-fn segment_names(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .filter_map(|e| e.ok()?.file_name().into_string().ok())
-        .filter(|n| n.len() == 24)
-        .collect();
-    v.sort();
-    v
 }
 
 fn out(mut c: Command) -> Output {

@@ -7,26 +7,13 @@
 // Test helpers outside #[test] functions: failing loudly is the point.
 #![allow(clippy::unwrap_used)]
 
+mod support;
+use support::*;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 use pgwal_testkit::{reference_waldump, Major};
-
-fn testdata(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../testdata/wal")
-        .join(name)
-}
-
-fn segment_names(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .filter_map(|e| e.ok()?.file_name().into_string().ok())
-        .filter(|n| n.len() == 24)
-        .collect();
-    v.sort();
-    v
-}
 
 /// The sample's first record (`first_lsn:` in its meta.txt).
 fn first_lsn(dir: &Path) -> String {

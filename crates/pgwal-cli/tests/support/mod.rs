@@ -247,3 +247,14 @@ pub fn corrupting_proxy(port: u16, after: u64) -> u16 {
     });
     proxy_port
 }
+
+/// The plain segment file names (24 characters) in `dir`, sorted.
+pub fn segment_names(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n.len() == 24)
+        .collect();
+    v.sort();
+    v
+}
