@@ -1054,18 +1054,7 @@ fn full_disk() {
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", text(&o));
-    let t = Instant::now();
-    let status = loop {
-        if let Some(st) = child.try_wait().unwrap() {
-            break st;
-        }
-        assert!(
-            t.elapsed() < Duration::from_secs(120),
-            "{}",
-            fs::read_to_string(&log).unwrap()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let status = wait_exit(&mut child, Duration::from_secs(120), &log);
     assert!(status.success(), "{}", fs::read_to_string(&log).unwrap());
     for (name, _) in wal_files(&dir) {
         fs::copy(dir.join(&name), moved.join(&name)).unwrap();

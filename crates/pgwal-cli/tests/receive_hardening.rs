@@ -777,18 +777,7 @@ fn damaged_large_record_is_refused() {
     ))
     .unwrap();
     sql(&pg, "SELECT pg_switch_wal()");
-    let t = Instant::now();
-    let status = loop {
-        if let Some(st) = child.try_wait().unwrap() {
-            break st;
-        }
-        assert!(
-            t.elapsed() < Duration::from_secs(60),
-            "receiver still running\n{}",
-            fs::read_to_string(&log).unwrap()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let status = wait_exit(&mut child, Duration::from_secs(60), &log);
     let log_text = fs::read_to_string(&log).unwrap();
     assert_eq!(status.code(), Some(1), "{log_text}");
     let at = log_text
