@@ -364,6 +364,37 @@ fn locate(a: &DumpArgs) -> anyhow::Result<Plan> {
     })
 }
 
+/// The plan for WAL in a tar archive ([`tar_input`]): `-s` gives the start (required there),
+/// `-t` the timeline (else 1), and the archive's first segment the segment size and version.
+fn locate_in_archive(a: &DumpArgs, dir: WalDirectory) -> anyhow::Result<Plan> {
+    let tli = match &a.timeline {
+        Some(t) => parse_timeline(t)?,
+        None => TimelineId(1),
+    };
+    let start = a
+        .start
+        .as_deref()
+        .map(parse_lsn)
+        .transpose()?
+        .ok_or_else(|| anyhow!("no start WAL location given"))?;
+    let end = a.end.as_deref().map(parse_lsn).transpose()?;
+    let first = dir
+        .first_segment()
+        .map(|(_, p)| p.to_path_buf())
+        .ok_or_else(|| anyhow!("could not find WAL in archive \"{}\"", dir.path().display()))?;
+    let head = dir.read_file(&first)?;
+    let info = source::probe_segment(&head)
+        .map_err(|e| anyhow!("WAL file \"{}\": {e}", first.display()))?;
+    Ok(Plan {
+        dir,
+        info,
+        tli,
+        start,
+        end,
+        explicit_start: true,
+    })
+}
+
 /// Runs `pgwal dump` (or pg_waldump in drop-in mode) with the options `s` scanned from the
 /// command line (empty when clap parsed it).
 pub fn run(a: DumpArgs, s: &Scanned) -> anyhow::Result<ExitCode> {
@@ -399,8 +430,10 @@ pub fn run(a: DumpArgs, s: &Scanned) -> anyhow::Result<ExitCode> {
     if a.startseg.as_deref() == Some("-") {
         return stdin::run(&a, per_record, limit, filters);
     }
-    let (a, _tar_dir) = tar_input::prepare(a)?;
-    let plan = locate(&a)?;
+    let plan = match tar_input::open(&a)? {
+        Some(dir) => locate_in_archive(&a, dir)?,
+        None => locate(&a)?,
+    };
     // Following timelines reads the newest timeline's history (or -t's) and takes each segment
     // from the timeline that holds it.
     let mut plan = plan;
