@@ -36,6 +36,8 @@ pub(crate) fn human_bytes(b: u64) -> String {
     }
     if u == 0 {
         format!("{b} B")
+    } else if v.fract() == 0.0 {
+        format!("{v:.0} {}", UNITS[u])
     } else {
         format!("{v:.1} {}", UNITS[u])
     }
@@ -91,6 +93,16 @@ fn nice_max(max: u64) -> (u64, u64) {
     }
 }
 
+/// [`nice_max`] in whole kB, MB, ... (powers of 1024), so that the axis labels are round.
+fn nice_bytes(max: u64) -> (u64, u64) {
+    let mut unit = 1u64;
+    while max / unit >= 1024 && unit < 1 << 40 {
+        unit <<= 10;
+    }
+    let (m, s) = nice_max(max.div_ceil(unit));
+    (m * unit, s * unit)
+}
+
 /// Bars of stacked series over time slots, with a legend; `labels` name the slots.
 pub(crate) fn stacked_bars(id: &str, labels: &[String], series: &[Series], note: &str) -> String {
     let (w, h, left, top, bottom) = (1080u32, 340u32, 80.0, 16.0, 60.0);
@@ -100,7 +112,7 @@ pub(crate) fn stacked_bars(id: &str, labels: &[String], series: &[Series], note:
     let totals: Vec<u64> = (0..n)
         .map(|i| series.iter().map(|s| s.values.get(i).copied().unwrap_or(0)).sum())
         .collect();
-    let (ymax, step) = nice_max(totals.iter().copied().max().unwrap_or(0));
+    let (ymax, step) = nice_bytes(totals.iter().copied().max().unwrap_or(0));
     let mut o = String::new();
     open(&mut o, id, w, h);
     // Grid and y axis labels.
@@ -304,5 +316,6 @@ mod tests {
         assert_eq!(duration(90_000_000), "90 s");
         assert_eq!(nice_max(0), (1, 1));
         assert_eq!(nice_max(7_300), (8_000, 2_000));
+        assert_eq!(nice_bytes(600_000), (600 << 10, 200 << 10));
     }
 }
