@@ -22,6 +22,7 @@ pub mod desc;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod history;
+pub mod insight;
 #[cfg(feature = "replication")]
 pub mod live;
 pub mod lsn;

@@ -12,6 +12,8 @@ use clap::{Args, ValueEnum};
 use crate::getopt::Scanned;
 use crate::prog::{self, Usage};
 pub(crate) use options::parse_lsn;
+pub(crate) use insight::utc as utc_text;
+pub use insight::report;
 pub use options::{check_options, help_page, Checked};
 use options::{
     parse_block, parse_fork, parse_limit, parse_relation, parse_rmgr, parse_stats, parse_timeline,
@@ -23,7 +25,9 @@ use pgwal::{Lsn, TimelineId, WalFileName};
 
 mod fastfmt;
 mod fullpage;
+mod insight;
 mod json;
+mod names;
 mod options;
 mod parallel;
 mod pgmsg;
@@ -116,6 +120,17 @@ pub struct DumpArgs {
     /// Exit 1 at the end of valid WAL, as pg_waldump does, instead of 0.
     #[arg(long = "waldump-exit")]
     waldump_exit: bool,
+    /// With --stats=relation or --stats=xid: show the N rows with the most WAL (default 20;
+    /// 0: all).
+    #[arg(long = "top", value_name = "N")]
+    top: Option<usize>,
+    /// With --stats=relation: name databases, tablespaces and relations through an ordinary
+    /// connection to this server (libpq connection string or URI).
+    #[arg(long = "names", value_name = "CONNSTR")]
+    names: Option<String>,
+    /// `pgwal report`: the HTML file to write instead of any output.
+    #[arg(skip)]
+    report: Option<PathBuf>,
 }
 
 /// Record filters (pg_waldump's `-r -x -R -B -F -w`).
@@ -459,7 +474,13 @@ pub fn run(a: DumpArgs, s: &Scanned) -> anyhow::Result<ExitCode> {
     range.history = history;
     let stdout = std::io::stdout();
     let mut stats = stats::Stats::new();
-    let jobs = a.jobs.unwrap_or(1).max(1);
+    stats.insight = insight::collector_for(&a)?;
+    // The breakdowns are gathered in LSN order, by one thread.
+    let jobs = if stats.insight.is_some() {
+        1
+    } else {
+        a.jobs.unwrap_or(1).max(1)
+    };
     // The last record read (filtered out or not): pg_waldump names it when reading fails.
     let mut last_read: Option<Lsn> = None;
     let (outcome, mut out) = if jobs > 1 && !a.follow {
@@ -488,7 +509,8 @@ pub fn run(a: DumpArgs, s: &Scanned) -> anyhow::Result<ExitCode> {
         if !a.quiet {
             stats.set_version(plan.info.version);
             let mut text = String::new();
-            if sink.json {
+            if insight::finish(&a, &mut stats, &mut text)? {
+            } else if sink.json {
                 text.push_str(&stats.to_json(per_record).to_string());
                 text.push('\n');
             } else {
@@ -558,6 +580,8 @@ pub(crate) struct Sink {
     stats_mode: bool,
     save_fullpage: Option<PathBuf>,
     tli: TimelineId,
+    /// The breakdowns read block references even where `--stats` counts only.
+    needs_blocks: bool,
 }
 
 impl Sink {
@@ -572,6 +596,7 @@ impl Sink {
             stats_mode,
             save_fullpage: a.save_fullpage.clone(),
             tli,
+            needs_blocks: insight::needs_blocks(a),
         }
     }
 
@@ -581,7 +606,7 @@ impl Sink {
         DecoderConfig::new(info.seg_size)
             .with_page_size(info.page_size)
             .with_system_id(Some(info.system_id))
-            .with_block_refs(!self.counts_only())
+            .with_block_refs(!self.counts_only() || self.needs_blocks)
     }
 
     /// Whether records are written out (text or JSON), not only counted.
