@@ -251,7 +251,7 @@ impl SeaweedFs {
         args.extend([
             format!("-mdir={}", sub("master")?.display()),
             "-defaultReplication=001".into(),
-            "-volumeSizeLimitMB=64".into(),
+            "-volumeSizeLimitMB=32".into(),
         ]);
         let mut master = Proc::spawn("master", &dir, &weed, &args)?;
         wait_until(
@@ -268,7 +268,7 @@ impl SeaweedFs {
             args.extend(ip(port));
             args.extend([
                 format!("-dir={}", sub(&format!("volume{i}"))?.display()),
-                "-max=16".into(),
+                "-max=0".into(),
                 format!("-mserver=127.0.0.1:{master_port}"),
             ]);
             volumes.push(Proc::spawn(&format!("volume{i}"), &dir, &weed, &args)?);
@@ -300,6 +300,9 @@ impl SeaweedFs {
             "-s3".into(),
             format!("-s3.port={s3_port}"),
             format!("-s3.config={}", s3_config.display()),
+            // Fixed default ports otherwise (8181, 9101): off.
+            "-s3.port.iceberg=0".into(),
+            "-s3.port.lance=0".into(),
             format!("-defaultStoreDir={}", sub("filer")?.display()),
         ]);
         let mut filer = Proc::spawn("filer", &dir, &weed, &args)?;

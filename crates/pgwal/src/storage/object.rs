@@ -274,6 +274,9 @@ impl ObjectArchive {
     ///   file), `GOOGLE_SERVICE_ACCOUNT_KEY`, application default credentials.
     pub fn open(url: &ObjectUrl, opts: &ObjectOptions) -> Result<ObjectArchive, ObjectError> {
         let display = url.to_string();
+        // reqwest is built without a provider of its own: rustls' ring provider, as for the
+        // replication client (an error only means one is installed already).
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let config = |reason: String| ObjectError::Config {
             url: display.clone(),
             reason,
