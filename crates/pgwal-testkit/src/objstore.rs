@@ -412,7 +412,7 @@ const CREATE_CONTAINER_JS: &str = r#"
 const crypto = require('crypto'), http = require('http');
 const [port, account, key, name] = process.argv.slice(1);
 const date = new Date().toUTCString(), version = '2021-08-06';
-const sts = ['PUT', '', '', '0', '', '', '', '', '', '', '', '',
+const sts = ['PUT', '', '', '', '', '', '', '', '', '', '', '',
   `x-ms-date:${date}\nx-ms-version:${version}`,
   `/${account}/${account}/${name}\nrestype:container`].join('\n');
 const sig = crypto.createHmac('sha256', Buffer.from(key, 'base64')).update(sts, 'utf8').digest('base64');
