@@ -243,6 +243,22 @@ impl ReplicationClient {
     /// With one host, its error is returned as is (a wrong password is [`Error::Db`] with
     /// SQLSTATE `28P01`); with several, [`Error::AllHostsFailed`] lists each attempt.
     pub async fn connect(config: &Config) -> Result<ReplicationClient, Error> {
+        ReplicationClient::connect_with(config, true).await
+    }
+
+    /// [`connect`](Self::connect) without `replication=true`: an ordinary session (database
+    /// `config.dbname`, else the user name, as libpq) for plain SQL through
+    /// [`simple_query`](Self::simple_query), e.g. reading `pg_replication_slots` on servers
+    /// before 15, which have no `READ_REPLICATION_SLOT`.
+    pub async fn connect_for_queries(config: &Config) -> Result<ReplicationClient, Error> {
+        ReplicationClient::connect_with(config, false).await
+    }
+
+    async fn connect_with(config: &Config, replication: bool) -> Result<ReplicationClient, Error> {
+        let setup = Setup {
+            config,
+            replication,
+        };
         let mut tls_setup: Option<TlsSetup> = None;
         let mut failures: Vec<(String, Error)> = Vec::new();
         for host in &config.hosts {
@@ -261,7 +277,7 @@ impl ReplicationClient {
                     // Certificate files are read once, on the first TCP attempt.
                     tls_setup = Some(TlsSetup::from_config(config)?);
                 }
-                let attempt = attempt(config, host, &target, &desc, tls_setup.as_ref());
+                let attempt = attempt(&setup, host, &target, &desc, tls_setup.as_ref());
                 let result = match config.connect_timeout {
                     Some(t) => match tokio::time::timeout(t, attempt).await {
                         Ok(r) => r,
@@ -573,7 +589,7 @@ async fn resolve(host: &HostSpec) -> Result<Vec<Target>, Error> {
 
 /// One address, with libpq's `sslmode` retries.
 async fn attempt(
-    config: &Config,
+    config: &Setup<'_>,
     host: &HostSpec,
     target: &Target,
     desc: &str,
@@ -632,7 +648,7 @@ async fn tcp(addr: SocketAddr, desc: &str) -> Result<TcpStream, Error> {
 }
 
 async fn plain(
-    config: &Config,
+    config: &Setup<'_>,
     host: &HostSpec,
     addr: SocketAddr,
     desc: &str,
@@ -644,7 +660,7 @@ async fn plain(
 /// SSLRequest, handshake, startup. If `required`, a server without TLS is an error;
 /// otherwise the plain connection continues on the same socket.
 async fn encrypted(
-    config: &Config,
+    config: &Setup<'_>,
     host: &HostSpec,
     addr: SocketAddr,
     desc: &str,
@@ -693,19 +709,37 @@ async fn encrypted(
     .await
 }
 
+/// What a connection attempt starts: a replication session or an ordinary one.
+struct Setup<'a> {
+    config: &'a Config,
+    replication: bool,
+}
+
+impl std::ops::Deref for Setup<'_> {
+    type Target = Config;
+
+    fn deref(&self) -> &Config {
+        self.config
+    }
+}
+
 /// Startup and authentication on an open socket. `tls` is `Some(end point hash)` over TLS.
 async fn startup(
-    config: &Config,
+    config: &Setup<'_>,
     host: &HostSpec,
     peer: Option<SocketAddr>,
     socket: Socket,
     tls: Option<Option<Vec<u8>>>,
 ) -> Result<ReplicationClient, Error> {
-    let dbname = config
-        .dbname
-        .clone()
-        .unwrap_or_else(|| "replication".into());
+    let dbname = match (&config.dbname, config.replication) {
+        (Some(d), _) => d.clone(),
+        (None, true) => "replication".into(),
+        (None, false) => config.user.clone(),
+    };
     let mut sc = StartupConfig::new(&config.user);
+    if !config.replication {
+        sc.replication = None;
+    }
     sc.database = Some(dbname.clone());
     sc.application_name = config.effective_application_name().map(str::to_owned);
     sc.options = config.options.clone();
