@@ -88,7 +88,7 @@ fn live_equals_files(major: Major) {
         vec!["-s", &s0, "-e", &e0, "--format", "json"],
         vec!["-s", &s0, "-e", &e0, "-r", "Heap", "-r", "Transaction", "-n", "300"],
         vec!["-s", &s0, "-e", &e0, "-R", "1663/5/1259", "-F", "main"],
-        vec!["-s", &s0, "-e", &e0, "-w", "--stats"],
+        vec!["-s", &s0, "-e", &e0, "-F", "main", "--stats"],
     ];
     for v in &variants {
         let mut l = vec!["-d", ci.as_str()];

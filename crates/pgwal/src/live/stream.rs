@@ -97,14 +97,14 @@ pub enum LiveError {
     #[error(transparent)]
     Connect(replication::Error),
     /// A replication command failed.
-    #[error("server {server}: {what} failed: {source}")]
+    #[error("server {server}: {what} failed: {error}")]
     Command {
         /// The server.
         server: String,
         /// What was being done.
         what: String,
         /// The error.
-        source: replication::Error,
+        error: replication::Error,
     },
     /// The slot named by [`StartAt::Slot`] does not exist.
     #[error("server {server}: replication slot \"{slot}\" does not exist")]
@@ -122,8 +122,18 @@ pub enum LiveError {
         /// The slot.
         slot: String,
     },
+    /// The start is ahead of the WAL the server has written (and flushed).
+    #[error("server {server}: cannot stream WAL from {start}: it is ahead of the WAL flush position of the server, {flush}")]
+    Ahead {
+        /// The server.
+        server: String,
+        /// The requested start.
+        start: Lsn,
+        /// The server's position (`IDENTIFY_SYSTEM`).
+        flush: Lsn,
+    },
     /// The server refused to stream from `start`: in the future, or its WAL removed.
-    #[error("server {server}: cannot stream WAL from {start} on timeline {tli}: {source}")]
+    #[error("server {server}: cannot stream WAL from {start} on timeline {tli}: {error}")]
     Start {
         /// The server.
         server: String,
@@ -132,17 +142,17 @@ pub enum LiveError {
         /// The requested timeline.
         tli: TimelineId,
         /// The server's answer.
-        source: replication::Error,
+        error: replication::Error,
     },
     /// The connection failed while streaming (the server went away).
-    #[error("server {server}: streaming failed at {at}: {source}")]
+    #[error("server {server}: streaming failed at {at}: {error}")]
     Stream {
         /// The server.
         server: String,
         /// The end of the WAL received.
         at: Lsn,
         /// The error.
-        source: replication::Error,
+        error: replication::Error,
     },
     /// The server ended streaming (e.g. it shut down) before the end was reached.
     #[error("server {server}: streaming ended at {at}, before {wanted}")]
@@ -155,12 +165,12 @@ pub enum LiveError {
         wanted: Lsn,
     },
     /// The streamed WAL could not be decoded.
-    #[error("server {server}: invalid WAL from the server: {source}")]
+    #[error("server {server}: invalid WAL from the server: {error}")]
     Decode {
         /// The server.
         server: String,
         /// The decoder's error (with its LSN).
-        source: LiveDecodeError,
+        error: LiveDecodeError,
     },
 }
 
@@ -243,10 +253,10 @@ impl LiveSource {
         let cmd = |what: &str| {
             let server = server.clone();
             let what = what.to_owned();
-            move |source| LiveError::Command {
+            move |error| LiveError::Command {
                 server,
                 what,
-                source,
+                error,
             }
         };
         let system = client
@@ -266,6 +276,13 @@ impl LiveSource {
             StartAt::Current => (system.xlogpos, None),
             StartAt::Slot(name) => slot_position(&mut client, config, &server, name).await?,
         };
+        if start > system.xlogpos {
+            return Err(LiveError::Ahead {
+                server,
+                start,
+                flush: system.xlogpos,
+            });
+        }
         // The timeline that holds `start`, from the server's history.
         let start_tli = match slot_tli {
             Some(t) => t,
@@ -387,6 +404,8 @@ impl LiveSource {
         let wanted = self.end.unwrap_or(Lsn::MAX);
         loop {
             let from = live.position();
+            // Errors name the start asked for, not the page streaming begins at.
+            let first = self.start;
             let mut cmd = StartReplication::new(from).timeline(tli);
             if let Some(s) = &self.slot {
                 cmd = cmd.slot(s.clone());
@@ -397,13 +416,15 @@ impl LiveSource {
                 .client
                 .start_replication_with(&cmd, options)
                 .await
-                .map_err(|source| LiveError::Start {
+                .map_err(|error| LiveError::Start {
                     server: server.clone(),
-                    start: from,
+                    start: from.max(first),
                     tli,
-                    source,
+                    error,
                 })?;
             let mut next = None;
+            // Until WAL arrives, a failure is the server refusing the start (WAL removed).
+            let mut streamed = false;
             loop {
                 let event = match stream.try_next_event().await {
                     Some(e) => e,
@@ -417,17 +438,26 @@ impl LiveSource {
                 };
                 let event = match event {
                     None => break,
-                    Some(Err(source)) => {
+                    Some(Err(error)) if !streamed => {
+                        return Err(LiveError::Start {
+                            server: server.clone(),
+                            start: from.max(first),
+                            tli,
+                            error,
+                        })
+                    }
+                    Some(Err(error)) => {
                         return Err(LiveError::Stream {
                             server: server.clone(),
                             at: stream.received(),
-                            source,
+                            error,
                         })
                     }
                     Some(Ok(e)) => e,
                 };
                 match event {
                     ReplicationEvent::XLogData(chunk) => {
+                        streamed = true;
                         let mut outcome = None;
                         live.feed(&chunk, |rec| {
                             if outcome.is_some() {
@@ -439,9 +469,9 @@ impl LiveSource {
                                 outcome = Some(LiveEnd::Stopped);
                             }
                         })
-                        .map_err(|source| LiveError::Decode {
+                        .map_err(|error| LiveError::Decode {
                             server: server.clone(),
-                            source,
+                            error,
                         })?;
                         if let Some(o) = outcome {
                             return Ok(o);
@@ -469,10 +499,10 @@ impl LiveSource {
                 .client
                 .timeline_history(next_tli)
                 .await
-                .map_err(|source| LiveError::Command {
+                .map_err(|error| LiveError::Command {
                     server: self.server.clone(),
                     what: format!("TIMELINE_HISTORY {next_tli}"),
-                    source,
+                    error,
                 })?;
             tracing::debug!("timeline {tli} ended at {at}; going on with timeline {next_tli}");
             if visit(LiveEvent::Timeline {
@@ -514,10 +544,10 @@ async fn slot_position(
     };
     let failed = |what: &str| {
         let what = what.to_owned();
-        move |source| LiveError::Command {
+        move |error| LiveError::Command {
             server: server.to_owned(),
             what,
-            source,
+            error,
         }
     };
     if client.server_version().is_some_and(|v| v.major() >= 15) {
@@ -552,7 +582,7 @@ async fn slot_position(
     let lsn = text.parse::<Lsn>().map_err(|_| LiveError::Command {
         server: server.to_owned(),
         what: what.to_owned(),
-        source: replication::Error::Protocol(format!("invalid restart_lsn \"{text}\"")),
+        error: replication::Error::Protocol(format!("invalid restart_lsn \"{text}\"")),
     })?;
     Ok((lsn, None))
 }
