@@ -34,8 +34,16 @@ fn pgbench_until(pg: Arc<Cluster>, stop: Arc<AtomicBool>) -> std::thread::JoinHa
 /// Asserts that `live` (a dump of the server) succeeded and printed what `files` (a dump of
 /// its `pg_wal`) printed.
 fn assert_same(what: &str, live: &Output, files: &Output) {
-    assert!(live.status.success(), "{what}: live dump failed\n{}", text(live));
-    assert!(files.status.success(), "{what}: file dump failed\n{}", text(files));
+    assert!(
+        live.status.success(),
+        "{what}: live dump failed\n{}",
+        text(live)
+    );
+    assert!(
+        files.status.success(),
+        "{what}: file dump failed\n{}",
+        text(files)
+    );
     assert!(!live.stdout.is_empty(), "{what}: no output\n{}", text(live));
     if live.stdout != files.stdout {
         let l = String::from_utf8_lossy(&live.stdout);
@@ -76,7 +84,10 @@ fn live_equals_files(major: Major) {
     let files = dump(&["-p", s(&wal), "-s", &s0, "-e", &e0, "-b"]);
     assert_same(&format!("{major} -b under load"), &live, &files);
     let lines = String::from_utf8_lossy(&live.stdout).lines().count();
-    assert!(lines > 5000, "{major}: only {lines} records in 3 MB of pgbench WAL");
+    assert!(
+        lines > 5000,
+        "{major}: only {lines} records in 3 MB of pgbench WAL"
+    );
 
     // Mid-record start (pg_waldump's skip note, on stdout for 13-16), filters, limits, stats, JSON.
     let mid = format_lsn(start + 4096 + 30);
@@ -86,7 +97,18 @@ fn live_equals_files(major: Major) {
         vec!["-s", &s0, "-e", &e0, "--stats=record"],
         vec!["-s", &s0, "-e", &e0, "--stats=record", "--format", "json"],
         vec!["-s", &s0, "-e", &e0, "--format", "json"],
-        vec!["-s", &s0, "-e", &e0, "-r", "Heap", "-r", "Transaction", "-n", "300"],
+        vec![
+            "-s",
+            &s0,
+            "-e",
+            &e0,
+            "-r",
+            "Heap",
+            "-r",
+            "Transaction",
+            "-n",
+            "300",
+        ],
         vec!["-s", &s0, "-e", &e0, "-R", "1663/5/1259", "-F", "main"],
         vec!["-s", &s0, "-e", &e0, "-F", "main", "--stats"],
     ];
@@ -174,7 +196,11 @@ fn across_promotion(major: Major) {
         let mut f = vec!["--follow-timelines", "-p", s(&wal), "-s", &s0, "-e", &e0];
         f.extend(extra);
         let (live, files) = (dump(&l), dump(&f));
-        assert_same(&format!("{major} across the promotion {extra:?}"), &live, &files);
+        assert_same(
+            &format!("{major} across the promotion {extra:?}"),
+            &live,
+            &files,
+        );
         if extra.is_empty() {
             let out = String::from_utf8_lossy(&live.stdout);
             assert!(
@@ -201,8 +227,14 @@ fn across_promotion_18() {
 fn slot_start(major: Major) {
     let Some(pg) = cluster(major) else { return };
     pg.sql_load_blocking(200).unwrap();
-    exec(&pg, "SELECT pg_create_physical_replication_slot('keep', true)");
-    let restart = sql(&pg, "SELECT restart_lsn FROM pg_replication_slots WHERE slot_name = 'keep'");
+    exec(
+        &pg,
+        "SELECT pg_create_physical_replication_slot('keep', true)",
+    );
+    let restart = sql(
+        &pg,
+        "SELECT restart_lsn FROM pg_replication_slots WHERE slot_name = 'keep'",
+    );
     pg.sql_load_blocking(2000).unwrap();
     let end = sql(&pg, "SELECT pg_current_wal_lsn()");
     let ci = conn(&pg);
@@ -286,7 +318,9 @@ fn live_errors() {
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(
-        err.contains(&server) && err.contains(&format!("cannot stream WAL from {ahead}")) && err.contains("ahead of the WAL flush position"),
+        err.contains(&server)
+            && err.contains(&format!("cannot stream WAL from {ahead}"))
+            && err.contains("ahead of the WAL flush position"),
         "{err}"
     );
 
@@ -303,7 +337,9 @@ fn live_errors() {
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(
-        err.contains(&server) && err.contains(&format!("cannot stream WAL from {gone}")) && err.contains("has already been removed"),
+        err.contains(&server)
+            && err.contains(&format!("cannot stream WAL from {gone}"))
+            && err.contains("has already been removed"),
         "{err}"
     );
 
@@ -327,15 +363,160 @@ fn live_errors() {
 #[test]
 fn live_option_errors() {
     for (args, msg) in [
-        (&["-d", "host=x", "-p", "/tmp"][..], "-p/--path cannot be used with -d/--dbname"),
-        (&["-d", "host=x", "-j", "2"][..], "-j/--jobs cannot be used with -d/--dbname"),
-        (&["-d", "host=x", "-s", "0/1", "-S", "a"][..], "cannot use -s/--start together with -S/--slot"),
-        (&["-S", "a"][..], "option -S/--slot requires option -d/--dbname"),
-        (&["--no-slot"][..], "option --no-slot requires option -d/--dbname"),
+        (
+            &["-d", "host=x", "-p", "/tmp"][..],
+            "-p/--path cannot be used with -d/--dbname",
+        ),
+        (
+            &["-d", "host=x", "-j", "2"][..],
+            "-j/--jobs cannot be used with -d/--dbname",
+        ),
+        (
+            &["-d", "host=x", "-s", "0/1", "-S", "a"][..],
+            "cannot use -s/--start together with -S/--slot",
+        ),
+        (
+            &["-S", "a"][..],
+            "option -S/--slot requires option -d/--dbname",
+        ),
+        (
+            &["--no-slot"][..],
+            "option --no-slot requires option -d/--dbname",
+        ),
     ] {
         let o = dump(args);
         assert_eq!(o.status.code(), Some(1), "{args:?}\n{}", text(&o));
         let err = String::from_utf8_lossy(&o.stderr);
         assert!(err.contains(msg), "{args:?}: {err}");
     }
+}
+
+/// A --follow dump of a standby goes on across the standby's promotion: the server ends the
+/// timeline under the stream, the dump fetches the history and continues on timeline 2. What it
+/// printed equals `--follow-timelines` over the promoted standby's `pg_wal`.
+#[test]
+fn follows_a_promotion_16() {
+    let Some(primary) = cluster(Major::V16) else {
+        return;
+    };
+    primary.pgbench_init(1).unwrap();
+    let standby = primary.create_standby().unwrap();
+    primary.wait_for_catchup(&standby).unwrap();
+    let start = format_lsn(lsn(&standby, "SELECT pg_last_wal_replay_lsn()"));
+    let tmp = support::scratch("live-promote");
+    let (outfile, errfile) = (tmp.path().join("out"), tmp.path().join("err"));
+    let mut child = Command::new(BIN)
+        .args(["dump", "-d", &conn(&standby), "-s", &start, "--follow"])
+        .stdout(std::fs::File::create(&outfile).unwrap())
+        .stderr(std::fs::File::create(&errfile).unwrap())
+        .spawn()
+        .unwrap();
+    primary
+        .pgbench_run(2, PgbenchLength::Transactions(200))
+        .unwrap();
+    primary.wait_for_catchup(&standby).unwrap();
+    standby.promote().unwrap();
+    standby
+        .pgbench_run(2, PgbenchLength::Transactions(200))
+        .unwrap();
+    let end = format_lsn(lsn(&standby, "SELECT pg_current_wal_lsn()"));
+    let files = dump(&[
+        "--follow-timelines",
+        "-p",
+        s(&standby.pg_wal_dir()),
+        "-s",
+        &start,
+        "-e",
+        &end,
+    ]);
+    assert!(files.status.success(), "{}", text(&files));
+    let want = String::from_utf8(files.stdout).unwrap();
+    let n = want.lines().count();
+    // The dump writes out what it has whenever it waits for the server.
+    let mut got = String::new();
+    for _ in 0..600 {
+        got = std::fs::read_to_string(&outfile).unwrap();
+        if got.lines().count() >= n {
+            break;
+        }
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the dump exited\n{}",
+            std::fs::read_to_string(&errfile).unwrap()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    support::kill9(&mut child);
+    let got: Vec<&str> = got.lines().take(n).collect();
+    let want: Vec<&str> = want.lines().collect();
+    assert!(n > 1000, "only {n} records");
+    assert!(want.iter().any(|l| l.contains("END_OF_RECOVERY")));
+    if let Some(i) = got.iter().zip(&want).position(|(a, b)| a != b) {
+        panic!("line {i} differs:\nlive:  {}\nfiles: {}", got[i], want[i]);
+    }
+    assert_eq!(
+        got.len(),
+        n,
+        "{}",
+        std::fs::read_to_string(&errfile).unwrap()
+    );
+}
+
+/// With `synchronous_standby_names` naming the dump's application name first, commits are
+/// acknowledged by the real standby and never wait for a --follow dump (it reports no flush
+/// position, so it is never chosen).
+#[test]
+fn never_a_synchronous_standby() {
+    let Some(primary) = cluster(Major::V17) else {
+        return;
+    };
+    let _standby = primary.create_standby().unwrap();
+    let mut child = Command::new(BIN)
+        .args(["dump", "-d", &conn(&primary), "--follow", "-q"])
+        .spawn()
+        .unwrap();
+    let streaming = "SELECT count(*) FROM pg_stat_replication WHERE application_name = 'pgwal' AND state = 'streaming'";
+    for _ in 0..100 {
+        if sql(&primary, streaming) == "1" {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(sql(&primary, streaming), "1");
+    exec(
+        &primary,
+        "ALTER SYSTEM SET synchronous_standby_names = 'FIRST 1 (pgwal, pgwal_testkit_standby_1)'",
+    );
+    exec(&primary, "SELECT pg_reload_conf()");
+    std::thread::sleep(Duration::from_millis(500));
+    let t = std::time::Instant::now();
+    // A commit that waited for the dump would never return: wait for it on another thread.
+    let (done, wait) = std::sync::mpsc::channel();
+    let probe = primary.conninfo("postgres", "postgres");
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let r = rt.block_on(async {
+            let client = pgwal_testkit::connect(&probe).await?;
+            client
+                .batch_execute("CREATE TABLE sync_probe (i int); INSERT INTO sync_probe VALUES (1)")
+                .await
+        });
+        let _ = done.send(r.map_err(|e| e.to_string()));
+    });
+    let committed = wait.recv_timeout(Duration::from_secs(20));
+    let took = t.elapsed();
+    let states = sql(
+        &primary,
+        "SELECT string_agg(application_name || '=' || sync_state, ',' ORDER BY application_name) FROM pg_stat_replication",
+    );
+    support::kill9(&mut child);
+    assert!(
+        matches!(committed, Ok(Ok(()))),
+        "the commit did not return ({committed:?} after {took:?}): {states}"
+    );
+    assert!(states.contains("pgwal_testkit_standby_1=sync"), "{states}");
+    assert!(!states.contains("pgwal=sync"), "{states}");
 }

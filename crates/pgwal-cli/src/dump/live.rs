@@ -43,9 +43,7 @@ fn check(a: &DumpArgs) -> Result<(), Usage> {
         )));
     }
     if a.start.is_some() && a.slot.is_some() {
-        return Err(Usage::new(
-            "cannot use -s/--start together with -S/--slot",
-        ));
+        return Err(Usage::new("cannot use -s/--start together with -S/--slot"));
     }
     Ok(())
 }
@@ -114,7 +112,14 @@ pub(crate) fn run(
                         if stats.start.is_none() {
                             stats.start = Some(rec.lsn());
                             if explicit_start {
-                                skip_note(start, info.seg_size, rec.lsn(), rec.version(), &sink, &mut text);
+                                skip_note(
+                                    start,
+                                    info.seg_size,
+                                    rec.lsn(),
+                                    rec.version(),
+                                    &sink,
+                                    &mut text,
+                                );
                             }
                         }
                         match sink.handle(rec, &mut text, &mut stats) {

@@ -115,7 +115,9 @@ pub enum LiveError {
         slot: String,
     },
     /// The slot exists but holds no WAL position (`restart_lsn` is null).
-    #[error("server {server}: replication slot \"{slot}\" has no restart_lsn (it reserves no WAL)")]
+    #[error(
+        "server {server}: replication slot \"{slot}\" has no restart_lsn (it reserves no WAL)"
+    )]
     SlotUnused {
         /// The server.
         server: String,
