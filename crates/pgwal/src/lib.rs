@@ -25,6 +25,7 @@ pub mod history;
 #[cfg(feature = "replication")]
 pub mod live;
 pub mod lsn;
+pub mod reader;
 #[cfg(feature = "receiver")]
 pub mod receiver;
 #[cfg(feature = "replication")]

@@ -3,7 +3,6 @@
 //!
 //! This is the I/O layer over the sans-IO decoder in [`crate::wal`].
 
-use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{self, Read};
 use std::ops::{ControlFlow, Deref};
@@ -11,10 +10,12 @@ use std::path::{Path, PathBuf};
 
 use crate::history::TimelineHistory;
 use crate::lsn::Lsn;
-use crate::segment::{Compression, SegNo, TimelineId, WalFileName, WalSegSize};
+use crate::segment::{Compression, SegNo, TimelineId, WalSegSize};
 use crate::wal::{DecoderConfig, PageHeader, PgVersion, Record, WalDecoder, WalError};
 
+mod index;
 mod mapped;
+pub use index::{name_variants, preference, OtherEntry, WalDirectory, WalEntry};
 pub use mapped::MappedSegment;
 
 /// The largest segment PostgreSQL allows (1 GB): decompression never produces more.
@@ -213,6 +214,40 @@ pub fn read_wal_file(path: &Path) -> Result<WalBytes, SourceError> {
         })
 }
 
+/// Reads up to `n` bytes from the start of a WAL file's content with `read()` (the file may be
+/// one being written), decompressing only as much as needed when the file is compressed (the
+/// method is told by the content, not the name).
+pub fn read_head(path: &Path, n: usize) -> io::Result<Vec<u8>> {
+    let mut f = File::open(path)?;
+    let mut magic = [0u8; 4];
+    let got = read_full(&mut f, &mut magic)?;
+    let kind = sniff_compression(&magic[..got]);
+    let rest = io::Cursor::new(magic[..got].to_vec()).chain(f);
+    let mut out = Vec::with_capacity(n);
+    let limit = n as u64;
+    match kind {
+        Compression::None => rest.take(limit).read_to_end(&mut out)?,
+        Compression::Gzip => flate2::read::MultiGzDecoder::new(rest)
+            .take(limit)
+            .read_to_end(&mut out)?,
+        Compression::Lz4 => lz4_flex::frame::FrameDecoder::new(rest)
+            .take(limit)
+            .read_to_end(&mut out)?,
+        #[cfg(feature = "zstd")]
+        Compression::Zstd => zstd::stream::read::Decoder::new(rest)?
+            .take(limit)
+            .read_to_end(&mut out)?,
+        #[cfg(not(feature = "zstd"))]
+        Compression::Zstd => {
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                DecompressError::Unsupported(kind),
+            ))
+        }
+    };
+    Ok(out)
+}
+
 /// What the first page of a segment says about its WAL.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SegmentInfo {
@@ -286,146 +321,6 @@ pub fn probe_segment(bytes: &[u8]) -> Result<SegmentInfo, ProbeError> {
         tli: TimelineId(h.tli),
         pageaddr: h.pageaddr,
     })
-}
-
-/// The WAL files of one directory, indexed by timeline and segment.
-#[derive(Clone, Debug, Default)]
-pub struct WalDirectory {
-    path: PathBuf,
-    /// (tli, log, seg) → candidate files.
-    segments: BTreeMap<(u32, u32, u32), Vec<(WalFileName, PathBuf)>>,
-    histories: BTreeMap<u32, PathBuf>,
-}
-
-fn preference(n: &WalFileName) -> u8 {
-    match n {
-        WalFileName::Segment {
-            partial,
-            compression,
-            ..
-        } => {
-            let c = match compression {
-                Compression::None => 0,
-                Compression::Gzip => 1,
-                Compression::Lz4 => 2,
-                Compression::Zstd => 3,
-            };
-            c + if *partial { 4 } else { 0 }
-        }
-        _ => u8::MAX,
-    }
-}
-
-impl WalDirectory {
-    /// Lists `dir` and remembers every WAL segment and history file in it.
-    pub fn scan(dir: &Path) -> Result<WalDirectory, SourceError> {
-        let mut d = WalDirectory {
-            path: dir.to_owned(),
-            ..WalDirectory::default()
-        };
-        for entry in std::fs::read_dir(dir).map_err(io_err(dir))? {
-            let entry = entry.map_err(io_err(dir))?;
-            let Some(name) = entry.file_name().to_str().and_then(WalFileName::parse) else {
-                continue;
-            };
-            match name {
-                WalFileName::Segment { tli, log, seg, .. } => {
-                    let v = d.segments.entry((tli.0, log, seg)).or_default();
-                    v.push((name, entry.path()));
-                    v.sort_by_key(|(n, _)| preference(n));
-                }
-                WalFileName::History { tli, .. } => {
-                    d.histories.insert(tli.0, entry.path());
-                }
-                WalFileName::Backup { .. } => {}
-            }
-        }
-        Ok(d)
-    }
-
-    /// The directory's path.
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
-    /// The preferred file for segment `segno` of timeline `tli`: plain, then compressed, then
-    /// `.partial` forms.
-    pub fn segment(&self, tli: TimelineId, segno: SegNo, seg_size: WalSegSize) -> Option<&Path> {
-        let per = seg_size.segments_per_xlogid();
-        let key = (
-            tli.0,
-            u32::try_from(segno.0 / per).ok()?,
-            (segno.0 % per) as u32,
-        );
-        self.segments
-            .get(&key)
-            .and_then(|v| v.first())
-            .map(|(_, p)| p.as_path())
-    }
-
-    /// The file `name` names in this directory: the file itself if it exists, else, for a
-    /// plain segment name (no suffix), that segment's preferred form as [`WalDirectory::segment`]
-    /// picks it (compressed, then `.partial` forms).
-    pub fn find(&self, name: &str) -> Option<PathBuf> {
-        let exact = self.path.join(name);
-        if exact.is_file() {
-            return Some(exact);
-        }
-        match WalFileName::parse(name)? {
-            WalFileName::Segment {
-                tli,
-                log,
-                seg,
-                partial: false,
-                compression: Compression::None,
-            } => self
-                .segments
-                .get(&(tli.0, log, seg))
-                .and_then(|v| v.first())
-                .map(|(_, p)| p.clone()),
-            _ => None,
-        }
-    }
-
-    /// Every segment file (preferred form), ordered by timeline then segment.
-    pub fn segments(&self) -> impl Iterator<Item = (&WalFileName, &Path)> {
-        self.segments
-            .values()
-            .filter_map(|v| v.first())
-            .map(|(n, p)| (n, p.as_path()))
-    }
-
-    /// Every segment file of the lowest-numbered segment, ordered by segment then timeline
-    /// (useful to find where WAL begins).
-    pub fn first_segment(&self) -> Option<(&WalFileName, &Path)> {
-        self.segments
-            .values()
-            .filter_map(|v| v.first())
-            .min_by_key(|(n, _)| match n {
-                WalFileName::Segment { tli, log, seg, .. } => (*log, *seg, tli.0),
-                _ => (u32::MAX, u32::MAX, u32::MAX),
-            })
-            .map(|(n, p)| (n, p.as_path()))
-    }
-
-    /// The history file of timeline `tli`, parsed, if the directory has one.
-    pub fn history(&self, tli: TimelineId) -> Result<Option<TimelineHistory>, SourceError> {
-        let Some(path) = self.histories.get(&tli.0) else {
-            return Ok(None);
-        };
-        let bytes = read_wal_file(path)?;
-        TimelineHistory::parse(&bytes)
-            .map(Some)
-            .map_err(|e| SourceError::History {
-                path: path.clone(),
-                reason: e.to_string(),
-            })
-    }
-
-    /// Timelines that have a history file here.
-    pub fn history_timelines(&self) -> impl Iterator<Item = TimelineId> + '_ {
-        self.histories.keys().map(|&t| TimelineId(t))
-    }
 }
 
 /// What to read with [`read_range`]: [`ReadRange::new`], then the fields to change (more may
@@ -708,6 +603,7 @@ fn read_range_in(
         let seg_end = Lsn(seg_start.0.saturating_add(seg_size.bytes()));
         let next = segno.next();
         let may_change = live && !segment_begun(dir, tli_of(next), next, seg_size);
+        let path = path.as_path();
         let fed = for_each_piece(
             path,
             sizes,
@@ -783,7 +679,7 @@ fn segment_begun(dir: &WalDirectory, tli: TimelineId, segno: SegNo, seg_size: Wa
     let Some(path) = dir.segment(tli, segno, seg_size) else {
         return false;
     };
-    let Ok(mut file) = File::open(path) else {
+    let Ok(mut file) = File::open(&path) else {
         return false;
     };
     let mut head = [0u8; crate::wal::LONG_HEADER_SIZE];
@@ -994,48 +890,4 @@ fn read_full(file: &mut File, buf: &mut [u8]) -> io::Result<usize> {
         }
     }
     Ok(n)
-}
-
-#[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used)]
-
-    use super::*;
-
-    #[test]
-    fn find_takes_the_file_or_a_plain_names_other_forms() {
-        let tmp = tempfile::tempdir().unwrap();
-        let d = tmp.path();
-        for f in [
-            "000000010000000000000001.partial",
-            "000000010000000000000001.zst",
-            "000000010000000000000002.gz.partial",
-            "000000010000000000000003",
-            "000000010000000000000003.lz4",
-        ] {
-            std::fs::write(d.join(f), b"x").unwrap();
-        }
-        let wd = WalDirectory::scan(d).unwrap();
-        let found = |n: &str| wd.find(n).map(|p| p.file_name().unwrap().to_owned());
-        // Compressed before .partial; the plain file when there is one; exact names as given.
-        assert_eq!(
-            found("000000010000000000000001").unwrap(),
-            "000000010000000000000001.zst"
-        );
-        assert_eq!(
-            found("000000010000000000000002").unwrap(),
-            "000000010000000000000002.gz.partial"
-        );
-        assert_eq!(
-            found("000000010000000000000003").unwrap(),
-            "000000010000000000000003"
-        );
-        assert_eq!(
-            found("000000010000000000000001.partial").unwrap(),
-            "000000010000000000000001.partial"
-        );
-        assert!(found("000000010000000000000004").is_none());
-        assert!(found("000000010000000000000002.gz").is_none());
-        assert!(found("000000020000000000000001").is_none());
-    }
 }
