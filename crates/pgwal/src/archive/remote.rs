@@ -11,23 +11,22 @@
 //! - [`plan_cleanup_object`] / [`execute_cleanup_object`]: pg_archivecleanup's rules over the
 //!   listing, deletes in batches.
 
-use std::ffi::OsString;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
 
-use crate::archive::cleanup::{plan_cleanup_names, CleanupError, CleanupOptions, CleanupPlan};
+use crate::archive::cleanup::{plan_cleanup_index, CleanupError, CleanupOptions, CleanupPlan};
 use crate::archive::durable::{fsync_dir, write_replace};
 use crate::archive::fetch::{check_and_write, check_fetched, FetchError, FetchOptions, FetchOutcome};
-use crate::archive::listing::name_variants;
+use crate::source::name_variants;
 use crate::archive::push::{
     check_push, compare_content, parse_push_name, PushError, PushOptions, PushOutcome,
 };
 use crate::archive::compress::{decompress_fast, read_all};
 use crate::segment::{Compression, SegNo, WalFileName, WalSegSize};
-use crate::source::sniff_compression;
+use crate::source::{sniff_compression, WalDirectory};
 use crate::storage::object::{ObjectArchive, ObjectEntry, ObjectError, PutNew};
 use crate::wal::{PageHeader, LONG_HEADER_SIZE};
 
@@ -448,8 +447,11 @@ pub fn plan_cleanup_object(
         }
         download_into(store, &needed, scratch).map_err(obj_err)?;
     }
-    let names: Vec<OsString> = listing.into_iter().map(|e| OsString::from(e.name)).collect();
-    plan_cleanup_names(scratch, names, oldest_kept, opts)
+    let mut index = WalDirectory::new(scratch);
+    for e in listing {
+        index.insert(&e.name, e.size, None);
+    }
+    plan_cleanup_index(&index, oldest_kept, opts)
 }
 
 /// Deletes the plan's files from the object archive in batches; `each` is called with every
