@@ -61,8 +61,8 @@ pub enum Location {
     /// any segment) is read. pg_waldump's search without `-p` is `.`, `pg_wal` and
     /// `$PGDATA/pg_wal`.
     Search(Vec<PathBuf>),
-    /// One WAL file: reading starts with it and goes on with the following segments of its
-    /// directory.
+    /// One WAL file: reading starts with it (it is the start segment) and goes on with the
+    /// following segments of its directory.
     File(PathBuf),
     /// A tar archive (`.tar`, `.tar.gz`, `.tgz`, `.tar.lz4`, `.tar.zst`, as `pg_basebackup
     /// -Ft` writes them): its WAL members are extracted into a private temporary directory,
@@ -239,7 +239,7 @@ impl ReaderBuilder {
                     .parent()
                     .filter(|d| !d.as_os_str().is_empty())
                     .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
-                b.start_segment.get_or_insert(name);
+                b.start_segment = Some(name);
                 (vec![dir], None)
             }
             Location::Tar(p) => {
