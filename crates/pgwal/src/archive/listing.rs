@@ -7,7 +7,9 @@ use std::time::{Duration, SystemTime};
 
 use crate::archive::durable::is_temp_name;
 use crate::segment::WalFileName;
-use crate::source::{name_variants, OtherEntry, WalDirectory};
+/// The stored forms of a name: one rule, the index's ([`crate::source::name_variants`]).
+pub use crate::source::name_variants;
+use crate::source::{OtherEntry, WalDirectory};
 
 /// A temporary file left by an interrupted (or running) push or receive.
 #[derive(Clone, Debug, PartialEq, Eq)]

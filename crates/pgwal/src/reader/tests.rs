@@ -257,3 +257,54 @@ fn a_stream_plain_or_compressed_reads_like_the_files() {
     assert!(matches!(e, ReaderError::StreamNotWal { .. }), "{e:?}");
     assert!(e.to_string().starts_with("standard input: "), "{e}");
 }
+
+/// A tar archive (`tar` makes it, as `pg_basebackup -Ft` would: members under `pg_wal/`, a
+/// non-WAL member first) reads like its directory; the extracted copy goes with the reader.
+#[test]
+fn a_tar_archive_reads_like_its_directory_and_leaves_nothing() {
+    let dir = testdata("pg17");
+    let tmp = tempfile::tempdir().unwrap();
+    let wal = tmp.path().join("pg_wal");
+    std::fs::create_dir(&wal).unwrap();
+    let mut names = vec!["PG_VERSION".to_owned()];
+    std::fs::write(tmp.path().join("PG_VERSION"), "17\n").unwrap();
+    for e in std::fs::read_dir(&dir).unwrap() {
+        let e = e.unwrap();
+        let name = e.file_name().into_string().unwrap();
+        if name.len() == 24 {
+            std::fs::copy(e.path(), wal.join(&name)).unwrap();
+            names.push(format!("pg_wal/{name}"));
+        }
+    }
+    let archive = tmp.path().join("base.tar");
+    let st = std::process::Command::new("tar")
+        .arg("--format=ustar")
+        .arg("-cf")
+        .arg(&archive)
+        .arg("-C")
+        .arg(tmp.path())
+        .args(&names)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let mut r = WalReader::open(archive.as_path()).unwrap();
+    let extracted = r.directory().path().to_path_buf();
+    assert!(extracted.is_dir());
+    assert!(r.tar_duplicates().is_empty());
+    let (got, _) = lsns(&mut r);
+    assert_eq!(got, by_hand(&dir));
+    drop(r);
+    assert!(!extracted.exists(), "{} left behind", extracted.display());
+    // A damaged archive is the tar module's error, and leaves nothing either.
+    let bad = tmp.path().join("bad.tar");
+    std::fs::write(&bad, vec![b'x'; 2048]).unwrap();
+    let e = WalReader::open(bad.as_path()).unwrap_err();
+    assert!(matches!(e, ReaderError::Tar(_)), "{e:?}");
+    let ours = format!("pgwal-tar-{}-", std::process::id());
+    let left: Vec<_> = std::fs::read_dir(std::env::temp_dir())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with(&ours))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}
