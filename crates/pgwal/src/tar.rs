@@ -333,6 +333,8 @@ pub struct MemberStream<R> {
     offset: u64,
     taken: HashSet<String>,
     ended: bool,
+    /// Buffers given back ([`MemberStream::recycle`]) for the next members' bytes.
+    spare: Vec<Vec<u8>>,
 }
 
 impl<R> std::fmt::Debug for MemberStream<R> {
@@ -380,6 +382,16 @@ impl<R: Read> MemberStream<R> {
             offset: 0,
             taken: HashSet::new(),
             ended: false,
+            spare: Vec::new(),
+        }
+    }
+
+    /// Gives back the buffer of a member read before, to hold a later member's bytes: a
+    /// buffer that is already in memory costs neither the page faults of a new allocation nor
+    /// zeroing (at most two are kept).
+    pub fn recycle(&mut self, buf: Vec<u8>) {
+        if self.spare.len() < 2 {
+            self.spare.push(buf);
         }
     }
 
@@ -458,18 +470,24 @@ impl<R: Read> MemberStream<R> {
         Ok(None)
     }
 
-    /// Reads a member's `size` bytes and skips its padding.
+    /// Reads a member's `size` bytes (at most [`MAX_MEMBER`]) and skips its padding.
     fn read_member(&mut self, name: &str, size: u64) -> Result<Vec<u8>, TarError> {
-        let mut data = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
-        (&mut self.reader)
-            .take(size)
-            .read_to_end(&mut data)
-            .map_err(|source| TarError::Read {
-                archive: self.archive.clone(),
-                source,
-            })?;
-        if (data.len() as u64) < size {
-            return Err(truncated(&self.archive, name, data.len() as u64, size));
+        let len = usize::try_from(size.min(MAX_MEMBER)).unwrap_or(0);
+        let mut data = match self.spare.pop() {
+            // Only bytes beyond the buffer's length are zeroed.
+            Some(mut buf) => {
+                buf.resize(len, 0);
+                buf
+            }
+            // Zeroed pages from the kernel, not zeroed here.
+            None => vec![0u8; len],
+        };
+        let got = read_full(&mut self.reader, &mut data).map_err(|source| TarError::Read {
+            archive: self.archive.clone(),
+            source,
+        })?;
+        if got < len {
+            return Err(truncated(&self.archive, name, got as u64, size));
         }
         self.offset += size;
         self.skip_padding(name, size)?;

@@ -6,7 +6,7 @@ use std::collections::{BTreeSet, HashSet, VecDeque};
 use std::fs::File;
 use std::ops::{Deref, Range};
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{sync_channel, Receiver};
+use std::sync::mpsc::{channel, sync_channel, Receiver, Sender};
 use std::sync::{Arc, Mutex};
 
 use super::mapped::MappedArchive;
@@ -16,7 +16,7 @@ use crate::tar::{self, Found, TarError};
 
 /// Decompressed members kept for readers that ask again (the first page is probed before
 /// reading, `-j` workers share segments): at least two, more while they take less than this.
-const KEPT_BYTES: usize = 64 << 20;
+const KEPT_BYTES: usize = 32 << 20;
 
 /// A WAL member's bytes.
 #[derive(Clone, Debug)]
@@ -155,6 +155,7 @@ impl TarWal {
             complete: false,
             on_duplicate,
             reported: Arc::default(),
+            give_back: None,
         };
         s.restart()?;
         // Up to the first segment, as pg_waldump 19 reads to learn the segment size.
@@ -287,6 +288,8 @@ struct Streamer {
     on_duplicate: OnDuplicate,
     /// Offsets of the duplicates reported.
     reported: Arc<Mutex<HashSet<u64>>>,
+    /// Where buffers of members no longer kept go back to the current pass's thread.
+    give_back: Option<Sender<Vec<u8>>>,
 }
 
 impl Streamer {
@@ -295,11 +298,15 @@ impl Streamer {
         self.rx = None;
         let mut stream = tar::open_stream(&self.archive, self.kind)?;
         let (tx, rx) = sync_channel::<Item>(1);
+        let (give_back, given_back) = channel::<Vec<u8>>();
         let reported = self.reported.clone();
         let on_duplicate = self.on_duplicate.clone();
         std::thread::Builder::new()
             .name("pgwal-tar".into())
             .spawn(move || loop {
+                while let Ok(buf) = given_back.try_recv() {
+                    stream.recycle(buf);
+                }
                 let item = match stream.next() {
                     Ok(Some(Found::Member(m, data))) => Ok((m.name, data)),
                     Ok(Some(Found::Duplicate(m))) => {
@@ -323,6 +330,7 @@ impl Streamer {
                 source,
             })?;
         self.rx = Some(rx);
+        self.give_back = Some(give_back);
         self.pass.clear();
         self.passes += 1;
         Ok(())
@@ -342,6 +350,10 @@ impl Streamer {
                 while self.kept.len() > 2 && bytes > self.kept_bytes {
                     if let Some((_, d)) = self.kept.pop_front() {
                         bytes -= d.len();
+                        // Unless a reader still holds it, its buffer holds a later member.
+                        if let (Ok(buf), Some(to)) = (Arc::try_unwrap(d), &self.give_back) {
+                            let _ = to.send(buf);
+                        }
                     }
                 }
                 Ok(true)
