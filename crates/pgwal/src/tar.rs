@@ -316,7 +316,7 @@ fn long_name_of(data: &[u8]) -> String {
     String::from_utf8_lossy(&data[..end]).into_owned()
 }
 
-/// What [`MemberStream::next`] found.
+/// What [`MemberStream::next_member`] found.
 #[derive(Debug)]
 pub enum Found {
     /// A WAL member and its bytes.
@@ -397,7 +397,7 @@ impl<R: Read> MemberStream<R> {
 
     /// The next WAL member with its bytes (or a duplicate's name), or `None` at the end of the
     /// archive.
-    pub fn next(&mut self) -> Result<Option<Found>, TarError> {
+    pub fn next_member(&mut self) -> Result<Option<Found>, TarError> {
         let archive = self.archive.clone();
         let read_err = |source| TarError::Read {
             archive: archive.clone(),
@@ -628,9 +628,12 @@ mod tests {
         t
     }
 
+    /// WAL members (file name, bytes) and duplicates (paths).
+    type Members = (Vec<(String, Vec<u8>)>, Vec<String>);
+
     /// The WAL members (file name, bytes) and duplicates (paths) of `t`, read both ways: by
     /// [`index`] over the bytes and by a [`MemberStream`]; both must agree.
-    fn both(t: &[u8], archive: &str) -> Result<(Vec<(String, Vec<u8>)>, Vec<String>), String> {
+    fn both(t: &[u8], archive: &str) -> Result<Members, String> {
         let archive = Path::new(archive);
         let indexed = index(t, archive).map(|ix| {
             let members = ix
@@ -651,7 +654,7 @@ mod tests {
         let mut stream = MemberStream::new(t, archive);
         let mut streamed = (Vec::new(), Vec::new());
         let streamed = loop {
-            match stream.next() {
+            match stream.next_member() {
                 Ok(Some(Found::Member(m, data))) => streamed.0.push((m.name, data)),
                 Ok(Some(Found::Duplicate(m))) => streamed.1.push(m.path),
                 Ok(None) if streamed.0.iter().any(|(n, _)| is_segment(n)) => break Ok(streamed),

@@ -307,7 +307,7 @@ impl Streamer {
                 while let Ok(buf) = given_back.try_recv() {
                     stream.recycle(buf);
                 }
-                let item = match stream.next() {
+                let item = match stream.next_member() {
                     Ok(Some(Found::Member(m, data))) => Ok((m.name, data)),
                     Ok(Some(Found::Duplicate(m))) => {
                         // Once, whichever pass meets it first.
