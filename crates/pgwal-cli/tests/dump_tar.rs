@@ -263,3 +263,49 @@ fn out_of_order_and_duplicate_members_are_read_in_place() {
         }
     }
 }
+
+/// Drop-in (`pg_waldump` a link to pgwal) against pg_waldump 19 when the range needs a segment
+/// the archive lacks: the same error line naming the WAL and the archive, and the same exit
+/// status, for an uncompressed and a compressed archive.
+#[test]
+fn dropin_missing_segment_error_is_pg_waldump_19s() {
+    if pgwal_testkit::require_major(Major::V19).is_none() {
+        return;
+    }
+    let waldump = reference_waldump(Major::V19).expect("reference pg_waldump 19");
+    let dir = testdata("pg19");
+    let names = segment_names(&dir);
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    // Only the last segment, and a start in the one before it.
+    sh(&format!(
+        "tar -cf {t}/one.tar -C {d} {last} && zstd -q -c {t}/one.tar > {t}/one.tar.zst",
+        t = t.display(),
+        d = dir.display(),
+        last = names[names.len() - 1],
+    ));
+    let link = t.join("pg_waldump");
+    std::os::unix::fs::symlink(pgwal(), &link).unwrap();
+    let start = first_lsn(&dir);
+    for archive in ["one.tar", "one.tar.zst"] {
+        let p = t.join(archive).display().to_string();
+        let args = ["-p", p.as_str(), "-s", start.as_str()];
+        let reference = run(&waldump, &[], &args);
+        let ours = run(&link, &[], &args);
+        let last_line = |o: &Output| {
+            String::from_utf8_lossy(&o.stderr)
+                .lines()
+                .last()
+                .unwrap_or("")
+                .to_string()
+        };
+        assert!(
+            last_line(&reference).contains(&format!("in archive \"{archive}\"")),
+            "{}",
+            last_line(&reference)
+        );
+        assert_eq!(last_line(&ours), last_line(&reference), "{archive}");
+        assert_eq!(ours.status.code(), reference.status.code(), "{archive}");
+        assert_eq!(ours.stdout, reference.stdout, "{archive}");
+    }
+}

@@ -398,6 +398,11 @@ impl WalDirectory {
         d
     }
 
+    /// The tar archive whose members these are ([`WalDirectory::from_tar`]), if any.
+    pub fn archive(&self) -> Option<&Path> {
+        self.tar.as_deref().map(TarWal::path)
+    }
+
     /// Adds the file `name` at `path`.
     fn add(&mut self, name: WalFileName, path: PathBuf) {
         match name {
