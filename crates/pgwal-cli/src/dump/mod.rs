@@ -403,9 +403,16 @@ fn execute(cfg: &DumpConfig) -> anyhow::Result<ExitCode> {
                 // pg_waldump's own rules: a missing file is fatal, anything else is an error in
                 // the WAL record after the last one read.
                 if let (None, Some(m)) = (&reason, &missing) {
-                    eprintln!(
-                        "{name}: error: could not find file \"{m}\": No such file or directory"
-                    );
+                    match plan.reader.directory().archive() {
+                        // pg_waldump 19 names the archive by its file name.
+                        Some(tar) => eprintln!(
+                            "{name}: error: could not find WAL \"{m}\" in archive \"{}\"",
+                            tar.file_name().unwrap_or(tar.as_os_str()).to_string_lossy()
+                        ),
+                        None => eprintln!(
+                            "{name}: error: could not find file \"{m}\": No such file or directory"
+                        ),
+                    }
                 } else {
                     let lsn = info.version.lsn(last_read.unwrap_or(raw_at));
                     let tli = plan.reader.timeline();

@@ -166,6 +166,11 @@ impl WalDirectory {
         d
     }
 
+    /// The tar archive whose members these are ([`WalDirectory::from_tar`]), if any.
+    pub fn archive(&self) -> Option<&Path> {
+        self.tar.as_deref().map(TarWal::path)
+    }
+
     /// The file to read for segment `segno` of timeline `tli`, as [`WalDirectory::segment`];
     /// in a compressed archive, read on until it appears (or the archive ends).
     pub(super) fn locate(
