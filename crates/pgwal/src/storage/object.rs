@@ -46,7 +46,9 @@ pub struct ObjectOptions {
     pub max_retries: usize,
     /// No retry starts later than this after the first attempt.
     pub retry_timeout: Duration,
-    /// Objects larger than this are uploaded in parts.
+    /// Objects larger than this are uploaded in parts (default 1 GiB, the largest WAL segment,
+    /// so that every segment is stored with a conditional put; a multipart upload cannot be
+    /// conditional and is only preceded by a `HEAD`).
     pub multipart_threshold: usize,
     /// Size of each part of a multipart upload.
     pub part_size: usize,
@@ -66,7 +68,7 @@ impl Default for ObjectOptions {
             connect_timeout: Duration::from_secs(5),
             max_retries: 5,
             retry_timeout: Duration::from_secs(120),
-            multipart_threshold: 128 << 20,
+            multipart_threshold: 1 << 30,
             part_size: 16 << 20,
             concurrency: 8,
             config: Vec::new(),
