@@ -498,7 +498,7 @@ impl ObjectArchive {
     }
 
     /// Reads several objects, up to [`ObjectOptions::concurrency`] at once; each result in the
-    /// order of `names`. `each` is called with every result as it arrives (in any order).
+    /// order of `names`.
     pub fn get_many(&self, names: &[String]) -> Vec<Result<Bytes, ObjectError>> {
         self.rt.block_on(async {
             futures::stream::iter(names.iter().map(|n| self.get_async(n)))
@@ -671,7 +671,7 @@ impl ObjectArchive {
     }
 
     /// Deletes the named objects in batches (S3 `DeleteObjects`, Azure blob batches) and
-    /// returns how many were deleted; `each` is called before each batch is sent with its names.
+    /// returns how many were deleted (an object already gone counts as deleted).
     pub fn delete_many(&self, names: &[String]) -> Result<usize, ObjectError> {
         let paths: Vec<object_store::Result<ObjPath>> =
             names.iter().map(|n| Ok(self.path(n))).collect();
