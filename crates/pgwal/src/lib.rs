@@ -31,6 +31,7 @@ pub mod receiver;
 pub mod replication;
 pub mod segment;
 pub mod source;
+pub mod storage;
 pub mod tar;
 pub mod wal;
 
