@@ -26,6 +26,12 @@
 //! - a lock file stops two receivers from sharing a directory;
 //! - [`Metrics`] can be rendered for Prometheus.
 //!
+//! The receiver is a driver and a sink: the driver (connections, retries with backoff, the
+//! start position, timeline following, validation, status updates) feeds validated WAL to a
+//! [`WalSink`] and reports flushed only what the sink says is durable. The directory described
+//! above is [`DirectorySink`], what [`Receiver::new`] uses; [`Receiver::with_sink`] takes a sink
+//! of the embedder's own (an example is on [`WalSink`]).
+//!
 //! ```no_run
 //! use pgwal::conninfo::Config;
 //! use pgwal::receiver::{Receiver, ReceiverOptions};

@@ -1,78 +1,5 @@
-//! Where received WAL goes: the [`WalSink`] trait the receiver's driver feeds.
-//!
-//! The driver (connections with retries and backoff, the start position, timeline following,
-//! validation of every byte with the decoder, status updates) hands a sink only WAL that
-//! passed validation, segment by segment, on a thread of its own (so a sink may block on
-//! I/O). The sink says what it has made durable ([`WalSink::durable`]); the flush position
-//! sent to the server never exceeds it, so a slot never lets the server recycle WAL that only
-//! the sink's memory holds.
-//!
-//! [`DirectorySink`](super::DirectorySink) is pg_receivewal's directory; an embedder's own
-//! sink implements the trait and runs with [`Receiver::with_sink`](super::Receiver::with_sink):
-//!
-//! ```no_run
-//! use pgwal::conninfo::Config;
-//! use pgwal::receiver::{ReceiveError, Receiver, ReceiverOptions, SinkStart, WalSink};
-//! use pgwal::wal::DecoderConfig;
-//! use pgwal::{Lsn, SegNo, TimelineId};
-//!
-//! /// Keeps WAL in memory and calls it durable once a flush was asked for: a stand-in for a
-//! /// sink that ships WAL somewhere and knows when it is safe there.
-//! #[derive(Default)]
-//! struct Counting {
-//!     bytes: u64,
-//!     written: Lsn,
-//!     durable: Lsn,
-//! }
-//!
-//! impl WalSink for Counting {
-//!     fn start_position(&mut self, _cfg: &DecoderConfig) -> Result<SinkStart, ReceiveError> {
-//!         // Holding nothing yet: the driver starts at the slot's or the server's position.
-//!         Ok(SinkStart::Empty)
-//!     }
-//!     fn begin(&mut self, _tli: TimelineId, start: Lsn) -> Result<(), ReceiveError> {
-//!         self.written = start;
-//!         self.durable = start; // nothing before `start` is needed from us
-//!         Ok(())
-//!     }
-//!     fn begin_segment(&mut self, _tli: TimelineId, _segno: SegNo) -> Result<(), ReceiveError> {
-//!         Ok(())
-//!     }
-//!     fn write(&mut self, start: Lsn, data: &[&[u8]]) -> Result<(), ReceiveError> {
-//!         let n: usize = data.iter().map(|d| d.len()).sum();
-//!         self.bytes += n as u64;
-//!         self.written = Lsn(start.0 + n as u64);
-//!         Ok(())
-//!     }
-//!     fn finish_segment(&mut self) -> Result<(), ReceiveError> {
-//!         self.flush()
-//!     }
-//!     fn flush(&mut self) -> Result<(), ReceiveError> {
-//!         self.durable = self.written; // e.g. after the remote store acknowledged it
-//!         Ok(())
-//!     }
-//!     fn close(&mut self) -> Result<(), ReceiveError> {
-//!         self.flush()
-//!     }
-//!     fn durable(&self) -> Lsn {
-//!         self.durable
-//!     }
-//!     fn read_history(&mut self, _tli: TimelineId) -> Result<Option<Vec<u8>>, ReceiveError> {
-//!         Ok(None)
-//!     }
-//!     fn write_history(&mut self, _tli: TimelineId, _content: &[u8]) -> Result<(), ReceiveError> {
-//!         Ok(())
-//!     }
-//! }
-//!
-//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
-//! let config = Config::parse("host=db1 user=rep")?;
-//! let mut opts = ReceiverOptions::new("/unused/for/own/sinks");
-//! opts.slot = Some("mine".parse()?);
-//! let receiver = Receiver::with_sink(config, opts, Counting::default());
-//! receiver.run().await?;
-//! # Ok(()) }
-//! ```
+//! Where received WAL goes: the [`WalSink`] trait the receiver's driver feeds, and what a
+//! sink holds at a start ([`SinkStart`]).
 
 use crate::lsn::Lsn;
 use crate::segment::{SegNo, TimelineId};
@@ -109,7 +36,81 @@ pub enum SinkStart {
     },
 }
 
-/// A destination for validated WAL; see the [module documentation](self).
+/// A destination for validated WAL.
+///
+/// The driver (connections with retries and backoff, the start position, timeline following,
+/// validation of every byte with the decoder, status updates) hands a sink only WAL that
+/// passed validation, segment by segment, on a thread of its own (so a sink may block on
+/// I/O). The sink says what it has made durable ([`durable`]); the flush position sent to the
+/// server never exceeds it, so a slot never lets the server recycle WAL that only the sink's
+/// memory holds.
+///
+/// [`DirectorySink`](super::DirectorySink) is pg_receivewal's directory; an embedder's own
+/// sink implements the trait and runs with [`Receiver::with_sink`](super::Receiver::with_sink):
+///
+/// ```no_run
+/// use pgwal::conninfo::Config;
+/// use pgwal::receiver::{ReceiveError, Receiver, ReceiverOptions, SinkStart, WalSink};
+/// use pgwal::wal::DecoderConfig;
+/// use pgwal::{Lsn, SegNo, TimelineId};
+///
+/// /// Keeps WAL in memory and calls it durable once a flush was asked for: a stand-in for a
+/// /// sink that ships WAL somewhere and knows when it is safe there.
+/// #[derive(Default)]
+/// struct Counting {
+///     bytes: u64,
+///     written: Lsn,
+///     durable: Lsn,
+/// }
+///
+/// impl WalSink for Counting {
+///     fn start_position(&mut self, _cfg: &DecoderConfig) -> Result<SinkStart, ReceiveError> {
+///         // Holding nothing yet: the driver starts at the slot's or the server's position.
+///         Ok(SinkStart::Empty)
+///     }
+///     fn begin(&mut self, _tli: TimelineId, start: Lsn) -> Result<(), ReceiveError> {
+///         self.written = start;
+///         self.durable = start; // nothing before `start` is needed from us
+///         Ok(())
+///     }
+///     fn begin_segment(&mut self, _tli: TimelineId, _segno: SegNo) -> Result<(), ReceiveError> {
+///         Ok(())
+///     }
+///     fn write(&mut self, start: Lsn, data: &[&[u8]]) -> Result<(), ReceiveError> {
+///         let n: usize = data.iter().map(|d| d.len()).sum();
+///         self.bytes += n as u64;
+///         self.written = Lsn(start.0 + n as u64);
+///         Ok(())
+///     }
+///     fn finish_segment(&mut self) -> Result<(), ReceiveError> {
+///         self.flush()
+///     }
+///     fn flush(&mut self) -> Result<(), ReceiveError> {
+///         self.durable = self.written; // e.g. after the remote store acknowledged it
+///         Ok(())
+///     }
+///     fn close(&mut self) -> Result<(), ReceiveError> {
+///         self.flush()
+///     }
+///     fn durable(&self) -> Lsn {
+///         self.durable
+///     }
+///     fn read_history(&mut self, _tli: TimelineId) -> Result<Option<Vec<u8>>, ReceiveError> {
+///         Ok(None)
+///     }
+///     fn write_history(&mut self, _tli: TimelineId, _content: &[u8]) -> Result<(), ReceiveError> {
+///         Ok(())
+///     }
+/// }
+///
+/// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+/// let config = Config::parse("host=db1 user=rep")?;
+/// let mut opts = ReceiverOptions::new("/unused/for/own/sinks");
+/// opts.slot = Some("mine".parse()?);
+/// let receiver = Receiver::with_sink(config, opts, Counting::default());
+/// receiver.run().await?;
+/// # Ok(()) }
+/// ```
 ///
 /// The driver calls, on one thread, in this order per connection: [`start_position`]
 /// (where the sink's WAL ends; also the moment to drop whatever a previous connection left
