@@ -215,10 +215,10 @@ pub fn run(a: ArchiveArgs) -> anyhow::Result<ExitCode> {
 /// Prepares a command that writes into `dir`: temporary files are removed on signals, and
 /// stale ones in `dir` now. Neither is a reason to fail the command.
 fn prepare_writes(cmd: &str, dir: &std::path::Path) {
-    if let Err(e) = archive::remove_temp_files_on_signals() {
+    if let Err(e) = pgwal::storage::temp::remove_temp_files_on_signals() {
         eprintln!("pgwal archive {cmd}: warning: could not install signal handlers: {e}");
     }
-    match archive::remove_stale_temp_files(dir) {
+    match pgwal::storage::temp::remove_stale_temp_files(dir) {
         Ok(removed) => {
             for name in removed {
                 eprintln!(

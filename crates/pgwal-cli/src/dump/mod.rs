@@ -17,7 +17,8 @@ use options::{
     parse_block, parse_fork, parse_limit, parse_relation, parse_rmgr, parse_stats, parse_timeline,
     parse_xid, print_rmgr_list,
 };
-use pgwal::source::{self, ReadEnd, ReadRange, SegmentInfo, WalDirectory};
+use pgwal::source::{self, ReadEnd, ReadRange, WalDirectory};
+use pgwal::storage::probe::SegmentInfo;
 use pgwal::wal::{DecoderConfig, Fork, PgVersion, Record, RelFileLocator};
 use pgwal::{Lsn, TimelineId, WalFileName};
 
@@ -203,9 +204,10 @@ fn split_path(p: &str) -> (Option<PathBuf>, String) {
 /// Reads the first page header of a WAL file (with `read()`: the file may be one being
 /// written) to learn the segment size and version.
 fn probe_file(path: &Path) -> anyhow::Result<SegmentInfo> {
-    let head = pgwal::archive::read_head(path, pgwal::wal::LONG_HEADER_SIZE)
+    let head = pgwal::storage::codec::read_head(path, pgwal::wal::LONG_HEADER_SIZE)
         .with_context(|| format!("could not read \"{}\"", path.display()))?;
-    source::probe_segment(&head).map_err(|e| anyhow!("WAL file \"{}\": {e}", path.display()))
+    pgwal::storage::probe::probe_segment(&head)
+        .map_err(|e| anyhow!("WAL file \"{}\": {e}", path.display()))
 }
 
 /// pg_waldump's `identify_target_directory`: `dir` then `dir/pg_wal`; without a directory

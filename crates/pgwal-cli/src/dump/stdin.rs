@@ -8,7 +8,8 @@ use std::io::{Read, Write};
 use std::process::ExitCode;
 
 use anyhow::{anyhow, bail};
-use pgwal::source::{decompress, probe_segment, sniff_compression};
+use pgwal::storage::codec::{decompress, sniff_compression};
+use pgwal::storage::probe::probe_segment;
 use pgwal::wal::WalDecoder;
 use pgwal::Compression;
 

@@ -5,8 +5,8 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use crate::archive::durable::is_temp_name;
 use crate::segment::{Compression, WalFileName};
+use crate::storage::temp::is_temp_name;
 
 /// A WAL file (segment, history or backup history file) in the archive.
 #[derive(Clone, Debug, PartialEq, Eq)]

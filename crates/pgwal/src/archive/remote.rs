@@ -20,7 +20,6 @@ use bytes::Bytes;
 
 use crate::archive::cleanup::{plan_cleanup_names, CleanupError, CleanupOptions, CleanupPlan};
 use crate::archive::compress::{decompress_fast, read_all};
-use crate::archive::durable::{fsync_dir, write_replace};
 use crate::archive::fetch::{
     check_and_write, check_fetched, FetchError, FetchOptions, FetchOutcome,
 };
@@ -29,7 +28,8 @@ use crate::archive::push::{
     check_push, compare_content, parse_push_name, PushError, PushOptions, PushOutcome,
 };
 use crate::segment::{Compression, SegNo, WalFileName, WalSegSize};
-use crate::source::sniff_compression;
+use crate::storage::codec::sniff_compression;
+use crate::storage::local::{fsync_dir, write_replace};
 use crate::storage::object::{ObjectArchive, ObjectEntry, ObjectError, PutNew};
 use crate::wal::{PageHeader, LONG_HEADER_SIZE};
 
@@ -401,7 +401,10 @@ fn take_cached(
         dest.display()
     )))?;
     if let Some(parent) = dest.parent().filter(|p| !p.as_os_str().is_empty()) {
-        fsync_dir(parent).map_err(io_err(format!("could not fsync \"{}\"", parent.display())))?;
+        fsync_dir(parent).map_err(|e| FetchError::Io {
+            context: format!("could not fsync \"{}\"", parent.display()),
+            source: e.into_io(),
+        })?;
     }
     Ok(Some(FetchOutcome {
         source: format!("{name} (prefetched)"),

@@ -17,12 +17,13 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::archive::compress::read_head;
 use crate::archive::listing::{ArchiveEntry, ArchiveListing};
 use crate::history::TimelineHistory;
 use crate::lsn::Lsn;
 use crate::segment::{Compression, SegNo, TimelineId, WalFileName, WalSegSize};
-use crate::source::{probe_segment, read_wal_file, SegmentInfo};
+use crate::source::read_wal_file;
+use crate::storage::codec::read_head;
+use crate::storage::probe::{probe_segment, SegmentInfo};
 use crate::wal::{DecoderConfig, PgVersion, WalDecoder, LONG_HEADER_SIZE, SHORT_HEADER_SIZE};
 
 /// How bad a finding is.
