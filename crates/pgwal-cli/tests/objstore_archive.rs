@@ -905,3 +905,36 @@ fn az_object_that_is_not_wal_and_wrong_key() {
     assert_eq!(code(&o), 2, "{}", text(&o));
     assert!(stderr(&o).contains("does not exist"), "{}", text(&o));
 }
+
+// ---------------------------------------------------------------------------------------------
+// dump -p URL.
+
+#[test]
+fn s3_dump_reads_an_archive_url_as_the_directory() {
+    let Some(f) = fixture() else { return };
+    let url = s3_bucket("dump");
+    let dir = scratch_dir("objstore-test", "dump-src");
+    fs::create_dir_all(&dir).unwrap();
+    for n in names(&f.archive) {
+        fs::copy(f.archive.join(&n), dir.join(&n)).unwrap();
+    }
+    copy_into(&dir, &url);
+    let segs = segments(f);
+    let (first, last) = (&segs[0], &segs[3]);
+    for extra in [vec![], vec!["--stats"]] {
+        let mut on_dir = vec!["dump", "-p", s(&dir), first, last];
+        on_dir.extend(extra.iter().copied());
+        let mut on_url = vec!["dump", "-p", &url, first, last];
+        on_url.extend(extra.iter().copied());
+        let a = pgwal(&on_dir);
+        let b = run(&url, &on_url, &[]);
+        assert_eq!(code(&a), 0, "{}", text(&a));
+        assert_eq!(code(&b), 0, "{}", text(&b));
+        assert!(stdout(&a).lines().count() > 100, "{}", text(&a));
+        assert_eq!(stdout(&b), stdout(&a), "{extra:?}");
+    }
+    let o = run(&url, &["dump", "-p", &url, "--follow", first], &[]);
+    assert_ne!(code(&o), 0, "{}", text(&o));
+    assert!(stderr(&o).contains("not supported"), "{}", text(&o));
+    fs::remove_dir_all(&dir).unwrap();
+}

@@ -34,10 +34,10 @@ use crate::getopt::Scanned;
 use crate::prog::{self, HelpPage, Usage};
 
 #[cfg(feature = "object-store")]
-mod object;
+pub(crate) mod object;
 
 /// The object-store URL `p` spells (`s3://`, `az://`, `gs://`), `None` for a directory path.
-fn object_url(p: &std::path::Path) -> anyhow::Result<Option<pgwal::storage::location::ObjectUrl>> {
+pub(crate) fn object_url(p: &std::path::Path) -> anyhow::Result<Option<pgwal::storage::location::ObjectUrl>> {
     use pgwal::storage::location::Location;
     match Location::parse(&p.to_string_lossy())? {
         Location::Dir(_) => Ok(None),

@@ -30,6 +30,8 @@ mod parallel;
 mod pgmsg;
 mod stats;
 mod stdin;
+#[cfg(feature = "object-store")]
+mod object_input;
 mod tar_input;
 mod text;
 
@@ -73,7 +75,8 @@ pub struct DumpArgs {
     #[arg(short = 'n', long = "limit", value_name = "N")]
     limit: Option<String>,
     /// Directory in which to find WAL segment files, or a directory with a ./pg_wal; or a tar
-    /// archive (.tar, .tar.gz, .tgz, .tar.lz4, .tar.zst) holding them (then -s is required).
+    /// archive (.tar, .tar.gz, .tgz, .tar.lz4, .tar.zst) holding them (then -s is required); or
+    /// an archive in object storage (s3://BUCKET/PREFIX, az://CONTAINER/PREFIX, gs://BUCKET/PREFIX).
     #[arg(short = 'p', long = "path", value_name = "PATH")]
     path: Option<PathBuf>,
     /// Do not print any output, except for errors.
@@ -401,6 +404,8 @@ pub fn run(a: DumpArgs, s: &Scanned) -> anyhow::Result<ExitCode> {
     if a.startseg.as_deref() == Some("-") {
         return stdin::run(&a, per_record, limit, filters);
     }
+    #[cfg(feature = "object-store")]
+    let (a, _object_copy) = object_input::prepare(a)?;
     let (a, _tar_dir) = tar_input::prepare(a)?;
     let plan = locate(&a)?;
     // Following timelines reads the newest timeline's history (or -t's) and takes each segment

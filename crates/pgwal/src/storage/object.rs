@@ -422,7 +422,7 @@ impl ObjectArchive {
     fn error(&self, op: &'static str, key: &str, e: object_store::Error) -> ObjectError {
         let url = self.display.clone();
         let key = key.to_owned();
-        let detail = error_chain(&e);
+        let detail = redact_queries(&error_chain(&e));
         let bucket_missing = [
             "NoSuchBucket",
             "ContainerNotFound",
@@ -716,6 +716,20 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     s
 }
 
+/// `text` with the query string of every URL in it replaced by `?…`: a query may carry a
+/// credential (an Azure SAS token, a presigned URL's signature).
+fn redact_queries(text: &str) -> String {
+    text.split(' ')
+        .map(|w| match w.split_once('?') {
+            Some((base, _)) if w.starts_with("http://") || w.starts_with("https://") => {
+                format!("{base}?…")
+            }
+            _ => w.to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// A store's answer cut to a readable length.
 fn short(s: &str) -> String {
     const MAX: usize = 600;
@@ -749,6 +763,14 @@ mod tests {
             ("B", "S")
         );
         assert!(ini_section(t, "none").is_empty());
+    }
+
+    #[test]
+    fn urls_lose_their_query_strings() {
+        let t = "Error performing GET https://a.blob.core.windows.net/c/k?sv=1&sig=SECRET in 1s";
+        let r = redact_queries(t);
+        assert!(!r.contains("SECRET"), "{r}");
+        assert!(r.contains("https://a.blob.core.windows.net/c/k?… in 1s"), "{r}");
     }
 
     #[test]
