@@ -37,7 +37,9 @@ use crate::prog::{self, HelpPage, Usage};
 pub(crate) mod object;
 
 /// The object-store URL `p` spells (`s3://`, `az://`, `gs://`), `None` for a directory path.
-pub(crate) fn object_url(p: &std::path::Path) -> anyhow::Result<Option<pgwal::storage::location::ObjectUrl>> {
+pub(crate) fn object_url(
+    p: &std::path::Path,
+) -> anyhow::Result<Option<pgwal::storage::location::ObjectUrl>> {
     use pgwal::storage::location::Location;
     match Location::parse(&p.to_string_lossy())? {
         Location::Dir(_) => Ok(None),
@@ -299,13 +301,6 @@ fn fetch(a: FetchArgs) -> ExitCode {
         None => archive::fetch(&a.archive, &a.name, &a.dest, opts),
         #[cfg(feature = "object-store")]
         Some(u) => {
-            let store = match object::open(u) {
-                Ok(s) => s,
-                Err(e) => {
-                    eprintln!("pgwal archive fetch: error: {e:#}");
-                    return ExitCode::from(a.error_exit_code);
-                }
-            };
             let cache = (a.prefetch > 0).then(|| archive::remote::FetchCache {
                 dir: a
                     .prefetch_dir
@@ -313,7 +308,28 @@ fn fetch(a: FetchArgs) -> ExitCode {
                     .unwrap_or_else(|| dest_dir.join(".pgwal-prefetch")),
                 ahead: a.prefetch,
             });
-            archive::remote::fetch_object(&store, &a.name, &a.dest, opts, cache.as_ref())
+            // A cached segment needs no connection to the store.
+            let cached = match &cache {
+                Some(c) => archive::remote::fetch_cached(c, &a.name, &a.dest),
+                None => Ok(None),
+            };
+            match cached {
+                Ok(Some(o)) => Ok(o),
+                Err(e) => Err(e),
+                Ok(None) => match object::open(u) {
+                    Ok(store) => archive::remote::fetch_object(
+                        &store,
+                        &a.name,
+                        &a.dest,
+                        opts,
+                        cache.as_ref(),
+                    ),
+                    Err(e) => {
+                        eprintln!("pgwal archive fetch: error: {e:#}");
+                        return ExitCode::from(a.error_exit_code);
+                    }
+                },
+            }
         }
         #[cfg(not(feature = "object-store"))]
         Some(_) => unreachable!("object_url refuses URLs without the feature"),

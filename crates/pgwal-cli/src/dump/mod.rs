@@ -25,13 +25,13 @@ use pgwal::{Lsn, TimelineId, WalFileName};
 mod fastfmt;
 mod fullpage;
 mod json;
+#[cfg(feature = "object-store")]
+mod object_input;
 mod options;
 mod parallel;
 mod pgmsg;
 mod stats;
 mod stdin;
-#[cfg(feature = "object-store")]
-mod object_input;
 mod tar_input;
 mod text;
 

@@ -770,7 +770,10 @@ mod tests {
         let t = "Error performing GET https://a.blob.core.windows.net/c/k?sv=1&sig=SECRET in 1s";
         let r = redact_queries(t);
         assert!(!r.contains("SECRET"), "{r}");
-        assert!(r.contains("https://a.blob.core.windows.net/c/k?… in 1s"), "{r}");
+        assert!(
+            r.contains("https://a.blob.core.windows.net/c/k?… in 1s"),
+            "{r}"
+        );
     }
 
     #[test]
