@@ -298,7 +298,7 @@ pub(crate) enum Sink {
     /// Uncompressed, pre-padded: written in place with `pwrite`.
     Plain(File),
     /// A compressed stream, appended to.
-    Compressed(Encoder<CountingFile>),
+    Compressed(Box<Encoder<CountingFile>>),
 }
 
 impl CompressSpec {
@@ -334,7 +334,10 @@ impl Sink {
             return Ok(Sink::Plain(file));
         }
         let out = CountingFile { file, bytes: 0 };
-        Ok(Sink::Compressed(Encoder::new(&spec.encoding(), out)?))
+        Ok(Sink::Compressed(Box::new(Encoder::new(
+            &spec.encoding(),
+            out,
+        )?)))
     }
 
     /// Writes `data` at uncompressed offset `off` (compressed sinks only append).
@@ -387,7 +390,7 @@ impl Sink {
     pub(crate) fn finish(self) -> io::Result<File> {
         Ok(match self {
             Sink::Plain(f) => f,
-            Sink::Compressed(e) => e.finish()?.file,
+            Sink::Compressed(e) => (*e).finish()?.file,
         })
     }
 }

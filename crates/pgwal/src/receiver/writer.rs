@@ -118,6 +118,14 @@ pub(crate) const BATCH_BYTES: usize = 1 << 20;
 /// ...or this many messages.
 pub(crate) const BATCH_MESSAGES: usize = 256;
 
+/// The writer thread's handles: its queue, its progress, and the thread (which returns the
+/// sink).
+pub(crate) type Spawned = (
+    mpsc::Sender<Cmd>,
+    watch::Receiver<Progress>,
+    std::thread::JoinHandle<Box<dyn WalSink>>,
+);
+
 /// Starts the writer thread, which feeds `sink`. Dropping the sender makes it close the
 /// current segment and exit; joining it gives the sink back.
 pub(crate) fn spawn(
@@ -125,11 +133,7 @@ pub(crate) fn spawn(
     sink: Box<dyn WalSink>,
     metrics: Arc<Metrics>,
     queue: usize,
-) -> io::Result<(
-    mpsc::Sender<Cmd>,
-    watch::Receiver<Progress>,
-    std::thread::JoinHandle<Box<dyn WalSink>>,
-)> {
+) -> io::Result<Spawned> {
     let (tx, rx) = mpsc::channel(queue.max(1));
     let (ptx, prx) = watch::channel(Progress::default());
     let handle = std::thread::Builder::new()
