@@ -163,7 +163,7 @@ mod tests {
             data.truncate(65536);
             let n = decode_wal_records(&data);
             assert!(n > 50, "{}: only {n} records decoded", first.display());
-            let info = crate::source::probe_segment(&data).expect("a seed's first page");
+            let info = crate::storage::probe::probe_segment(&data).expect("a seed's first page");
             majors.insert(info.version.major());
             seeds += 1;
         }

@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use anyhow::{anyhow, Context};
 use pgwal::live::{LiveEvent, LiveOptions, LiveSource, StartAt};
 use pgwal::replication::SlotName;
-use pgwal::source::SegmentInfo;
+use pgwal::storage::probe::SegmentInfo;
 
 use super::stats::Stats;
 use super::config::{DumpConfig, Input, StatsMode};

@@ -17,7 +17,8 @@ use config::{DumpConfig, Filters, Input, StatsMode};
 use options::print_rmgr_list;
 pub use options::{check_options, help_page, Checked};
 use pgwal::reader::{Location, ReaderError, WalReader};
-use pgwal::source::{ReadEnd, SegmentInfo, WalDirectory};
+use pgwal::source::{ReadEnd, WalDirectory};
+use pgwal::storage::probe::SegmentInfo;
 use pgwal::wal::{PgVersion, Record};
 use pgwal::{Lsn, TimelineId, WalSegSize};
 
@@ -28,6 +29,8 @@ mod insight;
 mod json;
 mod live;
 mod names;
+#[cfg(feature = "object-store")]
+mod object_input;
 mod options;
 mod parallel;
 mod pgmsg;
@@ -76,7 +79,8 @@ pub struct DumpArgs {
     #[arg(short = 'n', long = "limit", value_name = "N")]
     limit: Option<String>,
     /// Directory in which to find WAL segment files, or a directory with a ./pg_wal; or a tar
-    /// archive (.tar, .tar.gz, .tgz, .tar.lz4, .tar.zst) holding them (then -s is required).
+    /// archive (.tar, .tar.gz, .tgz, .tar.lz4, .tar.zst) holding them (then -s is required); or
+    /// an archive in object storage (s3://BUCKET/PREFIX, az://CONTAINER/PREFIX, gs://BUCKET/PREFIX).
     #[arg(short = 'p', long = "path", value_name = "PATH")]
     path: Option<PathBuf>,
     /// Do not print any output, except for errors.
@@ -327,6 +331,11 @@ fn execute(cfg: &DumpConfig) -> anyhow::Result<ExitCode> {
     }
     if let Some(dir) = &cfg.output.save_fullpage {
         fullpage::prepare_dir(dir)?;
+    }
+    #[cfg(feature = "object-store")]
+    if let Some((local, _copy)) = object_input::prepare(cfg)? {
+        // The same dump of the archive's local copy (removed when `_copy` drops).
+        return execute(&local);
     }
     let plan = match &cfg.input {
         Input::Stdin => return stdin::run(cfg),

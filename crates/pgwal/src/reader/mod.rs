@@ -41,9 +41,10 @@ use crate::history::TimelineHistory;
 use crate::lsn::Lsn;
 use crate::segment::{TimelineId, WalFileName, WalSegSize};
 use crate::source::{
-    self, probe_segment, read_head, OnDuplicate, ReadEnd, ReadRange, SegmentInfo, TarWal,
-    WalDirectory,
+    self, OnDuplicate, ReadEnd, ReadRange, TarWal, WalDirectory,
 };
+use crate::storage::codec::read_head;
+use crate::storage::probe::{probe_segment, SegmentInfo};
 use crate::wal::{DecoderConfig, Record, LONG_HEADER_SIZE};
 
 mod error;

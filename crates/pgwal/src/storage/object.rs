@@ -46,7 +46,9 @@ pub struct ObjectOptions {
     pub max_retries: usize,
     /// No retry starts later than this after the first attempt.
     pub retry_timeout: Duration,
-    /// Objects larger than this are uploaded in parts.
+    /// Objects larger than this are uploaded in parts (default 1 GiB, the largest WAL segment,
+    /// so that every segment is stored with a conditional put; a multipart upload cannot be
+    /// conditional and is only preceded by a `HEAD`).
     pub multipart_threshold: usize,
     /// Size of each part of a multipart upload.
     pub part_size: usize,
@@ -66,7 +68,7 @@ impl Default for ObjectOptions {
             connect_timeout: Duration::from_secs(5),
             max_retries: 5,
             retry_timeout: Duration::from_secs(120),
-            multipart_threshold: 128 << 20,
+            multipart_threshold: 1 << 30,
             part_size: 16 << 20,
             concurrency: 8,
             config: Vec::new(),
@@ -188,10 +190,13 @@ fn apply_config<B, K: std::str::FromStr>(
     apply: impl Fn(B, K, &str) -> B,
 ) -> Result<B, ObjectError> {
     for (k, v) in &opts.config {
-        let key = k.to_ascii_lowercase().parse::<K>().map_err(|_| ObjectError::Config {
-            url: url.to_owned(),
-            reason: format!("unknown configuration key \"{k}\""),
-        })?;
+        let key = k
+            .to_ascii_lowercase()
+            .parse::<K>()
+            .map_err(|_| ObjectError::Config {
+                url: url.to_owned(),
+                reason: format!("unknown configuration key \"{k}\""),
+            })?;
         b = apply(b, key, v);
     }
     Ok(b)
@@ -282,7 +287,10 @@ impl ObjectArchive {
             reason,
         };
         let client = [
-            (ClientConfigKey::Timeout, format!("{}ms", opts.timeout.as_millis())),
+            (
+                ClientConfigKey::Timeout,
+                format!("{}ms", opts.timeout.as_millis()),
+            ),
             (
                 ClientConfigKey::ConnectTimeout,
                 format!("{}ms", opts.connect_timeout.as_millis()),
@@ -297,7 +305,8 @@ impl ObjectArchive {
             Cloud::S3 => {
                 use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
                 let mut b = AmazonS3Builder::from_env().with_bucket_name(&url.bucket);
-                let configured = |k: &str| opts.config.iter().any(|(c, _)| c.eq_ignore_ascii_case(k));
+                let configured =
+                    |k: &str| opts.config.iter().any(|(c, _)| c.eq_ignore_ascii_case(k));
                 let have_key = (env_set("AWS_ACCESS_KEY_ID") && env_set("AWS_SECRET_ACCESS_KEY"))
                     || (configured("aws_access_key_id") && configured("aws_secret_access_key"));
                 let (file_creds, file_region) = aws_shared_files();
@@ -328,7 +337,10 @@ impl ObjectArchive {
                         hint: "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or a profile in ~/.aws/credentials; instance metadata is disabled by AWS_EC2_METADATA_DISABLED",
                     });
                 }
-                if env_set("AWS_ENDPOINT_URL") || env_set("AWS_ENDPOINT") || configured("aws_endpoint") {
+                if env_set("AWS_ENDPOINT_URL")
+                    || env_set("AWS_ENDPOINT")
+                    || configured("aws_endpoint")
+                {
                     // S3-compatible servers take path-style requests.
                     b = b.with_virtual_hosted_style_request(false);
                 }
@@ -338,7 +350,11 @@ impl ObjectArchive {
                 b = apply_config(b, opts, &display, |b, k: AmazonS3ConfigKey, v| {
                     b.with_config(k, v)
                 })?;
-                Arc::new(b.with_retry(retry).build().map_err(|e| config(e.to_string()))?)
+                Arc::new(
+                    b.with_retry(retry)
+                        .build()
+                        .map_err(|e| config(e.to_string()))?,
+                )
             }
             Cloud::Azure => {
                 use object_store::azure::{AzureConfigKey, MicrosoftAzureBuilder};
@@ -349,7 +365,11 @@ impl ObjectArchive {
                 b = apply_config(b, opts, &display, |b, k: AzureConfigKey, v| {
                     b.with_config(k, v)
                 })?;
-                Arc::new(b.with_retry(retry).build().map_err(|e| config(e.to_string()))?)
+                Arc::new(
+                    b.with_retry(retry)
+                        .build()
+                        .map_err(|e| config(e.to_string()))?,
+                )
             }
             Cloud::Gcs => {
                 use object_store::gcp::{GoogleCloudStorageBuilder, GoogleConfigKey};
@@ -363,7 +383,11 @@ impl ObjectArchive {
                 b = apply_config(b, opts, &display, |b, k: GoogleConfigKey, v| {
                     b.with_config(k, v)
                 })?;
-                Arc::new(b.with_retry(retry).build().map_err(|e| config(e.to_string()))?)
+                Arc::new(
+                    b.with_retry(retry)
+                        .build()
+                        .map_err(|e| config(e.to_string()))?,
+                )
             }
         };
         let rt = tokio::runtime::Builder::new_multi_thread()
@@ -398,10 +422,14 @@ impl ObjectArchive {
     fn error(&self, op: &'static str, key: &str, e: object_store::Error) -> ObjectError {
         let url = self.display.clone();
         let key = key.to_owned();
-        let detail = error_chain(&e);
-        let bucket_missing = ["NoSuchBucket", "ContainerNotFound", "The specified bucket does not exist"]
-            .iter()
-            .any(|m| detail.contains(m));
+        let detail = redact_queries(&error_chain(&e));
+        let bucket_missing = [
+            "NoSuchBucket",
+            "ContainerNotFound",
+            "The specified bucket does not exist",
+        ]
+        .iter()
+        .any(|m| detail.contains(m));
         if bucket_missing {
             return ObjectError::NoBucket {
                 url,
@@ -411,9 +439,8 @@ impl ObjectArchive {
         }
         match e {
             object_store::Error::NotFound { .. } => ObjectError::NotFound { url, key },
-            object_store::Error::AlreadyExists { .. } | object_store::Error::Precondition { .. } => {
-                ObjectError::AlreadyExists { url, key }
-            }
+            object_store::Error::AlreadyExists { .. }
+            | object_store::Error::Precondition { .. } => ObjectError::AlreadyExists { url, key },
             object_store::Error::PermissionDenied { .. }
             | object_store::Error::Unauthenticated { .. } => ObjectError::Denied {
                 url,
@@ -471,7 +498,7 @@ impl ObjectArchive {
     }
 
     /// Reads several objects, up to [`ObjectOptions::concurrency`] at once; each result in the
-    /// order of `names`. `each` is called with every result as it arrives (in any order).
+    /// order of `names`.
     pub fn get_many(&self, names: &[String]) -> Vec<Result<Bytes, ObjectError>> {
         self.rt.block_on(async {
             futures::stream::iter(names.iter().map(|n| self.get_async(n)))
@@ -644,7 +671,7 @@ impl ObjectArchive {
     }
 
     /// Deletes the named objects in batches (S3 `DeleteObjects`, Azure blob batches) and
-    /// returns how many were deleted; `each` is called before each batch is sent with its names.
+    /// returns how many were deleted (an object already gone counts as deleted).
     pub fn delete_many(&self, names: &[String]) -> Result<usize, ObjectError> {
         let paths: Vec<object_store::Result<ObjPath>> =
             names.iter().map(|n| Ok(self.path(n))).collect();
@@ -689,6 +716,20 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     s
 }
 
+/// `text` with the query string of every URL in it replaced by `?…`: a query may carry a
+/// credential (an Azure SAS token, a presigned URL's signature).
+fn redact_queries(text: &str) -> String {
+    text.split(' ')
+        .map(|w| match w.split_once('?') {
+            Some((base, _)) if w.starts_with("http://") || w.starts_with("https://") => {
+                format!("{base}?…")
+            }
+            _ => w.to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// A store's answer cut to a readable length.
 fn short(s: &str) -> String {
     const MAX: usize = 600;
@@ -709,10 +750,30 @@ mod tests {
     #[test]
     fn ini_sections() {
         let t = "[default]\naws_access_key_id = A\n# c\n[other]\naws_access_key_id=B\naws_secret_access_key = S\n";
-        assert_eq!(ini_section(t, "default").get("aws_access_key_id").unwrap(), "A");
+        assert_eq!(
+            ini_section(t, "default").get("aws_access_key_id").unwrap(),
+            "A"
+        );
         let o = ini_section(t, "other");
-        assert_eq!((o["aws_access_key_id"].as_str(), o["aws_secret_access_key"].as_str()), ("B", "S"));
+        assert_eq!(
+            (
+                o["aws_access_key_id"].as_str(),
+                o["aws_secret_access_key"].as_str()
+            ),
+            ("B", "S")
+        );
         assert!(ini_section(t, "none").is_empty());
+    }
+
+    #[test]
+    fn urls_lose_their_query_strings() {
+        let t = "Error performing GET https://a.blob.core.windows.net/c/k?sv=1&sig=SECRET in 1s";
+        let r = redact_queries(t);
+        assert!(!r.contains("SECRET"), "{r}");
+        assert!(
+            r.contains("https://a.blob.core.windows.net/c/k?… in 1s"),
+            "{r}"
+        );
     }
 
     #[test]
