@@ -315,6 +315,8 @@ fn names_and_subxacts(major: Major) {
     let o = pgwal(&a);
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(o.status.success(), "{}", text(&o));
+    // Shown with --nocapture (the README's example comes from here).
+    eprintln!("{out}");
     assert!(out.contains("app.public.small_pkey (index of app.public.small)"), "{out}");
     assert!(out.contains("(TOAST of app.public.big)"), "{out}");
     let gone_label = format!(
