@@ -189,26 +189,16 @@ impl XactStats {
     }
 
     /// The rows, most bytes (record and image) first; ties by first LSN.
-    pub fn rows_by_bytes(&self) -> Vec<XactRow> {
-        let mut v: Vec<XactRow> = self.rows.iter().copied().collect();
-        v.sort_by(|a, b| {
-            b.usage
-                .total_bytes()
-                .cmp(&a.usage.total_bytes())
-                .then(a.first_lsn.cmp(&b.first_lsn))
-        });
+    pub fn rows_by_bytes(&self) -> Vec<&XactRow> {
+        let mut v: Vec<&XactRow> = self.rows.iter().collect();
+        v.sort_unstable_by_key(|r| (std::cmp::Reverse(r.usage.total_bytes()), r.first_lsn));
         v
     }
 
     /// The rows, most image bytes first; ties by first LSN.
-    pub fn rows_by_fpi(&self) -> Vec<XactRow> {
-        let mut v: Vec<XactRow> = self.rows.iter().copied().collect();
-        v.sort_by(|a, b| {
-            b.usage
-                .fpi_bytes
-                .cmp(&a.usage.fpi_bytes)
-                .then(a.first_lsn.cmp(&b.first_lsn))
-        });
+    pub fn rows_by_fpi(&self) -> Vec<&XactRow> {
+        let mut v: Vec<&XactRow> = self.rows.iter().collect();
+        v.sort_unstable_by_key(|r| (std::cmp::Reverse(r.usage.fpi_bytes), r.first_lsn));
         v
     }
 
