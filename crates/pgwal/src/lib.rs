@@ -35,6 +35,7 @@ pub mod receiver;
 pub mod replication;
 pub mod segment;
 pub mod source;
+pub mod storage;
 pub mod tar;
 pub mod wal;
 

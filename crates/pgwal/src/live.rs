@@ -1,5 +1,11 @@
 //! Decoding streamed WAL as it arrives: [`LiveDecoder`] feeds `XLogData` payloads into the
-//! sans-IO [`WalDecoder`] and hands out each record as soon as its last byte has arrived.
+//! sans-IO [`WalDecoder`] and hands out each record as soon as its last byte has arrived;
+//! [`LiveSource`] (in `stream`) does the rest of reading records from a server: connecting,
+//! where to start, a temporary slot, status updates and timeline switches.
+
+mod stream;
+
+pub use stream::{LiveEnd, LiveError, LiveEvent, LiveOptions, LiveSource, StartAt};
 
 use crate::lsn::Lsn;
 use crate::replication::message::XLogData;
@@ -61,6 +67,15 @@ impl LiveDecoder {
             WalDecoder::at_record(cfg, start)
         };
         LiveDecoder { decoder }
+    }
+
+    /// A decoder that hands out the first record at or after `start`, wherever `start` points
+    /// (a record, the middle of one, a page or segment start), as pg_waldump's `-s` finds it:
+    /// the stream must begin at [`position`](Self::position), the start of `start`'s page.
+    pub fn find(cfg: DecoderConfig, start: Lsn) -> LiveDecoder {
+        LiveDecoder {
+            decoder: WalDecoder::new(cfg, start),
+        }
     }
 
     /// The LSN of the next byte expected.

@@ -27,6 +27,7 @@ mod fastfmt;
 mod fullpage;
 mod insight;
 mod json;
+mod live;
 mod names;
 mod options;
 mod parallel;
@@ -131,6 +132,16 @@ pub struct DumpArgs {
     /// `pgwal report`: the HTML file to write instead of any output.
     #[arg(skip)]
     report: Option<PathBuf>,
+    /// Decode WAL streamed from the server CONNSTR (a connection string or URI, with the PG*
+    /// variables and password file, as `receive -d`) instead of reading files.
+    #[arg(short = 'd', long = "dbname", value_name = "CONNSTR")]
+    dbname: Option<String>,
+    /// With -d: start at the restart_lsn of replication slot SLOT.
+    #[arg(short = 'S', long = "slot", value_name = "SLOT")]
+    slot: Option<String>,
+    /// With -d: no temporary replication slot to keep the WAL while dumping.
+    #[arg(long = "no-slot")]
+    no_slot: bool,
 }
 
 /// Record filters (pg_waldump's `-r -x -R -B -F -w`).
@@ -379,6 +390,37 @@ fn locate(a: &DumpArgs) -> anyhow::Result<Plan> {
     })
 }
 
+/// The plan for WAL in a tar archive ([`tar_input`]): `-s` gives the start (required there),
+/// `-t` the timeline (else 1), and the archive's first segment the segment size and version.
+fn locate_in_archive(a: &DumpArgs, dir: WalDirectory) -> anyhow::Result<Plan> {
+    let tli = match &a.timeline {
+        Some(t) => parse_timeline(t)?,
+        None => TimelineId(1),
+    };
+    let start = a
+        .start
+        .as_deref()
+        .map(parse_lsn)
+        .transpose()?
+        .ok_or_else(|| anyhow!("no start WAL location given"))?;
+    let end = a.end.as_deref().map(parse_lsn).transpose()?;
+    let first = dir
+        .first_segment()
+        .map(|(_, p)| p.to_path_buf())
+        .ok_or_else(|| anyhow!("could not find WAL in archive \"{}\"", dir.path().display()))?;
+    let head = dir.read_file(&first)?;
+    let info = source::probe_segment(&head)
+        .map_err(|e| anyhow!("WAL file \"{}\": {e}", first.display()))?;
+    Ok(Plan {
+        dir,
+        info,
+        tli,
+        start,
+        end,
+        explicit_start: true,
+    })
+}
+
 /// Runs `pgwal dump` (or pg_waldump in drop-in mode) with the options `s` scanned from the
 /// command line (empty when clap parsed it).
 pub fn run(a: DumpArgs, s: &Scanned) -> anyhow::Result<ExitCode> {
@@ -397,6 +439,9 @@ pub fn run(a: DumpArgs, s: &Scanned) -> anyhow::Result<ExitCode> {
         .transpose()?
         .unwrap_or(-1);
     let filters = parse_filters(&a)?;
+    if a.dbname.is_some() || a.slot.is_some() || a.no_slot {
+        return live::run(&a, per_record, limit, filters);
+    }
     if a.startseg.is_none()
         && a.path.is_none()
         && a.start.is_none()
@@ -414,8 +459,10 @@ pub fn run(a: DumpArgs, s: &Scanned) -> anyhow::Result<ExitCode> {
     if a.startseg.as_deref() == Some("-") {
         return stdin::run(&a, per_record, limit, filters);
     }
-    let (a, _tar_dir) = tar_input::prepare(a)?;
-    let plan = locate(&a)?;
+    let plan = match tar_input::open(&a)? {
+        Some(dir) => locate_in_archive(&a, dir)?,
+        None => locate(&a)?,
+    };
     // Following timelines reads the newest timeline's history (or -t's) and takes each segment
     // from the timeline that holds it.
     let mut plan = plan;
@@ -632,16 +679,27 @@ impl Sink {
 
 /// pg_waldump's note when `-s` pointed into the middle of a record.
 fn skip_message(plan: &Plan, first: Lsn, version: PgVersion, sink: &Sink, out: &mut String) {
-    if first == plan.start
-        || plan.start.segment_offset(plan.info.seg_size) == 0
-        || !plan.explicit_start
-    {
+    if plan.explicit_start {
+        skip_note(plan.start, plan.info.seg_size, first, version, sink, out);
+    }
+}
+
+/// [`skip_message`] for an explicit start `start` in WAL of segments of `seg_size`.
+pub(crate) fn skip_note(
+    start: Lsn,
+    seg_size: pgwal::WalSegSize,
+    first: Lsn,
+    version: PgVersion,
+    sink: &Sink,
+    out: &mut String,
+) {
+    if first == start || start.segment_offset(seg_size) == 0 {
         return;
     }
-    let skipped = first.0 - plan.start.0;
+    let skipped = first.0 - start.0;
     let msg = format!(
         "first record is after {}, at {}, skipping over {} byte{}",
-        version.lsn(plan.start),
+        version.lsn(start),
         version.lsn(first),
         skipped,
         if skipped == 1 { "" } else { "s" }

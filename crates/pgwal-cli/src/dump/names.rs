@@ -167,10 +167,17 @@ async fn lookup(
 /// URI, `PG*` variables, `.pgpass`).
 pub(crate) fn resolve(connstr: &str, rels: &[RelFileLocator]) -> anyhow::Result<Names> {
     let config = Config::parse(connstr).map_err(|e| anyhow!("--names: {e}"))?;
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    rt.block_on(resolve_async(config, rels))
+    // On a thread of its own: `dump -d` calls this from inside its runtime.
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            rt.block_on(resolve_async(config, rels))
+        })
+        .join()
+        .map_err(|_| anyhow!("--names: the lookup thread panicked"))?
+    })
 }
 
 async fn resolve_async(config: Config, rels: &[RelFileLocator]) -> anyhow::Result<Names> {

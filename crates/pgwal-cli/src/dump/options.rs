@@ -299,6 +299,22 @@ pub fn help_page() -> HelpPage<'static> {
                     ("--waldump-exit", &["kept for pgwal dump; always on under this name"]),
                 ],
             ),
+            (
+                "Live dump (WAL streamed from a server, no files):",
+                &[
+                    (
+                        "-d, --dbname=CONNSTR",
+                        &[
+                            "stream from this server (connection string",
+                            "or URI; PG* variables, .pgpass, sslmode);",
+                            "-s, -e, --follow apply; default start: the",
+                            "server's current position",
+                        ],
+                    ),
+                    ("-S, --slot=SLOT", &["start at replication slot SLOT's restart_lsn"]),
+                    ("--no-slot", &["no temporary slot keeping the WAL meanwhile"]),
+                ],
+            ),
         ],
         footer: &[
             "Reads .partial and compressed (.gz, .lz4, .zst) segment files too.",

@@ -237,11 +237,27 @@ fn prompt_password() -> anyhow::Result<String> {
 /// The connection: `-d` (a connection string), then `-h -p -U` over it, `replication=true`
 /// and the fallback application name, libpq's environment variables and password file.
 fn connection(a: &ReceiveArgs) -> anyhow::Result<Config> {
-    let mut info = match &a.dbname {
+    let overrides = [("host", &a.host), ("port", &a.port), ("user", &a.username)];
+    connection_config(
+        a.dbname.as_deref(),
+        &overrides,
+        a.password && !a.no_password,
+    )
+}
+
+/// The connection of `receive` and `dump -d`: `dbname` (a connection string or URI), then the
+/// `overrides` (`-h -p -U`) over it, the fallback application name, libpq's environment
+/// variables and password file; with `prompt`, the password read from the terminal.
+pub(crate) fn connection_config(
+    dbname: Option<&str>,
+    overrides: &[(&str, &Option<String>)],
+    prompt: bool,
+) -> anyhow::Result<Config> {
+    let mut info = match dbname {
         Some(d) => ConnInfo::parse(d).map_err(|e| anyhow!("{e}"))?,
         None => ConnInfo::default(),
     };
-    for (key, v) in [("host", &a.host), ("port", &a.port), ("user", &a.username)] {
+    for &(key, v) in overrides {
         if let Some(v) = v {
             info.set(key, v).map_err(|e| anyhow!("{e}"))?;
         }
@@ -255,7 +271,7 @@ fn connection(a: &ReceiveArgs) -> anyhow::Result<Config> {
         .map_err(|e| anyhow!("{e}"))?;
     let mut config =
         Config::from_conninfo(&info, &SystemEnvironment).map_err(|e| anyhow!("{e}"))?;
-    if a.password && !a.no_password {
+    if prompt {
         config.password = Some(prompt_password()?);
     }
     Ok(config)
