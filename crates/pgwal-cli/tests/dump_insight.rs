@@ -407,6 +407,57 @@ fn names_and_subxacts(major: Major) {
         small["spc"], small["db"], small["rel"]
     )));
 
+    // Streamed from the server (`-d`), the same range gives the same tables and names.
+    let live_ci = conn(&c);
+    for mode in [
+        vec![
+            "--stats=relation",
+            "--top",
+            "0",
+            "--format",
+            "json",
+            "--names",
+            &postgres,
+        ],
+        vec!["--stats=xid", "--top", "5"],
+        vec!["--stats=time=1s", "--format", "json"],
+    ] {
+        let mut l = vec!["dump", "-d", &live_ci, "-s", &start, "-e", &end];
+        l.extend(mode.iter().copied());
+        let mut f = base.to_vec();
+        f.extend(mode.iter().copied());
+        let (lo, fo) = (pgwal(&l), pgwal(&f));
+        assert!(lo.status.success(), "{l:?}: {}", text(&lo));
+        assert!(!lo.stdout.is_empty());
+        assert_eq!(
+            String::from_utf8_lossy(&lo.stdout),
+            String::from_utf8_lossy(&fo.stdout),
+            "{mode:?}: live and pg_wal differ"
+        );
+    }
+    // And the report, from the server.
+    let dir = scratch("insight-report");
+    let html = dir.path().join("live.html");
+    let mut r = vec![
+        "report",
+        "-d",
+        &live_ci,
+        "-s",
+        &start,
+        "-e",
+        &end,
+        "-o",
+        s(&html),
+    ];
+    r.extend(["--names", &postgres]);
+    let o = pgwal(&r);
+    assert!(o.status.success(), "{}", text(&o));
+    let page = std::fs::read_to_string(&html).unwrap();
+    assert!(
+        page.contains("app.public.small main"),
+        "names in the report"
+    );
+
     // The transaction: one row, its subtransactions folded in, with its commit.
     let mut a = base.to_vec();
     a.extend(["--stats=xid", "--top", "0", "--format", "json"]);
