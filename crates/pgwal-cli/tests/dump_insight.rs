@@ -466,7 +466,7 @@ fn names_and_subxacts(major: Major) {
         .as_array()
         .unwrap()
         .iter()
-        .find(|r| r["xid"].to_string() == top_xid)
+        .find(|r| r["xid"] == top_xid.parse::<u64>().unwrap())
         .unwrap_or_else(|| panic!("no row for xid {top_xid}: {xid}"));
     assert_eq!(u(row, "subxacts"), 2, "{row}");
     assert!(u(row, "count") >= 1000, "{row}");

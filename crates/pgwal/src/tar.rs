@@ -385,6 +385,7 @@ impl<R: Read> MemberStream<R> {
 
     /// The next WAL member with its bytes (or a duplicate's name), or `None` at the end of the
     /// archive.
+    #[allow(clippy::should_implement_trait)] // fallible: not an `Iterator`
     pub fn next(&mut self) -> Result<Option<Found>, TarError> {
         let archive = self.archive.clone();
         let read_err = |source| TarError::Read {
@@ -612,6 +613,7 @@ mod tests {
 
     /// The WAL members (file name, bytes) and duplicates (paths) of `t`, read both ways: by
     /// [`index`] over the bytes and by a [`MemberStream`]; both must agree.
+    #[allow(clippy::type_complexity)]
     fn both(t: &[u8], archive: &str) -> Result<(Vec<(String, Vec<u8>)>, Vec<String>), String> {
         let archive = Path::new(archive);
         let indexed = index(t, archive).map(|ix| {

@@ -15,6 +15,7 @@ use serde_json::{json, Value};
 
 use super::names::{Names, Resolved};
 use super::stats::Stats;
+use super::config::DumpConfig;
 use super::{DumpArgs, Format};
 use crate::prog::Usage as UsageError;
 
@@ -563,40 +564,25 @@ pub fn report(mut a: DumpArgs, output: std::path::PathBuf) -> anyhow::Result<Exi
     super::run(a, &crate::getopt::Scanned::default())
 }
 
-/// Whether the options ask for a breakdown, which reads block references.
-pub(super) fn needs_blocks(a: &DumpArgs) -> bool {
-    a.report.is_some()
-        || a.stats
-            .as_deref()
-            .is_some_and(|v| parse_breakdown(v).is_some())
-}
-
-/// The collector the options ask for (`None`: plain `--stats` or no statistics), after
-/// checking that `--top` and `--names` come with a breakdown they apply to.
-pub(super) fn collector_for(a: &DumpArgs) -> anyhow::Result<Option<Box<Collector>>> {
-    let breakdown = a.stats.as_deref().and_then(parse_breakdown).transpose()?;
-    if a.report.is_some() {
-        return Ok(Some(Box::new(Collector::everything(REPORT_INTERVAL_US))));
+/// The collector the options ask for (`None`: plain `--stats` or no statistics; the
+/// configuration has checked that `--top` and `--names` come with a breakdown they apply to).
+pub(super) fn collector_for(cfg: &DumpConfig) -> Option<Box<Collector>> {
+    if cfg.insight.report.is_some() {
+        return Some(Box::new(Collector::everything(REPORT_INTERVAL_US)));
     }
-    let takes_top = matches!(breakdown, Some(Breakdown::Relation | Breakdown::Xid));
-    if a.top.is_some() && !takes_top {
-        return Err(
-            UsageError::new("option --top requires --stats=relation or --stats=xid").into(),
-        );
-    }
-    if a.names.is_some() && breakdown != Some(Breakdown::Relation) {
-        return Err(UsageError::new("option --names requires --stats=relation").into());
-    }
-    Ok(breakdown.map(|b| Box::new(Collector::for_breakdown(b))))
+    cfg.insight
+        .breakdown
+        .map(|b| Box::new(Collector::for_breakdown(b)))
 }
 
 /// Writes the breakdown gathered into `stats` (text or JSON into `out`), or `pgwal report`'s
 /// file. False if there is none (plain `--stats`).
-pub(super) fn finish(a: &DumpArgs, stats: &mut Stats, out: &mut String) -> anyhow::Result<bool> {
+pub(super) fn finish(cfg: &DumpConfig, stats: &mut Stats, out: &mut String) -> anyhow::Result<bool> {
     let Some(c) = stats.insight.take() else {
         return Ok(false);
     };
     let range = (stats.start, stats.end);
+    let a = &cfg.insight;
     let names = match (&a.names, &c.relation) {
         (Some(connstr), Some(r)) => {
             let mut rels: Vec<RelFileLocator> = r.rows().iter().map(|row| row.rel).collect();
@@ -629,14 +615,8 @@ pub(super) fn finish(a: &DumpArgs, stats: &mut Stats, out: &mut String) -> anyho
         return Ok(true);
     }
     let top = a.top.unwrap_or(DEFAULT_TOP);
-    write(
-        out,
-        &c,
-        range,
-        top,
-        a.format == Format::Json,
-        names.as_ref(),
-    );
+    let json = cfg.output.format == Format::Json;
+    write(out, &c, range, top, json, names.as_ref());
     Ok(true)
 }
 

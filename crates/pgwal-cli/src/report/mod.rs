@@ -370,6 +370,6 @@ pub(crate) fn render(input: &Input<'_>) -> String {
     h.push_str("</div><div><h2>Top transactions by full-page images</h2>");
     h.push_str(&svg::hbars("xid-fpi", &xact_bars(input, true)));
     h.push_str("</div></div>");
-    let _ = write!(h, "<script>{SCRIPT}</script></body></html>\n");
+    let _ = writeln!(h, "<script>{SCRIPT}</script></body></html>");
     h
 }
