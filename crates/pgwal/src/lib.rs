@@ -9,6 +9,9 @@
 //!   segment, files of a directory, or a replication stream) and yields records that borrow
 //!   from the input.
 //!
+//! - **Statistics** ([`insight`]): WAL per relation fork, top-level transaction, interval of
+//!   time and checkpoint cycle, folded from decoded records.
+//!
 //! Nothing in the decoding paths panics on bad input: malformed WAL produces an error that
 //! names the LSN and the reason.
 #![deny(missing_docs)]

@@ -154,7 +154,11 @@ fn lsn_json(l: Option<Lsn>) -> Value {
 
 /// The rows of `rows` shown with `top` (0: all), and the sum of the rest.
 fn split_top<T: Copy>(rows: &[T], top: usize, usage: impl Fn(&T) -> Usage) -> (&[T], Usage, usize) {
-    let shown = if top == 0 { rows.len() } else { top.min(rows.len()) };
+    let shown = if top == 0 {
+        rows.len()
+    } else {
+        top.min(rows.len())
+    };
     let mut rest = Usage::default();
     for r in &rows[shown..] {
         rest.add(&usage(r));
@@ -280,7 +284,11 @@ pub(crate) fn relation_text(
     };
     t.header("Relation", "");
     for (r, label) in shown.iter().zip(&labels) {
-        t.row(&format!("{label:<width$} {:<4}", r.fork.name()), &r.usage, "");
+        t.row(
+            &format!("{label:<width$} {:<4}", r.fork.name()),
+            &r.usage,
+            "",
+        );
     }
     if hidden > 0 {
         t.row(&format!("({hidden} more relation forks)"), &rest, "");
@@ -303,7 +311,11 @@ pub(crate) fn relation_text(
             })
             .collect();
         t.width = labels.iter().map(String::len).max().unwrap_or(0).max(24);
-        let head = if title == "database" { "Database" } else { "Tablespace" };
+        let head = if title == "database" {
+            "Database"
+        } else {
+            "Tablespace"
+        };
         t.header(head, "");
         for ((_, u), label) in rows.iter().zip(&labels) {
             t.row(label, u, "");
@@ -329,14 +341,11 @@ pub(crate) fn relation_json(
             if let Value::Object(m) = &mut v {
                 let (name, found, kind, table) = match names.map(|n| n.relation(r.rel)) {
                     None => (Value::Null, Value::Null, Value::Null, Value::Null),
-                    Some(Resolved::Found {
-                        name, kind, of, ..
-                    }) => (
+                    Some(Resolved::Found { name, kind, of, .. }) => (
                         name.clone().into(),
                         true.into(),
                         kind.clone().into(),
-                        of.as_ref()
-                            .map_or(Value::Null, |(_, t)| t.clone().into()),
+                        of.as_ref().map_or(Value::Null, |(_, t)| t.clone().into()),
                     ),
                     Some(Resolved::NotFound) => {
                         (Value::Null, false.into(), Value::Null, Value::Null)
@@ -427,7 +436,11 @@ pub(crate) fn xid_text(
 }
 
 /// Transaction rows as one JSON object (`"type": "stats_xid"`).
-pub(crate) fn xid_json(s: &XactStats, (start, end): (Option<Lsn>, Option<Lsn>), top: usize) -> Value {
+pub(crate) fn xid_json(
+    s: &XactStats,
+    (start, end): (Option<Lsn>, Option<Lsn>),
+    top: usize,
+) -> Value {
     let rows = s.rows_by_bytes();
     let (shown, rest, hidden) = split_top(&rows, top, |r| r.usage);
     let rows_json: Vec<Value> = shown
@@ -542,7 +555,9 @@ pub fn report(mut a: DumpArgs, output: std::path::PathBuf) -> anyhow::Result<Exi
         (a.follow, "--follow"),
     ];
     if let Some((_, opt)) = refused.iter().find(|(on, _)| *on) {
-        return Err(UsageError::new(format!("option {opt} cannot be used with pgwal report")).into());
+        return Err(
+            UsageError::new(format!("option {opt} cannot be used with pgwal report")).into(),
+        );
     }
     a.stats = Some("rmgr".to_owned());
     a.report = Some(output);

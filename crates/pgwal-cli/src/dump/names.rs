@@ -167,10 +167,17 @@ async fn lookup(
 /// URI, `PG*` variables, `.pgpass`).
 pub(crate) fn resolve(connstr: &str, rels: &[RelFileLocator]) -> anyhow::Result<Names> {
     let config = Config::parse(connstr).map_err(|e| anyhow!("--names: {e}"))?;
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    rt.block_on(resolve_async(config, rels))
+    // On a thread of its own: `dump -d` calls this from inside its runtime.
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            rt.block_on(resolve_async(config, rels))
+        })
+        .join()
+        .map_err(|_| anyhow!("--names: the lookup thread panicked"))?
+    })
 }
 
 async fn resolve_async(config: Config, rels: &[RelFileLocator]) -> anyhow::Result<Names> {
@@ -178,7 +185,12 @@ async fn resolve_async(config: Config, rels: &[RelFileLocator]) -> anyhow::Resul
     let mut first = ReplicationClient::connect_sql(&config)
         .await
         .context("--names: could not connect")?;
-    for row in query(&mut first, "SELECT oid, datname, datallowconn FROM pg_database").await? {
+    for row in query(
+        &mut first,
+        "SELECT oid, datname, datallowconn FROM pg_database",
+    )
+    .await?
+    {
         if let (Some(Some(oid)), Some(Some(name))) = (row.first(), row.get(1)) {
             if let Ok(oid) = oid.parse() {
                 names.databases.insert(oid, name.clone());
@@ -242,7 +254,10 @@ mod tests {
 
     #[test]
     fn literals_and_kinds() {
-        assert_eq!(qualify("", "pg_catalog", "pg_database"), "pg_catalog.pg_database");
+        assert_eq!(
+            qualify("", "pg_catalog", "pg_database"),
+            "pg_catalog.pg_database"
+        );
         assert_eq!(qualify("app", "public", "t"), "app.public.t");
         assert_eq!(kind_name("i"), "index");
         assert_eq!(kind_name("t"), "TOAST table");

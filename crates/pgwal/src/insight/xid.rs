@@ -81,7 +81,7 @@ impl XactRow {
 /// ```
 #[derive(Clone, Debug, Default)]
 pub struct XactStats {
-    rows: HashMap<u32, XactRow, IdHash>,
+    rows: Rows,
     /// Subtransaction → parent, as the WAL linked them.
     parent: HashMap<u32, u32, IdHash>,
     no_xid: Usage,
@@ -118,8 +118,8 @@ impl XactStats {
             return;
         }
         self.parent.insert(sub, top);
-        let moved = self.rows.remove(&sub);
-        let row = self.rows.entry(top).or_insert_with(|| XactRow::new(top, lsn));
+        let moved = self.rows.remove(sub);
+        let row = self.rows.entry(top, lsn);
         row.subxacts += 1;
         if let Some(m) = moved {
             row.absorb(&m);
@@ -160,8 +160,12 @@ impl XactStats {
             self.no_xid.add(&usage);
             return;
         }
-        let top = self.top_of(xid);
-        let row = self.rows.entry(top).or_insert_with(|| XactRow::new(top, lsn));
+        let top = if self.parent.is_empty() {
+            xid
+        } else {
+            self.top_of(xid)
+        };
+        let row = self.rows.entry(top, lsn);
         row.usage.add(&usage);
         row.last_lsn = lsn;
         if end.is_some() && top == xid {
@@ -171,40 +175,30 @@ impl XactStats {
 
     /// The rows, in no particular order.
     pub fn rows(&self) -> impl Iterator<Item = &XactRow> {
-        self.rows.values()
+        self.rows.iter()
     }
 
     /// How many top-level transactions have a row.
     pub fn len(&self) -> usize {
-        self.rows.len()
+        self.rows.iter().count()
     }
 
     /// True if no record had a transaction id.
     pub fn is_empty(&self) -> bool {
-        self.rows.is_empty()
+        self.rows.iter().next().is_none()
     }
 
     /// The rows, most bytes (record and image) first; ties by first LSN.
-    pub fn rows_by_bytes(&self) -> Vec<XactRow> {
-        let mut v: Vec<XactRow> = self.rows.values().copied().collect();
-        v.sort_by(|a, b| {
-            b.usage
-                .total_bytes()
-                .cmp(&a.usage.total_bytes())
-                .then(a.first_lsn.cmp(&b.first_lsn))
-        });
+    pub fn rows_by_bytes(&self) -> Vec<&XactRow> {
+        let mut v: Vec<&XactRow> = self.rows.iter().collect();
+        v.sort_unstable_by_key(|r| (std::cmp::Reverse(r.usage.total_bytes()), r.first_lsn));
         v
     }
 
     /// The rows, most image bytes first; ties by first LSN.
-    pub fn rows_by_fpi(&self) -> Vec<XactRow> {
-        let mut v: Vec<XactRow> = self.rows.values().copied().collect();
-        v.sort_by(|a, b| {
-            b.usage
-                .fpi_bytes
-                .cmp(&a.usage.fpi_bytes)
-                .then(a.first_lsn.cmp(&b.first_lsn))
-        });
+    pub fn rows_by_fpi(&self) -> Vec<&XactRow> {
+        let mut v: Vec<&XactRow> = self.rows.iter().collect();
+        v.sort_unstable_by_key(|r| (std::cmp::Reverse(r.usage.fpi_bytes), r.first_lsn));
         v
     }
 
@@ -216,5 +210,71 @@ impl XactStats {
     /// Every record counted.
     pub fn total(&self) -> Usage {
         self.total
+    }
+}
+
+/// How far past the dense window's end a new xid may lie and still extend it.
+const DENSE_REACH: u32 = 1 << 16;
+
+/// The rows by xid: xids are handed out in order, so most of a range's transactions sit in
+/// one dense window (a vector indexed by `xid - base`, where the rows being written to are
+/// the last few, in cache); the rest (older xids, far jumps) in a map.
+#[derive(Clone, Debug, Default)]
+struct Rows {
+    base: u32,
+    /// Rows of `base + i`; `xid == 0` marks a free slot.
+    dense: Vec<XactRow>,
+    sparse: HashMap<u32, XactRow, IdHash>,
+}
+
+impl Rows {
+    /// The dense index of `xid`, if it is (or may become) in the window.
+    #[inline]
+    fn index(&mut self, xid: u32) -> Option<usize> {
+        if self.dense.is_empty() {
+            self.base = xid;
+        }
+        let i = xid.wrapping_sub(self.base);
+        let len = self.dense.len() as u32;
+        (i < len.saturating_add(DENSE_REACH) && i < u32::MAX / 2).then_some(i as usize)
+    }
+
+    #[inline]
+    fn entry(&mut self, xid: u32, lsn: Lsn) -> &mut XactRow {
+        match self.index(xid) {
+            Some(i) => {
+                if i >= self.dense.len() {
+                    self.dense.resize(i + 1, XactRow::new(0, Lsn(0)));
+                }
+                let row = &mut self.dense[i];
+                if row.xid == 0 {
+                    *row = XactRow::new(xid, lsn);
+                }
+                row
+            }
+            None => self
+                .sparse
+                .entry(xid)
+                .or_insert_with(|| XactRow::new(xid, lsn)),
+        }
+    }
+
+    fn remove(&mut self, xid: u32) -> Option<XactRow> {
+        let i = xid.wrapping_sub(self.base) as usize;
+        match self.dense.get_mut(i) {
+            Some(row) if row.xid == xid => {
+                let r = *row;
+                row.xid = 0;
+                Some(r)
+            }
+            _ => self.sparse.remove(&xid),
+        }
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &XactRow> {
+        self.dense
+            .iter()
+            .filter(|r| r.xid != 0)
+            .chain(self.sparse.values())
     }
 }
