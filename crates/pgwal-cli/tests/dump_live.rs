@@ -210,6 +210,61 @@ fn across_promotion(major: Major) {
             );
         }
     }
+    // --save-fullpage writes the same images (the promotion's checkpoint makes some).
+    let tmp = support::scratch("live-fpi");
+    let (dl, df) = (tmp.path().join("live"), tmp.path().join("files"));
+    let live = dump(&[
+        "-d",
+        &ci,
+        "-s",
+        &s0,
+        "-e",
+        &e0,
+        "-q",
+        "--save-fullpage",
+        s(&dl),
+    ]);
+    let files = dump(&[
+        "--follow-timelines",
+        "-p",
+        s(&wal),
+        "-s",
+        &s0,
+        "-e",
+        &e0,
+        "-q",
+        "--save-fullpage",
+        s(&df),
+    ]);
+    assert!(
+        live.status.success() && files.status.success(),
+        "{}
+{}",
+        text(&live),
+        text(&files)
+    );
+    let images = |d: &std::path::Path| {
+        let mut v: Vec<(String, Vec<u8>)> = std::fs::read_dir(d)
+            .unwrap()
+            .map(|e| {
+                let e = e.unwrap();
+                (
+                    e.file_name().into_string().unwrap(),
+                    std::fs::read(e.path()).unwrap(),
+                )
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    let (il, ifl) = (images(&dl), images(&df));
+    assert!(!ifl.is_empty(), "{major}: no full-page images in the range");
+    assert!(
+        il == ifl,
+        "{major}: {} images live, {} from files",
+        il.len(),
+        ifl.len()
+    );
 }
 
 #[test]

@@ -56,6 +56,9 @@ pub(crate) fn run(
     filters: Filters,
 ) -> anyhow::Result<ExitCode> {
     check(a)?;
+    if let Some(dir) = &a.save_fullpage {
+        super::fullpage::prepare_dir(dir)?;
+    }
     let conninfo = a.dbname.as_deref();
     let start = match (&a.start, &a.slot) {
         (Some(s), _) => StartAt::Lsn(parse_lsn(s)?),
