@@ -15,6 +15,7 @@ mod getopt;
 mod links;
 mod prog;
 mod receive;
+mod report;
 
 use prog::{Prog, Tool, Usage};
 
@@ -28,6 +29,8 @@ enum Cli {
     Archive(archive::ArchiveArgs),
     /// Stream WAL from a server into an archive directory, as pg_receivewal does.
     Receive(receive::ReceiveArgs),
+    /// Write an HTML report about a range of WAL (dump's input options; -o FILE).
+    Report(report::ReportArgs),
     /// Create links named pg_waldump, pg_receivewal and pg_archivecleanup to this binary in DIR
     /// (invoked under those names, pgwal behaves as those tools).
     InstallLinks(links::InstallLinksArgs),
@@ -74,6 +77,7 @@ fn main() -> ExitCode {
         Cli::Dump(args) => dump::run(args, &getopt::Scanned::default()),
         Cli::Archive(args) => archive::run(args),
         Cli::Receive(args) => receive::run(args, &getopt::Scanned::default()),
+        Cli::Report(args) => report::run(args),
         Cli::InstallLinks(args) => links::run(&args),
     };
     finish(result, 1)

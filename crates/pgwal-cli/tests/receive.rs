@@ -566,6 +566,57 @@ fn kill9_receiver_19() {
     kill9_receiver(Major::V19);
 }
 
+/// A `.partial` file holding no valid WAL (a receiver killed right after creating it: a zstd
+/// frame with nothing in it) under another compression's name than this run's: its segment is
+/// streamed again into a file of this run's format, and the empty file must go. It stayed
+/// beside the segment once that was complete, which `kill9_receiver_19` once met as "segment
+/// stored twice" (its last receive resumed such a file, kept over the planted plain copy as
+/// equally long).
+#[test]
+fn partial_without_wal_under_another_format_goes() {
+    let Some(pg) = cluster(Major::V19) else {
+        return;
+    };
+    let ci = conn(&pg);
+    let o = receive(
+        &["-d", &ci, "-S", "empty", "--create-slot"],
+        Duration::from_secs(60),
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let first = lsn(&pg, "SELECT restart_lsn FROM pg_replication_slots WHERE slot_name = 'empty'");
+    let segno = pgwal::SegNo(first / SEG);
+    let base = segno.file_name(pgwal::TimelineId(1), seg_size());
+    let tmp = scratch("emptypartial");
+    let dir = tmp.path().join("archive");
+    fs::create_dir(&dir).unwrap();
+    let spec = pgwal::archive::CompressionSpec {
+        kind: Compression::Zstd,
+        level: None,
+    };
+    let empty = format!("{base}.zst.partial");
+    fs::write(dir.join(&empty), spec.compress(&[], 1).unwrap()).unwrap();
+    pg.sql_load_blocking(500).unwrap();
+    sql(&pg, "SELECT pg_switch_wal()");
+    pg.sql_load_blocking(500).unwrap();
+    let end = lsn(&pg, "SELECT pg_current_wal_flush_lsn()");
+    assert!(end / SEG > segno.0, "the segment did not end");
+    let d = dir.to_str().unwrap();
+    let o = receive(
+        &["-d", &ci, "-S", "empty", "-D", d, "-n", "-E", &format_lsn(end - 1)],
+        Duration::from_secs(120),
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        text(&o).contains(&format!("\"{empty}\" holds no valid WAL")),
+        "{}",
+        text(&o)
+    );
+    let segs = segments(&dir);
+    assert_eq!(segs.get(&(1, segno.0)), Some(&base), "{segs:?}");
+    assert!(!dir.join(&empty).exists(), "{empty} left: {segs:?}");
+    check_against_server(&dir, &pg.pg_wal_dir(), end);
+}
+
 // ---------------------------------------------------------------------------------------------
 // (c) --synchronous: no acknowledged commit is missing after kill -9 of the primary.
 

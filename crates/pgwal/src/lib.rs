@@ -22,6 +22,7 @@ pub mod desc;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod history;
+pub mod insight;
 #[cfg(feature = "replication")]
 pub mod live;
 pub mod lsn;
@@ -31,6 +32,7 @@ pub mod receiver;
 pub mod replication;
 pub mod segment;
 pub mod source;
+pub mod storage;
 pub mod tar;
 pub mod wal;
 

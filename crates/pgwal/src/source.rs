@@ -15,7 +15,9 @@ use crate::segment::{Compression, SegNo, TimelineId, WalFileName, WalSegSize};
 use crate::wal::{DecoderConfig, PageHeader, PgVersion, Record, WalDecoder, WalError};
 
 mod mapped;
-pub use mapped::MappedSegment;
+mod tar_wal;
+pub use mapped::{MappedArchive, MappedSegment};
+pub use tar_wal::{MemberBytes, OnDuplicate, TarWal};
 
 /// The largest segment PostgreSQL allows (1 GB): decompression never produces more.
 pub const MAX_SEGMENT_BYTES: u64 = 1 << 30;
@@ -27,6 +29,8 @@ pub enum WalBytes {
     Mapped(MappedSegment),
     /// Bytes read (and decompressed) into memory.
     Owned(Vec<u8>),
+    /// An uncompressed member of a tar archive ([`TarWal`]).
+    Member(MemberBytes),
 }
 
 impl Deref for WalBytes {
@@ -35,6 +39,37 @@ impl Deref for WalBytes {
         match self {
             WalBytes::Mapped(m) => m,
             WalBytes::Owned(v) => v,
+            WalBytes::Member(m) => m,
+        }
+    }
+}
+
+impl WalBytes {
+    /// Whether the bytes are mapped pages (which readers populate and give back).
+    fn is_mapped(&self) -> bool {
+        match self {
+            WalBytes::Mapped(_) => true,
+            WalBytes::Owned(_) => false,
+            WalBytes::Member(m) => m.is_mapped(),
+        }
+    }
+
+    /// Reads the mapped pages of `from..to` in at once (nothing for bytes in memory).
+    #[inline]
+    fn populate(&self, from: usize, to: usize) {
+        match self {
+            WalBytes::Mapped(m) => m.populate(from / OS_PAGE * OS_PAGE, to),
+            WalBytes::Owned(_) => {}
+            WalBytes::Member(m) => m.populate(from, to),
+        }
+    }
+
+    /// Gives back the mapped pages of `from..to` (`from` page-aligned for a segment).
+    fn give_back(&self, from: usize, to: usize) {
+        match self {
+            WalBytes::Mapped(m) => m.give_back(from, to),
+            WalBytes::Owned(_) => {}
+            WalBytes::Member(m) => m.give_back(from, to),
         }
     }
 }
@@ -102,6 +137,9 @@ pub enum SourceError {
         /// What was wrong.
         reason: String,
     },
+    /// A tar archive could not be read.
+    #[error(transparent)]
+    Tar(#[from] crate::tar::TarError),
 }
 
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> SourceError + '_ {
@@ -288,15 +326,21 @@ pub fn probe_segment(bytes: &[u8]) -> Result<SegmentInfo, ProbeError> {
     })
 }
 
-/// The WAL files of one directory, indexed by timeline and segment.
+/// The WAL files of one directory, indexed by timeline and segment; or the WAL members of a
+/// tar archive, read in place ([`WalDirectory::from_tar`]).
 #[derive(Clone, Debug, Default)]
 pub struct WalDirectory {
     path: PathBuf,
     /// (tli, log, seg) → candidate files.
     segments: BTreeMap<(u32, u32, u32), Vec<(WalFileName, PathBuf)>>,
     histories: BTreeMap<u32, PathBuf>,
+    /// The archive the files are members of (their paths are the archive's path joined with
+    /// their file names).
+    tar: Option<std::sync::Arc<TarWal>>,
 }
 
+/// Which of several files of one segment is read: the lowest (plain, then compressed, then
+/// `.partial` forms); `u8::MAX` for a file that is not a segment.
 fn preference(n: &WalFileName) -> u8 {
     match n {
         WalFileName::Segment {
@@ -325,22 +369,89 @@ impl WalDirectory {
         };
         for entry in std::fs::read_dir(dir).map_err(io_err(dir))? {
             let entry = entry.map_err(io_err(dir))?;
-            let Some(name) = entry.file_name().to_str().and_then(WalFileName::parse) else {
-                continue;
-            };
-            match name {
-                WalFileName::Segment { tli, log, seg, .. } => {
-                    let v = d.segments.entry((tli.0, log, seg)).or_default();
-                    v.push((name, entry.path()));
-                    v.sort_by_key(|(n, _)| preference(n));
-                }
-                WalFileName::History { tli, .. } => {
-                    d.histories.insert(tli.0, entry.path());
-                }
-                WalFileName::Backup { .. } => {}
+            if let Some(name) = entry.file_name().to_str().and_then(WalFileName::parse) {
+                d.add(name, entry.path());
             }
         }
         Ok(d)
+    }
+
+    /// The WAL members of a tar archive as a directory: each member's path is the archive's
+    /// path joined with its file name, and reading it reads the member in place (from the
+    /// mapped archive, or as the compressed archive is decompressed), without writing any
+    /// file.
+    ///
+    /// An uncompressed archive's members are all listed at once. A compressed one is read as
+    /// a stream: [`WalDirectory::segments`] and [`WalDirectory::first_segment`] list only the
+    /// members read so far, while [`read_range`] reads on to the segments it needs.
+    pub fn from_tar(tar: TarWal) -> WalDirectory {
+        let mut d = WalDirectory {
+            path: tar.path().to_owned(),
+            ..WalDirectory::default()
+        };
+        for name in tar.names() {
+            if let Some(parsed) = WalFileName::parse(&name) {
+                d.add(parsed, tar.path().join(&name));
+            }
+        }
+        d.tar = Some(std::sync::Arc::new(tar));
+        d
+    }
+
+    /// Adds the file `name` at `path`.
+    fn add(&mut self, name: WalFileName, path: PathBuf) {
+        match name {
+            WalFileName::Segment { tli, log, seg, .. } => {
+                let v = self.segments.entry((tli.0, log, seg)).or_default();
+                v.push((name, path));
+                v.sort_by_key(|(n, _)| preference(n));
+            }
+            WalFileName::History { tli, .. } => {
+                self.histories.insert(tli.0, path);
+            }
+            WalFileName::Backup { .. } => {}
+        }
+    }
+
+    /// The file to read for segment `segno` of timeline `tli`, as [`WalDirectory::segment`];
+    /// in a compressed archive, read on until it appears (or the archive ends).
+    fn locate(
+        &self,
+        tli: TimelineId,
+        segno: SegNo,
+        seg_size: WalSegSize,
+    ) -> Result<Option<PathBuf>, SourceError> {
+        match &self.tar {
+            Some(tar) if !tar.is_indexed() => {
+                let member = tar.segment_member(&segno.file_name(tli, seg_size))?;
+                Ok(member.map(|m| tar.path().join(m)))
+            }
+            _ => Ok(self.segment(tli, segno, seg_size).map(Path::to_path_buf)),
+        }
+    }
+
+    /// Reads the file at `path` (one this directory listed) whole, decompressing it if its
+    /// content is compressed: [`read_wal_file`] for a file; for an archive member, its bytes
+    /// in place when uncompressed.
+    pub fn read_file(&self, path: &Path) -> Result<WalBytes, SourceError> {
+        let Some(tar) = &self.tar else {
+            return read_wal_file(path);
+        };
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        let bytes = tar.member(name)?.ok_or_else(|| SourceError::Missing {
+            name: name.to_string(),
+            dir: tar.path().to_owned(),
+        })?;
+        let kind = sniff_compression(&bytes[..bytes.len().min(4)]);
+        if kind == Compression::None {
+            return Ok(WalBytes::Member(bytes));
+        }
+        decompress(kind, &bytes)
+            .map(WalBytes::Owned)
+            .map_err(|source| SourceError::Decompress {
+                path: path.to_owned(),
+                source,
+            })
     }
 
     /// The directory's path.
@@ -410,10 +521,17 @@ impl WalDirectory {
 
     /// The history file of timeline `tli`, parsed, if the directory has one.
     pub fn history(&self, tli: TimelineId) -> Result<Option<TimelineHistory>, SourceError> {
-        let Some(path) = self.histories.get(&tli.0) else {
-            return Ok(None);
+        let name = format!("{:08X}.history", tli.0);
+        let path = match (self.histories.get(&tli.0), &self.tar) {
+            (Some(p), _) => p.clone(),
+            // A compressed archive not yet read that far.
+            (None, Some(tar)) if !tar.is_indexed() && tar.member(&name)?.is_some() => {
+                tar.path().join(&name)
+            }
+            (None, _) => return Ok(None),
         };
-        let bytes = read_wal_file(path)?;
+        let path = &path;
+        let bytes = self.read_file(path)?;
         TimelineHistory::parse(&bytes)
             .map(Some)
             .map_err(|e| SourceError::History {
@@ -636,7 +754,7 @@ impl SharedSegments {
                 let Some(Some(bytes)) = m.bytes.get() else {
                     continue;
                 };
-                if !matches!(**bytes, WalBytes::Mapped(_)) {
+                if !bytes.is_mapped() {
                     continue;
                 }
                 let len = bytes.len();
@@ -654,9 +772,7 @@ impl SharedSegments {
             }
         }
         for (bytes, from, to) in done {
-            if let WalBytes::Mapped(map) = &*bytes {
-                map.give_back(from, to);
-            }
+            bytes.give_back(from, to);
         }
     }
 }
@@ -691,7 +807,7 @@ fn read_range_in(
             return Ok(ReadEnd::ReachedEnd);
         }
         let tli = tli_of(segno);
-        let Some(path) = dir.segment(tli, segno, seg_size) else {
+        let Some(path) = dir.locate(tli, segno, seg_size)? else {
             return Ok(ReadEnd::EndOfWal {
                 at: valid_end(&decoder, range.start),
                 reason: None,
@@ -708,7 +824,9 @@ fn read_range_in(
         let seg_end = Lsn(seg_start.0.saturating_add(seg_size.bytes()));
         let next = segno.next();
         let may_change = live && !segment_begun(dir, tli_of(next), next, seg_size);
+        let path = path.as_path();
         let fed = for_each_piece(
+            dir,
             path,
             sizes,
             seg_end,
@@ -821,7 +939,9 @@ const RELEASE_EVERY: usize = 8 << 20;
 /// `sizes` is (offset, limit, segment size), `seg_end` where the segment's WAL ends; mappings
 /// of complete segments come from `shared` if given. A file that `may_change` (being written)
 /// is read, never mapped.
+#[allow(clippy::too_many_arguments)]
 fn for_each_piece(
+    dir: &WalDirectory,
     path: &Path,
     (offset, limit, seg_bytes): (usize, usize, u64),
     seg_end: Lsn,
@@ -833,7 +953,25 @@ fn for_each_piece(
     use std::io::{Seek, SeekFrom};
     // Another reader loaded this segment already (and found it a usable whole).
     if let Some(bytes) = shared.and_then(|sh| sh.cached(path)) {
-        return Ok(feed_whole(&bytes, offset, limit, f));
+        return Ok(feed_whole(&bytes, offset, limit, Release::Shared, f));
+    }
+    if dir.tar.is_some() {
+        // An archive member: its bytes in place (or decompressed), never a file.
+        let partial = path.extension().is_some_and(|e| e == "partial");
+        let fits = |len: usize| partial || len as u64 == seg_bytes;
+        let load = || dir.read_file(path).ok().filter(|w| fits(w.len()));
+        if let Some(whole) = shared.and_then(|sh| sh.get_or_load(path, seg_end, load)) {
+            return Ok(feed_whole(&whole, offset, limit, Release::Shared, f));
+        }
+        let whole = dir.read_file(path)?;
+        if !fits(whole.len()) {
+            return Err(SourceError::WrongSize {
+                path: path.to_owned(),
+                size: whole.len() as u64,
+                expected: seg_bytes,
+            });
+        }
+        return Ok(feed_whole(&whole, offset, limit, Release::AsItGoes, f));
     }
     let mut file = File::open(path).map_err(io_err(path))?;
     let mut head = [0u8; 4];
@@ -851,13 +989,13 @@ fn for_each_piece(
         let fits = |len: usize| partial || len as u64 == seg_bytes;
         let load = || read_wal_file(path).ok().filter(|w| fits(w.len()));
         if let Some(whole) = shared.and_then(|sh| sh.get_or_load(path, seg_end, load)) {
-            return Ok(feed_whole(&whole, offset, limit, f));
+            return Ok(feed_whole(&whole, offset, limit, Release::Shared, f));
         }
         let whole = read_wal_file(path)?;
         if !fits(whole.len()) {
             return Err(wrong(whole.len() as u64));
         }
-        return Ok(feed_whole(&whole, offset, limit, f));
+        return Ok(feed_whole(&whole, offset, limit, Release::AsItGoes, f));
     }
     let size = file.metadata().map_err(io_err(path))?.len();
     // A segment being written that is short (another process truncated it) is read as far as
@@ -869,13 +1007,14 @@ fn for_each_piece(
         .filter(|_| size <= MAX_SEGMENT_BYTES && mappable)
         .and_then(|sh| sh.get_or_load(path, seg_end, || map_segment(&file).map(WalBytes::Mapped)))
     {
-        return Ok(feed_whole(&bytes, offset, limit, f));
+        return Ok(feed_whole(&bytes, offset, limit, Release::Shared, f));
     }
     if size <= MAX_SEGMENT_BYTES && mappable {
         // A complete segment is mapped; a `.partial` one, or one being written, may still
         // change (or be truncated, which would fault a mapping), so it is read.
         if let Some(map) = map_segment(&file) {
-            return Ok(feed_mapped(&map, offset, limit, Release::AsItGoes, f));
+            let bytes = WalBytes::Mapped(map);
+            return Ok(feed_whole(&bytes, offset, limit, Release::AsItGoes, f));
         }
     }
     file.seek(SeekFrom::Start(offset as u64))
@@ -928,31 +1067,38 @@ enum Release {
     Shared,
 }
 
-/// Feeds the bytes `offset..limit` of a mapped segment to `f` piece by piece, mapping each
-/// piece's pages in one call rather than one fault per few pages; stops early when `f` returns
-/// false. Returns how many bytes were fed.
-fn feed_mapped(
-    map: &MappedSegment,
+/// Feeds the bytes `offset..limit` of a segment's bytes to `f`, stopping early when `f`
+/// returns false; returns how many bytes were fed. Mapped bytes (a segment file, a member of
+/// an uncompressed archive) go piece by piece, each piece's pages mapped in one call rather
+/// than one fault per few pages, and are given back as `release` says; bytes in memory go at
+/// once.
+fn feed_whole(
+    bytes: &WalBytes,
     offset: usize,
     limit: usize,
     release: Release,
     mut f: impl FnMut(&[u8]) -> bool,
 ) -> usize {
+    if !bytes.is_mapped() {
+        let data = bytes.get(offset..limit.min(bytes.len())).unwrap_or(&[]);
+        f(data);
+        return data.len();
+    }
     let piece = match release {
         Release::AsItGoes => PIECE,
         Release::Shared => SHARED_PIECE,
     };
-    let end = limit.min(map.len());
+    let end = limit.min(bytes.len());
     let mut pos = offset.min(end);
     // Pages before this are given back.
     let mut kept_from = (pos / OS_PAGE) * OS_PAGE;
     while pos < end {
         let next = (pos + piece).min(end);
-        map.populate((pos / OS_PAGE) * OS_PAGE, next);
-        let go_on = f(&map[pos..next]);
+        bytes.populate(pos, next);
+        let go_on = f(&bytes[pos..next]);
         if release == Release::AsItGoes && next < end && next - kept_from >= RELEASE_EVERY {
             let upto = (next / OS_PAGE) * OS_PAGE;
-            map.give_back(kept_from, upto);
+            bytes.give_back(kept_from, upto);
             kept_from = upto;
         }
         pos = next;
@@ -960,26 +1106,11 @@ fn feed_mapped(
             break;
         }
     }
-    pos - offset
-}
-
-/// Feeds the bytes `offset..limit` of a whole segment's bytes to `f`: a mapping (shared with
-/// readers of other parts, which give its pages back together) piece by piece
-/// ([`feed_mapped`]), bytes in memory at once. Returns how many bytes were fed.
-fn feed_whole(
-    bytes: &WalBytes,
-    offset: usize,
-    limit: usize,
-    mut f: impl FnMut(&[u8]) -> bool,
-) -> usize {
-    match bytes {
-        WalBytes::Mapped(map) => feed_mapped(map, offset, limit, Release::Shared, f),
-        WalBytes::Owned(whole) => {
-            let data = whole.get(offset..limit.min(whole.len())).unwrap_or(&[]);
-            f(data);
-            data.len()
-        }
+    // A segment's own mapping goes with it; an archive's stays, so its pages are given back.
+    if release == Release::AsItGoes && matches!(bytes, WalBytes::Member(_)) {
+        bytes.give_back(kept_from, pos);
     }
+    pos - offset
 }
 
 /// Reads until `buf` is full or the file ends.

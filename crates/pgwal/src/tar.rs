@@ -2,21 +2,31 @@
 //! `pg_wal.tar`), plain or compressed with gzip, LZ4 (frame) or zstd: pg_waldump 19's `-p`
 //! input, here for WAL of every major.
 //!
-//! [`extract_wal`] streams the archive once and writes each WAL segment and history file member
-//! into a directory, which then reads like any other ([`crate::source::WalDirectory`]).
-//! Members that are not WAL are skipped without being kept. Only the ustar and GNU formats are
+//! This module reads the tar format only; nothing is written anywhere. An uncompressed archive
+//! is held in memory (a mapping) and [`index`] finds where each WAL member's bytes lie in it, so
+//! that they are read in place. A compressed one is decompressed as a stream and
+//! [`MemberStream`] hands over each WAL member's bytes in archive order.
+//! [`crate::source::TarWal`] builds WAL reading on the two.
+//!
+//! A WAL member is a regular file at the top of the archive or under `pg_wal/` (as pg_waldump
+//! 19 takes them; members elsewhere are skipped) whose file name is a WAL segment (plain,
+//! compressed or `.partial`) or a timeline history file. Of several members with one file name
+//! the first counts; the others are reported as duplicates. Only the ustar and GNU formats are
 //! read; pax extended headers are refused, as pg_waldump refuses them.
 
+use std::collections::HashSet;
 use std::fs::File;
-use std::io::{self, BufReader, Read, Write};
+use std::io::{self, BufReader, Read};
 use std::path::{Path, PathBuf};
 
 use crate::segment::{Compression, WalFileName};
 
 /// Size of a tar block (header or data).
 const BLOCK: usize = 512;
-/// Piece size for copying a member out (a WAL segment is usually 16 MB).
-const COPY_BUF: usize = 1 << 20;
+/// The largest WAL member read: a segment is at most 1 GB.
+const MAX_MEMBER: u64 = 1 << 30;
+/// The longest GNU long name accepted.
+const MAX_LONG_NAME: u64 = 64 << 10;
 
 /// Errors reading WAL from a tar archive. Each names the archive; messages follow
 /// pg_waldump 19's wording where it has one.
@@ -30,13 +40,15 @@ pub enum TarError {
         /// The cause.
         source: io::Error,
     },
-    /// Writing an extracted member failed.
-    #[error("could not write \"{}\": {source}", path.display())]
-    Write {
-        /// The file being written.
-        path: PathBuf,
-        /// The cause.
-        source: io::Error,
+    /// A member named as WAL is larger than any WAL file (or a long name is too long).
+    #[error("tar member \"{name}\" in \"{}\" is too large ({size} bytes) to be WAL", archive.display())]
+    TooLarge {
+        /// The archive.
+        archive: PathBuf,
+        /// The member's path in the archive.
+        name: String,
+        /// Its size according to its header.
+        size: u64,
     },
     /// A header block is not a tar header (bad checksum or no ustar magic).
     #[error("input file does not appear to be a valid tar archive: \"{}\" (header at offset {offset})", archive.display())]
@@ -114,28 +126,230 @@ pub fn archive_kind(path: &Path) -> Option<Compression> {
     .map(|(_, c)| c)
 }
 
-/// What [`extract_wal`] wrote.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct Extracted {
-    /// WAL segment files written (file names).
-    pub segments: Vec<String>,
-    /// Timeline history files written.
-    pub histories: Vec<String>,
-    /// Members skipped because a file of the same name was already extracted (pg_waldump:
-    /// "ignoring duplicate WAL").
-    pub duplicates: Vec<String>,
+/// A WAL member of an archive.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WalMember {
+    /// The member's path in the archive, as its header gives it.
+    pub path: String,
+    /// Its file name: a WAL segment (plain, compressed or `.partial`) or a history file.
+    pub name: String,
+    /// Where its bytes begin in the (decompressed) archive.
+    pub offset: u64,
+    /// How many bytes it has.
+    pub size: u64,
 }
 
-/// Streams `archive` (compressed as `kind`) and writes every member whose file name is a WAL
-/// segment (plain, compressed or `.partial`) or a timeline history file into `into`, under that
-/// file name. The first of several members with one name wins.
-pub fn extract_wal(archive: &Path, kind: Compression, into: &Path) -> Result<Extracted, TarError> {
+/// What a header block announces.
+enum Entry {
+    /// The end-of-archive marker (a zero block).
+    End,
+    /// A GNU long name of `size` bytes for the next header.
+    LongName { size: u64 },
+    /// A member of `size` bytes (padded to whole blocks) named `path`; `regular` for a file.
+    Member {
+        path: String,
+        size: u64,
+        regular: bool,
+    },
+}
+
+/// Reads the header block `h` at `offset` of `archive`.
+fn parse_header(h: &[u8; BLOCK], offset: u64, archive: &Path) -> Result<Entry, TarError> {
+    if h.iter().all(|&b| b == 0) {
+        return Ok(Entry::End);
+    }
+    let not_tar = || TarError::NotTar {
+        archive: archive.to_path_buf(),
+        offset,
+    };
+    if !checksum_ok(h) || &h[257..262] != b"ustar" {
+        return Err(not_tar());
+    }
+    let size = octal(&h[124..136]).ok_or_else(not_tar)?;
+    match h[156] {
+        b'x' | b'g' => Err(TarError::Pax {
+            archive: archive.to_path_buf(),
+            offset,
+        }),
+        b'L' => Ok(Entry::LongName { size }),
+        flag => Ok(Entry::Member {
+            path: header_name(h),
+            size,
+            regular: matches!(flag, b'0' | 0),
+        }),
+    }
+}
+
+/// The file name of the member at `path` if it is a WAL member: a regular file at the top or
+/// under `pg_wal/` (`.` components ignored) named as a WAL segment or history file. Empty and
+/// unsafe (absolute, `..`) paths are errors.
+fn wal_name(path: &str, regular: bool, offset: u64, archive: &Path) -> Result<Option<String>, TarError> {
+    if path.is_empty() {
+        return Err(TarError::EmptyName {
+            archive: archive.to_path_buf(),
+            offset,
+        });
+    }
+    if path.starts_with('/') || path.split('/').any(|part| part == "..") {
+        return Err(TarError::UnsafeName {
+            archive: archive.to_path_buf(),
+            name: path.to_string(),
+        });
+    }
+    if !regular {
+        return Ok(None);
+    }
+    let parts: Vec<&str> = path
+        .split('/')
+        .filter(|p| !p.is_empty() && *p != ".")
+        .collect();
+    let (name, dirs) = match parts.split_last() {
+        Some((name, dirs)) => (*name, dirs),
+        None => return Ok(None),
+    };
+    if !matches!(dirs, [] | ["pg_wal"]) {
+        return Ok(None);
+    }
+    let wal = WalFileName::parse(name).filter(|n| !matches!(n, WalFileName::Backup { .. }));
+    Ok(wal.map(|_| name.to_string()))
+}
+
+/// The WAL members of an uncompressed archive, found by [`index`].
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Index {
+    /// The WAL members, in archive order (the first of several with one file name).
+    pub members: Vec<WalMember>,
+    /// Later members with a file name already taken (pg_waldump: "ignoring duplicate WAL").
+    pub duplicates: Vec<WalMember>,
+}
+
+/// Finds the WAL members of the uncompressed archive `bytes` (`archive` names it in errors):
+/// only header blocks are read, so the members' bytes are not touched. An archive without
+/// a WAL segment is [`TarError::NoWal`].
+pub fn index(bytes: &[u8], archive: &Path) -> Result<Index, TarError> {
+    let mut out = Index::default();
+    let mut taken = HashSet::new();
+    let mut offset = 0u64;
+    let mut long_name: Option<String> = None;
+    let len = bytes.len() as u64;
+    loop {
+        let at = usize::try_from(offset).unwrap_or(usize::MAX);
+        let Some(block) = bytes.get(at..at.saturating_add(BLOCK)) else {
+            if offset < len {
+                // A piece of a block at the end.
+                return Err(TarError::NotTar {
+                    archive: archive.to_path_buf(),
+                    offset,
+                });
+            }
+            break; // no end-of-archive blocks: tolerated, as GNU tar does
+        };
+        let header: &[u8; BLOCK] = block.try_into().unwrap_or(&[0; BLOCK]);
+        let entry = parse_header(header, offset, archive)?;
+        let data = offset + BLOCK as u64;
+        let (path, size, regular) = match entry {
+            Entry::End => break,
+            Entry::LongName { size } => {
+                let name = bytes
+                    .get(data as usize..)
+                    .and_then(|b| b.get(..usize::try_from(size).ok()?))
+                    .ok_or_else(|| truncated(archive, "././@LongLink", len - data, size))?;
+                long_name = Some(long_name_of(name));
+                offset = data + size.div_ceil(BLOCK as u64) * BLOCK as u64;
+                continue;
+            }
+            Entry::Member {
+                path,
+                size,
+                regular,
+            } => (long_name.take().unwrap_or(path), size, regular),
+        };
+        if data.saturating_add(size) > len {
+            return Err(truncated(archive, &path, len.saturating_sub(data), size));
+        }
+        if let Some(name) = wal_name(&path, regular, offset, archive)? {
+            let m = WalMember {
+                path,
+                name,
+                offset: data,
+                size,
+            };
+            if taken.insert(m.name.clone()) {
+                out.members.push(m);
+            } else {
+                out.duplicates.push(m);
+            }
+        }
+        // Padding after the last member may be missing: tolerated, the next read ends.
+        offset = data + size.div_ceil(BLOCK as u64) * BLOCK as u64;
+    }
+    if !out.members.iter().any(|m| is_segment(&m.name)) {
+        return Err(TarError::NoWal {
+            archive: archive.to_path_buf(),
+        });
+    }
+    Ok(out)
+}
+
+/// Whether a WAL member's file name is a segment's (not a history file's).
+fn is_segment(name: &str) -> bool {
+    matches!(WalFileName::parse(name), Some(WalFileName::Segment { .. }))
+}
+
+fn truncated(archive: &Path, name: &str, read: u64, size: u64) -> TarError {
+    TarError::Truncated {
+        archive: archive.to_path_buf(),
+        name: name.to_string(),
+        read,
+        size,
+    }
+}
+
+/// A GNU long name's data: the name up to its first NUL.
+fn long_name_of(data: &[u8]) -> String {
+    let end = data.iter().position(|&b| b == 0).unwrap_or(data.len());
+    String::from_utf8_lossy(&data[..end]).into_owned()
+}
+
+/// What [`MemberStream::next`] found.
+#[derive(Debug)]
+pub enum Found {
+    /// A WAL member and its bytes.
+    Member(WalMember, Vec<u8>),
+    /// A member whose file name an earlier member already had (its bytes are skipped).
+    Duplicate(WalMember),
+}
+
+/// An archive read as a stream (decompressed as it is read), WAL member by WAL member; other
+/// members are skipped. Each WAL member is read whole into memory when reached.
+pub struct MemberStream<R> {
+    reader: R,
+    archive: PathBuf,
+    offset: u64,
+    taken: HashSet<String>,
+    ended: bool,
+}
+
+impl<R> std::fmt::Debug for MemberStream<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemberStream")
+            .field("archive", &self.archive)
+            .field("offset", &self.offset)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Opens `archive` (compressed as `kind`) as a [`MemberStream`].
+pub fn open_stream(
+    archive: &Path,
+    kind: Compression,
+) -> Result<MemberStream<Box<dyn Read + Send>>, TarError> {
     let read_err = |source| TarError::Read {
         archive: archive.to_path_buf(),
         source,
     };
     let file = BufReader::with_capacity(1 << 20, File::open(archive).map_err(read_err)?);
-    let reader: Box<dyn Read> = match kind {
+    let reader: Box<dyn Read + Send> = match kind {
         Compression::None => Box::new(file),
         Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(file)),
         Compression::Lz4 => Box::new(lz4_flex::frame::FrameDecoder::new(file)),
@@ -149,200 +363,145 @@ pub fn extract_wal(archive: &Path, kind: Compression, into: &Path) -> Result<Ext
             "zstd-compressed archive, and this build of pgwal has no zstd (the \"zstd\" feature)",
         ))),
     };
-    extract_from(reader, archive, into)
+    Ok(MemberStream::new(reader, archive))
 }
 
-/// [`extract_wal`] over an already decompressed stream; `archive` only names it in errors.
-pub fn extract_from(
-    mut reader: impl Read,
-    archive: &Path,
-    into: &Path,
-) -> Result<Extracted, TarError> {
-    let archive_buf = || archive.to_path_buf();
-    let mut out = Extracted::default();
-    let mut header = [0u8; BLOCK];
-    let mut offset = 0u64;
-    // A GNU long name (type `L`) applies to the next header.
-    let mut long_name: Option<String> = None;
-    loop {
-        let got = read_full(&mut reader, &mut header).map_err(|source| TarError::Read {
-            archive: archive_buf(),
+impl<R: Read> MemberStream<R> {
+    /// Reads the (decompressed) archive `reader`; `archive` names it in errors.
+    pub fn new(reader: R, archive: &Path) -> MemberStream<R> {
+        MemberStream {
+            reader,
+            archive: archive.to_path_buf(),
+            offset: 0,
+            taken: HashSet::new(),
+            ended: false,
+        }
+    }
+
+    /// The next WAL member with its bytes (or a duplicate's name), or `None` at the end of the
+    /// archive.
+    pub fn next(&mut self) -> Result<Option<Found>, TarError> {
+        let archive = self.archive.clone();
+        let read_err = |source| TarError::Read {
+            archive: archive.clone(),
             source,
-        })?;
-        if got == 0 {
-            break; // no end-of-archive blocks: tolerated, as GNU tar does
-        }
-        if got < BLOCK {
-            return Err(TarError::NotTar {
-                archive: archive_buf(),
-                offset,
-            });
-        }
-        if header.iter().all(|&b| b == 0) {
-            break; // end-of-archive marker
-        }
-        if !checksum_ok(&header) || &header[257..262] != b"ustar" {
-            return Err(TarError::NotTar {
-                archive: archive_buf(),
-                offset,
-            });
-        }
-        let size = octal(&header[124..136]).ok_or(TarError::NotTar {
-            archive: archive_buf(),
-            offset,
-        })?;
-        let typeflag = header[156];
-        if matches!(typeflag, b'x' | b'g') {
-            return Err(TarError::Pax {
-                archive: archive_buf(),
-                offset,
-            });
-        }
-        let name = match long_name.take() {
-            Some(n) => n,
-            None => header_name(&header),
         };
-        let header_offset = offset;
-        offset += BLOCK as u64;
-        let padded = size.div_ceil(BLOCK as u64) * BLOCK as u64;
-        if typeflag == b'L' {
-            let mut buf = Vec::new();
-            copy_member(
-                &mut reader,
-                (&mut buf, None),
-                size,
-                padded,
-                archive,
-                "././@LongLink",
-            )?;
-            let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
-            long_name = Some(String::from_utf8_lossy(&buf[..end]).into_owned());
-            offset += padded;
-            continue;
-        }
-        if name.is_empty() {
-            return Err(TarError::EmptyName {
-                archive: archive_buf(),
-                offset: header_offset,
-            });
-        }
-        if name.starts_with('/') || name.split('/').any(|part| part == "..") {
-            return Err(TarError::UnsafeName {
-                archive: archive_buf(),
-                name,
-            });
-        }
-        let base = name.rsplit('/').next().unwrap_or(&name).to_string();
-        let regular = matches!(typeflag, b'0' | 0);
-        let wal = regular
-            .then(|| WalFileName::parse(&base))
-            .flatten()
-            .filter(|n| !matches!(n, WalFileName::Backup { .. }));
-        match wal {
-            Some(kind) => {
-                let dest = into.join(&base);
-                if dest.exists() {
-                    out.duplicates.push(base);
-                    copy_member(
-                        &mut reader,
-                        (&mut io::sink(), None),
-                        size,
-                        padded,
-                        archive,
-                        &name,
-                    )?;
-                } else {
-                    let mut f = File::create(&dest).map_err(|source| TarError::Write {
-                        path: dest.clone(),
-                        source,
-                    })?;
-                    copy_member(
-                        &mut reader,
-                        (&mut f, Some(&dest)),
-                        size,
-                        padded,
-                        archive,
-                        &name,
-                    )?;
-                    if matches!(kind, WalFileName::History { .. }) {
-                        out.histories.push(base);
-                    } else {
-                        out.segments.push(base);
-                    }
-                }
+        let mut long_name: Option<String> = None;
+        let mut header = [0u8; BLOCK];
+        while !self.ended {
+            let got = read_full(&mut self.reader, &mut header).map_err(read_err)?;
+            if got == 0 {
+                self.ended = true; // no end-of-archive blocks: tolerated, as GNU tar does
+                break;
             }
-            None => copy_member(
-                &mut reader,
-                (&mut io::sink(), None),
+            if got < BLOCK {
+                return Err(TarError::NotTar {
+                    archive,
+                    offset: self.offset,
+                });
+            }
+            let header_at = self.offset;
+            let entry = parse_header(&header, header_at, &archive)?;
+            self.offset += BLOCK as u64;
+            let (path, size, regular) = match entry {
+                Entry::End => {
+                    self.ended = true;
+                    break;
+                }
+                Entry::LongName { size } => {
+                    if size > MAX_LONG_NAME {
+                        return Err(TarError::TooLarge {
+                            archive,
+                            name: "././@LongLink".into(),
+                            size,
+                        });
+                    }
+                    let data = self.read_member("././@LongLink", size)?;
+                    long_name = Some(long_name_of(&data));
+                    continue;
+                }
+                Entry::Member {
+                    path,
+                    size,
+                    regular,
+                } => (long_name.take().unwrap_or(path), size, regular),
+            };
+            let Some(name) = wal_name(&path, regular, header_at, &archive)? else {
+                self.skip_member(&path, size)?;
+                continue;
+            };
+            let m = WalMember {
+                path,
+                name,
+                offset: self.offset,
                 size,
-                padded,
-                archive,
-                &name,
-            )?,
+            };
+            if !self.taken.insert(m.name.clone()) {
+                self.skip_member(&m.path, size)?;
+                return Ok(Some(Found::Duplicate(m)));
+            }
+            if size > MAX_MEMBER {
+                return Err(TarError::TooLarge {
+                    archive,
+                    name: m.path,
+                    size,
+                });
+            }
+            let data = self.read_member(&m.path, size)?;
+            return Ok(Some(Found::Member(m, data)));
         }
-        offset += padded;
+        Ok(None)
     }
-    if out.segments.is_empty() {
-        return Err(TarError::NoWal {
-            archive: archive_buf(),
-        });
-    }
-    Ok(out)
-}
 
-/// Copies a member's `size` bytes to `to` (the file `dest`, if it is one) and skips its padding
-/// up to `padded`.
-fn copy_member(
-    reader: &mut impl Read,
-    (to, dest): (&mut impl Write, Option<&Path>),
-    size: u64,
-    padded: u64,
-    archive: &Path,
-    name: &str,
-) -> Result<(), TarError> {
-    // Large pieces: `io::copy`'s 8 kB buffer costs a write call per 8 kB of segment.
-    let mut buf = vec![0u8; COPY_BUF.min(usize::try_from(size).unwrap_or(COPY_BUF))];
-    let mut copied = 0u64;
-    while copied < size {
-        let want = buf
-            .len()
-            .min(usize::try_from(size - copied).unwrap_or(buf.len()));
-        let n = read_full(reader, &mut buf[..want]).map_err(|source| TarError::Read {
-            archive: archive.to_path_buf(),
-            source,
-        })?;
-        if n == 0 {
-            break;
+    /// Reads a member's `size` bytes and skips its padding.
+    fn read_member(&mut self, name: &str, size: u64) -> Result<Vec<u8>, TarError> {
+        let mut data = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
+        (&mut self.reader)
+            .take(size)
+            .read_to_end(&mut data)
+            .map_err(|source| TarError::Read {
+                archive: self.archive.clone(),
+                source,
+            })?;
+        if (data.len() as u64) < size {
+            return Err(truncated(&self.archive, name, data.len() as u64, size));
         }
-        to.write_all(&buf[..n]).map_err(|source| TarError::Write {
-            path: dest.map_or_else(|| PathBuf::from(name), Path::to_path_buf),
-            source,
-        })?;
-        copied += n as u64;
+        self.offset += size;
+        self.skip_padding(name, size)?;
+        Ok(data)
     }
-    if copied < size {
-        return Err(TarError::Truncated {
-            archive: archive.to_path_buf(),
-            name: name.to_string(),
-            read: copied,
-            size,
-        });
+
+    /// Skips a member's `size` bytes and its padding.
+    fn skip_member(&mut self, name: &str, size: u64) -> Result<(), TarError> {
+        let skipped = io::copy(&mut (&mut self.reader).take(size), &mut io::sink()).map_err(
+            |source| TarError::Read {
+                archive: self.archive.clone(),
+                source,
+            },
+        )?;
+        if skipped < size {
+            return Err(truncated(&self.archive, name, skipped, size));
+        }
+        self.offset += size;
+        self.skip_padding(name, size)
     }
-    let pad = padded - size;
-    let skipped =
-        io::copy(&mut reader.take(pad), &mut io::sink()).map_err(|source| TarError::Read {
-            archive: archive.to_path_buf(),
-            source,
-        })?;
-    if skipped < pad {
-        return Err(TarError::Truncated {
-            archive: archive.to_path_buf(),
-            name: name.to_string(),
-            read: size,
-            size: padded,
-        });
+
+    /// Skips the padding after a member of `size` bytes. Missing padding at the very end of
+    /// the archive is tolerated: the next header read finds the end.
+    fn skip_padding(&mut self, name: &str, size: u64) -> Result<(), TarError> {
+        let pad = size.div_ceil(BLOCK as u64) * BLOCK as u64 - size;
+        let skipped = io::copy(&mut (&mut self.reader).take(pad), &mut io::sink()).map_err(
+            |source| TarError::Read {
+                archive: self.archive.clone(),
+                source,
+            },
+        )?;
+        self.offset += skipped;
+        if skipped > 0 && skipped < pad {
+            return Err(truncated(&self.archive, name, size, size + pad));
+        }
+        Ok(())
     }
-    Ok(())
 }
 
 /// Reads until `buf` is full or the stream ends; returns how much was read.
@@ -444,37 +603,77 @@ mod tests {
         t
     }
 
+    /// The WAL members (file name, bytes) and duplicates (paths) of `t`, read both ways: by
+    /// [`index`] over the bytes and by a [`MemberStream`]; both must agree.
+    fn both(t: &[u8], archive: &str) -> Result<(Vec<(String, Vec<u8>)>, Vec<String>), String> {
+        let archive = Path::new(archive);
+        let indexed = index(t, archive).map(|ix| {
+            let members = ix
+                .members
+                .iter()
+                .map(|m| {
+                    let at = m.offset as usize;
+                    (m.name.clone(), t[at..at + m.size as usize].to_vec())
+                })
+                .collect::<Vec<_>>();
+            let dups = ix.duplicates.iter().map(|m| m.path.clone()).collect::<Vec<_>>();
+            (members, dups)
+        });
+        let mut stream = MemberStream::new(t, archive);
+        let mut streamed = (Vec::new(), Vec::new());
+        let streamed = loop {
+            match stream.next() {
+                Ok(Some(Found::Member(m, data))) => streamed.0.push((m.name, data)),
+                Ok(Some(Found::Duplicate(m))) => streamed.1.push(m.path),
+                Ok(None) if streamed.0.iter().any(|(n, _)| is_segment(n)) => break Ok(streamed),
+                Ok(None) => {
+                    break Err(TarError::NoWal {
+                        archive: archive.to_path_buf(),
+                    })
+                }
+                Err(e) => break Err(e),
+            }
+        };
+        let (a, b) = (
+            indexed.map_err(|e| e.to_string()),
+            streamed.map_err(|e| e.to_string()),
+        );
+        assert_eq!(a, b, "index and stream differ");
+        a
+    }
+
     #[test]
-    fn keeps_wal_members_only_and_the_first_duplicate() {
-        let dir = tempfile::tempdir().unwrap();
+    fn keeps_wal_members_at_the_top_or_in_pg_wal_and_the_first_duplicate() {
         let t = tar(&[
             ("PG_VERSION", b"19\n", b'0'),
-            ("pg_wal/000000010000000000000001", b"first", b'0'),
+            ("./pg_wal/000000010000000000000001", b"first", b'0'),
             (
                 "pg_wal/00000002.history",
                 b"1\t0/3000000\tno recovery target specified\n",
                 b'0',
             ),
-            ("other/000000010000000000000001", b"second", b'0'),
+            ("other/000000010000000000000003", b"elsewhere", b'0'),
+            ("000000010000000000000001", b"second", b'0'),
             ("pg_wal/archive_status", b"", b'5'),
+            ("000000010000000000000002.zst", b"z", b'0'),
         ]);
-        let got = extract_from(&t[..], "x.tar".as_ref(), dir.path()).unwrap();
-        assert_eq!(got.segments, ["000000010000000000000001"]);
-        assert_eq!(got.histories, ["00000002.history"]);
-        assert_eq!(got.duplicates, ["000000010000000000000001"]);
-        let data = std::fs::read(dir.path().join("000000010000000000000001")).unwrap();
-        assert_eq!(data, b"first");
-        assert!(!dir.path().join("PG_VERSION").exists());
+        let (members, dups) = both(&t, "x.tar").unwrap();
+        let names: Vec<&str> = members.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "000000010000000000000001",
+                "00000002.history",
+                "000000010000000000000002.zst"
+            ]
+        );
+        assert_eq!(members[0].1, b"first");
+        assert_eq!(dups, ["000000010000000000000001"]);
     }
 
     #[test]
     fn errors_name_the_archive_and_the_problem() {
-        let dir = tempfile::tempdir().unwrap();
-        let ex = |t: &[u8]| {
-            extract_from(t, "a.tar".as_ref(), dir.path())
-                .unwrap_err()
-                .to_string()
-        };
+        let ex = |t: &[u8]| both(t, "a.tar").unwrap_err();
         let msg = ex(&tar(&[("PG_VERSION", b"19\n", b'0')]));
         assert_eq!(msg, "could not find WAL in archive \"a.tar\"");
         let msg = ex(&tar(&[("../000000010000000000000001", b"x", b'0')]));
@@ -499,5 +698,23 @@ mod tests {
             msg.contains("while reading \"000000010000000000000002\": read 1000 of 2000 bytes"),
             "{msg}"
         );
+    }
+
+    #[test]
+    fn gnu_long_names_are_read() {
+        let long = format!("pg_wal/{}/../000000010000000000000001", "d".repeat(120));
+        let t = tar(&[
+            ("././@LongLink", format!("{long}\0").as_bytes(), b'L'),
+            ("truncated-name", b"wal", b'0'),
+        ]);
+        // `..` is refused wherever it is.
+        assert!(both(&t, "l.tar").unwrap_err().contains("unsafe path name"));
+        let long = format!("{}pg_wal/000000010000000000000001", "./".repeat(60));
+        let t = tar(&[
+            ("././@LongLink", format!("{long}\0").as_bytes(), b'L'),
+            ("truncated-name", b"wal", b'0'),
+        ]);
+        let (members, _) = both(&t, "l.tar").unwrap();
+        assert_eq!(members, [("000000010000000000000001".to_string(), b"wal".to_vec())]);
     }
 }

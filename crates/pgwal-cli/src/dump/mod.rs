@@ -12,6 +12,8 @@ use clap::{Args, ValueEnum};
 use crate::getopt::Scanned;
 use crate::prog::{self, Usage};
 pub(crate) use options::parse_lsn;
+pub(crate) use insight::utc as utc_text;
+pub use insight::report;
 pub use options::{check_options, help_page, Checked};
 use options::{
     parse_block, parse_fork, parse_limit, parse_relation, parse_rmgr, parse_stats, parse_timeline,
@@ -23,8 +25,10 @@ use pgwal::{Lsn, TimelineId, WalFileName};
 
 mod fastfmt;
 mod fullpage;
+mod insight;
 mod json;
 mod live;
+mod names;
 mod options;
 mod parallel;
 mod pgmsg;
@@ -117,6 +121,17 @@ pub struct DumpArgs {
     /// Exit 1 at the end of valid WAL, as pg_waldump does, instead of 0.
     #[arg(long = "waldump-exit")]
     waldump_exit: bool,
+    /// With --stats=relation or --stats=xid: show the N rows with the most WAL (default 20;
+    /// 0: all).
+    #[arg(long = "top", value_name = "N")]
+    top: Option<usize>,
+    /// With --stats=relation: name databases, tablespaces and relations through an ordinary
+    /// connection to this server (libpq connection string or URI).
+    #[arg(long = "names", value_name = "CONNSTR")]
+    names: Option<String>,
+    /// `pgwal report`: the HTML file to write instead of any output.
+    #[arg(skip)]
+    report: Option<PathBuf>,
     /// Decode WAL streamed from the server CONNSTR (a connection string or URI, with the PG*
     /// variables and password file, as `receive -d`) instead of reading files.
     #[arg(short = 'd', long = "dbname", value_name = "CONNSTR")]
@@ -375,6 +390,37 @@ fn locate(a: &DumpArgs) -> anyhow::Result<Plan> {
     })
 }
 
+/// The plan for WAL in a tar archive ([`tar_input`]): `-s` gives the start (required there),
+/// `-t` the timeline (else 1), and the archive's first segment the segment size and version.
+fn locate_in_archive(a: &DumpArgs, dir: WalDirectory) -> anyhow::Result<Plan> {
+    let tli = match &a.timeline {
+        Some(t) => parse_timeline(t)?,
+        None => TimelineId(1),
+    };
+    let start = a
+        .start
+        .as_deref()
+        .map(parse_lsn)
+        .transpose()?
+        .ok_or_else(|| anyhow!("no start WAL location given"))?;
+    let end = a.end.as_deref().map(parse_lsn).transpose()?;
+    let first = dir
+        .first_segment()
+        .map(|(_, p)| p.to_path_buf())
+        .ok_or_else(|| anyhow!("could not find WAL in archive \"{}\"", dir.path().display()))?;
+    let head = dir.read_file(&first)?;
+    let info = source::probe_segment(&head)
+        .map_err(|e| anyhow!("WAL file \"{}\": {e}", first.display()))?;
+    Ok(Plan {
+        dir,
+        info,
+        tli,
+        start,
+        end,
+        explicit_start: true,
+    })
+}
+
 /// Runs `pgwal dump` (or pg_waldump in drop-in mode) with the options `s` scanned from the
 /// command line (empty when clap parsed it).
 pub fn run(a: DumpArgs, s: &Scanned) -> anyhow::Result<ExitCode> {
@@ -413,8 +459,10 @@ pub fn run(a: DumpArgs, s: &Scanned) -> anyhow::Result<ExitCode> {
     if a.startseg.as_deref() == Some("-") {
         return stdin::run(&a, per_record, limit, filters);
     }
-    let (a, _tar_dir) = tar_input::prepare(a)?;
-    let plan = locate(&a)?;
+    let plan = match tar_input::open(&a)? {
+        Some(dir) => locate_in_archive(&a, dir)?,
+        None => locate(&a)?,
+    };
     // Following timelines reads the newest timeline's history (or -t's) and takes each segment
     // from the timeline that holds it.
     let mut plan = plan;
@@ -440,7 +488,13 @@ pub fn run(a: DumpArgs, s: &Scanned) -> anyhow::Result<ExitCode> {
     range.history = history;
     let stdout = std::io::stdout();
     let mut stats = stats::Stats::new();
-    let jobs = a.jobs.unwrap_or(1).max(1);
+    stats.insight = insight::collector_for(&a)?;
+    // The breakdowns are gathered in LSN order, by one thread.
+    let jobs = if stats.insight.is_some() {
+        1
+    } else {
+        a.jobs.unwrap_or(1).max(1)
+    };
     // The last record read (filtered out or not): pg_waldump names it when reading fails.
     let mut last_read: Option<Lsn> = None;
     let (outcome, mut out) = if jobs > 1 && !a.follow {
@@ -469,7 +523,8 @@ pub fn run(a: DumpArgs, s: &Scanned) -> anyhow::Result<ExitCode> {
         if !a.quiet {
             stats.set_version(plan.info.version);
             let mut text = String::new();
-            if sink.json {
+            if insight::finish(&a, &mut stats, &mut text)? {
+            } else if sink.json {
                 text.push_str(&stats.to_json(per_record).to_string());
                 text.push('\n');
             } else {
@@ -539,6 +594,8 @@ pub(crate) struct Sink {
     stats_mode: bool,
     save_fullpage: Option<PathBuf>,
     tli: TimelineId,
+    /// The breakdowns read block references even where `--stats` counts only.
+    needs_blocks: bool,
 }
 
 impl Sink {
@@ -553,6 +610,7 @@ impl Sink {
             stats_mode,
             save_fullpage: a.save_fullpage.clone(),
             tli,
+            needs_blocks: insight::needs_blocks(a),
         }
     }
 
@@ -562,7 +620,7 @@ impl Sink {
         DecoderConfig::new(info.seg_size)
             .with_page_size(info.page_size)
             .with_system_id(Some(info.system_id))
-            .with_block_refs(!self.counts_only())
+            .with_block_refs(!self.counts_only() || self.needs_blocks)
     }
 
     /// Whether records are written out (text or JSON), not only counted.

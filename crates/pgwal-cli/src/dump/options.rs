@@ -135,9 +135,13 @@ pub(super) fn parse_stats(v: &str) -> Result<bool, Usage> {
     match v {
         "rmgr" => Ok(false),
         "record" => Ok(true),
-        _ => Err(Usage::new(format!(
-            "unrecognized value for option --stats: {v}"
-        ))),
+        // The breakdowns: counted per resource manager too, shown on their own.
+        _ => match super::insight::parse_breakdown(v) {
+            Some(b) => b.map(|_| false),
+            None => Err(Usage::new(format!(
+                "unrecognized value for option --stats: {v}"
+            ))),
+        },
     }
 }
 
@@ -286,6 +290,12 @@ pub fn help_page() -> HelpPage<'static> {
                     ("--format=text|json", &["records as text (default) or JSON Lines"]),
                     ("--follow-timelines", &["follow timeline switches through history files"]),
                     ("-j, --jobs=N", &["decode with N threads"]),
+                    (
+                        "--stats=relation|xid|time[=INTERVAL]",
+                        &["WAL per relation fork, transaction, or interval"],
+                    ),
+                    ("--top=N", &["rows of --stats=relation|xid shown (20; 0: all)"]),
+                    ("--names=CONNSTR", &["name relations through this connection"]),
                     ("--waldump-exit", &["kept for pgwal dump; always on under this name"]),
                 ],
             ),

@@ -32,6 +32,8 @@ pub struct Stats {
     /// End of the last record counted.
     pub end: Option<Lsn>,
     version: Option<PgVersion>,
+    /// `--stats=relation|xid|time` and `pgwal report`: the breakdowns gathered too.
+    pub insight: Option<Box<super::insight::Collector>>,
 }
 
 impl Stats {
@@ -43,6 +45,7 @@ impl Stats {
             start: None,
             end: None,
             version: None,
+            insight: None,
         }
     }
 
@@ -62,6 +65,9 @@ impl Stats {
         self.per_record[rmid][recid].add(reclen, fpi);
         self.end = Some(rec.end_lsn());
         self.version.get_or_insert(rec.version());
+        if let Some(c) = self.insight.as_deref_mut() {
+            c.add(rec);
+        }
     }
 
     /// A resource manager's totals: the sum of its record types' rows (pg_waldump keeps both
@@ -87,6 +93,11 @@ impl Stats {
         self.start = None;
         self.end = None;
         self.version = None;
+    }
+
+    /// The version of the WAL counted (or set).
+    pub fn version(&self) -> Option<PgVersion> {
+        self.version
     }
 
     /// Sets the version used for the table layout when no record was counted.

@@ -57,6 +57,7 @@ pub(crate) fn run(
     let cfg = sink.decoder_config(&info);
     let mut decoder = WalDecoder::new(cfg, info.pageaddr);
     let mut stats = Stats::new();
+    stats.insight = super::insight::collector_for(a)?;
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
     let mut text = String::with_capacity(1 << 16);
@@ -114,7 +115,8 @@ pub(crate) fn run(
         if !a.quiet {
             stats.set_version(info.version);
             let mut t = String::new();
-            if sink.json {
+            if super::insight::finish(a, &mut stats, &mut t)? {
+            } else if sink.json {
                 t.push_str(&stats.to_json(per_record).to_string());
                 t.push('\n');
             } else {

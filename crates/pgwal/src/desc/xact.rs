@@ -145,6 +145,40 @@ impl XactEnd {
     }
 }
 
+/// The subtransactions a commit or abort record (plain or prepared) lists, and the
+/// transaction it ends: the prepared transaction's xid for `*_PREPARED` records, else `xid`
+/// (the record header's). `None` for other Transaction records and records too short.
+pub(crate) fn end_with_subxacts(
+    version: PgVersion,
+    info: u8,
+    xid: u32,
+    d: &[u8],
+) -> Option<(u32, impl Iterator<Item = u32> + '_)> {
+    let is_commit = match info & OPMASK {
+        COMMIT | COMMIT_PREPARED => true,
+        ABORT | ABORT_PREPARED => false,
+        _ => return None,
+    };
+    let p = parse(version, info, d, is_commit)?;
+    let ended = if p.twophase_xid != 0 {
+        p.twophase_xid
+    } else {
+        xid
+    };
+    Some((ended, xids(p.subxacts, p.nsubxacts)))
+}
+
+/// An `ASSIGNMENT` record's top-level transaction and subtransactions; `None` for other
+/// records and records too short.
+pub(crate) fn assignment(info: u8, d: &[u8]) -> Option<(u32, impl Iterator<Item = u32> + '_)> {
+    if info & OPMASK != ASSIGNMENT {
+        return None;
+    }
+    let xtop = u32_at(d, 0)?;
+    let n = i32_at(d, 4)?;
+    Some((xtop, xids(d.get(8..).unwrap_or(&[]), n)))
+}
+
 /// A commit or abort record parsed as `ParseCommitRecord` / `ParseAbortRecord` do.
 #[derive(Default)]
 struct Parsed<'a> {

@@ -223,6 +223,8 @@ pub struct Checkpoint {
     pub newest_commit_ts_xid: u32,
     /// `oldestActiveXid`.
     pub oldest_active_xid: u32,
+    /// `time`: when the checkpoint began, in seconds since the Unix epoch (`pg_time_t`).
+    pub time: i64,
     /// `CHECKPOINT_ONLINE` (else a shutdown checkpoint).
     pub online: bool,
 }
@@ -268,6 +270,7 @@ impl Checkpoint {
             oldest_multi: u(52 + b)?,
             oldest_multi_db: u(56 + b)?,
             // pg_time_t time (64, 19: 72) is not printed.
+            time: i64_at(d, 64 + a)?,
             oldest_commit_ts_xid: u(72 + a)?,
             newest_commit_ts_xid: u(76 + a)?,
             oldest_active_xid: u(80 + a)?,

@@ -564,7 +564,7 @@ async fn slot_position(
         return Ok((lsn, info.restart_tli));
     }
     let what = "reading pg_replication_slots";
-    let mut sql = ReplicationClient::connect_for_queries(config)
+    let mut sql = ReplicationClient::connect_sql(config)
         .await
         .map_err(failed(what))?;
     let quoted = name.as_str().replace('\'', "''");

@@ -350,6 +350,16 @@ impl Run {
                         "\"{}\" holds no valid WAL; streaming its segment again",
                         c.name
                     );
+                    // The segment goes into a new file named for this run's compression: an
+                    // old file under another name would stay beside it once it is complete.
+                    fs::remove_file(&c.path).map_err(|source| ReceiveError::Io {
+                        op: "remove file",
+                        path: c.path.clone(),
+                        source,
+                    })?;
+                    if self.opts.sync {
+                        fsync_dir(&dir).map_err(|e| sync_failed(e, "directory", &dir))?;
+                    }
                     return Ok(Plan {
                         tli: c.tli,
                         start,

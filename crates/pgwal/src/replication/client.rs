@@ -243,22 +243,25 @@ impl ReplicationClient {
     /// With one host, its error is returned as is (a wrong password is [`Error::Db`] with
     /// SQLSTATE `28P01`); with several, [`Error::AllHostsFailed`] lists each attempt.
     pub async fn connect(config: &Config) -> Result<ReplicationClient, Error> {
-        ReplicationClient::connect_with(config, true).await
+        Self::connect_as(config, false).await
     }
 
-    /// [`connect`](Self::connect) without `replication=true`: an ordinary session (database
-    /// `config.dbname`, else the user name, as libpq) for plain SQL through
-    /// [`simple_query`](Self::simple_query), e.g. reading `pg_replication_slots` on servers
-    /// before 15, which have no `READ_REPLICATION_SLOT`.
-    pub async fn connect_for_queries(config: &Config) -> Result<ReplicationClient, Error> {
-        ReplicationClient::connect_with(config, false).await
+    /// An ordinary connection (no `replication` parameter; the database is `config.dbname`,
+    /// else the user name, as in libpq), made exactly as [`ReplicationClient::connect`] makes
+    /// its: for catalog queries with [`ReplicationClient::simple_query`] (`pgwal dump --names`).
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), pgwal::replication::Error> {
+    /// let config = pgwal::conninfo::Config::parse("host=db1 dbname=app")?;
+    /// let mut client = pgwal::replication::ReplicationClient::connect_sql(&config).await?;
+    /// let sets = client.simple_query("SELECT datname FROM pg_database").await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn connect_sql(config: &Config) -> Result<ReplicationClient, Error> {
+        Self::connect_as(config, true).await
     }
 
-    async fn connect_with(config: &Config, replication: bool) -> Result<ReplicationClient, Error> {
-        let setup = Setup {
-            config,
-            replication,
-        };
+    async fn connect_as(config: &Config, sql: bool) -> Result<ReplicationClient, Error> {
         let mut tls_setup: Option<TlsSetup> = None;
         let mut failures: Vec<(String, Error)> = Vec::new();
         for host in &config.hosts {
@@ -277,7 +280,7 @@ impl ReplicationClient {
                     // Certificate files are read once, on the first TCP attempt.
                     tls_setup = Some(TlsSetup::from_config(config)?);
                 }
-                let attempt = attempt(&setup, host, &target, &desc, tls_setup.as_ref());
+                let attempt = attempt(config, host, &target, &desc, tls_setup.as_ref(), sql);
                 let result = match config.connect_timeout {
                     Some(t) => match tokio::time::timeout(t, attempt).await {
                         Ok(r) => r,
@@ -589,11 +592,12 @@ async fn resolve(host: &HostSpec) -> Result<Vec<Target>, Error> {
 
 /// One address, with libpq's `sslmode` retries.
 async fn attempt(
-    config: &Setup<'_>,
+    config: &Config,
     host: &HostSpec,
     target: &Target,
     desc: &str,
     tls: Option<&TlsSetup>,
+    sql: bool,
 ) -> Result<ReplicationClient, Error> {
     let addr = match target {
         Target::Unix(path) => {
@@ -604,35 +608,35 @@ async fn attempt(
                     target: desc.to_owned(),
                     source: e,
                 })?;
-            return startup(config, host, None, Socket::Unix(s), None).await;
+            return startup(config, host, None, Socket::Unix(s), None, sql).await;
         }
         Target::Tcp(addr) => *addr,
     };
     let tls = match (config.ssl_mode, tls) {
-        (SslMode::Disable, _) | (_, None) => return plain(config, host, addr, desc).await,
+        (SslMode::Disable, _) | (_, None) => return plain(config, host, addr, desc, sql).await,
         (_, Some(t)) => t,
     };
     match config.ssl_mode {
-        SslMode::Disable => plain(config, host, addr, desc).await,
-        SslMode::Allow => match plain(config, host, addr, desc).await {
+        SslMode::Disable => plain(config, host, addr, desc, sql).await,
+        SslMode::Allow => match plain(config, host, addr, desc, sql).await {
             // Rejected in plain text (e.g. only hostssl rows): try TLS.
             Err(e) if e.db_error().is_some() => {
-                encrypted(config, host, addr, desc, tls, true).await
+                encrypted(config, host, addr, desc, tls, true, sql).await
             }
             r => r,
         },
-        SslMode::Prefer => match encrypted(config, host, addr, desc, tls, false).await {
+        SslMode::Prefer => match encrypted(config, host, addr, desc, tls, false, sql).await {
             Ok(c) => Ok(c),
             // TLS refused or failed, or the server rejected the TLS session: try plain text.
             Err(Error::Tls(e)) => {
                 tracing::debug!("TLS attempt failed ({e}); retrying without TLS");
-                plain(config, host, addr, desc).await
+                plain(config, host, addr, desc, sql).await
             }
-            Err(e) if e.db_error().is_some() => plain(config, host, addr, desc).await,
+            Err(e) if e.db_error().is_some() => plain(config, host, addr, desc, sql).await,
             Err(e) => Err(e),
         },
         SslMode::Require | SslMode::VerifyCa | SslMode::VerifyFull => {
-            encrypted(config, host, addr, desc, tls, true).await
+            encrypted(config, host, addr, desc, tls, true, sql).await
         }
     }
 }
@@ -648,24 +652,26 @@ async fn tcp(addr: SocketAddr, desc: &str) -> Result<TcpStream, Error> {
 }
 
 async fn plain(
-    config: &Setup<'_>,
+    config: &Config,
     host: &HostSpec,
     addr: SocketAddr,
     desc: &str,
+    sql: bool,
 ) -> Result<ReplicationClient, Error> {
     let s = tcp(addr, desc).await?;
-    startup(config, host, Some(addr), Socket::Tcp(s), None).await
+    startup(config, host, Some(addr), Socket::Tcp(s), None, sql).await
 }
 
 /// SSLRequest, handshake, startup. If `required`, a server without TLS is an error;
 /// otherwise the plain connection continues on the same socket.
 async fn encrypted(
-    config: &Setup<'_>,
+    config: &Config,
     host: &HostSpec,
     addr: SocketAddr,
     desc: &str,
     tls: &TlsSetup,
     required: bool,
+    sql: bool,
 ) -> Result<ReplicationClient, Error> {
     let mut s = tcp(addr, desc).await?;
     s.write_all(&super::protocol::ssl_request()).await?;
@@ -686,7 +692,7 @@ async fn encrypted(
         if required {
             return Err(Error::TlsNotSupported);
         }
-        return startup(config, host, Some(addr), Socket::Tcp(s), None).await;
+        return startup(config, host, Some(addr), Socket::Tcp(s), None, sql).await;
     }
     let name = tls.server_name(host, addr.ip())?;
     let stream = TlsConnector::from(tls.client_config())
@@ -705,39 +711,25 @@ async fn encrypted(
         Some(addr),
         Socket::Tls(Box::new(stream)),
         Some(end_point),
+        sql,
     )
     .await
 }
 
-/// What a connection attempt starts: a replication session or an ordinary one.
-struct Setup<'a> {
-    config: &'a Config,
-    replication: bool,
-}
-
-impl std::ops::Deref for Setup<'_> {
-    type Target = Config;
-
-    fn deref(&self) -> &Config {
-        self.config
-    }
-}
-
-/// Startup and authentication on an open socket. `tls` is `Some(end point hash)` over TLS.
+/// Startup and authentication on an open socket. `tls` is `Some(end point hash)` over TLS;
+/// `sql` makes an ordinary connection (no `replication` parameter, libpq's default database).
 async fn startup(
-    config: &Setup<'_>,
+    config: &Config,
     host: &HostSpec,
     peer: Option<SocketAddr>,
     socket: Socket,
     tls: Option<Option<Vec<u8>>>,
+    sql: bool,
 ) -> Result<ReplicationClient, Error> {
-    let dbname = match (&config.dbname, config.replication) {
-        (Some(d), _) => d.clone(),
-        (None, true) => "replication".into(),
-        (None, false) => config.user.clone(),
-    };
+    let default_db = if sql { config.user.as_str() } else { "replication" };
+    let dbname = config.dbname.clone().unwrap_or_else(|| default_db.into());
     let mut sc = StartupConfig::new(&config.user);
-    if !config.replication {
+    if sql {
         sc.replication = None;
     }
     sc.database = Some(dbname.clone());

@@ -7,6 +7,7 @@
 //! into place only when whole. That is a property of how the file is written, which no check
 //! here can prove; [`MappedSegment::map`] is therefore `unsafe`, and each caller states why its
 //! file qualifies. What can be checked is checked: the file's length is a WAL segment size.
+//! [`MappedArchive`] maps an uncompressed tar archive under the same promise.
 
 use std::fs::File;
 use std::io;
@@ -100,42 +101,123 @@ impl MappedSegment {
     /// ignored.
     #[inline]
     pub fn populate(&self, from: usize, to: usize) {
-        #[cfg(target_os = "linux")]
-        {
-            let to = to.min(self.map.len());
-            if to > from {
-                let _ = self
-                    .map
-                    .advise_range(memmap2::Advice::PopulateRead, from, to - from);
-            }
-        }
-        #[cfg(not(target_os = "linux"))]
-        let _ = (from, to);
+        populate(&self.map, from, to);
     }
 
     /// Drops the pages `from..to` (page-aligned) from this process's page tables (Linux;
     /// nothing elsewhere). The bytes stay readable: touched again, they are read back from the
     /// page cache.
     pub fn give_back(&self, from: usize, to: usize) {
-        #[cfg(target_os = "linux")]
-        {
-            let to = to.min(self.map.len());
-            if to > from {
-                // SAFETY: the mapping is read-only and backed by a file that does not change
-                // (this type's invariant), so dropping its pages only means they are read from
-                // the page cache again if touched, by this reader or another.
-                let _ = unsafe {
-                    self.map.unchecked_advise_range(
-                        memmap2::UncheckedAdvice::DontNeed,
-                        from,
-                        to - from,
-                    )
-                };
-            }
-        }
-        #[cfg(not(target_os = "linux"))]
-        let _ = (from, to);
+        give_back(&self.map, from, to);
     }
+}
+
+/// A read-only memory mapping of a whole uncompressed tar archive, whose WAL members are read
+/// in place ([`crate::source::TarWal`]).
+///
+/// Like [`MappedSegment`], it can only be made through an `unsafe` constructor whose caller
+/// promises that the file does not change while mapped.
+pub struct MappedArchive {
+    map: Mmap,
+}
+
+impl MappedArchive {
+    /// Maps the whole of `file` read-only, advising the kernel that it will be read in order.
+    /// Fails with [`io::ErrorKind::InvalidInput`] for an empty file or one that changed size
+    /// while being mapped.
+    ///
+    /// # Safety
+    ///
+    /// `file` must be a finished archive that no process writes to or truncates while the
+    /// returned mapping lives (an archive being written must be read as a stream instead).
+    pub unsafe fn map(file: &File) -> io::Result<MappedArchive> {
+        if file.metadata()?.len() == 0 {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, "empty file"));
+        }
+        // SAFETY: the caller guarantees the file does not change while mapped.
+        let map = unsafe { Mmap::map(file) }?;
+        #[cfg(unix)]
+        let _ = map.advise(memmap2::Advice::Sequential);
+        let len = file.metadata()?.len();
+        if map.len() as u64 != len {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "the file changed size while being mapped ({} bytes mapped, now {len})",
+                    map.len()
+                ),
+            ));
+        }
+        Ok(MappedArchive { map })
+    }
+
+    /// As [`MappedSegment::populate`]; `from` need not be page-aligned.
+    #[inline]
+    pub fn populate(&self, from: usize, to: usize) {
+        populate(&self.map, from / OS_PAGE * OS_PAGE, to);
+    }
+
+    /// As [`MappedSegment::give_back`], for the whole pages inside `from..to` (any offsets).
+    pub fn give_back(&self, from: usize, to: usize) {
+        let from = from.div_ceil(OS_PAGE) * OS_PAGE;
+        let to = if to >= self.map.len() {
+            self.map.len()
+        } else {
+            to / OS_PAGE * OS_PAGE
+        };
+        give_back(&self.map, from, to);
+    }
+}
+
+impl Deref for MappedArchive {
+    type Target = [u8];
+    #[inline]
+    fn deref(&self) -> &[u8] {
+        &self.map
+    }
+}
+
+impl std::fmt::Debug for MappedArchive {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MappedArchive")
+            .field("len", &self.map.len())
+            .finish()
+    }
+}
+
+/// The operating system's memory page.
+const OS_PAGE: usize = 4096;
+
+/// Reads the pages of `from..to` (`from` page-aligned) of `map` in one call (Linux).
+#[inline]
+fn populate(map: &Mmap, from: usize, to: usize) {
+    #[cfg(target_os = "linux")]
+    {
+        let to = to.min(map.len());
+        if to > from {
+            let _ = map.advise_range(memmap2::Advice::PopulateRead, from, to - from);
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = (map, from, to);
+}
+
+/// Drops the pages `from..to` (`from` page-aligned) of `map` from the page tables (Linux).
+fn give_back(map: &Mmap, from: usize, to: usize) {
+    #[cfg(target_os = "linux")]
+    {
+        let to = to.min(map.len());
+        if to > from {
+            // SAFETY: the mapping is read-only and backed by a file that does not change
+            // (the invariant of both mapping types), so dropping its pages only means they are
+            // read from the page cache again if touched, by this reader or another.
+            let _ = unsafe {
+                map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, from, to - from)
+            };
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = (map, from, to);
 }
 
 /// Refuses a file whose length is not a WAL segment size.

@@ -1,0 +1,364 @@
+//! WAL read from inside a tar archive, without writing any file: an uncompressed archive is
+//! mapped and its WAL members are read in place; a compressed one is decompressed as a stream,
+//! on a thread of its own, and its WAL members are handed over in archive order.
+
+use std::collections::{BTreeSet, HashSet, VecDeque};
+use std::fs::File;
+use std::ops::{Deref, Range};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{sync_channel, Receiver};
+use std::sync::{Arc, Mutex};
+
+use super::mapped::MappedArchive;
+use super::SourceError;
+use crate::segment::{Compression, WalFileName};
+use crate::tar::{self, Found, TarError};
+
+/// Decompressed members kept for readers that ask again (the first page is probed before
+/// reading, `-j` workers share segments): at least two, more while they take less than this.
+const KEPT_BYTES: usize = 64 << 20;
+
+/// A WAL member's bytes.
+#[derive(Clone, Debug)]
+pub enum MemberBytes {
+    /// Bytes of a mapped uncompressed archive.
+    Mapped(Arc<MappedArchive>, Range<usize>),
+    /// Bytes decompressed from a compressed archive.
+    Read(Arc<Vec<u8>>),
+}
+
+impl Deref for MemberBytes {
+    type Target = [u8];
+    #[inline]
+    fn deref(&self) -> &[u8] {
+        match self {
+            MemberBytes::Mapped(map, range) => &map[range.clone()],
+            MemberBytes::Read(v) => v,
+        }
+    }
+}
+
+impl MemberBytes {
+    /// Reads the pages of the member's bytes `from..to` into the mapping at once (nothing for
+    /// decompressed bytes).
+    #[inline]
+    pub fn populate(&self, from: usize, to: usize) {
+        if let MemberBytes::Mapped(map, range) = self {
+            map.populate(range.start + from, range.start + to.min(range.len()));
+        }
+    }
+
+    /// Gives back the whole pages of the member's bytes `from..to` (nothing for decompressed
+    /// bytes).
+    pub fn give_back(&self, from: usize, to: usize) {
+        if let MemberBytes::Mapped(map, range) = self {
+            map.give_back(range.start + from, range.start + to.min(range.len()));
+        }
+    }
+
+    /// Whether the bytes are a mapping.
+    pub fn is_mapped(&self) -> bool {
+        matches!(self, MemberBytes::Mapped(..))
+    }
+}
+
+/// The WAL members of a tar archive (see [`crate::tar`] for which members those are).
+///
+/// [`crate::source::WalDirectory::from_tar`] reads them like the files of a directory.
+pub struct TarWal {
+    archive: PathBuf,
+    body: Body,
+}
+
+enum Body {
+    /// An uncompressed archive, mapped: every member is known.
+    Mapped {
+        map: Arc<MappedArchive>,
+        members: Vec<tar::WalMember>,
+    },
+    /// A compressed archive read as a stream.
+    Stream(Mutex<Streamer>),
+}
+
+impl std::fmt::Debug for TarWal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TarWal")
+            .field("archive", &self.archive)
+            .field(
+                "kind",
+                &match self.body {
+                    Body::Mapped { .. } => "mapped",
+                    Body::Stream(_) => "stream",
+                },
+            )
+            .finish()
+    }
+}
+
+/// Called with the path of each duplicate WAL member (once per archive).
+pub type OnDuplicate = Arc<dyn Fn(&str) + Send + Sync>;
+
+impl TarWal {
+    /// Opens `archive`, compressed as `kind`. An uncompressed archive that can be mapped is
+    /// indexed at once (its header blocks only); a compressed one is read up to its first WAL
+    /// segment. Errors: not a tar archive, no WAL in it (up to its first segment for a stream),
+    /// or the file cannot be read. `on_duplicate` hears of members whose file name an earlier
+    /// member had (pg_waldump warns of them).
+    ///
+    /// The archive must not be modified or truncated while the returned value is used: an
+    /// uncompressed archive is memory-mapped, as finished segment files are.
+    pub fn open(
+        archive: &Path,
+        kind: Compression,
+        on_duplicate: OnDuplicate,
+    ) -> Result<TarWal, SourceError> {
+        if kind == Compression::None {
+            let file = File::open(archive).map_err(|source| SourceError::Io {
+                path: archive.to_owned(),
+                source,
+            })?;
+            // SAFETY: an archive given to read WAL from is a finished file (this function's
+            // documented precondition); one that cannot be mapped (a pipe) is streamed below.
+            if let Ok(map) = unsafe { MappedArchive::map(&file) } {
+                let ix = tar::index(&map, archive)?;
+                for d in &ix.duplicates {
+                    on_duplicate(&d.path);
+                }
+                return Ok(TarWal {
+                    archive: archive.to_owned(),
+                    body: Body::Mapped {
+                        map: Arc::new(map),
+                        members: ix.members,
+                    },
+                });
+            }
+        }
+        let mut s = Streamer {
+            archive: archive.to_owned(),
+            kind,
+            rx: None,
+            pass: HashSet::new(),
+            passes: 0,
+            kept: VecDeque::new(),
+            found: BTreeSet::new(),
+            complete: false,
+            on_duplicate,
+        };
+        s.restart()?;
+        // Up to the first segment, as pg_waldump 19 reads to learn the segment size.
+        while !s.found.iter().any(|n| is_segment(n)) {
+            if !s.pull()? {
+                return Err(TarError::NoWal {
+                    archive: archive.to_owned(),
+                }
+                .into());
+            }
+        }
+        Ok(TarWal {
+            archive: archive.to_owned(),
+            body: Body::Stream(Mutex::new(s)),
+        })
+    }
+
+    /// The archive's path.
+    pub fn path(&self) -> &Path {
+        &self.archive
+    }
+
+    /// Whether every WAL member is known ([`TarWal::names`] is complete): an uncompressed
+    /// archive, or a compressed one read to its end.
+    pub fn is_indexed(&self) -> bool {
+        match &self.body {
+            Body::Mapped { .. } => true,
+            Body::Stream(s) => s.lock().is_ok_and(|s| s.complete),
+        }
+    }
+
+    /// The file names of the WAL members known: all of them for an uncompressed archive; for a
+    /// compressed one those read so far.
+    pub fn names(&self) -> Vec<String> {
+        match &self.body {
+            Body::Mapped { members, .. } => members.iter().map(|m| m.name.clone()).collect(),
+            Body::Stream(s) => s
+                .lock()
+                .map(|s| s.found.iter().cloned().collect())
+                .unwrap_or_default(),
+        }
+    }
+
+    /// The file name of the best member holding segment `base` (a plain segment file name):
+    /// plain, then compressed, then `.partial` forms, as in a directory. For a compressed
+    /// archive, read on until a member of that segment appears (or the archive ends).
+    pub fn segment_member(&self, base: &str) -> Result<Option<String>, SourceError> {
+        let best = |names: &mut dyn Iterator<Item = &String>| {
+            names
+                .filter(|n| n.starts_with(base))
+                .filter_map(|n| Some((super::preference(&WalFileName::parse(n)?), n)))
+                .filter(|(p, _)| *p != u8::MAX)
+                .min()
+                .map(|(_, n)| n.clone())
+        };
+        match &self.body {
+            Body::Mapped { members, .. } => Ok(best(&mut members.iter().map(|m| &m.name))),
+            Body::Stream(s) => {
+                let mut s = lock(s, &self.archive)?;
+                loop {
+                    if let Some(n) = best(&mut s.found.iter()) {
+                        return Ok(Some(n));
+                    }
+                    if s.complete {
+                        return Ok(None);
+                    }
+                    if s.rx.is_none() {
+                        s.restart()?;
+                    }
+                    s.pull()?;
+                }
+            }
+        }
+    }
+
+    /// The bytes of the member named `name` (a file name), or `None` if the archive has none.
+    pub fn member(&self, name: &str) -> Result<Option<MemberBytes>, SourceError> {
+        match &self.body {
+            Body::Mapped { map, members } => Ok(members.iter().find(|m| m.name == name).map(|m| {
+                // Inside the mapping: `index` checked every member's extent.
+                let start = m.offset as usize;
+                MemberBytes::Mapped(map.clone(), start..start + m.size as usize)
+            })),
+            Body::Stream(s) => lock(s, &self.archive)?
+                .member(name)
+                .map(|b| b.map(MemberBytes::Read)),
+        }
+    }
+}
+
+fn lock<'a>(
+    s: &'a Mutex<Streamer>,
+    archive: &Path,
+) -> Result<std::sync::MutexGuard<'a, Streamer>, SourceError> {
+    s.lock().map_err(|_| SourceError::NotWal {
+        path: archive.to_owned(),
+        reason: "a reader of the archive failed".into(),
+    })
+}
+
+fn is_segment(name: &str) -> bool {
+    matches!(WalFileName::parse(name), Some(WalFileName::Segment { .. }))
+}
+
+/// A message from the decompressing thread.
+type Item = Result<(String, Vec<u8>), TarError>;
+
+/// The reading side of a compressed archive: members come from a thread that decompresses
+/// the archive and parses it, one member ahead of the reader. Readers ask for members in
+/// about archive order; a member asked for again after it was dropped, or before the
+/// archive's start after the stream passed it, is found by reading the archive again
+/// from its start.
+struct Streamer {
+    archive: PathBuf,
+    kind: Compression,
+    /// The current pass over the archive; `None` once it ended (or failed).
+    rx: Option<Receiver<Item>>,
+    /// Members met in the current pass.
+    pass: HashSet<String>,
+    /// Passes begun.
+    passes: u32,
+    /// The most recent members, newest last.
+    kept: VecDeque<(String, Arc<Vec<u8>>)>,
+    /// Every WAL member met so far.
+    found: BTreeSet<String>,
+    /// A pass read the whole archive: `found` is every WAL member.
+    complete: bool,
+    on_duplicate: OnDuplicate,
+}
+
+impl Streamer {
+    /// Begins a pass over the archive from its start (ending the current one).
+    fn restart(&mut self) -> Result<(), SourceError> {
+        self.rx = None;
+        let mut stream = tar::open_stream(&self.archive, self.kind)?;
+        let (tx, rx) = sync_channel::<Item>(1);
+        let first_pass = self.passes == 0;
+        let on_duplicate = self.on_duplicate.clone();
+        std::thread::Builder::new()
+            .name("pgwal-tar".into())
+            .spawn(move || loop {
+                let item = match stream.next() {
+                    Ok(Some(Found::Member(m, data))) => Ok((m.name, data)),
+                    Ok(Some(Found::Duplicate(m))) => {
+                        if first_pass {
+                            on_duplicate(&m.path);
+                        }
+                        continue;
+                    }
+                    Ok(None) => return,
+                    Err(e) => Err(e),
+                };
+                let failed = item.is_err();
+                // The reader hung up (done, or began another pass): stop.
+                if tx.send(item).is_err() || failed {
+                    return;
+                }
+            })
+            .map_err(|source| SourceError::Io {
+                path: self.archive.clone(),
+                source,
+            })?;
+        self.rx = Some(rx);
+        self.pass.clear();
+        self.passes += 1;
+        Ok(())
+    }
+
+    /// Takes the next member of the current pass into `kept`; false at the end of the pass.
+    fn pull(&mut self) -> Result<bool, SourceError> {
+        let Some(rx) = &self.rx else {
+            return Ok(false);
+        };
+        match rx.recv() {
+            Ok(Ok((name, data))) => {
+                self.pass.insert(name.clone());
+                self.found.insert(name.clone());
+                self.kept.push_back((name, Arc::new(data)));
+                let mut bytes: usize = self.kept.iter().map(|(_, d)| d.len()).sum();
+                while self.kept.len() > 2 && bytes > KEPT_BYTES {
+                    if let Some((_, d)) = self.kept.pop_front() {
+                        bytes -= d.len();
+                    }
+                }
+                Ok(true)
+            }
+            Ok(Err(e)) => {
+                self.rx = None;
+                Err(e.into())
+            }
+            Err(_) => {
+                self.rx = None;
+                self.complete = true;
+                Ok(false)
+            }
+        }
+    }
+
+    fn member(&mut self, name: &str) -> Result<Option<Arc<Vec<u8>>>, SourceError> {
+        let mut restarted = false;
+        loop {
+            if let Some((_, d)) = self.kept.iter().rev().find(|(n, _)| n == name) {
+                return Ok(Some(d.clone()));
+            }
+            if self.complete && !self.found.contains(name) {
+                return Ok(None);
+            }
+            // Passed already in this pass (and dropped), or the pass is over: read again.
+            if self.rx.is_none() || self.pass.contains(name) {
+                if restarted && self.rx.is_none() {
+                    return Ok(None);
+                }
+                self.restart()?;
+                restarted = true;
+            }
+            self.pull()?;
+        }
+    }
+}
