@@ -106,6 +106,7 @@ pub(crate) fn run(
         let mut out = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
         let mut text = String::with_capacity(1 << 16);
         let mut stats = Stats::new();
+        stats.insight = super::insight::collector_for(a)?;
         let mut shown = 0i64;
         let mut failure: Option<anyhow::Error> = None;
         let outcome = source
@@ -164,7 +165,8 @@ pub(crate) fn run(
             if !a.quiet {
                 stats.set_version(version);
                 let mut t = String::new();
-                if sink.json {
+                if super::insight::finish(a, &mut stats, &mut t)? {
+                } else if sink.json {
                     t.push_str(&stats.to_json(per_record).to_string());
                     t.push('\n');
                 } else {

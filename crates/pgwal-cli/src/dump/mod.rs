@@ -11,9 +11,9 @@ use clap::{Args, ValueEnum};
 
 use crate::getopt::Scanned;
 use crate::prog::{self, Usage};
-pub(crate) use options::parse_lsn;
-pub(crate) use insight::utc as utc_text;
 pub use insight::report;
+pub(crate) use insight::utc as utc_text;
+pub(crate) use options::parse_lsn;
 pub use options::{check_options, help_page, Checked};
 use options::{
     parse_block, parse_fork, parse_limit, parse_relation, parse_rmgr, parse_stats, parse_timeline,
