@@ -32,10 +32,7 @@ fn json_of(args: &[&str]) -> Value {
     let o = pgwal(args);
     assert!(o.status.success(), "{args:?}: {}", text(&o));
     let out = String::from_utf8(o.stdout).unwrap();
-    let line = out
-        .lines()
-        .last()
-        .unwrap_or_else(|| panic!("{args:?}: no output"));
+    let line = out.lines().last().unwrap_or_else(|| panic!("{args:?}: no output"));
     serde_json::from_str(line).unwrap()
 }
 
@@ -84,11 +81,7 @@ fn every_breakdown_adds_up_to_the_stats_totals_on_every_major() {
     for (name, dir) in samples() {
         let d = s(&dir);
         let stats = json_of(&["dump", "-p", d, "--stats", "--format", "json"]);
-        let want = [
-            u(&stats, "count"),
-            u(&stats, "rec_len"),
-            u(&stats, "fpi_len"),
-        ];
+        let want = [u(&stats, "count"), u(&stats, "rec_len"), u(&stats, "fpi_len")];
         assert!(want[0] > 1000, "{name}: {stats}");
 
         // Images counted from the records' own block references.
@@ -104,10 +97,7 @@ fn every_breakdown_adds_up_to_the_stats_totals_on_every_major() {
                 let rel = &b["rel"];
                 let key = format!(
                     "{}/{}/{} {}",
-                    rel["spc"],
-                    rel["db"],
-                    rel["rel"],
-                    b["fork"].as_str().unwrap()
+                    rel["spc"], rel["db"], rel["rel"], b["fork"].as_str().unwrap()
                 );
                 let e = by_rel.entry(key).or_default();
                 if i == 0 {
@@ -123,16 +113,7 @@ fn every_breakdown_adds_up_to_the_stats_totals_on_every_major() {
         }
         let total = [want[0], want[1], want[2], images];
 
-        let rel = json_of(&[
-            "dump",
-            "-p",
-            d,
-            "--stats=relation",
-            "--top",
-            "0",
-            "--format",
-            "json",
-        ]);
+        let rel = json_of(&["dump", "-p", d, "--stats=relation", "--top", "0", "--format", "json"]);
         assert_eq!(rel["type"], "stats_relation");
         assert_eq!(usage(&rel), total, "{name}: relation totals");
         let mut t = sum_rows(&rel["rows"]);
@@ -141,19 +122,10 @@ fn every_breakdown_adds_up_to_the_stats_totals_on_every_major() {
         assert_eq!(u(&rel["omitted"], "rows"), 0);
         let mut got: BTreeMap<String, [u64; 4]> = BTreeMap::new();
         for r in rel["rows"].as_array().unwrap() {
-            let key = format!(
-                "{}/{}/{} {}",
-                r["spc"],
-                r["db"],
-                r["rel"],
-                r["fork"].as_str().unwrap()
-            );
+            let key = format!("{}/{}/{} {}", r["spc"], r["db"], r["rel"], r["fork"].as_str().unwrap());
             got.insert(key, usage(r));
         }
-        assert_eq!(
-            got, by_rel,
-            "{name}: rows against the records' block references"
-        );
+        assert_eq!(got, by_rel, "{name}: rows against the records' block references");
         let mut db = sum_rows(&rel["databases"]);
         add(&mut db, usage(&rel["no_block"]));
         assert_eq!(db, total, "{name}: databases + no_block");
@@ -162,16 +134,7 @@ fn every_breakdown_adds_up_to_the_stats_totals_on_every_major() {
         assert_eq!(spc, total, "{name}: tablespaces + no_block");
 
         // With --top: the rows shown, the rest and the records without blocks.
-        let top = json_of(&[
-            "dump",
-            "-p",
-            d,
-            "--stats=relation",
-            "--top",
-            "3",
-            "--format",
-            "json",
-        ]);
+        let top = json_of(&["dump", "-p", d, "--stats=relation", "--top", "3", "--format", "json"]);
         assert_eq!(top["rows"].as_array().unwrap().len(), 3);
         let mut t = sum_rows(&top["rows"]);
         add(&mut t, usage(&top["omitted"]));
@@ -183,21 +146,9 @@ fn every_breakdown_adds_up_to_the_stats_totals_on_every_major() {
             .iter()
             .map(|r| u(r, "rec_len") + u(r, "fpi_len"))
             .collect();
-        assert!(
-            bytes.windows(2).all(|w| w[0] >= w[1]),
-            "{name}: sorted {bytes:?}"
-        );
+        assert!(bytes.windows(2).all(|w| w[0] >= w[1]), "{name}: sorted {bytes:?}");
 
-        let xid = json_of(&[
-            "dump",
-            "-p",
-            d,
-            "--stats=xid",
-            "--top",
-            "0",
-            "--format",
-            "json",
-        ]);
+        let xid = json_of(&["dump", "-p", d, "--stats=xid", "--top", "0", "--format", "json"]);
         assert_eq!(xid["type"], "stats_xid");
         assert_eq!(usage(&xid), total, "{name}: xid totals");
         let mut t = sum_rows(&xid["rows"]);
@@ -250,10 +201,7 @@ fn breakdown_options_are_checked() {
     let d = testdata("pg16");
     for (args, msg) in [
         (vec!["--stats=time=0s"], "invalid interval"),
-        (
-            vec!["--stats=rows"],
-            "unrecognized value for option --stats",
-        ),
+        (vec!["--stats=rows"], "unrecognized value for option --stats"),
         (vec!["--stats", "--top", "3"], "--top requires"),
         (vec!["--stats=xid", "--names", "host=x"], "--names requires"),
     ] {
@@ -271,8 +219,7 @@ fn breakdown_options_are_checked() {
 
 /// The current WAL insert position.
 fn lsn_now(c: &Cluster) -> String {
-    c.scalar_blocking("SELECT pg_current_wal_insert_lsn()")
-        .unwrap()
+    c.scalar_blocking("SELECT pg_current_wal_insert_lsn()").unwrap()
 }
 
 fn find_row<'a>(rows: &'a [Value], name: &str) -> &'a Value {
@@ -329,39 +276,22 @@ fn names_and_subxacts(major: Major) {
     let base = ["dump", "-p", s(&wal), "-s", &start, "-e", &end];
 
     let mut a = base.to_vec();
-    a.extend([
-        "--stats=relation",
-        "--top",
-        "0",
-        "--format",
-        "json",
-        "--names",
-        &postgres,
-    ]);
+    a.extend(["--stats=relation", "--top", "0", "--format", "json", "--names", &postgres]);
     let rel = json_of(&a);
     let rows = rel["rows"].as_array().unwrap();
     let small = find_row(rows, "app.public.small");
-    assert_eq!(
-        (small["found"].as_bool(), small["kind"].as_str()),
-        (Some(true), Some("table"))
-    );
+    assert_eq!((small["found"].as_bool(), small["kind"].as_str()), (Some(true), Some("table")));
     assert!(small["table"].is_null());
     let pkey = find_row(rows, "app.public.small_pkey");
     assert_eq!(pkey["kind"], "index");
     assert_eq!(pkey["table"], "app.public.small");
-    assert_eq!(
-        find_row(rows, "app.public.small_v")["table"],
-        "app.public.small"
-    );
+    assert_eq!(find_row(rows, "app.public.small_v")["table"], "app.public.small");
     let toast: Vec<&Value> = rows
         .iter()
         .filter(|r| r["table"] == "app.public.big" && r["kind"] == "TOAST table")
         .collect();
     assert!(!toast.is_empty(), "no TOAST row of big in {rows:#?}");
-    assert!(toast[0]["name"]
-        .as_str()
-        .unwrap()
-        .starts_with("app.pg_toast.pg_toast_"));
+    assert!(toast[0]["name"].as_str().unwrap().starts_with("app.pg_toast.pg_toast_"));
     assert!(u(toast[0], "count") >= 50, "{}", toast[0]);
     // The dropped table: its file number, marked not found.
     let gone_node = rows
@@ -385,10 +315,7 @@ fn names_and_subxacts(major: Major) {
     let o = pgwal(&a);
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(o.status.success(), "{}", text(&o));
-    assert!(
-        out.contains("app.public.small_pkey (index of app.public.small)"),
-        "{out}"
-    );
+    assert!(out.contains("app.public.small_pkey (index of app.public.small)"), "{out}");
     assert!(out.contains("(TOAST of app.public.big)"), "{out}");
     let gone_label = format!(
         "{}/{}/{} [not found]",
@@ -400,10 +327,7 @@ fn names_and_subxacts(major: Major) {
     a.extend(["--stats=relation", "--top", "0"]);
     let plain = String::from_utf8(pgwal(&a).stdout).unwrap();
     assert!(!plain.contains("app.public"), "{plain}");
-    assert!(plain.contains(&format!(
-        "{}/{}/{}",
-        small["spc"], small["db"], small["rel"]
-    )));
+    assert!(plain.contains(&format!("{}/{}/{}", small["spc"], small["db"], small["rel"])));
 
     // The transaction: one row, its subtransactions folded in, with its commit.
     let mut a = base.to_vec();
@@ -413,7 +337,7 @@ fn names_and_subxacts(major: Major) {
         .as_array()
         .unwrap()
         .iter()
-        .find(|r| r["xid"].to_string() == top_xid)
+        .find(|r| r["xid"] == top_xid.parse::<u64>().unwrap())
         .unwrap_or_else(|| panic!("no row for xid {top_xid}: {xid}"));
     assert_eq!(u(row, "subxacts"), 2, "{row}");
     assert!(u(row, "count") >= 1000, "{row}");
@@ -428,10 +352,7 @@ fn names_and_subxacts(major: Major) {
             x > t && x <= t + 2
         })
         .count();
-    assert_eq!(
-        sub_rows, 0,
-        "subtransactions left as rows of their own: {xid}"
-    );
+    assert_eq!(sub_rows, 0, "subtransactions left as rows of their own: {xid}");
 }
 
 #[test]

@@ -178,25 +178,16 @@ fn config_for(u: &ObjectUrl) -> Vec<(String, String)> {
     let pairs: Vec<(String, String)> = match u.cloud {
         pgwal::storage::location::Cloud::S3 => vec![
             ("aws_endpoint".into(), seaweed().endpoint()),
-            (
-                "aws_access_key_id".into(),
-                pgwal_testkit::objstore::S3_ACCESS_KEY.into(),
-            ),
+            ("aws_access_key_id".into(), pgwal_testkit::objstore::S3_ACCESS_KEY.into()),
             ("aws_secret_access_key".into(), S3_SECRET_KEY.into()),
             ("aws_region".into(), "us-east-1".into()),
             ("aws_allow_http".into(), "true".into()),
         ],
         _ => vec![
-            (
-                "azure_storage_account_name".into(),
-                "devstoreaccount1".into(),
-            ),
+            ("azure_storage_account_name".into(), "devstoreaccount1".into()),
             ("azure_storage_account_key".into(), AZURITE_KEY.into()),
             ("azure_allow_http".into(), "true".into()),
-            (
-                "azure_storage_endpoint".into(),
-                format!("{}/devstoreaccount1", azurite().endpoint()),
-            ),
+            ("azure_storage_endpoint".into(), format!("{}/devstoreaccount1", azurite().endpoint())),
         ],
     };
     pairs
@@ -243,16 +234,7 @@ fn round_trip(url: &str, compress: &str) {
     for n in &some {
         let o = run(
             url,
-            &[
-                "archive",
-                "push",
-                s(&f.archive.join(n)),
-                "-A",
-                url,
-                "-c",
-                compress,
-                "-v",
-            ],
+            &["archive", "push", s(&f.archive.join(n)), "-A", url, "-c", compress, "-v"],
             &[],
         );
         assert_eq!(code(&o), 0, "{}", text(&o));
@@ -261,11 +243,7 @@ fn round_trip(url: &str, compress: &str) {
         .into_iter()
         .find(|n| n.ends_with(".history"))
         .unwrap();
-    let o = run(
-        url,
-        &["archive", "push", s(&f.archive.join(&history)), "-A", url],
-        &[],
-    );
+    let o = run(url, &["archive", "push", s(&f.archive.join(&history)), "-A", url], &[]);
     assert_eq!(code(&o), 0, "{}", text(&o));
     // The object layout is the directory layout.
     let suffix = match compress {
@@ -280,19 +258,7 @@ fn round_trip(url: &str, compress: &str) {
     expect.sort();
     assert_eq!(objs.keys().cloned().collect::<Vec<_>>(), expect);
     // Pushing again is a success without a write.
-    let o = run(
-        url,
-        &[
-            "archive",
-            "push",
-            s(&f.archive.join(some[0])),
-            "-A",
-            url,
-            "-c",
-            compress,
-        ],
-        &[],
-    );
+    let o = run(url, &["archive", "push", s(&f.archive.join(some[0])), "-A", url, "-c", compress], &[]);
     assert_eq!(code(&o), 0, "{}", text(&o));
     assert!(stderr(&o).contains("already archived"), "{}", text(&o));
     // Fetch: byte-identical.
@@ -308,18 +274,7 @@ fn round_trip(url: &str, compress: &str) {
         );
     }
     // Not archived: exit 1, as restore_command expects.
-    let o = run(
-        url,
-        &[
-            "archive",
-            "fetch",
-            "0000000900000000000000AA",
-            s(&out.path().join("x")),
-            "-A",
-            url,
-        ],
-        &[],
-    );
+    let o = run(url, &["archive", "fetch", "0000000900000000000000AA", s(&out.path().join("x")), "-A", url], &[]);
     assert_eq!(code(&o), 1, "{}", text(&o));
     assert_no_secret(&o);
 }
@@ -389,35 +344,16 @@ fn conflict_rule(url: &str) {
     let n = &segments(f)[1];
     let tmp = scratch("objstore-conflict");
     let other = altered(f, n, tmp.path());
-    let o = run(
-        url,
-        &[
-            "archive",
-            "push",
-            s(&f.archive.join(n)),
-            "-A",
-            url,
-            "-c",
-            "lz4",
-        ],
-        &[],
-    );
+    let o = run(url, &["archive", "push", s(&f.archive.join(n)), "-A", url, "-c", "lz4"], &[]);
     assert_eq!(code(&o), 0, "{}", text(&o));
     let before = objects(url);
     // Different content under the same name, in any compression: refused, both untouched.
     for c in ["none", "lz4", "zstd"] {
-        let o = run(
-            url,
-            &["archive", "push", s(&other), "-A", url, "-c", c],
-            &[],
-        );
+        let o = run(url, &["archive", "push", s(&other), "-A", url, "-c", c], &[]);
         assert_eq!(code(&o), 1, "{}", text(&o));
         let e = stderr(&o);
         assert!(e.contains("different content"), "{e}");
-        assert!(
-            e.contains(url) && e.contains(&format!("{n}.lz4")),
-            "names URL and key: {e}"
-        );
+        assert!(e.contains(url) && e.contains(&format!("{n}.lz4")), "names URL and key: {e}");
         assert_no_secret(&o);
     }
     assert_eq!(objects(url), before);
@@ -452,9 +388,7 @@ fn racing_pushers(url_for: impl Fn(&str) -> String) {
         let url = url_for(&format!("race-same-{round}"));
         let outs: Vec<Output> = std::thread::scope(|sc| {
             let hs: Vec<_> = (0..4)
-                .map(|_| {
-                    sc.spawn(|| run(&url, &["archive", "push", s(&original), "-A", &url], &[]))
-                })
+                .map(|_| sc.spawn(|| run(&url, &["archive", "push", s(&original), "-A", &url], &[])))
                 .collect();
             hs.into_iter().map(|h| h.join().unwrap()).collect()
         });
@@ -470,18 +404,11 @@ fn racing_pushers(url_for: impl Fn(&str) -> String) {
         let winners = [&a, &b].iter().filter(|o| code(o) == 0).count();
         assert_eq!(winners, 1, "exactly one wins:\n{}\n{}", text(&a), text(&b));
         let loser = if code(&a) == 0 { &b } else { &a };
-        assert!(
-            stderr(loser).contains("different content"),
-            "{}",
-            text(loser)
-        );
+        assert!(stderr(loser).contains("different content"), "{}", text(loser));
         let winner_file = if code(&a) == 0 { &original } else { &other };
         let objs = objects(&url);
         assert_eq!(objs.len(), 1, "{:?}", objs.keys());
-        assert_eq!(
-            objs[n.as_str()].as_ref(),
-            fs::read(winner_file).unwrap().as_slice()
-        );
+        assert_eq!(objs[n.as_str()].as_ref(), fs::read(winner_file).unwrap().as_slice());
     }
 }
 
@@ -507,10 +434,7 @@ fn az_racing_pushers_never_overwrite() {
 
 fn same_as_directory(url: &str) {
     let f = fixture().unwrap();
-    let dir = scratch_dir(
-        "objstore-test",
-        &format!("asdir-{}", url.replace(['/', ':'], "_")),
-    );
+    let dir = scratch_dir("objstore-test", &format!("asdir-{}", url.replace(['/', ':'], "_")));
     fs::create_dir_all(&dir).unwrap();
     for n in names(&f.archive) {
         fs::copy(f.archive.join(&n), dir.join(&n)).unwrap();
@@ -545,11 +469,7 @@ fn same_as_directory(url: &str) {
     assert_eq!(norm(&b, url), norm(&a, &d));
     assert!(!stdout(&a).is_empty());
     let a = pgwal(&["archive", "cleanup", "--keep-history-needs", &d, cutoff]);
-    let b = run(
-        url,
-        &["archive", "cleanup", "--keep-history-needs", url, cutoff],
-        &[],
-    );
+    let b = run(url, &["archive", "cleanup", "--keep-history-needs", url, cutoff], &[]);
     assert_eq!(code(&a), 0, "{}", text(&a));
     assert_eq!(code(&b), 0, "{}", text(&b));
     let left: Vec<String> = objects(url).into_keys().collect();
@@ -598,12 +518,7 @@ fn s3_cleanup_deletes_more_than_one_batch() {
     let cutoff = "000000010000000400000000"; // index 1024
     let o = run(&url, &["archive", "cleanup", &url, cutoff], &[]);
     assert_eq!(code(&o), 0, "{}", text(&o));
-    let left: Vec<String> = store
-        .list("")
-        .unwrap()
-        .into_iter()
-        .map(|e| e.name)
-        .collect();
+    let left: Vec<String> = store.list("").unwrap().into_iter().map(|e| e.name).collect();
     assert_eq!(left, names[1024..].to_vec());
 }
 
@@ -629,37 +544,15 @@ fn s3_fetch_with_prefetch_restores_every_segment_identically() {
     let dest = pg_wal.path().join("RECOVERYXLOG");
     let mut prefetched = 0;
     for n in &tli1 {
-        let o = run(
-            &url,
-            &[
-                "archive",
-                "fetch",
-                n,
-                s(&dest),
-                "-A",
-                &url,
-                "--prefetch",
-                "3",
-                "-v",
-            ],
-            &[],
-        );
+        let o = run(&url, &["archive", "fetch", n, s(&dest), "-A", &url, "--prefetch", "3", "-v"], &[]);
         assert_eq!(code(&o), 0, "{}", text(&o));
-        assert_eq!(
-            fs::read(&dest).unwrap(),
-            fs::read(f.archive.join(n)).unwrap(),
-            "{n}"
-        );
+        assert_eq!(fs::read(&dest).unwrap(), fs::read(f.archive.join(n)).unwrap(), "{n}");
         if stderr(&o).contains("(prefetched)") {
             prefetched += 1;
         }
     }
     // One download of four in every four calls; the rest come from the cache.
-    assert!(
-        prefetched >= tli1.len() / 2,
-        "{prefetched} of {} prefetched",
-        tli1.len()
-    );
+    assert!(prefetched >= tli1.len() / 2, "{prefetched} of {} prefetched", tli1.len());
     // The cache holds nothing older than the last request.
     let cache = pg_wal.path().join(".pgwal-prefetch");
     let last = tli1.last().unwrap();
@@ -678,11 +571,7 @@ fn s3_wrong_bucket_missing_credentials_and_wrong_secret() {
     let Some(f) = fixture() else { return };
     let url = s3_bucket("faults");
     let n = &segments(f)[0];
-    let o = run(
-        &url,
-        &["archive", "push", s(&f.archive.join(n)), "-A", &url],
-        &[],
-    );
+    let o = run(&url, &["archive", "push", s(&f.archive.join(n)), "-A", &url], &[]);
     assert_eq!(code(&o), 0, "{}", text(&o));
     let before = objects(&url);
     let dest = scratch("objstore-faults");
@@ -692,16 +581,8 @@ fn s3_wrong_bucket_missing_credentials_and_wrong_secret() {
     let wrong = "s3://no-such-bucket-pgwal/x";
     let o = run(wrong, &["archive", "fetch", n, s(&d), "-A", wrong], &[]);
     assert_eq!(code(&o), 2, "{}", text(&o));
-    assert!(
-        stderr(&o).contains(wrong) && stderr(&o).contains("does not exist"),
-        "{}",
-        text(&o)
-    );
-    let o = run(
-        wrong,
-        &["archive", "push", s(&f.archive.join(n)), "-A", wrong],
-        &[],
-    );
+    assert!(stderr(&o).contains(wrong) && stderr(&o).contains("does not exist"), "{}", text(&o));
+    let o = run(wrong, &["archive", "push", s(&f.archive.join(n)), "-A", wrong], &[]);
     assert_eq!(code(&o), 1, "{}", text(&o));
     assert!(stderr(&o).contains("no-such-bucket-pgwal"), "{}", text(&o));
 
@@ -709,39 +590,22 @@ fn s3_wrong_bucket_missing_credentials_and_wrong_secret() {
     let o = run(
         &url,
         &["archive", "fetch", n, s(&d), "-A", &url],
-        &[
-            ("AWS_ACCESS_KEY_ID", None),
-            ("AWS_SECRET_ACCESS_KEY", None),
-            ("HOME", Some("/nonexistent")),
-        ],
+        &[("AWS_ACCESS_KEY_ID", None), ("AWS_SECRET_ACCESS_KEY", None), ("HOME", Some("/nonexistent"))],
     );
     assert_eq!(code(&o), 2, "{}", text(&o));
-    assert!(
-        stderr(&o).contains(&url) && stderr(&o).contains("no credentials"),
-        "{}",
-        text(&o)
-    );
+    assert!(stderr(&o).contains(&url) && stderr(&o).contains("no credentials"), "{}", text(&o));
 
     // A wrong secret: the store answers 403.
     let bad_secret = "wrong-secret-value-9876543210";
     for args in [
         vec!["archive", "fetch", n.as_str(), s(&d), "-A", &url],
-        vec![
-            "archive",
-            "push",
-            s(&f.archive.join(&segments(f)[1])),
-            "-A",
-            &url,
-        ],
+        vec!["archive", "push", s(&f.archive.join(&segments(f)[1])), "-A", &url],
         vec!["archive", "status", "-A", &url],
     ] {
         let o = run(&url, &args, &[("AWS_SECRET_ACCESS_KEY", Some(bad_secret))]);
         assert_ne!(code(&o), 0, "{}", text(&o));
         let e = stderr(&o);
-        assert!(
-            e.contains("access denied") && e.contains(&url),
-            "{args:?}: {e}"
-        );
+        assert!(e.contains("access denied") && e.contains(&url), "{args:?}: {e}");
         assert!(!e.contains(bad_secret), "{e}");
         assert_no_secret(&o);
     }
@@ -759,11 +623,7 @@ fn s3_wrong_bucket_missing_credentials_and_wrong_secret() {
     let o = run(
         &url,
         &["archive", "fetch", n, s(&d), "-A", &url],
-        &[
-            ("AWS_ACCESS_KEY_ID", None),
-            ("AWS_SECRET_ACCESS_KEY", None),
-            ("HOME", Some(s(home.path()))),
-        ],
+        &[("AWS_ACCESS_KEY_ID", None), ("AWS_SECRET_ACCESS_KEY", None), ("HOME", Some(s(home.path())))],
     );
     assert_eq!(code(&o), 0, "{}", text(&o));
     assert_eq!(objects(&url), before, "the archive is untouched");
@@ -794,19 +654,12 @@ fn s3_store_answering_503_is_retried_and_then_reported() {
     let o = run(
         &url,
         &["archive", "fetch", n, s(&dest.path().join("X")), "-A", &url],
-        &[
-            ("AWS_ENDPOINT_URL", Some(&endpoint)),
-            ("PGWAL_OBJECT_RETRIES", Some("2")),
-        ],
+        &[("AWS_ENDPOINT_URL", Some(&endpoint)), ("PGWAL_OBJECT_RETRIES", Some("2"))],
     );
     assert_eq!(code(&o), 2, "{}", text(&o));
     let e = stderr(&o);
     assert!(e.contains(&url) && e.contains("503"), "{e}");
-    assert_eq!(
-        e.matches("backing off").count(),
-        2,
-        "a log line per retry: {e}"
-    );
+    assert_eq!(e.matches("backing off").count(), 2, "a log line per retry: {e}");
     assert!(!dest.path().join("X").exists());
 }
 
@@ -831,10 +684,7 @@ fn s3_store_that_does_not_answer_times_out() {
     assert!(t0.elapsed() < Duration::from_secs(30), "{:?}", t0.elapsed());
     let e = stderr(&o);
     assert!(e.contains(&url) && e.contains("cluster1/wal/"), "{e}");
-    assert!(
-        e.to_lowercase().contains("timed out") || e.contains("timeout"),
-        "{e}"
-    );
+    assert!(e.to_lowercase().contains("timed out") || e.contains("timeout"), "{e}");
     assert!(objects(&url).is_empty());
 }
 
@@ -849,18 +699,12 @@ fn not_wal(url: &str) {
     let o = run(url, &["archive", "fetch", &n, s(&d), "-A", url], &[]);
     assert_eq!(code(&o), 2, "{}", text(&o));
     let e = stderr(&o);
-    assert!(
-        e.contains(&format!("{url}/{n}")) && e.contains("damaged"),
-        "{e}"
-    );
+    assert!(e.contains(&format!("{url}/{n}")) && e.contains("damaged"), "{e}");
     assert!(!d.exists());
     // verify says the same, and the archive is untouched.
     let o = run(url, &["archive", "verify", "-A", url], &[]);
     assert_eq!(code(&o), 1, "{}", text(&o));
-    assert_eq!(
-        objects(url)[n.as_str()].as_ref(),
-        vec![7u8; 1 << 20].as_slice()
-    );
+    assert_eq!(objects(url)[n.as_str()].as_ref(), vec![7u8; 1 << 20].as_slice());
 }
 
 #[test]
@@ -881,27 +725,13 @@ fn az_object_that_is_not_wal_and_wrong_key() {
     let o = run(
         &url,
         &["archive", "status", "-A", &url],
-        &[(
-            "AZURE_STORAGE_ACCOUNT_KEY",
-            Some("d3JvbmcgYXp1cml0ZSBrZXkgMDEyMzQ1Njc4OQ=="),
-        )],
+        &[("AZURE_STORAGE_ACCOUNT_KEY", Some("d3JvbmcgYXp1cml0ZSBrZXkgMDEyMzQ1Njc4OQ=="))],
     );
     assert_ne!(code(&o), 0, "{}", text(&o));
     assert!(stderr(&o).contains(&url), "{}", text(&o));
     assert_no_secret(&o);
     let wrong = "az://no-such-container-pgwal/x";
-    let o = run(
-        wrong,
-        &[
-            "archive",
-            "fetch",
-            "000000010000000000000001",
-            "/tmp/x-never",
-            "-A",
-            wrong,
-        ],
-        &[],
-    );
+    let o = run(wrong, &["archive", "fetch", "000000010000000000000001", "/tmp/x-never", "-A", wrong], &[]);
     assert_eq!(code(&o), 2, "{}", text(&o));
     assert!(stderr(&o).contains("does not exist"), "{}", text(&o));
 }

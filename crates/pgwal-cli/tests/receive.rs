@@ -583,10 +583,7 @@ fn partial_without_wal_under_another_format_goes() {
         Duration::from_secs(60),
     );
     assert!(o.status.success(), "{}", text(&o));
-    let first = lsn(
-        &pg,
-        "SELECT restart_lsn FROM pg_replication_slots WHERE slot_name = 'empty'",
-    );
+    let first = lsn(&pg, "SELECT restart_lsn FROM pg_replication_slots WHERE slot_name = 'empty'");
     let segno = pgwal::SegNo(first / SEG);
     let base = segno.file_name(pgwal::TimelineId(1), seg_size());
     let tmp = scratch("emptypartial");
@@ -605,17 +602,7 @@ fn partial_without_wal_under_another_format_goes() {
     assert!(end / SEG > segno.0, "the segment did not end");
     let d = dir.to_str().unwrap();
     let o = receive(
-        &[
-            "-d",
-            &ci,
-            "-S",
-            "empty",
-            "-D",
-            d,
-            "-n",
-            "-E",
-            &format_lsn(end - 1),
-        ],
+        &["-d", &ci, "-S", "empty", "-D", d, "-n", "-E", &format_lsn(end - 1)],
         Duration::from_secs(120),
     );
     assert!(o.status.success(), "{}", text(&o));

@@ -66,19 +66,13 @@ fn report_is_self_contained_and_its_charts_draw_in_chromium() {
     assert!(page.contains("<script>") && page.contains("<style>"));
     // The range and timelines covered are in the page.
     assert!(page.contains("0/900028 – 0/A00000"), "range missing");
-    assert!(
-        page.contains("<th>Timelines</th><td>1</td>"),
-        "timelines missing"
-    );
+    assert!(page.contains("<th>Timelines</th><td>1</td>"), "timelines missing");
 
     let profile = dir.path().join("profile");
     let o = run_chromium(&profile, &["--dump-dom"], &html);
     assert!(o.status.success(), "{}", text(&o));
     let dom = String::from_utf8_lossy(&o.stdout);
-    assert!(
-        dom.contains("data-rendered=\"6\""),
-        "the script did not run: {dom}"
-    );
+    assert!(dom.contains("data-rendered=\"6\""), "the script did not run: {dom}");
     let mut charts = Vec::new();
     for piece in dom.split("<svg").skip(1) {
         let tag = &piece[..piece.find('>').unwrap()];
@@ -100,14 +94,7 @@ fn report_is_self_contained_and_its_charts_draw_in_chromium() {
     let ids: Vec<&str> = charts.iter().map(|(i, _)| i.as_str()).collect();
     assert_eq!(
         ids,
-        [
-            "time",
-            "fpi-share",
-            "rel-bytes",
-            "rel-fpi",
-            "xid-bytes",
-            "xid-fpi"
-        ]
+        ["time", "fpi-share", "rel-bytes", "rel-fpi", "xid-bytes", "xid-fpi"]
     );
     // Fifteen rows in each top chart; a stacked segment per resource manager series of the
     // one-second WAL (eight: seven by name and "other").

@@ -347,7 +347,9 @@ impl SeaweedFs {
         if let Some(mut stdin) = child.stdin.take() {
             writeln!(stdin, "s3.bucket.create -name {name}").ctx(|| "weed shell".to_owned())?;
         }
-        let out = child.wait_with_output().ctx(|| "weed shell".to_owned())?;
+        let out = child
+            .wait_with_output()
+            .ctx(|| "weed shell".to_owned())?;
         let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
         if !out.status.success() || !stdout.contains("created bucket") {
             return Err(Error::Command {

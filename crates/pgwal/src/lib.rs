@@ -26,6 +26,7 @@ pub mod insight;
 #[cfg(feature = "replication")]
 pub mod live;
 pub mod lsn;
+pub mod reader;
 #[cfg(feature = "receiver")]
 pub mod receiver;
 #[cfg(feature = "replication")]

@@ -3,7 +3,6 @@
 //!
 //! This is the I/O layer over the sans-IO decoder in [`crate::wal`].
 
-use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{self, Read};
 use std::ops::{ControlFlow, Deref};
@@ -11,11 +10,13 @@ use std::path::{Path, PathBuf};
 
 use crate::history::TimelineHistory;
 use crate::lsn::Lsn;
-use crate::segment::{Compression, SegNo, TimelineId, WalFileName, WalSegSize};
+use crate::segment::{Compression, SegNo, TimelineId, WalSegSize};
 use crate::wal::{DecoderConfig, PageHeader, PgVersion, Record, WalDecoder, WalError};
 
+mod index;
 mod mapped;
 mod tar_wal;
+pub use index::{name_variants, preference, OtherEntry, WalDirectory, WalEntry};
 pub use mapped::{MappedArchive, MappedSegment};
 pub use tar_wal::{MemberBytes, OnDuplicate, TarWal};
 
@@ -251,6 +252,40 @@ pub fn read_wal_file(path: &Path) -> Result<WalBytes, SourceError> {
         })
 }
 
+/// Reads up to `n` bytes from the start of a WAL file's content with `read()` (the file may be
+/// one being written), decompressing only as much as needed when the file is compressed (the
+/// method is told by the content, not the name).
+pub fn read_head(path: &Path, n: usize) -> io::Result<Vec<u8>> {
+    let mut f = File::open(path)?;
+    let mut magic = [0u8; 4];
+    let got = read_full(&mut f, &mut magic)?;
+    let kind = sniff_compression(&magic[..got]);
+    let rest = io::Cursor::new(magic[..got].to_vec()).chain(f);
+    let mut out = Vec::with_capacity(n);
+    let limit = n as u64;
+    match kind {
+        Compression::None => rest.take(limit).read_to_end(&mut out)?,
+        Compression::Gzip => flate2::read::MultiGzDecoder::new(rest)
+            .take(limit)
+            .read_to_end(&mut out)?,
+        Compression::Lz4 => lz4_flex::frame::FrameDecoder::new(rest)
+            .take(limit)
+            .read_to_end(&mut out)?,
+        #[cfg(feature = "zstd")]
+        Compression::Zstd => zstd::stream::read::Decoder::new(rest)?
+            .take(limit)
+            .read_to_end(&mut out)?,
+        #[cfg(not(feature = "zstd"))]
+        Compression::Zstd => {
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                DecompressError::Unsupported(kind),
+            ))
+        }
+    };
+    Ok(out)
+}
+
 /// What the first page of a segment says about its WAL.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SegmentInfo {
@@ -324,226 +359,6 @@ pub fn probe_segment(bytes: &[u8]) -> Result<SegmentInfo, ProbeError> {
         tli: TimelineId(h.tli),
         pageaddr: h.pageaddr,
     })
-}
-
-/// The WAL files of one directory, indexed by timeline and segment; or the WAL members of a
-/// tar archive, read in place ([`WalDirectory::from_tar`]).
-#[derive(Clone, Debug, Default)]
-pub struct WalDirectory {
-    path: PathBuf,
-    /// (tli, log, seg) → candidate files.
-    segments: BTreeMap<(u32, u32, u32), Vec<(WalFileName, PathBuf)>>,
-    histories: BTreeMap<u32, PathBuf>,
-    /// The archive the files are members of (their paths are the archive's path joined with
-    /// their file names).
-    tar: Option<std::sync::Arc<TarWal>>,
-}
-
-/// Which of several files of one segment is read: the lowest (plain, then compressed, then
-/// `.partial` forms); `u8::MAX` for a file that is not a segment.
-fn preference(n: &WalFileName) -> u8 {
-    match n {
-        WalFileName::Segment {
-            partial,
-            compression,
-            ..
-        } => {
-            let c = match compression {
-                Compression::None => 0,
-                Compression::Gzip => 1,
-                Compression::Lz4 => 2,
-                Compression::Zstd => 3,
-            };
-            c + if *partial { 4 } else { 0 }
-        }
-        _ => u8::MAX,
-    }
-}
-
-impl WalDirectory {
-    /// Lists `dir` and remembers every WAL segment and history file in it.
-    pub fn scan(dir: &Path) -> Result<WalDirectory, SourceError> {
-        let mut d = WalDirectory {
-            path: dir.to_owned(),
-            ..WalDirectory::default()
-        };
-        for entry in std::fs::read_dir(dir).map_err(io_err(dir))? {
-            let entry = entry.map_err(io_err(dir))?;
-            if let Some(name) = entry.file_name().to_str().and_then(WalFileName::parse) {
-                d.add(name, entry.path());
-            }
-        }
-        Ok(d)
-    }
-
-    /// The WAL members of a tar archive as a directory: each member's path is the archive's
-    /// path joined with its file name, and reading it reads the member in place (from the
-    /// mapped archive, or as the compressed archive is decompressed), without writing any
-    /// file.
-    ///
-    /// An uncompressed archive's members are all listed at once. A compressed one is read as
-    /// a stream: [`WalDirectory::segments`] and [`WalDirectory::first_segment`] list only the
-    /// members read so far, while [`read_range`] reads on to the segments it needs.
-    pub fn from_tar(tar: TarWal) -> WalDirectory {
-        let mut d = WalDirectory {
-            path: tar.path().to_owned(),
-            ..WalDirectory::default()
-        };
-        for name in tar.names() {
-            if let Some(parsed) = WalFileName::parse(&name) {
-                d.add(parsed, tar.path().join(&name));
-            }
-        }
-        d.tar = Some(std::sync::Arc::new(tar));
-        d
-    }
-
-    /// Adds the file `name` at `path`.
-    fn add(&mut self, name: WalFileName, path: PathBuf) {
-        match name {
-            WalFileName::Segment { tli, log, seg, .. } => {
-                let v = self.segments.entry((tli.0, log, seg)).or_default();
-                v.push((name, path));
-                v.sort_by_key(|(n, _)| preference(n));
-            }
-            WalFileName::History { tli, .. } => {
-                self.histories.insert(tli.0, path);
-            }
-            WalFileName::Backup { .. } => {}
-        }
-    }
-
-    /// The file to read for segment `segno` of timeline `tli`, as [`WalDirectory::segment`];
-    /// in a compressed archive, read on until it appears (or the archive ends).
-    fn locate(
-        &self,
-        tli: TimelineId,
-        segno: SegNo,
-        seg_size: WalSegSize,
-    ) -> Result<Option<PathBuf>, SourceError> {
-        match &self.tar {
-            Some(tar) if !tar.is_indexed() => {
-                let member = tar.segment_member(&segno.file_name(tli, seg_size))?;
-                Ok(member.map(|m| tar.path().join(m)))
-            }
-            _ => Ok(self.segment(tli, segno, seg_size).map(Path::to_path_buf)),
-        }
-    }
-
-    /// Reads the file at `path` (one this directory listed) whole, decompressing it if its
-    /// content is compressed: [`read_wal_file`] for a file; for an archive member, its bytes
-    /// in place when uncompressed.
-    pub fn read_file(&self, path: &Path) -> Result<WalBytes, SourceError> {
-        let Some(tar) = &self.tar else {
-            return read_wal_file(path);
-        };
-        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
-        let bytes = tar.member(name)?.ok_or_else(|| SourceError::Missing {
-            name: name.to_string(),
-            dir: tar.path().to_owned(),
-        })?;
-        let kind = sniff_compression(&bytes[..bytes.len().min(4)]);
-        if kind == Compression::None {
-            return Ok(WalBytes::Member(bytes));
-        }
-        decompress(kind, &bytes)
-            .map(WalBytes::Owned)
-            .map_err(|source| SourceError::Decompress {
-                path: path.to_owned(),
-                source,
-            })
-    }
-
-    /// The directory's path.
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
-    /// The preferred file for segment `segno` of timeline `tli`: plain, then compressed, then
-    /// `.partial` forms.
-    pub fn segment(&self, tli: TimelineId, segno: SegNo, seg_size: WalSegSize) -> Option<&Path> {
-        let per = seg_size.segments_per_xlogid();
-        let key = (
-            tli.0,
-            u32::try_from(segno.0 / per).ok()?,
-            (segno.0 % per) as u32,
-        );
-        self.segments
-            .get(&key)
-            .and_then(|v| v.first())
-            .map(|(_, p)| p.as_path())
-    }
-
-    /// The file `name` names in this directory: the file itself if it exists, else, for a
-    /// plain segment name (no suffix), that segment's preferred form as [`WalDirectory::segment`]
-    /// picks it (compressed, then `.partial` forms).
-    pub fn find(&self, name: &str) -> Option<PathBuf> {
-        let exact = self.path.join(name);
-        if exact.is_file() {
-            return Some(exact);
-        }
-        match WalFileName::parse(name)? {
-            WalFileName::Segment {
-                tli,
-                log,
-                seg,
-                partial: false,
-                compression: Compression::None,
-            } => self
-                .segments
-                .get(&(tli.0, log, seg))
-                .and_then(|v| v.first())
-                .map(|(_, p)| p.clone()),
-            _ => None,
-        }
-    }
-
-    /// Every segment file (preferred form), ordered by timeline then segment.
-    pub fn segments(&self) -> impl Iterator<Item = (&WalFileName, &Path)> {
-        self.segments
-            .values()
-            .filter_map(|v| v.first())
-            .map(|(n, p)| (n, p.as_path()))
-    }
-
-    /// Every segment file of the lowest-numbered segment, ordered by segment then timeline
-    /// (useful to find where WAL begins).
-    pub fn first_segment(&self) -> Option<(&WalFileName, &Path)> {
-        self.segments
-            .values()
-            .filter_map(|v| v.first())
-            .min_by_key(|(n, _)| match n {
-                WalFileName::Segment { tli, log, seg, .. } => (*log, *seg, tli.0),
-                _ => (u32::MAX, u32::MAX, u32::MAX),
-            })
-            .map(|(n, p)| (n, p.as_path()))
-    }
-
-    /// The history file of timeline `tli`, parsed, if the directory has one.
-    pub fn history(&self, tli: TimelineId) -> Result<Option<TimelineHistory>, SourceError> {
-        let name = format!("{:08X}.history", tli.0);
-        let path = match (self.histories.get(&tli.0), &self.tar) {
-            (Some(p), _) => p.clone(),
-            // A compressed archive not yet read that far.
-            (None, Some(tar)) if !tar.is_indexed() && tar.member(&name)?.is_some() => {
-                tar.path().join(&name)
-            }
-            (None, _) => return Ok(None),
-        };
-        let path = &path;
-        let bytes = self.read_file(path)?;
-        TimelineHistory::parse(&bytes)
-            .map(Some)
-            .map_err(|e| SourceError::History {
-                path: path.clone(),
-                reason: e.to_string(),
-            })
-    }
-
-    /// Timelines that have a history file here.
-    pub fn history_timelines(&self) -> impl Iterator<Item = TimelineId> + '_ {
-        self.histories.keys().map(|&t| TimelineId(t))
-    }
 }
 
 /// What to read with [`read_range`]: [`ReadRange::new`], then the fields to change (more may
@@ -901,7 +716,7 @@ fn segment_begun(dir: &WalDirectory, tli: TimelineId, segno: SegNo, seg_size: Wa
     let Some(path) = dir.segment(tli, segno, seg_size) else {
         return false;
     };
-    let Ok(mut file) = File::open(path) else {
+    let Ok(mut file) = File::open(&path) else {
         return false;
     };
     let mut head = [0u8; crate::wal::LONG_HEADER_SIZE];
@@ -1125,48 +940,4 @@ fn read_full(file: &mut File, buf: &mut [u8]) -> io::Result<usize> {
         }
     }
     Ok(n)
-}
-
-#[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used)]
-
-    use super::*;
-
-    #[test]
-    fn find_takes_the_file_or_a_plain_names_other_forms() {
-        let tmp = tempfile::tempdir().unwrap();
-        let d = tmp.path();
-        for f in [
-            "000000010000000000000001.partial",
-            "000000010000000000000001.zst",
-            "000000010000000000000002.gz.partial",
-            "000000010000000000000003",
-            "000000010000000000000003.lz4",
-        ] {
-            std::fs::write(d.join(f), b"x").unwrap();
-        }
-        let wd = WalDirectory::scan(d).unwrap();
-        let found = |n: &str| wd.find(n).map(|p| p.file_name().unwrap().to_owned());
-        // Compressed before .partial; the plain file when there is one; exact names as given.
-        assert_eq!(
-            found("000000010000000000000001").unwrap(),
-            "000000010000000000000001.zst"
-        );
-        assert_eq!(
-            found("000000010000000000000002").unwrap(),
-            "000000010000000000000002.gz.partial"
-        );
-        assert_eq!(
-            found("000000010000000000000003").unwrap(),
-            "000000010000000000000003"
-        );
-        assert_eq!(
-            found("000000010000000000000001.partial").unwrap(),
-            "000000010000000000000001.partial"
-        );
-        assert!(found("000000010000000000000004").is_none());
-        assert!(found("000000010000000000000002.gz").is_none());
-        assert!(found("000000020000000000000001").is_none());
-    }
 }

@@ -183,12 +183,7 @@ fn parse_header(h: &[u8; BLOCK], offset: u64, archive: &Path) -> Result<Entry, T
 /// The file name of the member at `path` if it is a WAL member: a regular file at the top or
 /// under `pg_wal/` (`.` components ignored) named as a WAL segment or history file. Empty and
 /// unsafe (absolute, `..`) paths are errors.
-fn wal_name(
-    path: &str,
-    regular: bool,
-    offset: u64,
-    archive: &Path,
-) -> Result<Option<String>, TarError> {
+fn wal_name(path: &str, regular: bool, offset: u64, archive: &Path) -> Result<Option<String>, TarError> {
     if path.is_empty() {
         return Err(TarError::EmptyName {
             archive: archive.to_path_buf(),
@@ -385,6 +380,7 @@ impl<R: Read> MemberStream<R> {
 
     /// The next WAL member with its bytes (or a duplicate's name), or `None` at the end of the
     /// archive.
+    #[allow(clippy::should_implement_trait)] // fallible: not an `Iterator`
     pub fn next(&mut self) -> Result<Option<Found>, TarError> {
         let archive = self.archive.clone();
         let read_err = |source| TarError::Read {
@@ -478,13 +474,12 @@ impl<R: Read> MemberStream<R> {
 
     /// Skips a member's `size` bytes and its padding.
     fn skip_member(&mut self, name: &str, size: u64) -> Result<(), TarError> {
-        let skipped =
-            io::copy(&mut (&mut self.reader).take(size), &mut io::sink()).map_err(|source| {
-                TarError::Read {
-                    archive: self.archive.clone(),
-                    source,
-                }
-            })?;
+        let skipped = io::copy(&mut (&mut self.reader).take(size), &mut io::sink()).map_err(
+            |source| TarError::Read {
+                archive: self.archive.clone(),
+                source,
+            },
+        )?;
         if skipped < size {
             return Err(truncated(&self.archive, name, skipped, size));
         }
@@ -496,13 +491,12 @@ impl<R: Read> MemberStream<R> {
     /// the archive is tolerated: the next header read finds the end.
     fn skip_padding(&mut self, name: &str, size: u64) -> Result<(), TarError> {
         let pad = size.div_ceil(BLOCK as u64) * BLOCK as u64 - size;
-        let skipped =
-            io::copy(&mut (&mut self.reader).take(pad), &mut io::sink()).map_err(|source| {
-                TarError::Read {
-                    archive: self.archive.clone(),
-                    source,
-                }
-            })?;
+        let skipped = io::copy(&mut (&mut self.reader).take(pad), &mut io::sink()).map_err(
+            |source| TarError::Read {
+                archive: self.archive.clone(),
+                source,
+            },
+        )?;
         self.offset += skipped;
         if skipped > 0 && skipped < pad {
             return Err(truncated(&self.archive, name, size, size + pad));
@@ -612,6 +606,7 @@ mod tests {
 
     /// The WAL members (file name, bytes) and duplicates (paths) of `t`, read both ways: by
     /// [`index`] over the bytes and by a [`MemberStream`]; both must agree.
+    #[allow(clippy::type_complexity)]
     fn both(t: &[u8], archive: &str) -> Result<(Vec<(String, Vec<u8>)>, Vec<String>), String> {
         let archive = Path::new(archive);
         let indexed = index(t, archive).map(|ix| {
@@ -623,11 +618,7 @@ mod tests {
                     (m.name.clone(), t[at..at + m.size as usize].to_vec())
                 })
                 .collect::<Vec<_>>();
-            let dups = ix
-                .duplicates
-                .iter()
-                .map(|m| m.path.clone())
-                .collect::<Vec<_>>();
+            let dups = ix.duplicates.iter().map(|m| m.path.clone()).collect::<Vec<_>>();
             (members, dups)
         });
         let mut stream = MemberStream::new(t, archive);
@@ -726,9 +717,6 @@ mod tests {
             ("truncated-name", b"wal", b'0'),
         ]);
         let (members, _) = both(&t, "l.tar").unwrap();
-        assert_eq!(
-            members,
-            [("000000010000000000000001".to_string(), b"wal".to_vec())]
-        );
+        assert_eq!(members, [("000000010000000000000001".to_string(), b"wal".to_vec())]);
     }
 }

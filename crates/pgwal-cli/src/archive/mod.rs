@@ -44,9 +44,9 @@ fn object_url(p: &std::path::Path) -> anyhow::Result<Option<pgwal::storage::loca
         #[cfg(feature = "object-store")]
         Location::Object(u) => Ok(Some(u)),
         #[cfg(not(feature = "object-store"))]
-        Location::Object(u) => {
-            anyhow::bail!("archive \"{u}\": this pgwal was built without the object-store feature")
-        }
+        Location::Object(u) => anyhow::bail!(
+            "archive \"{u}\": this pgwal was built without the object-store feature"
+        ),
     }
 }
 
@@ -254,8 +254,9 @@ fn push(a: PushArgs) -> ExitCode {
     let res: anyhow::Result<PushOutcome> = match &url {
         None => archive::push(&a.archive, &a.path, &opts).map_err(Into::into),
         #[cfg(feature = "object-store")]
-        Some(u) => object::open(u)
-            .and_then(|store| Ok(archive::remote::push_object(&store, &a.path, &opts)?)),
+        Some(u) => object::open(u).and_then(|store| {
+            Ok(archive::remote::push_object(&store, &a.path, &opts)?)
+        }),
         #[cfg(not(feature = "object-store"))]
         Some(_) => unreachable!("object_url refuses URLs without the feature"),
     };
@@ -375,16 +376,21 @@ pub fn cleanup(a: CleanupArgs, _s: &Scanned) -> ExitCode {
         None => archive::plan_cleanup(&a.dir, &a.oldest_kept, &opts),
         #[cfg(feature = "object-store")]
         Some(u) => {
-            let (store, scratch) =
-                match object::open(u).and_then(|s| Ok((s, object::Scratch::new("cleanup")?))) {
-                    Ok(x) => x,
-                    Err(e) => {
-                        eprintln!("{n}: error: {e:#}");
-                        return ExitCode::from(2);
-                    }
-                };
-            let p =
-                archive::remote::plan_cleanup_object(&store, &a.oldest_kept, &opts, scratch.path());
+            let (store, scratch) = match object::open(u)
+                .and_then(|s| Ok((s, object::Scratch::new("cleanup")?)))
+            {
+                Ok(x) => x,
+                Err(e) => {
+                    eprintln!("{n}: error: {e:#}");
+                    return ExitCode::from(2);
+                }
+            };
+            let p = archive::remote::plan_cleanup_object(
+                &store,
+                &a.oldest_kept,
+                &opts,
+                scratch.path(),
+            );
             remote = Some(store);
             p
         }

@@ -15,6 +15,7 @@ use serde_json::{json, Value};
 
 use super::names::{Names, Resolved};
 use super::stats::Stats;
+use super::config::DumpConfig;
 use super::{DumpArgs, Format};
 use crate::prog::Usage as UsageError;
 
@@ -153,11 +154,7 @@ fn lsn_json(l: Option<Lsn>) -> Value {
 
 /// The rows of `rows` shown with `top` (0: all), and the sum of the rest.
 fn split_top<T: Copy>(rows: &[T], top: usize, usage: impl Fn(&T) -> Usage) -> (&[T], Usage, usize) {
-    let shown = if top == 0 {
-        rows.len()
-    } else {
-        top.min(rows.len())
-    };
+    let shown = if top == 0 { rows.len() } else { top.min(rows.len()) };
     let mut rest = Usage::default();
     for r in &rows[shown..] {
         rest.add(&usage(r));
@@ -283,11 +280,7 @@ pub(crate) fn relation_text(
     };
     t.header("Relation", "");
     for (r, label) in shown.iter().zip(&labels) {
-        t.row(
-            &format!("{label:<width$} {:<4}", r.fork.name()),
-            &r.usage,
-            "",
-        );
+        t.row(&format!("{label:<width$} {:<4}", r.fork.name()), &r.usage, "");
     }
     if hidden > 0 {
         t.row(&format!("({hidden} more relation forks)"), &rest, "");
@@ -310,11 +303,7 @@ pub(crate) fn relation_text(
             })
             .collect();
         t.width = labels.iter().map(String::len).max().unwrap_or(0).max(24);
-        let head = if title == "database" {
-            "Database"
-        } else {
-            "Tablespace"
-        };
+        let head = if title == "database" { "Database" } else { "Tablespace" };
         t.header(head, "");
         for ((_, u), label) in rows.iter().zip(&labels) {
             t.row(label, u, "");
@@ -340,11 +329,14 @@ pub(crate) fn relation_json(
             if let Value::Object(m) = &mut v {
                 let (name, found, kind, table) = match names.map(|n| n.relation(r.rel)) {
                     None => (Value::Null, Value::Null, Value::Null, Value::Null),
-                    Some(Resolved::Found { name, kind, of, .. }) => (
+                    Some(Resolved::Found {
+                        name, kind, of, ..
+                    }) => (
                         name.clone().into(),
                         true.into(),
                         kind.clone().into(),
-                        of.as_ref().map_or(Value::Null, |(_, t)| t.clone().into()),
+                        of.as_ref()
+                            .map_or(Value::Null, |(_, t)| t.clone().into()),
                     ),
                     Some(Resolved::NotFound) => {
                         (Value::Null, false.into(), Value::Null, Value::Null)
@@ -435,11 +427,7 @@ pub(crate) fn xid_text(
 }
 
 /// Transaction rows as one JSON object (`"type": "stats_xid"`).
-pub(crate) fn xid_json(
-    s: &XactStats,
-    (start, end): (Option<Lsn>, Option<Lsn>),
-    top: usize,
-) -> Value {
+pub(crate) fn xid_json(s: &XactStats, (start, end): (Option<Lsn>, Option<Lsn>), top: usize) -> Value {
     let rows = s.rows_by_bytes();
     let (shown, rest, hidden) = split_top(&rows, top, |r| r.usage);
     let rows_json: Vec<Value> = shown
@@ -554,49 +542,32 @@ pub fn report(mut a: DumpArgs, output: std::path::PathBuf) -> anyhow::Result<Exi
         (a.follow, "--follow"),
     ];
     if let Some((_, opt)) = refused.iter().find(|(on, _)| *on) {
-        return Err(
-            UsageError::new(format!("option {opt} cannot be used with pgwal report")).into(),
-        );
+        return Err(UsageError::new(format!("option {opt} cannot be used with pgwal report")).into());
     }
     a.stats = Some("rmgr".to_owned());
     a.report = Some(output);
     super::run(a, &crate::getopt::Scanned::default())
 }
 
-/// Whether the options ask for a breakdown, which reads block references.
-pub(super) fn needs_blocks(a: &DumpArgs) -> bool {
-    a.report.is_some()
-        || a.stats
-            .as_deref()
-            .is_some_and(|v| parse_breakdown(v).is_some())
-}
-
-/// The collector the options ask for (`None`: plain `--stats` or no statistics), after
-/// checking that `--top` and `--names` come with a breakdown they apply to.
-pub(super) fn collector_for(a: &DumpArgs) -> anyhow::Result<Option<Box<Collector>>> {
-    let breakdown = a.stats.as_deref().and_then(parse_breakdown).transpose()?;
-    if a.report.is_some() {
-        return Ok(Some(Box::new(Collector::everything(REPORT_INTERVAL_US))));
+/// The collector the options ask for (`None`: plain `--stats` or no statistics; the
+/// configuration has checked that `--top` and `--names` come with a breakdown they apply to).
+pub(super) fn collector_for(cfg: &DumpConfig) -> Option<Box<Collector>> {
+    if cfg.insight.report.is_some() {
+        return Some(Box::new(Collector::everything(REPORT_INTERVAL_US)));
     }
-    let takes_top = matches!(breakdown, Some(Breakdown::Relation | Breakdown::Xid));
-    if a.top.is_some() && !takes_top {
-        return Err(
-            UsageError::new("option --top requires --stats=relation or --stats=xid").into(),
-        );
-    }
-    if a.names.is_some() && breakdown != Some(Breakdown::Relation) {
-        return Err(UsageError::new("option --names requires --stats=relation").into());
-    }
-    Ok(breakdown.map(|b| Box::new(Collector::for_breakdown(b))))
+    cfg.insight
+        .breakdown
+        .map(|b| Box::new(Collector::for_breakdown(b)))
 }
 
 /// Writes the breakdown gathered into `stats` (text or JSON into `out`), or `pgwal report`'s
 /// file. False if there is none (plain `--stats`).
-pub(super) fn finish(a: &DumpArgs, stats: &mut Stats, out: &mut String) -> anyhow::Result<bool> {
+pub(super) fn finish(cfg: &DumpConfig, stats: &mut Stats, out: &mut String) -> anyhow::Result<bool> {
     let Some(c) = stats.insight.take() else {
         return Ok(false);
     };
     let range = (stats.start, stats.end);
+    let a = &cfg.insight;
     let names = match (&a.names, &c.relation) {
         (Some(connstr), Some(r)) => {
             let mut rels: Vec<RelFileLocator> = r.rows().iter().map(|row| row.rel).collect();
@@ -629,14 +600,8 @@ pub(super) fn finish(a: &DumpArgs, stats: &mut Stats, out: &mut String) -> anyho
         return Ok(true);
     }
     let top = a.top.unwrap_or(DEFAULT_TOP);
-    write(
-        out,
-        &c,
-        range,
-        top,
-        a.format == Format::Json,
-        names.as_ref(),
-    );
+    let json = cfg.output.format == Format::Json;
+    write(out, &c, range, top, json, names.as_ref());
     Ok(true)
 }
 

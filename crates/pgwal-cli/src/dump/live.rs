@@ -12,14 +12,15 @@ use pgwal::replication::SlotName;
 use pgwal::source::SegmentInfo;
 
 use super::stats::Stats;
-use super::{parse_lsn, skip_note, DumpArgs, Filters, Sink};
+use super::config::{DumpConfig, Input, StatsMode};
+use super::{skip_message, DumpArgs, Sink};
 use crate::prog::Usage;
 
 /// Output is written out once this much text is pending (and whenever the stream waits).
 const FLUSH_AT: usize = 1 << 15;
 
 /// The options that name files, which a live dump has none of.
-fn check(a: &DumpArgs) -> Result<(), Usage> {
+pub(super) fn check(a: &DumpArgs) -> Result<(), Usage> {
     let Some(_) = &a.dbname else {
         let opt = if a.slot.is_some() {
             "-S/--slot"
@@ -48,30 +49,31 @@ fn check(a: &DumpArgs) -> Result<(), Usage> {
     Ok(())
 }
 
-/// Runs a live dump: `per_record`, `limit` and `filters` as parsed for files.
-pub(crate) fn run(
-    a: &DumpArgs,
-    per_record: Option<bool>,
-    limit: i64,
-    filters: Filters,
-) -> anyhow::Result<ExitCode> {
-    check(a)?;
-    if let Some(dir) = &a.save_fullpage {
-        super::fullpage::prepare_dir(dir)?;
-    }
-    let conninfo = a.dbname.as_deref();
-    let start = match (&a.start, &a.slot) {
-        (Some(s), _) => StartAt::Lsn(parse_lsn(s)?),
+/// Runs a live dump of `cfg` (whose input is [`Input::Live`]): output, filters and limit as
+/// for files.
+pub(crate) fn run(cfg: &DumpConfig) -> anyhow::Result<ExitCode> {
+    let Input::Live {
+        conninfo,
+        slot,
+        no_slot,
+    } = &cfg.input
+    else {
+        return Err(anyhow!("not a live dump"));
+    };
+    let start = match (cfg.start, slot) {
+        (Some(s), _) => StartAt::Lsn(s),
         (None, Some(slot)) => {
             StartAt::Slot(SlotName::new(slot.as_str()).map_err(|e| Usage::new(e.to_string()))?)
         }
         (None, None) => StartAt::Current,
     };
-    let end = a.end.as_deref().map(parse_lsn).transpose()?;
+    let end = cfg.end;
+    let limit = cfg.limit;
+    let conninfo = Some(conninfo.as_str());
     let options = LiveOptions::new(start)
         .end(end)
-        .follow(a.follow)
-        .temporary_slot(!a.no_slot);
+        .follow(cfg.follow)
+        .temporary_slot(!no_slot);
     let config = crate::receive::connection_config(conninfo, &[], false)?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -98,38 +100,38 @@ pub(crate) fn run(
             pageaddr: source.start(),
         };
         // As `dump --follow-timelines` of files, records carry the server's timeline.
-        let sink = Sink::new(a, filters, per_record.is_some(), system.timeline);
-        let cfg = sink.decoder_config(&info);
-        let explicit_start = a.start.is_some();
+        let sink = Sink::new(cfg, system.timeline);
+        let decoder = pgwal::wal::DecoderConfig::new(info.seg_size)
+            .with_page_size(info.page_size)
+            .with_system_id(Some(info.system_id))
+            .with_block_refs(cfg.block_refs());
+        let explicit_start = cfg.start.is_some();
         let start = source.start();
         let stdout = std::io::stdout();
         let mut out = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
         let mut text = String::with_capacity(1 << 16);
         let mut stats = Stats::new();
-        stats.insight = super::insight::collector_for(a)?;
-        let mut shown = 0i64;
+        stats.insight = super::insight::collector_for(cfg);
+        let mut shown = 0u64;
         let mut failure: Option<anyhow::Error> = None;
         let outcome = source
-            .run(cfg, |event| {
+            .run(decoder, |event| {
                 let step = match event {
                     LiveEvent::Record(rec) => {
                         if stats.start.is_none() {
                             stats.start = Some(rec.lsn());
-                            if explicit_start {
-                                skip_note(
-                                    start,
-                                    info.seg_size,
-                                    rec.lsn(),
-                                    rec.version(),
-                                    &sink,
-                                    &mut text,
-                                );
-                            }
+                            skip_message(
+                                (start, explicit_start, info.seg_size),
+                                rec.lsn(),
+                                rec.version(),
+                                &sink,
+                                &mut text,
+                            );
                         }
                         match sink.handle(rec, &mut text, &mut stats) {
                             Ok(true) => {
                                 shown += 1;
-                                if limit > 0 && shown >= limit {
+                                if limit.is_some_and(|n| shown >= n) {
                                     return ControlFlow::Break(());
                                 }
                             }
@@ -161,11 +163,12 @@ pub(crate) fn run(
             return Err(e);
         }
         outcome?;
-        if let Some(per_record) = per_record {
-            if !a.quiet {
+        if let Some(mode) = cfg.output.stats {
+            if !cfg.output.quiet {
+                let per_record = mode == StatsMode::PerRecord;
                 stats.set_version(version);
                 let mut t = String::new();
-                if super::insight::finish(a, &mut stats, &mut t)? {
+                if super::insight::finish(cfg, &mut stats, &mut t)? {
                 } else if sink.json {
                     t.push_str(&stats.to_json(per_record).to_string());
                     t.push('\n');

@@ -6,23 +6,22 @@ use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::{anyhow, bail, Context};
+use anyhow::anyhow;
 use clap::{Args, ValueEnum};
 
 use crate::getopt::Scanned;
 use crate::prog::{self, Usage};
-pub use insight::report;
 pub(crate) use insight::utc as utc_text;
-pub(crate) use options::parse_lsn;
+pub use insight::report;
+use config::{DumpConfig, Filters, Input, StatsMode};
+use options::print_rmgr_list;
 pub use options::{check_options, help_page, Checked};
-use options::{
-    parse_block, parse_fork, parse_limit, parse_relation, parse_rmgr, parse_stats, parse_timeline,
-    parse_xid, print_rmgr_list,
-};
-use pgwal::source::{self, ReadEnd, ReadRange, SegmentInfo, WalDirectory};
-use pgwal::wal::{DecoderConfig, Fork, PgVersion, Record, RelFileLocator};
-use pgwal::{Lsn, TimelineId, WalFileName};
+use pgwal::reader::{Location, ReaderError, WalReader};
+use pgwal::source::{ReadEnd, SegmentInfo, WalDirectory};
+use pgwal::wal::{PgVersion, Record};
+use pgwal::{Lsn, TimelineId, WalSegSize};
 
+mod config;
 mod fastfmt;
 mod fullpage;
 mod insight;
@@ -144,19 +143,6 @@ pub struct DumpArgs {
     no_slot: bool,
 }
 
-/// Record filters (pg_waldump's `-r -x -R -B -F -w`).
-#[derive(Default)]
-pub(crate) struct Filters {
-    rmgrs: Option<[bool; 256]>,
-    xid: Option<u32>,
-    relation: Option<RelFileLocator>,
-    block: Option<u32>,
-    fork: Option<Fork>,
-    fullpage: bool,
-    /// Whether any filter is set (if not, every record matches).
-    any: bool,
-}
-
 impl Filters {
     fn matches(&self, rec: &Record<'_>) -> bool {
         if let Some(r) = &self.rmgrs {
@@ -184,34 +170,6 @@ impl Filters {
     }
 }
 
-fn parse_filters(a: &DumpArgs) -> anyhow::Result<Filters> {
-    let mut f = Filters {
-        fullpage: a.fullpage,
-        ..Filters::default()
-    };
-    for name in &a.rmgr {
-        let mut set = f.rmgrs.unwrap_or([false; 256]);
-        set[parse_rmgr(name)?] = true;
-        f.rmgrs = Some(set);
-    }
-    f.xid = a.xid.as_deref().map(parse_xid).transpose()?;
-    f.relation = a.relation.as_deref().map(parse_relation).transpose()?;
-    f.block = a.block.as_deref().map(parse_block).transpose()?;
-    if f.block.is_some() && f.relation.is_none() {
-        return Err(
-            Usage::new("option -B/--block requires option -R/--relation to be specified").into(),
-        );
-    }
-    f.fork = a.fork.as_deref().map(parse_fork).transpose()?;
-    f.any = f.rmgrs.is_some()
-        || f.xid.is_some()
-        || f.relation.is_some()
-        || f.block.is_some()
-        || f.fork.is_some()
-        || f.fullpage;
-    Ok(f)
-}
-
 /// Where a file name lives: (directory, file name).
 fn split_path(p: &str) -> (Option<PathBuf>, String) {
     let path = Path::new(p);
@@ -226,198 +184,108 @@ fn split_path(p: &str) -> (Option<PathBuf>, String) {
     (dir, name)
 }
 
-/// Reads the first page header of a WAL file (with `read()`: the file may be one being
-/// written) to learn the segment size and version.
-fn probe_file(path: &Path) -> anyhow::Result<SegmentInfo> {
-    let head = pgwal::archive::read_head(path, pgwal::wal::LONG_HEADER_SIZE)
-        .with_context(|| format!("could not read \"{}\"", path.display()))?;
-    source::probe_segment(&head).map_err(|e| anyhow!("WAL file \"{}\": {e}", path.display()))
-}
-
-/// pg_waldump's `identify_target_directory`: `dir` then `dir/pg_wal`; without a directory
-/// `.`, `pg_wal`, `$PGDATA/pg_wal`. A directory qualifies if it holds `fname` (a plain segment
-/// name also matches its compressed or `.partial` forms, see [`WalDirectory::find`]) or,
-/// without one, any WAL segment.
-fn identify_target_directory(
-    dir: Option<&Path>,
-    fname: Option<&str>,
-) -> anyhow::Result<(WalDirectory, PathBuf)> {
-    let candidates: Vec<PathBuf> = match dir {
-        Some(d) => vec![d.to_path_buf(), d.join("pg_wal")],
-        None => {
-            let mut v = vec![PathBuf::from("."), PathBuf::from("pg_wal")];
-            if let Some(pgdata) = std::env::var_os("PGDATA") {
-                v.push(PathBuf::from(pgdata).join("pg_wal"));
-            }
-            v
-        }
-    };
-    for c in candidates {
-        if !c.is_dir() {
-            continue;
-        }
-        let wd = WalDirectory::scan(&c)?;
-        let file = match fname {
-            // A plain segment name also finds the compressed or `.partial` form.
-            Some(f) => wd.find(f),
-            None => wd.first_segment().map(|(_, p)| p.to_path_buf()),
-        };
-        if let Some(file) = file {
-            return Ok((wd, file));
-        }
-    }
-    match fname {
-        Some(f) => bail!("could not locate WAL file \"{f}\""),
-        None => bail!("could not find any WAL file"),
-    }
-}
-
-/// What `locate` worked out from the arguments.
-struct Plan {
-    dir: WalDirectory,
-    info: SegmentInfo,
-    tli: TimelineId,
+/// The WAL to read, opened, and what pg_waldump's messages need to know about the options.
+pub(crate) struct Plan {
+    reader: WalReader,
+    /// Where reading started (the reader's start moves on when following).
     start: Lsn,
-    end: Option<Lsn>,
     /// True when `-s` gave the start (pg_waldump reports skipped bytes only then).
     explicit_start: bool,
 }
 
-fn locate(a: &DumpArgs) -> anyhow::Result<Plan> {
-    if let Some(p) = &a.path {
-        if !p.is_dir() {
-            return Err(Usage::new(format!(
-                "could not open directory \"{}\": No such file or directory",
-                p.display()
-            ))
-            .into());
-        }
+impl Plan {
+    fn info(&self) -> &SegmentInfo {
+        self.reader.info()
     }
-    let mut tli = match &a.timeline {
-        Some(t) => parse_timeline(t)?,
-        None => TimelineId(1),
-    };
-    let start_opt = a.start.as_deref().map(parse_lsn).transpose()?;
-    let mut end = a.end.as_deref().map(parse_lsn).transpose()?;
-    if let Some(startseg) = &a.startseg {
-        let (sdir, fname) = split_path(startseg);
-        let dir = a.path.clone().or(sdir);
-        let (wd, file) = identify_target_directory(dir.as_deref(), Some(&fname))?;
-        let info = probe_file(&file)?;
-        let seg_size = info.seg_size;
-        let name = WalFileName::parse(&fname)
-            .filter(|n| matches!(n, WalFileName::Segment { .. }))
-            .ok_or_else(|| anyhow!("invalid WAL file name \"{fname}\""))?;
-        let segno = name
-            .segno(seg_size)
-            .ok_or_else(|| anyhow!("invalid WAL file name \"{fname}\""))?;
-        tli = name.timeline();
-        let seg_start = segno.start_lsn(seg_size).unwrap_or(Lsn::MAX);
-        let start = match start_opt {
-            None => seg_start,
-            Some(s) if s.segment(seg_size) == segno => s,
-            Some(s) => {
-                return Err(Usage::new(format!(
-                    "start WAL location {s} is not inside file \"{fname}\""
-                ))
-                .into())
-            }
-        };
-        let mut last = segno;
-        if let Some(endseg) = &a.endseg {
-            let (_, efname) = split_path(endseg);
-            if wd.find(&efname).is_none() {
-                bail!("could not open file \"{efname}\"");
-            }
-            let ename = WalFileName::parse(&efname)
-                .filter(|n| matches!(n, WalFileName::Segment { .. }))
-                .ok_or_else(|| anyhow!("invalid WAL file name \"{efname}\""))?;
-            let endsegno = ename
-                .segno(seg_size)
-                .ok_or_else(|| anyhow!("invalid WAL file name \"{efname}\""))?;
-            tli = ename.timeline();
-            if endsegno < segno {
-                bail!("ENDSEG {endseg} is before STARTSEG {startseg}");
-            }
-            last = endsegno;
-        }
-        let last_end = last.next().start_lsn(seg_size).unwrap_or(Lsn::MAX);
-        let e = end.unwrap_or(last_end);
-        if e.segment(seg_size) != last && e != last_end {
-            return Err(Usage::new(format!(
-                "end WAL location {e} is not inside file \"{}\"",
-                a.endseg.as_deref().unwrap_or(startseg)
-            ))
-            .into());
-        }
-        end = Some(e);
-        return Ok(Plan {
-            dir: wd,
-            info,
-            tli,
-            start,
-            end,
-            explicit_start: start_opt.is_some(),
-        });
-    }
-    let (wd, file) = identify_target_directory(a.path.as_deref(), None)?;
-    let info = probe_file(&file)?;
-    let start = match start_opt {
-        Some(s) => s,
-        None if prog::dropin() => return Err(Usage::new("no start WAL location given").into()),
-        None => {
-            // Beyond pg_waldump: begin at the earliest segment of the timeline.
-            let want = a.timeline.as_ref().map(|_| tli);
-            let first = wd
-                .segments()
-                .filter_map(|(n, _)| Some((n.timeline(), n.segno(info.seg_size)?)))
-                .filter(|(t, _)| want.is_none_or(|w| *t == w))
-                .min_by_key(|(t, s)| (*s, *t))
-                .ok_or_else(|| anyhow!("could not find any WAL file"))?;
-            if want.is_none() {
-                tli = first.0;
-            }
-            first.1.start_lsn(info.seg_size).unwrap_or(Lsn::MAX)
-        }
-    };
-    Ok(Plan {
-        dir: wd,
-        info,
-        tli,
-        start,
-        end,
-        explicit_start: start_opt.is_some(),
-    })
 }
 
-/// The plan for WAL in a tar archive ([`tar_input`]): `-s` gives the start (required there),
-/// `-t` the timeline (else 1), and the archive's first segment the segment size and version.
-fn locate_in_archive(a: &DumpArgs, dir: WalDirectory) -> anyhow::Result<Plan> {
-    let tli = match &a.timeline {
-        Some(t) => parse_timeline(t)?,
-        None => TimelineId(1),
+/// Opens the WAL that `cfg` names (`Input::Files` or `Input::Tar`), with pg_waldump's rules
+/// for where files are: `-p DIR` is DIR or DIR/pg_wal; without it, `STARTSEG`'s directory, else
+/// `.`, `pg_wal`, `$PGDATA/pg_wal`.
+fn open(cfg: &DumpConfig) -> anyhow::Result<Plan> {
+    let mut b = WalReader::builder()
+        .follow_timelines(cfg.follow_timelines)
+        .live(cfg.follow)
+        .block_refs(cfg.block_refs());
+    if let Some(s) = cfg.start {
+        b = b.start(s);
+    }
+    if let Some(e) = cfg.end {
+        b = b.end(e);
+    }
+    if let Some(t) = cfg.timeline {
+        b = b.timeline(t);
+    }
+    let (location, startseg, endseg) = match &cfg.input {
+        Input::Tar { archive, .. } => {
+            b = b.on_tar_duplicate(tar_input::duplicate_warning(archive));
+            (Location::Tar(archive.clone()), None, None)
+        }
+        Input::Files {
+            path,
+            startseg,
+            endseg,
+        } => {
+            if let Some(p) = path {
+                if !p.is_dir() {
+                    return Err(Usage::new(format!(
+                        "could not open directory \"{}\": No such file or directory",
+                        p.display()
+                    ))
+                    .into());
+                }
+            }
+            let (sdir, fname) = match startseg {
+                Some(s) => {
+                    let (d, f) = split_path(s);
+                    (d, Some(f))
+                }
+                None => (None, None),
+            };
+            let location = match path.clone().or(sdir) {
+                Some(d) => Location::Dir(d),
+                None => {
+                    let mut v = vec![PathBuf::from("."), PathBuf::from("pg_wal")];
+                    if let Some(pgdata) = std::env::var_os("PGDATA") {
+                        v.push(PathBuf::from(pgdata).join("pg_wal"));
+                    }
+                    Location::Search(v)
+                }
+            };
+            if let Some(f) = fname {
+                b = b.start_segment(f);
+            }
+            if let Some(e) = endseg {
+                b = b.end_segment(split_path(e).1);
+            }
+            (location, startseg.as_deref(), endseg.as_deref())
+        }
+        Input::Stdin | Input::Live { .. } => {
+            return Err(anyhow!("standard input and servers are not read here"))
+        }
     };
-    let start = a
-        .start
-        .as_deref()
-        .map(parse_lsn)
-        .transpose()?
-        .ok_or_else(|| anyhow!("no start WAL location given"))?;
-    let end = a.end.as_deref().map(parse_lsn).transpose()?;
-    let first = dir
-        .first_segment()
-        .map(|(_, p)| p.to_path_buf())
-        .ok_or_else(|| anyhow!("could not find WAL in archive \"{}\"", dir.path().display()))?;
-    let head = dir.read_file(&first)?;
-    let info = source::probe_segment(&head)
-        .map_err(|e| anyhow!("WAL file \"{}\": {e}", first.display()))?;
+    let reader = b.open(location).map_err(|e| match e {
+        // pg_waldump's usage errors, naming the operands as given.
+        ReaderError::StartOutsideFile { .. } => Usage::new(e.to_string()).into(),
+        ReaderError::EndOutsideFile { end, .. } => Usage::new(format!(
+            "end WAL location {end} is not inside file \"{}\"",
+            endseg.or(startseg).unwrap_or_default()
+        ))
+        .into(),
+        ReaderError::EndBeforeStart { .. } => anyhow!(
+            "ENDSEG {} is before STARTSEG {}",
+            endseg.unwrap_or_default(),
+            startseg.unwrap_or_default()
+        ),
+        e => anyhow::Error::new(e),
+    })?;
+    if startseg.is_none() && cfg.start.is_none() && prog::dropin() {
+        return Err(Usage::new("no start WAL location given").into());
+    }
     Ok(Plan {
-        dir,
-        info,
-        tli,
-        start,
-        end,
-        explicit_start: true,
+        start: reader.start(),
+        reader,
+        explicit_start: cfg.start.is_some(),
     })
 }
 
@@ -431,20 +299,27 @@ pub fn run(a: DumpArgs, s: &Scanned) -> anyhow::Result<ExitCode> {
         print_rmgr_list();
         return Ok(ExitCode::SUCCESS);
     }
-    let per_record = a.stats.as_deref().map(parse_stats).transpose()?;
-    let limit: i64 = a
-        .limit
-        .as_deref()
-        .map(parse_limit)
-        .transpose()?
-        .unwrap_or(-1);
-    let filters = parse_filters(&a)?;
-    if a.dbname.is_some() || a.slot.is_some() || a.no_slot {
-        return live::run(&a, per_record, limit, filters);
+    let cfg = DumpConfig::from_args(a)?;
+    execute(&cfg)
+}
+
+/// Runs the dump `cfg` describes.
+fn execute(cfg: &DumpConfig) -> anyhow::Result<ExitCode> {
+    if let Input::Live { .. } = &cfg.input {
+        if let Some(dir) = &cfg.output.save_fullpage {
+            fullpage::prepare_dir(dir)?;
+        }
+        return live::run(cfg);
     }
-    if a.startseg.is_none()
-        && a.path.is_none()
-        && a.start.is_none()
+    let nothing_named = matches!(
+        cfg.input,
+        Input::Files {
+            path: None,
+            startseg: None,
+            ..
+        }
+    ) && cfg.start.is_none();
+    if nothing_named
         && std::env::var_os("PGDATA").is_none()
         && !Path::new("pg_wal").is_dir()
         && WalDirectory::scan(Path::new("."))
@@ -453,55 +328,32 @@ pub fn run(a: DumpArgs, s: &Scanned) -> anyhow::Result<ExitCode> {
     {
         return Err(Usage::new("no arguments specified").into());
     }
-    if let Some(dir) = &a.save_fullpage {
+    if let Some(dir) = &cfg.output.save_fullpage {
         fullpage::prepare_dir(dir)?;
     }
-    if a.startseg.as_deref() == Some("-") {
-        return stdin::run(&a, per_record, limit, filters);
-    }
-    let plan = match tar_input::open(&a)? {
-        Some(dir) => locate_in_archive(&a, dir)?,
-        None => locate(&a)?,
-    };
-    // Following timelines reads the newest timeline's history (or -t's) and takes each segment
-    // from the timeline that holds it.
-    let mut plan = plan;
-    let history = if a.follow_timelines {
-        if a.timeline.is_none() {
-            let newest = plan
-                .dir
-                .segments()
-                .map(|(n, _)| n.timeline())
-                .chain(plan.dir.history_timelines())
-                .max()
-                .unwrap_or(plan.tli);
-            plan.tli = plan.tli.max(newest);
+    let plan = match &cfg.input {
+        Input::Stdin => return stdin::run(cfg),
+        Input::Tar { archive, startseg } => {
+            let _ = archive;
+            tar_input::check(cfg, startseg.as_deref())?;
+            open(cfg)?
         }
-        plan.dir.history(plan.tli)?
-    } else {
-        None
+        Input::Files { .. } => open(cfg)?,
+        Input::Live { .. } => unreachable!("handled above"),
     };
-    let sink = Sink::new(&a, filters, per_record.is_some(), plan.tli);
-    let config = sink.decoder_config(&plan.info);
-    let mut range = ReadRange::new(plan.start, plan.tli, config);
-    range.end = plan.end;
-    range.history = history;
+    let sink = Sink::new(cfg, plan.reader.timeline());
     let stdout = std::io::stdout();
     let mut stats = stats::Stats::new();
-    stats.insight = insight::collector_for(&a)?;
-    // The breakdowns are gathered in LSN order, by one thread.
-    let jobs = if stats.insight.is_some() {
-        1
-    } else {
-        a.jobs.unwrap_or(1).max(1)
-    };
+    stats.insight = insight::collector_for(cfg);
+    let limit = cfg.limit;
     // The last record read (filtered out or not): pg_waldump names it when reading fails.
     let mut last_read: Option<Lsn> = None;
-    let (outcome, mut out) = if jobs > 1 && !a.follow {
+    let mut plan = plan;
+    let (outcome, mut out) = if cfg.jobs > 1 && !cfg.follow {
         // Workers write to stdout themselves, through a handle they share (stdout stays
         // unlocked until they are done).
         let mut shared = std::io::BufWriter::with_capacity(1 << 15, std::io::stdout());
-        let outcome = parallel::run(&plan, &range, &sink, jobs, limit, &mut shared, &mut stats)?;
+        let outcome = parallel::run(&plan, &sink, cfg.jobs, limit, &mut shared, &mut stats)?;
         shared.flush()?;
         (outcome, std::io::BufWriter::new(stdout.lock()))
     } else {
@@ -509,21 +361,21 @@ pub fn run(a: DumpArgs, s: &Scanned) -> anyhow::Result<ExitCode> {
         // with the locked one `--stats` measured 1–1.5% faster than with the shared handle.
         let mut out = std::io::BufWriter::with_capacity(1 << 15, stdout.lock());
         let outcome = sequential(
-            &plan,
-            range,
+            &mut plan,
             &sink,
-            (limit, a.follow),
+            (limit, cfg.follow),
             &mut out,
             &mut stats,
             &mut last_read,
         )?;
         (outcome, out)
     };
-    if let Some(per_record) = per_record {
-        if !a.quiet {
-            stats.set_version(plan.info.version);
+    if let Some(mode) = cfg.output.stats {
+        if !cfg.output.quiet {
+            let per_record = mode == StatsMode::PerRecord;
+            stats.set_version(plan.info().version);
             let mut text = String::new();
-            if insight::finish(&a, &mut stats, &mut text)? {
+            if insight::finish(cfg, &mut stats, &mut text)? {
             } else if sink.json {
                 text.push_str(&stats.to_json(per_record).to_string());
                 text.push('\n');
@@ -548,7 +400,8 @@ pub fn run(a: DumpArgs, s: &Scanned) -> anyhow::Result<ExitCode> {
             };
             let name = prog::name();
             let raw_at = at;
-            let at = plan.info.version.lsn(at);
+            let info = *plan.info();
+            let at = info.version.lsn(at);
             if prog::dropin() {
                 // pg_waldump's own rules: a missing file is fatal, anything else is an error in
                 // the WAL record after the last one read.
@@ -557,15 +410,14 @@ pub fn run(a: DumpArgs, s: &Scanned) -> anyhow::Result<ExitCode> {
                         "{name}: error: could not find file \"{m}\": No such file or directory"
                     );
                 } else {
-                    let lsn = plan.info.version.lsn(last_read.unwrap_or(raw_at));
+                    let lsn = info.version.lsn(last_read.unwrap_or(raw_at));
+                    let tli = plan.reader.timeline();
                     let why = match &reason {
-                        Some(r) => {
-                            pgmsg::reason(r, plan.info.version, plan.tli, plan.info.seg_size)
-                        }
+                        Some(r) => pgmsg::reason(r, info.version, tli, info.seg_size),
                         None => why,
                     };
                     // pg_waldump 13 and 14 label their fatal errors "fatal".
-                    let level = if plan.info.version <= PgVersion::V14 {
+                    let level = if info.version <= PgVersion::V14 {
                         "fatal"
                     } else {
                         "error"
@@ -574,7 +426,7 @@ pub fn run(a: DumpArgs, s: &Scanned) -> anyhow::Result<ExitCode> {
                 }
                 return Ok(ExitCode::FAILURE);
             }
-            if a.waldump_exit {
+            if cfg.waldump_exit {
                 eprintln!("{name}: error: error in WAL record at {at}: {why}");
                 return Ok(ExitCode::FAILURE);
             }
@@ -592,35 +444,26 @@ pub(crate) struct Sink {
     json: bool,
     bkp_details: bool,
     stats_mode: bool,
+    /// [`DumpConfig::counts_only`].
+    counts_only: bool,
     save_fullpage: Option<PathBuf>,
     tli: TimelineId,
-    /// The breakdowns read block references even where `--stats` counts only.
-    needs_blocks: bool,
 }
 
 impl Sink {
-    /// The sink for the options `a`: `filters` parsed from them, `--stats` or not, records of
-    /// timeline `tli`.
-    pub(crate) fn new(a: &DumpArgs, filters: Filters, stats_mode: bool, tli: TimelineId) -> Sink {
+    /// The sink for the output and filters of `cfg`, for records of timeline `tli`.
+    pub(crate) fn new(cfg: &DumpConfig, tli: TimelineId) -> Sink {
+        let output = &cfg.output;
         Sink {
-            filters,
-            quiet: a.quiet,
-            json: a.format == Format::Json,
-            bkp_details: a.bkp_details,
-            stats_mode,
-            save_fullpage: a.save_fullpage.clone(),
+            filters: cfg.filters.clone(),
+            quiet: output.quiet,
+            json: output.format == Format::Json,
+            bkp_details: output.bkp_details,
+            stats_mode: output.stats.is_some(),
+            counts_only: cfg.counts_only(),
+            save_fullpage: output.save_fullpage.clone(),
             tli,
-            needs_blocks: insight::needs_blocks(a),
         }
-    }
-
-    /// The decoder configuration for WAL like `info`'s; records that are only counted need no
-    /// block references.
-    pub(crate) fn decoder_config(&self, info: &SegmentInfo) -> DecoderConfig {
-        DecoderConfig::new(info.seg_size)
-            .with_page_size(info.page_size)
-            .with_system_id(Some(info.system_id))
-            .with_block_refs(!self.counts_only() || self.needs_blocks)
     }
 
     /// Whether records are written out (text or JSON), not only counted.
@@ -630,7 +473,7 @@ impl Sink {
 
     /// Whether every record is only counted for `--stats`: no filter, no image to save.
     pub(crate) fn counts_only(&self) -> bool {
-        self.stats_mode && !self.quiet && self.save_fullpage.is_none() && !self.filters.any
+        self.counts_only
     }
 
     /// Handles one record: appends its text to `out` or counts it in `stats`. Returns false if
@@ -677,23 +520,16 @@ impl Sink {
     }
 }
 
-/// pg_waldump's note when `-s` pointed into the middle of a record.
-fn skip_message(plan: &Plan, first: Lsn, version: PgVersion, sink: &Sink, out: &mut String) {
-    if plan.explicit_start {
-        skip_note(plan.start, plan.info.seg_size, first, version, sink, out);
-    }
-}
-
-/// [`skip_message`] for an explicit start `start` in WAL of segments of `seg_size`.
-pub(crate) fn skip_note(
-    start: Lsn,
-    seg_size: pgwal::WalSegSize,
+/// pg_waldump's note when `-s` pointed into the middle of a record: `(start, explicit_start,
+/// seg_size)` are [`Plan`]'s.
+pub(crate) fn skip_message(
+    (start, explicit_start, seg_size): (Lsn, bool, WalSegSize),
     first: Lsn,
     version: PgVersion,
     sink: &Sink,
     out: &mut String,
 ) {
-    if first == start || start.segment_offset(seg_size) == 0 {
+    if first == start || start.segment_offset(seg_size) == 0 || !explicit_start {
         return;
     }
     let skipped = first.0 - start.0;
@@ -713,35 +549,39 @@ pub(crate) fn skip_note(
     }
 }
 
-type Outcome = Result<ReadEnd, source::SourceError>;
+type Outcome = Result<ReadEnd, ReaderError>;
 
 /// Reads `range` record by record; `(limit, follow)` are `-n` and `-f`; `last_read` gets the
 /// LSN of each record read.
 fn sequential(
-    plan: &Plan,
-    mut range: ReadRange,
+    plan: &mut Plan,
     sink: &Sink,
-    (limit, follow): (i64, bool),
+    (limit, follow): (Option<u64>, bool),
     out: &mut impl std::io::Write,
     stats: &mut stats::Stats,
     last_read: &mut Option<Lsn>,
 ) -> anyhow::Result<Outcome> {
     let mut line = String::with_capacity(1 << 16);
-    let mut shown: i64 = 0;
+    let mut shown: u64 = 0;
     let mut first = true;
     let mut failure: Option<anyhow::Error> = None;
-    let mut rescanned: Option<WalDirectory> = None;
     // Plain --stats: nothing to filter, print or stop at; each record is just counted.
-    let counts_only = sink.counts_only() && limit <= 0;
+    let counts_only = sink.counts_only() && limit.is_none();
+    let (start, explicit_start, seg_size) = (plan.start, plan.explicit_start, plan.info().seg_size);
     loop {
-        let dir = rescanned.as_ref().unwrap_or(&plan.dir);
         // Following, the directory is being written: the segment being written is read, not
-        // mapped.
-        let outcome = source::read_range_live(dir, &range, follow, |rec| {
+        // mapped (the reader is opened `live`).
+        let outcome = plan.reader.for_each(|rec| {
             *last_read = Some(rec.lsn());
             if first {
                 first = false;
-                skip_message(plan, rec.lsn(), rec.version(), sink, &mut line);
+                skip_message(
+                    (start, explicit_start, seg_size),
+                    rec.lsn(),
+                    rec.version(),
+                    sink,
+                    &mut line,
+                );
                 stats.start.get_or_insert(rec.lsn());
             }
             if counts_only {
@@ -764,7 +604,7 @@ fn sequential(
                 line.clear();
             }
             shown += 1;
-            if limit > 0 && shown >= limit {
+            if limit.is_some_and(|n| shown >= n) {
                 return ControlFlow::Break(());
             }
             ControlFlow::Continue(())
@@ -779,8 +619,7 @@ fn sequential(
                 // Wait for the server (or receiver) to write more, then go on from the end.
                 out.flush()?;
                 std::thread::sleep(std::time::Duration::from_secs(1));
-                rescanned = Some(WalDirectory::scan(plan.dir.path())?);
-                range.start = at;
+                plan.reader.resume_at(at)?;
             }
             other => return Ok(other),
         }

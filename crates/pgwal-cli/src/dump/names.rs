@@ -178,12 +178,7 @@ async fn resolve_async(config: Config, rels: &[RelFileLocator]) -> anyhow::Resul
     let mut first = ReplicationClient::connect_sql(&config)
         .await
         .context("--names: could not connect")?;
-    for row in query(
-        &mut first,
-        "SELECT oid, datname, datallowconn FROM pg_database",
-    )
-    .await?
-    {
+    for row in query(&mut first, "SELECT oid, datname, datallowconn FROM pg_database").await? {
         if let (Some(Some(oid)), Some(Some(name))) = (row.first(), row.get(1)) {
             if let Ok(oid) = oid.parse() {
                 names.databases.insert(oid, name.clone());
@@ -247,10 +242,7 @@ mod tests {
 
     #[test]
     fn literals_and_kinds() {
-        assert_eq!(
-            qualify("", "pg_catalog", "pg_database"),
-            "pg_catalog.pg_database"
-        );
+        assert_eq!(qualify("", "pg_catalog", "pg_database"), "pg_catalog.pg_database");
         assert_eq!(qualify("app", "public", "t"), "app.public.t");
         assert_eq!(kind_name("i"), "index");
         assert_eq!(kind_name("t"), "TOAST table");

@@ -20,6 +20,7 @@ use std::ops::ControlFlow;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard};
 
+use pgwal::reader::ReaderError;
 use pgwal::source::{self, ReadEnd, ReadRange, SourceError};
 use pgwal::wal::{PgVersion, WalError, WalErrorKind};
 use pgwal::Lsn;
@@ -145,7 +146,7 @@ struct Printer<'a, W> {
     announced: bool,
     prev_end: Option<Lsn>,
     /// Records printed, for `--limit`.
-    shown: i64,
+    shown: u64,
     /// How the dump ended, once it has.
     result: Option<anyhow::Result<Outcome>>,
     spare: Vec<Buffers>,
@@ -158,7 +159,7 @@ struct Work<'a, W> {
     sink: &'a Sink,
     segments: source::SharedSegments,
     cuts: Cuts,
-    limit: i64,
+    limit: Option<u64>,
     /// Chunks a worker may start beyond the head.
     window: usize,
     /// Capacity of a fresh text buffer.
@@ -177,13 +178,13 @@ struct Work<'a, W> {
 /// Runs the dump with `jobs` threads; same output as the sequential path.
 pub(crate) fn run<W: Write + Send>(
     plan: &Plan,
-    range: &ReadRange,
     sink: &Sink,
     jobs: usize,
-    limit: i64,
+    limit: Option<u64>,
     out: &mut W,
     stats: &mut Stats,
 ) -> anyhow::Result<Outcome> {
+    let range = plan.reader.range();
     let seg_size = range.config.seg_size;
     // Chunks of 4 MB of WAL (at page boundaries) keep each worker's text small; without
     // text (--stats, --quiet) chunks of 16 MB mean fewer chunks to set up and fewer times
@@ -203,22 +204,7 @@ pub(crate) fn run<W: Write + Send>(
         .min(seg_size.bytes());
     // The last chunks are a quarter of that (whole pages).
     let tail_bytes = (chunk_bytes / 4 / page).max(1) * page;
-    let last_byte = match range.end {
-        Some(e) => e.0.saturating_sub(1),
-        None => {
-            let last_seg = plan
-                .dir
-                .segments()
-                .filter_map(|(n, _)| n.segno(seg_size))
-                .map(|s| s.0)
-                .max()
-                .unwrap_or(0);
-            (last_seg + 1)
-                .saturating_mul(seg_size.bytes())
-                .saturating_sub(1)
-                .max(range.start.0)
-        }
-    };
+    let last_byte = plan.reader.last_byte().0;
     let work = Work {
         plan,
         range,
@@ -365,9 +351,10 @@ impl<'a, W: Write> Work<'a, W> {
             }
             if let Err(error) = p.link_check(&chunk) {
                 return Ok(Some(Err(SourceError::Corrupt {
-                    path: self.plan.dir.path().to_owned(),
+                    path: self.plan.reader.directory().path().to_owned(),
                     error,
-                })));
+                }
+                .into())));
             }
             self.announce(p, &chunk)?;
         }
@@ -382,8 +369,8 @@ impl<'a, W: Write> Work<'a, W> {
         // Print (or count) this chunk's records, honouring --limit.
         let mut upto = chunk.text.len();
         let mut reached_limit = false;
-        if self.limit > 0 {
-            let room = (self.limit - p.shown) as usize;
+        if let Some(limit) = self.limit {
+            let room = limit.saturating_sub(p.shown) as usize;
             if chunk.ends.len() >= room {
                 upto = chunk
                     .ends
@@ -393,7 +380,7 @@ impl<'a, W: Write> Work<'a, W> {
             }
         }
         p.out.write_all(&chunk.text.as_bytes()[..upto])?;
-        p.shown += chunk.ends.len() as i64;
+        p.shown += chunk.ends.len() as u64;
         p.stats.merge(&chunk.stats);
         let end = chunk.end.take();
         p.spare.push(chunk.into_buffers());
@@ -444,7 +431,9 @@ impl<'a, W: Write> Work<'a, W> {
         if let (Some((lsn, _)), Some(version)) = (chunk.first, chunk.version) {
             p.announced = true;
             let mut note = String::new();
-            skip_message(self.plan, lsn, version, self.sink, &mut note);
+            let seg_size = self.range.config.seg_size;
+            let start = (self.plan.start, self.plan.explicit_start, seg_size);
+            skip_message(start, lsn, version, self.sink, &mut note);
             p.out.write_all(note.as_bytes())?;
         }
         Ok(())
@@ -454,7 +443,7 @@ impl<'a, W: Write> Work<'a, W> {
     /// buffers to reuse); `may_stream` lets the head chunk write its text out as it goes.
     fn decode(&self, i: usize, lo: Lsn, bufs: Buffers, may_stream: bool) -> Chunk {
         let (sink, hi) = (self.sink, self.cuts.hi(i));
-        let track_ends = self.limit > 0;
+        let track_ends = self.limit.is_some();
         // Plain --stats: each record is just counted.
         let counts_only = sink.counts_only() && !track_ends;
         let may_stream = may_stream && sink.prints_text() && !track_ends;
@@ -473,7 +462,8 @@ impl<'a, W: Write> Work<'a, W> {
         };
         let mut sub = self.range.clone();
         sub.start = lo;
-        let outcome = source::read_range_shared(&self.plan.dir, &sub, &self.segments, |rec| {
+        let dir = self.plan.reader.directory();
+        let outcome = source::read_range_shared(dir, &sub, &self.segments, |rec| {
             if hi.is_some_and(|h| rec.lsn() >= h) {
                 return ControlFlow::Break(());
             }
@@ -505,7 +495,7 @@ impl<'a, W: Write> Work<'a, W> {
         match outcome {
             Ok(ReadEnd::Stopped) => {}
             Ok(ReadEnd::ReachedEnd) if hi.is_some() => {}
-            other => c.end = Some(other),
+            other => c.end = Some(other.map_err(ReaderError::from)),
         }
         c
     }

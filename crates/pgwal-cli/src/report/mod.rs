@@ -59,8 +59,7 @@ pub(crate) struct Input<'a> {
 /// Writes the report for `input` to `path`.
 pub(crate) fn write(path: &Path, input: &Input<'_>) -> anyhow::Result<()> {
     let html = render(input);
-    std::fs::write(path, html)
-        .with_context(|| format!("could not write \"{}\"", path.display()))?;
+    std::fs::write(path, html).with_context(|| format!("could not write \"{}\"", path.display()))?;
     eprintln!(
         "{}: wrote report for {} records to \"{}\"",
         crate::prog::name(),
@@ -164,12 +163,7 @@ fn time_chart(time: &TimeStats) -> String {
         slot_of(&b.by_rmgr, &mut series);
         labels.push("(no time in range)".to_owned());
     }
-    svg::stacked_bars(
-        "time",
-        &labels,
-        &series,
-        "no record of the range carries a time",
-    )
+    svg::stacked_bars("time", &labels, &series, "no record of the range carries a time")
 }
 
 fn pct(part: u64, whole: u64) -> String {
@@ -217,7 +211,10 @@ fn summary(input: &Input<'_>) -> String {
             total.fpi_count
         ),
     ));
-    rows.push(("Relation forks", input.relations.rows().len().to_string()));
+    rows.push((
+        "Relation forks",
+        input.relations.rows().len().to_string(),
+    ));
     rows.push(("Transactions", input.xacts.len().to_string()));
     let ckpts = input
         .checkpoints
@@ -313,8 +310,7 @@ fn checkpoint_chart(c: &CheckpointStats) -> String {
     svg::percent_bars("fpi-share", &bars)
 }
 
-const STYLE: &str =
-    "body{font:14px/1.4 system-ui,-apple-system,'Segoe UI',sans-serif;margin:24px auto;\
+const STYLE: &str = "body{font:14px/1.4 system-ui,-apple-system,'Segoe UI',sans-serif;margin:24px auto;\
 max-width:1100px;color:#1d2433;background:#fff}h1{font-size:24px;margin:0 0 4px}h2{font-size:18px;\
 margin:28px 0 6px;border-bottom:1px solid #dde2ea;padding-bottom:4px}.sub{color:#5b6577}\
 table.summary{border-collapse:collapse}table.summary th{text-align:left;padding:2px 16px 2px 0;\
@@ -370,6 +366,6 @@ pub(crate) fn render(input: &Input<'_>) -> String {
     h.push_str("</div><div><h2>Top transactions by full-page images</h2>");
     h.push_str(&svg::hbars("xid-fpi", &xact_bars(input, true)));
     h.push_str("</div></div>");
-    let _ = write!(h, "<script>{SCRIPT}</script></body></html>\n");
+    let _ = writeln!(h, "<script>{SCRIPT}</script></body></html>");
     h
 }

@@ -110,12 +110,7 @@ pub(crate) fn stacked_bars(id: &str, labels: &[String], series: &[Series], note:
     let plot_h = f64::from(h) - top - bottom;
     let n = labels.len().max(1);
     let totals: Vec<u64> = (0..n)
-        .map(|i| {
-            series
-                .iter()
-                .map(|s| s.values.get(i).copied().unwrap_or(0))
-                .sum()
-        })
+        .map(|i| series.iter().map(|s| s.values.get(i).copied().unwrap_or(0)).sum())
         .collect();
     let (ymax, step) = nice_bytes(totals.iter().copied().max().unwrap_or(0));
     let mut o = String::new();

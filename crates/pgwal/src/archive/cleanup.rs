@@ -27,7 +27,7 @@ use crate::archive::push::archive_identity;
 use crate::history::TimelineHistory;
 use crate::lsn::Lsn;
 use crate::segment::{Compression, TimelineId, WalFileName};
-use crate::source::{decompress, sniff_compression};
+use crate::source::{decompress, sniff_compression, WalDirectory};
 
 /// Settings of [`plan_cleanup`]: [`CleanupOptions::default`], then the fields to change (more
 /// may be added).
@@ -205,39 +205,41 @@ pub fn plan_cleanup(
         context: format!("could not read archive location \"{}\"", dir.display()),
         source,
     };
-    let mut names: Vec<std::ffi::OsString> = Vec::new();
-    for e in fs::read_dir(dir).map_err(io_err)? {
-        names.push(e.map_err(io_err)?.file_name());
-    }
-    plan_cleanup_names(dir, names, oldest_kept, opts)
+    let listing = crate::archive::listing::scan(dir).map_err(io_err)?;
+    plan_cleanup_index(&listing, oldest_kept, opts)
 }
 
-/// [`plan_cleanup`] over a list of file `names` (of an archive anywhere); `dir` holds at least
-/// its history files and one of its segments, which `opts.keep_history_needs` reads.
-pub(crate) fn plan_cleanup_names(
-    dir: &Path,
-    mut names: Vec<std::ffi::OsString>,
+/// [`plan_cleanup`] over an archive's index (of an archive anywhere); the index's path holds
+/// at least its history files and one of its segments, which `opts.keep_history_needs` reads.
+pub(crate) fn plan_cleanup_index(
+    listing: &WalDirectory,
     oldest_kept: &str,
     opts: &CleanupOptions,
 ) -> Result<CleanupPlan, CleanupError> {
     let cutoff = cutoff_name(oldest_kept, opts.strip_extension.as_deref())?;
-    names.sort();
+    // Every name, WAL or not, as pg_archivecleanup looks at every directory entry.
+    let mut names: Vec<&str> = listing
+        .entries()
+        .iter()
+        .map(|e| e.name.as_str())
+        .chain(listing.others().iter().map(|o| o.name.as_str()))
+        .collect();
+    names.sort_unstable();
     let mut plan = CleanupPlan {
         cutoff: cutoff.clone(),
         ..CleanupPlan::default()
     };
     let mut remove: Vec<(String, Vec<u8>)> = Vec::new();
-    for n in &names {
-        let raw = os_bytes(n);
-        let Some(cand) = candidate_name(&raw, opts) else {
+    for n in names {
+        let Some(cand) = candidate_name(n.as_bytes(), opts) else {
             continue;
         };
         if cand[8..] < cutoff.as_bytes()[8..] {
-            remove.push((n.to_string_lossy().into_owned(), cand));
+            remove.push((n.to_owned(), cand));
         }
     }
     if opts.keep_history_needs && !remove.is_empty() {
-        let keep = history_needs(dir, &names, &cutoff, &mut plan.notes)?;
+        let keep = history_needs(listing, &cutoff, &mut plan.notes)?;
         remove.retain(|(name, cand)| {
             let Some(w) = WalFileName::parse(&String::from_utf8_lossy(cand)) else {
                 return true;
@@ -258,28 +260,17 @@ pub(crate) fn plan_cleanup_names(
     Ok(plan)
 }
 
-#[cfg(unix)]
-fn os_bytes(s: &std::ffi::OsStr) -> Vec<u8> {
-    use std::os::unix::ffi::OsStrExt;
-    s.as_bytes().to_vec()
-}
-
-#[cfg(not(unix))]
-fn os_bytes(s: &std::ffi::OsStr) -> Vec<u8> {
-    s.to_string_lossy().as_bytes().to_vec()
-}
-
 /// Segment files as (tli, log, seg), each with the leaf timeline that needs it.
 type Needs = Vec<((u32, u32, u32), TimelineId)>;
 
 /// The (tli, log, seg) files that leaf timelines not passing through `cutoff` still need, each
 /// with the leaf that needs it.
 fn history_needs(
-    dir: &Path,
-    names: &[std::ffi::OsString],
+    listing: &WalDirectory,
     cutoff: &str,
     notes: &mut Vec<String>,
 ) -> Result<Needs, CleanupError> {
+    let dir = listing.path();
     let Some((_, seg_size, _)) =
         archive_identity(dir, None).map_err(|source| CleanupError::Io {
             context: format!("could not read archive location \"{}\"", dir.display()),
@@ -292,15 +283,14 @@ fn history_needs(
     let mut histories: BTreeMap<u32, TimelineHistory> = BTreeMap::new();
     let mut files: BTreeSet<(u32, u32, u32)> = BTreeSet::new();
     let mut timelines: BTreeSet<u32> = BTreeSet::new();
-    for n in names {
-        let Some(name) = n.to_str() else { continue };
-        match WalFileName::parse(name) {
-            Some(WalFileName::Segment { tli, log, seg, .. }) => {
+    for e in listing.entries() {
+        match e.wal {
+            WalFileName::Segment { tli, log, seg, .. } => {
                 files.insert((tli.0, log, seg));
                 timelines.insert(tli.0);
             }
-            Some(WalFileName::History { tli, .. }) => {
-                let path = dir.join(name);
+            WalFileName::History { tli, .. } => {
+                let path = listing.file_path(&e.name);
                 let raw = fs::read(&path)
                     .map_err(|e| CleanupError::History(format!("{}: {e}", path.display())))?;
                 let kind = sniff_compression(&raw);

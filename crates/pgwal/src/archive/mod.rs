@@ -47,7 +47,7 @@ pub use compress::{
     DEFAULT_GZIP_LEVEL, DEFAULT_ZSTD_LEVEL,
 };
 pub use fetch::{fetch, FetchError, FetchOptions, FetchOutcome};
-pub use listing::{existing_variants, name_variants, ArchiveEntry, ArchiveListing, TempEntry};
+pub use listing::{existing_variants, other_files, temp_files, TempEntry};
 pub use push::{
     archive_identity, check_segment, push, PushError, PushOptions, PushOutcome, SegmentCheckError,
 };

@@ -383,10 +383,11 @@ pub(crate) fn check_push(
     let fname = name.to_string();
     Ok(match name {
         WalFileName::Segment { partial, .. } => {
-            let info = check_segment(name, data, *partial).map_err(|reason| PushError::NotWal {
-                path: src.to_owned(),
-                reason,
-            })?;
+            let info =
+                check_segment(name, data, *partial).map_err(|reason| PushError::NotWal {
+                    path: src.to_owned(),
+                    reason,
+                })?;
             let expected = match opts.system_id {
                 Some(id) => Some((id, None, "--system-id".to_owned())),
                 None => identity(name, info.seg_size)?.map(|(id, size, other)| {

@@ -11,25 +11,22 @@
 //! - [`plan_cleanup_object`] / [`execute_cleanup_object`]: pg_archivecleanup's rules over the
 //!   listing, deletes in batches.
 
-use std::ffi::OsString;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
 
-use crate::archive::cleanup::{plan_cleanup_names, CleanupError, CleanupOptions, CleanupPlan};
-use crate::archive::compress::{decompress_fast, read_all};
+use crate::archive::cleanup::{plan_cleanup_index, CleanupError, CleanupOptions, CleanupPlan};
 use crate::archive::durable::{fsync_dir, write_replace};
-use crate::archive::fetch::{
-    check_and_write, check_fetched, FetchError, FetchOptions, FetchOutcome,
-};
-use crate::archive::listing::name_variants;
+use crate::archive::fetch::{check_and_write, check_fetched, FetchError, FetchOptions, FetchOutcome};
+use crate::source::name_variants;
 use crate::archive::push::{
     check_push, compare_content, parse_push_name, PushError, PushOptions, PushOutcome,
 };
+use crate::archive::compress::{decompress_fast, read_all};
 use crate::segment::{Compression, SegNo, WalFileName, WalSegSize};
-use crate::source::sniff_compression;
+use crate::source::{sniff_compression, WalDirectory};
 use crate::storage::object::{ObjectArchive, ObjectEntry, ObjectError, PutNew};
 use crate::wal::{PageHeader, LONG_HEADER_SIZE};
 
@@ -58,10 +55,7 @@ fn existing_object_variants(
 fn probe_object(store: &ObjectArchive, name: &WalFileName) -> Option<(u64, WalSegSize)> {
     let fname = name.to_string();
     let head: Vec<u8> = if name.compression() == Compression::None {
-        store
-            .get_head(&fname, LONG_HEADER_SIZE as u64)
-            .ok()?
-            .to_vec()
+        store.get_head(&fname, LONG_HEADER_SIZE as u64).ok()?.to_vec()
     } else {
         let raw = store.get(&fname).ok()?;
         decompress_fast(sniff_compression(&raw), &raw).ok()?
@@ -243,9 +237,7 @@ pub fn fetch_object(
     let Some(found) = candidates.into_iter().next() else {
         return Err(not_found(store, name));
     };
-    let found_name = found
-        .as_ref()
-        .map_or_else(|| name.to_owned(), |f| f.to_string());
+    let found_name = found.as_ref().map_or_else(|| name.to_owned(), |f| f.to_string());
     let label = PathBuf::from(format!("{}/{found_name}", store.url_str()));
     let ahead = match (cache, &found) {
         (Some(c), Some(f @ WalFileName::Segment { partial: false, .. })) if c.ahead > 0 => {
@@ -265,11 +257,7 @@ pub fn fetch_object(
     if let Some((c, next)) = &ahead {
         want.extend(
             next.iter()
-                .filter(|n| {
-                    !c.dir
-                        .join(n.with(Compression::None, false).to_string())
-                        .exists()
-                })
+                .filter(|n| !c.dir.join(n.with(Compression::None, false).to_string()).exists())
                 .map(|n| n.to_string()),
         );
     }
@@ -313,10 +301,7 @@ fn next_segments(
             break;
         }
         let plain = w.with(Compression::None, false);
-        if out
-            .iter()
-            .any(|o| o.with(Compression::None, false) == plain)
-        {
+        if out.iter().any(|o| o.with(Compression::None, false) == plain) {
             continue;
         }
         if out.len() == n {
@@ -375,12 +360,7 @@ fn take_cached(
     let entries = match fs::read_dir(&cache.dir) {
         Ok(e) => e,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => {
-            return Err(io_err(format!(
-                "could not read \"{}\"",
-                cache.dir.display()
-            ))(e))
-        }
+        Err(e) => return Err(io_err(format!("could not read \"{}\"", cache.dir.display()))(e)),
     };
     let mut hit = None;
     for e in entries.flatten() {
@@ -456,29 +436,22 @@ pub fn plan_cleanup_object(
     if opts.keep_history_needs {
         let mut needed: Vec<String> = listing
             .iter()
-            .filter(|e| {
-                matches!(
-                    WalFileName::parse(&e.name),
-                    Some(WalFileName::History { .. })
-                )
-            })
+            .filter(|e| matches!(WalFileName::parse(&e.name), Some(WalFileName::History { .. })))
             .map(|e| e.name.clone())
             .collect();
-        if let Some(seg) = listing.iter().find(|e| {
-            matches!(
-                WalFileName::parse(&e.name),
-                Some(WalFileName::Segment { .. })
-            )
-        }) {
+        if let Some(seg) = listing
+            .iter()
+            .find(|e| matches!(WalFileName::parse(&e.name), Some(WalFileName::Segment { .. })))
+        {
             needed.push(seg.name.clone());
         }
         download_into(store, &needed, scratch).map_err(obj_err)?;
     }
-    let names: Vec<OsString> = listing
-        .into_iter()
-        .map(|e| OsString::from(e.name))
-        .collect();
-    plan_cleanup_names(scratch, names, oldest_kept, opts)
+    let mut index = WalDirectory::new(scratch);
+    for e in listing {
+        index.insert(&e.name, e.size, None);
+    }
+    plan_cleanup_index(&index, oldest_kept, opts)
 }
 
 /// Deletes the plan's files from the object archive in batches; `each` is called with every

@@ -3,7 +3,7 @@
 use std::io;
 use std::path::{Path, PathBuf};
 
-use crate::archive::listing::ArchiveListing;
+use crate::archive::listing::{self, other_files, temp_files};
 use crate::archive::verify::SegmentIndex;
 use crate::lsn::Lsn;
 use crate::segment::{Compression, SegNo, TimelineId, WalFileName, WalSegSize};
@@ -59,18 +59,18 @@ pub struct ArchiveStatus {
 /// Summarises the archive in `dir`: for each timeline its first and last segment, the newest
 /// LSN (decoding only the last two segments), file count and sizes.
 pub fn status(dir: &Path) -> io::Result<ArchiveStatus> {
-    let listing = ArchiveListing::scan(dir)?;
+    let listing = listing::scan(dir)?;
     let idx = SegmentIndex::build(&listing);
     let mut st = ArchiveStatus {
         dir: dir.to_owned(),
         system_id: idx.system_id,
         seg_size: idx.seg_size,
         version: idx.version,
-        temp_files: listing.temp.len(),
-        other_files: listing.other.len(),
+        temp_files: temp_files(&listing).len(),
+        other_files: other_files(&listing).count(),
         ..ArchiveStatus::default()
     };
-    for e in &listing.entries {
+    for e in listing.entries() {
         match e.wal {
             WalFileName::History { .. } => st.history_files.push(e.name.clone()),
             WalFileName::Backup { .. } => st.backup_files.push(e.name.clone()),
@@ -127,7 +127,7 @@ pub fn status(dir: &Path) -> io::Result<ArchiveStatus> {
                 } else if !f.partial {
                     seg_size.bytes()
                 } else {
-                    read_wal_file(&f.entry.path).map_or(0, |b| b.len() as u64)
+                    read_wal_file(&f.path).map_or(0, |b| b.len() as u64)
                 };
             }
         }
@@ -148,7 +148,7 @@ fn newest_lsn(idx: &SegmentIndex, t: u32, last: u64, cfg: DecoderConfig) -> Opti
     let mut best = None;
     for n in start..=last {
         let f = idx.chosen(t, n)?;
-        let bytes = read_wal_file(&f.entry.path).ok()?;
+        let bytes = read_wal_file(&f.path).ok()?;
         let mut input: &[u8] = &bytes;
         loop {
             match dec.decode(&mut input) {

@@ -17,12 +17,13 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::archive::compress::read_head;
-use crate::archive::listing::{ArchiveEntry, ArchiveListing};
+use crate::archive::listing::{self, other_files, temp_files};
 use crate::history::TimelineHistory;
 use crate::lsn::Lsn;
 use crate::segment::{Compression, SegNo, TimelineId, WalFileName, WalSegSize};
-use crate::source::{probe_segment, read_wal_file, SegmentInfo};
+use crate::source::{
+    preference, probe_segment, read_head, read_wal_file, SegmentInfo, WalDirectory, WalEntry,
+};
 use crate::wal::{DecoderConfig, PgVersion, WalDecoder, LONG_HEADER_SIZE, SHORT_HEADER_SIZE};
 
 /// How bad a finding is.
@@ -232,7 +233,9 @@ const TEMP_GRACE: Duration = Duration::from_secs(600);
 /// One archived file of a segment, with what its first page says.
 #[derive(Clone, Debug)]
 pub(crate) struct SegFile {
-    pub(crate) entry: ArchiveEntry,
+    pub(crate) entry: WalEntry,
+    /// Where it is.
+    pub(crate) path: PathBuf,
     pub(crate) partial: bool,
     pub(crate) head: Result<SegmentInfo, String>,
     /// Excluded from decoding (foreign, wrong header...).
@@ -261,28 +264,21 @@ fn most_common<T: Ord + Copy>(items: impl Iterator<Item = T>) -> Option<T> {
     counts.into_iter().max_by_key(|&(_, n)| n).map(|(v, _)| v)
 }
 
-fn compression_rank(c: Compression) -> u8 {
-    match c {
-        Compression::None => 0,
-        Compression::Zstd => 1,
-        Compression::Lz4 => 2,
-        Compression::Gzip => 3,
-    }
-}
-
 impl SegmentIndex {
     /// Reads the first page of every segment file and indexes them.
-    pub(crate) fn build(listing: &ArchiveListing) -> SegmentIndex {
+    pub(crate) fn build(listing: &WalDirectory) -> SegmentIndex {
         let mut files: Vec<SegFile> = Vec::new();
-        for e in &listing.entries {
+        for e in listing.entries() {
             let WalFileName::Segment { partial, .. } = e.wal else {
                 continue;
             };
-            let head = read_head(&e.path, LONG_HEADER_SIZE)
+            let path = listing.file_path(&e.name);
+            let head = read_head(&path, LONG_HEADER_SIZE)
                 .map_err(|err| format!("cannot read: {err}"))
                 .and_then(|h| probe_segment(&h).map_err(|e| e.to_string()));
             files.push(SegFile {
                 entry: e.clone(),
+                path,
                 partial,
                 head,
                 bad: false,
@@ -309,7 +305,7 @@ impl SegmentIndex {
             }
         }
         for v in idx.slots.values_mut() {
-            v.sort_by_key(|f| (f.partial, compression_rank(f.entry.wal.compression())));
+            v.sort_by_key(|f| preference(&f.entry.wal));
         }
         idx
     }
@@ -369,11 +365,11 @@ struct Fork {
 /// disagree, history files and their chains, segments outside their timeline, `.partial`
 /// files, then every timeline decoded as one stream, and the gaps around switch points.
 pub fn verify(dir: &Path, progress: impl FnMut(&VerifyProgress)) -> io::Result<VerifyReport> {
-    let listing = ArchiveListing::scan(dir)?;
+    let listing = listing::scan(dir)?;
     let mut ctx = Ctx {
         report: VerifyReport {
             dir: dir.to_owned(),
-            other_files: listing.other.len(),
+            other_files: other_files(&listing).count(),
             ..VerifyReport::default()
         },
         seen: HashSet::new(),
@@ -401,8 +397,8 @@ pub fn verify(dir: &Path, progress: impl FnMut(&VerifyProgress)) -> io::Result<V
 }
 
 /// Temporary files older than the grace period.
-fn check_temp_files(ctx: &mut Ctx, listing: &ArchiveListing) {
-    for t in &listing.temp {
+fn check_temp_files(ctx: &mut Ctx, listing: &WalDirectory) {
+    for t in temp_files(listing) {
         if t.age.is_none_or(|a| a > TEMP_GRACE) {
             ctx.add(Problem {
                 severity: Severity::Warning,
@@ -509,9 +505,9 @@ fn check_copies_agree(ctx: &mut Ctx, idx: &SegmentIndex, seg_size: WalSegSize) {
             if copies.len() < 2 {
                 continue;
             }
-            let first = read_wal_file(&copies[0].entry.path).ok();
+            let first = read_wal_file(&copies[0].path).ok();
             for other in &copies[1..] {
-                let same = match (&first, read_wal_file(&other.entry.path)) {
+                let same = match (&first, read_wal_file(&other.path)) {
                     (Some(a), Ok(b)) => a[..] == b[..],
                     _ => false,
                 };
@@ -534,14 +530,14 @@ fn check_copies_agree(ctx: &mut Ctx, idx: &SegmentIndex, seg_size: WalSegSize) {
 }
 
 /// Reads and checks every history file.
-fn load_histories(ctx: &mut Ctx, listing: &ArchiveListing) -> BTreeMap<u32, TimelineHistory> {
+fn load_histories(ctx: &mut Ctx, listing: &WalDirectory) -> BTreeMap<u32, TimelineHistory> {
     let mut histories: BTreeMap<u32, TimelineHistory> = BTreeMap::new();
-    for e in &listing.entries {
+    for e in listing.entries() {
         let WalFileName::History { tli, .. } = e.wal else {
             continue;
         };
         ctx.report.history_files += 1;
-        let parsed = read_wal_file(&e.path)
+        let parsed = read_wal_file(&listing.file_path(&e.name))
             .map_err(|err| err.to_string())
             .and_then(|b| TimelineHistory::parse(&b).map_err(|err| err.to_string()));
         match parsed {
@@ -891,7 +887,7 @@ fn decode_timeline(
             decoded.done += 1;
             continue;
         };
-        let bytes = match read_wal_file(&file.entry.path) {
+        let bytes = match read_wal_file(&file.path) {
             Ok(b) => b,
             Err(e) => {
                 ctx.error(
@@ -1094,10 +1090,7 @@ fn compare_switch_segment(
     let (Some(child), Some(parent)) = (idx.chosen(tli.0, n), idx.chosen(fk.parent.0, n)) else {
         return;
     };
-    let (Ok(c), Ok(p)) = (
-        read_wal_file(&child.entry.path),
-        read_wal_file(&parent.entry.path),
-    ) else {
+    let (Ok(c), Ok(p)) = (read_wal_file(&child.path), read_wal_file(&parent.path)) else {
         return;
     };
     let (Some(c), Some(p)) = (c.get(..off), p.get(..off)) else {
@@ -1123,13 +1116,13 @@ fn compare_switch_segment(
 }
 
 /// Without any readable segment: still check history files.
-fn finish_histories_only(ctx: &mut Ctx, listing: &ArchiveListing) {
-    for e in &listing.entries {
+fn finish_histories_only(ctx: &mut Ctx, listing: &WalDirectory) {
+    for e in listing.entries() {
         let WalFileName::History { tli, .. } = e.wal else {
             continue;
         };
         ctx.report.history_files += 1;
-        let ok = read_wal_file(&e.path)
+        let ok = read_wal_file(&listing.file_path(&e.name))
             .ok()
             .is_some_and(|b| TimelineHistory::parse(&b).is_ok());
         if !ok {

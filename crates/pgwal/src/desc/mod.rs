@@ -31,8 +31,8 @@ mod xlog;
 
 pub use heap::{HeapDelete, HeapInsert, HeapUpdate};
 pub use logicalmsg::LogicalMessage;
-pub(crate) use xact::{assignment as xact_assignment, end_with_subxacts as xact_end_subxacts};
 pub use xact::{XactEnd, XactOp};
+pub(crate) use xact::{assignment as xact_assignment, end_with_subxacts as xact_end_subxacts};
 pub use xlog::Checkpoint;
 
 /// The typed contents of the records that have them, parsed by the same code that writes

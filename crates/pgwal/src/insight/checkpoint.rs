@@ -143,10 +143,7 @@ impl CheckpointStats {
         marks.sort_by_key(|m| m.redo);
         let starts: Vec<usize> = marks
             .iter()
-            .map(|m| {
-                m.redo
-                    .map_or(0, |r| self.bin(r.max(self.base.unwrap_or(r))))
-            })
+            .map(|m| m.redo.map_or(0, |r| self.bin(r.max(self.base.unwrap_or(r)))))
             .collect();
         out.extend(marks);
         let mut cycle = 0;

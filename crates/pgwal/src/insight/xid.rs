@@ -119,10 +119,7 @@ impl XactStats {
         }
         self.parent.insert(sub, top);
         let moved = self.rows.remove(&sub);
-        let row = self
-            .rows
-            .entry(top)
-            .or_insert_with(|| XactRow::new(top, lsn));
+        let row = self.rows.entry(top).or_insert_with(|| XactRow::new(top, lsn));
         row.subxacts += 1;
         if let Some(m) = moved {
             row.absorb(&m);
@@ -164,10 +161,7 @@ impl XactStats {
             return;
         }
         let top = self.top_of(xid);
-        let row = self
-            .rows
-            .entry(top)
-            .or_insert_with(|| XactRow::new(top, lsn));
+        let row = self.rows.entry(top).or_insert_with(|| XactRow::new(top, lsn));
         row.usage.add(&usage);
         row.last_lsn = lsn;
         if end.is_some() && top == xid {

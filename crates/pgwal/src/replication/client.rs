@@ -726,11 +726,7 @@ async fn startup(
     tls: Option<Option<Vec<u8>>>,
     sql: bool,
 ) -> Result<ReplicationClient, Error> {
-    let default_db = if sql {
-        config.user.as_str()
-    } else {
-        "replication"
-    };
+    let default_db = if sql { config.user.as_str() } else { "replication" };
     let dbname = config.dbname.clone().unwrap_or_else(|| default_db.into());
     let mut sc = StartupConfig::new(&config.user);
     if sql {

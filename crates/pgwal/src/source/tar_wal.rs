@@ -194,7 +194,7 @@ impl TarWal {
             names
                 .filter(|n| n.starts_with(base))
                 .filter_map(|n| Some((super::preference(&WalFileName::parse(n)?), n)))
-                .filter(|(p, _)| *p != u8::MAX)
+                .filter(|(p, _)| *p != (true, u8::MAX))
                 .min()
                 .map(|(_, n)| n.clone())
         };

@@ -112,10 +112,7 @@ impl Location {
             });
         }
         let prefix = prefix.trim_matches('/');
-        if prefix
-            .split('/')
-            .any(|p| p.is_empty() || p == "." || p == "..")
-            && !prefix.is_empty()
+        if prefix.split('/').any(|p| p.is_empty() || p == "." || p == "..") && !prefix.is_empty()
         {
             return Err(LocationError::Invalid {
                 url: s.to_owned(),
@@ -170,10 +167,7 @@ mod tests {
         let Location::Object(o) = Location::parse("gs://b/p").unwrap() else {
             panic!()
         };
-        assert_eq!(
-            o.key("000000010000000000000001"),
-            "p/000000010000000000000001"
-        );
+        assert_eq!(o.key("000000010000000000000001"), "p/000000010000000000000001");
     }
 
     #[test]

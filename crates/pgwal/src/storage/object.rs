@@ -188,13 +188,10 @@ fn apply_config<B, K: std::str::FromStr>(
     apply: impl Fn(B, K, &str) -> B,
 ) -> Result<B, ObjectError> {
     for (k, v) in &opts.config {
-        let key = k
-            .to_ascii_lowercase()
-            .parse::<K>()
-            .map_err(|_| ObjectError::Config {
-                url: url.to_owned(),
-                reason: format!("unknown configuration key \"{k}\""),
-            })?;
+        let key = k.to_ascii_lowercase().parse::<K>().map_err(|_| ObjectError::Config {
+            url: url.to_owned(),
+            reason: format!("unknown configuration key \"{k}\""),
+        })?;
         b = apply(b, key, v);
     }
     Ok(b)
@@ -285,10 +282,7 @@ impl ObjectArchive {
             reason,
         };
         let client = [
-            (
-                ClientConfigKey::Timeout,
-                format!("{}ms", opts.timeout.as_millis()),
-            ),
+            (ClientConfigKey::Timeout, format!("{}ms", opts.timeout.as_millis())),
             (
                 ClientConfigKey::ConnectTimeout,
                 format!("{}ms", opts.connect_timeout.as_millis()),
@@ -303,8 +297,7 @@ impl ObjectArchive {
             Cloud::S3 => {
                 use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
                 let mut b = AmazonS3Builder::from_env().with_bucket_name(&url.bucket);
-                let configured =
-                    |k: &str| opts.config.iter().any(|(c, _)| c.eq_ignore_ascii_case(k));
+                let configured = |k: &str| opts.config.iter().any(|(c, _)| c.eq_ignore_ascii_case(k));
                 let have_key = (env_set("AWS_ACCESS_KEY_ID") && env_set("AWS_SECRET_ACCESS_KEY"))
                     || (configured("aws_access_key_id") && configured("aws_secret_access_key"));
                 let (file_creds, file_region) = aws_shared_files();
@@ -335,10 +328,7 @@ impl ObjectArchive {
                         hint: "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or a profile in ~/.aws/credentials; instance metadata is disabled by AWS_EC2_METADATA_DISABLED",
                     });
                 }
-                if env_set("AWS_ENDPOINT_URL")
-                    || env_set("AWS_ENDPOINT")
-                    || configured("aws_endpoint")
-                {
+                if env_set("AWS_ENDPOINT_URL") || env_set("AWS_ENDPOINT") || configured("aws_endpoint") {
                     // S3-compatible servers take path-style requests.
                     b = b.with_virtual_hosted_style_request(false);
                 }
@@ -348,11 +338,7 @@ impl ObjectArchive {
                 b = apply_config(b, opts, &display, |b, k: AmazonS3ConfigKey, v| {
                     b.with_config(k, v)
                 })?;
-                Arc::new(
-                    b.with_retry(retry)
-                        .build()
-                        .map_err(|e| config(e.to_string()))?,
-                )
+                Arc::new(b.with_retry(retry).build().map_err(|e| config(e.to_string()))?)
             }
             Cloud::Azure => {
                 use object_store::azure::{AzureConfigKey, MicrosoftAzureBuilder};
@@ -363,11 +349,7 @@ impl ObjectArchive {
                 b = apply_config(b, opts, &display, |b, k: AzureConfigKey, v| {
                     b.with_config(k, v)
                 })?;
-                Arc::new(
-                    b.with_retry(retry)
-                        .build()
-                        .map_err(|e| config(e.to_string()))?,
-                )
+                Arc::new(b.with_retry(retry).build().map_err(|e| config(e.to_string()))?)
             }
             Cloud::Gcs => {
                 use object_store::gcp::{GoogleCloudStorageBuilder, GoogleConfigKey};
@@ -381,11 +363,7 @@ impl ObjectArchive {
                 b = apply_config(b, opts, &display, |b, k: GoogleConfigKey, v| {
                     b.with_config(k, v)
                 })?;
-                Arc::new(
-                    b.with_retry(retry)
-                        .build()
-                        .map_err(|e| config(e.to_string()))?,
-                )
+                Arc::new(b.with_retry(retry).build().map_err(|e| config(e.to_string()))?)
             }
         };
         let rt = tokio::runtime::Builder::new_multi_thread()
@@ -421,13 +399,9 @@ impl ObjectArchive {
         let url = self.display.clone();
         let key = key.to_owned();
         let detail = error_chain(&e);
-        let bucket_missing = [
-            "NoSuchBucket",
-            "ContainerNotFound",
-            "The specified bucket does not exist",
-        ]
-        .iter()
-        .any(|m| detail.contains(m));
+        let bucket_missing = ["NoSuchBucket", "ContainerNotFound", "The specified bucket does not exist"]
+            .iter()
+            .any(|m| detail.contains(m));
         if bucket_missing {
             return ObjectError::NoBucket {
                 url,
@@ -437,8 +411,9 @@ impl ObjectArchive {
         }
         match e {
             object_store::Error::NotFound { .. } => ObjectError::NotFound { url, key },
-            object_store::Error::AlreadyExists { .. }
-            | object_store::Error::Precondition { .. } => ObjectError::AlreadyExists { url, key },
+            object_store::Error::AlreadyExists { .. } | object_store::Error::Precondition { .. } => {
+                ObjectError::AlreadyExists { url, key }
+            }
             object_store::Error::PermissionDenied { .. }
             | object_store::Error::Unauthenticated { .. } => ObjectError::Denied {
                 url,
@@ -734,18 +709,9 @@ mod tests {
     #[test]
     fn ini_sections() {
         let t = "[default]\naws_access_key_id = A\n# c\n[other]\naws_access_key_id=B\naws_secret_access_key = S\n";
-        assert_eq!(
-            ini_section(t, "default").get("aws_access_key_id").unwrap(),
-            "A"
-        );
+        assert_eq!(ini_section(t, "default").get("aws_access_key_id").unwrap(), "A");
         let o = ini_section(t, "other");
-        assert_eq!(
-            (
-                o["aws_access_key_id"].as_str(),
-                o["aws_secret_access_key"].as_str()
-            ),
-            ("B", "S")
-        );
+        assert_eq!((o["aws_access_key_id"].as_str(), o["aws_secret_access_key"].as_str()), ("B", "S"));
         assert!(ini_section(t, "none").is_empty());
     }
 
