@@ -310,6 +310,9 @@ pub fn run(a: DumpArgs, s: &Scanned) -> anyhow::Result<ExitCode> {
 /// Runs the dump `cfg` describes.
 fn execute(cfg: &DumpConfig) -> anyhow::Result<ExitCode> {
     if let Input::Live { .. } = &cfg.input {
+        if let Some(dir) = &cfg.output.save_fullpage {
+            fullpage::prepare_dir(dir)?;
+        }
         return live::run(cfg);
     }
     let nothing_named = matches!(
