@@ -11,8 +11,8 @@ use pgwal::live::{LiveEvent, LiveOptions, LiveSource, StartAt};
 use pgwal::replication::SlotName;
 use pgwal::storage::probe::SegmentInfo;
 
-use super::stats::Stats;
 use super::config::{DumpConfig, Input, StatsMode};
+use super::stats::Stats;
 use super::{skip_message, DumpArgs, Sink};
 use crate::prog::Usage;
 
