@@ -311,17 +311,29 @@ fn random_u64() -> u64 {
 /// A TCP port on 127.0.0.1 that is free right now: random in 20000..32000 (below Linux's
 /// ephemeral range, so outgoing connections don't take it), never handed out twice by this
 /// process; falls back to the kernel's choice. Starting still retries on "address in use".
-fn pick_port() -> u16 {
+pub(crate) fn pick_port() -> u16 {
+    pick_port_with_offset(None)
+}
+
+/// Like [`pick_port`], with `port + offset` free as well (SeaweedFS listens for gRPC on its
+/// HTTP port + 10000): the port is drawn from 20000..22000, so both stay below the ephemeral
+/// range.
+pub(crate) fn pick_port_with_offset(offset: Option<u16>) -> u16 {
     static USED: Mutex<Option<HashSet<u16>>> = Mutex::new(None);
     let mut used = lock(&USED);
     let used = used.get_or_insert_with(HashSet::new);
+    let span = if offset.is_some() { 2000 } else { 12000 };
     for _ in 0..500 {
-        let p = 20000 + (random_u64() % 12000) as u16;
-        if used.contains(&p) {
+        let p = 20000 + (random_u64() % span) as u16;
+        let q = offset.map(|o| p + o);
+        if used.contains(&p) || q.is_some_and(|q| used.contains(&q)) {
             continue;
         }
-        if TcpListener::bind(("127.0.0.1", p)).is_ok() {
+        if TcpListener::bind(("127.0.0.1", p)).is_ok()
+            && q.is_none_or(|q| TcpListener::bind(("127.0.0.1", q)).is_ok())
+        {
             used.insert(p);
+            used.extend(q);
             return p;
         }
     }

@@ -27,6 +27,9 @@
 //! # Ok(()) }
 //! ```
 //!
+//! * [`SeaweedFs`] and [`Azurite`] ([`objstore`]) start real object stores (S3 and Azure Blob)
+//!   from the builds `scripts/install-objstore` caches.
+//!
 //! Environment: `PGWAL_PG_DIR` (builds), `PGWAL_TESTKIT_TMP` (scratch root, default
 //! `/tmp/pgwal-testkit`), `PGWAL_TESTKIT_KEEP=1` (keep temp dirs after drop, for debugging).
 
@@ -35,6 +38,7 @@
 mod binaries;
 mod cluster;
 mod error;
+pub mod objstore;
 mod os;
 mod sql;
 mod tls;
@@ -47,6 +51,7 @@ pub use cluster::{
     SCRAM_USER, SSL_USER, SUPERUSER, TRUST_USER,
 };
 pub use error::{Error, Result};
+pub use objstore::{Azurite, SeaweedFs};
 pub use os::{pid_alive, postgres_processes_under, reap_orphans, testkit_root};
 pub use sql::{format_lsn, parse_lsn, TextRows};
 pub use tls::TestCerts;

@@ -33,6 +33,23 @@ use serde_json::{json, Value};
 use crate::getopt::Scanned;
 use crate::prog::{self, HelpPage, Usage};
 
+#[cfg(feature = "object-store")]
+mod object;
+
+/// The object-store URL `p` spells (`s3://`, `az://`, `gs://`), `None` for a directory path.
+fn object_url(p: &std::path::Path) -> anyhow::Result<Option<pgwal::storage::location::ObjectUrl>> {
+    use pgwal::storage::location::Location;
+    match Location::parse(&p.to_string_lossy())? {
+        Location::Dir(_) => Ok(None),
+        #[cfg(feature = "object-store")]
+        Location::Object(u) => Ok(Some(u)),
+        #[cfg(not(feature = "object-store"))]
+        Location::Object(u) => {
+            anyhow::bail!("archive \"{u}\": this pgwal was built without the object-store feature")
+        }
+    }
+}
+
 /// Arguments of `pgwal archive`.
 #[derive(Debug, Args)]
 #[command(disable_version_flag = true)]
@@ -75,8 +92,8 @@ struct PushArgs {
     /// The file to archive (%p): a segment, .partial segment, .history or .backup file.
     #[arg(value_name = "PATH")]
     path: PathBuf,
-    /// The archive directory.
-    #[arg(long, short = 'A', value_name = "DIR", env = "PGWAL_ARCHIVE")]
+    /// The archive: a directory, or s3://BUCKET/PREFIX, az://CONTAINER/PREFIX, gs://BUCKET/PREFIX.
+    #[arg(long, short = 'A', value_name = "DIR|URL", env = "PGWAL_ARCHIVE")]
     archive: PathBuf,
     /// Compression of segments: none, gzip[:1-9] (default level 1), lz4, zstd[:level] (default
     /// level 1). History and backup history files are stored uncompressed.
@@ -102,8 +119,8 @@ struct FetchArgs {
     /// Where to write it (%p).
     #[arg(value_name = "PATH")]
     dest: PathBuf,
-    /// The archive directory.
-    #[arg(long, short = 'A', value_name = "DIR", env = "PGWAL_ARCHIVE")]
+    /// The archive: a directory, or s3://BUCKET/PREFIX, az://CONTAINER/PREFIX, gs://BUCKET/PREFIX.
+    #[arg(long, short = 'A', value_name = "DIR|URL", env = "PGWAL_ARCHIVE")]
     archive: PathBuf,
     /// If the complete segment is not archived, restore its .partial file (zero-padded).
     #[arg(long)]
@@ -112,6 +129,13 @@ struct FetchArgs {
     /// PostgreSQL abort recovery instead of treating the error as the end of the archive.
     #[arg(long, value_name = "N", default_value_t = 2, value_parser = clap::value_parser!(u8).range(2..))]
     error_exit_code: u8,
+    /// Object storage: also download the next N segments in parallel into a local cache
+    /// (--prefetch-dir), from which the next calls restore without a request.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    prefetch: usize,
+    /// The prefetch cache (default: .pgwal-prefetch beside PATH, i.e. in pg_wal).
+    #[arg(long, value_name = "DIR")]
+    prefetch_dir: Option<PathBuf>,
     /// Do not report files that are not in the archive.
     #[arg(long, short = 'q')]
     quiet: bool,
@@ -123,7 +147,7 @@ struct FetchArgs {
 /// Arguments of `pgwal archive cleanup` (pg_archivecleanup's, plus pgwal's).
 #[derive(Debug, Args)]
 pub struct CleanupArgs {
-    /// The archive directory.
+    /// The archive: a directory, or an object-store URL (s3://, az://, gs://).
     #[arg(value_name = "ARCHIVELOCATION")]
     dir: PathBuf,
     /// Keep this file's segment and everything after it (%r): a segment, .partial or .backup name.
@@ -152,8 +176,8 @@ pub struct CleanupArgs {
 
 #[derive(Debug, Args)]
 struct VerifyArgs {
-    /// The archive directory.
-    #[arg(long, short = 'A', value_name = "DIR", env = "PGWAL_ARCHIVE")]
+    /// The archive: a directory, or s3://BUCKET/PREFIX, az://CONTAINER/PREFIX, gs://BUCKET/PREFIX.
+    #[arg(long, short = 'A', value_name = "DIR|URL", env = "PGWAL_ARCHIVE")]
     archive: PathBuf,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
@@ -165,8 +189,8 @@ struct VerifyArgs {
 
 #[derive(Debug, Args)]
 struct StatusArgs {
-    /// The archive directory.
-    #[arg(long, short = 'A', value_name = "DIR", env = "PGWAL_ARCHIVE")]
+    /// The archive: a directory, or s3://BUCKET/PREFIX, az://CONTAINER/PREFIX, gs://BUCKET/PREFIX.
+    #[arg(long, short = 'A', value_name = "DIR|URL", env = "PGWAL_ARCHIVE")]
     archive: PathBuf,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
@@ -213,12 +237,29 @@ fn prepare_writes(cmd: &str, dir: &std::path::Path) {
 }
 
 fn push(a: PushArgs) -> ExitCode {
-    prepare_writes("push", &a.archive);
+    let url = match object_url(&a.archive) {
+        Ok(u) => u,
+        Err(e) => {
+            eprintln!("pgwal archive push: error: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if url.is_none() {
+        prepare_writes("push", &a.archive);
+    }
     let mut opts = PushOptions::default();
     opts.compression = a.compress;
     opts.system_id = a.system_id;
     opts.threads = a.threads;
-    match archive::push(&a.archive, &a.path, &opts) {
+    let res: anyhow::Result<PushOutcome> = match &url {
+        None => archive::push(&a.archive, &a.path, &opts).map_err(Into::into),
+        #[cfg(feature = "object-store")]
+        Some(u) => object::open(u)
+            .and_then(|store| Ok(archive::remote::push_object(&store, &a.path, &opts)?)),
+        #[cfg(not(feature = "object-store"))]
+        Some(_) => unreachable!("object_url refuses URLs without the feature"),
+    };
+    match res {
         Ok(PushOutcome::Stored {
             name,
             bytes,
@@ -234,7 +275,7 @@ fn push(a: PushArgs) -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("pgwal archive push: error: {e}");
+            eprintln!("pgwal archive push: error: {e:#}");
             ExitCode::FAILURE
         }
     }
@@ -246,12 +287,38 @@ fn fetch(a: FetchArgs) -> ExitCode {
         _ => std::path::Path::new("."),
     };
     prepare_writes("fetch", dest_dir);
-    match archive::fetch(
-        &a.archive,
-        &a.name,
-        &a.dest,
-        FetchOptions::default().with_partial(a.partial),
-    ) {
+    let url = match object_url(&a.archive) {
+        Ok(u) => u,
+        Err(e) => {
+            eprintln!("pgwal archive fetch: error: {e:#}");
+            return ExitCode::from(a.error_exit_code);
+        }
+    };
+    let opts = FetchOptions::default().with_partial(a.partial);
+    let res = match &url {
+        None => archive::fetch(&a.archive, &a.name, &a.dest, opts),
+        #[cfg(feature = "object-store")]
+        Some(u) => {
+            let store = match object::open(u) {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("pgwal archive fetch: error: {e:#}");
+                    return ExitCode::from(a.error_exit_code);
+                }
+            };
+            let cache = (a.prefetch > 0).then(|| archive::remote::FetchCache {
+                dir: a
+                    .prefetch_dir
+                    .clone()
+                    .unwrap_or_else(|| dest_dir.join(".pgwal-prefetch")),
+                ahead: a.prefetch,
+            });
+            archive::remote::fetch_object(&store, &a.name, &a.dest, opts, cache.as_ref())
+        }
+        #[cfg(not(feature = "object-store"))]
+        Some(_) => unreachable!("object_url refuses URLs without the feature"),
+    };
+    match res {
         Ok(o) => {
             if a.verbose {
                 let pad = if o.padded { ", padded with zeros" } else { "" };
@@ -295,7 +362,36 @@ pub fn cleanup(a: CleanupArgs, _s: &Scanned) -> ExitCode {
     opts.clean_backup_history = a.clean_backup_history;
     opts.exact = a.exact;
     opts.keep_history_needs = a.keep_history_needs;
-    let plan = match archive::plan_cleanup(&a.dir, &a.oldest_kept, &opts) {
+    let url = match object_url(&a.dir) {
+        Ok(u) => u,
+        Err(e) => {
+            eprintln!("{n}: error: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
+    #[cfg(feature = "object-store")]
+    let mut remote = None;
+    let planned = match &url {
+        None => archive::plan_cleanup(&a.dir, &a.oldest_kept, &opts),
+        #[cfg(feature = "object-store")]
+        Some(u) => {
+            let (store, scratch) =
+                match object::open(u).and_then(|s| Ok((s, object::Scratch::new("cleanup")?))) {
+                    Ok(x) => x,
+                    Err(e) => {
+                        eprintln!("{n}: error: {e:#}");
+                        return ExitCode::from(2);
+                    }
+                };
+            let p =
+                archive::remote::plan_cleanup_object(&store, &a.oldest_kept, &opts, scratch.path());
+            remote = Some(store);
+            p
+        }
+        #[cfg(not(feature = "object-store"))]
+        Some(_) => unreachable!("object_url refuses URLs without the feature"),
+    };
+    let plan = match planned {
         Ok(p) => p,
         Err(e @ (CleanupError::ArchiveMissing(_) | CleanupError::InvalidName(_))) => {
             if matches!(e, CleanupError::InvalidName(_)) {
@@ -338,6 +434,21 @@ pub fn cleanup(a: CleanupArgs, _s: &Scanned) -> ExitCode {
         }
         return ExitCode::SUCCESS;
     }
+    #[cfg(feature = "object-store")]
+    if let Some(store) = &remote {
+        let res = archive::remote::execute_cleanup_object(store, &plan, |p| {
+            if a.debug {
+                eprintln!("{n}: removing file \"{p}\"");
+            }
+        });
+        return match res {
+            Ok(_) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("{n}: error: {e:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let res = archive::execute_cleanup(&a.dir, &plan, |p| {
         if a.debug {
             eprintln!("{n}: removing file \"{}\"", p.display());
@@ -368,13 +479,31 @@ fn verify(a: VerifyArgs) -> anyhow::Result<ExitCode> {
         );
         b
     });
-    let report = archive::verify(&a.archive, |p| {
+    let progress = |p: &archive::VerifyProgress| {
         if let Some(b) = &bar {
             b.set_length(p.total as u64);
             b.set_position(p.done as u64);
             b.set_message(p.file.clone());
         }
-    });
+    };
+    let report = match object_url(&a.archive)? {
+        None => archive::verify(&a.archive, progress),
+        #[cfg(feature = "object-store")]
+        Some(u) => {
+            // verify reads every byte: it reads a local copy, and reports with the URL.
+            let store = object::open(&u)?;
+            let scratch = object::Scratch::new("verify")?;
+            archive::remote::materialize(&store, scratch.path())
+                .map_err(std::io::Error::other)
+                .and_then(|_| archive::verify(scratch.path(), progress))
+                .map(|mut r| {
+                    r.dir = PathBuf::from(u.to_string());
+                    r
+                })
+        }
+        #[cfg(not(feature = "object-store"))]
+        Some(_) => unreachable!("object_url refuses URLs without the feature"),
+    };
     if let Some(b) = bar {
         b.finish_and_clear();
     }
@@ -503,8 +632,24 @@ fn print_verify_text(r: &VerifyReport) {
 }
 
 fn status(a: StatusArgs) -> anyhow::Result<ExitCode> {
-    let st = archive::status(&a.archive)
-        .with_context(|| format!("could not read archive \"{}\"", a.archive.display()))?;
+    let st = match object_url(&a.archive)? {
+        None => archive::status(&a.archive),
+        #[cfg(feature = "object-store")]
+        Some(u) => {
+            let store = object::open(&u)?;
+            let scratch = object::Scratch::new("status")?;
+            archive::remote::materialize(&store, scratch.path())
+                .map_err(std::io::Error::other)
+                .and_then(|_| archive::status(scratch.path()))
+                .map(|mut st| {
+                    st.dir = PathBuf::from(u.to_string());
+                    st
+                })
+        }
+        #[cfg(not(feature = "object-store"))]
+        Some(_) => unreachable!("object_url refuses URLs without the feature"),
+    }
+    .with_context(|| format!("could not read archive \"{}\"", a.archive.display()))?;
     match a.format {
         Format::Json => {
             let v = json!({

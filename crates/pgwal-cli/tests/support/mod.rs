@@ -258,3 +258,109 @@ pub fn segment_names(dir: &Path) -> Vec<String> {
     v.sort();
     v
 }
+
+/// `pgwal ARGS` with extra environment variables (`None` removes one), run to completion.
+pub fn pgwal_env(args: &[&str], env: &[(&str, Option<&str>)]) -> Output {
+    let mut cmd = Command::new(BIN);
+    cmd.args(args);
+    for (k, v) in env {
+        match v {
+            Some(v) => cmd.env(k, v),
+            None => cmd.env_remove(k),
+        };
+    }
+    cmd.output().expect("run pgwal")
+}
+
+/// A server of the test kit shared by every test of one binary. It is started on a thread that
+/// lives as long as the process: the kit's children die with the thread that started them.
+fn shared_server<T: Send + Sync + 'static>(
+    cell: &'static std::sync::OnceLock<T>,
+    start: fn() -> T,
+) -> &'static T {
+    if let Some(t) = cell.get() {
+        return t;
+    }
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut started = false;
+        let _ = cell.get_or_init(|| {
+            started = true;
+            start()
+        });
+        let _ = tx.send(());
+        if started {
+            loop {
+                std::thread::park();
+            }
+        }
+    });
+    rx.recv().unwrap();
+    cell.get().unwrap()
+}
+
+/// The SeaweedFS cluster (master, two volume servers, filer with S3 gateway) the tests share.
+pub fn seaweed() -> &'static pgwal_testkit::SeaweedFs {
+    static S: std::sync::OnceLock<pgwal_testkit::SeaweedFs> = std::sync::OnceLock::new();
+    shared_server(&S, || pgwal_testkit::SeaweedFs::start().unwrap())
+}
+
+/// The Azurite blob service the tests share.
+pub fn azurite() -> &'static pgwal_testkit::Azurite {
+    static A: std::sync::OnceLock<pgwal_testkit::Azurite> = std::sync::OnceLock::new();
+    shared_server(&A, || pgwal_testkit::Azurite::start().unwrap())
+}
+
+/// What [`fault_proxy`] does to each connection.
+#[derive(Clone, Copy, Debug)]
+pub enum Fault {
+    /// The first N connections get `503 Service Unavailable`; later ones pass through.
+    Unavailable(usize),
+    /// Every connection is accepted and never answered.
+    Hang,
+}
+
+/// An HTTP proxy on 127.0.0.1 in front of `port` that injects `fault`. Returns its port and a
+/// counter of the connections it saw.
+pub fn fault_proxy(port: u16, fault: Fault) -> (u16, Arc<std::sync::atomic::AtomicUsize>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let proxy_port = listener.local_addr().unwrap().port();
+    let seen = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = seen.clone();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for client in listener.incoming() {
+            let Ok(mut client) = client else { return };
+            let n = count.fetch_add(1, Ordering::SeqCst);
+            match fault {
+                Fault::Hang => held.push(client),
+                Fault::Unavailable(k) if n < k => {
+                    // Read the request head, answer 503, close.
+                    let _ = client.set_read_timeout(Some(Duration::from_millis(500)));
+                    let mut buf = [0u8; 16384];
+                    let _ = client.read(&mut buf);
+                    let _ = client.write_all(
+                        b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                    );
+                }
+                Fault::Unavailable(_) => {
+                    let Ok(server) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+                        return;
+                    };
+                    let (mut c_in, mut s_out) =
+                        (client.try_clone().unwrap(), server.try_clone().unwrap());
+                    std::thread::spawn(move || {
+                        let _ = std::io::copy(&mut c_in, &mut s_out);
+                        let _ = s_out.shutdown(std::net::Shutdown::Write);
+                    });
+                    let (mut s_in, mut c_out) = (server, client);
+                    std::thread::spawn(move || {
+                        let _ = std::io::copy(&mut s_in, &mut c_out);
+                        let _ = c_out.shutdown(std::net::Shutdown::Write);
+                    });
+                }
+            }
+        }
+    });
+    (proxy_port, seen)
+}

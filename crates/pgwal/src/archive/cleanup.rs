@@ -201,7 +201,6 @@ pub fn plan_cleanup(
         Ok(m) if m.is_dir() => {}
         _ => return Err(CleanupError::ArchiveMissing(dir.to_owned())),
     }
-    let cutoff = cutoff_name(oldest_kept, opts.strip_extension.as_deref())?;
     let io_err = |source| CleanupError::Io {
         context: format!("could not read archive location \"{}\"", dir.display()),
         source,
@@ -210,6 +209,18 @@ pub fn plan_cleanup(
     for e in fs::read_dir(dir).map_err(io_err)? {
         names.push(e.map_err(io_err)?.file_name());
     }
+    plan_cleanup_names(dir, names, oldest_kept, opts)
+}
+
+/// [`plan_cleanup`] over a list of file `names` (of an archive anywhere); `dir` holds at least
+/// its history files and one of its segments, which `opts.keep_history_needs` reads.
+pub(crate) fn plan_cleanup_names(
+    dir: &Path,
+    mut names: Vec<std::ffi::OsString>,
+    oldest_kept: &str,
+    opts: &CleanupOptions,
+) -> Result<CleanupPlan, CleanupError> {
+    let cutoff = cutoff_name(oldest_kept, opts.strip_extension.as_deref())?;
     names.sort();
     let mut plan = CleanupPlan {
         cutoff: cutoff.clone(),

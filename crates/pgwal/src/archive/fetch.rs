@@ -10,7 +10,6 @@ use crate::archive::listing::existing_variants;
 use crate::archive::push::check_segment;
 use crate::history::TimelineHistory;
 use crate::segment::{Compression, WalFileName};
-use crate::source::WalBytes;
 use crate::storage::codec::sniff_compression;
 use crate::storage::local::write_replace;
 
@@ -66,6 +65,10 @@ pub enum FetchError {
         /// What is wrong.
         reason: String,
     },
+    /// An object-store request failed (names the URL and key).
+    #[cfg(feature = "object-store")]
+    #[error(transparent)]
+    Object(#[from] crate::storage::object::ObjectError),
     /// An I/O error.
     #[error("{context}: {source}")]
     Io {
@@ -157,24 +160,52 @@ pub fn fetch(
             })
         }
     };
-    let kind = sniff_compression(&raw);
-    let data: WalBytes = if kind == Compression::None {
-        raw
-    } else {
-        WalBytes::Owned(
-            decompress_fast(kind, &raw).map_err(|e| FetchError::Corrupt {
-                path: path.clone(),
-                reason: e.to_string(),
-            })?,
-        )
-    };
-    let mut data: Cow<'_, [u8]> = Cow::Borrowed(&data);
+    let (bytes, padded) = check_and_write(found.as_ref(), &path, &raw, dest)?;
+    Ok(FetchOutcome {
+        source: path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        bytes,
+        padded,
+    })
+}
+
+/// Decompresses the archived file `raw` (from `path`, named `found`), checks it (segments:
+/// page header and size, a `.partial` padded to a whole segment; history files: syntax) and
+/// writes it to `dest` atomically. Returns the bytes written and whether it was padded.
+pub(crate) fn check_and_write(
+    found: Option<&WalFileName>,
+    path: &Path,
+    raw: &[u8],
+    dest: &Path,
+) -> Result<(u64, bool), FetchError> {
+    let data = check_fetched(found, path, raw)?;
+    write_replace(dest, &data.0).map_err(|e| FetchError::Io {
+        context: format!("could not write \"{}\"", dest.display()),
+        source: e.into_io(),
+    })?;
+    Ok((data.0.len() as u64, data.1))
+}
+
+/// The checking half of [`check_and_write`]: the content to restore and whether it was padded.
+pub(crate) fn check_fetched<'a>(
+    found: Option<&WalFileName>,
+    path: &Path,
+    raw: &'a [u8],
+) -> Result<(Cow<'a, [u8]>, bool), FetchError> {
+    let kind = sniff_compression(raw);
     let corrupt = |reason: String| FetchError::Corrupt {
-        path: path.clone(),
+        path: path.to_owned(),
         reason,
     };
+    let mut data: Cow<'_, [u8]> = if kind == Compression::None {
+        Cow::Borrowed(raw)
+    } else {
+        Cow::Owned(decompress_fast(kind, raw).map_err(|e| corrupt(e.to_string()))?)
+    };
     let mut padded = false;
-    match &found {
+    match found {
         Some(n @ WalFileName::Segment { partial, .. }) => {
             let info = check_segment(n, &data, *partial).map_err(|e| corrupt(e.to_string()))?;
             if *partial && (data.len() as u64) < info.seg_size.bytes() {
@@ -187,16 +218,5 @@ pub fn fetch(
         }
         _ => {}
     }
-    write_replace(dest, &data).map_err(|e| FetchError::Io {
-        context: format!("could not write \"{}\"", dest.display()),
-        source: e.into_io(),
-    })?;
-    Ok(FetchOutcome {
-        source: path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default(),
-        bytes: data.len() as u64,
-        padded,
-    })
+    Ok((data, padded))
 }

@@ -27,12 +27,15 @@
 //! - [`plan_cleanup`] / [`execute_cleanup`]: pg_archivecleanup's rules.
 //! - [`verify()`]: decodes everything and reports gaps, damage and timeline inconsistencies.
 //! - [`status`]: per-timeline summary.
+//! - `remote` (feature `object-store`): the same on an archive in object storage.
 
 pub mod cleanup;
 mod compress;
 mod fetch;
 mod listing;
 mod push;
+#[cfg(feature = "object-store")]
+pub mod remote;
 mod status;
 pub mod verify;
 

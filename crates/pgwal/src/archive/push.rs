@@ -113,6 +113,10 @@ pub enum PushError {
         /// The archived file compared with.
         other: String,
     },
+    /// An object-store request failed (names the URL and key).
+    #[cfg(feature = "object-store")]
+    #[error(transparent)]
+    Object(#[from] crate::storage::object::ObjectError),
     /// The archive holds a different file under the same name.
     #[error(
         "archive already contains \"{existing}\" with different content ({reason}); refusing to overwrite it"
@@ -252,27 +256,29 @@ pub fn archive_identity(
 /// differ.
 fn compare_with(path: &Path, data: &[u8]) -> Result<Option<String>, PushError> {
     let raw = read_all(path).map_err(io_ctx(format!("could not read \"{}\"", path.display())))?;
-    let kind = sniff_compression(&raw);
+    Ok(compare_content(&raw, data))
+}
+
+/// Compares `data` with an archived file's bytes `raw` (decompressed first). `None` when
+/// equal, else how they differ.
+pub(crate) fn compare_content(raw: &[u8], data: &[u8]) -> Option<String> {
+    let kind = sniff_compression(raw);
     let decompressed;
     let content: &[u8] = if kind == Compression::None {
-        &raw
+        raw
     } else {
-        match decompress_fast(kind, &raw) {
+        match decompress_fast(kind, raw) {
             Ok(c) => {
                 decompressed = c;
                 &decompressed
             }
-            Err(e) => {
-                return Ok(Some(format!(
-                    "the archived file cannot be decompressed: {e}"
-                )))
-            }
+            Err(e) => return Some(format!("the archived file cannot be decompressed: {e}")),
         }
     };
-    Ok(match describe_difference(content, data) {
+    match describe_difference(content, data) {
         Existing::Same => None,
         Existing::Differs(reason) => Some(reason),
-    })
+    }
 }
 
 /// Copies the WAL file at `src` (a segment, `.partial` segment, `.history` or `.backup` file,
@@ -283,16 +289,7 @@ fn compare_with(path: &Path, data: &[u8]) -> Result<Option<String>, PushError> {
 /// If the archive already has the file (in any compression) with the same content, this is a
 /// success without writing; different content is a [`PushError::Conflict`].
 pub fn push(dir: &Path, src: &Path, opts: &PushOptions) -> Result<PushOutcome, PushError> {
-    let fname = src
-        .file_name()
-        .and_then(|n| n.to_str())
-        .ok_or_else(|| PushError::BadName(src.display().to_string()))?;
-    let name = WalFileName::parse(fname).ok_or_else(|| PushError::BadName(fname.to_owned()))?;
-    if name.compression() != Compression::None {
-        return Err(PushError::BadName(format!(
-            "{fname} (push takes uncompressed files)"
-        )));
-    }
+    let (_, name) = parse_push_name(src)?;
     let meta =
         fs::metadata(dir).map_err(io_ctx(format!("archive directory \"{}\"", dir.display())))?;
     if !meta.is_dir() {
@@ -303,32 +300,93 @@ pub fn push(dir: &Path, src: &Path, opts: &PushOptions) -> Result<PushOutcome, P
     }
     let data = read_all(src).map_err(io_ctx(format!("could not read \"{}\"", src.display())))?;
     let data: &[u8] = &data;
-    let target = match &name {
+    let target = check_push(&name, src, data, opts, |name, seg_size| {
+        archive_identity(dir, Some((name, seg_size))).map_err(io_ctx(format!(
+            "could not read archive directory \"{}\"",
+            dir.display()
+        )))
+    })?;
+
+    if let Some(outcome) = check_existing(dir, &name, data)? {
+        return Ok(outcome);
+    }
+    let payload: Cow<'_, [u8]> = match target {
+        WalFileName::Segment { .. } if opts.compression.kind != Compression::None => Cow::Owned(
+            opts.compression
+                .compress(data, opts.threads)
+                .map_err(io_ctx(format!("could not compress \"{}\"", src.display())))?,
+        ),
+        _ => Cow::Borrowed(data),
+    };
+    let target_name = target.to_string();
+    let written = write_new(dir, &target_name, &payload, data).map_err(|e| PushError::Io {
+        context: format!("could not write \"{}\"", dir.join(&target_name).display()),
+        source: e.into_io(),
+    })?;
+    match written {
+        WriteNew::Created => Ok(PushOutcome::Stored {
+            name: target_name,
+            bytes: data.len() as u64,
+            stored_bytes: payload.len() as u64,
+        }),
+        // Someone stored the same content meanwhile: fine (made durable again).
+        WriteNew::Identical => Ok(PushOutcome::AlreadyArchived { name: target_name }),
+        WriteNew::Conflict { reason } => Err(PushError::Conflict {
+            existing: target_name,
+            reason,
+        }),
+    }
+}
+
+/// The file name of `src` and what it denotes; push takes uncompressed WAL file names only.
+pub(crate) fn parse_push_name(src: &Path) -> Result<(&str, WalFileName), PushError> {
+    let fname = src
+        .file_name()
+        .and_then(|n| n.to_str())
+        .ok_or_else(|| PushError::BadName(src.display().to_string()))?;
+    let name = WalFileName::parse(fname).ok_or_else(|| PushError::BadName(fname.to_owned()))?;
+    if name.compression() != Compression::None {
+        return Err(PushError::BadName(format!(
+            "{fname} (push takes uncompressed files)"
+        )));
+    }
+    Ok((fname, name))
+}
+
+/// Checks the content of a pushed file (`data`, read from `src`, named `name`) and returns the
+/// name it is stored under. `identity` gives the archive's system identifier and segment size
+/// (see [`archive_identity`]) for a segment of the given size.
+pub(crate) fn check_push(
+    name: &WalFileName,
+    src: &Path,
+    data: &[u8],
+    opts: &PushOptions,
+    identity: impl FnOnce(
+        &WalFileName,
+        WalSegSize,
+    ) -> Result<Option<(u64, WalSegSize, String)>, PushError>,
+) -> Result<WalFileName, PushError> {
+    let fname = name.to_string();
+    Ok(match name {
         WalFileName::Segment { partial, .. } => {
-            let info =
-                check_segment(&name, data, *partial).map_err(|reason| PushError::NotWal {
-                    path: src.to_owned(),
-                    reason,
-                })?;
+            let info = check_segment(name, data, *partial).map_err(|reason| PushError::NotWal {
+                path: src.to_owned(),
+                reason,
+            })?;
             let expected = match opts.system_id {
                 Some(id) => Some((id, None, "--system-id".to_owned())),
-                None => archive_identity(dir, Some((&name, info.seg_size)))
-                    .map_err(io_ctx(format!(
-                        "could not read archive directory \"{}\"",
-                        dir.display()
-                    )))?
-                    .map(|(id, size, other)| {
-                        (
-                            id,
-                            Some((size, other.clone())),
-                            format!("archived segment \"{other}\""),
-                        )
-                    }),
+                None => identity(name, info.seg_size)?.map(|(id, size, other)| {
+                    (
+                        id,
+                        Some((size, other.clone())),
+                        format!("archived segment \"{other}\""),
+                    )
+                }),
             };
             if let Some((id, size, from)) = expected {
                 if id != info.system_id {
                     return Err(PushError::SystemIdMismatch {
-                        name: fname.to_owned(),
+                        name: fname,
                         found: info.system_id,
                         expected: id,
                         expected_from: from,
@@ -337,7 +395,7 @@ pub fn push(dir: &Path, src: &Path, opts: &PushOptions) -> Result<PushOutcome, P
                 if let Some((size, other)) = size {
                     if size != info.seg_size {
                         return Err(PushError::SegmentSizeMismatch {
-                            name: fname.to_owned(),
+                            name: fname,
                             found: info.seg_size,
                             expected: size,
                             other,
@@ -375,37 +433,7 @@ pub fn push(dir: &Path, src: &Path, opts: &PushOptions) -> Result<PushOutcome, P
             }
             name.clone()
         }
-    };
-
-    if let Some(outcome) = check_existing(dir, &name, data)? {
-        return Ok(outcome);
-    }
-    let payload: Cow<'_, [u8]> = match target {
-        WalFileName::Segment { .. } if opts.compression.kind != Compression::None => Cow::Owned(
-            opts.compression
-                .compress(data, opts.threads)
-                .map_err(io_ctx(format!("could not compress \"{}\"", src.display())))?,
-        ),
-        _ => Cow::Borrowed(data),
-    };
-    let target_name = target.to_string();
-    let written = write_new(dir, &target_name, &payload, data).map_err(|e| PushError::Io {
-        context: format!("could not write \"{}\"", dir.join(&target_name).display()),
-        source: e.into_io(),
-    })?;
-    match written {
-        WriteNew::Created => Ok(PushOutcome::Stored {
-            name: target_name,
-            bytes: data.len() as u64,
-            stored_bytes: payload.len() as u64,
-        }),
-        // Someone stored the same content meanwhile: fine (made durable again).
-        WriteNew::Identical => Ok(PushOutcome::AlreadyArchived { name: target_name }),
-        WriteNew::Conflict { reason } => Err(PushError::Conflict {
-            existing: target_name,
-            reason,
-        }),
-    }
+    })
 }
 
 /// If the archive has any variant of `name`: `Some(AlreadyArchived)` when one holds `data`

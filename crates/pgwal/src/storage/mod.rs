@@ -9,7 +9,9 @@
 //!   those a killed process left behind;
 //! - [`codec`]: the one compression and decompression dispatcher (gzip, LZ4, zstd), and the
 //!   sniffing of a file's method from its first bytes;
-//! - [`probe`]: the one page-header sniffer (what the first page of a WAL file says).
+//! - [`probe`]: the one page-header sniffer (what the first page of a WAL file says);
+//! - [`location`]: where an archive lives, a local directory or an object-store URL; and with
+//!   the `object-store` feature, `object`: the object-store backend.
 //!
 //! Files are opened without following symbolic links and fresh ones created exclusively
 //! (`file`, crate-internal).
@@ -19,5 +21,8 @@ pub mod codec;
 #[cfg_attr(not(feature = "receiver"), allow(dead_code))]
 pub(crate) mod file;
 pub mod local;
+pub mod location;
+#[cfg(feature = "object-store")]
+pub mod object;
 pub mod probe;
 pub mod temp;

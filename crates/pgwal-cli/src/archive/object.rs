@@ -1,0 +1,103 @@
+//! `pgwal archive … -A s3://…|az://…|gs://…`: the archive commands on object storage.
+//!
+//! Request settings come from the environment (all optional): `PGWAL_OBJECT_TIMEOUT` (seconds
+//! per request, default 60), `PGWAL_OBJECT_CONNECT_TIMEOUT` (5), `PGWAL_OBJECT_RETRIES` (5),
+//! `PGWAL_OBJECT_RETRY_TIMEOUT` (seconds, 120), `PGWAL_OBJECT_MULTIPART_THRESHOLD` (bytes,
+//! 1 GiB), `PGWAL_OBJECT_PART_SIZE` (bytes, 16 MiB), `PGWAL_OBJECT_CONCURRENCY` (8).
+//! Each retry is logged on stderr (`PGWAL_LOG` filters the log, default `warn,object_store=info`).
+
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use pgwal::storage::location::ObjectUrl;
+use pgwal::storage::object::{ObjectArchive, ObjectOptions};
+
+fn env_num(name: &str) -> anyhow::Result<Option<u64>> {
+    match std::env::var(name) {
+        Ok(v) if !v.trim().is_empty() => v
+            .trim()
+            .parse::<u64>()
+            .map(Some)
+            .with_context(|| format!("invalid {name} \"{v}\": not a whole number")),
+        _ => Ok(None),
+    }
+}
+
+/// Request settings from the `PGWAL_OBJECT_*` variables.
+pub fn options_from_env() -> anyhow::Result<ObjectOptions> {
+    let mut o = ObjectOptions::default();
+    if let Some(v) = env_num("PGWAL_OBJECT_TIMEOUT")? {
+        o.timeout = Duration::from_secs(v.max(1));
+    }
+    if let Some(v) = env_num("PGWAL_OBJECT_CONNECT_TIMEOUT")? {
+        o.connect_timeout = Duration::from_secs(v.max(1));
+    }
+    if let Some(v) = env_num("PGWAL_OBJECT_RETRIES")? {
+        o.max_retries = v as usize;
+    }
+    if let Some(v) = env_num("PGWAL_OBJECT_RETRY_TIMEOUT")? {
+        o.retry_timeout = Duration::from_secs(v);
+    }
+    if let Some(v) = env_num("PGWAL_OBJECT_MULTIPART_THRESHOLD")? {
+        o.multipart_threshold = v as usize;
+    }
+    if let Some(v) = env_num("PGWAL_OBJECT_PART_SIZE")? {
+        // S3's smallest part.
+        o.part_size = (v as usize).max(5 << 20);
+    }
+    if let Some(v) = env_num("PGWAL_OBJECT_CONCURRENCY")? {
+        o.concurrency = (v as usize).clamp(1, 64);
+    }
+    Ok(o)
+}
+
+/// Logging of the object store's retries (and pgwal's warnings) on stderr.
+pub fn init_logging() {
+    let default = "warn,object_store=info";
+    let filter = std::env::var("PGWAL_LOG").unwrap_or_else(|_| default.to_owned());
+    let filter = tracing_subscriber::EnvFilter::try_new(&filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .without_time()
+        .try_init();
+}
+
+/// Connects to the archive at `url`.
+pub fn open(url: &ObjectUrl) -> anyhow::Result<ObjectArchive> {
+    init_logging();
+    let opts = options_from_env()?;
+    Ok(ObjectArchive::open(url, &opts)?)
+}
+
+/// A fresh scratch directory (removed on drop) under `$TMPDIR`.
+#[derive(Debug)]
+pub struct Scratch(pub std::path::PathBuf);
+
+impl Scratch {
+    /// Creates it.
+    pub fn new(what: &str) -> anyhow::Result<Scratch> {
+        let base = std::env::temp_dir();
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        let dir = base.join(format!("pgwal-{what}-{}-{nanos}", std::process::id()));
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("could not create \"{}\"", dir.display()))?;
+        Ok(Scratch(dir))
+    }
+
+    /// The directory.
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}

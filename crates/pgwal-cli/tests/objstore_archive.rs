@@ -1,0 +1,907 @@
+//! `pgwal archive -A s3://…` against a real SeaweedFS cluster (master, two volume servers,
+//! filer with its S3 gateway checking signatures) and `-A az://…` against Azurite, with real WAL
+//! from a PostgreSQL server: byte-identical push/fetch round trips in every compression,
+//! create-only pushes (racing pushers, the conflict rule), verify/status/cleanup on a bucket
+//! against the same archive in a directory, a directory archive copied into a bucket used as
+//! is, prefetching restores, multipart uploads, and faults (wrong bucket, no credentials, wrong
+//! secret, a store answering 503 or not at all, an object that is not WAL).
+#![allow(clippy::unwrap_used)]
+
+mod support;
+use support::*;
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use pgwal::storage::location::{Location, ObjectUrl};
+use pgwal::storage::object::{ObjectArchive, ObjectOptions};
+use pgwal_testkit::objstore::{AZURITE_KEY, S3_SECRET_KEY};
+use pgwal_testkit::{Cluster, Major};
+
+fn code(o: &Output) -> i32 {
+    o.status.code().unwrap_or(-1)
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Real WAL: a directory archive written by a PostgreSQL server's archive_command, with a
+// timeline switch (.history, .partial) and a base backup (.backup).
+
+struct Fixture {
+    archive: PathBuf,
+}
+
+fn names(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    v.sort();
+    v
+}
+
+fn wait_archived(c: &Cluster) {
+    let status = c.pg_wal_dir().join("archive_status");
+    let start = Instant::now();
+    while names(&status).iter().any(|n| n.ends_with(".ready")) {
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "not archived after 2 minutes\n{}",
+            c.server_log_tail(40)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn fixture() -> Option<&'static Fixture> {
+    static F: OnceLock<Option<Fixture>> = OnceLock::new();
+    F.get_or_init(|| {
+        let major = Major::V15;
+        pgwal_testkit::require_major(major)?;
+        let root = scratch_dir("objstore-test", "fixture");
+        let archive = root.join("archive");
+        fs::create_dir(&archive).unwrap();
+        let primary = Cluster::builder(major)
+            .wal_segsize_mb(1)
+            .set("archive_mode", "on")
+            .set(
+                "archive_command",
+                format!("{BIN} archive push %p --archive {}", s(&archive)),
+            )
+            .init()
+            .unwrap();
+        let m = fs::metadata(primary.data_dir()).unwrap();
+        std::os::unix::fs::chown(&archive, Some(m.uid()), Some(m.gid())).unwrap();
+        primary.start().unwrap();
+        primary.sql_load_blocking(8_000).unwrap();
+        let standby = primary.create_standby().unwrap();
+        primary.sql_load_blocking(4_000).unwrap();
+        primary.wait_for_catchup(&standby).unwrap();
+        primary.stop_fast().unwrap();
+        standby.promote().unwrap();
+        standby.sql_load_blocking(3_000).unwrap();
+        standby.scalar_blocking("SELECT pg_switch_wal()").unwrap();
+        wait_archived(&standby);
+        standby.stop_fast().unwrap();
+        let got = names(&archive);
+        assert!(got.iter().any(|n| n.ends_with(".history")), "{got:?}");
+        assert!(got.iter().any(|n| n.ends_with(".partial")), "{got:?}");
+        assert!(got.iter().any(|n| n.ends_with(".backup")), "{got:?}");
+        assert!(got.len() >= 12, "{got:?}");
+        Some(Fixture { archive })
+    })
+    .as_ref()
+}
+
+/// The complete segments of the fixture (24-character names), sorted.
+fn segments(f: &Fixture) -> Vec<String> {
+    segment_names(&f.archive)
+}
+
+// ---------------------------------------------------------------------------------------------
+// The stores.
+
+static BUCKETS: AtomicUsize = AtomicUsize::new(0);
+
+/// A fresh bucket in SeaweedFS; its URL with a prefix.
+fn s3_bucket(tag: &str) -> String {
+    let name = format!(
+        "{tag}-{}-{}",
+        std::process::id(),
+        BUCKETS.fetch_add(1, Ordering::SeqCst)
+    );
+    seaweed().create_bucket(&name).unwrap();
+    format!("s3://{name}/cluster1/wal")
+}
+
+/// A fresh container in Azurite; its URL with a prefix.
+fn az_container(tag: &str) -> String {
+    let name = format!(
+        "{tag}-{}-{}",
+        std::process::id(),
+        BUCKETS.fetch_add(1, Ordering::SeqCst)
+    );
+    azurite().create_container(&name).unwrap();
+    format!("az://{name}/wal")
+}
+
+/// The environment of a client of `url`'s store; instance metadata is off (and pointed at a
+/// closed loopback port), so a missing credential fails at once and locally.
+fn store_env(url: &str) -> Vec<(String, String)> {
+    let mut env = if url.starts_with("s3://") {
+        seaweed().env()
+    } else {
+        azurite().env()
+    };
+    env.push(("AWS_EC2_METADATA_DISABLED".into(), "true".into()));
+    env.push(("AWS_METADATA_ENDPOINT".into(), "http://127.0.0.1:9".into()));
+    env.push(("PGWAL_OBJECT_RETRY_TIMEOUT".into(), "20".into()));
+    env
+}
+
+/// `pgwal ARGS` against `url`'s store, with `overrides` on top of its environment.
+fn run(url: &str, args: &[&str], overrides: &[(&str, Option<&str>)]) -> Output {
+    let env = store_env(url);
+    let mut all: Vec<(&str, Option<&str>)> = env
+        .iter()
+        .map(|(k, v)| (k.as_str(), Some(v.as_str())))
+        .collect();
+    all.extend_from_slice(overrides);
+    pgwal_env(args, &all)
+}
+
+/// The library's view of `url` (for copying files in and reading objects back).
+fn open(url: &str) -> ObjectArchive {
+    let Location::Object(u) = Location::parse(url).unwrap() else {
+        panic!("{url}")
+    };
+    let mut o = ObjectOptions::default();
+    o.config = config_for(&u);
+    ObjectArchive::open(&u, &o).unwrap()
+}
+
+fn config_for(u: &ObjectUrl) -> Vec<(String, String)> {
+    let pairs: Vec<(String, String)> = match u.cloud {
+        pgwal::storage::location::Cloud::S3 => vec![
+            ("aws_endpoint".into(), seaweed().endpoint()),
+            (
+                "aws_access_key_id".into(),
+                pgwal_testkit::objstore::S3_ACCESS_KEY.into(),
+            ),
+            ("aws_secret_access_key".into(), S3_SECRET_KEY.into()),
+            ("aws_region".into(), "us-east-1".into()),
+            ("aws_allow_http".into(), "true".into()),
+        ],
+        _ => vec![
+            (
+                "azure_storage_account_name".into(),
+                "devstoreaccount1".into(),
+            ),
+            ("azure_storage_account_key".into(), AZURITE_KEY.into()),
+            ("azure_allow_http".into(), "true".into()),
+            (
+                "azure_storage_endpoint".into(),
+                format!("{}/devstoreaccount1", azurite().endpoint()),
+            ),
+        ],
+    };
+    pairs
+}
+
+/// Every object of the archive at `url`: name → content.
+fn objects(url: &str) -> BTreeMap<String, Bytes> {
+    let store = open(url);
+    store
+        .list("")
+        .unwrap()
+        .into_iter()
+        .map(|e| {
+            let b = store.get(&e.name).unwrap();
+            (e.name, b)
+        })
+        .collect()
+}
+
+/// Copies every file of directory `dir` into the archive at `url` as it is.
+fn copy_into(dir: &Path, url: &str) {
+    let store = open(url);
+    for n in names(dir) {
+        store
+            .put_new(&n, Bytes::from(fs::read(dir.join(&n)).unwrap()))
+            .unwrap();
+    }
+}
+
+fn assert_no_secret(o: &Output) {
+    let all = format!("{}{}", stdout(o), stderr(o));
+    for secret in [S3_SECRET_KEY, AZURITE_KEY] {
+        assert!(!all.contains(secret), "a secret was printed:\n{}", text(o));
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Round trips.
+
+fn round_trip(url: &str, compress: &str) {
+    let f = fixture().unwrap();
+    let segs = segments(f);
+    let some: Vec<&String> = segs.iter().take(4).collect();
+    for n in &some {
+        let o = run(
+            url,
+            &[
+                "archive",
+                "push",
+                s(&f.archive.join(n)),
+                "-A",
+                url,
+                "-c",
+                compress,
+                "-v",
+            ],
+            &[],
+        );
+        assert_eq!(code(&o), 0, "{}", text(&o));
+    }
+    let history = names(&f.archive)
+        .into_iter()
+        .find(|n| n.ends_with(".history"))
+        .unwrap();
+    let o = run(
+        url,
+        &["archive", "push", s(&f.archive.join(&history)), "-A", url],
+        &[],
+    );
+    assert_eq!(code(&o), 0, "{}", text(&o));
+    // The object layout is the directory layout.
+    let suffix = match compress {
+        "none" => "",
+        "gzip" => ".gz",
+        "lz4" => ".lz4",
+        _ => ".zst",
+    };
+    let objs = objects(url);
+    let mut expect: Vec<String> = some.iter().map(|n| format!("{n}{suffix}")).collect();
+    expect.push(history.clone());
+    expect.sort();
+    assert_eq!(objs.keys().cloned().collect::<Vec<_>>(), expect);
+    // Pushing again is a success without a write.
+    let o = run(
+        url,
+        &[
+            "archive",
+            "push",
+            s(&f.archive.join(some[0])),
+            "-A",
+            url,
+            "-c",
+            compress,
+        ],
+        &[],
+    );
+    assert_eq!(code(&o), 0, "{}", text(&o));
+    assert!(stderr(&o).contains("already archived"), "{}", text(&o));
+    // Fetch: byte-identical.
+    let out = scratch("objstore-fetch");
+    for n in some.iter().map(|n| n.as_str()).chain([history.as_str()]) {
+        let dest = out.path().join("RECOVERYXLOG");
+        let o = run(url, &["archive", "fetch", n, s(&dest), "-A", url], &[]);
+        assert_eq!(code(&o), 0, "{n}: {}", text(&o));
+        assert_eq!(
+            fs::read(&dest).unwrap(),
+            fs::read(f.archive.join(n)).unwrap(),
+            "{n} from {url}"
+        );
+    }
+    // Not archived: exit 1, as restore_command expects.
+    let o = run(
+        url,
+        &[
+            "archive",
+            "fetch",
+            "0000000900000000000000AA",
+            s(&out.path().join("x")),
+            "-A",
+            url,
+        ],
+        &[],
+    );
+    assert_eq!(code(&o), 1, "{}", text(&o));
+    assert_no_secret(&o);
+}
+
+#[test]
+fn s3_push_fetch_round_trip_in_every_compression() {
+    if fixture().is_none() {
+        return;
+    }
+    for c in ["none", "gzip", "lz4", "zstd"] {
+        round_trip(&s3_bucket(&format!("rt-{c}")), c);
+    }
+}
+
+#[test]
+fn az_push_fetch_round_trip() {
+    if fixture().is_none() {
+        return;
+    }
+    for c in ["none", "zstd"] {
+        round_trip(&az_container(&format!("rt-{c}")), c);
+    }
+}
+
+#[test]
+fn s3_multipart_upload_round_trip() {
+    let Some(f) = fixture() else { return };
+    let url = s3_bucket("multipart");
+    let n = &segments(f)[0];
+    // Every object above 1 kB goes up in parts.
+    let o = run(
+        &url,
+        &["archive", "push", s(&f.archive.join(n)), "-A", &url],
+        &[("PGWAL_OBJECT_MULTIPART_THRESHOLD", Some("1024"))],
+    );
+    assert_eq!(code(&o), 0, "{}", text(&o));
+    assert_eq!(
+        objects(&url)[n.as_str()].as_ref(),
+        fs::read(f.archive.join(n)).unwrap().as_slice()
+    );
+    // And the existing object is found before a second multipart upload.
+    let o = run(
+        &url,
+        &["archive", "push", s(&f.archive.join(n)), "-A", &url],
+        &[("PGWAL_OBJECT_MULTIPART_THRESHOLD", Some("1024"))],
+    );
+    assert_eq!(code(&o), 0, "{}", text(&o));
+    assert!(stderr(&o).contains("already archived"), "{}", text(&o));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Never overwrite.
+
+/// A copy of segment `name` with different WAL after its first page (still a valid header).
+fn altered(f: &Fixture, name: &str, dir: &Path) -> PathBuf {
+    let mut data = fs::read(f.archive.join(name)).unwrap();
+    for b in &mut data[100_000..100_064] {
+        *b ^= 0xA5;
+    }
+    let p = dir.join(name);
+    fs::write(&p, &data).unwrap();
+    p
+}
+
+fn conflict_rule(url: &str) {
+    let f = fixture().unwrap();
+    let n = &segments(f)[1];
+    let tmp = scratch("objstore-conflict");
+    let other = altered(f, n, tmp.path());
+    let o = run(
+        url,
+        &[
+            "archive",
+            "push",
+            s(&f.archive.join(n)),
+            "-A",
+            url,
+            "-c",
+            "lz4",
+        ],
+        &[],
+    );
+    assert_eq!(code(&o), 0, "{}", text(&o));
+    let before = objects(url);
+    // Different content under the same name, in any compression: refused, both untouched.
+    for c in ["none", "lz4", "zstd"] {
+        let o = run(
+            url,
+            &["archive", "push", s(&other), "-A", url, "-c", c],
+            &[],
+        );
+        assert_eq!(code(&o), 1, "{}", text(&o));
+        let e = stderr(&o);
+        assert!(e.contains("different content"), "{e}");
+        assert!(
+            e.contains(url) && e.contains(&format!("{n}.lz4")),
+            "names URL and key: {e}"
+        );
+        assert_no_secret(&o);
+    }
+    assert_eq!(objects(url), before);
+    assert_eq!(fs::read(&other).unwrap().len(), 1 << 20);
+}
+
+#[test]
+fn s3_conflict_is_an_error_and_leaves_both_untouched() {
+    if fixture().is_none() {
+        return;
+    }
+    conflict_rule(&s3_bucket("conflict"));
+}
+
+#[test]
+fn az_conflict_is_an_error_and_leaves_both_untouched() {
+    if fixture().is_none() {
+        return;
+    }
+    conflict_rule(&az_container("conflict"));
+}
+
+/// Pushers racing on one segment: with the same content all succeed; with different content
+/// exactly one wins and the stored object is the winner's.
+fn racing_pushers(url_for: impl Fn(&str) -> String) {
+    let f = fixture().unwrap();
+    let n = segments(f)[2].clone();
+    let tmp = scratch("objstore-race");
+    let other = altered(f, &n, tmp.path());
+    let original = f.archive.join(&n);
+    for round in 0..3 {
+        let url = url_for(&format!("race-same-{round}"));
+        let outs: Vec<Output> = std::thread::scope(|sc| {
+            let hs: Vec<_> = (0..4)
+                .map(|_| {
+                    sc.spawn(|| run(&url, &["archive", "push", s(&original), "-A", &url], &[]))
+                })
+                .collect();
+            hs.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        for o in &outs {
+            assert_eq!(code(o), 0, "{}", text(o));
+        }
+        let url = url_for(&format!("race-diff-{round}"));
+        let (a, b) = std::thread::scope(|sc| {
+            let a = sc.spawn(|| run(&url, &["archive", "push", s(&original), "-A", &url], &[]));
+            let b = sc.spawn(|| run(&url, &["archive", "push", s(&other), "-A", &url], &[]));
+            (a.join().unwrap(), b.join().unwrap())
+        });
+        let winners = [&a, &b].iter().filter(|o| code(o) == 0).count();
+        assert_eq!(winners, 1, "exactly one wins:\n{}\n{}", text(&a), text(&b));
+        let loser = if code(&a) == 0 { &b } else { &a };
+        assert!(
+            stderr(loser).contains("different content"),
+            "{}",
+            text(loser)
+        );
+        let winner_file = if code(&a) == 0 { &original } else { &other };
+        let objs = objects(&url);
+        assert_eq!(objs.len(), 1, "{:?}", objs.keys());
+        assert_eq!(
+            objs[n.as_str()].as_ref(),
+            fs::read(winner_file).unwrap().as_slice()
+        );
+    }
+}
+
+#[test]
+fn s3_racing_pushers_never_overwrite() {
+    if fixture().is_none() {
+        return;
+    }
+    racing_pushers(s3_bucket);
+}
+
+#[test]
+fn az_racing_pushers_never_overwrite() {
+    if fixture().is_none() {
+        return;
+    }
+    racing_pushers(az_container);
+}
+
+// ---------------------------------------------------------------------------------------------
+// verify, status, cleanup: a bucket holding a copy of a directory archive answers as the
+// directory does.
+
+fn same_as_directory(url: &str) {
+    let f = fixture().unwrap();
+    let dir = scratch_dir(
+        "objstore-test",
+        &format!("asdir-{}", url.replace(['/', ':'], "_")),
+    );
+    fs::create_dir_all(&dir).unwrap();
+    for n in names(&f.archive) {
+        fs::copy(f.archive.join(&n), dir.join(&n)).unwrap();
+    }
+    copy_into(&dir, url);
+    let d = s(&dir).to_owned();
+    let norm = |o: &Output, loc: &str| stdout(o).replace(loc, "ARCHIVE");
+    for args in [
+        vec!["archive", "verify", "--format", "text"],
+        vec!["archive", "verify", "--format", "json"],
+        vec!["archive", "status", "--format", "text"],
+        vec!["archive", "status", "--format", "json"],
+    ] {
+        let mut on_dir = args.clone();
+        on_dir.extend(["-A", &d]);
+        let mut on_url = args.clone();
+        on_url.extend(["-A", url]);
+        let a = pgwal(&on_dir);
+        let b = run(url, &on_url, &[]);
+        assert_eq!(code(&a), 0, "{}", text(&a));
+        assert_eq!(code(&b), code(&a), "{}", text(&b));
+        assert_eq!(norm(&b, url), norm(&a, &d), "{args:?}\n{}", text(&b));
+        assert!(stdout(&b).contains(url), "reports the URL: {}", text(&b));
+    }
+    // cleanup: the same plan, then the same files left.
+    let segs = segments(f);
+    let cutoff = &segs[segs.len() / 2];
+    let a = pgwal(&["archive", "cleanup", "-n", &d, cutoff]);
+    let b = run(url, &["archive", "cleanup", "-n", url, cutoff], &[]);
+    assert_eq!(code(&a), 0, "{}", text(&a));
+    assert_eq!(code(&b), 0, "{}", text(&b));
+    assert_eq!(norm(&b, url), norm(&a, &d));
+    assert!(!stdout(&a).is_empty());
+    let a = pgwal(&["archive", "cleanup", "--keep-history-needs", &d, cutoff]);
+    let b = run(
+        url,
+        &["archive", "cleanup", "--keep-history-needs", url, cutoff],
+        &[],
+    );
+    assert_eq!(code(&a), 0, "{}", text(&a));
+    assert_eq!(code(&b), 0, "{}", text(&b));
+    let left: Vec<String> = objects(url).into_keys().collect();
+    assert_eq!(left, names(&dir));
+    assert!(left.len() < names(&f.archive).len());
+    fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn s3_directory_archive_copied_into_bucket_verifies_and_cleans_up_as_the_directory() {
+    if fixture().is_none() {
+        return;
+    }
+    same_as_directory(&s3_bucket("asdir"));
+}
+
+#[test]
+fn az_directory_archive_copied_into_container_verifies_and_cleans_up_as_the_directory() {
+    if fixture().is_none() {
+        return;
+    }
+    same_as_directory(&az_container("asdir"));
+}
+
+#[test]
+fn s3_cleanup_deletes_more_than_one_batch() {
+    // S3 DeleteObjects takes 1000 keys a request; 1100 objects also need two listing pages.
+    let url = s3_bucket("batch");
+    let store = open(&url);
+    let names: Vec<String> = (0..1100u32)
+        .map(|i| format!("00000001{:08X}{:08X}", i / 256, i % 256))
+        .collect();
+    let payloads = Bytes::from_static(b"x");
+    std::thread::scope(|sc| {
+        for chunk in names.chunks(275) {
+            let store = &store;
+            let p = payloads.clone();
+            sc.spawn(move || {
+                for n in chunk {
+                    store.put_new(n, p.clone()).unwrap();
+                }
+            });
+        }
+    });
+    assert_eq!(store.list("").unwrap().len(), 1100);
+    let cutoff = "000000010000000400000000"; // index 1024
+    let o = run(&url, &["archive", "cleanup", &url, cutoff], &[]);
+    assert_eq!(code(&o), 0, "{}", text(&o));
+    let left: Vec<String> = store
+        .list("")
+        .unwrap()
+        .into_iter()
+        .map(|e| e.name)
+        .collect();
+    assert_eq!(left, names[1024..].to_vec());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Prefetch.
+
+#[test]
+fn s3_fetch_with_prefetch_restores_every_segment_identically() {
+    let Some(f) = fixture() else { return };
+    let url = s3_bucket("prefetch");
+    let dir = scratch_dir("objstore-test", "prefetch-src");
+    fs::create_dir_all(&dir).unwrap();
+    for n in names(&f.archive) {
+        fs::copy(f.archive.join(&n), dir.join(&n)).unwrap();
+    }
+    copy_into(&dir, &url);
+    let tli1: Vec<String> = segments(f)
+        .into_iter()
+        .filter(|n| n.starts_with("00000001"))
+        .collect();
+    assert!(tli1.len() >= 6, "{tli1:?}");
+    let pg_wal = scratch("objstore-prefetch");
+    let dest = pg_wal.path().join("RECOVERYXLOG");
+    let mut prefetched = 0;
+    for n in &tli1 {
+        let o = run(
+            &url,
+            &[
+                "archive",
+                "fetch",
+                n,
+                s(&dest),
+                "-A",
+                &url,
+                "--prefetch",
+                "3",
+                "-v",
+            ],
+            &[],
+        );
+        assert_eq!(code(&o), 0, "{}", text(&o));
+        assert_eq!(
+            fs::read(&dest).unwrap(),
+            fs::read(f.archive.join(n)).unwrap(),
+            "{n}"
+        );
+        if stderr(&o).contains("(prefetched)") {
+            prefetched += 1;
+        }
+    }
+    // One download of four in every four calls; the rest come from the cache.
+    assert!(
+        prefetched >= tli1.len() / 2,
+        "{prefetched} of {} prefetched",
+        tli1.len()
+    );
+    // The cache holds nothing older than the last request.
+    let cache = pg_wal.path().join(".pgwal-prefetch");
+    let last = tli1.last().unwrap();
+    for n in names(&cache) {
+        assert!(n.as_str() > last.as_str(), "stale {n} left in the cache");
+    }
+    // A damaged object is not served from the cache either: it is never cached.
+    fs::remove_dir_all(&dir).unwrap();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Faults: each a clear error naming the URL (and key), never the secret, archive untouched.
+
+#[test]
+fn s3_wrong_bucket_missing_credentials_and_wrong_secret() {
+    let Some(f) = fixture() else { return };
+    let url = s3_bucket("faults");
+    let n = &segments(f)[0];
+    let o = run(
+        &url,
+        &["archive", "push", s(&f.archive.join(n)), "-A", &url],
+        &[],
+    );
+    assert_eq!(code(&o), 0, "{}", text(&o));
+    let before = objects(&url);
+    let dest = scratch("objstore-faults");
+    let d = dest.path().join("RECOVERYXLOG");
+
+    // A bucket that does not exist.
+    let wrong = "s3://no-such-bucket-pgwal/x";
+    let o = run(wrong, &["archive", "fetch", n, s(&d), "-A", wrong], &[]);
+    assert_eq!(code(&o), 2, "{}", text(&o));
+    assert!(
+        stderr(&o).contains(wrong) && stderr(&o).contains("does not exist"),
+        "{}",
+        text(&o)
+    );
+    let o = run(
+        wrong,
+        &["archive", "push", s(&f.archive.join(n)), "-A", wrong],
+        &[],
+    );
+    assert_eq!(code(&o), 1, "{}", text(&o));
+    assert!(stderr(&o).contains("no-such-bucket-pgwal"), "{}", text(&o));
+
+    // No credentials at all.
+    let o = run(
+        &url,
+        &["archive", "fetch", n, s(&d), "-A", &url],
+        &[
+            ("AWS_ACCESS_KEY_ID", None),
+            ("AWS_SECRET_ACCESS_KEY", None),
+            ("HOME", Some("/nonexistent")),
+        ],
+    );
+    assert_eq!(code(&o), 2, "{}", text(&o));
+    assert!(
+        stderr(&o).contains(&url) && stderr(&o).contains("no credentials"),
+        "{}",
+        text(&o)
+    );
+
+    // A wrong secret: the store answers 403.
+    let bad_secret = "wrong-secret-value-9876543210";
+    for args in [
+        vec!["archive", "fetch", n.as_str(), s(&d), "-A", &url],
+        vec![
+            "archive",
+            "push",
+            s(&f.archive.join(&segments(f)[1])),
+            "-A",
+            &url,
+        ],
+        vec!["archive", "status", "-A", &url],
+    ] {
+        let o = run(&url, &args, &[("AWS_SECRET_ACCESS_KEY", Some(bad_secret))]);
+        assert_ne!(code(&o), 0, "{}", text(&o));
+        let e = stderr(&o);
+        assert!(
+            e.contains("access denied") && e.contains(&url),
+            "{args:?}: {e}"
+        );
+        assert!(!e.contains(bad_secret), "{e}");
+        assert_no_secret(&o);
+    }
+    // The shared credentials file is read when the variables are absent.
+    let home = scratch("objstore-home");
+    fs::create_dir_all(home.path().join(".aws")).unwrap();
+    fs::write(
+        home.path().join(".aws/credentials"),
+        format!(
+            "[default]\naws_access_key_id = {}\naws_secret_access_key = {S3_SECRET_KEY}\n",
+            pgwal_testkit::objstore::S3_ACCESS_KEY
+        ),
+    )
+    .unwrap();
+    let o = run(
+        &url,
+        &["archive", "fetch", n, s(&d), "-A", &url],
+        &[
+            ("AWS_ACCESS_KEY_ID", None),
+            ("AWS_SECRET_ACCESS_KEY", None),
+            ("HOME", Some(s(home.path()))),
+        ],
+    );
+    assert_eq!(code(&o), 0, "{}", text(&o));
+    assert_eq!(objects(&url), before, "the archive is untouched");
+}
+
+#[test]
+fn s3_store_answering_503_is_retried_and_then_reported() {
+    let Some(f) = fixture() else { return };
+    let url = s3_bucket("fivexx");
+    let n = &segments(f)[0];
+    let (port, seen) = fault_proxy(seaweed().s3_port(), Fault::Unavailable(2));
+    let endpoint = format!("http://127.0.0.1:{port}");
+    // Two 503s, then the store: the push succeeds, and each retry is logged.
+    let o = run(
+        &url,
+        &["archive", "push", s(&f.archive.join(n)), "-A", &url],
+        &[("AWS_ENDPOINT_URL", Some(&endpoint))],
+    );
+    assert_eq!(code(&o), 0, "{}", text(&o));
+    assert!(seen.load(Ordering::SeqCst) >= 3);
+    let retries = stderr(&o).matches("backing off").count();
+    assert!(retries >= 2, "a log line per retry:\n{}", text(&o));
+    assert_eq!(objects(&url)[n.as_str()].len(), 1 << 20);
+    // Always 503: the retries run out and the error names the URL and key.
+    let (port, _) = fault_proxy(seaweed().s3_port(), Fault::Unavailable(usize::MAX));
+    let endpoint = format!("http://127.0.0.1:{port}");
+    let dest = scratch("objstore-5xx");
+    let o = run(
+        &url,
+        &["archive", "fetch", n, s(&dest.path().join("X")), "-A", &url],
+        &[
+            ("AWS_ENDPOINT_URL", Some(&endpoint)),
+            ("PGWAL_OBJECT_RETRIES", Some("2")),
+        ],
+    );
+    assert_eq!(code(&o), 2, "{}", text(&o));
+    let e = stderr(&o);
+    assert!(e.contains(&url) && e.contains("503"), "{e}");
+    assert_eq!(
+        e.matches("backing off").count(),
+        2,
+        "a log line per retry: {e}"
+    );
+    assert!(!dest.path().join("X").exists());
+}
+
+#[test]
+fn s3_store_that_does_not_answer_times_out() {
+    let Some(f) = fixture() else { return };
+    let url = s3_bucket("hang");
+    let n = &segments(f)[0];
+    let (port, _) = fault_proxy(seaweed().s3_port(), Fault::Hang);
+    let endpoint = format!("http://127.0.0.1:{port}");
+    let t0 = Instant::now();
+    let o = run(
+        &url,
+        &["archive", "push", s(&f.archive.join(n)), "-A", &url],
+        &[
+            ("AWS_ENDPOINT_URL", Some(&endpoint)),
+            ("PGWAL_OBJECT_TIMEOUT", Some("1")),
+            ("PGWAL_OBJECT_RETRIES", Some("1")),
+        ],
+    );
+    assert_eq!(code(&o), 1, "{}", text(&o));
+    assert!(t0.elapsed() < Duration::from_secs(30), "{:?}", t0.elapsed());
+    let e = stderr(&o);
+    assert!(e.contains(&url) && e.contains("cluster1/wal/"), "{e}");
+    assert!(
+        e.to_lowercase().contains("timed out") || e.contains("timeout"),
+        "{e}"
+    );
+    assert!(objects(&url).is_empty());
+}
+
+fn not_wal(url: &str) {
+    let f = fixture().unwrap();
+    let n = segments(f)[3].clone();
+    let store = open(url);
+    // A file of the right size that is not WAL, and a foreign-looking one under a .zst name.
+    store.put_new(&n, Bytes::from(vec![7u8; 1 << 20])).unwrap();
+    let dest = scratch("objstore-notwal");
+    let d = dest.path().join("RECOVERYXLOG");
+    let o = run(url, &["archive", "fetch", &n, s(&d), "-A", url], &[]);
+    assert_eq!(code(&o), 2, "{}", text(&o));
+    let e = stderr(&o);
+    assert!(
+        e.contains(&format!("{url}/{n}")) && e.contains("damaged"),
+        "{e}"
+    );
+    assert!(!d.exists());
+    // verify says the same, and the archive is untouched.
+    let o = run(url, &["archive", "verify", "-A", url], &[]);
+    assert_eq!(code(&o), 1, "{}", text(&o));
+    assert_eq!(
+        objects(url)[n.as_str()].as_ref(),
+        vec![7u8; 1 << 20].as_slice()
+    );
+}
+
+#[test]
+fn s3_object_that_is_not_wal_is_reported() {
+    if fixture().is_none() {
+        return;
+    }
+    not_wal(&s3_bucket("notwal"));
+}
+
+#[test]
+fn az_object_that_is_not_wal_and_wrong_key() {
+    if fixture().is_none() {
+        return;
+    }
+    let url = az_container("notwal");
+    not_wal(&url);
+    let o = run(
+        &url,
+        &["archive", "status", "-A", &url],
+        &[(
+            "AZURE_STORAGE_ACCOUNT_KEY",
+            Some("d3JvbmcgYXp1cml0ZSBrZXkgMDEyMzQ1Njc4OQ=="),
+        )],
+    );
+    assert_ne!(code(&o), 0, "{}", text(&o));
+    assert!(stderr(&o).contains(&url), "{}", text(&o));
+    assert_no_secret(&o);
+    let wrong = "az://no-such-container-pgwal/x";
+    let o = run(
+        wrong,
+        &[
+            "archive",
+            "fetch",
+            "000000010000000000000001",
+            "/tmp/x-never",
+            "-A",
+            wrong,
+        ],
+        &[],
+    );
+    assert_eq!(code(&o), 2, "{}", text(&o));
+    assert!(stderr(&o).contains("does not exist"), "{}", text(&o));
+}

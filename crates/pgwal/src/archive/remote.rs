@@ -1,0 +1,502 @@
+//! The archive operations on an archive in object storage ([`ObjectArchive`]): the same checks,
+//! names and outcomes as on a directory.
+//!
+//! - [`push_object`]: create-only; an object already there with the same content (after
+//!   decompression) is success, different content a [`PushError::Conflict`] that leaves both
+//!   untouched.
+//! - [`fetch_object`]: with a prefetch cache ([`FetchCache`]), a miss also downloads the next
+//!   segments in parallel into the cache, and later calls take them from there.
+//! - [`materialize`]: a local copy of the archive, which `verify` and `status` read (they read
+//!   every byte anyway, and then report with the URL).
+//! - [`plan_cleanup_object`] / [`execute_cleanup_object`]: pg_archivecleanup's rules over the
+//!   listing, deletes in batches.
+
+use std::ffi::OsString;
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+
+use crate::archive::cleanup::{plan_cleanup_names, CleanupError, CleanupOptions, CleanupPlan};
+use crate::archive::compress::{decompress_fast, read_all};
+use crate::archive::fetch::{
+    check_and_write, check_fetched, FetchError, FetchOptions, FetchOutcome,
+};
+use crate::archive::listing::name_variants;
+use crate::archive::push::{
+    check_push, compare_content, parse_push_name, PushError, PushOptions, PushOutcome,
+};
+use crate::segment::{Compression, SegNo, WalFileName, WalSegSize};
+use crate::storage::codec::sniff_compression;
+use crate::storage::local::{fsync_dir, write_replace};
+use crate::storage::object::{ObjectArchive, ObjectEntry, ObjectError, PutNew};
+use crate::wal::{PageHeader, LONG_HEADER_SIZE};
+
+/// The variants of `name` present in `listing` (plain first, as [`name_variants`] orders them).
+fn variants_in(listing: &[ObjectEntry], name: &WalFileName) -> Vec<WalFileName> {
+    name_variants(name)
+        .into_iter()
+        .filter(|v| {
+            let s = v.to_string();
+            listing.iter().any(|e| e.name == s)
+        })
+        .collect()
+}
+
+/// The variants of `name` in the archive (one listing request).
+fn existing_object_variants(
+    store: &ObjectArchive,
+    name: &WalFileName,
+) -> Result<Vec<WalFileName>, ObjectError> {
+    let base = name.with(Compression::None, false).to_string();
+    let listing = store.list(&base)?;
+    Ok(variants_in(&listing, name))
+}
+
+/// The system identifier and segment size in the first page of archived segment `name`.
+fn probe_object(store: &ObjectArchive, name: &WalFileName) -> Option<(u64, WalSegSize)> {
+    let fname = name.to_string();
+    let head: Vec<u8> = if name.compression() == Compression::None {
+        store
+            .get_head(&fname, LONG_HEADER_SIZE as u64)
+            .ok()?
+            .to_vec()
+    } else {
+        let raw = store.get(&fname).ok()?;
+        decompress_fast(sniff_compression(&raw), &raw).ok()?
+    };
+    let h = PageHeader::parse(&head)?;
+    h.version()?;
+    let l = h.long?;
+    Some((l.sysid, WalSegSize::new(l.seg_size)?))
+}
+
+/// [`crate::archive::archive_identity`] for an object archive: the previous segment of the same
+/// timeline if archived, else the first readable of (at most 16) segments.
+fn object_identity(
+    store: &ObjectArchive,
+    name: &WalFileName,
+    seg_size: WalSegSize,
+) -> Result<Option<(u64, WalSegSize, String)>, ObjectError> {
+    if let Some(segno) = name.segno(seg_size).filter(|s| s.0 > 0) {
+        let prev = WalFileName::segment(name.timeline(), SegNo(segno.0 - 1), seg_size);
+        for v in existing_object_variants(store, &prev)? {
+            if let Some((sysid, size)) = probe_object(store, &v) {
+                return Ok(Some((sysid, size, v.to_string())));
+            }
+        }
+    }
+    let mut tries = 0;
+    for e in store.list("")? {
+        let Some(w @ WalFileName::Segment { .. }) = WalFileName::parse(&e.name) else {
+            continue;
+        };
+        if let Some((sysid, size)) = probe_object(store, &w) {
+            return Ok(Some((sysid, size, e.name)));
+        }
+        tries += 1;
+        if tries >= 16 {
+            break;
+        }
+    }
+    Ok(None)
+}
+
+/// If the archive holds a variant of `name`: `AlreadyArchived` when one holds `data`, a
+/// conflict when none does.
+fn check_existing_object(
+    store: &ObjectArchive,
+    name: &WalFileName,
+    data: &[u8],
+) -> Result<Option<PushOutcome>, PushError> {
+    let mut conflict = None;
+    for v in existing_object_variants(store, name)? {
+        let fname = v.to_string();
+        let raw = match store.get(&fname) {
+            Ok(r) => r,
+            Err(e) if e.is_not_found() => continue,
+            Err(e) => return Err(e.into()),
+        };
+        match compare_content(&raw, data) {
+            None => return Ok(Some(PushOutcome::AlreadyArchived { name: fname })),
+            Some(reason) => {
+                conflict.get_or_insert(PushError::Conflict {
+                    existing: store.url().key(&fname),
+                    reason: format!("{reason}; in \"{}\"", store.url_str()),
+                });
+            }
+        }
+    }
+    match conflict {
+        Some(e) => Err(e),
+        None => Ok(None),
+    }
+}
+
+/// [`crate::archive::push`] into an object archive: checks the file as a push to a directory
+/// does, then creates the object only if no variant of the name is there; an object that
+/// appears meanwhile (a racing pusher) is compared like one found before.
+pub fn push_object(
+    store: &ObjectArchive,
+    src: &Path,
+    opts: &PushOptions,
+) -> Result<PushOutcome, PushError> {
+    let (_, name) = parse_push_name(src)?;
+    let data = read_all(src).map_err(|source| PushError::Io {
+        context: format!("could not read \"{}\"", src.display()),
+        source,
+    })?;
+    let data: &[u8] = &data;
+    let target = check_push(&name, src, data, opts, |n, size| {
+        Ok(object_identity(store, n, size)?)
+    })?;
+    if let Some(outcome) = check_existing_object(store, &name, data)? {
+        return Ok(outcome);
+    }
+    let payload: Bytes = match target {
+        WalFileName::Segment { .. } if opts.compression.kind != Compression::None => opts
+            .compression
+            .compress(data, opts.threads)
+            .map_err(|source| PushError::Io {
+                context: format!("could not compress \"{}\"", src.display()),
+                source,
+            })?
+            .into(),
+        _ => Bytes::copy_from_slice(data),
+    };
+    let stored_bytes = payload.len() as u64;
+    let target_name = target.to_string();
+    match store.put_new(&target_name, payload)? {
+        PutNew::Created => Ok(PushOutcome::Stored {
+            name: target_name,
+            bytes: data.len() as u64,
+            stored_bytes,
+        }),
+        PutNew::AlreadyExists => match check_existing_object(store, &name, data)? {
+            Some(o) => Ok(o),
+            None => Err(PushError::Conflict {
+                existing: store.url().key(&target_name),
+                reason: format!(
+                    "it appeared while pushing and then vanished; in \"{}\"",
+                    store.url_str()
+                ),
+            }),
+        },
+    }
+}
+
+/// A local cache of prefetched WAL files (restore_command's `--prefetch`): complete, checked
+/// files under their WAL names, each written atomically.
+#[derive(Clone, Debug)]
+pub struct FetchCache {
+    /// The cache directory (created when missing).
+    pub dir: PathBuf,
+    /// How many segments after a requested one to download with it.
+    pub ahead: usize,
+}
+
+fn not_found(store: &ObjectArchive, name: &str) -> FetchError {
+    FetchError::NotFound {
+        name: name.to_owned(),
+        dir: PathBuf::from(store.url_str()),
+    }
+}
+
+/// [`crate::archive::fetch`] from an object archive. With `cache`, a file found there is moved
+/// to `dest` (no request); a segment that is not there is downloaded together with the next
+/// `cache.ahead` segments of its timeline (in parallel), which are checked and stored in the
+/// cache for the next calls. Files in the cache older than `name` are removed.
+pub fn fetch_object(
+    store: &ObjectArchive,
+    name: &str,
+    dest: &Path,
+    opts: FetchOptions,
+    cache: Option<&FetchCache>,
+) -> Result<FetchOutcome, FetchError> {
+    if name.is_empty() || name == "." || name == ".." || name.contains(['/', '\0']) {
+        return Err(FetchError::BadName(name.to_owned()));
+    }
+    let parsed = WalFileName::parse(name).filter(|n| n.compression() == Compression::None);
+    if let (Some(c), Some(WalFileName::Segment { partial: false, .. })) = (cache, &parsed) {
+        if let Some(o) = take_cached(c, name, dest)? {
+            return Ok(o);
+        }
+    }
+    let listing = match &parsed {
+        Some(n) => store.list(&n.with(Compression::None, false).to_string())?,
+        None => store.list(name)?,
+    };
+    let mut candidates: Vec<Option<WalFileName>> = match &parsed {
+        Some(n) => variants_in(&listing, n).into_iter().map(Some).collect(),
+        None if listing.iter().any(|e| e.name == name) => vec![None],
+        None => vec![],
+    };
+    if candidates.is_empty() && opts.partial {
+        if let Some(n @ WalFileName::Segment { partial: false, .. }) = &parsed {
+            candidates = variants_in(&listing, &n.with(Compression::None, true))
+                .into_iter()
+                .map(Some)
+                .collect();
+        }
+    }
+    let Some(found) = candidates.into_iter().next() else {
+        return Err(not_found(store, name));
+    };
+    let found_name = found
+        .as_ref()
+        .map_or_else(|| name.to_owned(), |f| f.to_string());
+    let label = PathBuf::from(format!("{}/{found_name}", store.url_str()));
+    let ahead = match (cache, &found) {
+        (Some(c), Some(f @ WalFileName::Segment { partial: false, .. })) if c.ahead > 0 => {
+            // The next segments of the timeline in the archive, in name order: downloaded in
+            // the same parallel round as the requested one.
+            match next_segments(store, f, c.ahead) {
+                Ok(next) => Some((c, next)),
+                Err(e) => {
+                    tracing::warn!("prefetch after \"{name}\": {e}");
+                    None
+                }
+            }
+        }
+        _ => None,
+    };
+    let mut want = vec![found_name.clone()];
+    if let Some((c, next)) = &ahead {
+        want.extend(
+            next.iter()
+                .filter(|n| {
+                    !c.dir
+                        .join(n.with(Compression::None, false).to_string())
+                        .exists()
+                })
+                .map(|n| n.to_string()),
+        );
+    }
+    let mut got = store.get_many(&want).into_iter();
+    let raw = match got.next() {
+        Some(Ok(r)) => r,
+        Some(Err(e)) if e.is_not_found() => return Err(not_found(store, name)),
+        Some(Err(e)) => return Err(e.into()),
+        None => return Err(not_found(store, name)),
+    };
+    let (bytes, padded) = check_and_write(found.as_ref(), &label, &raw, dest)?;
+    if let Some((c, _)) = &ahead {
+        // Best effort: a segment not cached is downloaded by the call that needs it.
+        if let Err(e) = fill_cache(store, c, &want[1..], got.collect()) {
+            tracing::warn!("prefetch after \"{name}\": {e}");
+        }
+    }
+    Ok(FetchOutcome {
+        source: found_name,
+        bytes,
+        padded,
+    })
+}
+
+/// The archived variants of the (up to) `n` complete segments of `found`'s timeline that
+/// follow it in the archive, one listing request.
+fn next_segments(
+    store: &ObjectArchive,
+    found: &WalFileName,
+    n: usize,
+) -> Result<Vec<WalFileName>, ObjectError> {
+    let after = found.with(Compression::None, false).to_string();
+    let listing = store.list_after(&after, n * 8 + 8)?;
+    let mut out: Vec<WalFileName> = Vec::new();
+    for e in &listing {
+        let Some(w @ WalFileName::Segment { partial: false, .. }) = WalFileName::parse(&e.name)
+        else {
+            continue;
+        };
+        if w.timeline() != found.timeline() {
+            break;
+        }
+        let plain = w.with(Compression::None, false);
+        if out
+            .iter()
+            .any(|o| o.with(Compression::None, false) == plain)
+        {
+            continue;
+        }
+        if out.len() == n {
+            break;
+        }
+        // The preferred variant, as a plain fetch would pick it.
+        if let Some(v) = variants_in(&listing, &plain).into_iter().next() {
+            out.push(v);
+        }
+    }
+    Ok(out)
+}
+
+/// Checks the downloaded `got` (for `names`) and stores them in the cache, decompressed, each
+/// written atomically and durably, in parallel. Returns how many were stored.
+fn fill_cache(
+    store: &ObjectArchive,
+    cache: &FetchCache,
+    names: &[String],
+    got: Vec<Result<Bytes, ObjectError>>,
+) -> Result<usize, FetchError> {
+    fs::create_dir_all(&cache.dir).map_err(|source| FetchError::Io {
+        context: format!("could not create \"{}\"", cache.dir.display()),
+        source,
+    })?;
+    let stored = std::sync::atomic::AtomicUsize::new(0);
+    std::thread::scope(|sc| {
+        for (fname, got) in names.iter().zip(got) {
+            let stored = &stored;
+            sc.spawn(move || {
+                let (Ok(bytes), Some(v)) = (got, WalFileName::parse(fname)) else {
+                    return;
+                };
+                let label = PathBuf::from(format!("{}/{fname}", store.url_str()));
+                // A damaged object is never cached: its own fetch reports it.
+                let Ok((data, _)) = check_fetched(Some(&v), &label, &bytes) else {
+                    return;
+                };
+                let target = cache.dir.join(v.with(Compression::None, false).to_string());
+                if write_replace(&target, &data).is_ok() {
+                    stored.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+            });
+        }
+    });
+    Ok(stored.into_inner())
+}
+
+/// Moves `name` from the cache to `dest` if it is there; removes cached files older than it.
+fn take_cached(
+    cache: &FetchCache,
+    name: &str,
+    dest: &Path,
+) -> Result<Option<FetchOutcome>, FetchError> {
+    let io_err = |context: String| move |source| FetchError::Io { context, source };
+    let entries = match fs::read_dir(&cache.dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => {
+            return Err(io_err(format!(
+                "could not read \"{}\"",
+                cache.dir.display()
+            ))(e))
+        }
+    };
+    let mut hit = None;
+    for e in entries.flatten() {
+        let fname = e.file_name().to_string_lossy().into_owned();
+        if fname == name {
+            hit = Some(e.path());
+        } else if fname.len() == name.len() && fname.as_str() < name {
+            let _ = fs::remove_file(e.path());
+        }
+    }
+    let Some(path) = hit else { return Ok(None) };
+    let bytes = fs::metadata(&path)
+        .map_err(io_err(format!("could not read \"{}\"", path.display())))?
+        .len();
+    fs::rename(&path, dest).map_err(io_err(format!(
+        "could not move \"{}\" to \"{}\"",
+        path.display(),
+        dest.display()
+    )))?;
+    if let Some(parent) = dest.parent().filter(|p| !p.as_os_str().is_empty()) {
+        fsync_dir(parent).map_err(|e| {
+            io_err(format!("could not fsync \"{}\"", parent.display()))(e.into_io())
+        })?;
+    }
+    Ok(Some(FetchOutcome {
+        source: format!("{name} (prefetched)"),
+        bytes,
+        padded: false,
+    }))
+}
+
+/// Downloads every archive file (WAL names only) of `store` into the existing directory `dir`,
+/// [`crate::storage::object::ObjectOptions::concurrency`] at a time. Returns the number of files.
+pub fn materialize(store: &ObjectArchive, dir: &Path) -> Result<usize, ObjectError> {
+    let names: Vec<String> = store
+        .list("")?
+        .into_iter()
+        .map(|e| e.name)
+        .filter(|n| !n.starts_with('.'))
+        .collect();
+    download_into(store, &names, dir)?;
+    Ok(names.len())
+}
+
+fn download_into(store: &ObjectArchive, names: &[String], dir: &Path) -> Result<(), ObjectError> {
+    for chunk in names.chunks(8) {
+        for (n, got) in chunk.iter().zip(store.get_many(chunk)) {
+            let data = got?;
+            let path = dir.join(n);
+            fs::write(&path, &data).map_err(|e| ObjectError::Request {
+                url: store.url_str().to_owned(),
+                op: "get",
+                key: store.url().key(n),
+                detail: format!("could not write the local copy \"{}\": {e}", path.display()),
+            })?;
+        }
+    }
+    Ok(())
+}
+
+/// [`crate::archive::plan_cleanup`] for an object archive: the same rules over its listing.
+/// `scratch` is an empty local directory for the history files that
+/// `opts.keep_history_needs` reads (and one segment, for the segment size).
+pub fn plan_cleanup_object(
+    store: &ObjectArchive,
+    oldest_kept: &str,
+    opts: &CleanupOptions,
+    scratch: &Path,
+) -> Result<CleanupPlan, CleanupError> {
+    let obj_err = |e: ObjectError| CleanupError::Io {
+        context: format!("could not read archive location \"{}\"", store.url_str()),
+        source: io::Error::other(e),
+    };
+    let listing = store.list("").map_err(obj_err)?;
+    if opts.keep_history_needs {
+        let mut needed: Vec<String> = listing
+            .iter()
+            .filter(|e| {
+                matches!(
+                    WalFileName::parse(&e.name),
+                    Some(WalFileName::History { .. })
+                )
+            })
+            .map(|e| e.name.clone())
+            .collect();
+        if let Some(seg) = listing.iter().find(|e| {
+            matches!(
+                WalFileName::parse(&e.name),
+                Some(WalFileName::Segment { .. })
+            )
+        }) {
+            needed.push(seg.name.clone());
+        }
+        download_into(store, &needed, scratch).map_err(obj_err)?;
+    }
+    let names: Vec<OsString> = listing
+        .into_iter()
+        .map(|e| OsString::from(e.name))
+        .collect();
+    plan_cleanup_names(scratch, names, oldest_kept, opts)
+}
+
+/// Deletes the plan's files from the object archive in batches; `each` is called with every
+/// object's URL before. Returns how many were deleted.
+pub fn execute_cleanup_object(
+    store: &ObjectArchive,
+    plan: &CleanupPlan,
+    mut each: impl FnMut(&str),
+) -> Result<usize, CleanupError> {
+    for n in &plan.remove {
+        each(&format!("{}/{n}", store.url_str()));
+    }
+    store
+        .delete_many(&plan.remove)
+        .map_err(|e| CleanupError::Io {
+            context: format!("could not remove files from \"{}\"", store.url_str()),
+            source: io::Error::other(e),
+        })
+}
