@@ -11,9 +11,9 @@ use clap::{Args, ValueEnum};
 
 use crate::getopt::Scanned;
 use crate::prog::{self, Usage};
-pub(crate) use insight::utc as utc_text;
-pub use insight::report;
 use config::{DumpConfig, Filters, Input, StatsMode};
+pub use insight::report;
+pub(crate) use insight::utc as utc_text;
 use options::print_rmgr_list;
 pub use options::{check_options, help_page, Checked};
 use pgwal::reader::{Location, ReaderError, WalReader};

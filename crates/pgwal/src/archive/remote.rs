@@ -22,11 +22,11 @@ use crate::archive::compress::{decompress_fast, read_all};
 use crate::archive::fetch::{
     check_and_write, check_fetched, FetchError, FetchOptions, FetchOutcome,
 };
-use crate::source::name_variants;
 use crate::archive::push::{
     check_push, compare_content, parse_push_name, PushError, PushOptions, PushOutcome,
 };
 use crate::segment::{Compression, SegNo, WalFileName, WalSegSize};
+use crate::source::name_variants;
 use crate::source::WalDirectory;
 use crate::storage::codec::sniff_compression;
 use crate::storage::object::{ObjectArchive, ObjectEntry, ObjectError, PutNew};

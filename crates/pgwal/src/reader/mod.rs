@@ -40,9 +40,7 @@ use std::sync::Arc;
 use crate::history::TimelineHistory;
 use crate::lsn::Lsn;
 use crate::segment::{TimelineId, WalFileName, WalSegSize};
-use crate::source::{
-    self, OnDuplicate, ReadEnd, ReadRange, TarWal, WalDirectory,
-};
+use crate::source::{self, OnDuplicate, ReadEnd, ReadRange, TarWal, WalDirectory};
 use crate::storage::codec::read_head;
 use crate::storage::probe::{probe_segment, SegmentInfo};
 use crate::wal::{DecoderConfig, Record, LONG_HEADER_SIZE};
@@ -272,7 +270,10 @@ impl ReaderBuilder {
             }
             Location::Tar(p) => {
                 let kind = crate::tar::archive_kind(&p).unwrap_or(crate::Compression::None);
-                let warn = b.on_tar_duplicate.clone().unwrap_or_else(|| Arc::new(|_: &str| {}));
+                let warn = b
+                    .on_tar_duplicate
+                    .clone()
+                    .unwrap_or_else(|| Arc::new(|_: &str| {}));
                 let dir = WalDirectory::from_tar(TarWal::open(&p, kind, warn)?);
                 let file = match b.start_segment.as_deref() {
                     Some(f) => dir.find(f),
