@@ -12,11 +12,11 @@ use std::path::PathBuf;
 use pgwal::wal::{Fork, RelFileLocator};
 use pgwal::{Lsn, TimelineId};
 
+use super::insight::{parse_breakdown, Breakdown};
 use super::options::{
     parse_block, parse_fork, parse_limit, parse_lsn, parse_relation, parse_rmgr, parse_stats,
     parse_timeline, parse_xid,
 };
-use super::insight::{parse_breakdown, Breakdown};
 use super::{DumpArgs, Format};
 use crate::prog::Usage;
 
@@ -158,9 +158,7 @@ impl DumpConfig {
         let breakdown = a.stats.as_deref().and_then(parse_breakdown).transpose()?;
         let takes_top = matches!(breakdown, Some(Breakdown::Relation | Breakdown::Xid));
         if a.top.is_some() && !takes_top && a.report.is_none() {
-            return Err(
-                Usage::new("option --top requires --stats=relation or --stats=xid").into(),
-            );
+            return Err(Usage::new("option --top requires --stats=relation or --stats=xid").into());
         }
         if a.names.is_some() && breakdown != Some(Breakdown::Relation) && a.report.is_none() {
             return Err(Usage::new("option --names requires --stats=relation").into());
@@ -203,7 +201,13 @@ impl DumpConfig {
             timeline,
             follow_timelines: a.follow_timelines,
             follow: a.follow,
-            jobs: a.jobs.unwrap_or(1).max(1),
+            // The breakdowns are gathered in LSN order, by one thread (a chunk's records would
+            // not reach the collector).
+            jobs: if insight.active() {
+                1
+            } else {
+                a.jobs.unwrap_or(1).max(1)
+            },
             limit,
             filters,
             output: Output {
