@@ -13,9 +13,9 @@ use pgwal::wal::{Record, RelFileLocator};
 use pgwal::Lsn;
 use serde_json::{json, Value};
 
+use super::config::DumpConfig;
 use super::names::{Names, Resolved};
 use super::stats::Stats;
-use super::config::DumpConfig;
 use super::{DumpArgs, Format};
 use crate::prog::Usage as UsageError;
 
@@ -577,7 +577,11 @@ pub(super) fn collector_for(cfg: &DumpConfig) -> Option<Box<Collector>> {
 
 /// Writes the breakdown gathered into `stats` (text or JSON into `out`), or `pgwal report`'s
 /// file. False if there is none (plain `--stats`).
-pub(super) fn finish(cfg: &DumpConfig, stats: &mut Stats, out: &mut String) -> anyhow::Result<bool> {
+pub(super) fn finish(
+    cfg: &DumpConfig,
+    stats: &mut Stats,
+    out: &mut String,
+) -> anyhow::Result<bool> {
     let Some(c) = stats.insight.take() else {
         return Ok(false);
     };
