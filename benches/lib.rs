@@ -2,7 +2,8 @@
 
 use std::path::{Path, PathBuf};
 
-use pgwal::source::{probe_segment, read_wal_file};
+use pgwal::source::read_wal_file;
+use pgwal::storage::probe::probe_segment;
 use pgwal::{Lsn, WalFileName, WalSegSize};
 
 /// Consecutive WAL segments loaded into one buffer, with where they start.

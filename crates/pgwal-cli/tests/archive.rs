@@ -161,9 +161,10 @@ fn build_fixture() -> Option<Fixture> {
     }
     fs::copy(other.pg_wal_dir().join(&foreign_name), &foreign).unwrap();
     let head = fs::read(&foreign).unwrap();
-    let info = pgwal::source::probe_segment(&head).unwrap();
+    let info = pgwal::storage::probe::probe_segment(&head).unwrap();
     let mine =
-        pgwal::source::probe_segment(&fs::read(archive.join(&foreign_name)).unwrap()).unwrap();
+        pgwal::storage::probe::probe_segment(&fs::read(archive.join(&foreign_name)).unwrap())
+            .unwrap();
     assert_eq!(
         info.pageaddr, mine.pageaddr,
         "a complete segment of the other cluster"

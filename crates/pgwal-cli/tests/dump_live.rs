@@ -111,6 +111,9 @@ fn live_equals_files(major: Major) {
         ],
         vec!["-s", &s0, "-e", &e0, "-R", "1663/5/1259", "-F", "main"],
         vec!["-s", &s0, "-e", &e0, "-F", "main", "--stats"],
+        vec!["-s", &s0, "-e", &e0, "--stats=relation", "--top", "5"],
+        vec!["-s", &s0, "-e", &e0, "--stats=xid", "--format", "json"],
+        vec!["-s", &s0, "-e", &e0, "--stats=time"],
     ];
     for v in &variants {
         let mut l = vec!["-d", ci.as_str()];
@@ -126,6 +129,26 @@ fn live_equals_files(major: Major) {
         }
         assert_same(&format!("{major} {v:?}"), &live, &files);
     }
+    // pgwal report of the server equals the report of its pg_wal.
+    let tmp = support::scratch("live-report");
+    let (hl, hf) = (tmp.path().join("live.html"), tmp.path().join("files.html"));
+    let pgwal = |args: &[&str]| {
+        let mut c = Command::new(BIN);
+        c.args(args).env("TZ", "UTC");
+        run_limited(c, Duration::from_secs(120))
+    };
+    let rl = pgwal(&["report", "-d", &ci, "-s", &s0, "-e", &e0, "-o", s(&hl)]);
+    let rf = pgwal(&["report", "-p", s(&wal), "-s", &s0, "-e", &e0, "-o", s(&hf)]);
+    assert!(
+        rl.status.success() && rf.status.success(),
+        "{}\n{}",
+        text(&rl),
+        text(&rf)
+    );
+    assert!(
+        std::fs::read(&hl).unwrap() == std::fs::read(&hf).unwrap(),
+        "{major}: reports differ"
+    );
     // -q prints nothing, and stops at -e.
     let q = dump(&["-d", &ci, "-s", &s0, "-e", &e0, "-q"]);
     assert!(q.status.success() && q.stdout.is_empty(), "{}", text(&q));
@@ -210,6 +233,61 @@ fn across_promotion(major: Major) {
             );
         }
     }
+    // --save-fullpage writes the same images (the promotion's checkpoint makes some).
+    let tmp = support::scratch("live-fpi");
+    let (dl, df) = (tmp.path().join("live"), tmp.path().join("files"));
+    let live = dump(&[
+        "-d",
+        &ci,
+        "-s",
+        &s0,
+        "-e",
+        &e0,
+        "-q",
+        "--save-fullpage",
+        s(&dl),
+    ]);
+    let files = dump(&[
+        "--follow-timelines",
+        "-p",
+        s(&wal),
+        "-s",
+        &s0,
+        "-e",
+        &e0,
+        "-q",
+        "--save-fullpage",
+        s(&df),
+    ]);
+    assert!(
+        live.status.success() && files.status.success(),
+        "{}
+{}",
+        text(&live),
+        text(&files)
+    );
+    let images = |d: &std::path::Path| {
+        let mut v: Vec<(String, Vec<u8>)> = std::fs::read_dir(d)
+            .unwrap()
+            .map(|e| {
+                let e = e.unwrap();
+                (
+                    e.file_name().into_string().unwrap(),
+                    std::fs::read(e.path()).unwrap(),
+                )
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    let (il, ifl) = (images(&dl), images(&df));
+    assert!(!ifl.is_empty(), "{major}: no full-page images in the range");
+    assert!(
+        il == ifl,
+        "{major}: {} images live, {} from files",
+        il.len(),
+        ifl.len()
+    );
 }
 
 #[test]

@@ -207,3 +207,105 @@ fn tar_argument_and_archive_errors() {
         "temporary directories left"
     );
 }
+
+/// Members out of order (the later segment first) and a duplicate of the first segment (zeros,
+/// after the real one: the first member counts, and a warning names the second), in an
+/// uncompressed and a gzip archive of 19's sample: the dump equals the directory's. `TMPDIR`
+/// names no directory: nothing is written anywhere (tar input extracted the WAL there before).
+#[test]
+fn out_of_order_and_duplicate_members_are_read_in_place() {
+    let dir = testdata("pg19");
+    let names = segment_names(&dir);
+    assert!(names.len() >= 2, "{names:?}");
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let seg_len = std::fs::metadata(dir.join(&names[0])).unwrap().len() as usize;
+    std::fs::create_dir_all(t.join("dup/pg_wal")).unwrap();
+    std::fs::write(t.join("dup/pg_wal").join(&names[0]), vec![0u8; seg_len]).unwrap();
+    let mut reversed = names.clone();
+    reversed.reverse();
+    sh(&format!(
+        "tar -cf {t}/ooo.tar -C {d} {rev} -C {t}/dup pg_wal/{first} && gzip -c {t}/ooo.tar > {t}/ooo.tar.gz",
+        t = t.display(),
+        d = dir.display(),
+        rev = reversed.join(" "),
+        first = names[0],
+    ));
+    let start = first_lsn(&dir);
+    let want = run(
+        &pgwal(),
+        &["dump"],
+        &["-p", &dir.display().to_string(), "-s", &start],
+    );
+    assert!(want.stdout.len() > 1_000);
+    for archive in [t.join("ooo.tar"), t.join("ooo.tar.gz")] {
+        let p = archive.display().to_string();
+        for opts in [&[][..], &["-j", "2"][..]] {
+            let o = Command::new(pgwal())
+                .args(["dump", "-p", &p, "-s", &start])
+                .args(opts)
+                .env("TZ", "UTC")
+                .env("TMPDIR", t.join("missing"))
+                .stdin(Stdio::null())
+                .output()
+                .unwrap();
+            let err = String::from_utf8_lossy(&o.stderr);
+            assert!(
+                o.stdout == want.stdout,
+                "{p} {opts:?}: differs from the directory's dump\n{err}"
+            );
+            assert_eq!(o.status.code(), Some(0), "{p} {opts:?}: {err}");
+            let warning = format!(
+                "warning: ignoring duplicate WAL \"pg_wal/{}\" found in archive \"{p}\"",
+                names[0]
+            );
+            assert_eq!(err.matches(&warning).count(), 1, "{p} {opts:?}: {err}");
+        }
+    }
+}
+
+/// Drop-in (`pg_waldump` a link to pgwal) against pg_waldump 19 when the range needs a segment
+/// the archive lacks: the same error line naming the WAL and the archive, and the same exit
+/// status, for an uncompressed and a compressed archive.
+#[test]
+fn dropin_missing_segment_error_is_pg_waldump_19s() {
+    if pgwal_testkit::require_major(Major::V19).is_none() {
+        return;
+    }
+    let waldump = reference_waldump(Major::V19).expect("reference pg_waldump 19");
+    let dir = testdata("pg19");
+    let names = segment_names(&dir);
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    // Only the last segment, and a start in the one before it.
+    sh(&format!(
+        "tar -cf {t}/one.tar -C {d} {last} && zstd -q -c {t}/one.tar > {t}/one.tar.zst",
+        t = t.display(),
+        d = dir.display(),
+        last = names[names.len() - 1],
+    ));
+    let link = t.join("pg_waldump");
+    std::os::unix::fs::symlink(pgwal(), &link).unwrap();
+    let start = first_lsn(&dir);
+    for archive in ["one.tar", "one.tar.zst"] {
+        let p = t.join(archive).display().to_string();
+        let args = ["-p", p.as_str(), "-s", start.as_str()];
+        let reference = run(&waldump, &[], &args);
+        let ours = run(&link, &[], &args);
+        let last_line = |o: &Output| {
+            String::from_utf8_lossy(&o.stderr)
+                .lines()
+                .last()
+                .unwrap_or("")
+                .to_string()
+        };
+        assert!(
+            last_line(&reference).contains(&format!("in archive \"{archive}\"")),
+            "{}",
+            last_line(&reference)
+        );
+        assert_eq!(last_line(&ours), last_line(&reference), "{archive}");
+        assert_eq!(ours.status.code(), reference.status.code(), "{archive}");
+        assert_eq!(ours.stdout, reference.stdout, "{archive}");
+    }
+}

@@ -41,7 +41,8 @@ fn wal_files(dir: &Path) -> BTreeMap<String, WalFileName> {
 
 fn read_plain(path: &Path, kind: Compression) -> Vec<u8> {
     let data = fs::read(path).unwrap();
-    pgwal::source::decompress(kind, &data).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    pgwal::storage::codec::decompress(kind, &data)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
 /// Checks every WAL file in `archive` against the server's `pg_wal`: complete segments
@@ -394,7 +395,9 @@ fn pgbench_until(pg: Arc<Cluster>, stop: Arc<AtomicBool>) -> std::thread::JoinHa
 /// What a crash between two renames can leave in `dir`, planted by hand: the newest partial
 /// again under another format's name with half of its bytes (the old file of a resume into
 /// another format), a complete segment's bytes as its `.partial` (the source of a partial
-/// that was finished at a restart) and an unfinished `.tmp` file. Returns the names that must
+/// that was finished at a restart), an unfinished `.tmp` file of an older pgwal and a stale
+/// temporary file of today's naming (two hours old: removed whoever wrote it). Returns the
+/// names that must
 /// go, and the pair of partials of which one must go.
 fn plant_leftovers(dir: &Path) -> (Vec<String>, [String; 2]) {
     let files = wal_files(dir);
@@ -443,7 +446,11 @@ fn plant_leftovers(dir: &Path) -> (Vec<String>, [String; 2]) {
     fs::copy(dir.join(complete), dir.join(&stale)).unwrap();
     let tmp = format!("{newest}.tmp");
     fs::write(dir.join(&tmp), b"cut short").unwrap();
-    (vec![stale, tmp], [newest, other])
+    let temp = format!(".pgwal-tmp.{newest}.1.ff");
+    let f = fs::File::create(dir.join(&temp)).unwrap();
+    f.set_modified(std::time::SystemTime::now() - Duration::from_secs(2 * 3600))
+        .unwrap();
+    (vec![stale, tmp, temp], [newest, other])
 }
 
 fn kill9_receiver(major: Major) {

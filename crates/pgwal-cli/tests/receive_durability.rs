@@ -310,10 +310,19 @@ fn trace_until_slot_moves(
     (parse_trace(&trace), err)
 }
 
-/// In `calls`, before the first status update with a flush above `before`: a new file ending
-/// in `copy` was created, fsynced, renamed to a name ending in `target`, and then the
-/// directory was fsynced.
-fn assert_fresh_copy_before_report(calls: &[Call], before: u64, copy: &str, target: &str) {
+/// True for the temporary file pgwal writes a file ending in `target` under
+/// (`.pgwal-tmp.<name>.<pid>.<stamp>`, the one naming of `pgwal::storage::temp`).
+fn is_temp_for(path: &str, target: &str) -> bool {
+    let name = path.rsplit('/').next().unwrap_or(path);
+    name.strip_prefix(".pgwal-tmp.")
+        .and_then(|rest| rest.rsplitn(3, '.').nth(2))
+        .is_some_and(|final_name| final_name.ends_with(target))
+}
+
+/// In `calls`, before the first status update with a flush above `before`: a new temporary
+/// file for a name ending in `target` was created, fsynced, renamed to a name ending in
+/// `target`, and then the directory was fsynced.
+fn assert_fresh_copy_before_report(calls: &[Call], before: u64, target: &str) {
     let reported = calls
         .iter()
         .position(|c| c.status_flushes().iter().any(|&f| f > before))
@@ -324,9 +333,11 @@ fn assert_fresh_copy_before_report(calls: &[Call], before: u64, copy: &str, targ
             c.name == "openat"
                 && c.ok()
                 && c.args.contains("O_CREAT")
-                && c.strings().iter().any(|s| s.ends_with(copy))
+                && c.strings().iter().any(|s| is_temp_for(s, target))
         })
-        .unwrap_or_else(|| panic!("no new file *{copy} before the first report\n{calls:#?}"));
+        .unwrap_or_else(|| {
+            panic!("no new temporary file for *{target} before the first report\n{calls:#?}")
+        });
     let fd: i64 = calls[created].result.trim().parse().unwrap();
     let synced = calls[created..reported]
         .iter()
@@ -343,7 +354,7 @@ fn assert_fresh_copy_before_report(calls: &[Call], before: u64, copy: &str, targ
         .position(|c| {
             c.name.starts_with("rename")
                 && c.ok()
-                && c.strings().first().is_some_and(|s| s.ends_with(copy))
+                && c.strings().first().is_some_and(|s| is_temp_for(s, target))
                 && c.strings().get(1).is_some_and(|s| s.ends_with(target))
         })
         .map(|i| i + synced)
@@ -415,7 +426,7 @@ fn restart_after_kill9_copies_and_fsyncs_before_reporting() {
     );
     assert!(err.contains("resuming"), "{err}");
     // The fresh copy: created, fsynced, renamed over the .partial, directory fsynced.
-    assert_fresh_copy_before_report(&calls, before, ".partial.tmp", ".partial");
+    assert_fresh_copy_before_report(&calls, before, ".partial");
     // And every byte the first run wrote is there, as the server has it.
     const SEG: u64 = 1 << 20;
     let segno = (written - 1) / SEG;
@@ -572,7 +583,7 @@ fn complete_partial_is_copied_and_fsynced_before_reporting() {
     assert!(err.contains("is complete; renaming it"), "{err}");
     assert_eq!(fs::read(dir.join(&name)).unwrap(), server);
     assert!(!dir.join(format!("{name}.partial")).exists());
-    assert_fresh_copy_before_report(&calls, before, &format!("{name}.tmp"), &name);
+    assert_fresh_copy_before_report(&calls, before, &name);
 }
 
 /// A failed fsync while starting (the directory fsync around removing a crash's leftovers) is
@@ -585,7 +596,8 @@ fn fsync_error_at_start_is_fatal() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("archive");
     fs::create_dir(&dir).unwrap();
-    // An unfinished temporary file, as a crash leaves it: removing it fsyncs the directory.
+    // An unfinished temporary file, as a crash of an older pgwal leaves it: removing it
+    // fsyncs the directory.
     fs::write(dir.join("000000010000000000000001.tmp"), b"x").unwrap();
     let (trace, log) = (tmp.path().join("trace"), tmp.path().join("log"));
     let ci = conn(&pg);

@@ -139,11 +139,14 @@ pub fn names(data: &[u8]) {
 mod tests {
     use super::*;
 
-    /// The start of a real segment, as the fuzzing README makes seeds, decodes many records.
+    /// The start of a real segment, as the fuzzing README makes seeds, decodes many records;
+    /// and the seeds cover every major the decoder knows (a new major's `testdata/wal` sample
+    /// is its seed).
     #[test]
     fn real_wal_seeds_decode_deeply() {
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/wal");
         let mut seeds = 0;
+        let mut majors = std::collections::BTreeSet::new();
         for dir in std::fs::read_dir(&root).expect("testdata/wal") {
             let dir = dir.expect("entry").path();
             let mut files: Vec<_> = std::fs::read_dir(&dir)
@@ -160,8 +163,18 @@ mod tests {
             data.truncate(65536);
             let n = decode_wal_records(&data);
             assert!(n > 50, "{}: only {n} records decoded", first.display());
+            let info = crate::storage::probe::probe_segment(&data).expect("a seed's first page");
+            majors.insert(info.version.major());
             seeds += 1;
         }
-        assert!(seeds >= 6, "expected a sample per major, found {seeds}");
+        let all: std::collections::BTreeSet<u32> = crate::wal::PgVersion::ALL
+            .iter()
+            .map(|v| v.major())
+            .collect();
+        assert_eq!(majors, all, "fuzz seeds (testdata/wal samples) per major");
+        assert!(
+            seeds >= all.len(),
+            "expected a sample per major, found {seeds}"
+        );
     }
 }

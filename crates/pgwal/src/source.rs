@@ -11,7 +11,11 @@ use std::path::{Path, PathBuf};
 use crate::history::TimelineHistory;
 use crate::lsn::Lsn;
 use crate::segment::{Compression, SegNo, TimelineId, WalSegSize};
-use crate::wal::{DecoderConfig, PageHeader, PgVersion, Record, WalDecoder, WalError};
+use crate::storage::codec::{
+    decompress, read_full, sniff_compression, DecompressError, MAX_SEGMENT_BYTES,
+};
+use crate::storage::probe::probe_segment;
+use crate::wal::{DecoderConfig, Record, WalDecoder, WalError};
 
 mod index;
 mod mapped;
@@ -19,9 +23,6 @@ mod tar_wal;
 pub use index::{name_variants, preference, OtherEntry, WalDirectory, WalEntry};
 pub use mapped::{MappedArchive, MappedSegment};
 pub use tar_wal::{MemberBytes, OnDuplicate, TarWal};
-
-/// The largest segment PostgreSQL allows (1 GB): decompression never produces more.
-pub const MAX_SEGMENT_BYTES: u64 = 1 << 30;
 
 /// Bytes of a WAL file: memory-mapped for complete plain segments, read into memory otherwise.
 #[derive(Debug)]
@@ -150,64 +151,6 @@ fn io_err(path: &Path) -> impl FnOnce(io::Error) -> SourceError + '_ {
     }
 }
 
-/// Tells the compression of a file from its first bytes (gzip, zstd or LZ4 frame magic).
-pub fn sniff_compression(head: &[u8]) -> Compression {
-    match head {
-        [0x1f, 0x8b, ..] => Compression::Gzip,
-        [0x28, 0xb5, 0x2f, 0xfd, ..] => Compression::Zstd,
-        [0x04, 0x22, 0x4d, 0x18, ..] => Compression::Lz4,
-        _ => Compression::None,
-    }
-}
-
-/// Why compressed WAL could not be decompressed.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum DecompressError {
-    /// The compressed stream is damaged or cut short (the decoder's error).
-    #[error(transparent)]
-    Stream(io::Error),
-    /// A frame or block fails its checksum or layout checks.
-    #[error("{0}")]
-    Damaged(String),
-    /// More than [`MAX_SEGMENT_BYTES`] of output.
-    #[error("decompressed data is larger than any WAL segment")]
-    TooLarge,
-    /// zstd data, and this build has no zstd (the `zstd` feature).
-    #[error("zstd-compressed file, and this build of pgwal has no zstd (the \"zstd\" feature)")]
-    Unsupported(Compression),
-}
-
-/// Decompresses `data` (at most [`MAX_SEGMENT_BYTES`] of output; more is an error).
-pub fn decompress(kind: Compression, data: &[u8]) -> Result<Vec<u8>, DecompressError> {
-    let mut out = Vec::new();
-    let limit = MAX_SEGMENT_BYTES + 1;
-    let res = match kind {
-        Compression::None => {
-            out.extend_from_slice(data);
-            Ok(0)
-        }
-        Compression::Gzip => flate2::read::MultiGzDecoder::new(data)
-            .take(limit)
-            .read_to_end(&mut out),
-        Compression::Lz4 => lz4_flex::frame::FrameDecoder::new(data)
-            .take(limit)
-            .read_to_end(&mut out),
-        #[cfg(feature = "zstd")]
-        Compression::Zstd => match zstd::stream::read::Decoder::new(data) {
-            Ok(d) => d.take(limit).read_to_end(&mut out),
-            Err(e) => Err(e),
-        },
-        #[cfg(not(feature = "zstd"))]
-        Compression::Zstd => return Err(DecompressError::Unsupported(kind)),
-    };
-    res.map_err(DecompressError::Stream)?;
-    if out.len() as u64 > MAX_SEGMENT_BYTES {
-        return Err(DecompressError::TooLarge);
-    }
-    Ok(out)
-}
-
 /// Reads a WAL file, decompressing it if its content is compressed. Complete plain segments
 /// are memory-mapped; `.partial` files (which a receiver may still be writing) are read.
 ///
@@ -250,115 +193,6 @@ pub fn read_wal_file(path: &Path) -> Result<WalBytes, SourceError> {
             path: path.to_owned(),
             source,
         })
-}
-
-/// Reads up to `n` bytes from the start of a WAL file's content with `read()` (the file may be
-/// one being written), decompressing only as much as needed when the file is compressed (the
-/// method is told by the content, not the name).
-pub fn read_head(path: &Path, n: usize) -> io::Result<Vec<u8>> {
-    let mut f = File::open(path)?;
-    let mut magic = [0u8; 4];
-    let got = read_full(&mut f, &mut magic)?;
-    let kind = sniff_compression(&magic[..got]);
-    let rest = io::Cursor::new(magic[..got].to_vec()).chain(f);
-    let mut out = Vec::with_capacity(n);
-    let limit = n as u64;
-    match kind {
-        Compression::None => rest.take(limit).read_to_end(&mut out)?,
-        Compression::Gzip => flate2::read::MultiGzDecoder::new(rest)
-            .take(limit)
-            .read_to_end(&mut out)?,
-        Compression::Lz4 => lz4_flex::frame::FrameDecoder::new(rest)
-            .take(limit)
-            .read_to_end(&mut out)?,
-        #[cfg(feature = "zstd")]
-        Compression::Zstd => zstd::stream::read::Decoder::new(rest)?
-            .take(limit)
-            .read_to_end(&mut out)?,
-        #[cfg(not(feature = "zstd"))]
-        Compression::Zstd => {
-            return Err(io::Error::new(
-                io::ErrorKind::Unsupported,
-                DecompressError::Unsupported(kind),
-            ))
-        }
-    };
-    Ok(out)
-}
-
-/// What the first page of a segment says about its WAL.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct SegmentInfo {
-    /// The version named by the page magic.
-    pub version: PgVersion,
-    /// System identifier.
-    pub system_id: u64,
-    /// Segment size.
-    pub seg_size: WalSegSize,
-    /// WAL page size.
-    pub page_size: u32,
-    /// Timeline of the first page.
-    pub tli: TimelineId,
-    /// Address of the first page.
-    pub pageaddr: Lsn,
-}
-
-/// Why the start of a file is not the first page of a WAL segment ([`probe_segment`]).
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum ProbeError {
-    /// Fewer bytes than a page header.
-    #[error("file is too short ({len} bytes) for a WAL page header")]
-    TooShort {
-        /// The bytes there are.
-        len: usize,
-    },
-    /// The page magic is not one of a known PostgreSQL version.
-    #[error("invalid magic number {magic:04X} in the first page header")]
-    BadMagic {
-        /// The magic found.
-        magic: u16,
-    },
-    /// The first page has a short header.
-    #[error("the first page has no long header (info bits {info:04X})")]
-    NoLongHeader {
-        /// `xlp_info`.
-        info: u16,
-    },
-    /// The segment size is not a power of two between 1 MB and 1 GB.
-    #[error(
-        "invalid WAL segment size ({size} bytes); it must be a power of two between 1 MB and 1 GB"
-    )]
-    BadSegmentSize {
-        /// The size in the header.
-        size: u32,
-    },
-    /// The page size is not a power of two between 1 kB and 64 kB.
-    #[error("invalid WAL page size {size} in the first page header")]
-    BadPageSize {
-        /// The size in the header.
-        size: u32,
-    },
-}
-
-/// Reads the long page header at the start of a segment's bytes.
-pub fn probe_segment(bytes: &[u8]) -> Result<SegmentInfo, ProbeError> {
-    let h = PageHeader::parse(bytes).ok_or(ProbeError::TooShort { len: bytes.len() })?;
-    let version = h.version().ok_or(ProbeError::BadMagic { magic: h.magic })?;
-    let l = h.long.ok_or(ProbeError::NoLongHeader { info: h.info })?;
-    let seg_size =
-        WalSegSize::new(l.seg_size).ok_or(ProbeError::BadSegmentSize { size: l.seg_size })?;
-    if !l.page_size.is_power_of_two() || !(1024..=65536).contains(&l.page_size) {
-        return Err(ProbeError::BadPageSize { size: l.page_size });
-    }
-    Ok(SegmentInfo {
-        version,
-        system_id: l.sysid,
-        seg_size,
-        page_size: l.page_size,
-        tli: TimelineId(h.tli),
-        pageaddr: h.pageaddr,
-    })
 }
 
 /// What to read with [`read_range`]: [`ReadRange::new`], then the fields to change (more may
@@ -728,8 +562,7 @@ fn segment_begun(dir: &WalDirectory, tli: TimelineId, segno: SegNo, seg_size: Wa
         return true;
     }
     let expected = segno.start_lsn(seg_size);
-    PageHeader::parse(&head[..n])
-        .is_some_and(|h| h.version().is_some() && Some(h.pageaddr) == expected)
+    probe_segment(&head[..n]).is_ok_and(|i| Some(i.pageaddr) == expected)
 }
 
 /// Where the valid WAL read so far ends: the start of a record left incomplete, else the end of
@@ -926,18 +759,4 @@ fn feed_whole(
         bytes.give_back(kept_from, pos);
     }
     pos - offset
-}
-
-/// Reads until `buf` is full or the file ends.
-fn read_full(file: &mut File, buf: &mut [u8]) -> io::Result<usize> {
-    let mut n = 0;
-    while n < buf.len() {
-        match file.read(&mut buf[n..]) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(n)
 }

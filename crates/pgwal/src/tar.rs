@@ -316,7 +316,7 @@ fn long_name_of(data: &[u8]) -> String {
     String::from_utf8_lossy(&data[..end]).into_owned()
 }
 
-/// What [`MemberStream::next`] found.
+/// What [`MemberStream::next_member`] found.
 #[derive(Debug)]
 pub enum Found {
     /// A WAL member and its bytes.
@@ -333,6 +333,8 @@ pub struct MemberStream<R> {
     offset: u64,
     taken: HashSet<String>,
     ended: bool,
+    /// Buffers given back ([`MemberStream::recycle`]) for the next members' bytes.
+    spare: Vec<Vec<u8>>,
 }
 
 impl<R> std::fmt::Debug for MemberStream<R> {
@@ -380,13 +382,22 @@ impl<R: Read> MemberStream<R> {
             offset: 0,
             taken: HashSet::new(),
             ended: false,
+            spare: Vec::new(),
+        }
+    }
+
+    /// Gives back the buffer of a member read before, to hold a later member's bytes: a
+    /// buffer that is already in memory costs neither the page faults of a new allocation nor
+    /// zeroing (at most two are kept).
+    pub fn recycle(&mut self, buf: Vec<u8>) {
+        if self.spare.len() < 2 {
+            self.spare.push(buf);
         }
     }
 
     /// The next WAL member with its bytes (or a duplicate's name), or `None` at the end of the
     /// archive.
-    #[allow(clippy::should_implement_trait)] // fallible: not an `Iterator`
-    pub fn next(&mut self) -> Result<Option<Found>, TarError> {
+    pub fn next_member(&mut self) -> Result<Option<Found>, TarError> {
         let archive = self.archive.clone();
         let read_err = |source| TarError::Read {
             archive: archive.clone(),
@@ -459,18 +470,24 @@ impl<R: Read> MemberStream<R> {
         Ok(None)
     }
 
-    /// Reads a member's `size` bytes and skips its padding.
+    /// Reads a member's `size` bytes (at most [`MAX_MEMBER`]) and skips its padding.
     fn read_member(&mut self, name: &str, size: u64) -> Result<Vec<u8>, TarError> {
-        let mut data = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
-        (&mut self.reader)
-            .take(size)
-            .read_to_end(&mut data)
-            .map_err(|source| TarError::Read {
-                archive: self.archive.clone(),
-                source,
-            })?;
-        if (data.len() as u64) < size {
-            return Err(truncated(&self.archive, name, data.len() as u64, size));
+        let len = usize::try_from(size.min(MAX_MEMBER)).unwrap_or(0);
+        let mut data = match self.spare.pop() {
+            // Only bytes beyond the buffer's length are zeroed.
+            Some(mut buf) => {
+                buf.resize(len, 0);
+                buf
+            }
+            // Zeroed pages from the kernel, not zeroed here.
+            None => vec![0u8; len],
+        };
+        let got = read_full(&mut self.reader, &mut data).map_err(|source| TarError::Read {
+            archive: self.archive.clone(),
+            source,
+        })?;
+        if got < len {
+            return Err(truncated(&self.archive, name, got as u64, size));
         }
         self.offset += size;
         self.skip_padding(name, size)?;
@@ -611,10 +628,12 @@ mod tests {
         t
     }
 
+    /// WAL members (file name, bytes) and duplicates (paths).
+    type Members = (Vec<(String, Vec<u8>)>, Vec<String>);
+
     /// The WAL members (file name, bytes) and duplicates (paths) of `t`, read both ways: by
     /// [`index`] over the bytes and by a [`MemberStream`]; both must agree.
-    #[allow(clippy::type_complexity)]
-    fn both(t: &[u8], archive: &str) -> Result<(Vec<(String, Vec<u8>)>, Vec<String>), String> {
+    fn both(t: &[u8], archive: &str) -> Result<Members, String> {
         let archive = Path::new(archive);
         let indexed = index(t, archive).map(|ix| {
             let members = ix
@@ -635,7 +654,7 @@ mod tests {
         let mut stream = MemberStream::new(t, archive);
         let mut streamed = (Vec::new(), Vec::new());
         let streamed = loop {
-            match stream.next() {
+            match stream.next_member() {
                 Ok(Some(Found::Member(m, data))) => streamed.0.push((m.name, data)),
                 Ok(Some(Found::Duplicate(m))) => streamed.1.push(m.path),
                 Ok(None) if streamed.0.iter().any(|(n, _)| is_segment(n)) => break Ok(streamed),

@@ -87,7 +87,7 @@ fn replication_does_not_depend_on_the_decoder_or_storage() {
         let text = std::fs::read_to_string(&f).expect("read source file");
         for (line_no, code) in code_lines(&text) {
             for layer in [
-                "wal", "desc", "source", "receiver", "archive", "live", "tar",
+                "wal", "desc", "source", "storage", "receiver", "archive", "live", "tar",
             ] {
                 if code.contains(&format!("crate::{layer}::"))
                     || code.contains(&format!("crate::{layer};"))
@@ -100,6 +100,90 @@ fn replication_does_not_depend_on_the_decoder_or_storage() {
     assert!(
         broken.is_empty(),
         "replication depends on:\n{}",
+        broken.join("\n")
+    );
+}
+
+/// The code of every `.rs` file under `src/<dir>` that mentions one of `layers` as
+/// `crate::<layer>::` or `crate::<layer>;`, as "file:line: uses `layer`".
+fn uses_of(dir: &str, layers: &[&str]) -> Vec<String> {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    sources(&src.join(dir), &mut files);
+    assert!(!files.is_empty(), "no sources under src/{dir}");
+    let mut found = Vec::new();
+    for f in files {
+        let text = std::fs::read_to_string(&f).expect("read source file");
+        for (line_no, code) in code_lines(&text) {
+            for layer in layers {
+                if code.contains(&format!("crate::{layer}::"))
+                    || code.contains(&format!("crate::{layer};"))
+                {
+                    found.push(format!("{}:{line_no}: uses `{layer}`", f.display()));
+                }
+            }
+        }
+    }
+    found
+}
+
+/// `storage` is below the readers, the receiver and the archive: it uses none of them (nor the
+/// replication client).
+#[test]
+fn storage_does_not_depend_on_its_users() {
+    let broken = uses_of(
+        "storage",
+        &[
+            "source",
+            "receiver",
+            "archive",
+            "replication",
+            "conninfo",
+            "live",
+            "tar",
+            "desc",
+        ],
+    );
+    assert!(
+        broken.is_empty(),
+        "storage depends on:\n{}",
+        broken.join("\n")
+    );
+}
+
+/// The receiver, the archive and the readers write and read files through `storage`, and the
+/// receiver no longer reaches into the archive (it used `archive::durable` for its renames).
+#[test]
+fn receiver_archive_and_source_use_storage_not_each_other() {
+    let broken = uses_of("receiver", &["archive"]);
+    assert!(
+        broken.is_empty(),
+        "the receiver depends on:\n{}",
+        broken.join("\n")
+    );
+    for dir in ["receiver", "archive"] {
+        assert!(
+            !uses_of(dir, &["storage"]).is_empty(),
+            "src/{dir} does not use storage"
+        );
+    }
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let source = std::fs::read_to_string(src.join("source.rs")).expect("read source.rs");
+    assert!(
+        source.contains("crate::storage::"),
+        "source.rs does not use storage"
+    );
+    let broken: Vec<String> = code_lines(&source)
+        .filter(|(_, code)| {
+            ["crate::receiver", "crate::archive"]
+                .iter()
+                .any(|l| code.contains(l))
+        })
+        .map(|(n, code)| format!("src/source.rs:{n}: {code}"))
+        .collect();
+    assert!(
+        broken.is_empty(),
+        "source depends on:\n{}",
         broken.join("\n")
     );
 }

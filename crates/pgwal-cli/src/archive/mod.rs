@@ -34,10 +34,12 @@ use crate::getopt::Scanned;
 use crate::prog::{self, HelpPage, Usage};
 
 #[cfg(feature = "object-store")]
-mod object;
+pub(crate) mod object;
 
 /// The object-store URL `p` spells (`s3://`, `az://`, `gs://`), `None` for a directory path.
-fn object_url(p: &std::path::Path) -> anyhow::Result<Option<pgwal::storage::location::ObjectUrl>> {
+pub(crate) fn object_url(
+    p: &std::path::Path,
+) -> anyhow::Result<Option<pgwal::storage::location::ObjectUrl>> {
     use pgwal::storage::location::Location;
     match Location::parse(&p.to_string_lossy())? {
         Location::Dir(_) => Ok(None),
@@ -215,10 +217,10 @@ pub fn run(a: ArchiveArgs) -> anyhow::Result<ExitCode> {
 /// Prepares a command that writes into `dir`: temporary files are removed on signals, and
 /// stale ones in `dir` now. Neither is a reason to fail the command.
 fn prepare_writes(cmd: &str, dir: &std::path::Path) {
-    if let Err(e) = archive::remove_temp_files_on_signals() {
+    if let Err(e) = pgwal::storage::temp::remove_temp_files_on_signals() {
         eprintln!("pgwal archive {cmd}: warning: could not install signal handlers: {e}");
     }
-    match archive::remove_stale_temp_files(dir) {
+    match pgwal::storage::temp::remove_stale_temp_files(dir) {
         Ok(removed) => {
             for name in removed {
                 eprintln!(
@@ -299,13 +301,6 @@ fn fetch(a: FetchArgs) -> ExitCode {
         None => archive::fetch(&a.archive, &a.name, &a.dest, opts),
         #[cfg(feature = "object-store")]
         Some(u) => {
-            let store = match object::open(u) {
-                Ok(s) => s,
-                Err(e) => {
-                    eprintln!("pgwal archive fetch: error: {e:#}");
-                    return ExitCode::from(a.error_exit_code);
-                }
-            };
             let cache = (a.prefetch > 0).then(|| archive::remote::FetchCache {
                 dir: a
                     .prefetch_dir
@@ -313,7 +308,28 @@ fn fetch(a: FetchArgs) -> ExitCode {
                     .unwrap_or_else(|| dest_dir.join(".pgwal-prefetch")),
                 ahead: a.prefetch,
             });
-            archive::remote::fetch_object(&store, &a.name, &a.dest, opts, cache.as_ref())
+            // A cached segment needs no connection to the store.
+            let cached = match &cache {
+                Some(c) => archive::remote::fetch_cached(c, &a.name, &a.dest),
+                None => Ok(None),
+            };
+            match cached {
+                Ok(Some(o)) => Ok(o),
+                Err(e) => Err(e),
+                Ok(None) => match object::open(u) {
+                    Ok(store) => archive::remote::fetch_object(
+                        &store,
+                        &a.name,
+                        &a.dest,
+                        opts,
+                        cache.as_ref(),
+                    ),
+                    Err(e) => {
+                        eprintln!("pgwal archive fetch: error: {e:#}");
+                        return ExitCode::from(a.error_exit_code);
+                    }
+                },
+            }
         }
         #[cfg(not(feature = "object-store"))]
         Some(_) => unreachable!("object_url refuses URLs without the feature"),

@@ -3,7 +3,7 @@
 //! Request settings come from the environment (all optional): `PGWAL_OBJECT_TIMEOUT` (seconds
 //! per request, default 60), `PGWAL_OBJECT_CONNECT_TIMEOUT` (5), `PGWAL_OBJECT_RETRIES` (5),
 //! `PGWAL_OBJECT_RETRY_TIMEOUT` (seconds, 120), `PGWAL_OBJECT_MULTIPART_THRESHOLD` (bytes,
-//! 128 MiB), `PGWAL_OBJECT_PART_SIZE` (bytes, 16 MiB), `PGWAL_OBJECT_CONCURRENCY` (8).
+//! 1 GiB), `PGWAL_OBJECT_PART_SIZE` (bytes, 16 MiB), `PGWAL_OBJECT_CONCURRENCY` (8).
 //! Each retry is logged on stderr (`PGWAL_LOG` filters the log, default `warn,object_store=info`).
 
 use std::path::Path;

@@ -9,10 +9,10 @@ use std::process::ExitCode;
 use anyhow::{anyhow, Context};
 use pgwal::live::{LiveEvent, LiveOptions, LiveSource, StartAt};
 use pgwal::replication::SlotName;
-use pgwal::source::SegmentInfo;
+use pgwal::storage::probe::SegmentInfo;
 
-use super::stats::Stats;
 use super::config::{DumpConfig, Input, StatsMode};
+use super::stats::Stats;
 use super::{skip_message, DumpArgs, Sink};
 use crate::prog::Usage;
 

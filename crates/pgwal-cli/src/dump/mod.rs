@@ -11,13 +11,14 @@ use clap::{Args, ValueEnum};
 
 use crate::getopt::Scanned;
 use crate::prog::{self, Usage};
-pub(crate) use insight::utc as utc_text;
-pub use insight::report;
 use config::{DumpConfig, Filters, Input, StatsMode};
+pub use insight::report;
+pub(crate) use insight::utc as utc_text;
 use options::print_rmgr_list;
 pub use options::{check_options, help_page, Checked};
 use pgwal::reader::{Location, ReaderError, WalReader};
-use pgwal::source::{ReadEnd, SegmentInfo, WalDirectory};
+use pgwal::source::{ReadEnd, WalDirectory};
+use pgwal::storage::probe::SegmentInfo;
 use pgwal::wal::{PgVersion, Record};
 use pgwal::{Lsn, TimelineId, WalSegSize};
 
@@ -28,6 +29,8 @@ mod insight;
 mod json;
 mod live;
 mod names;
+#[cfg(feature = "object-store")]
+mod object_input;
 mod options;
 mod parallel;
 mod pgmsg;
@@ -76,7 +79,8 @@ pub struct DumpArgs {
     #[arg(short = 'n', long = "limit", value_name = "N")]
     limit: Option<String>,
     /// Directory in which to find WAL segment files, or a directory with a ./pg_wal; or a tar
-    /// archive (.tar, .tar.gz, .tgz, .tar.lz4, .tar.zst) holding them (then -s is required).
+    /// archive (.tar, .tar.gz, .tgz, .tar.lz4, .tar.zst) holding them (then -s is required); or
+    /// an archive in object storage (s3://BUCKET/PREFIX, az://CONTAINER/PREFIX, gs://BUCKET/PREFIX).
     #[arg(short = 'p', long = "path", value_name = "PATH")]
     path: Option<PathBuf>,
     /// Do not print any output, except for errors.
@@ -306,6 +310,9 @@ pub fn run(a: DumpArgs, s: &Scanned) -> anyhow::Result<ExitCode> {
 /// Runs the dump `cfg` describes.
 fn execute(cfg: &DumpConfig) -> anyhow::Result<ExitCode> {
     if let Input::Live { .. } = &cfg.input {
+        if let Some(dir) = &cfg.output.save_fullpage {
+            fullpage::prepare_dir(dir)?;
+        }
         return live::run(cfg);
     }
     let nothing_named = matches!(
@@ -327,6 +334,11 @@ fn execute(cfg: &DumpConfig) -> anyhow::Result<ExitCode> {
     }
     if let Some(dir) = &cfg.output.save_fullpage {
         fullpage::prepare_dir(dir)?;
+    }
+    #[cfg(feature = "object-store")]
+    if let Some((local, _copy)) = object_input::prepare(cfg)? {
+        // The same dump of the archive's local copy (removed when `_copy` drops).
+        return execute(&local);
     }
     let plan = match &cfg.input {
         Input::Stdin => return stdin::run(cfg),
@@ -403,9 +415,16 @@ fn execute(cfg: &DumpConfig) -> anyhow::Result<ExitCode> {
                 // pg_waldump's own rules: a missing file is fatal, anything else is an error in
                 // the WAL record after the last one read.
                 if let (None, Some(m)) = (&reason, &missing) {
-                    eprintln!(
-                        "{name}: error: could not find file \"{m}\": No such file or directory"
-                    );
+                    match plan.reader.directory().archive() {
+                        // pg_waldump 19 names the archive by its file name.
+                        Some(tar) => eprintln!(
+                            "{name}: error: could not find WAL \"{m}\" in archive \"{}\"",
+                            tar.file_name().unwrap_or(tar.as_os_str()).to_string_lossy()
+                        ),
+                        None => eprintln!(
+                            "{name}: error: could not find file \"{m}\": No such file or directory"
+                        ),
+                    }
                 } else {
                     let lsn = info.version.lsn(last_read.unwrap_or(raw_at));
                     let tli = plan.reader.timeline();

@@ -211,8 +211,11 @@ pub fn check_options(s: &Scanned) -> anyhow::Result<Checked> {
     }
     if let Some(p) = s.options.iter().rev().find(|g| g.id == "path") {
         let p = p.value.as_deref().unwrap_or("");
-        // A tar archive (pg_waldump 19) is checked where it is read.
-        if !Path::new(p).is_dir() && pgwal::tar::archive_kind(Path::new(p)).is_none() {
+        // A tar archive (pg_waldump 19) and an object-store URL are checked where they are read.
+        if !Path::new(p).is_dir()
+            && pgwal::tar::archive_kind(Path::new(p)).is_none()
+            && !p.contains("://")
+        {
             return Err(Usage::new(format!(
                 "could not open directory \"{p}\": No such file or directory"
             ))

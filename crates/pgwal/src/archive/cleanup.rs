@@ -27,7 +27,8 @@ use crate::archive::push::archive_identity;
 use crate::history::TimelineHistory;
 use crate::lsn::Lsn;
 use crate::segment::{Compression, TimelineId, WalFileName};
-use crate::source::{decompress, sniff_compression, WalDirectory};
+use crate::source::WalDirectory;
+use crate::storage::codec::{decompress, sniff_compression};
 
 /// Settings of [`plan_cleanup`]: [`CleanupOptions::default`], then the fields to change (more
 /// may be added).
@@ -394,9 +395,9 @@ pub fn execute_cleanup(
         }
     }
     if n > 0 {
-        crate::archive::durable::fsync_dir(dir).map_err(|source| CleanupError::Io {
+        crate::storage::local::fsync_dir(dir).map_err(|e| CleanupError::Io {
             context: format!("could not fsync \"{}\"", dir.display()),
-            source,
+            source: e.into_io(),
         })?;
     }
     Ok(n)

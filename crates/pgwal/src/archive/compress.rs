@@ -3,20 +3,20 @@
 //! Large inputs are cut into one chunk per core and each chunk is compressed on its own
 //! thread into a complete gzip member, LZ4 frame or zstd frame; the pieces are concatenated.
 //! Concatenated members and frames are standard (gzip, lz4 and zstd command-line tools and
-//! [`crate::source::decompress`] read them as one stream).
+//! [`crate::storage::codec::decompress`] read them as one stream). Each piece goes through
+//! the one encoder dispatcher, [`crate::storage::codec::Encoder`].
 
 use std::fmt;
 use std::fs::File;
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::path::Path;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use crate::segment::{Compression, WalFileName};
-use crate::source::{
-    decompress, sniff_compression, DecompressError, MappedSegment, WalBytes, MAX_SEGMENT_BYTES,
-};
+use crate::source::{MappedSegment, WalBytes};
+use crate::storage::codec::{self, decompress, DecompressError, Encoding, MAX_SEGMENT_BYTES};
 
 /// Default gzip level: 1 keeps pushing a 16 MB segment fast.
 pub const DEFAULT_GZIP_LEVEL: u32 = 1;
@@ -134,44 +134,21 @@ impl CompressionSpec {
         Ok(parts.concat())
     }
 
-    /// Compresses `data` as one gzip member / LZ4 frame / zstd frame.
+    /// Compresses `data` as one gzip member / LZ4 frame (independent blocks with checksums) /
+    /// zstd frame (with its content size and checksum).
     fn compress_one(&self, data: &[u8]) -> io::Result<Vec<u8>> {
-        let cap = data.len() / 4 + 1024;
-        match self.kind {
-            Compression::None => Ok(data.to_vec()),
-            Compression::Gzip => {
-                let level = self
-                    .level
-                    .map_or(DEFAULT_GZIP_LEVEL, |l| l.clamp(0, 9) as u32);
-                let mut e = flate2::write::GzEncoder::new(
-                    Vec::with_capacity(cap),
-                    flate2::Compression::new(level),
-                );
-                e.write_all(data)?;
-                e.finish()
-            }
-            Compression::Lz4 => {
-                let info = lz4_flex::frame::FrameInfo::new()
-                    .block_size(lz4_flex::frame::BlockSize::Max4MB)
-                    .block_mode(lz4_flex::frame::BlockMode::Independent)
-                    .block_checksums(true)
-                    .content_checksum(false);
-                let mut e =
-                    lz4_flex::frame::FrameEncoder::with_frame_info(info, Vec::with_capacity(cap));
-                e.write_all(data)?;
-                e.finish().map_err(io::Error::other)
-            }
-            Compression::Zstd => {
-                let level = self.level.unwrap_or(DEFAULT_ZSTD_LEVEL);
-                let mut out = Vec::with_capacity(cap);
-                let mut e = zstd::stream::write::Encoder::new(&mut out, level)?;
-                e.include_checksum(true)?;
-                e.set_pledged_src_size(Some(data.len() as u64))?;
-                e.write_all(data)?;
-                e.finish()?;
-                Ok(out)
-            }
-        }
+        let level = match self.kind {
+            Compression::Gzip => self
+                .level
+                .map_or(DEFAULT_GZIP_LEVEL as i32, |l| l.clamp(0, 9)),
+            Compression::Zstd => self.level.unwrap_or(DEFAULT_ZSTD_LEVEL),
+            _ => 0,
+        };
+        let mut enc = Encoding::new(self.kind, level);
+        enc.lz4_independent_blocks = true;
+        enc.zstd_checksum = true;
+        enc.zstd_pledged_size = Some(data.len() as u64);
+        codec::compress(&enc, data)
     }
 }
 
@@ -283,7 +260,7 @@ fn read_settled(file: &mut File) -> io::Result<Vec<u8>> {
     )))
 }
 
-/// Decompresses like [`crate::source::decompress`], but zstd data made of several frames whose
+/// Decompresses like [`crate::storage::codec::decompress`], but zstd data made of several frames whose
 /// sizes are recorded (as [`CompressionSpec::compress`] writes them) is decompressed on several
 /// threads, straight into place.
 ///
@@ -547,54 +524,10 @@ fn zstd_frames_parallel(data: &[u8]) -> Option<Result<Vec<u8>, DecompressError>>
     })
 }
 
-/// Reads up to `n` bytes from the start of a WAL file's content, decompressing only as much as
-/// needed when the file is compressed (the method is told by the content, not the name).
-pub fn read_head(path: &Path, n: usize) -> io::Result<Vec<u8>> {
-    let mut f = File::open(path)?;
-    let mut magic = [0u8; 4];
-    let got = read_full(&mut f, &mut magic)?;
-    let kind = sniff_compression(&magic[..got]);
-    let rest = io::Cursor::new(magic[..got].to_vec()).chain(f);
-    let mut out = Vec::with_capacity(n);
-    match kind {
-        Compression::None => {
-            rest.take(n as u64).read_to_end(&mut out)?;
-        }
-        Compression::Gzip => {
-            flate2::read::MultiGzDecoder::new(rest)
-                .take(n as u64)
-                .read_to_end(&mut out)?;
-        }
-        Compression::Lz4 => {
-            lz4_flex::frame::FrameDecoder::new(rest)
-                .take(n as u64)
-                .read_to_end(&mut out)?;
-        }
-        Compression::Zstd => {
-            zstd::stream::read::Decoder::new(rest)?
-                .take(n as u64)
-                .read_to_end(&mut out)?;
-        }
-    }
-    Ok(out)
-}
-
-fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
-    let mut got = 0;
-    while got < buf.len() {
-        match r.read(&mut buf[got..]) {
-            Ok(0) => break,
-            Ok(k) => got += k,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(got)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::Write;
 
     #[test]
     fn round_trip_every_method_and_parallel_pieces() {
@@ -606,7 +539,7 @@ mod tests {
             let spec: CompressionSpec = spec.parse().unwrap();
             for threads in [1, 3] {
                 let c = spec.compress(&data, threads).unwrap();
-                assert_eq!(sniff_compression(&c), spec.kind, "{spec}");
+                assert_eq!(codec::sniff_compression(&c), spec.kind, "{spec}");
                 let back = decompress(spec.kind, &c).unwrap();
                 assert!(
                     back == data,
@@ -619,7 +552,7 @@ mod tests {
                 let dir = tempfile::tempdir().unwrap();
                 let p = dir.path().join("f");
                 std::fs::write(&p, &c).unwrap();
-                assert_eq!(read_head(&p, 40).unwrap(), &data[..40]);
+                assert_eq!(codec::read_head(&p, 40).unwrap(), &data[..40]);
             }
         }
     }

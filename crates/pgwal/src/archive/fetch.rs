@@ -6,12 +6,12 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use crate::archive::compress::{decompress_fast, read_all};
-use crate::archive::durable::write_replace;
 use crate::archive::listing::existing_variants;
 use crate::archive::push::check_segment;
 use crate::history::TimelineHistory;
 use crate::segment::{Compression, WalFileName};
-use crate::source::sniff_compression;
+use crate::storage::codec::sniff_compression;
+use crate::storage::local::write_replace;
 
 /// Settings of [`fetch`]: [`FetchOptions::default`], then the fields to change (more may be
 /// added).
@@ -181,9 +181,9 @@ pub(crate) fn check_and_write(
     dest: &Path,
 ) -> Result<(u64, bool), FetchError> {
     let data = check_fetched(found, path, raw)?;
-    write_replace(dest, &data.0).map_err(|source| FetchError::Io {
+    write_replace(dest, &data.0).map_err(|e| FetchError::Io {
         context: format!("could not write \"{}\"", dest.display()),
-        source,
+        source: e.into_io(),
     })?;
     Ok((data.0.len() as u64, data.1))
 }

@@ -5,9 +5,11 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use crate::archive::durable::is_temp_name;
 use crate::segment::WalFileName;
-use crate::source::{name_variants, OtherEntry, WalDirectory};
+/// The stored forms of a name: one rule, the index's ([`crate::source::name_variants`]).
+pub use crate::source::name_variants;
+use crate::source::{OtherEntry, WalDirectory};
+use crate::storage::temp::is_temp_name;
 
 /// A temporary file left by an interrupted (or running) push or receive.
 #[derive(Clone, Debug, PartialEq, Eq)]

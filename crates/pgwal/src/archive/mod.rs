@@ -12,10 +12,10 @@
 //! | `…[.gz/.lz4/.zst].partial` | an incomplete segment: the parent timeline's last segment at a promotion, or the segment a receiver is writing |
 //! | `TTTTTTTT.history` | a timeline history file, stored uncompressed |
 //! | `…YYYYYYYY.OOOOOOOO.backup` | a backup history file, stored uncompressed |
-//! | `.pgwal-tmp.<name>.<pid>.<stamp>` | a file being written (see [`durable`]; removed on signals and, when left by a killed process, by the next `push`/`fetch`: [`remove_stale_temp_files`]) |
+//! | `.pgwal-tmp.<name>.<pid>.<stamp>` | a file being written (see [`crate::storage::temp`]; removed on signals and, when left by a killed process, by the next `push`/`fetch` or `receive`: [`remove_stale_temp_files`](crate::storage::temp::remove_stale_temp_files)) |
 //!
 //! Every file appears under its final name only when complete and durable
-//! ([`durable::write_new`]: temporary file, fsync, link into place, or where `link()` fails
+//! ([`write_new`](crate::storage::local::write_new): temporary file, fsync, link into place, or where `link()` fails
 //! rename with `RENAME_NOREPLACE`, fsync of the directory), and an archived file is never
 //! overwritten. Complete segments are immutable and may be memory-mapped; every other file
 //! (a `.partial` a receiver may rewrite, history files) is read with `read()`.
@@ -27,35 +27,29 @@
 //! - [`plan_cleanup`] / [`execute_cleanup`]: pg_archivecleanup's rules.
 //! - [`verify()`]: decodes everything and reports gaps, damage and timeline inconsistencies.
 //! - [`status`]: per-timeline summary.
-//! - [`remote`] (feature `object-store`): the same on an archive in object storage.
+//! - `remote` (feature `object-store`): the same on an archive in object storage.
 
 pub mod cleanup;
 mod compress;
-pub mod durable;
 mod fetch;
 mod listing;
 mod push;
 #[cfg(feature = "object-store")]
 pub mod remote;
 mod status;
-mod tempfiles;
 pub mod verify;
 
 pub use cleanup::{execute_cleanup, plan_cleanup, CleanupError, CleanupOptions, CleanupPlan};
 pub use compress::{
-    decompress_fast, read_all, read_head, CompressionSpec, ParseCompressionError,
-    DEFAULT_GZIP_LEVEL, DEFAULT_ZSTD_LEVEL,
+    decompress_fast, read_all, CompressionSpec, ParseCompressionError, DEFAULT_GZIP_LEVEL,
+    DEFAULT_ZSTD_LEVEL,
 };
 pub use fetch::{fetch, FetchError, FetchOptions, FetchOutcome};
-pub use listing::{existing_variants, other_files, temp_files, TempEntry};
+pub use listing::{existing_variants, name_variants, other_files, temp_files, TempEntry};
 pub use push::{
     archive_identity, check_segment, push, PushError, PushOptions, PushOutcome, SegmentCheckError,
 };
 pub use status::{status, ArchiveStatus, TimelineStatus};
-pub use tempfiles::{
-    remove_stale_temp_files, remove_temp_files_on_signals, temp_name_pid, STALE_ANY,
-    STALE_DEAD_WRITER,
-};
 pub use verify::{
     verify, Problem, ProblemKind, Severity, TimelineSummary, VerifyProgress, VerifyReport,
 };

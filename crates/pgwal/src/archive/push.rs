@@ -5,14 +5,16 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use crate::archive::compress::{decompress_fast, read_all, read_head, CompressionSpec};
-use crate::archive::durable::{fsync_dir, fsync_file, write_new, WriteNew};
+use crate::archive::compress::{decompress_fast, read_all, CompressionSpec};
 use crate::archive::listing::existing_variants;
 use crate::history::TimelineHistory;
 use crate::lsn::Lsn;
 use crate::segment::{Compression, SegNo, TimelineId, WalFileName, WalSegSize};
-use crate::source::{probe_segment, sniff_compression, ProbeError, SegmentInfo};
-use crate::wal::{PageHeader, LONG_HEADER_SIZE};
+use crate::storage::codec::sniff_compression;
+use crate::storage::local::{
+    describe_difference, fsync_dir, fsync_file, write_new, Existing, WriteNew,
+};
+use crate::storage::probe::{probe_file, probe_segment, ProbeError, SegmentInfo};
 
 /// Settings of [`push`]: [`PushOptions::default`], then the fields to change (more may be
 /// added).
@@ -214,11 +216,8 @@ pub fn archive_identity(
     near: Option<(&WalFileName, WalSegSize)>,
 ) -> io::Result<Option<(u64, WalSegSize, String)>> {
     let probe = |path: &Path| -> Option<(u64, WalSegSize)> {
-        let head = read_head(path, LONG_HEADER_SIZE).ok()?;
-        let h = PageHeader::parse(&head)?;
-        h.version()?;
-        let l = h.long?;
-        Some((l.sysid, WalSegSize::new(l.seg_size)?))
+        let info = probe_file(path).ok()?.ok()?;
+        Some((info.system_id, info.seg_size))
     };
     if let Some((name, seg_size)) = near {
         if let Some(segno) = name.segno(seg_size).filter(|s| s.0 > 0) {
@@ -276,22 +275,10 @@ pub(crate) fn compare_content(raw: &[u8], data: &[u8]) -> Option<String> {
             Err(e) => return Some(format!("the archived file cannot be decompressed: {e}")),
         }
     };
-    if content == data {
-        return None;
+    match describe_difference(content, data) {
+        Existing::Same => None,
+        Existing::Differs(reason) => Some(reason),
     }
-    if content.len() != data.len() {
-        return Some(format!(
-            "{} bytes archived, {} bytes pushed",
-            content.len(),
-            data.len()
-        ));
-    }
-    let at = content
-        .iter()
-        .zip(data)
-        .position(|(a, b)| a != b)
-        .unwrap_or(0);
-    Some(format!("first difference at byte offset {at}"))
 }
 
 /// Copies the WAL file at `src` (a segment, `.partial` segment, `.history` or `.backup` file,
@@ -332,23 +319,22 @@ pub fn push(dir: &Path, src: &Path, opts: &PushOptions) -> Result<PushOutcome, P
         _ => Cow::Borrowed(data),
     };
     let target_name = target.to_string();
-    match write_new(dir, &target_name, &payload).map_err(io_ctx(format!(
-        "could not write \"{}\"",
-        dir.join(&target_name).display()
-    )))? {
+    let written = write_new(dir, &target_name, &payload, data).map_err(|e| PushError::Io {
+        context: format!("could not write \"{}\"", dir.join(&target_name).display()),
+        source: e.into_io(),
+    })?;
+    match written {
         WriteNew::Created => Ok(PushOutcome::Stored {
             name: target_name,
             bytes: data.len() as u64,
             stored_bytes: payload.len() as u64,
         }),
-        // Someone stored it meanwhile: same content is fine.
-        WriteNew::AlreadyExists => match check_existing(dir, &name, data)? {
-            Some(o) => Ok(o),
-            None => Err(PushError::Conflict {
-                existing: target_name,
-                reason: "it appeared while pushing and then vanished".into(),
-            }),
-        },
+        // Someone stored the same content meanwhile: fine (made durable again).
+        WriteNew::Identical => Ok(PushOutcome::AlreadyArchived { name: target_name }),
+        WriteNew::Conflict { reason } => Err(PushError::Conflict {
+            existing: target_name,
+            reason,
+        }),
     }
 }
 
@@ -466,9 +452,14 @@ fn check_existing(
     for (existing, path) in variants {
         match compare_with(&path, data)? {
             None => {
-                fsync_file(&path)
-                    .map_err(io_ctx(format!("could not fsync \"{}\"", path.display())))?;
-                fsync_dir(dir).map_err(io_ctx(format!("could not fsync \"{}\"", dir.display())))?;
+                fsync_file(&path).map_err(|e| PushError::Io {
+                    context: format!("could not fsync \"{}\"", path.display()),
+                    source: e.into_io(),
+                })?;
+                fsync_dir(dir).map_err(|e| PushError::Io {
+                    context: format!("could not fsync \"{}\"", dir.display()),
+                    source: e.into_io(),
+                })?;
                 return Ok(Some(PushOutcome::AlreadyArchived {
                     name: existing.to_string(),
                 }));

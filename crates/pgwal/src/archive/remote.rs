@@ -18,16 +18,19 @@ use std::path::{Path, PathBuf};
 use bytes::Bytes;
 
 use crate::archive::cleanup::{plan_cleanup_index, CleanupError, CleanupOptions, CleanupPlan};
-use crate::archive::durable::{fsync_dir, write_replace};
-use crate::archive::fetch::{check_and_write, check_fetched, FetchError, FetchOptions, FetchOutcome};
-use crate::source::name_variants;
+use crate::archive::compress::{decompress_fast, read_all};
+use crate::archive::fetch::{
+    check_and_write, check_fetched, FetchError, FetchOptions, FetchOutcome,
+};
 use crate::archive::push::{
     check_push, compare_content, parse_push_name, PushError, PushOptions, PushOutcome,
 };
-use crate::archive::compress::{decompress_fast, read_all};
 use crate::segment::{Compression, SegNo, WalFileName, WalSegSize};
-use crate::source::{sniff_compression, WalDirectory};
+use crate::source::name_variants;
+use crate::source::WalDirectory;
+use crate::storage::codec::sniff_compression;
 use crate::storage::object::{ObjectArchive, ObjectEntry, ObjectError, PutNew};
+use crate::storage::temp::temp_path;
 use crate::wal::{PageHeader, LONG_HEADER_SIZE};
 
 /// The variants of `name` present in `listing` (plain first, as [`name_variants`] orders them).
@@ -55,7 +58,10 @@ fn existing_object_variants(
 fn probe_object(store: &ObjectArchive, name: &WalFileName) -> Option<(u64, WalSegSize)> {
     let fname = name.to_string();
     let head: Vec<u8> = if name.compression() == Compression::None {
-        store.get_head(&fname, LONG_HEADER_SIZE as u64).ok()?.to_vec()
+        store
+            .get_head(&fname, LONG_HEADER_SIZE as u64)
+            .ok()?
+            .to_vec()
     } else {
         let raw = store.get(&fname).ok()?;
         decompress_fast(sniff_compression(&raw), &raw).ok()?
@@ -213,7 +219,7 @@ pub fn fetch_object(
     }
     let parsed = WalFileName::parse(name).filter(|n| n.compression() == Compression::None);
     if let (Some(c), Some(WalFileName::Segment { partial: false, .. })) = (cache, &parsed) {
-        if let Some(o) = take_cached(c, name, dest)? {
+        if let Some(o) = fetch_cached(c, name, dest)? {
             return Ok(o);
         }
     }
@@ -237,7 +243,9 @@ pub fn fetch_object(
     let Some(found) = candidates.into_iter().next() else {
         return Err(not_found(store, name));
     };
-    let found_name = found.as_ref().map_or_else(|| name.to_owned(), |f| f.to_string());
+    let found_name = found
+        .as_ref()
+        .map_or_else(|| name.to_owned(), |f| f.to_string());
     let label = PathBuf::from(format!("{}/{found_name}", store.url_str()));
     let ahead = match (cache, &found) {
         (Some(c), Some(f @ WalFileName::Segment { partial: false, .. })) if c.ahead > 0 => {
@@ -257,7 +265,11 @@ pub fn fetch_object(
     if let Some((c, next)) = &ahead {
         want.extend(
             next.iter()
-                .filter(|n| !c.dir.join(n.with(Compression::None, false).to_string()).exists())
+                .filter(|n| {
+                    !c.dir
+                        .join(n.with(Compression::None, false).to_string())
+                        .exists()
+                })
                 .map(|n| n.to_string()),
         );
     }
@@ -282,6 +294,80 @@ pub fn fetch_object(
     })
 }
 
+/// The kernel's boot id: a cache written in another boot is not trusted (its files were
+/// written without fsync).
+fn boot_id() -> String {
+    fs::read_to_string("/proc/sys/kernel/random/boot_id")
+        .map(|s| s.trim().to_owned())
+        .unwrap_or_default()
+}
+
+const BOOT_FILE: &str = ".pgwal-boot-id";
+
+/// Empties the cache if it was written in another boot (or by no known one), then marks it as
+/// this boot's.
+fn check_cache_boot(cache: &FetchCache) -> io::Result<()> {
+    let now = boot_id();
+    let marker = cache.dir.join(BOOT_FILE);
+    match fs::read_to_string(&marker) {
+        Ok(b) if b.trim() == now && !now.is_empty() => return Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound && !cache.dir.exists() => {
+            fs::create_dir_all(&cache.dir)?;
+        }
+        _ => {
+            for e in fs::read_dir(&cache.dir)?.flatten() {
+                let _ = fs::remove_file(e.path());
+            }
+        }
+    }
+    fs::write(&marker, now)
+}
+
+/// Restores `name` from the prefetch cache if it is there: moves it to `dest` (no request to
+/// the store), and removes cached segments older than it. `Ok(None)` when it is not cached.
+///
+/// Cached files are complete and checked, written under a temporary name and renamed, but not
+/// fsynced: a cache from an earlier boot is emptied first (the kernel's boot id), and what is
+/// restored needs no fsync either (after a crash, recovery asks for the file again).
+pub fn fetch_cached(
+    cache: &FetchCache,
+    name: &str,
+    dest: &Path,
+) -> Result<Option<FetchOutcome>, FetchError> {
+    let io_err = |context: String| move |source| FetchError::Io { context, source };
+    check_cache_boot(cache).map_err(io_err(format!(
+        "prefetch cache \"{}\"",
+        cache.dir.display()
+    )))?;
+    let mut hit = None;
+    let entries = fs::read_dir(&cache.dir).map_err(io_err(format!(
+        "could not read \"{}\"",
+        cache.dir.display()
+    )))?;
+    for e in entries.flatten() {
+        let fname = e.file_name().to_string_lossy().into_owned();
+        if fname == name {
+            hit = Some(e.path());
+        } else if fname.len() == name.len() && fname.as_str() < name {
+            let _ = fs::remove_file(e.path());
+        }
+    }
+    let Some(path) = hit else { return Ok(None) };
+    let bytes = fs::metadata(&path)
+        .map_err(io_err(format!("could not read \"{}\"", path.display())))?
+        .len();
+    fs::rename(&path, dest).map_err(io_err(format!(
+        "could not move \"{}\" to \"{}\"",
+        path.display(),
+        dest.display()
+    )))?;
+    Ok(Some(FetchOutcome {
+        source: format!("{name} (prefetched)"),
+        bytes,
+        padded: false,
+    }))
+}
+
 /// The archived variants of the (up to) `n` complete segments of `found`'s timeline that
 /// follow it in the archive, one listing request.
 fn next_segments(
@@ -301,7 +387,10 @@ fn next_segments(
             break;
         }
         let plain = w.with(Compression::None, false);
-        if out.iter().any(|o| o.with(Compression::None, false) == plain) {
+        if out
+            .iter()
+            .any(|o| o.with(Compression::None, false) == plain)
+        {
             continue;
         }
         if out.len() == n {
@@ -316,7 +405,7 @@ fn next_segments(
 }
 
 /// Checks the downloaded `got` (for `names`) and stores them in the cache, decompressed, each
-/// written atomically and durably, in parallel. Returns how many were stored.
+/// written under a temporary name and renamed, in parallel. Returns how many were stored.
 fn fill_cache(
     store: &ObjectArchive,
     cache: &FetchCache,
@@ -340,8 +429,8 @@ fn fill_cache(
                 let Ok((data, _)) = check_fetched(Some(&v), &label, &bytes) else {
                     return;
                 };
-                let target = cache.dir.join(v.with(Compression::None, false).to_string());
-                if write_replace(&target, &data).is_ok() {
+                let target = v.with(Compression::None, false).to_string();
+                if cache_write(&cache.dir, &target, &data).is_ok() {
                     stored.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 }
             });
@@ -350,44 +439,15 @@ fn fill_cache(
     Ok(stored.into_inner())
 }
 
-/// Moves `name` from the cache to `dest` if it is there; removes cached files older than it.
-fn take_cached(
-    cache: &FetchCache,
-    name: &str,
-    dest: &Path,
-) -> Result<Option<FetchOutcome>, FetchError> {
-    let io_err = |context: String| move |source| FetchError::Io { context, source };
-    let entries = match fs::read_dir(&cache.dir) {
-        Ok(e) => e,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(io_err(format!("could not read \"{}\"", cache.dir.display()))(e)),
-    };
-    let mut hit = None;
-    for e in entries.flatten() {
-        let fname = e.file_name().to_string_lossy().into_owned();
-        if fname == name {
-            hit = Some(e.path());
-        } else if fname.len() == name.len() && fname.as_str() < name {
-            let _ = fs::remove_file(e.path());
-        }
+/// Writes `data` as `dir/name` under a temporary name, then renames it (no fsync: see
+/// [`fetch_cached`]).
+fn cache_write(dir: &Path, name: &str, data: &[u8]) -> io::Result<()> {
+    let tmp = temp_path(dir, name);
+    let res = fs::write(&tmp, data).and_then(|()| fs::rename(&tmp, dir.join(name)));
+    if res.is_err() {
+        let _ = fs::remove_file(&tmp);
     }
-    let Some(path) = hit else { return Ok(None) };
-    let bytes = fs::metadata(&path)
-        .map_err(io_err(format!("could not read \"{}\"", path.display())))?
-        .len();
-    fs::rename(&path, dest).map_err(io_err(format!(
-        "could not move \"{}\" to \"{}\"",
-        path.display(),
-        dest.display()
-    )))?;
-    if let Some(parent) = dest.parent().filter(|p| !p.as_os_str().is_empty()) {
-        fsync_dir(parent).map_err(io_err(format!("could not fsync \"{}\"", parent.display())))?;
-    }
-    Ok(Some(FetchOutcome {
-        source: format!("{name} (prefetched)"),
-        bytes,
-        padded: false,
-    }))
+    res
 }
 
 /// Downloads every archive file (WAL names only) of `store` into the existing directory `dir`,
@@ -436,13 +496,20 @@ pub fn plan_cleanup_object(
     if opts.keep_history_needs {
         let mut needed: Vec<String> = listing
             .iter()
-            .filter(|e| matches!(WalFileName::parse(&e.name), Some(WalFileName::History { .. })))
+            .filter(|e| {
+                matches!(
+                    WalFileName::parse(&e.name),
+                    Some(WalFileName::History { .. })
+                )
+            })
             .map(|e| e.name.clone())
             .collect();
-        if let Some(seg) = listing
-            .iter()
-            .find(|e| matches!(WalFileName::parse(&e.name), Some(WalFileName::Segment { .. })))
-        {
+        if let Some(seg) = listing.iter().find(|e| {
+            matches!(
+                WalFileName::parse(&e.name),
+                Some(WalFileName::Segment { .. })
+            )
+        }) {
             needed.push(seg.name.clone());
         }
         download_into(store, &needed, scratch).map_err(obj_err)?;

@@ -21,9 +21,9 @@ use crate::archive::listing::{self, other_files, temp_files};
 use crate::history::TimelineHistory;
 use crate::lsn::Lsn;
 use crate::segment::{Compression, SegNo, TimelineId, WalFileName, WalSegSize};
-use crate::source::{
-    preference, probe_segment, read_head, read_wal_file, SegmentInfo, WalDirectory, WalEntry,
-};
+use crate::source::{preference, read_wal_file, WalDirectory, WalEntry};
+use crate::storage::codec::read_head;
+use crate::storage::probe::{probe_segment, SegmentInfo};
 use crate::wal::{DecoderConfig, PgVersion, WalDecoder, LONG_HEADER_SIZE, SHORT_HEADER_SIZE};
 
 /// How bad a finding is.

@@ -5,7 +5,9 @@ use std::io;
 use std::path::PathBuf;
 
 use crate::lsn::Lsn;
-use crate::source::{DecompressError, ProbeError, SourceError};
+use crate::source::SourceError;
+use crate::storage::codec::DecompressError;
+use crate::storage::probe::ProbeError;
 use crate::wal::WalError;
 
 /// Why WAL could not be opened or read. Each variant names the file, segment or LSN concerned.

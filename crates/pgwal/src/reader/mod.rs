@@ -7,7 +7,7 @@
 //! the zero-copy decoder. [`WalReader::builder`] takes the options first: start and end as
 //! LSNs or as segment names, the timeline, following timeline switches through history files,
 //! a directory being written. [`ReaderBuilder::open_stream`] reads WAL from any
-//! [`Read`](std::io::Read) (standard input, a pipe, a socket), plain or compressed.
+//! [`Read`] (standard input, a pipe, a socket), plain or compressed.
 //!
 //! ```
 //! use std::ops::ControlFlow;
@@ -40,10 +40,9 @@ use std::sync::Arc;
 use crate::history::TimelineHistory;
 use crate::lsn::Lsn;
 use crate::segment::{TimelineId, WalFileName, WalSegSize};
-use crate::source::{
-    self, probe_segment, read_head, OnDuplicate, ReadEnd, ReadRange, SegmentInfo, TarWal,
-    WalDirectory,
-};
+use crate::source::{self, OnDuplicate, ReadEnd, ReadRange, TarWal, WalDirectory};
+use crate::storage::codec::read_head;
+use crate::storage::probe::{probe_segment, SegmentInfo};
 use crate::wal::{DecoderConfig, Record, LONG_HEADER_SIZE};
 
 mod error;
@@ -62,8 +61,8 @@ pub enum Location {
     /// any segment) is read. pg_waldump's search without `-p` is `.`, `pg_wal` and
     /// `$PGDATA/pg_wal`.
     Search(Vec<PathBuf>),
-    /// One WAL file: reading starts with it and goes on with the following segments of its
-    /// directory.
+    /// One WAL file: reading starts with it (it is the start segment) and goes on with the
+    /// following segments of its directory.
     File(PathBuf),
     /// A tar archive (`.tar`, `.tar.gz`, `.tgz`, `.tar.lz4`, `.tar.zst`, as `pg_basebackup
     /// -Ft` writes them): its WAL members are extracted into a private temporary directory,
@@ -111,10 +110,10 @@ impl From<PathBuf> for Location {
 /// use pgwal::reader::WalReader;
 /// use pgwal::{Lsn, TimelineId};
 ///
-/// // The records of one segment, from the first at or after 0/8A0000.
+/// // The records of one segment, from the first at or after 0/840000.
 /// let mut reader = WalReader::builder()
 ///     .start_segment("000000010000000000000008")
-///     .start(Lsn(0x8A_0000))
+///     .start(Lsn(0x84_0000))
 ///     .open("../../testdata/wal/pg18")?;
 /// assert_eq!(reader.timeline(), TimelineId(1));
 /// assert_eq!(reader.end(), Some(Lsn(0x90_0000)));
@@ -124,7 +123,7 @@ impl From<PathBuf> for Location {
 ///     assert!(rec.end_lsn() <= Lsn(0x90_0000));
 ///     ControlFlow::Continue(())
 /// })?;
-/// assert!(first.unwrap() >= Lsn(0x8A_0000));
+/// assert!(first.is_some_and(|lsn| lsn >= Lsn(0x84_0000)));
 /// # Ok::<(), pgwal::reader::ReaderError>(())
 /// ```
 #[derive(Clone)]
@@ -266,12 +265,15 @@ impl ReaderBuilder {
                     .parent()
                     .filter(|d| !d.as_os_str().is_empty())
                     .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
-                b.start_segment.get_or_insert(name);
+                b.start_segment = Some(name);
                 vec![dir]
             }
             Location::Tar(p) => {
                 let kind = crate::tar::archive_kind(&p).unwrap_or(crate::Compression::None);
-                let warn = b.on_tar_duplicate.clone().unwrap_or_else(|| Arc::new(|_: &str| {}));
+                let warn = b
+                    .on_tar_duplicate
+                    .clone()
+                    .unwrap_or_else(|| Arc::new(|_: &str| {}));
                 let dir = WalDirectory::from_tar(TarWal::open(&p, kind, warn)?);
                 let file = match b.start_segment.as_deref() {
                     Some(f) => dir.find(f),
@@ -301,7 +303,7 @@ impl ReaderBuilder {
     /// use std::ops::ControlFlow;
     /// use pgwal::reader::WalReader;
     ///
-    /// let file = std::fs::File::open("../../testdata/wal/pg16/000000010000000000000008")?;
+    /// let file = std::fs::File::open("../../testdata/wal/pg16/000000010000000000000009")?;
     /// let mut stream = WalReader::builder().stream_name("the file").open_stream(file)?;
     /// assert_eq!(stream.info().version.major(), 16);
     /// let mut records = 0;

@@ -6,7 +6,9 @@ use std::ops::ControlFlow;
 use super::{decoder_config, ReaderBuilder, ReaderError};
 use crate::lsn::Lsn;
 use crate::segment::Compression;
-use crate::source::{decompress, probe_segment, sniff_compression, ReadEnd, SegmentInfo};
+use crate::source::ReadEnd;
+use crate::storage::codec::{decompress, sniff_compression};
+use crate::storage::probe::{probe_segment, SegmentInfo};
 use crate::wal::{Record, WalDecoder};
 
 /// Bytes read per call.

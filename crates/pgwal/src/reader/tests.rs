@@ -257,3 +257,52 @@ fn a_stream_plain_or_compressed_reads_like_the_files() {
     assert!(matches!(e, ReaderError::StreamNotWal { .. }), "{e:?}");
     assert!(e.to_string().starts_with("standard input: "), "{e}");
 }
+
+/// A tar archive (`tar` makes it, as `pg_basebackup -Ft` would: members under `pg_wal/`, a
+/// non-WAL member first) reads like its directory; the extracted copy goes with the reader.
+#[test]
+fn a_tar_archive_reads_like_its_directory_and_leaves_nothing() {
+    let dir = testdata("pg17");
+    let tmp = tempfile::tempdir().unwrap();
+    let wal = tmp.path().join("pg_wal");
+    std::fs::create_dir(&wal).unwrap();
+    let mut names = vec!["PG_VERSION".to_owned()];
+    std::fs::write(tmp.path().join("PG_VERSION"), "17\n").unwrap();
+    for e in std::fs::read_dir(&dir).unwrap() {
+        let e = e.unwrap();
+        let name = e.file_name().into_string().unwrap();
+        if name.len() == 24 {
+            std::fs::copy(e.path(), wal.join(&name)).unwrap();
+            names.push(format!("pg_wal/{name}"));
+        }
+    }
+    let archive = tmp.path().join("base.tar");
+    let st = std::process::Command::new("tar")
+        .arg("--format=ustar")
+        .arg("-cf")
+        .arg(&archive)
+        .arg("-C")
+        .arg(tmp.path())
+        .args(&names)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let dups = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let seen = dups.clone();
+    let mut r = WalReader::builder()
+        .on_tar_duplicate(move |_| {
+            seen.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        })
+        .open(archive.as_path())
+        .unwrap();
+    // Members are read in place: the reader's directory is the archive itself.
+    assert_eq!(r.directory().path(), archive.as_path());
+    let (got, _) = lsns(&mut r);
+    assert_eq!(got, by_hand(&dir));
+    assert_eq!(dups.load(std::sync::atomic::Ordering::Relaxed), 0);
+    // A damaged archive is an error naming it.
+    let bad = tmp.path().join("bad.tar");
+    std::fs::write(&bad, vec![b'x'; 2048]).unwrap();
+    let e = WalReader::open(bad.as_path()).unwrap_err();
+    assert!(e.to_string().contains("bad.tar"), "{e}");
+}

@@ -1,13 +1,13 @@
-//! `-Z/--compress METHOD[:DETAIL]` as pg_receivewal 15–18 parses it, streaming encoders for
-//! the segment being written, and tolerant decoders for reading back a segment whose
-//! compressed stream may have been cut short by a crash.
+//! `-Z/--compress METHOD[:DETAIL]` as pg_receivewal 15–18 parses it, and the sink of the
+//! segment being written: a pre-padded file written in place, or a stream through the one
+//! encoder dispatcher ([`crate::storage::codec::Encoder`]).
 
 use std::fmt;
 use std::fs::File;
-use std::io::{self, Read, Write};
-use std::os::unix::fs::FileExt;
+use std::io::{self, Write};
 
 use crate::segment::Compression;
+use crate::storage::codec::{Encoder, Encoding};
 
 /// A compression method with its options, as given to `-Z/--compress`.
 ///
@@ -293,75 +293,58 @@ pub(crate) fn zstd_workers(spec: &CompressSpec) -> u32 {
 }
 
 /// Where the bytes of the segment being written go.
+#[derive(Debug)]
 pub(crate) enum Sink {
     /// Uncompressed, pre-padded: written in place with `pwrite`.
     Plain(File),
-    Gzip(flate2::write::GzEncoder<CountingFile>),
-    Lz4(lz4_flex::frame::FrameEncoder<CountingFile>),
-    Zstd(zstd::stream::write::Encoder<'static, CountingFile>),
+    /// A compressed stream, appended to.
+    Compressed(Box<Encoder<CountingFile>>),
 }
 
-impl fmt::Debug for Sink {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Sink::Plain(_) => "Sink::Plain",
-            Sink::Gzip(_) => "Sink::Gzip",
-            Sink::Lz4(_) => "Sink::Lz4",
-            Sink::Zstd(_) => "Sink::Zstd",
-        })
+impl CompressSpec {
+    /// The encoder settings for this specification: gzip 6, zstd 1 with 5-byte matches unless
+    /// a level is given, zstd's workers and long-distance mode.
+    pub(crate) fn encoding(&self) -> Encoding {
+        let level = match self.method {
+            Compression::Gzip => self.level.map_or(6, |l| l.clamp(0, 9)),
+            Compression::Zstd => self.level.unwrap_or(ZSTD_DEFAULT_LEVEL),
+            // lz4_flex has one (fast) level; the level is accepted and ignored.
+            _ => 0,
+        };
+        let mut enc = Encoding::new(self.method, level);
+        if self.method == Compression::Zstd {
+            if self.level.is_none() {
+                // Level 1 with 5-byte instead of 6-byte matches: about 1.5% smaller on WAL
+                // for the same speed (see the README's measurements).
+                enc.zstd_min_match = Some(ZSTD_DEFAULT_MIN_MATCH);
+            }
+            enc.zstd_long = self.long;
+            // With workers the writer thread only hands input over; jobs compress on zstd's
+            // worker threads while the next WAL is validated.
+            enc.zstd_workers = zstd_workers(self);
+        }
+        enc
     }
 }
 
 impl Sink {
-    /// A compressing sink writing a new stream to `file`.
+    /// A compressing sink writing a new stream to `file` (plain for no compression).
     pub(crate) fn compressed(spec: &CompressSpec, file: File) -> io::Result<Sink> {
+        if spec.method == Compression::None {
+            return Ok(Sink::Plain(file));
+        }
         let out = CountingFile { file, bytes: 0 };
-        Ok(match spec.method {
-            Compression::None => Sink::Plain(out.file),
-            Compression::Gzip => {
-                let level = spec.level.map_or(6, |l| l.clamp(0, 9) as u32);
-                Sink::Gzip(flate2::write::GzEncoder::new(
-                    out,
-                    flate2::Compression::new(level),
-                ))
-            }
-            Compression::Lz4 => {
-                // lz4_flex has one (fast) level; the level is accepted and ignored.
-                Sink::Lz4(lz4_flex::frame::FrameEncoder::new(out))
-            }
-            Compression::Zstd => {
-                let mut e = zstd::stream::write::Encoder::new(
-                    out,
-                    spec.level.unwrap_or(ZSTD_DEFAULT_LEVEL),
-                )?;
-                if spec.level.is_none() {
-                    // Level 1 with 5-byte instead of 6-byte matches: about 1.5% smaller on
-                    // WAL for the same speed (see the README's measurements).
-                    e.set_parameter(zstd::zstd_safe::CParameter::MinMatch(
-                        ZSTD_DEFAULT_MIN_MATCH,
-                    ))?;
-                }
-                if spec.long {
-                    e.long_distance_matching(true)?;
-                }
-                let workers = zstd_workers(spec);
-                if workers > 0 {
-                    // The writer thread only hands input over; jobs compress on zstd's
-                    // worker threads while the next WAL is validated.
-                    e.multithread(workers)?;
-                }
-                Sink::Zstd(e)
-            }
-        })
+        Ok(Sink::Compressed(Box::new(Encoder::new(
+            &spec.encoding(),
+            out,
+        )?)))
     }
 
     /// Writes `data` at uncompressed offset `off` (compressed sinks only append).
     pub(crate) fn write(&mut self, off: u64, data: &[u8]) -> io::Result<()> {
         match self {
-            Sink::Plain(f) => f.write_all_at(data, off),
-            Sink::Gzip(e) => e.write_all(data),
-            Sink::Lz4(e) => e.write_all(data),
-            Sink::Zstd(e) => e.write_all(data),
+            Sink::Plain(f) => std::os::unix::fs::FileExt::write_all_at(f, data, off),
+            Sink::Compressed(e) => e.write_all(data),
         }
     }
 
@@ -369,12 +352,10 @@ impl Sink {
     /// file; compressed sinks only append).
     pub(crate) fn write_vectored(&mut self, off: u64, bufs: &[&[u8]]) -> io::Result<()> {
         match self {
-            Sink::Plain(f) => super::fsutil::write_all_vectored_at(f, off, bufs),
-            _ => {
-                let mut at = off;
+            Sink::Plain(f) => crate::storage::file::write_all_vectored_at(f, off, bufs),
+            Sink::Compressed(e) => {
                 for b in bufs {
-                    self.write(at, b)?;
-                    at += b.len() as u64;
+                    e.write_all(b)?;
                 }
                 Ok(())
             }
@@ -386,18 +367,14 @@ impl Sink {
     pub(crate) fn flush(&mut self) -> io::Result<()> {
         match self {
             Sink::Plain(_) => Ok(()),
-            Sink::Gzip(e) => e.flush(),
-            Sink::Lz4(e) => e.flush(),
-            Sink::Zstd(e) => e.flush(),
+            Sink::Compressed(e) => e.flush(),
         }
     }
 
     pub(crate) fn file(&self) -> &File {
         match self {
             Sink::Plain(f) => f,
-            Sink::Gzip(e) => &e.get_ref().file,
-            Sink::Lz4(e) => &e.get_ref().file,
-            Sink::Zstd(e) => &e.get_ref().file,
+            Sink::Compressed(e) => &e.get_ref().file,
         }
     }
 
@@ -405,9 +382,7 @@ impl Sink {
     pub(crate) fn compressed_bytes(&self) -> u64 {
         match self {
             Sink::Plain(_) => 0,
-            Sink::Gzip(e) => e.get_ref().bytes,
-            Sink::Lz4(e) => e.get_ref().bytes,
-            Sink::Zstd(e) => e.get_ref().bytes,
+            Sink::Compressed(e) => e.get_ref().bytes,
         }
     }
 
@@ -415,52 +390,15 @@ impl Sink {
     pub(crate) fn finish(self) -> io::Result<File> {
         Ok(match self {
             Sink::Plain(f) => f,
-            Sink::Gzip(e) => e.finish()?.file,
-            Sink::Lz4(e) => e.finish().map_err(io::Error::other)?.file,
-            Sink::Zstd(e) => e.finish()?.file,
+            Sink::Compressed(e) => (*e).finish()?.file,
         })
-    }
-}
-
-/// Decompresses as much of `data` as possible: `(bytes, true)` for a complete, valid stream;
-/// `(prefix, false)` when the stream is cut short or damaged, with everything that decoded
-/// before the damage. At most `limit` bytes are produced.
-pub(crate) fn decompress_prefix(kind: Compression, data: &[u8], limit: u64) -> (Vec<u8>, bool) {
-    fn drain(mut r: impl Read, limit: u64) -> (Vec<u8>, bool) {
-        let mut out = Vec::new();
-        let mut buf = vec![0u8; 64 * 1024];
-        loop {
-            match r.read(&mut buf) {
-                Ok(0) => return (out, true),
-                Ok(n) => {
-                    out.extend_from_slice(&buf[..n]);
-                    if out.len() as u64 > limit {
-                        out.truncate(limit as usize);
-                        return (out, false);
-                    }
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(_) => return (out, false),
-            }
-        }
-    }
-    match kind {
-        Compression::None => {
-            let n = (data.len() as u64).min(limit) as usize;
-            (data[..n].to_vec(), true)
-        }
-        Compression::Gzip => drain(flate2::read::MultiGzDecoder::new(data), limit),
-        Compression::Lz4 => drain(lz4_flex::frame::FrameDecoder::new(data), limit),
-        Compression::Zstd => match zstd::stream::read::Decoder::with_buffer(data) {
-            Ok(d) => drain(d, limit),
-            Err(_) => (Vec::new(), false),
-        },
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::storage::codec::decompress_prefix;
 
     #[test]
     fn parse_like_pg_receivewal() {

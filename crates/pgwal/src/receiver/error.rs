@@ -1,6 +1,7 @@
 //! Why the receiver stopped, or why it is retrying: [`ReceiveError`], its [`ErrorKind`] and
 //! whether it is retried ([`ReceiveError::is_retryable`]).
 
+use crate::storage::local::LocalError;
 use std::io;
 use std::path::PathBuf;
 
@@ -291,9 +292,46 @@ pub enum ReceiveError {
     /// Another broken invariant (retried).
     #[error("internal error: {0}")]
     Internal(String),
+    /// A sink of the embedder's own failed ([`ReceiveError::sink`],
+    /// [`ReceiveError::sink_fatal`]).
+    #[error("the WAL sink failed: {source}")]
+    Sink {
+        /// The sink's error.
+        source: Box<dyn std::error::Error + Send + Sync>,
+        /// Whether the receiver reconnects and tries again.
+        retryable: bool,
+    },
+}
+
+impl From<LocalError> for ReceiveError {
+    /// Storage errors keep their path; a failed fsync stays fatal ([`ReceiveError::Sync`]).
+    fn from(e: LocalError) -> ReceiveError {
+        match e {
+            LocalError::Io { op, path, source } => ReceiveError::Io { op, path, source },
+            LocalError::Sync { what, path, source } => ReceiveError::Sync { what, path, source },
+            LocalError::Rename { from, to, source } => ReceiveError::Rename { from, to, source },
+        }
+    }
 }
 
 impl ReceiveError {
+    /// An error of a [`WalSink`](super::WalSink) of the embedder's own, after which the
+    /// receiver reconnects (with backoff) and the sink is asked for its start position again.
+    pub fn sink(source: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> ReceiveError {
+        ReceiveError::Sink {
+            source: source.into(),
+            retryable: true,
+        }
+    }
+
+    /// An error of a [`WalSink`](super::WalSink) of the embedder's own that stops the receiver.
+    pub fn sink_fatal(source: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> ReceiveError {
+        ReceiveError::Sink {
+            source: source.into(),
+            retryable: false,
+        }
+    }
+
     /// The category of the error (that of the cause for [`ReceiveError::CompletePartial`],
     /// [`ReceiveError::WriteHistory`] and [`ReceiveError::Disconnected`]).
     pub fn kind(&self) -> ErrorKind {
@@ -329,6 +367,7 @@ impl ReceiveError {
             E::CompletePartial { source, .. } | E::WriteHistory { source, .. } => source.kind(),
             E::Disconnected(e) => e.kind(),
             E::WriterStopped | E::ResumeMismatch { .. } | E::Internal(_) => ErrorKind::Internal,
+            E::Sink { .. } => ErrorKind::Io,
         }
     }
 
@@ -356,6 +395,7 @@ impl ReceiveError {
             E::CompletePartial { source, .. } | E::WriteHistory { source, .. } => {
                 source.is_retryable()
             }
+            E::Sink { retryable, .. } => *retryable,
             E::NotADirectory(_)
             | E::InvalidConnection(_)
             | E::DatabaseSpecific

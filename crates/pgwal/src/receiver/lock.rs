@@ -6,7 +6,7 @@ use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 
-use super::fsutil::nofollow_error;
+use crate::storage::file::nofollow_error;
 
 /// The lock file's name in the archive directory.
 pub const LOCK_FILE: &str = ".pgwal-receive.lock";

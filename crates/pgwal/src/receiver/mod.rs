@@ -26,6 +26,12 @@
 //! - a lock file stops two receivers from sharing a directory;
 //! - [`Metrics`] can be rendered for Prometheus.
 //!
+//! The receiver is a driver and a sink: the driver (connections, retries with backoff, the
+//! start position, timeline following, validation, status updates) feeds validated WAL to a
+//! [`WalSink`] and reports flushed only what the sink says is durable. The directory described
+//! above is [`DirectorySink`], what [`Receiver::new`] uses; [`Receiver::with_sink`] takes a sink
+//! of the embedder's own (an example is on [`WalSink`]).
+//!
 //! ```no_run
 //! use pgwal::conninfo::Config;
 //! use pgwal::receiver::{Receiver, ReceiverOptions};
@@ -43,12 +49,13 @@
 //! ```
 
 mod compress;
+mod directory;
 mod error;
-mod fsutil;
 mod lock;
 mod metrics;
 mod scan;
 mod session;
+mod sink;
 mod writer;
 
 use std::path::PathBuf;
@@ -62,10 +69,12 @@ use crate::lsn::Lsn;
 use crate::replication::SlotName;
 
 pub use compress::{CompressSpec, CompressSpecError};
+pub use directory::DirectorySink;
 pub use error::{ErrorKind, ReceiveError, WalDamage};
 pub use lock::{DirectoryLock, LOCK_FILE};
 pub use metrics::Metrics;
 pub use scan::Candidate;
+pub use sink::{SinkStart, WalSink};
 
 /// How a [`Receiver`] runs.
 #[derive(Clone, Debug)]
@@ -149,17 +158,29 @@ impl StopHandle {
 }
 
 /// The WAL receiver; see the [module documentation](self).
-#[derive(Debug)]
 pub struct Receiver {
     conn: Config,
     opts: ReceiverOptions,
     metrics: Arc<Metrics>,
     stop: Arc<watch::Sender<bool>>,
+    /// A sink of the embedder's own; `None` for the directory of the options.
+    sink: Option<Box<dyn WalSink>>,
+}
+
+impl std::fmt::Debug for Receiver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Receiver")
+            .field("conn", &self.conn)
+            .field("opts", &self.opts)
+            .field("own_sink", &self.sink.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Receiver {
     /// A receiver connecting with `conn` (a physical replication connection is made from it:
     /// `replication=true`, database `replication` unless `dbname` is set).
+    /// It writes to the [`DirectorySink`] of `opts.directory`.
     pub fn new(conn: Config, opts: ReceiverOptions) -> Receiver {
         let (tx, _) = watch::channel(false);
         Receiver {
@@ -167,7 +188,17 @@ impl Receiver {
             opts,
             metrics: Arc::new(Metrics::default()),
             stop: Arc::new(tx),
+            sink: None,
         }
+    }
+
+    /// A receiver that streams validated WAL into `sink` instead of a directory (see
+    /// [`WalSink`]). Of `opts`, the directory, `compress` and `sync` are the directory's and
+    /// not used; `synchronous` asks the sink to flush after every batch.
+    pub fn with_sink(conn: Config, opts: ReceiverOptions, sink: impl WalSink) -> Receiver {
+        let mut r = Receiver::new(conn, opts);
+        r.sink = Some(Box::new(sink));
+        r
     }
 
     /// The live metrics.
@@ -183,8 +214,19 @@ impl Receiver {
     }
 
     /// Runs until `--endpos` is reached, a stop is requested, or a fatal error (or, with
-    /// `no_loop`, any error). Takes the directory lock first.
+    /// `no_loop`, any error). Takes the directory lock first (the directory sink).
     pub async fn run(self) -> Result<Stopped, ReceiveError> {
-        session::run(self.conn, self.opts, self.metrics, self.stop.subscribe()).await
+        let sink = match self.sink {
+            Some(s) => s,
+            None => Box::new(DirectorySink::open(&self.opts, self.metrics.clone())?),
+        };
+        session::run(
+            self.conn,
+            self.opts,
+            sink,
+            self.metrics,
+            self.stop.subscribe(),
+        )
+        .await
     }
 }

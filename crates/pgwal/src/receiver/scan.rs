@@ -2,17 +2,19 @@
 //! a `.partial` segment with the decoder so that streaming resumes at its valid end.
 
 use std::fs;
-use std::io::{self, Read};
+use std::io;
 use std::path::{Path, PathBuf};
 
 use crate::lsn::Lsn;
 use crate::segment::{Compression, SegNo, TimelineId, WalFileName, WalSegSize};
-use crate::wal::{DecoderConfig, PageHeader, WalDecoder};
+use crate::storage::codec::decompress_prefix;
+use crate::storage::file::symlink_refused;
+use crate::storage::local::fsync_dir;
+use crate::storage::probe::probe_segment;
+use crate::storage::temp::remove_stale_temp_files;
+use crate::wal::{DecoderConfig, WalDecoder};
 
-use super::compress::decompress_prefix;
 use super::error::ReceiveError;
-use super::fsutil::{fsync_dir, symlink_refused};
-use super::writer::sync_failed;
 
 /// A WAL file in the directory that can decide the start position.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -133,24 +135,9 @@ pub(crate) fn check_complete(
     Ok(Ok(()))
 }
 
-/// The first `n` bytes of a (possibly compressed) file, or fewer.
-pub(crate) fn read_head(path: &Path, compression: Compression, n: usize) -> io::Result<Vec<u8>> {
-    if compression == Compression::None {
-        let mut head = Vec::with_capacity(n);
-        fs::File::open(path)?
-            .take(n as u64)
-            .read_to_end(&mut head)?;
-        return Ok(head);
-    }
-    let data = fs::read(path)?;
-    Ok(decompress_prefix(compression, &data, n as u64).0)
-}
-
 /// The system identifier in the long page header at the start of `head`, if it is one.
 pub(crate) fn head_system_id(head: &[u8]) -> Option<u64> {
-    let h = PageHeader::parse(head)?;
-    h.version()?;
-    h.long.map(|l| l.sysid)
+    probe_segment(head).ok().map(|i| i.system_id)
 }
 
 /// What the scan found.
@@ -189,8 +176,9 @@ pub(crate) struct Leftover {
 /// Files that a crash between two steps of finishing or converting a segment leaves next to
 /// the file that superseded them: a `.partial` of a segment whose complete file is there (and
 /// passes its size check), the shorter of two `.partial` files of one segment (a resume into
-/// another compression renames the new file in, then removes the old one), and `.tmp` files
-/// (written, then renamed into place: never complete). Every file is named like a WAL file.
+/// another compression renames the new file in, then removes the old one), and `X.tmp` files
+/// (the temporary names of receivers before temporary files were named by
+/// [`crate::storage::temp`]: never complete). Every file is named like a WAL file.
 /// Two partial files are compared by their valid WAL prefix (`cfg` decodes them); a group
 /// whose files cannot be read or belong to another system is left for the scan to report.
 pub(crate) fn leftovers(dir: &Path, cfg: DecoderConfig) -> io::Result<Vec<Leftover>> {
@@ -261,9 +249,10 @@ pub(crate) fn leftovers(dir: &Path, cfg: DecoderConfig) -> io::Result<Vec<Leftov
     Ok(out)
 }
 
-/// Removes the [`leftovers`] of `dir`, logging each. With `sync`, the directory is fsynced
-/// before (so the files that supersede them are durable first) and after; a failed fsync is
-/// [`ReceiveError::Sync`] (fatal), as everywhere in the receiver.
+/// Removes the [`leftovers`] of `dir`, logging each, and the stale temporary files of pgwal's
+/// naming ([`remove_stale_temp_files`], the same sweep as `archive push`'s). With `sync`, the
+/// directory is fsynced before (so the files that supersede them are durable first) and
+/// after; a failed fsync is [`ReceiveError::Sync`] (fatal), as everywhere in the receiver.
 pub(crate) fn remove_leftovers(
     dir: &Path,
     cfg: DecoderConfig,
@@ -274,12 +263,19 @@ pub(crate) fn remove_leftovers(
         path: dir.to_owned(),
         source,
     };
+    let swept = remove_stale_temp_files(dir).map_err(io)?;
+    for name in &swept {
+        tracing::info!("removing \"{name}\": a temporary file its writer left behind");
+    }
     let found = leftovers(dir, cfg).map_err(io)?;
     if found.is_empty() {
+        if sync && !swept.is_empty() {
+            fsync_dir(dir)?;
+        }
         return Ok(());
     }
     if sync {
-        fsync_dir(dir).map_err(|e| sync_failed(e, "directory", dir))?;
+        fsync_dir(dir)?;
     }
     for l in &found {
         match &l.kept {
@@ -292,7 +288,7 @@ pub(crate) fn remove_leftovers(
         }
     }
     if sync {
-        fsync_dir(dir).map_err(|e| sync_failed(e, "directory", dir))?;
+        fsync_dir(dir)?;
     }
     Ok(())
 }

@@ -1,8 +1,9 @@
-//! The receiving task: connections with retries, the start position, timeline following, the
-//! streaming loop with validation and feedback, and the orderly stop.
+//! The driver: connections with retries and backoff, the start position (the sink's, then the
+//! slot's, then the server's), timeline following, the streaming loop with validation (on the
+//! writer thread, which feeds the [`WalSink`]) and feedback that never reports more flushed
+//! than the sink holds durably, and the orderly stop.
 
 use std::collections::VecDeque;
-use std::fs;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -15,16 +16,14 @@ use crate::replication::{
     self, FeedbackHandle, IdentifySystem, ReplicationClient, ReplicationEvent, ReplicationStream,
     StartReplication, StreamOptions,
 };
-use crate::segment::{Compression, TimelineId, WalFileName, WalSegSize};
+use crate::segment::{TimelineId, WalSegSize};
 use crate::wal::{DecoderConfig, WalDecoder};
 
-use super::compress::{CompressSpec, Sink};
 use super::error::{MAX_MAJOR, MIN_MAJOR};
-use super::fsutil::{fsync_dir, is_symlink_refused, open_read_nofollow, open_write};
-use super::lock::DirectoryLock;
 use super::metrics::{max_u64, set_f64, unix_now, Metrics};
-use super::scan::{self, safe_point, Found, Resume};
-use super::writer::{self, sync_failed, Cmd, Progress, WriterConfig};
+use super::scan::{self, safe_point};
+use super::sink::{SinkStart, WalSink};
+use super::writer::{self, Cmd, Progress, WriterConfig};
 use super::{ReceiveError, ReceiverOptions, Stopped};
 
 type Result<T> = std::result::Result<T, ReceiveError>;
@@ -40,24 +39,14 @@ fn retry(context: &'static str) -> impl FnOnce(replication::Error) -> ReceiveErr
 pub(super) async fn run(
     conn: Config,
     opts: ReceiverOptions,
+    sink: Box<dyn WalSink>,
     metrics: Arc<Metrics>,
     stop: watch::Receiver<bool>,
 ) -> Result<Stopped> {
-    match fs::metadata(&opts.directory) {
-        Ok(m) if m.is_dir() => {}
-        Ok(_) => return Err(ReceiveError::NotADirectory(opts.directory.clone())),
-        Err(source) => {
-            return Err(ReceiveError::UnusableDirectory {
-                op: "open directory",
-                path: opts.directory.clone(),
-                source,
-            })
-        }
-    }
-    let _lock = DirectoryLock::acquire(&opts.directory).map_err(ReceiveError::Lock)?;
     let mut run = Run {
         conn,
         opts,
+        sink: Some(sink),
         metrics,
         stop,
         system_id: None,
@@ -105,6 +94,8 @@ pub(super) async fn run(
 struct Run {
     conn: Config,
     opts: ReceiverOptions,
+    /// The sink, while no writer thread holds it (`None` only if that thread panicked).
+    sink: Option<Box<dyn WalSink>>,
     metrics: Arc<Metrics>,
     stop: watch::Receiver<bool>,
     system_id: Option<u64>,
@@ -119,7 +110,8 @@ struct Run {
 struct Plan {
     tli: TimelineId,
     start: Lsn,
-    resume: Option<Box<Resume>>,
+    /// The valid prefix of the segment `start` is in, which the sink holds (resumed).
+    resume: Option<Vec<u8>>,
 }
 
 /// How streaming one timeline ended.
@@ -244,20 +236,22 @@ impl Run {
         let plan = self.reconcile(&mut client, &id, plan, seg_size).await?;
 
         let wcfg = WriterConfig {
-            dir: self.opts.directory.clone(),
             seg_size,
-            compress: self.opts.compress,
-            sync: self.opts.sync,
             synchronous: self.opts.synchronous,
         };
+        let sink = self.take_sink()?;
         let (tx, mut progress, handle) =
-            writer::spawn(wcfg, self.metrics.clone(), self.opts.queue_depth)
+            writer::spawn(wcfg, sink, self.metrics.clone(), self.opts.queue_depth)
                 .map_err(ReceiveError::WriterThread)?;
         let res = self
             .stream(&mut client, cfg, plan, &tx, &mut progress)
             .await;
         drop(tx);
-        let _ = tokio::task::spawn_blocking(move || handle.join()).await;
+        // The sink comes back for the next connection (lost only if the thread panicked).
+        self.sink = match tokio::task::spawn_blocking(move || handle.join()).await {
+            Ok(Ok(sink)) => Some(sink),
+            _ => None,
+        };
         let last = progress.borrow().clone();
         // The writer's error, unless the stream already returned it.
         match (res, last.error.take()) {
@@ -273,112 +267,42 @@ impl Run {
         }
     }
 
-    /// The start position: the directory, then the slot, then the server's position.
+    /// The sink, unless a panicked writer thread took it with it (then nothing can go on).
+    fn take_sink(&mut self) -> Result<Box<dyn WalSink>> {
+        self.sink.take().ok_or_else(|| {
+            ReceiveError::sink_fatal("the sink was lost: the writer thread panicked")
+        })
+    }
+
+    fn sink(&mut self) -> Result<&mut Box<dyn WalSink>> {
+        self.sink.as_mut().ok_or_else(|| {
+            ReceiveError::sink_fatal("the sink was lost: the writer thread panicked")
+        })
+    }
+
+    /// The start position: the sink's, then the slot's, then the server's position.
     async fn plan(
         &mut self,
         client: &mut ReplicationClient,
         id: &IdentifySystem,
         cfg: DecoderConfig,
     ) -> Result<Plan> {
-        let dir = self.opts.directory.clone();
         let seg_size = cfg.seg_size;
-        let io = |source: std::io::Error| {
-            let (op, path) = ("read directory", dir.clone());
-            if is_symlink_refused(&source) {
-                ReceiveError::UnusableDirectory { op, path, source }
-            } else {
-                ReceiveError::Io { op, path, source }
-            }
-        };
-        scan::remove_leftovers(&dir, cfg, self.opts.sync)?;
-        match scan::find_start(&dir, seg_size).map_err(io)? {
-            Some(Found::Complete(c)) => {
-                // Streaming continues after this segment and reports its end flushed: make it
-                // and its name durable in this process first (a killed receiver may have
-                // renamed it without fsyncing the directory).
-                if self.opts.sync {
-                    fsync_file(&c.path).map_err(|e| sync_failed(e, "file", &c.path))?;
-                    fsync_dir(&dir).map_err(|e| sync_failed(e, "directory", &dir))?;
-                }
-                if let Ok(head) = scan::read_head(&c.path, c.compression, 64) {
-                    if let Some(s) = scan::head_system_id(&head) {
-                        if s != id.system_id {
-                            return Err(ReceiveError::ForeignWal {
-                                path: c.path.clone(),
-                                found: s,
-                                server: id.system_id,
-                            });
-                        }
-                    }
-                }
-                let start = c.segno.next().start_lsn(seg_size).unwrap_or(Lsn(0));
+        match self.sink()?.start_position(&cfg)? {
+            SinkStart::After { tli, end } => Ok(Plan {
+                tli,
+                start: end,
+                resume: None,
+            }),
+            SinkStart::Resume { tli, segno, prefix } => {
+                let seg_start = segno.start_lsn(seg_size).unwrap_or(Lsn(0));
                 Ok(Plan {
-                    tli: c.tli,
-                    start,
-                    resume: None,
+                    tli,
+                    start: Lsn(seg_start.0 + prefix.len() as u64),
+                    resume: Some(prefix),
                 })
             }
-            Some(Found::Partial(c)) => {
-                let r = match scan::validate_partial(&c, cfg) {
-                    Ok(r) => r?,
-                    Err(source) => {
-                        return Err(ReceiveError::Io {
-                            op: "read file",
-                            path: c.path.clone(),
-                            source,
-                        })
-                    }
-                };
-                let seg_start = c.segno.start_lsn(seg_size).unwrap_or(Lsn(0));
-                let start = Lsn(seg_start.0 + r.offset);
-                if r.offset == seg_size.bytes() {
-                    tracing::info!("\"{}\" is complete; renaming it", c.name);
-                    finalize_partial(&r, &dir, seg_size, self.opts.sync).map_err(|e| {
-                        ReceiveError::CompletePartial {
-                            path: c.path.clone(),
-                            source: Box::new(e),
-                        }
-                    })?;
-                    return Ok(Plan {
-                        tli: c.tli,
-                        start,
-                        resume: None,
-                    });
-                }
-                if r.offset == 0 {
-                    tracing::info!(
-                        "\"{}\" holds no valid WAL; streaming its segment again",
-                        c.name
-                    );
-                    // The segment goes into a new file named for this run's compression: an
-                    // old file under another name would stay beside it once it is complete.
-                    fs::remove_file(&c.path).map_err(|source| ReceiveError::Io {
-                        op: "remove file",
-                        path: c.path.clone(),
-                        source,
-                    })?;
-                    if self.opts.sync {
-                        fsync_dir(&dir).map_err(|e| sync_failed(e, "directory", &dir))?;
-                    }
-                    return Ok(Plan {
-                        tli: c.tli,
-                        start,
-                        resume: None,
-                    });
-                }
-                tracing::info!(
-                    "resuming \"{}\" at {} (its valid end; {} bytes kept)",
-                    c.name,
-                    start,
-                    r.offset
-                );
-                Ok(Plan {
-                    tli: c.tli,
-                    start,
-                    resume: Some(Box::new(r)),
-                })
-            }
-            None => {
+            SinkStart::Empty => {
                 if let Some(slot) = &self.opts.slot {
                     if client.server_version().is_some_and(|v| v.major() >= 15) {
                         let info = client
@@ -457,38 +381,25 @@ impl Run {
         Ok(plan)
     }
 
-    /// Writes `TTTTTTTT.history`, or, when it exists with the same content, makes it durable
-    /// again from a fresh copy (once per process: a killed receiver may have left it in the
-    /// page cache only). A file with other content is an error.
+    /// Has the sink store `TTTTTTTT.history`, also when it holds the same content (once per
+    /// process: a killed receiver may have left it in the page cache only). Other content is
+    /// an error.
     fn store_history(&mut self, tli: TimelineId, content: &[u8]) -> Result<()> {
         let name = format!("{:08X}.history", tli.0);
         if self.durable_histories.contains(&name) {
             return Ok(());
         }
-        let dir = &self.opts.directory;
-        let existed = match fs::read(dir.join(&name)) {
-            Ok(old) if old == content => true,
-            Ok(_) => {
+        let existed = match self.sink()?.read_history(tli)? {
+            Some(old) if old == content => true,
+            Some(_) => {
                 return Err(ReceiveError::HistoryConflict {
-                    path: dir.join(&name),
+                    path: self.opts.directory.join(&name),
                     tli,
                 })
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
-            Err(source) => {
-                return Err(ReceiveError::Io {
-                    op: "read timeline history file",
-                    path: name.into(),
-                    source,
-                })
-            }
+            None => false,
         };
-        replace_durably(dir, &name, content, self.opts.sync).map_err(|e| {
-            ReceiveError::WriteHistory {
-                name: name.clone(),
-                source: Box::new(e),
-            }
-        })?;
+        self.sink()?.write_history(tli, content)?;
         if !existed {
             tracing::info!("wrote timeline history file \"{name}\"");
         }
@@ -523,8 +434,8 @@ impl Run {
             }
             let seg_start = start.segment_start(seg_size);
             let mut dec = WalDecoder::new(cfg, seg_start);
-            if let Some(r) = &resume {
-                scan::valid_prefix(&mut dec, seg_start, &r.data[..r.offset as usize], tli);
+            if let Some(prefix) = &resume {
+                scan::valid_prefix(&mut dec, seg_start, prefix, tli);
                 if safe_point(&dec) != start {
                     return Err(ReceiveError::ResumeMismatch {
                         expected: start,
@@ -532,10 +443,10 @@ impl Run {
                     });
                 }
             }
+            resume = None;
             tx.send(Cmd::Begin {
                 tli,
                 start,
-                resume: resume.take(),
                 decoder: Box::new(dec),
             })
             .await
@@ -852,103 +763,4 @@ impl Run {
         let _ = tokio::time::timeout(Duration::from_secs(10), drain).await;
         Ok(())
     }
-}
-
-/// A partial segment that turned out complete: its WAL is written into a new file under the
-/// final name (re-compressed for a compressed one, whose stream was cut short), fsynced,
-/// renamed into place, the `.partial` removed and the directory fsynced. Never a rename of the
-/// old file: its pages may be in the page cache only.
-fn finalize_partial(
-    r: &Resume,
-    dir: &std::path::Path,
-    seg_size: WalSegSize,
-    sync: bool,
-) -> Result<()> {
-    let name = WalFileName::segment(r.tli, r.segno, seg_size)
-        .with(r.source_compression, false)
-        .to_string();
-    let spec = CompressSpec {
-        method: r.source_compression,
-        ..CompressSpec::NONE
-    };
-    let data = &r.data[..seg_size.bytes() as usize];
-    let write = |f: std::fs::File| -> std::io::Result<std::fs::File> {
-        let mut sink = if r.source_compression == Compression::None {
-            Sink::Plain(f)
-        } else {
-            Sink::compressed(&spec, f)?
-        };
-        sink.write(0, data)?;
-        sink.finish()
-    };
-    write_durably(dir, &name, write, sync)?;
-    if r.source != dir.join(&name) {
-        fs::remove_file(&r.source).map_err(|source| ReceiveError::Io {
-            op: "remove file",
-            path: r.source.clone(),
-            source,
-        })?;
-        if sync {
-            fsync_dir(dir).map_err(|e| sync_failed(e, "directory", dir))?;
-        }
-    }
-    Ok(())
-}
-
-/// `dir/name` gets `content`, durably, from a new file (see [`write_durably`]).
-fn replace_durably(dir: &std::path::Path, name: &str, content: &[u8], sync: bool) -> Result<()> {
-    write_durably(
-        dir,
-        name,
-        |f| {
-            use std::os::unix::fs::FileExt;
-            f.write_all_at(content, 0)?;
-            Ok(f)
-        },
-        sync,
-    )
-}
-
-/// Writes `dir/name` through `write` into a new temporary file, fsyncs it, renames it into
-/// place and fsyncs the directory. A failed fsync is fatal ([`ReceiveError::Sync`]); the
-/// temporary file is removed on any failure.
-fn write_durably(
-    dir: &std::path::Path,
-    name: &str,
-    write: impl FnOnce(std::fs::File) -> std::io::Result<std::fs::File>,
-    sync: bool,
-) -> Result<()> {
-    let tmp = dir.join(format!("{name}.tmp"));
-    let target = dir.join(name);
-    let io = |op, source| ReceiveError::Io {
-        op,
-        path: tmp.clone(),
-        source,
-    };
-    let res = (|| {
-        let f = open_write(&tmp, true, true).map_err(|e| io("create file", e))?;
-        let f = write(f).map_err(|e| io("write file", e))?;
-        if sync {
-            f.sync_all().map_err(|e| sync_failed(e, "file", &tmp))?;
-        }
-        drop(f);
-        fs::rename(&tmp, &target).map_err(|source| ReceiveError::Rename {
-            from: tmp.clone(),
-            to: target.clone(),
-            source,
-        })?;
-        if sync {
-            fsync_dir(dir).map_err(|e| sync_failed(e, "directory", dir))?;
-        }
-        Ok(())
-    })();
-    if res.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    res
-}
-
-/// fsyncs the file at `path` through a new descriptor (never through a symbolic link).
-fn fsync_file(path: &std::path::Path) -> std::io::Result<()> {
-    open_read_nofollow(path)?.sync_all()
 }

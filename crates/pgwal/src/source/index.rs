@@ -166,6 +166,11 @@ impl WalDirectory {
         d
     }
 
+    /// The tar archive whose members these are ([`WalDirectory::from_tar`]), if any.
+    pub fn archive(&self) -> Option<&Path> {
+        self.tar.as_deref().map(TarWal::path)
+    }
+
     /// The file to read for segment `segno` of timeline `tli`, as [`WalDirectory::segment`];
     /// in a compressed archive, read on until it appears (or the archive ends).
     pub(super) fn locate(
@@ -530,5 +535,39 @@ mod tests {
             v,
             ["000000010000000000000002", "000000010000000000000002.gz"]
         );
+        // Looked up by name, without a listing: the same forms, and what is not there is not.
+        let few = WalDirectory::scan_names(tmp.path(), &name_variants(&seg2)).unwrap();
+        let v: Vec<&str> = few
+            .variants(&seg2)
+            .iter()
+            .map(|e| e.name.as_str())
+            .collect();
+        assert_eq!(
+            v,
+            ["000000010000000000000002", "000000010000000000000002.gz"]
+        );
+        assert_eq!(few.entries().len(), 2);
+    }
+
+    /// A symbolic link to a segment file is that segment (a `pg_wal` may link them); a dangling
+    /// one is not WAL.
+    #[test]
+    fn links_count_as_what_they_point_to() {
+        let tmp = tempfile::tempdir().unwrap();
+        let target = tmp.path().join("elsewhere");
+        std::fs::write(&target, vec![0u8; 123]).unwrap();
+        let seg = "000000010000000000000005";
+        std::os::unix::fs::symlink(&target, tmp.path().join(seg)).unwrap();
+        std::os::unix::fs::symlink(
+            tmp.path().join("gone"),
+            tmp.path().join("000000010000000000000006"),
+        )
+        .unwrap();
+        let d = WalDirectory::scan(tmp.path()).unwrap();
+        assert_eq!(d.entry(seg).unwrap().size, 123);
+        assert!(d.entry("000000010000000000000006").is_none());
+        assert_eq!(d.find(seg).unwrap(), tmp.path().join(seg));
+        let others: Vec<&str> = d.others().iter().map(|o| o.name.as_str()).collect();
+        assert_eq!(others, ["000000010000000000000006", "elsewhere"]);
     }
 }

@@ -6,7 +6,7 @@ use std::collections::{BTreeSet, HashSet, VecDeque};
 use std::fs::File;
 use std::ops::{Deref, Range};
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{sync_channel, Receiver};
+use std::sync::mpsc::{channel, sync_channel, Receiver, Sender};
 use std::sync::{Arc, Mutex};
 
 use super::mapped::MappedArchive;
@@ -16,7 +16,7 @@ use crate::tar::{self, Found, TarError};
 
 /// Decompressed members kept for readers that ask again (the first page is probed before
 /// reading, `-j` workers share segments): at least two, more while they take less than this.
-const KEPT_BYTES: usize = 64 << 20;
+const KEPT_BYTES: usize = 32 << 20;
 
 /// A WAL member's bytes.
 #[derive(Clone, Debug)]
@@ -112,6 +112,16 @@ impl TarWal {
         kind: Compression,
         on_duplicate: OnDuplicate,
     ) -> Result<TarWal, SourceError> {
+        Self::open_keeping(archive, kind, on_duplicate, KEPT_BYTES)
+    }
+
+    /// [`TarWal::open`], keeping up to `kept_bytes` of decompressed members.
+    fn open_keeping(
+        archive: &Path,
+        kind: Compression,
+        on_duplicate: OnDuplicate,
+        kept_bytes: usize,
+    ) -> Result<TarWal, SourceError> {
         if kind == Compression::None {
             let file = File::open(archive).map_err(|source| SourceError::Io {
                 path: archive.to_owned(),
@@ -140,9 +150,12 @@ impl TarWal {
             pass: HashSet::new(),
             passes: 0,
             kept: VecDeque::new(),
+            kept_bytes,
             found: BTreeSet::new(),
             complete: false,
             on_duplicate,
+            reported: Arc::default(),
+            give_back: None,
         };
         s.restart()?;
         // Up to the first segment, as pg_waldump 19 reads to learn the segment size.
@@ -266,11 +279,17 @@ struct Streamer {
     passes: u32,
     /// The most recent members, newest last.
     kept: VecDeque<(String, Arc<Vec<u8>>)>,
+    /// `kept` holds more than two members only while they take at most this.
+    kept_bytes: usize,
     /// Every WAL member met so far.
     found: BTreeSet<String>,
     /// A pass read the whole archive: `found` is every WAL member.
     complete: bool,
     on_duplicate: OnDuplicate,
+    /// Offsets of the duplicates reported.
+    reported: Arc<Mutex<HashSet<u64>>>,
+    /// Where buffers of members no longer kept go back to the current pass's thread.
+    give_back: Option<Sender<Vec<u8>>>,
 }
 
 impl Streamer {
@@ -279,15 +298,20 @@ impl Streamer {
         self.rx = None;
         let mut stream = tar::open_stream(&self.archive, self.kind)?;
         let (tx, rx) = sync_channel::<Item>(1);
-        let first_pass = self.passes == 0;
+        let (give_back, given_back) = channel::<Vec<u8>>();
+        let reported = self.reported.clone();
         let on_duplicate = self.on_duplicate.clone();
         std::thread::Builder::new()
             .name("pgwal-tar".into())
             .spawn(move || loop {
-                let item = match stream.next() {
+                while let Ok(buf) = given_back.try_recv() {
+                    stream.recycle(buf);
+                }
+                let item = match stream.next_member() {
                     Ok(Some(Found::Member(m, data))) => Ok((m.name, data)),
                     Ok(Some(Found::Duplicate(m))) => {
-                        if first_pass {
+                        // Once, whichever pass meets it first.
+                        if reported.lock().is_ok_and(|mut r| r.insert(m.offset)) {
                             on_duplicate(&m.path);
                         }
                         continue;
@@ -306,6 +330,7 @@ impl Streamer {
                 source,
             })?;
         self.rx = Some(rx);
+        self.give_back = Some(give_back);
         self.pass.clear();
         self.passes += 1;
         Ok(())
@@ -322,9 +347,13 @@ impl Streamer {
                 self.found.insert(name.clone());
                 self.kept.push_back((name, Arc::new(data)));
                 let mut bytes: usize = self.kept.iter().map(|(_, d)| d.len()).sum();
-                while self.kept.len() > 2 && bytes > KEPT_BYTES {
+                while self.kept.len() > 2 && bytes > self.kept_bytes {
                     if let Some((_, d)) = self.kept.pop_front() {
                         bytes -= d.len();
+                        // Unless a reader still holds it, its buffer holds a later member.
+                        if let (Ok(buf), Some(to)) = (Arc::try_unwrap(d), &self.give_back) {
+                            let _ = to.send(buf);
+                        }
                     }
                 }
                 Ok(true)
@@ -360,5 +389,106 @@ impl Streamer {
             }
             self.pull()?;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A tar archive of `members` (name, bytes), gzip-compressed.
+    fn tar_gz(members: &[(&str, Vec<u8>)]) -> Vec<u8> {
+        use std::io::Write;
+        let mut t = Vec::new();
+        for (name, data) in members {
+            let mut h = [0u8; 512];
+            h[..name.len()].copy_from_slice(name.as_bytes());
+            h[100..108].copy_from_slice(b"0000644\0");
+            h[124..136].copy_from_slice(format!("{:011o}\0", data.len()).as_bytes());
+            h[156] = b'0';
+            h[257..263].copy_from_slice(b"ustar\0");
+            h[263..265].copy_from_slice(b"00");
+            h[148..156].fill(b' ');
+            let sum: u32 = h.iter().map(|&b| u32::from(b)).sum();
+            h[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
+            t.extend_from_slice(&h);
+            t.extend_from_slice(data);
+            t.resize(t.len().div_ceil(512) * 512, 0);
+        }
+        t.extend_from_slice(&[0u8; 1024]);
+        let mut z = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        z.write_all(&t).unwrap();
+        z.finish().unwrap()
+    }
+
+    /// A stream keeps two members: asking for one it passed (out of order, or again) reads the
+    /// archive again from its start; a name it does not have is `None` once it was read to
+    /// the end; duplicates are reported once, however often the archive is read.
+    #[test]
+    fn stream_reads_again_for_members_it_passed() {
+        let seg = |n: u32| format!("0000000100000000000000{n:02X}");
+        let order = [3u32, 1, 5, 2, 4];
+        let mut members: Vec<(String, Vec<u8>)> = order
+            .iter()
+            .map(|&n| (format!("pg_wal/{}", seg(n)), vec![n as u8; 3000]))
+            .collect();
+        members.push((format!("pg_wal/{}", seg(1)), vec![9; 10]));
+        let refs: Vec<(&str, Vec<u8>)> = members
+            .iter()
+            .map(|(n, d)| (n.as_str(), d.clone()))
+            .collect();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("w.tar.gz");
+        std::fs::write(&path, tar_gz(&refs)).unwrap();
+        let dups = Arc::new(Mutex::new(Vec::new()));
+        let heard = dups.clone();
+        let on_dup: OnDuplicate =
+            Arc::new(move |p: &str| heard.lock().unwrap().push(p.to_string()));
+        let wal = TarWal::open_keeping(&path, Compression::Gzip, on_dup, 0).unwrap();
+        assert!(!wal.is_indexed());
+        assert_eq!(wal.names(), [seg(3)], "read up to the first segment");
+        for round in 0..2 {
+            for n in 1..=5u32 {
+                let got = wal.member(&seg(n)).unwrap().expect("member");
+                assert_eq!(
+                    &got[..],
+                    &vec![n as u8; 3000][..],
+                    "round {round}, segment {n}"
+                );
+            }
+        }
+        assert_eq!(wal.segment_member(&seg(4)).unwrap(), Some(seg(4)));
+        assert_eq!(wal.member(&seg(6)).unwrap().map(|b| b.len()), None);
+        assert_eq!(wal.segment_member(&seg(6)).unwrap(), None);
+        assert!(wal.is_indexed());
+        let Body::Stream(s) = &wal.body else {
+            panic!("not a stream")
+        };
+        assert!(
+            s.lock().unwrap().passes > 2,
+            "members passed were not read again"
+        );
+        assert_eq!(*dups.lock().unwrap(), [format!("pg_wal/{}", seg(1))]);
+    }
+
+    /// An uncompressed archive is mapped and its members are slices of the mapping.
+    #[test]
+    fn plain_archive_members_are_read_in_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("w.tar.gz");
+        std::fs::write(
+            &path,
+            tar_gz(&[("000000010000000000000001", vec![7; 5000])]),
+        )
+        .unwrap();
+        let plain = dir.path().join("w.tar");
+        let raw =
+            crate::source::decompress(Compression::Gzip, &std::fs::read(&path).unwrap()).unwrap();
+        std::fs::write(&plain, raw).unwrap();
+        let wal = TarWal::open(&plain, Compression::None, Arc::new(|_: &str| {})).unwrap();
+        let got = wal.member("000000010000000000000001").unwrap().unwrap();
+        assert!(got.is_mapped());
+        assert_eq!(&got[..], &[7u8; 5000][..]);
+        assert!(wal.member("000000010000000000000002").unwrap().is_none());
     }
 }

@@ -46,7 +46,9 @@ pub struct ObjectOptions {
     pub max_retries: usize,
     /// No retry starts later than this after the first attempt.
     pub retry_timeout: Duration,
-    /// Objects larger than this are uploaded in parts.
+    /// Objects larger than this are uploaded in parts (default 1 GiB, the largest WAL segment,
+    /// so that every segment is stored with a conditional put; a multipart upload cannot be
+    /// conditional and is only preceded by a `HEAD`).
     pub multipart_threshold: usize,
     /// Size of each part of a multipart upload.
     pub part_size: usize,
@@ -66,7 +68,7 @@ impl Default for ObjectOptions {
             connect_timeout: Duration::from_secs(5),
             max_retries: 5,
             retry_timeout: Duration::from_secs(120),
-            multipart_threshold: 128 << 20,
+            multipart_threshold: 1 << 30,
             part_size: 16 << 20,
             concurrency: 8,
             config: Vec::new(),
@@ -420,7 +422,7 @@ impl ObjectArchive {
     fn error(&self, op: &'static str, key: &str, e: object_store::Error) -> ObjectError {
         let url = self.display.clone();
         let key = key.to_owned();
-        let detail = error_chain(&e);
+        let detail = redact_queries(&error_chain(&e));
         let bucket_missing = [
             "NoSuchBucket",
             "ContainerNotFound",
@@ -496,7 +498,7 @@ impl ObjectArchive {
     }
 
     /// Reads several objects, up to [`ObjectOptions::concurrency`] at once; each result in the
-    /// order of `names`. `each` is called with every result as it arrives (in any order).
+    /// order of `names`.
     pub fn get_many(&self, names: &[String]) -> Vec<Result<Bytes, ObjectError>> {
         self.rt.block_on(async {
             futures::stream::iter(names.iter().map(|n| self.get_async(n)))
@@ -669,7 +671,7 @@ impl ObjectArchive {
     }
 
     /// Deletes the named objects in batches (S3 `DeleteObjects`, Azure blob batches) and
-    /// returns how many were deleted; `each` is called before each batch is sent with its names.
+    /// returns how many were deleted (an object already gone counts as deleted).
     pub fn delete_many(&self, names: &[String]) -> Result<usize, ObjectError> {
         let paths: Vec<object_store::Result<ObjPath>> =
             names.iter().map(|n| Ok(self.path(n))).collect();
@@ -714,6 +716,20 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     s
 }
 
+/// `text` with the query string of every URL in it replaced by `?…`: a query may carry a
+/// credential (an Azure SAS token, a presigned URL's signature).
+fn redact_queries(text: &str) -> String {
+    text.split(' ')
+        .map(|w| match w.split_once('?') {
+            Some((base, _)) if w.starts_with("http://") || w.starts_with("https://") => {
+                format!("{base}?…")
+            }
+            _ => w.to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// A store's answer cut to a readable length.
 fn short(s: &str) -> String {
     const MAX: usize = 600;
@@ -747,6 +763,17 @@ mod tests {
             ("B", "S")
         );
         assert!(ini_section(t, "none").is_empty());
+    }
+
+    #[test]
+    fn urls_lose_their_query_strings() {
+        let t = "Error performing GET https://a.blob.core.windows.net/c/k?sv=1&sig=SECRET in 1s";
+        let r = redact_queries(t);
+        assert!(!r.contains("SECRET"), "{r}");
+        assert!(
+            r.contains("https://a.blob.core.windows.net/c/k?… in 1s"),
+            "{r}"
+        );
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! Small durable file-system helpers: fsync of directories, durable renames, pre-allocation.
+//! Opening and writing one file safely: never through a symbolic link (`O_NOFOLLOW`), fresh
+//! files created exclusively, pre-allocation, vectored positional writes.
 
 use std::fs::{self, File, OpenOptions};
 use std::io;
@@ -7,16 +8,7 @@ use std::os::unix::io::AsRawFd;
 use std::path::Path;
 
 /// Mode of the files we create (`pg_file_create_mode`).
-pub(crate) const FILE_MODE: u32 = 0o600;
-
-/// fsyncs a directory so that entries created or renamed in it are durable.
-pub(crate) fn fsync_dir(dir: &Path) -> io::Result<()> {
-    let d = File::open(dir)?;
-    match d.sync_all() {
-        Err(e) if matches!(e.raw_os_error(), Some(libc::EINVAL) | Some(libc::EBADF)) => Ok(()),
-        r => r,
-    }
-}
+pub const FILE_MODE: u32 = 0o600;
 
 /// Opens `path` for reading and writing without following a symbolic link at `path` itself
 /// (`O_NOFOLLOW`): a symbolic link is refused with an error that names it, so that nobody can
@@ -27,7 +19,7 @@ pub(crate) fn fsync_dir(dir: &Path) -> io::Result<()> {
 /// a symbolic nor a hard link to another file is ever truncated. With `create` alone an
 /// existing file is opened as it is. An existing file opened for writing must not have other
 /// hard links.
-pub(crate) fn open_write(path: &Path, create: bool, truncate: bool) -> io::Result<File> {
+pub fn open_write(path: &Path, create: bool, truncate: bool) -> io::Result<File> {
     let mut opts = OpenOptions::new();
     opts.write(true)
         .read(true)
@@ -57,8 +49,22 @@ pub(crate) fn open_write(path: &Path, create: bool, truncate: bool) -> io::Resul
     Ok(file)
 }
 
+/// Creates a new file at `path` exclusively (`O_CREAT | O_EXCL`: never an existing file or a
+/// link) without following a symbolic link, with `mode` (less the umask), for reading and
+/// writing.
+pub fn open_write_mode(path: &Path, mode: u32) -> io::Result<File> {
+    OpenOptions::new()
+        .write(true)
+        .read(true)
+        .create_new(true)
+        .mode(mode)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+        .map_err(|e| nofollow_error(e, path))
+}
+
 /// Opens an existing file read-only without following a symbolic link at `path`.
-pub(crate) fn open_read_nofollow(path: &Path) -> io::Result<File> {
+pub fn open_read_nofollow(path: &Path) -> io::Result<File> {
     OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NOFOLLOW)
@@ -67,13 +73,13 @@ pub(crate) fn open_read_nofollow(path: &Path) -> io::Result<File> {
 }
 
 /// The error for a symbolic link where pgwal writes a file of its own.
-pub(crate) fn symlink_refused(path: &Path) -> io::Error {
+pub fn symlink_refused(path: &Path) -> io::Error {
     io::Error::other(SymlinkRefused(path.to_path_buf()))
 }
 
 /// The cause inside the error of [`symlink_refused`]: retrying cannot help.
 #[derive(Debug)]
-pub(crate) struct SymlinkRefused(std::path::PathBuf);
+pub struct SymlinkRefused(std::path::PathBuf);
 
 impl std::fmt::Display for SymlinkRefused {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -88,13 +94,13 @@ impl std::fmt::Display for SymlinkRefused {
 impl std::error::Error for SymlinkRefused {}
 
 /// True for an error of [`symlink_refused`].
-pub(crate) fn is_symlink_refused(e: &io::Error) -> bool {
+pub fn is_symlink_refused(e: &io::Error) -> bool {
     e.get_ref()
         .is_some_and(|inner| inner.is::<SymlinkRefused>())
 }
 
 /// Turns the `ELOOP` of an `O_NOFOLLOW` open on a symbolic link into [`symlink_refused`].
-pub(crate) fn nofollow_error(e: io::Error, path: &Path) -> io::Error {
+pub fn nofollow_error(e: io::Error, path: &Path) -> io::Error {
     let is_link = fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink());
     if e.raw_os_error() == Some(libc::ELOOP) && is_link {
         symlink_refused(path)
@@ -106,7 +112,7 @@ pub(crate) fn nofollow_error(e: io::Error, path: &Path) -> io::Error {
 /// Makes `file` `len` bytes long with real blocks behind every byte (so that a full disk is
 /// found now, not in the middle of a segment): `fallocate`, or writing zeros where the file
 /// system cannot allocate. Bytes already in the file are kept; new ones read as zeros.
-pub(crate) fn preallocate(file: &File, len: u64) -> io::Result<()> {
+pub fn preallocate(file: &File, len: u64) -> io::Result<()> {
     // SAFETY: fallocate on a valid, open descriptor with in-range arguments.
     let r = unsafe { libc::fallocate(file.as_raw_fd(), 0, 0, len as libc::off_t) };
     if r == 0 {
@@ -125,7 +131,7 @@ pub(crate) fn preallocate(file: &File, len: u64) -> io::Result<()> {
 }
 
 /// Writes zeros to `[from, to)` of `file`.
-pub(crate) fn write_zeros(file: &File, from: u64, to: u64) -> io::Result<()> {
+pub fn write_zeros(file: &File, from: u64, to: u64) -> io::Result<()> {
     const CHUNK: usize = 1 << 20;
     let zeros = vec![0u8; CHUNK.min(to.saturating_sub(from) as usize)];
     let mut off = from;
@@ -137,27 +143,9 @@ pub(crate) fn write_zeros(file: &File, from: u64, to: u64) -> io::Result<()> {
     Ok(())
 }
 
-/// Renames `from` to `to` unless `to` exists (`renameat2(RENAME_NOREPLACE)`): fails with
-/// [`io::ErrorKind::AlreadyExists`] then, atomically, so that a file another process creates
-/// meanwhile is never replaced. Where the file system cannot do that, a hard link to the new
-/// name followed by removing the old one gives the same guarantee.
-pub(crate) fn rename_noreplace(from: &Path, to: &Path) -> io::Result<()> {
-    let Err(e) = crate::archive::durable::rename_noreplace(from, to) else {
-        return Ok(());
-    };
-    if !matches!(
-        e.raw_os_error(),
-        Some(libc::EINVAL) | Some(libc::ENOSYS) | Some(libc::EOPNOTSUPP)
-    ) {
-        return Err(e);
-    }
-    fs::hard_link(from, to)?;
-    fs::remove_file(from)
-}
-
 /// Writes all of `bufs`, back to back, at offset `off` of `file`: `pwritev`, so a batch of
 /// WAL messages costs one system call and no copy.
-pub(crate) fn write_all_vectored_at(file: &File, mut off: u64, bufs: &[&[u8]]) -> io::Result<()> {
+pub fn write_all_vectored_at(file: &File, mut off: u64, bufs: &[&[u8]]) -> io::Result<()> {
     /// `IOV_MAX` on Linux.
     const MAX_IOV: usize = 1024;
     let mut iov: Vec<libc::iovec> = bufs
@@ -243,7 +231,7 @@ mod tests {
         // rename_noreplace never replaces a link, dangling or not, nor writes through it.
         let src = dir.path().join("src");
         fs::write(&src, b"x").unwrap();
-        let e = rename_noreplace(&src, &dangling).unwrap_err();
+        let e = super::super::local::rename_noreplace_or_link(&src, &dangling).unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::AlreadyExists);
         assert!(!missing.exists());
         assert_eq!(fs::read(&src).unwrap(), b"x");

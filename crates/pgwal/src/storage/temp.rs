@@ -3,6 +3,10 @@
 //!
 //! A temporary file is named `.pgwal-tmp.<final name>.<pid>.<hex stamp>`: the pid of the
 //! process writing it, so that a later run can tell a leftover from a file still being written.
+//! This is the one naming of every file pgwal writes before moving it into place (`archive
+//! push` and `fetch`, the receiver's fresh copies of a resumed `.partial` and its history
+//! files: [`TempFile`](super::local::TempFile)), and [`remove_stale_temp_files`] the one sweep
+//! (before every `push`/`fetch`, and at each start of the receiver).
 //!
 //! PostgreSQL signals the whole process group of a `restore_command` or `archive_command` at
 //! shutdown. A process that called [`remove_temp_files_on_signals`] removes the temporary file
