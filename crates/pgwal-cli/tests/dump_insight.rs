@@ -496,3 +496,21 @@ fn names_resolve_against_a_live_server_16() {
 fn names_resolve_against_a_live_server_13() {
     names_and_subxacts(Major::V13);
 }
+
+#[test]
+fn breakdowns_with_jobs_are_those_of_one_thread() {
+    // -j is not used for the breakdowns: the tables are whole, not those of the last chunk.
+    let d = testdata("pg18");
+    for mode in ["--stats=relation", "--stats=xid", "--stats=time"] {
+        let one = pgwal(&["dump", "-p", s(&d), mode, "--format", "json"]);
+        let two = pgwal(&["dump", "-p", s(&d), mode, "-j2", "--format", "json"]);
+        assert!(
+            one.status.success() && two.status.success(),
+            "{}",
+            text(&two)
+        );
+        assert_eq!(one.stdout, two.stdout, "{mode} -j2");
+        let v: Value = serde_json::from_slice(&one.stdout).unwrap();
+        assert!(u(&v, "count") > 1000, "{v}");
+    }
+}

@@ -201,7 +201,13 @@ impl DumpConfig {
             timeline,
             follow_timelines: a.follow_timelines,
             follow: a.follow,
-            jobs: a.jobs.unwrap_or(1).max(1),
+            // The breakdowns are gathered in LSN order, by one thread (a chunk's records would
+            // not reach the collector).
+            jobs: if insight.active() {
+                1
+            } else {
+                a.jobs.unwrap_or(1).max(1)
+            },
             limit,
             filters,
             output: Output {
