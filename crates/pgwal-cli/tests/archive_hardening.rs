@@ -411,8 +411,9 @@ fn dump_follow_survives_the_live_segment_being_truncated() {
     assert!(cycles > 20, "only {cycles} truncations");
 }
 
-/// Runs `args` `runs` times, each sent SIGTERM after a random delay up to a little more than
-/// a normal run takes; checks `check(run, status)` and that `dir` never keeps a temporary file.
+/// Runs `args` `runs` times, each sent SIGTERM after a random delay up to 70% of what a
+/// normal run takes (on a loaded machine runs vary a lot, and a longer window let most of them
+/// finish first: 4 of 30 pushes interrupted once); checks `check(run, status)` and that `dir` never keeps a temporary file.
 fn sigterm_loop(
     tag: &str,
     runs: usize,
@@ -430,7 +431,7 @@ fn sigterm_loop(
     };
     let mut normal = [time_one(), time_one(), time_one()];
     normal.sort();
-    let span = normal[1].as_micros() as u64 * 6 / 5 + 1;
+    let span = normal[1].as_micros() as u64 * 7 / 10 + 1;
     let mut rng = Rng::new(tag);
     let (mut finished, mut killed) = (0, 0);
     for i in 0..runs {
