@@ -234,9 +234,12 @@ impl DumpConfig {
     }
 
     /// Whether the decoder keeps block references: for anything but counting, and for the
-    /// breakdowns, which count by relation.
+    /// breakdowns by relation (and the report, which has one): the others need only a
+    /// record's image count and bytes, which the decoder keeps anyway.
     pub(crate) fn block_refs(&self) -> bool {
-        !self.counts_only() || self.insight.active()
+        !self.counts_only()
+            || self.insight.report.is_some()
+            || self.insight.breakdown == Some(super::insight::Breakdown::Relation)
     }
 }
 

@@ -404,7 +404,7 @@ pub(crate) fn xid_text(
     (start, end): (Option<Lsn>, Option<Lsn>),
     top: usize,
 ) {
-    let rows = s.rows_by_bytes();
+    let rows = s.rows_top_by_bytes(top);
     let (shown, rest, hidden) = split_top(&rows, top, |r| r.usage);
     let _ = writeln!(
         out,
@@ -441,7 +441,7 @@ pub(crate) fn xid_json(
     (start, end): (Option<Lsn>, Option<Lsn>),
     top: usize,
 ) -> Value {
-    let rows = s.rows_by_bytes();
+    let rows = s.rows_top_by_bytes(top);
     let (shown, rest, hidden) = split_top(&rows, top, |r| r.usage);
     let rows_json: Vec<Value> = shown
         .iter()

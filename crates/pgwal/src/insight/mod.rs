@@ -93,19 +93,15 @@ impl Usage {
         self.fpi_count += other.fpi_count;
     }
 
-    /// One record: its bytes, its images and how many there are (counted from its block
-    /// references).
+    /// One record: its bytes, its images and how many there are (from its record header,
+    /// without block references).
     pub fn of(rec: &Record<'_>) -> Usage {
         let fpi = rec.fpi_len();
         Usage {
             records: 1,
             rec_bytes: u64::from(rec.total_len().saturating_sub(fpi)),
             fpi_bytes: u64::from(fpi),
-            fpi_count: if fpi == 0 {
-                0
-            } else {
-                rec.blocks().filter(|b| b.has_image()).count() as u64
-            },
+            fpi_count: u64::from(rec.fpi_count()),
         }
     }
 }

@@ -195,6 +195,21 @@ impl XactStats {
         v
     }
 
+    /// Every row, the `n` with most bytes first and in that order ([`XactStats::rows_by_bytes`]'s),
+    /// the others after them in no particular order; all in order when `n` is 0. For a top-`n`
+    /// table of many transactions, without sorting them all.
+    pub fn rows_top_by_bytes(&self, n: usize) -> Vec<&XactRow> {
+        let mut v: Vec<&XactRow> = self.rows.iter().collect();
+        let key = |r: &&XactRow| (std::cmp::Reverse(r.usage.total_bytes()), r.first_lsn);
+        if n > 0 && n < v.len() {
+            v.select_nth_unstable_by_key(n, key);
+            v[..n].sort_unstable_by_key(key);
+        } else {
+            v.sort_unstable_by_key(key);
+        }
+        v
+    }
+
     /// The rows, most image bytes first; ties by first LSN.
     pub fn rows_by_fpi(&self) -> Vec<&XactRow> {
         let mut v: Vec<&XactRow> = self.rows.iter().collect();

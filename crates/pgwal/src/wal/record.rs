@@ -213,6 +213,8 @@ pub(crate) struct Layout {
     pub origin: Option<u16>,
     pub toplevel_xid: Option<u32>,
     pub fpi_len: u32,
+    /// Block references that carry an image.
+    pub fpi_count: u32,
 }
 
 /// Decodes the fragment headers of a whole record `rec` (`DecodeXLogRecord`), appending block
@@ -353,6 +355,7 @@ pub(crate) fn parse_layout<const WHOLE: bool>(
                         return err(WalErrorKind::InvalidImageLength { image_len: il });
                     }
                     layout.fpi_len += u32::from(il);
+                    layout.fpi_count += 1;
                     image = [il, off, hl];
                 }
                 let rel_bytes = if fork_flags & BKPBLOCK_SAME_REL == 0 {
@@ -516,6 +519,12 @@ impl<'a> Record<'a> {
     /// Total bytes of full-page images.
     pub fn fpi_len(&self) -> u32 {
         self.layout.fpi_len
+    }
+
+    /// How many full-page images the record carries (known whether or not the decoder keeps
+    /// block references, see [`DecoderConfig::with_block_refs`](crate::wal::DecoderConfig::with_block_refs)).
+    pub fn fpi_count(&self) -> u32 {
+        self.layout.fpi_count
     }
 
     /// The whole record, header included.
