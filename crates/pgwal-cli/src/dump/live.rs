@@ -11,7 +11,7 @@ use pgwal::live::{LiveEvent, LiveOptions, LiveSource, StartAt};
 use pgwal::replication::SlotName;
 use pgwal::storage::probe::SegmentInfo;
 
-use super::config::{DumpConfig, Input, StatsMode};
+use super::config::{DumpConfig, Input};
 use super::stats::Stats;
 use super::{skip_message, DumpArgs, Sink};
 use crate::prog::Usage;
@@ -163,21 +163,7 @@ pub(crate) fn run(cfg: &DumpConfig) -> anyhow::Result<ExitCode> {
             return Err(e);
         }
         outcome?;
-        if let Some(mode) = cfg.output.stats {
-            if !cfg.output.quiet {
-                let per_record = mode == StatsMode::PerRecord;
-                stats.set_version(version);
-                let mut t = String::new();
-                if super::insight::finish(cfg, &mut stats, &mut t)? {
-                } else if sink.json {
-                    t.push_str(&stats.to_json(per_record).to_string());
-                    t.push('\n');
-                } else {
-                    stats.write(&mut t, per_record);
-                }
-                out.write_all(t.as_bytes())?;
-            }
-        }
+        super::write_stats(cfg, &sink, &mut stats, version, &mut out)?;
         out.flush()?;
         Ok(ExitCode::SUCCESS)
     })

@@ -379,21 +379,7 @@ fn execute(cfg: &DumpConfig) -> anyhow::Result<ExitCode> {
         )?;
         (outcome, out)
     };
-    if let Some(mode) = cfg.output.stats {
-        if !cfg.output.quiet {
-            let per_record = mode == StatsMode::PerRecord;
-            stats.set_version(plan.info().version);
-            let mut text = String::new();
-            if insight::finish(cfg, &mut stats, &mut text)? {
-            } else if sink.json {
-                text.push_str(&stats.to_json(per_record).to_string());
-                text.push('\n');
-            } else {
-                stats.write(&mut text, per_record);
-            }
-            out.write_all(text.as_bytes())?;
-        }
-    }
+    write_stats(cfg, &sink, &mut stats, plan.info().version, &mut out)?;
     out.flush()?;
     match outcome {
         Ok(ReadEnd::ReachedEnd) | Ok(ReadEnd::Stopped) => Ok(ExitCode::SUCCESS),
@@ -451,6 +437,35 @@ fn execute(cfg: &DumpConfig) -> anyhow::Result<ExitCode> {
         }
         Err(e) => Err(anyhow::Error::new(e).context("corrupt WAL")),
     }
+}
+
+/// Writes the statistics `cfg` asks for (`--stats`, a breakdown or the report) once the WAL is
+/// read, for every input (files, stdin, a server).
+pub(crate) fn write_stats(
+    cfg: &DumpConfig,
+    sink: &Sink,
+    stats: &mut stats::Stats,
+    version: PgVersion,
+    out: &mut impl std::io::Write,
+) -> anyhow::Result<()> {
+    let Some(mode) = cfg.output.stats else {
+        return Ok(());
+    };
+    if cfg.output.quiet {
+        return Ok(());
+    }
+    let per_record = mode == StatsMode::PerRecord;
+    stats.set_version(version);
+    let mut text = String::new();
+    if insight::finish(cfg, stats, &mut text)? {
+    } else if sink.json {
+        text.push_str(&stats.to_json(per_record).to_string());
+        text.push('\n');
+    } else {
+        stats.write(&mut text, per_record);
+    }
+    out.write_all(text.as_bytes())?;
+    Ok(())
 }
 
 /// What to do with each record: filter, format or count, save images.

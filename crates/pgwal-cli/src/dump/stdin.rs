@@ -12,7 +12,7 @@ use std::process::ExitCode;
 use pgwal::reader::WalReader;
 use pgwal::source::ReadEnd;
 
-use super::config::{DumpConfig, StatsMode};
+use super::config::DumpConfig;
 use super::stats::Stats;
 use super::Sink;
 
@@ -65,21 +65,7 @@ pub(crate) fn run(cfg: &DumpConfig) -> anyhow::Result<ExitCode> {
     }
     let end = outcome?;
     out.write_all(text.as_bytes())?;
-    if let Some(mode) = cfg.output.stats {
-        let per_record = mode == StatsMode::PerRecord;
-        if !cfg.output.quiet {
-            stats.set_version(info.version);
-            let mut t = String::new();
-            if super::insight::finish(cfg, &mut stats, &mut t)? {
-            } else if sink.json {
-                t.push_str(&stats.to_json(per_record).to_string());
-                t.push('\n');
-            } else {
-                stats.write(&mut t, per_record);
-            }
-            out.write_all(t.as_bytes())?;
-        }
-    }
+    super::write_stats(cfg, &sink, &mut stats, info.version, &mut out)?;
     out.flush()?;
     // Where reading stopped: pg_waldump-like, it is named even after the end or the limit.
     let (at, reason) = match end {
