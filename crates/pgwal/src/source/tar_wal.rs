@@ -98,6 +98,22 @@ impl std::fmt::Debug for TarWal {
 /// Called with the path of each duplicate WAL member (once per archive).
 pub type OnDuplicate = Arc<dyn Fn(&str) + Send + Sync>;
 
+/// Whether `file` is a finished tar archive: a regular file whose length is a whole number of
+/// 512-byte blocks, ending with the two zero blocks that close an archive (written last).
+fn is_finished_archive(file: &File) -> bool {
+    use std::os::unix::fs::FileExt;
+    const END: usize = 2 * 512;
+    let Ok(meta) = file.metadata() else {
+        return false;
+    };
+    let len = meta.len();
+    if !meta.is_file() || len < END as u64 || len % 512 != 0 {
+        return false;
+    }
+    let mut tail = [0u8; END];
+    file.read_exact_at(&mut tail, len - END as u64).is_ok() && tail.iter().all(|&b| b == 0)
+}
+
 impl TarWal {
     /// Opens `archive`, compressed as `kind`. An uncompressed archive that can be mapped is
     /// indexed at once (its header blocks only); a compressed one is read up to its first WAL
@@ -105,8 +121,10 @@ impl TarWal {
     /// or the file cannot be read. `on_duplicate` hears of members whose file name an earlier
     /// member had (pg_waldump warns of them).
     ///
-    /// The archive must not be modified or truncated while the returned value is used: an
-    /// uncompressed archive is memory-mapped, as finished segment files are.
+    /// An uncompressed archive is memory-mapped only when it is finished: its length is a whole
+    /// number of tar blocks and it ends with tar's end-of-archive blocks, which `tar` and
+    /// `pg_basebackup -Ft` write last. One still being written (or cut short) is read as a
+    /// stream instead, so a writer appending to it cannot change bytes a reader borrows.
     pub fn open(
         archive: &Path,
         kind: Compression,
@@ -127,9 +145,16 @@ impl TarWal {
                 path: archive.to_owned(),
                 source,
             })?;
-            // SAFETY: an archive given to read WAL from is a finished file (this function's
-            // documented precondition); one that cannot be mapped (a pipe) is streamed below.
-            if let Ok(map) = unsafe { MappedArchive::map(&file) } {
+            // Only a finished archive is mapped; one that cannot be mapped (a pipe) or is
+            // not finished is streamed below.
+            let mapped = if is_finished_archive(&file) {
+                // SAFETY: the archive is finished (checked just above): its writer is done
+                // with it, so nothing appends to or rewrites it while mapped.
+                unsafe { MappedArchive::map(&file) }.ok()
+            } else {
+                None
+            };
+            if let Some(map) = mapped {
                 let ix = tar::index(&map, archive)?;
                 for d in &ix.duplicates {
                     on_duplicate(&d.path);
@@ -490,5 +515,35 @@ mod tests {
         assert!(got.is_mapped());
         assert_eq!(&got[..], &[7u8; 5000][..]);
         assert!(wal.member("000000010000000000000002").unwrap().is_none());
+    }
+
+    /// An archive without its end-of-archive blocks (still being written, or cut short) is
+    /// streamed, not mapped: a writer appending to it cannot change what a reader borrows.
+    #[test]
+    fn unfinished_plain_archive_is_streamed_not_mapped() {
+        let dir = tempfile::tempdir().unwrap();
+        let gz = tar_gz(&[
+            ("000000010000000000000001", vec![7; 5000]),
+            ("000000010000000000000002", vec![8; 5000]),
+        ]);
+        let raw = crate::source::decompress(Compression::Gzip, &gz).unwrap();
+        // Cut after the first member (header + 5000 bytes padded to 5120): no end blocks.
+        let unfinished = dir.path().join("w.tar");
+        std::fs::write(&unfinished, &raw[..512 + 5120]).unwrap();
+        let wal = TarWal::open(&unfinished, Compression::None, Arc::new(|_: &str| {})).unwrap();
+        assert!(!wal.is_indexed(), "an unfinished archive was mapped");
+        let got = wal.member("000000010000000000000001").unwrap().unwrap();
+        assert!(!got.is_mapped());
+        assert_eq!(&got[..], &[7u8; 5000][..]);
+        // The finished archive is mapped.
+        let finished = dir.path().join("f.tar");
+        std::fs::write(&finished, &raw).unwrap();
+        let wal = TarWal::open(&finished, Compression::None, Arc::new(|_: &str| {})).unwrap();
+        assert!(wal.is_indexed());
+        assert!(wal
+            .member("000000010000000000000002")
+            .unwrap()
+            .unwrap()
+            .is_mapped());
     }
 }
