@@ -506,16 +506,10 @@ fn verify(a: VerifyArgs) -> anyhow::Result<ExitCode> {
         None => archive::verify(&a.archive, progress),
         #[cfg(feature = "object-store")]
         Some(u) => {
-            // verify reads every byte: it reads a local copy, and reports with the URL.
-            let store = object::open(&u)?;
-            let scratch = object::Scratch::new("verify")?;
-            archive::remote::materialize(&store, scratch.path())
+            // The listing, its objects read as the checks reach them.
+            object::list(&u)
                 .map_err(std::io::Error::other)
-                .and_then(|_| archive::verify(scratch.path(), progress))
-                .map(|mut r| {
-                    r.dir = PathBuf::from(u.to_string());
-                    r
-                })
+                .map(|listing| archive::verify_listing(&listing, progress))
         }
         #[cfg(not(feature = "object-store"))]
         Some(_) => unreachable!("object_url refuses URLs without the feature"),
@@ -651,17 +645,9 @@ fn status(a: StatusArgs) -> anyhow::Result<ExitCode> {
     let st = match object_url(&a.archive)? {
         None => archive::status(&a.archive),
         #[cfg(feature = "object-store")]
-        Some(u) => {
-            let store = object::open(&u)?;
-            let scratch = object::Scratch::new("status")?;
-            archive::remote::materialize(&store, scratch.path())
-                .map_err(std::io::Error::other)
-                .and_then(|_| archive::status(scratch.path()))
-                .map(|mut st| {
-                    st.dir = PathBuf::from(u.to_string());
-                    st
-                })
-        }
+        Some(u) => object::list(&u)
+            .map_err(std::io::Error::other)
+            .map(|listing| archive::status_listing(&listing)),
         #[cfg(not(feature = "object-store"))]
         Some(_) => unreachable!("object_url refuses URLs without the feature"),
     }

@@ -73,6 +73,13 @@ pub fn open(url: &ObjectUrl) -> anyhow::Result<ObjectArchive> {
     Ok(ObjectArchive::open(url, &opts)?)
 }
 
+/// Connects to the archive at `url` and lists it into the directory index, its objects read
+/// on demand ([`pgwal::reader::object::list`]).
+pub fn list(url: &ObjectUrl) -> anyhow::Result<pgwal::source::WalDirectory> {
+    let store = std::sync::Arc::new(open(url)?);
+    Ok(pgwal::reader::object::list(store)?)
+}
+
 /// A fresh scratch directory (removed on drop) under `$TMPDIR`.
 #[derive(Debug)]
 pub struct Scratch(pub std::path::PathBuf);

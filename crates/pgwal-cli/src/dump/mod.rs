@@ -230,7 +230,15 @@ fn open(cfg: &DumpConfig) -> anyhow::Result<Plan> {
             startseg,
             endseg,
         } => {
-            if let Some(p) = path {
+            #[cfg(feature = "object-store")]
+            let (object, nb) = object_input::location(path.as_deref(), cfg.follow, b)?;
+            #[cfg(feature = "object-store")]
+            {
+                b = nb;
+            }
+            #[cfg(not(feature = "object-store"))]
+            let object: Option<Location> = None;
+            if let Some(p) = path.as_ref().filter(|_| object.is_none()) {
                 if !p.is_dir() {
                     return Err(Usage::new(format!(
                         "could not open directory \"{}\": No such file or directory",
@@ -246,9 +254,10 @@ fn open(cfg: &DumpConfig) -> anyhow::Result<Plan> {
                 }
                 None => (None, None),
             };
-            let location = match path.clone().or(sdir) {
-                Some(d) => Location::Dir(d),
-                None => {
+            let location = match (object, path.clone().or(sdir)) {
+                (Some(o), _) => o,
+                (None, Some(d)) => Location::Dir(d),
+                (None, None) => {
                     let mut v = vec![PathBuf::from("."), PathBuf::from("pg_wal")];
                     if let Some(pgdata) = std::env::var_os("PGDATA") {
                         v.push(PathBuf::from(pgdata).join("pg_wal"));
@@ -334,11 +343,6 @@ fn execute(cfg: &DumpConfig) -> anyhow::Result<ExitCode> {
     }
     if let Some(dir) = &cfg.output.save_fullpage {
         fullpage::prepare_dir(dir)?;
-    }
-    #[cfg(feature = "object-store")]
-    if let Some((local, _copy)) = object_input::prepare(cfg)? {
-        // The same dump of the archive's local copy (removed when `_copy` drops).
-        return execute(&local);
     }
     let plan = match &cfg.input {
         Input::Stdin => return stdin::run(cfg),

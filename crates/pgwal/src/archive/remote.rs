@@ -6,8 +6,8 @@
 //!   untouched.
 //! - [`fetch_object`]: with a prefetch cache ([`FetchCache`]), a miss also downloads the next
 //!   segments in parallel into the cache, and later calls take them from there.
-//! - [`materialize`]: a local copy of the archive, which `verify` and `status` read (they read
-//!   every byte anyway, and then report with the URL).
+//! - `verify` and `status` read an object archive through its listing with the objects
+//!   fetched on demand ([`crate::reader::object::list`], [`crate::archive::verify_listing`]).
 //! - [`plan_cleanup_object`] / [`execute_cleanup_object`]: pg_archivecleanup's rules over the
 //!   listing, deletes in batches.
 
@@ -450,19 +450,7 @@ fn cache_write(dir: &Path, name: &str, data: &[u8]) -> io::Result<()> {
     res
 }
 
-/// Downloads every archive file (WAL names only) of `store` into the existing directory `dir`,
-/// [`crate::storage::object::ObjectOptions::concurrency`] at a time. Returns the number of files.
-pub fn materialize(store: &ObjectArchive, dir: &Path) -> Result<usize, ObjectError> {
-    let names: Vec<String> = store
-        .list("")?
-        .into_iter()
-        .map(|e| e.name)
-        .filter(|n| !n.starts_with('.'))
-        .collect();
-    download_into(store, &names, dir)?;
-    Ok(names.len())
-}
-
+/// Downloads `names` from `store` into the existing directory `dir`.
 fn download_into(store: &ObjectArchive, names: &[String], dir: &Path) -> Result<(), ObjectError> {
     for chunk in names.chunks(8) {
         for (n, got) in chunk.iter().zip(store.get_many(chunk)) {
