@@ -394,6 +394,11 @@ fn execute(cfg: &DumpConfig) -> anyhow::Result<ExitCode> {
         }) => {
             let why = match (&reason, &missing) {
                 (Some(r), _) => r.to_string(),
+                // An object store: the object's URL (the listing's path is the archive's).
+                (None, Some(m)) if plan.reader.directory().remote().is_some() => format!(
+                    "no WAL file {m}: no object \"{}\"",
+                    plan.reader.directory().file_path(m).display()
+                ),
                 (None, Some(m)) => format!("no WAL file {m}"),
                 (None, None) => "the last file ends".to_string(),
             };
@@ -438,6 +443,10 @@ fn execute(cfg: &DumpConfig) -> anyhow::Result<ExitCode> {
             }
             eprintln!("{name}: end of valid WAL at {at} ({why})");
             Ok(ExitCode::SUCCESS)
+        }
+        #[cfg(feature = "object-store")]
+        Err(e @ ReaderError::Source(pgwal::source::SourceError::Object(_))) => {
+            Err(anyhow::Error::new(e).context("could not read WAL"))
         }
         Err(e) => Err(anyhow::Error::new(e).context("corrupt WAL")),
     }

@@ -244,10 +244,14 @@ impl ObjectFiles {
 impl RemoteFiles for ObjectFiles {
     fn read(&self, name: &str) -> Result<Vec<u8>, SourceError> {
         let mut st = self.shared.lock();
+        let held = st.slots.contains_key(name);
+        if !held {
+            st.fetched.push(name.to_owned());
+        }
         let range = st.range.clone();
         let next = self.next_names(name, range.as_ref());
         self.read_ahead(&mut st, name, &next);
-        if st.slots.contains_key(name) {
+        if held {
             loop {
                 match st.slots.get_mut(name) {
                     Some(slot @ Some(_)) => {
@@ -265,11 +269,13 @@ impl RemoteFiles for ObjectFiles {
                             .unwrap_or_else(|e| e.into_inner());
                     }
                     // Forgotten by another reader's read-ahead: fetched here.
-                    None => break,
+                    None => {
+                        st.fetched.push(name.to_owned());
+                        break;
+                    }
                 }
             }
         }
-        st.fetched.push(name.to_owned());
         drop(st);
         self.shared.fetch(name)
     }

@@ -488,7 +488,10 @@ impl ObjectArchive {
     async fn get_async(&self, name: &str, len: Option<u64>) -> Result<Bytes, ObjectError> {
         let path = self.path(name);
         let key = path.to_string();
-        tracing::debug!(target: "pgwal::object", "get {key}");
+        match len {
+            None => tracing::debug!(target: "pgwal::object", "get {key}"),
+            Some(l) => tracing::debug!(target: "pgwal::object", "get {key} (first {l} bytes)"),
+        }
         let opts = object_store::GetOptions {
             range: len.map(|l| object_store::GetRange::Bounded(0..l)),
             ..Default::default()
