@@ -20,7 +20,7 @@ use bytes::Bytes;
 use crate::archive::cleanup::{plan_cleanup_index, CleanupError, CleanupOptions, CleanupPlan};
 use crate::archive::compress::{decompress_fast, read_all};
 use crate::archive::fetch::{
-    check_and_write, check_fetched, FetchError, FetchOptions, FetchOutcome,
+    check_fetched, FetchError, FetchOptions, FetchOutcome,
 };
 use crate::archive::push::{
     check_push, compare_content, parse_push_name, PushError, PushOptions, PushOutcome,
@@ -223,8 +223,20 @@ pub fn fetch_object(
             return Ok(o);
         }
     }
+    let prefetch = cache.filter(|c| c.ahead > 0 && matches!(parsed, Some(WalFileName::Segment { partial: false, .. })));
+    // One listing request: the name's stored forms and, when prefetching, the segments after
+    // it (a segment's forms, `.partial` ones and backup files sort right after its name).
     let listing = match &parsed {
-        Some(n) => store.list(&n.with(Compression::None, false).to_string())?,
+        Some(n) => {
+            let base = n.with(Compression::None, false).to_string();
+            let max = 16 + prefetch.map_or(0, |c| c.ahead * 8);
+            let l = store.list_from(&base, true, max)?;
+            if l.len() == max && l.iter().all(|e| e.name.starts_with(&base)) {
+                store.list(&base)?
+            } else {
+                l
+            }
+        }
         None => store.list(name)?,
     };
     let mut candidates: Vec<Option<WalFileName>> = match &parsed {
@@ -247,17 +259,11 @@ pub fn fetch_object(
         .as_ref()
         .map_or_else(|| name.to_owned(), |f| f.to_string());
     let label = PathBuf::from(format!("{}/{found_name}", store.url_str()));
-    let ahead = match (cache, &found) {
-        (Some(c), Some(f @ WalFileName::Segment { partial: false, .. })) if c.ahead > 0 => {
-            // The next segments of the timeline in the archive, in name order: downloaded in
-            // the same parallel round as the requested one.
-            match next_segments(store, f, c.ahead) {
-                Ok(next) => Some((c, next)),
-                Err(e) => {
-                    tracing::warn!("prefetch after \"{name}\": {e}");
-                    None
-                }
-            }
+    let ahead = match (prefetch, &found) {
+        // The next segments of the timeline in the archive, in name order: downloaded in the
+        // same parallel round as the requested one.
+        (Some(c), Some(f @ WalFileName::Segment { partial: false, .. })) => {
+            Some((c, next_segments(&listing, f, c.ahead)))
         }
         _ => None,
     };
@@ -280,7 +286,21 @@ pub fn fetch_object(
         Some(Err(e)) => return Err(e.into()),
         None => return Err(not_found(store, name)),
     };
-    let (bytes, padded) = check_and_write(found.as_ref(), &label, &raw, dest)?;
+    // Not fsynced: the server makes durable what it keeps of a restored file, and after a
+    // crash recovery asks for the file again.
+    let (data, padded) = check_fetched(found.as_ref(), &label, &raw)?;
+    let dir = dest
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let dest_name = dest
+        .file_name()
+        .map_or_else(|| found_name.clone(), |n| n.to_string_lossy().into_owned());
+    cache_write(dir, &dest_name, &data).map_err(|source| FetchError::Io {
+        context: format!("could not write \"{}\"", dest.display()),
+        source,
+    })?;
+    let bytes = data.len() as u64;
     if let Some((c, _)) = &ahead {
         // Best effort: a segment not cached is downloaded by the call that needs it.
         if let Err(e) = fill_cache(store, c, &want[1..], got.collect()) {
@@ -369,16 +389,11 @@ pub fn fetch_cached(
 }
 
 /// The archived variants of the (up to) `n` complete segments of `found`'s timeline that
-/// follow it in the archive, one listing request.
-fn next_segments(
-    store: &ObjectArchive,
-    found: &WalFileName,
-    n: usize,
-) -> Result<Vec<WalFileName>, ObjectError> {
+/// follow it in `listing` (names in order, from `found`'s on).
+fn next_segments(listing: &[ObjectEntry], found: &WalFileName, n: usize) -> Vec<WalFileName> {
     let after = found.with(Compression::None, false).to_string();
-    let listing = store.list_after(&after, n * 8 + 8)?;
     let mut out: Vec<WalFileName> = Vec::new();
-    for e in &listing {
+    for e in listing.iter().filter(|e| e.name.as_str() > after.as_str()) {
         let Some(w @ WalFileName::Segment { partial: false, .. }) = WalFileName::parse(&e.name)
         else {
             continue;
@@ -397,11 +412,11 @@ fn next_segments(
             break;
         }
         // The preferred variant, as a plain fetch would pick it.
-        if let Some(v) = variants_in(&listing, &plain).into_iter().next() {
+        if let Some(v) = variants_in(listing, &plain).into_iter().next() {
             out.push(v);
         }
     }
-    Ok(out)
+    out
 }
 
 /// Checks the downloaded `got` (for `names`) and stores them in the cache, decompressed, each
