@@ -138,6 +138,10 @@ struct FetchArgs {
     /// The prefetch cache (default: .pgwal-prefetch beside PATH, i.e. in pg_wal).
     #[arg(long, value_name = "DIR")]
     prefetch_dir: Option<PathBuf>,
+    /// Internal: the detached read-ahead of these segments into the cache (started by a
+    /// fetch with --prefetch); NAME and PATH are ignored.
+    #[arg(long, value_name = "NAMES", value_delimiter = ',', hide = true)]
+    prefetch_only: Vec<String>,
     /// Do not report files that are not in the archive.
     #[arg(long, short = 'q')]
     quiet: bool,
@@ -301,13 +305,23 @@ fn fetch(a: FetchArgs) -> ExitCode {
         None => archive::fetch(&a.archive, &a.name, &a.dest, opts),
         #[cfg(feature = "object-store")]
         Some(u) => {
-            let cache = (a.prefetch > 0).then(|| archive::remote::FetchCache {
-                dir: a
+            let cache = (a.prefetch > 0).then(|| {
+                let dir = a
                     .prefetch_dir
                     .clone()
-                    .unwrap_or_else(|| dest_dir.join(".pgwal-prefetch")),
-                ahead: a.prefetch,
+                    .unwrap_or_else(|| dest_dir.join(".pgwal-prefetch"));
+                archive::remote::FetchCache {
+                    background: Some(object::read_ahead_process(&a.archive, &dir, a.prefetch)),
+                    dir,
+                    ahead: a.prefetch,
+                }
             });
+            if let (false, Some(c)) = (a.prefetch_only.is_empty(), &cache) {
+                // The detached read-ahead: no output, nothing to report to PostgreSQL.
+                let _ = object::open(u)
+                    .map(|store| archive::remote::prefetch_names(&store, c, &a.prefetch_only));
+                return ExitCode::SUCCESS;
+            }
             // A cached segment needs no connection to the store.
             let cached = match &cache {
                 Some(c) => archive::remote::fetch_cached(c, &a.name, &a.dest),

@@ -188,12 +188,144 @@ pub fn push_object(
 
 /// A local cache of prefetched WAL files (restore_command's `--prefetch`): complete, checked
 /// files under their WAL names, each written atomically.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct FetchCache {
     /// The cache directory (created when missing).
     pub dir: PathBuf,
     /// How many segments after a requested one to download with it.
     pub ahead: usize,
+    /// How to read ahead without making the caller wait: `Some(start)`, where `start(names)`
+    /// starts a detached process that runs [`prefetch_names`] for `names` and returns its
+    /// process id. The call that needs a segment then returns as soon as its own is restored;
+    /// later calls wait for a segment being fetched (its `.pgwal-pending.NAME` marker names
+    /// the process) rather than fetch it again, and a hit that leaves fewer than half of
+    /// `ahead` segments cached or on their way starts the next ones. `None`: the segments
+    /// ahead are fetched in the same call, in parallel with the requested one.
+    pub background: Option<Background>,
+}
+
+/// Starts a detached read-ahead of the given names ([`FetchCache::background`]); returns the
+/// process id.
+pub type Background = std::sync::Arc<dyn Fn(&[String]) -> io::Result<u32> + Send + Sync>;
+
+impl std::fmt::Debug for FetchCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FetchCache")
+            .field("dir", &self.dir)
+            .field("ahead", &self.ahead)
+            .field("background", &self.background.is_some())
+            .finish()
+    }
+}
+
+/// The marker of a segment a background read-ahead is fetching: holds that process's id.
+const PENDING: &str = ".pgwal-pending.";
+
+/// How long a call waits for a segment a background read-ahead is fetching, at most.
+const PENDING_WAIT: std::time::Duration = std::time::Duration::from_secs(120);
+
+fn pending_marker(cache: &FetchCache, name: &str) -> PathBuf {
+    cache.dir.join(format!("{PENDING}{name}"))
+}
+
+/// Whether process `pid` runs.
+fn alive(pid: u32) -> bool {
+    Path::new(&format!("/proc/{pid}")).exists()
+}
+
+/// Whether a live background read-ahead is fetching `name` (a marker of a finished process is
+/// removed).
+fn is_pending(cache: &FetchCache, name: &str) -> bool {
+    let marker = pending_marker(cache, name);
+    let Ok(text) = fs::read_to_string(&marker) else {
+        return false;
+    };
+    match text.trim().parse::<u32>() {
+        Ok(pid) if alive(pid) => true,
+        _ => {
+            let _ = fs::remove_file(&marker);
+            false
+        }
+    }
+}
+
+/// Starts the background read-ahead of `names` (plain segment names) and marks them pending.
+fn start_background(cache: &FetchCache, start: &Background, names: &[String]) {
+    if names.is_empty() {
+        return;
+    }
+    match start(names) {
+        Ok(pid) => {
+            for n in names {
+                let _ = cache_write(&cache.dir, &format!("{PENDING}{n}"), pid.to_string().as_bytes());
+            }
+        }
+        Err(e) => tracing::warn!("could not start the read-ahead of {names:?}: {e}"),
+    }
+}
+
+/// The plain names of the segments after `name` (of `seg_size`) that the cache neither holds
+/// nor expects, when fewer than half of `cache.ahead` are held or expected: the next read-ahead.
+fn refill_names(cache: &FetchCache, name: &WalFileName, seg_size: WalSegSize) -> Vec<String> {
+    let Some(segno) = name.segno(seg_size) else {
+        return Vec::new();
+    };
+    let tli = name.timeline();
+    let mut have = 0;
+    let mut k = 1;
+    // Held or on their way, in order.
+    loop {
+        let next = WalFileName::segment(tli, SegNo(segno.0 + k), seg_size).to_string();
+        if cache.dir.join(&next).exists() || is_pending(cache, &next) {
+            have += 1;
+            k += 1;
+        } else {
+            break;
+        }
+    }
+    if have * 2 >= cache.ahead {
+        return Vec::new();
+    }
+    (k..k + (cache.ahead - have) as u64)
+        .map(|i| WalFileName::segment(tli, SegNo(segno.0 + i), seg_size).to_string())
+        .collect()
+}
+
+/// The background read-ahead ([`FetchCache::background`]): fetches the preferred stored form of
+/// each of `names` (plain segment names; one listing request, then up to the store's
+/// concurrency at once), checks them and stores them in the cache, removing each one's
+/// pending marker. Returns how many were stored.
+pub fn prefetch_names(
+    store: &ObjectArchive,
+    cache: &FetchCache,
+    names: &[String],
+) -> Result<usize, FetchError> {
+    let clear = || {
+        for n in names {
+            let _ = fs::remove_file(pending_marker(cache, n));
+        }
+    };
+    let Some(first) = names.first() else {
+        return Ok(0);
+    };
+    let listing = match store.list_from(first, true, names.len() * 8 + 16) {
+        Ok(l) => l,
+        Err(e) => {
+            clear();
+            return Err(e.into());
+        }
+    };
+    let stored: Vec<String> = names
+        .iter()
+        .filter_map(|n| {
+            let w = WalFileName::parse(n)?;
+            variants_in(&listing, &w).into_iter().next().map(|v| v.to_string())
+        })
+        .collect();
+    let got = store.get_many(&stored);
+    let n = fill_cache(store, cache, &stored, got);
+    clear();
+    n
 }
 
 fn not_found(store: &ObjectArchive, name: &str) -> FetchError {
@@ -279,6 +411,22 @@ pub fn fetch_object(
                 .map(|n| n.to_string()),
         );
     }
+    if let (Some((c, _)), Some(start)) = (&ahead, cache.and_then(|c| c.background.as_ref())) {
+        // Read ahead in a detached process, in parallel with this download; this call returns
+        // as soon as its own segment is restored.
+        fs::create_dir_all(&c.dir).map_err(|source| FetchError::Io {
+            context: format!("could not create \"{}\"", c.dir.display()),
+            source,
+        })?;
+        let next: Vec<String> = want[1..]
+            .iter()
+            .filter_map(|n| WalFileName::parse(n))
+            .filter(|n| !is_pending(c, &n.with(Compression::None, false).to_string()))
+            .map(|n| n.with(Compression::None, false).to_string())
+            .collect();
+        start_background(c, start, &next);
+        want.truncate(1);
+    }
     let mut got = store.get_many(&want).into_iter();
     let raw = match got.next() {
         Some(Ok(r)) => r,
@@ -301,7 +449,7 @@ pub fn fetch_object(
         source,
     })?;
     let bytes = data.len() as u64;
-    if let Some((c, _)) = &ahead {
+    if let Some((c, _)) = ahead.as_ref().filter(|_| want.len() > 1) {
         // Best effort: a segment not cached is downloaded by the call that needs it.
         if let Err(e) = fill_cache(store, c, &want[1..], got.collect()) {
             tracing::warn!("prefetch after \"{name}\": {e}");
@@ -366,13 +514,24 @@ pub fn fetch_cached(
     )))?;
     for e in entries.flatten() {
         let fname = e.file_name().to_string_lossy().into_owned();
+        let older = |n: &str| n.len() == name.len() && n < name;
         if fname == name {
             hit = Some(e.path());
-        } else if fname.len() == name.len() && fname.as_str() < name {
+        } else if older(&fname) || fname.strip_prefix(PENDING).is_some_and(older) {
             let _ = fs::remove_file(e.path());
         }
     }
-    let Some(path) = hit else { return Ok(None) };
+    let path = cache.dir.join(name);
+    if hit.is_none() {
+        // On its way: wait for it rather than fetch it again.
+        let since = std::time::Instant::now();
+        while !path.exists() && is_pending(cache, name) && since.elapsed() < PENDING_WAIT {
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+        if !path.exists() {
+            return Ok(None);
+        }
+    }
     let bytes = fs::metadata(&path)
         .map_err(io_err(format!("could not read \"{}\"", path.display())))?
         .len();
@@ -381,6 +540,13 @@ pub fn fetch_cached(
         path.display(),
         dest.display()
     )))?;
+    if let (Some(start), Some(w), Some(seg_size)) = (
+        &cache.background,
+        WalFileName::parse(name),
+        u32::try_from(bytes).ok().and_then(WalSegSize::new),
+    ) {
+        start_background(cache, start, &refill_names(cache, &w, seg_size));
+    }
     Ok(Some(FetchOutcome {
         source: format!("{name} (prefetched)"),
         bytes,

@@ -687,7 +687,16 @@ impl ObjectArchive {
     /// Deletes the named objects in batches (S3 `DeleteObjects`, Azure blob batches) and
     /// returns how many were deleted (an object already gone counts as deleted).
     pub fn delete_many(&self, names: &[String]) -> Result<usize, ObjectError> {
-        tracing::debug!(target: "pgwal::object", "delete {} objects", names.len());
+        let mut n = 0;
+        for batch in names.chunks(delete_batch(self.url.cloud)) {
+            n += self.delete_batch(batch)?;
+        }
+        Ok(n)
+    }
+
+    /// One batch of deletes: one request on S3 (`DeleteObjects`) and Azure (a blob batch).
+    fn delete_batch(&self, names: &[String]) -> Result<usize, ObjectError> {
+        tracing::debug!(target: "pgwal::object", "delete batch of {} keys", names.len());
         let paths: Vec<object_store::Result<ObjPath>> =
             names.iter().map(|n| Ok(self.path(n))).collect();
         self.rt.block_on(async {
@@ -713,6 +722,16 @@ impl ObjectArchive {
             }
             Ok(n)
         })
+    }
+}
+
+/// Keys deleted in one request at most: S3's `DeleteObjects` takes 1,000, an Azure blob batch
+/// 256; GCS has no batch delete in the client (its deletes run in parallel).
+fn delete_batch(cloud: Cloud) -> usize {
+    match cloud {
+        Cloud::S3 => 1000,
+        Cloud::Azure => 256,
+        Cloud::Gcs => 100,
     }
 }
 
