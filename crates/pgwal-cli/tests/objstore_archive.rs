@@ -609,7 +609,10 @@ fn s3_cleanup_deletes_more_than_one_batch() {
     let log = stderr(&o);
     let batches: Vec<&str> = log
         .lines()
-        .filter_map(|l| l.split_once("pgwal::object: delete batch of ").map(|(_, n)| n))
+        .filter_map(|l| {
+            l.split_once("pgwal::object: delete batch of ")
+                .map(|(_, n)| n)
+        })
         .collect();
     assert_eq!(batches, ["1000 keys", "24 keys"], "{}", text(&o));
     let left: Vec<String> = store
@@ -936,7 +939,10 @@ fn az_object_that_is_not_wal_and_wrong_key() {
 fn mixed_archive(f: &Fixture, url: &str) -> PathBuf {
     use pgwal::storage::codec::{compress, Encoding};
     use pgwal::Compression;
-    let dir = scratch_dir("objstore-test", &format!("mixed-{}", url.replace(['/', ':'], "_")));
+    let dir = scratch_dir(
+        "objstore-test",
+        &format!("mixed-{}", url.replace(['/', ':'], "_")),
+    );
     fs::create_dir_all(&dir).unwrap();
     let kinds = [
         (Compression::None, ""),
@@ -1085,7 +1091,9 @@ fn dump_url_as_directory(url: &str) {
     let junk = format!("{url}-junk");
     copy_into(&dir, &junk);
     let first = stored_form(&dir, &tli1[0]);
-    open(&junk).delete_many(std::slice::from_ref(&first)).unwrap();
+    open(&junk)
+        .delete_many(std::slice::from_ref(&first))
+        .unwrap();
     open(&junk)
         .put_new(&first, Bytes::from(vec![7u8; 1 << 20]))
         .unwrap();
@@ -1156,7 +1164,10 @@ fn s3_library_reader_over_a_url_fetches_on_demand() {
     let mut on_dir = builder().open(dir.as_path()).unwrap();
     let mut on_url = builder().open(ReadLocation::parse(&url).unwrap()).unwrap();
     assert_eq!(on_url.info(), on_dir.info());
-    assert_eq!((on_url.start(), on_url.end()), (on_dir.start(), on_dir.end()));
+    assert_eq!(
+        (on_url.start(), on_url.end()),
+        (on_dir.start(), on_dir.end())
+    );
     let (a, b) = (lsns(&mut on_dir), lsns(&mut on_url));
     assert!(a.0.len() > 100, "{}", a.0.len());
     assert_eq!(b, a);

@@ -19,9 +19,7 @@ use bytes::Bytes;
 
 use crate::archive::cleanup::{plan_cleanup_index, CleanupError, CleanupOptions, CleanupPlan};
 use crate::archive::compress::{decompress_fast, read_all};
-use crate::archive::fetch::{
-    check_fetched, FetchError, FetchOptions, FetchOutcome,
-};
+use crate::archive::fetch::{check_fetched, FetchError, FetchOptions, FetchOutcome};
 use crate::archive::push::{
     check_push, compare_content, parse_push_name, PushError, PushOptions, PushOutcome,
 };
@@ -257,7 +255,11 @@ fn start_background(cache: &FetchCache, start: &Background, names: &[String]) {
     match start(names) {
         Ok(pid) => {
             for n in names {
-                let _ = cache_write(&cache.dir, &format!("{PENDING}{n}"), pid.to_string().as_bytes());
+                let _ = cache_write(
+                    &cache.dir,
+                    &format!("{PENDING}{n}"),
+                    pid.to_string().as_bytes(),
+                );
             }
         }
         Err(e) => tracing::warn!("could not start the read-ahead of {names:?}: {e}"),
@@ -319,7 +321,10 @@ pub fn prefetch_names(
         .iter()
         .filter_map(|n| {
             let w = WalFileName::parse(n)?;
-            variants_in(&listing, &w).into_iter().next().map(|v| v.to_string())
+            variants_in(&listing, &w)
+                .into_iter()
+                .next()
+                .map(|v| v.to_string())
         })
         .collect();
     let got = store.get_many(&stored);
@@ -355,7 +360,9 @@ pub fn fetch_object(
             return Ok(o);
         }
     }
-    let prefetch = cache.filter(|c| c.ahead > 0 && matches!(parsed, Some(WalFileName::Segment { partial: false, .. })));
+    let prefetch = cache.filter(|c| {
+        c.ahead > 0 && matches!(parsed, Some(WalFileName::Segment { partial: false, .. }))
+    });
     // One listing request: the name's stored forms and, when prefetching, the segments after
     // it (a segment's forms, `.partial` ones and backup files sort right after its name).
     let listing = match &parsed {

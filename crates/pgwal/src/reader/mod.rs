@@ -87,9 +87,9 @@ impl Location {
             #[cfg(feature = "object-store")]
             crate::storage::location::Location::Object(u) => Ok(Location::Object(u)),
             #[cfg(not(feature = "object-store"))]
-            crate::storage::location::Location::Object(u) => Err(ReaderError::NoObjectStore {
-                url: u.to_string(),
-            }),
+            crate::storage::location::Location::Object(u) => {
+                Err(ReaderError::NoObjectStore { url: u.to_string() })
+            }
         }
     }
 

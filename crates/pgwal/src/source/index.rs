@@ -15,9 +15,9 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use super::{decompress, io_err, read_wal_file, sniff_compression, SourceError, TarWal, WalBytes};
-use crate::storage::codec::read_head;
 use crate::history::TimelineHistory;
 use crate::segment::{Compression, SegNo, TimelineId, WalFileName, WalSegSize};
+use crate::storage::codec::read_head;
 
 /// A file whose name is a WAL file name: a segment (any compression, `.partial` or not), a
 /// timeline history file or a backup history file.

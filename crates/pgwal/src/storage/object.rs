@@ -516,7 +516,11 @@ impl ObjectArchive {
         self.get_many_async(names, Some(len))
     }
 
-    fn get_many_async(&self, names: &[String], len: Option<u64>) -> Vec<Result<Bytes, ObjectError>> {
+    fn get_many_async(
+        &self,
+        names: &[String],
+        len: Option<u64>,
+    ) -> Vec<Result<Bytes, ObjectError>> {
         self.rt.block_on(async {
             futures::stream::iter(names.iter().map(|n| self.get_async(n, len)))
                 .buffered(self.opts.concurrency.max(1))
