@@ -291,12 +291,11 @@ impl RemoteFiles for ObjectFiles {
             WalFileName::parse(n).is_some_and(|w| w.compression() != Compression::None)
         };
         // Plain objects: their first `len` bytes; compressed ones: enough to decompress that.
-        let want = names
-            .iter()
-            .any(compressed)
-            .then_some(COMPRESSED_HEAD)
-            .unwrap_or(0)
-            .max(len as u64);
+        let want = if names.iter().any(compressed) {
+            COMPRESSED_HEAD.max(len as u64)
+        } else {
+            len as u64
+        };
         let store = &self.shared.store;
         store
             .get_heads(names, want)
