@@ -828,6 +828,31 @@ mod tests {
         );
     }
 
+    /// A prefix's listing starts just before it: every name starting with it comes after the
+    /// offset, and the forms of the segment before it do not.
+    #[test]
+    fn listing_offsets_sort_just_before_the_prefix() {
+        let p = "000000010000000000000010";
+        let b = just_before(p).unwrap();
+        assert!(b.as_str() < p);
+        for before in [
+            "00000001000000000000000F",
+            "00000001000000000000000F.zst",
+            "00000001000000000000000F.gz.partial",
+            "00000001000000000000000F.00000028.backup",
+        ] {
+            assert!(before < b.as_str(), "{before}");
+        }
+        for after in [
+            p,
+            "000000010000000000000010.lz4",
+            "000000010000000000000010.partial",
+        ] {
+            assert!(after > b.as_str(), "{after}");
+        }
+        assert_eq!(just_before(""), None);
+    }
+
     #[test]
     fn short_cuts_at_char_boundaries() {
         let s = "é".repeat(400);
