@@ -243,6 +243,11 @@ fn finish<B: StoreBuilder>(
             B::client_key(ClientConfigKey::ConnectTimeout),
             &format!("{}ms", opts.connect_timeout.as_millis()),
         );
+    if plain_http_endpoint(opts) {
+        // No TLS to verify: loading the system's trust store (a few hundred files) would cost
+        // every short-lived process (one restore_command call) tens of milliseconds.
+        b = b.set(B::client_key(ClientConfigKey::NoSystemCertificates), "true");
+    }
     for (k, v) in &opts.config {
         let key = k
             .to_ascii_lowercase()
@@ -727,6 +732,45 @@ impl ObjectArchive {
             Ok(n)
         })
     }
+}
+
+/// Whether the store's endpoint is set, in the environment or `opts.config`, to a plain
+/// `http://` URL (an S3-compatible server or Azurite on a private network): then no
+/// certificate is ever checked.
+fn plain_http_endpoint(opts: &ObjectOptions) -> bool {
+    const KEYS: [&str; 5] = [
+        "AWS_ENDPOINT_URL",
+        "AWS_ENDPOINT",
+        "AZURITE_BLOB_STORAGE_URL",
+        "AZURE_STORAGE_ENDPOINT",
+        "GOOGLE_STORAGE_URL",
+    ];
+    // Credentials fetched over HTTPS from elsewhere (STS, Entra ID, Google OAuth) still need
+    // the trust store.
+    const TLS_CREDENTIALS: [&str; 7] = [
+        "AWS_WEB_IDENTITY_TOKEN_FILE",
+        "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+        "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+        "AZURE_CLIENT_ID",
+        "AZURE_FEDERATED_TOKEN_FILE",
+        "GOOGLE_APPLICATION_CREDENTIALS",
+        "GOOGLE_SERVICE_ACCOUNT",
+    ];
+    if TLS_CREDENTIALS.iter().any(|k| env_set(k)) {
+        return false;
+    }
+    let http = |v: &str| v.trim().to_ascii_lowercase().starts_with("http://");
+    let from_env = KEYS
+        .iter()
+        .filter_map(|k| std::env::var(k).ok())
+        .any(|v| http(&v));
+    let from_config = opts.config.iter().any(|(k, v)| {
+        KEYS.iter().any(|e| e.eq_ignore_ascii_case(k))
+            || ["aws_endpoint", "azure_storage_endpoint", "endpoint"]
+                .iter()
+                .any(|e| e.eq_ignore_ascii_case(k))
+    } && http(v));
+    from_env || from_config
 }
 
 /// Keys deleted in one request at most: S3's `DeleteObjects` takes 1,000, an Azure blob batch
