@@ -63,9 +63,9 @@ pub fn status(dir: &Path) -> io::Result<ArchiveStatus> {
 }
 
 /// [`status`] of the archive `listing` indexes: a directory's scan, or an object store's
-/// listing whose objects are read on demand ([`crate::reader::object::list`]: the first page
-/// of each segment, and the last two segments of each timeline). The status's `dir` is the
-/// listing's path (the URL).
+/// listing whose objects are read on demand (`reader::object::list`, feature `object-store`:
+/// the first page of each segment, and the last two segments of each timeline). The status's
+/// `dir` is the listing's path (the URL).
 pub fn status_listing(listing: &WalDirectory) -> ArchiveStatus {
     let idx = SegmentIndex::build(listing);
     let mut st = ArchiveStatus {

@@ -395,8 +395,8 @@ pub fn verify(dir: &Path, progress: impl FnMut(&VerifyProgress)) -> io::Result<V
 }
 
 /// [`verify`] of the archive `listing` indexes: a directory's scan, or an object store's
-/// listing whose objects are read as the checks reach them
-/// ([`crate::reader::object::list`]). The report's `dir` is the listing's path (the URL).
+/// listing whose objects are read as the checks reach them (`reader::object::list`, feature
+/// `object-store`). The report's `dir` is the listing's path (the URL).
 pub fn verify_listing(
     listing: &WalDirectory,
     progress: impl FnMut(&VerifyProgress),

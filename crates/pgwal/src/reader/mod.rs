@@ -73,7 +73,7 @@ pub enum Location {
     Tar(PathBuf),
     /// An archive in object storage (`s3://`, `az://`, `gs://`): its listing, with the
     /// segments fetched on demand and the next few read ahead in parallel
-    /// ([`object`](crate::reader::object)).
+    /// ([`object`]).
     #[cfg(feature = "object-store")]
     Object(crate::storage::location::ObjectUrl),
 }
