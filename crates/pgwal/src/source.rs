@@ -20,7 +20,7 @@ use crate::wal::{DecoderConfig, Record, WalDecoder, WalError};
 mod index;
 mod mapped;
 mod tar_wal;
-pub use index::{name_variants, preference, OtherEntry, WalDirectory, WalEntry};
+pub use index::{name_variants, preference, OtherEntry, RemoteFiles, WalDirectory, WalEntry};
 pub use mapped::{MappedArchive, MappedSegment};
 pub use tar_wal::{MemberBytes, OnDuplicate, TarWal};
 
@@ -142,6 +142,11 @@ pub enum SourceError {
     /// A tar archive could not be read.
     #[error(transparent)]
     Tar(#[from] crate::tar::TarError),
+    /// An object of an archive in object storage could not be read (the error names the
+    /// archive's URL and the object's key).
+    #[cfg(feature = "object-store")]
+    #[error(transparent)]
+    Object(#[from] crate::storage::object::ObjectError),
 }
 
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> SourceError + '_ {
@@ -221,6 +226,18 @@ impl ReadRange {
             tli,
             history: None,
             config,
+        }
+    }
+
+    /// The timeline that holds segment `segno` of the range: [`ReadRange::tli`], or with a
+    /// history the timeline its last byte belongs to.
+    pub fn timeline_of(&self, segno: SegNo) -> TimelineId {
+        let seg_size = self.config.seg_size;
+        let seg_start = segno.start_lsn(seg_size).unwrap_or(Lsn::MAX);
+        let last_byte = Lsn(seg_start.0.saturating_add(seg_size.bytes() - 1));
+        match &self.history {
+            Some(h) => h.timeline_of(last_byte, self.tli),
+            None => self.tli,
         }
     }
 }
@@ -442,14 +459,7 @@ fn read_range_in(
         .page_start(cfg.page_size)
         .segment_offset(seg_size) as usize;
     let mut buf = Vec::new();
-    let tli_of = |segno: SegNo| {
-        let seg_start = segno.start_lsn(seg_size).unwrap_or(Lsn::MAX);
-        let last_byte = Lsn(seg_start.0.saturating_add(seg_size.bytes() - 1));
-        match &range.history {
-            Some(h) => h.timeline_of(last_byte, range.tli),
-            None => range.tli,
-        }
-    };
+    let tli_of = |segno: SegNo| range.timeline_of(segno);
     loop {
         let seg_start = segno.start_lsn(seg_size).unwrap_or(Lsn::MAX);
         if range.end.is_some_and(|e| seg_start >= e) {
@@ -603,8 +613,8 @@ fn for_each_piece(
     if let Some(bytes) = shared.and_then(|sh| sh.cached(path)) {
         return Ok(feed_whole(&bytes, offset, limit, Release::Shared, f));
     }
-    if dir.tar.is_some() {
-        // An archive member: its bytes in place (or decompressed), never a file.
+    if dir.is_virtual() {
+        // An archive member or an object: its bytes in place (or decompressed), never a file.
         let partial = path.extension().is_some_and(|e| e == "partial");
         let fits = |len: usize| partial || len as u64 == seg_bytes;
         let load = || dir.read_file(path).ok().filter(|w| fits(w.len()));

@@ -138,6 +138,10 @@ struct FetchArgs {
     /// The prefetch cache (default: .pgwal-prefetch beside PATH, i.e. in pg_wal).
     #[arg(long, value_name = "DIR")]
     prefetch_dir: Option<PathBuf>,
+    /// Internal: the detached read-ahead of these segments into the cache (started by a
+    /// fetch with --prefetch); NAME and PATH are ignored.
+    #[arg(long, value_name = "NAMES", value_delimiter = ',', hide = true)]
+    prefetch_only: Vec<String>,
     /// Do not report files that are not in the archive.
     #[arg(long, short = 'q')]
     quiet: bool,
@@ -301,13 +305,23 @@ fn fetch(a: FetchArgs) -> ExitCode {
         None => archive::fetch(&a.archive, &a.name, &a.dest, opts),
         #[cfg(feature = "object-store")]
         Some(u) => {
-            let cache = (a.prefetch > 0).then(|| archive::remote::FetchCache {
-                dir: a
+            let cache = (a.prefetch > 0).then(|| {
+                let dir = a
                     .prefetch_dir
                     .clone()
-                    .unwrap_or_else(|| dest_dir.join(".pgwal-prefetch")),
-                ahead: a.prefetch,
+                    .unwrap_or_else(|| dest_dir.join(".pgwal-prefetch"));
+                archive::remote::FetchCache {
+                    background: Some(object::read_ahead_process(&a.archive, &dir, a.prefetch)),
+                    dir,
+                    ahead: a.prefetch,
+                }
             });
+            if let (false, Some(c)) = (a.prefetch_only.is_empty(), &cache) {
+                // The detached read-ahead: no output, nothing to report to PostgreSQL.
+                let _ = object::open(u)
+                    .map(|store| archive::remote::prefetch_names(&store, c, &a.prefetch_only));
+                return ExitCode::SUCCESS;
+            }
             // A cached segment needs no connection to the store.
             let cached = match &cache {
                 Some(c) => archive::remote::fetch_cached(c, &a.name, &a.dest),
@@ -506,16 +520,10 @@ fn verify(a: VerifyArgs) -> anyhow::Result<ExitCode> {
         None => archive::verify(&a.archive, progress),
         #[cfg(feature = "object-store")]
         Some(u) => {
-            // verify reads every byte: it reads a local copy, and reports with the URL.
-            let store = object::open(&u)?;
-            let scratch = object::Scratch::new("verify")?;
-            archive::remote::materialize(&store, scratch.path())
+            // The listing, its objects read as the checks reach them.
+            object::list(&u)
                 .map_err(std::io::Error::other)
-                .and_then(|_| archive::verify(scratch.path(), progress))
-                .map(|mut r| {
-                    r.dir = PathBuf::from(u.to_string());
-                    r
-                })
+                .map(|listing| archive::verify_listing(&listing, progress))
         }
         #[cfg(not(feature = "object-store"))]
         Some(_) => unreachable!("object_url refuses URLs without the feature"),
@@ -651,17 +659,9 @@ fn status(a: StatusArgs) -> anyhow::Result<ExitCode> {
     let st = match object_url(&a.archive)? {
         None => archive::status(&a.archive),
         #[cfg(feature = "object-store")]
-        Some(u) => {
-            let store = object::open(&u)?;
-            let scratch = object::Scratch::new("status")?;
-            archive::remote::materialize(&store, scratch.path())
-                .map_err(std::io::Error::other)
-                .and_then(|_| archive::status(scratch.path()))
-                .map(|mut st| {
-                    st.dir = PathBuf::from(u.to_string());
-                    st
-                })
-        }
+        Some(u) => object::list(&u)
+            .map_err(std::io::Error::other)
+            .map(|listing| archive::status_listing(&listing)),
         #[cfg(not(feature = "object-store"))]
         Some(_) => unreachable!("object_url refuses URLs without the feature"),
     }

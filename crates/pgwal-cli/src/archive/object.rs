@@ -73,6 +73,55 @@ pub fn open(url: &ObjectUrl) -> anyhow::Result<ObjectArchive> {
     Ok(ObjectArchive::open(url, &opts)?)
 }
 
+/// Connects to the archive at `url` and lists it into the directory index, its objects read
+/// on demand ([`pgwal::reader::object::list`]).
+pub fn list(url: &ObjectUrl) -> anyhow::Result<pgwal::source::WalDirectory> {
+    let store = std::sync::Arc::new(open(url)?);
+    Ok(pgwal::reader::object::list(store)?)
+}
+
+/// The [`pgwal::archive::remote::Background`] of `fetch --prefetch N`: this program, detached
+/// (its own session, no standard streams, so that neither PostgreSQL's wait for the
+/// restore_command nor a signal to its process group concerns it), running `archive fetch
+/// --prefetch-only NAMES` against the same archive and cache.
+pub fn read_ahead_process(
+    archive: &Path,
+    dir: &Path,
+    ahead: usize,
+) -> pgwal::archive::remote::Background {
+    use std::os::unix::process::CommandExt;
+    let (archive, dir) = (archive.to_owned(), dir.to_owned());
+    std::sync::Arc::new(move |names: &[String]| {
+        let exe = std::env::current_exe()?;
+        let mut cmd = std::process::Command::new(exe);
+        cmd.arg("archive")
+            .arg("fetch")
+            .arg(&names[0])
+            .arg(dir.join(".pgwal-read-ahead"))
+            .arg("-A")
+            .arg(&archive)
+            .arg("--prefetch-dir")
+            .arg(&dir)
+            .arg("--prefetch")
+            .arg(ahead.to_string())
+            .arg("--prefetch-only")
+            .arg(names.join(","))
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        // SAFETY: setsid is async-signal-safe and touches no memory of this process.
+        unsafe {
+            cmd.pre_exec(|| {
+                if libc::setsid() < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        Ok(cmd.spawn()?.id())
+    })
+}
+
 /// A fresh scratch directory (removed on drop) under `$TMPDIR`.
 #[derive(Debug)]
 pub struct Scratch(pub std::path::PathBuf);

@@ -230,7 +230,15 @@ fn open(cfg: &DumpConfig) -> anyhow::Result<Plan> {
             startseg,
             endseg,
         } => {
-            if let Some(p) = path {
+            #[cfg(feature = "object-store")]
+            let (object, nb) = object_input::location(path.as_deref(), cfg.follow, b)?;
+            #[cfg(feature = "object-store")]
+            {
+                b = nb;
+            }
+            #[cfg(not(feature = "object-store"))]
+            let object: Option<Location> = None;
+            if let Some(p) = path.as_ref().filter(|_| object.is_none()) {
                 if !p.is_dir() {
                     return Err(Usage::new(format!(
                         "could not open directory \"{}\": No such file or directory",
@@ -246,9 +254,10 @@ fn open(cfg: &DumpConfig) -> anyhow::Result<Plan> {
                 }
                 None => (None, None),
             };
-            let location = match path.clone().or(sdir) {
-                Some(d) => Location::Dir(d),
-                None => {
+            let location = match (object, path.clone().or(sdir)) {
+                (Some(o), _) => o,
+                (None, Some(d)) => Location::Dir(d),
+                (None, None) => {
                     let mut v = vec![PathBuf::from("."), PathBuf::from("pg_wal")];
                     if let Some(pgdata) = std::env::var_os("PGDATA") {
                         v.push(PathBuf::from(pgdata).join("pg_wal"));
@@ -335,11 +344,6 @@ fn execute(cfg: &DumpConfig) -> anyhow::Result<ExitCode> {
     if let Some(dir) = &cfg.output.save_fullpage {
         fullpage::prepare_dir(dir)?;
     }
-    #[cfg(feature = "object-store")]
-    if let Some((local, _copy)) = object_input::prepare(cfg)? {
-        // The same dump of the archive's local copy (removed when `_copy` drops).
-        return execute(&local);
-    }
     let plan = match &cfg.input {
         Input::Stdin => return stdin::run(cfg),
         Input::Tar { archive, startseg } => {
@@ -390,6 +394,11 @@ fn execute(cfg: &DumpConfig) -> anyhow::Result<ExitCode> {
         }) => {
             let why = match (&reason, &missing) {
                 (Some(r), _) => r.to_string(),
+                // An object store: the object's URL (the listing's path is the archive's).
+                (None, Some(m)) if plan.reader.directory().remote().is_some() => format!(
+                    "no WAL file {m}: no object \"{}\"",
+                    plan.reader.directory().file_path(m).display()
+                ),
                 (None, Some(m)) => format!("no WAL file {m}"),
                 (None, None) => "the last file ends".to_string(),
             };
@@ -434,6 +443,10 @@ fn execute(cfg: &DumpConfig) -> anyhow::Result<ExitCode> {
             }
             eprintln!("{name}: end of valid WAL at {at} ({why})");
             Ok(ExitCode::SUCCESS)
+        }
+        #[cfg(feature = "object-store")]
+        Err(e @ ReaderError::Source(pgwal::source::SourceError::Object(_))) => {
+            Err(anyhow::Error::new(e).context("could not read WAL"))
         }
         Err(e) => Err(anyhow::Error::new(e).context("corrupt WAL")),
     }

@@ -1,38 +1,31 @@
-//! `dump -p s3://…|az://…|gs://…`: WAL read from an archive in object storage, through a local
-//! copy of its WAL files (the same download `archive verify` makes), which the directory code
-//! then reads.
+//! `dump -p s3://…|az://…|gs://…`: WAL read from an archive in object storage through the
+//! library's reader (`pgwal::reader::Location::Object`): the archive is listed, and its
+//! segments are fetched as reading reaches them, the next few in parallel ahead of it.
+
+use std::path::Path;
 
 use anyhow::bail;
+use pgwal::reader::{Location, ReaderBuilder};
 
-use super::config::{DumpConfig, Input};
-use crate::archive::object::{self, Scratch};
+use crate::archive::object;
 
-/// When `-p` names an object-store URL: downloads the archive's files into a scratch directory
-/// (removed when the returned guard drops) and returns the configuration with `-p` pointing at
-/// it.
-pub(crate) fn prepare(cfg: &DumpConfig) -> anyhow::Result<Option<(DumpConfig, Scratch)>> {
-    let Input::Files {
-        path: Some(path),
-        startseg,
-        endseg,
-    } = &cfg.input
-    else {
-        return Ok(None);
+/// When `-p` names an object-store URL: the location to read, with the request settings from
+/// the environment set on `b`. `None` for a path.
+pub(crate) fn location(
+    path: Option<&Path>,
+    follow: bool,
+    b: ReaderBuilder,
+) -> anyhow::Result<(Option<Location>, ReaderBuilder)> {
+    let Some(path) = path else {
+        return Ok((None, b));
     };
     let Some(url) = crate::archive::object_url(path)? else {
-        return Ok(None);
+        return Ok((None, b));
     };
-    if cfg.follow {
+    if follow {
         bail!("--follow is not supported when reading from object storage (\"{url}\")");
     }
-    let store = object::open(&url)?;
-    let scratch = Scratch::new("dump")?;
-    pgwal::archive::remote::materialize(&store, scratch.path())?;
-    let mut local = cfg.clone();
-    local.input = Input::Files {
-        path: Some(scratch.path().to_path_buf()),
-        startseg: startseg.clone(),
-        endseg: endseg.clone(),
-    };
-    Ok(Some((local, scratch)))
+    object::init_logging();
+    let b = b.object_options(object::options_from_env()?);
+    Ok((Some(Location::Object(url)), b))
 }

@@ -49,7 +49,8 @@ pub use listing::{existing_variants, name_variants, other_files, temp_files, Tem
 pub use push::{
     archive_identity, check_segment, push, PushError, PushOptions, PushOutcome, SegmentCheckError,
 };
-pub use status::{status, ArchiveStatus, TimelineStatus};
+pub use status::{status, status_listing, ArchiveStatus, TimelineStatus};
 pub use verify::{
-    verify, Problem, ProblemKind, Severity, TimelineSummary, VerifyProgress, VerifyReport,
+    verify, verify_listing, Problem, ProblemKind, Severity, TimelineSummary, VerifyProgress,
+    VerifyReport,
 };

@@ -6,8 +6,8 @@
 //!   untouched.
 //! - [`fetch_object`]: with a prefetch cache ([`FetchCache`]), a miss also downloads the next
 //!   segments in parallel into the cache, and later calls take them from there.
-//! - [`materialize`]: a local copy of the archive, which `verify` and `status` read (they read
-//!   every byte anyway, and then report with the URL).
+//! - `verify` and `status` read an object archive through its listing with the objects
+//!   fetched on demand ([`crate::reader::object::list`], [`crate::archive::verify_listing`]).
 //! - [`plan_cleanup_object`] / [`execute_cleanup_object`]: pg_archivecleanup's rules over the
 //!   listing, deletes in batches.
 
@@ -19,9 +19,7 @@ use bytes::Bytes;
 
 use crate::archive::cleanup::{plan_cleanup_index, CleanupError, CleanupOptions, CleanupPlan};
 use crate::archive::compress::{decompress_fast, read_all};
-use crate::archive::fetch::{
-    check_and_write, check_fetched, FetchError, FetchOptions, FetchOutcome,
-};
+use crate::archive::fetch::{check_fetched, FetchError, FetchOptions, FetchOutcome};
 use crate::archive::push::{
     check_push, compare_content, parse_push_name, PushError, PushOptions, PushOutcome,
 };
@@ -188,12 +186,151 @@ pub fn push_object(
 
 /// A local cache of prefetched WAL files (restore_command's `--prefetch`): complete, checked
 /// files under their WAL names, each written atomically.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct FetchCache {
     /// The cache directory (created when missing).
     pub dir: PathBuf,
     /// How many segments after a requested one to download with it.
     pub ahead: usize,
+    /// How to read ahead without making the caller wait: `Some(start)`, where `start(names)`
+    /// starts a detached process that runs [`prefetch_names`] for `names` and returns its
+    /// process id. The call that needs a segment then returns as soon as its own is restored;
+    /// later calls wait for a segment being fetched (its `.pgwal-pending.NAME` marker names
+    /// the process) rather than fetch it again, and a hit that leaves fewer than half of
+    /// `ahead` segments cached or on their way starts the next ones. `None`: the segments
+    /// ahead are fetched in the same call, in parallel with the requested one.
+    pub background: Option<Background>,
+}
+
+/// Starts a detached read-ahead of the given names ([`FetchCache::background`]); returns the
+/// process id.
+pub type Background = std::sync::Arc<dyn Fn(&[String]) -> io::Result<u32> + Send + Sync>;
+
+impl std::fmt::Debug for FetchCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FetchCache")
+            .field("dir", &self.dir)
+            .field("ahead", &self.ahead)
+            .field("background", &self.background.is_some())
+            .finish()
+    }
+}
+
+/// The marker of a segment a background read-ahead is fetching: holds that process's id.
+const PENDING: &str = ".pgwal-pending.";
+
+/// How long a call waits for a segment a background read-ahead is fetching, at most.
+const PENDING_WAIT: std::time::Duration = std::time::Duration::from_secs(120);
+
+fn pending_marker(cache: &FetchCache, name: &str) -> PathBuf {
+    cache.dir.join(format!("{PENDING}{name}"))
+}
+
+/// Whether process `pid` runs.
+fn alive(pid: u32) -> bool {
+    Path::new(&format!("/proc/{pid}")).exists()
+}
+
+/// Whether a live background read-ahead is fetching `name` (a marker of a finished process is
+/// removed).
+fn is_pending(cache: &FetchCache, name: &str) -> bool {
+    let marker = pending_marker(cache, name);
+    let Ok(text) = fs::read_to_string(&marker) else {
+        return false;
+    };
+    match text.trim().parse::<u32>() {
+        Ok(pid) if alive(pid) => true,
+        _ => {
+            let _ = fs::remove_file(&marker);
+            false
+        }
+    }
+}
+
+/// Starts the background read-ahead of `names` (plain segment names) and marks them pending.
+fn start_background(cache: &FetchCache, start: &Background, names: &[String]) {
+    if names.is_empty() {
+        return;
+    }
+    match start(names) {
+        Ok(pid) => {
+            for n in names {
+                let _ = cache_write(
+                    &cache.dir,
+                    &format!("{PENDING}{n}"),
+                    pid.to_string().as_bytes(),
+                );
+            }
+        }
+        Err(e) => tracing::warn!("could not start the read-ahead of {names:?}: {e}"),
+    }
+}
+
+/// The plain names of the segments after `name` (of `seg_size`) that the cache neither holds
+/// nor expects, when fewer than half of `cache.ahead` are held or expected: the next read-ahead.
+fn refill_names(cache: &FetchCache, name: &WalFileName, seg_size: WalSegSize) -> Vec<String> {
+    let Some(segno) = name.segno(seg_size) else {
+        return Vec::new();
+    };
+    let tli = name.timeline();
+    let mut have = 0;
+    let mut k = 1;
+    // Held or on their way, in order.
+    loop {
+        let next = WalFileName::segment(tli, SegNo(segno.0 + k), seg_size).to_string();
+        if cache.dir.join(&next).exists() || is_pending(cache, &next) {
+            have += 1;
+            k += 1;
+        } else {
+            break;
+        }
+    }
+    if have * 2 >= cache.ahead {
+        return Vec::new();
+    }
+    (k..k + (cache.ahead - have) as u64)
+        .map(|i| WalFileName::segment(tli, SegNo(segno.0 + i), seg_size).to_string())
+        .collect()
+}
+
+/// The background read-ahead ([`FetchCache::background`]): fetches the preferred stored form of
+/// each of `names` (plain segment names; one listing request, then up to the store's
+/// concurrency at once), checks them and stores them in the cache, removing each one's
+/// pending marker. Returns how many were stored.
+pub fn prefetch_names(
+    store: &ObjectArchive,
+    cache: &FetchCache,
+    names: &[String],
+) -> Result<usize, FetchError> {
+    let clear = || {
+        for n in names {
+            let _ = fs::remove_file(pending_marker(cache, n));
+        }
+    };
+    let Some(first) = names.first() else {
+        return Ok(0);
+    };
+    let listing = match store.list_from(first, true, names.len() * 8 + 16) {
+        Ok(l) => l,
+        Err(e) => {
+            clear();
+            return Err(e.into());
+        }
+    };
+    let stored: Vec<String> = names
+        .iter()
+        .filter_map(|n| {
+            let w = WalFileName::parse(n)?;
+            variants_in(&listing, &w)
+                .into_iter()
+                .next()
+                .map(|v| v.to_string())
+        })
+        .collect();
+    let got = store.get_many(&stored);
+    let n = fill_cache(store, cache, &stored, got);
+    clear();
+    n
 }
 
 fn not_found(store: &ObjectArchive, name: &str) -> FetchError {
@@ -223,8 +360,22 @@ pub fn fetch_object(
             return Ok(o);
         }
     }
+    let prefetch = cache.filter(|c| {
+        c.ahead > 0 && matches!(parsed, Some(WalFileName::Segment { partial: false, .. }))
+    });
+    // One listing request: the name's stored forms and, when prefetching, the segments after
+    // it (a segment's forms, `.partial` ones and backup files sort right after its name).
     let listing = match &parsed {
-        Some(n) => store.list(&n.with(Compression::None, false).to_string())?,
+        Some(n) => {
+            let base = n.with(Compression::None, false).to_string();
+            let max = 16 + prefetch.map_or(0, |c| c.ahead * 8);
+            let l = store.list_from(&base, true, max)?;
+            if l.len() == max && l.iter().all(|e| e.name.starts_with(&base)) {
+                store.list(&base)?
+            } else {
+                l
+            }
+        }
         None => store.list(name)?,
     };
     let mut candidates: Vec<Option<WalFileName>> = match &parsed {
@@ -247,17 +398,11 @@ pub fn fetch_object(
         .as_ref()
         .map_or_else(|| name.to_owned(), |f| f.to_string());
     let label = PathBuf::from(format!("{}/{found_name}", store.url_str()));
-    let ahead = match (cache, &found) {
-        (Some(c), Some(f @ WalFileName::Segment { partial: false, .. })) if c.ahead > 0 => {
-            // The next segments of the timeline in the archive, in name order: downloaded in
-            // the same parallel round as the requested one.
-            match next_segments(store, f, c.ahead) {
-                Ok(next) => Some((c, next)),
-                Err(e) => {
-                    tracing::warn!("prefetch after \"{name}\": {e}");
-                    None
-                }
-            }
+    let ahead = match (prefetch, &found) {
+        // The next segments of the timeline in the archive, in name order: downloaded in the
+        // same parallel round as the requested one.
+        (Some(c), Some(f @ WalFileName::Segment { partial: false, .. })) => {
+            Some((c, next_segments(&listing, f, c.ahead)))
         }
         _ => None,
     };
@@ -273,6 +418,22 @@ pub fn fetch_object(
                 .map(|n| n.to_string()),
         );
     }
+    if let (Some((c, _)), Some(start)) = (&ahead, cache.and_then(|c| c.background.as_ref())) {
+        // Read ahead in a detached process, in parallel with this download; this call returns
+        // as soon as its own segment is restored.
+        fs::create_dir_all(&c.dir).map_err(|source| FetchError::Io {
+            context: format!("could not create \"{}\"", c.dir.display()),
+            source,
+        })?;
+        let next: Vec<String> = want[1..]
+            .iter()
+            .filter_map(|n| WalFileName::parse(n))
+            .filter(|n| !is_pending(c, &n.with(Compression::None, false).to_string()))
+            .map(|n| n.with(Compression::None, false).to_string())
+            .collect();
+        start_background(c, start, &next);
+        want.truncate(1);
+    }
     let mut got = store.get_many(&want).into_iter();
     let raw = match got.next() {
         Some(Ok(r)) => r,
@@ -280,8 +441,22 @@ pub fn fetch_object(
         Some(Err(e)) => return Err(e.into()),
         None => return Err(not_found(store, name)),
     };
-    let (bytes, padded) = check_and_write(found.as_ref(), &label, &raw, dest)?;
-    if let Some((c, _)) = &ahead {
+    // Not fsynced: the server makes durable what it keeps of a restored file, and after a
+    // crash recovery asks for the file again.
+    let (data, padded) = check_fetched(found.as_ref(), &label, &raw)?;
+    let dir = dest
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let dest_name = dest
+        .file_name()
+        .map_or_else(|| found_name.clone(), |n| n.to_string_lossy().into_owned());
+    cache_write(dir, &dest_name, &data).map_err(|source| FetchError::Io {
+        context: format!("could not write \"{}\"", dest.display()),
+        source,
+    })?;
+    let bytes = data.len() as u64;
+    if let Some((c, _)) = ahead.as_ref().filter(|_| want.len() > 1) {
         // Best effort: a segment not cached is downloaded by the call that needs it.
         if let Err(e) = fill_cache(store, c, &want[1..], got.collect()) {
             tracing::warn!("prefetch after \"{name}\": {e}");
@@ -346,13 +521,24 @@ pub fn fetch_cached(
     )))?;
     for e in entries.flatten() {
         let fname = e.file_name().to_string_lossy().into_owned();
+        let older = |n: &str| n.len() == name.len() && n < name;
         if fname == name {
             hit = Some(e.path());
-        } else if fname.len() == name.len() && fname.as_str() < name {
+        } else if older(&fname) || fname.strip_prefix(PENDING).is_some_and(older) {
             let _ = fs::remove_file(e.path());
         }
     }
-    let Some(path) = hit else { return Ok(None) };
+    let path = cache.dir.join(name);
+    if hit.is_none() {
+        // On its way: wait for it rather than fetch it again.
+        let since = std::time::Instant::now();
+        while !path.exists() && is_pending(cache, name) && since.elapsed() < PENDING_WAIT {
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+        if !path.exists() {
+            return Ok(None);
+        }
+    }
     let bytes = fs::metadata(&path)
         .map_err(io_err(format!("could not read \"{}\"", path.display())))?
         .len();
@@ -361,6 +547,13 @@ pub fn fetch_cached(
         path.display(),
         dest.display()
     )))?;
+    if let (Some(start), Some(w), Some(seg_size)) = (
+        &cache.background,
+        WalFileName::parse(name),
+        u32::try_from(bytes).ok().and_then(WalSegSize::new),
+    ) {
+        start_background(cache, start, &refill_names(cache, &w, seg_size));
+    }
     Ok(Some(FetchOutcome {
         source: format!("{name} (prefetched)"),
         bytes,
@@ -369,16 +562,11 @@ pub fn fetch_cached(
 }
 
 /// The archived variants of the (up to) `n` complete segments of `found`'s timeline that
-/// follow it in the archive, one listing request.
-fn next_segments(
-    store: &ObjectArchive,
-    found: &WalFileName,
-    n: usize,
-) -> Result<Vec<WalFileName>, ObjectError> {
+/// follow it in `listing` (names in order, from `found`'s on).
+fn next_segments(listing: &[ObjectEntry], found: &WalFileName, n: usize) -> Vec<WalFileName> {
     let after = found.with(Compression::None, false).to_string();
-    let listing = store.list_after(&after, n * 8 + 8)?;
     let mut out: Vec<WalFileName> = Vec::new();
-    for e in &listing {
+    for e in listing.iter().filter(|e| e.name.as_str() > after.as_str()) {
         let Some(w @ WalFileName::Segment { partial: false, .. }) = WalFileName::parse(&e.name)
         else {
             continue;
@@ -397,11 +585,11 @@ fn next_segments(
             break;
         }
         // The preferred variant, as a plain fetch would pick it.
-        if let Some(v) = variants_in(&listing, &plain).into_iter().next() {
+        if let Some(v) = variants_in(listing, &plain).into_iter().next() {
             out.push(v);
         }
     }
-    Ok(out)
+    out
 }
 
 /// Checks the downloaded `got` (for `names`) and stores them in the cache, decompressed, each
@@ -450,19 +638,7 @@ fn cache_write(dir: &Path, name: &str, data: &[u8]) -> io::Result<()> {
     res
 }
 
-/// Downloads every archive file (WAL names only) of `store` into the existing directory `dir`,
-/// [`crate::storage::object::ObjectOptions::concurrency`] at a time. Returns the number of files.
-pub fn materialize(store: &ObjectArchive, dir: &Path) -> Result<usize, ObjectError> {
-    let names: Vec<String> = store
-        .list("")?
-        .into_iter()
-        .map(|e| e.name)
-        .filter(|n| !n.starts_with('.'))
-        .collect();
-    download_into(store, &names, dir)?;
-    Ok(names.len())
-}
-
+/// Downloads `names` from `store` into the existing directory `dir`.
 fn download_into(store: &ObjectArchive, names: &[String], dir: &Path) -> Result<(), ObjectError> {
     for chunk in names.chunks(8) {
         for (n, got) in chunk.iter().zip(store.get_many(chunk)) {

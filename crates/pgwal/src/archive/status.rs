@@ -7,7 +7,7 @@ use crate::archive::listing::{self, other_files, temp_files};
 use crate::archive::verify::SegmentIndex;
 use crate::lsn::Lsn;
 use crate::segment::{Compression, SegNo, TimelineId, WalFileName, WalSegSize};
-use crate::source::read_wal_file;
+use crate::source::WalDirectory;
 use crate::wal::{DecoderConfig, PgVersion, WalDecoder};
 
 /// One timeline's files.
@@ -59,15 +59,22 @@ pub struct ArchiveStatus {
 /// Summarises the archive in `dir`: for each timeline its first and last segment, the newest
 /// LSN (decoding only the last two segments), file count and sizes.
 pub fn status(dir: &Path) -> io::Result<ArchiveStatus> {
-    let listing = listing::scan(dir)?;
-    let idx = SegmentIndex::build(&listing);
+    Ok(status_listing(&listing::scan(dir)?))
+}
+
+/// [`status`] of the archive `listing` indexes: a directory's scan, or an object store's
+/// listing whose objects are read on demand (`reader::object::list`, feature `object-store`:
+/// the first page of each segment, and the last two segments of each timeline). The status's
+/// `dir` is the listing's path (the URL).
+pub fn status_listing(listing: &WalDirectory) -> ArchiveStatus {
+    let idx = SegmentIndex::build(listing);
     let mut st = ArchiveStatus {
-        dir: dir.to_owned(),
+        dir: listing.path().to_owned(),
         system_id: idx.system_id,
         seg_size: idx.seg_size,
         version: idx.version,
-        temp_files: temp_files(&listing).len(),
-        other_files: other_files(&listing).count(),
+        temp_files: temp_files(listing).len(),
+        other_files: other_files(listing).count(),
         ..ArchiveStatus::default()
     };
     for e in listing.entries() {
@@ -78,7 +85,7 @@ pub fn status(dir: &Path) -> io::Result<ArchiveStatus> {
         }
     }
     let Some(seg_size) = idx.seg_size else {
-        return Ok(st);
+        return st;
     };
     let cfg = DecoderConfig {
         seg_size,
@@ -127,14 +134,14 @@ pub fn status(dir: &Path) -> io::Result<ArchiveStatus> {
                 } else if !f.partial {
                     seg_size.bytes()
                 } else {
-                    read_wal_file(&f.path).map_or(0, |b| b.len() as u64)
+                    idx.read(f).map_or(0, |b| b.len() as u64)
                 };
             }
         }
         ts.newest_lsn = newest_lsn(&idx, t, last, cfg);
         st.timelines.push(ts);
     }
-    Ok(st)
+    st
 }
 
 /// The end of valid WAL, decoding segment `last - 1` (when archived) and `last`.
@@ -148,7 +155,7 @@ fn newest_lsn(idx: &SegmentIndex, t: u32, last: u64, cfg: DecoderConfig) -> Opti
     let mut best = None;
     for n in start..=last {
         let f = idx.chosen(t, n)?;
-        let bytes = read_wal_file(&f.path).ok()?;
+        let bytes = idx.read(f).ok()?;
         let mut input: &[u8] = &bytes;
         loop {
             match dec.decode(&mut input) {

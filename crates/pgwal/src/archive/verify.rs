@@ -21,8 +21,7 @@ use crate::archive::listing::{self, other_files, temp_files};
 use crate::history::TimelineHistory;
 use crate::lsn::Lsn;
 use crate::segment::{Compression, SegNo, TimelineId, WalFileName, WalSegSize};
-use crate::source::{preference, read_wal_file, WalDirectory, WalEntry};
-use crate::storage::codec::read_head;
+use crate::source::{preference, SourceError, WalBytes, WalDirectory, WalEntry};
 use crate::storage::probe::{probe_segment, SegmentInfo};
 use crate::wal::{DecoderConfig, PgVersion, WalDecoder, LONG_HEADER_SIZE, SHORT_HEADER_SIZE};
 
@@ -254,6 +253,18 @@ pub(crate) struct SegmentIndex {
     /// Files whose name does not fit the segment size, or unreadable heads when no size is
     /// known.
     pub(crate) unplaced: Vec<SegFile>,
+    /// The listing the files are in, which reads them (from a directory, or an object store
+    /// on demand).
+    pub(crate) files: WalDirectory,
+}
+
+/// A read error as the directory code worded it: a file's I/O error by itself (the finding
+/// names the file), anything else (an object store's error, naming URL and key) whole.
+fn io_cause(e: &SourceError) -> String {
+    match e {
+        SourceError::Io { source, .. } => source.to_string(),
+        other => other.to_string(),
+    }
 }
 
 fn most_common<T: Ord + Copy>(items: impl Iterator<Item = T>) -> Option<T> {
@@ -267,14 +278,23 @@ fn most_common<T: Ord + Copy>(items: impl Iterator<Item = T>) -> Option<T> {
 impl SegmentIndex {
     /// Reads the first page of every segment file and indexes them.
     pub(crate) fn build(listing: &WalDirectory) -> SegmentIndex {
+        let segs: Vec<(&WalEntry, bool, PathBuf)> = listing
+            .entries()
+            .iter()
+            .filter_map(|e| match e.wal {
+                WalFileName::Segment { partial, .. } => {
+                    Some((e, partial, listing.file_path(&e.name)))
+                }
+                _ => None,
+            })
+            .collect();
+        let paths: Vec<PathBuf> = segs.iter().map(|(_, _, p)| p.clone()).collect();
+        // Several at once from an object store.
+        let heads = listing.read_heads(&paths, LONG_HEADER_SIZE);
         let mut files: Vec<SegFile> = Vec::new();
-        for e in listing.entries() {
-            let WalFileName::Segment { partial, .. } = e.wal else {
-                continue;
-            };
-            let path = listing.file_path(&e.name);
-            let head = read_head(&path, LONG_HEADER_SIZE)
-                .map_err(|err| format!("cannot read: {err}"))
+        for ((e, partial, path), head) in segs.into_iter().zip(heads) {
+            let head = head
+                .map_err(|err| format!("cannot read: {}", io_cause(&err)))
                 .and_then(|h| probe_segment(&h).map_err(|e| e.to_string()));
             files.push(SegFile {
                 entry: e.clone(),
@@ -291,6 +311,7 @@ impl SegmentIndex {
                 .unwrap_or(crate::wal::DEFAULT_PAGE_SIZE),
             system_id: most_common(good().map(|h| h.system_id)),
             version: most_common(good().map(|h| h.version.magic())).and_then(PgVersion::from_magic),
+            files: listing.clone(),
             ..SegmentIndex::default()
         };
         for f in files {
@@ -308,6 +329,11 @@ impl SegmentIndex {
             v.sort_by_key(|f| preference(&f.entry.wal));
         }
         idx
+    }
+
+    /// The content of `f` (decompressed), read through the listing.
+    pub(crate) fn read(&self, f: &SegFile) -> Result<WalBytes, SourceError> {
+        self.files.read_file(&f.path)
     }
 
     /// The preferred usable file of a slot: complete before partial, plain before compressed.
@@ -365,35 +391,44 @@ struct Fork {
 /// disagree, history files and their chains, segments outside their timeline, `.partial`
 /// files, then every timeline decoded as one stream, and the gaps around switch points.
 pub fn verify(dir: &Path, progress: impl FnMut(&VerifyProgress)) -> io::Result<VerifyReport> {
-    let listing = listing::scan(dir)?;
+    Ok(verify_listing(&listing::scan(dir)?, progress))
+}
+
+/// [`verify`] of the archive `listing` indexes: a directory's scan, or an object store's
+/// listing whose objects are read as the checks reach them (`reader::object::list`, feature
+/// `object-store`). The report's `dir` is the listing's path (the URL).
+pub fn verify_listing(
+    listing: &WalDirectory,
+    progress: impl FnMut(&VerifyProgress),
+) -> VerifyReport {
     let mut ctx = Ctx {
         report: VerifyReport {
-            dir: dir.to_owned(),
-            other_files: other_files(&listing).count(),
+            dir: listing.path().to_owned(),
+            other_files: other_files(listing).count(),
             ..VerifyReport::default()
         },
         seen: HashSet::new(),
     };
-    check_temp_files(&mut ctx, &listing);
-    let mut idx = SegmentIndex::build(&listing);
+    check_temp_files(&mut ctx, listing);
+    let mut idx = SegmentIndex::build(listing);
     ctx.report.seg_size = idx.seg_size;
     ctx.report.system_id = idx.system_id;
     ctx.report.version = idx.version;
     check_unplaced(&mut ctx, &idx);
     let Some(seg_size) = idx.seg_size else {
-        finish_histories_only(&mut ctx, &listing);
-        return Ok(ctx.report);
+        finish_histories_only(&mut ctx, listing);
+        return ctx.report;
     };
     check_headers(&mut ctx, &mut idx, seg_size);
     check_copies_agree(&mut ctx, &idx, seg_size);
-    let histories = load_histories(&mut ctx, &listing);
+    let histories = load_histories(&mut ctx, listing);
     let tl = Timelines::new(&idx, histories, seg_size);
     check_history_chains(&mut ctx, &tl);
     check_timelines(&mut ctx, &tl);
     check_partials(&mut ctx, &tl);
     decode_timelines(&mut ctx, &tl, progress);
     check_switch_gaps(&mut ctx, &tl);
-    Ok(ctx.report)
+    ctx.report
 }
 
 /// Temporary files older than the grace period.
@@ -505,9 +540,9 @@ fn check_copies_agree(ctx: &mut Ctx, idx: &SegmentIndex, seg_size: WalSegSize) {
             if copies.len() < 2 {
                 continue;
             }
-            let first = read_wal_file(&copies[0].path).ok();
+            let first = idx.read(copies[0]).ok();
             for other in &copies[1..] {
-                let same = match (&first, read_wal_file(&other.path)) {
+                let same = match (&first, idx.read(other)) {
                     (Some(a), Ok(b)) => a[..] == b[..],
                     _ => false,
                 };
@@ -537,7 +572,8 @@ fn load_histories(ctx: &mut Ctx, listing: &WalDirectory) -> BTreeMap<u32, Timeli
             continue;
         };
         ctx.report.history_files += 1;
-        let parsed = read_wal_file(&listing.file_path(&e.name))
+        let parsed = listing
+            .read_file(&listing.file_path(&e.name))
             .map_err(|err| err.to_string())
             .and_then(|b| TimelineHistory::parse(&b).map_err(|err| err.to_string()));
         match parsed {
@@ -887,7 +923,7 @@ fn decode_timeline(
             decoded.done += 1;
             continue;
         };
-        let bytes = match read_wal_file(&file.path) {
+        let bytes = match idx.read(file) {
             Ok(b) => b,
             Err(e) => {
                 ctx.error(
@@ -1090,7 +1126,7 @@ fn compare_switch_segment(
     let (Some(child), Some(parent)) = (idx.chosen(tli.0, n), idx.chosen(fk.parent.0, n)) else {
         return;
     };
-    let (Ok(c), Ok(p)) = (read_wal_file(&child.path), read_wal_file(&parent.path)) else {
+    let (Ok(c), Ok(p)) = (idx.read(child), idx.read(parent)) else {
         return;
     };
     let (Some(c), Some(p)) = (c.get(..off), p.get(..off)) else {
@@ -1122,7 +1158,8 @@ fn finish_histories_only(ctx: &mut Ctx, listing: &WalDirectory) {
             continue;
         };
         ctx.report.history_files += 1;
-        let ok = read_wal_file(&listing.file_path(&e.name))
+        let ok = listing
+            .read_file(&listing.file_path(&e.name))
             .ok()
             .is_some_and(|b| TimelineHistory::parse(&b).is_ok());
         if !ok {

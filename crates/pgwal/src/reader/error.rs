@@ -87,6 +87,19 @@ pub enum ReaderError {
     /// A tar archive could not be read.
     #[error(transparent)]
     Tar(#[from] crate::tar::TarError),
+    /// A location that is neither a path nor a valid archive URL.
+    #[error(transparent)]
+    Location(#[from] crate::storage::location::LocationError),
+    /// An archive URL, in a build without the feature `object-store`.
+    #[error("archive \"{url}\": this build of pgwal has no object-store support")]
+    NoObjectStore {
+        /// The URL.
+        url: String,
+    },
+    /// An archive in object storage could not be opened or listed (the error names the URL).
+    #[cfg(feature = "object-store")]
+    #[error(transparent)]
+    Object(#[from] crate::storage::object::ObjectError),
     /// Reading a stream failed.
     #[error(transparent)]
     StreamRead(io::Error),

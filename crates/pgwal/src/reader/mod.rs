@@ -29,8 +29,9 @@
 //! Errors are [`ReaderError`]s naming the file, segment or LSN; corrupt WAL (as opposed to its
 //! end, which is [`ReadEnd::EndOfWal`]) is [`source::SourceError::Corrupt`] with the file and the LSN.
 //!
-//! The locations are files for now; an object-store location (an archive URL) is meant to
-//! become another [`Location`] variant, listed into the same [`WalDirectory`].
+//! With the feature `object-store`, a location may also be an archive in object storage
+//! (`Location::Object`, `s3://BUCKET/PREFIX`, `az://…`, `gs://…`): listed into the same
+//! [`WalDirectory`], its segments fetched as reading reaches them (see `reader::object`).
 
 use std::io::Read;
 use std::ops::ControlFlow;
@@ -46,6 +47,8 @@ use crate::storage::probe::{probe_segment, SegmentInfo};
 use crate::wal::{DecoderConfig, Record, LONG_HEADER_SIZE};
 
 mod error;
+#[cfg(feature = "object-store")]
+pub mod object;
 mod stream;
 
 pub use error::ReaderError;
@@ -68,9 +71,28 @@ pub enum Location {
     /// -Ft` writes them): its WAL members are extracted into a private temporary directory,
     /// removed when the reader is dropped.
     Tar(PathBuf),
+    /// An archive in object storage (`s3://`, `az://`, `gs://`): its listing, with the
+    /// segments fetched on demand and the next few read ahead in parallel
+    /// ([`object`]).
+    #[cfg(feature = "object-store")]
+    Object(crate::storage::location::ObjectUrl),
 }
 
 impl Location {
+    /// The location `s` names: an object-store URL (`s3://`, `az://`, `gs://`, with the
+    /// feature `object-store`), else a path as [`Location::from_path`] takes it.
+    pub fn parse(s: &str) -> Result<Location, ReaderError> {
+        match crate::storage::location::Location::parse(s)? {
+            crate::storage::location::Location::Dir(p) => Ok(Location::from_path(p)),
+            #[cfg(feature = "object-store")]
+            crate::storage::location::Location::Object(u) => Ok(Location::Object(u)),
+            #[cfg(not(feature = "object-store"))]
+            crate::storage::location::Location::Object(u) => {
+                Err(ReaderError::NoObjectStore { url: u.to_string() })
+            }
+        }
+    }
+
     /// The location `path` names: a directory, a tar archive (by its name), else a file.
     pub fn from_path(path: impl Into<PathBuf>) -> Location {
         let path = path.into();
@@ -138,6 +160,8 @@ pub struct ReaderBuilder {
     live: bool,
     stream_name: String,
     on_tar_duplicate: Option<OnDuplicate>,
+    #[cfg(feature = "object-store")]
+    object_options: crate::storage::object::ObjectOptions,
 }
 
 impl std::fmt::Debug for ReaderBuilder {
@@ -169,6 +193,8 @@ impl Default for ReaderBuilder {
             live: false,
             stream_name: "input".to_owned(),
             on_tar_duplicate: None,
+            #[cfg(feature = "object-store")]
+            object_options: Default::default(),
         }
     }
 }
@@ -250,6 +276,14 @@ impl ReaderBuilder {
         self
     }
 
+    /// Request settings for an object-store location (default:
+    /// [`ObjectOptions::default`](crate::storage::object::ObjectOptions)).
+    #[cfg(feature = "object-store")]
+    pub fn object_options(mut self, opts: crate::storage::object::ObjectOptions) -> ReaderBuilder {
+        self.object_options = opts;
+        self
+    }
+
     /// Opens the WAL at `location`.
     pub fn open(self, location: impl Into<Location>) -> Result<WalReader, ReaderError> {
         let mut b = self;
@@ -291,6 +325,8 @@ impl ReaderBuilder {
                 })?;
                 return b.plan(dir, info, &[p]);
             }
+            #[cfg(feature = "object-store")]
+            Location::Object(url) => return object::open(b, &url),
         };
         b.open_dir(&candidates)
     }
@@ -382,6 +418,9 @@ impl ReaderBuilder {
         let mut range = ReadRange::new(start, tli, config);
         range.end = end;
         range.history = history;
+        if let Some(remote) = dir.remote() {
+            remote.will_read(&range);
+        }
         Ok(WalReader {
             dir,
             info,

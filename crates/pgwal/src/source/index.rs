@@ -17,6 +17,7 @@ use std::time::SystemTime;
 use super::{decompress, io_err, read_wal_file, sniff_compression, SourceError, TarWal, WalBytes};
 use crate::history::TimelineHistory;
 use crate::segment::{Compression, SegNo, TimelineId, WalFileName, WalSegSize};
+use crate::storage::codec::read_head;
 
 /// A file whose name is a WAL file name: a segment (any compression, `.partial` or not), a
 /// timeline history file or a backup history file.
@@ -58,6 +59,34 @@ pub struct WalDirectory {
     /// The tar archive the files are members of (their paths are the archive's path joined
     /// with their names), read in place.
     pub(super) tar: Option<Arc<TarWal>>,
+    /// Where the files are read from when they are not in a local directory (an object
+    /// store's objects; their paths are the listing's path joined with their names).
+    pub(super) remote: Option<Arc<dyn RemoteFiles>>,
+}
+
+/// The files of a listing that are not in a local directory (an object store's objects), read
+/// by name: what [`WalDirectory::with_remote`] reads through. An implementation may read
+/// ahead (the next segments, in parallel) and must keep what it holds bounded.
+pub trait RemoteFiles: Send + Sync + std::fmt::Debug {
+    /// The content of file `name`, decompressed when it is compressed (told by its content).
+    fn read(&self, name: &str) -> Result<Vec<u8>, SourceError>;
+    /// At least the first `len` bytes of file `name`'s content (fewer if it is shorter),
+    /// decompressed when it is compressed: without reading the whole file where the store
+    /// allows.
+    fn read_head(&self, name: &str, len: usize) -> Result<Vec<u8>, SourceError>;
+    /// The first `len` bytes of each of `names` ([`read_head`](Self::read_head)), in the
+    /// order of `names`: several at once where the store allows.
+    fn read_heads(&self, names: &[String], len: usize) -> Vec<Result<Vec<u8>, SourceError>> {
+        names.iter().map(|n| self.read_head(n, len)).collect()
+    }
+    /// Told the range a reader is about to read ([`read_range`](super::read_range)), so that
+    /// reading ahead fetches the segments it will ask for, and no others (by default: nothing).
+    fn will_read(&self, _range: &super::ReadRange) {}
+    /// The names of the files read whole so far, in the order they were asked for (those read
+    /// ahead included): what reading cost (by default: not counted, empty).
+    fn fetched(&self) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 /// The order in which the stored forms of one segment are preferred: complete before
@@ -166,6 +195,49 @@ impl WalDirectory {
         d
     }
 
+    /// This index (of a listing that is not a local directory) with its files read through
+    /// `remote` ([`WalDirectory::read_file`], [`WalDirectory::read_head`] and the readers of
+    /// ranges then ask it, not the file system).
+    pub fn with_remote(mut self, remote: Arc<dyn RemoteFiles>) -> WalDirectory {
+        self.remote = Some(remote);
+        self
+    }
+
+    /// Where the files are read from, when not from a local directory
+    /// ([`WalDirectory::with_remote`]).
+    pub fn remote(&self) -> Option<&Arc<dyn RemoteFiles>> {
+        self.remote.as_ref()
+    }
+
+    /// Whether the files are read in place from something other than a file of their own (a
+    /// tar archive's members, an object store's objects).
+    pub(super) fn is_virtual(&self) -> bool {
+        self.tar.is_some() || self.remote.is_some()
+    }
+
+    /// The first `len` bytes of the content of the file at `path` (one this directory
+    /// listed), decompressing only as much as needed: [`read_head`] for a file.
+    pub fn read_head(&self, path: &Path, len: usize) -> Result<Vec<u8>, SourceError> {
+        if let Some(r) = &self.remote {
+            return r.read_head(&file_name(path), len);
+        }
+        if self.tar.is_some() {
+            let mut whole = self.read_file(path)?.to_vec();
+            whole.truncate(len);
+            return Ok(whole);
+        }
+        read_head(path, len).map_err(io_err(path))
+    }
+
+    /// [`WalDirectory::read_head`] of each of `paths`, in their order (several requests at
+    /// once for an object store's objects).
+    pub fn read_heads(&self, paths: &[PathBuf], len: usize) -> Vec<Result<Vec<u8>, SourceError>> {
+        match &self.remote {
+            Some(r) => r.read_heads(&paths.iter().map(|p| file_name(p)).collect::<Vec<_>>(), len),
+            None => paths.iter().map(|p| self.read_head(p, len)).collect(),
+        }
+    }
+
     /// The tar archive whose members these are ([`WalDirectory::from_tar`]), if any.
     pub fn archive(&self) -> Option<&Path> {
         self.tar.as_deref().map(TarWal::path)
@@ -192,6 +264,9 @@ impl WalDirectory {
     /// content is compressed: [`read_wal_file`] for a file; for an archive member, its bytes
     /// in place when uncompressed.
     pub fn read_file(&self, path: &Path) -> Result<WalBytes, SourceError> {
+        if let Some(r) = &self.remote {
+            return r.read(&file_name(path)).map(WalBytes::Owned);
+        }
         let Some(tar) = &self.tar else {
             return read_wal_file(path);
         };
@@ -416,6 +491,13 @@ impl WalDirectory {
     pub fn history_timelines(&self) -> impl Iterator<Item = TimelineId> + '_ {
         self.histories.keys().map(|&t| TimelineId(t))
     }
+}
+
+/// The file name of `path` (a path this index made: its directory joined with the name).
+fn file_name(path: &Path) -> String {
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
 }
 
 #[cfg(test)]

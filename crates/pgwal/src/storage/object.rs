@@ -181,25 +181,81 @@ pub struct ObjectArchive {
     opts: ObjectOptions,
 }
 
-/// Applies `opts.config` through `apply`, refusing unknown keys (the key is named, the value
-/// never).
-fn apply_config<B, K: std::str::FromStr>(
+/// The one way each cloud's builder is finished: timeouts, `opts.config` (unknown keys refused,
+/// the key named and the value never), retries, then the store.
+trait StoreBuilder: Sized {
+    /// The cloud's configuration key.
+    type Key: std::str::FromStr;
+    /// The key of a client (HTTP) setting.
+    fn client_key(k: ClientConfigKey) -> Self::Key;
+    /// Sets `key` to `value`.
+    fn set(self, key: Self::Key, value: &str) -> Self;
+    /// Sets the retry policy and builds the store.
+    fn build_store(self, retry: RetryConfig) -> object_store::Result<Arc<dyn ObjectStore>>;
+}
+
+macro_rules! store_builder {
+    ($builder:ty, $key:ty) => {
+        impl StoreBuilder for $builder {
+            type Key = $key;
+            fn client_key(k: ClientConfigKey) -> $key {
+                <$key>::Client(k)
+            }
+            fn set(self, key: $key, value: &str) -> Self {
+                self.with_config(key, value)
+            }
+            fn build_store(self, retry: RetryConfig) -> object_store::Result<Arc<dyn ObjectStore>> {
+                Ok(Arc::new(self.with_retry(retry).build()?))
+            }
+        }
+    };
+}
+
+store_builder!(
+    object_store::aws::AmazonS3Builder,
+    object_store::aws::AmazonS3ConfigKey
+);
+store_builder!(
+    object_store::azure::MicrosoftAzureBuilder,
+    object_store::azure::AzureConfigKey
+);
+store_builder!(
+    object_store::gcp::GoogleCloudStorageBuilder,
+    object_store::gcp::GoogleConfigKey
+);
+
+fn finish<B: StoreBuilder>(
     mut b: B,
     opts: &ObjectOptions,
     url: &str,
-    apply: impl Fn(B, K, &str) -> B,
-) -> Result<B, ObjectError> {
+    retry: RetryConfig,
+) -> Result<Arc<dyn ObjectStore>, ObjectError> {
+    let config = |reason: String| ObjectError::Config {
+        url: url.to_owned(),
+        reason,
+    };
+    b = b
+        .set(
+            B::client_key(ClientConfigKey::Timeout),
+            &format!("{}ms", opts.timeout.as_millis()),
+        )
+        .set(
+            B::client_key(ClientConfigKey::ConnectTimeout),
+            &format!("{}ms", opts.connect_timeout.as_millis()),
+        );
+    if plain_http_endpoint(opts) {
+        // No TLS to verify: loading the system's trust store (a few hundred files) would cost
+        // every short-lived process (one restore_command call) tens of milliseconds.
+        b = b.set(B::client_key(ClientConfigKey::NoSystemCertificates), "true");
+    }
     for (k, v) in &opts.config {
         let key = k
             .to_ascii_lowercase()
-            .parse::<K>()
-            .map_err(|_| ObjectError::Config {
-                url: url.to_owned(),
-                reason: format!("unknown configuration key \"{k}\""),
-            })?;
-        b = apply(b, key, v);
+            .parse::<B::Key>()
+            .map_err(|_| config(format!("unknown configuration key \"{k}\"")))?;
+        b = b.set(key, v);
     }
-    Ok(b)
+    b.build_store(retry).map_err(|e| config(e.to_string()))
 }
 
 impl fmt::Debug for ObjectArchive {
@@ -286,16 +342,6 @@ impl ObjectArchive {
             url: display.clone(),
             reason,
         };
-        let client = [
-            (
-                ClientConfigKey::Timeout,
-                format!("{}ms", opts.timeout.as_millis()),
-            ),
-            (
-                ClientConfigKey::ConnectTimeout,
-                format!("{}ms", opts.connect_timeout.as_millis()),
-            ),
-        ];
         let retry = RetryConfig {
             max_retries: opts.max_retries,
             retry_timeout: opts.retry_timeout,
@@ -303,7 +349,7 @@ impl ObjectArchive {
         };
         let store: Arc<dyn ObjectStore> = match url.cloud {
             Cloud::S3 => {
-                use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
+                use object_store::aws::AmazonS3Builder;
                 let mut b = AmazonS3Builder::from_env().with_bucket_name(&url.bucket);
                 let configured =
                     |k: &str| opts.config.iter().any(|(c, _)| c.eq_ignore_ascii_case(k));
@@ -344,50 +390,20 @@ impl ObjectArchive {
                     // S3-compatible servers take path-style requests.
                     b = b.with_virtual_hosted_style_request(false);
                 }
-                for (k, v) in client {
-                    b = b.with_config(AmazonS3ConfigKey::Client(k), v);
-                }
-                b = apply_config(b, opts, &display, |b, k: AmazonS3ConfigKey, v| {
-                    b.with_config(k, v)
-                })?;
-                Arc::new(
-                    b.with_retry(retry)
-                        .build()
-                        .map_err(|e| config(e.to_string()))?,
-                )
+                finish(b, opts, &display, retry)?
             }
             Cloud::Azure => {
-                use object_store::azure::{AzureConfigKey, MicrosoftAzureBuilder};
-                let mut b = MicrosoftAzureBuilder::from_env().with_container_name(&url.bucket);
-                for (k, v) in client {
-                    b = b.with_config(AzureConfigKey::Client(k), v);
-                }
-                b = apply_config(b, opts, &display, |b, k: AzureConfigKey, v| {
-                    b.with_config(k, v)
-                })?;
-                Arc::new(
-                    b.with_retry(retry)
-                        .build()
-                        .map_err(|e| config(e.to_string()))?,
-                )
+                use object_store::azure::MicrosoftAzureBuilder;
+                let b = MicrosoftAzureBuilder::from_env().with_container_name(&url.bucket);
+                finish(b, opts, &display, retry)?
             }
             Cloud::Gcs => {
-                use object_store::gcp::{GoogleCloudStorageBuilder, GoogleConfigKey};
+                use object_store::gcp::GoogleCloudStorageBuilder;
                 let mut b = GoogleCloudStorageBuilder::from_env().with_bucket_name(&url.bucket);
                 if let Some(f) = std::env::var_os("GOOGLE_APPLICATION_CREDENTIALS") {
                     b = b.with_application_credentials(f.to_string_lossy());
                 }
-                for (k, v) in client {
-                    b = b.with_config(GoogleConfigKey::Client(k), v);
-                }
-                b = apply_config(b, opts, &display, |b, k: GoogleConfigKey, v| {
-                    b.with_config(k, v)
-                })?;
-                Arc::new(
-                    b.with_retry(retry)
-                        .build()
-                        .map_err(|e| config(e.to_string()))?,
-                )
+                finish(b, opts, &display, retry)?
             }
         };
         let rt = tokio::runtime::Builder::new_multi_thread()
@@ -465,67 +481,78 @@ impl ObjectArchive {
 
     /// Reads object `name` whole.
     pub fn get(&self, name: &str) -> Result<Bytes, ObjectError> {
-        self.rt.block_on(self.get_async(name))
+        self.rt.block_on(self.get_async(name, None))
     }
 
-    async fn get_async(&self, name: &str) -> Result<Bytes, ObjectError> {
+    /// Reads the first `len` bytes of object `name` (fewer if it is shorter).
+    pub fn get_head(&self, name: &str, len: u64) -> Result<Bytes, ObjectError> {
+        self.rt.block_on(self.get_async(name, Some(len)))
+    }
+
+    /// The one GET: object `name` whole, or its first `len` bytes.
+    async fn get_async(&self, name: &str, len: Option<u64>) -> Result<Bytes, ObjectError> {
         let path = self.path(name);
         let key = path.to_string();
+        match len {
+            None => tracing::debug!(target: "pgwal::object", "get {key}"),
+            Some(l) => tracing::debug!(target: "pgwal::object", "get {key} (first {l} bytes)"),
+        }
+        let opts = object_store::GetOptions {
+            range: len.map(|l| object_store::GetRange::Bounded(0..l)),
+            ..Default::default()
+        };
         let r = self
             .store
-            .get(&path)
+            .get_opts(&path, opts)
             .await
             .map_err(|e| self.error("get", &key, e))?;
         r.bytes().await.map_err(|e| self.error("get", &key, e))
     }
 
-    /// Reads the first `len` bytes of object `name` (fewer if it is shorter).
-    pub fn get_head(&self, name: &str, len: u64) -> Result<Bytes, ObjectError> {
-        let path = self.path(name);
-        let key = path.to_string();
-        self.rt.block_on(async {
-            let opts = object_store::GetOptions {
-                range: Some(object_store::GetRange::Bounded(0..len)),
-                ..Default::default()
-            };
-            let r = self
-                .store
-                .get_opts(&path, opts)
-                .await
-                .map_err(|e| self.error("get", &key, e))?;
-            r.bytes().await.map_err(|e| self.error("get", &key, e))
-        })
-    }
-
     /// Reads several objects, up to [`ObjectOptions::concurrency`] at once; each result in the
     /// order of `names`.
     pub fn get_many(&self, names: &[String]) -> Vec<Result<Bytes, ObjectError>> {
+        self.get_many_async(names, None)
+    }
+
+    /// [`get_head`](Self::get_head) of several objects, up to
+    /// [`ObjectOptions::concurrency`] at once; each result in the order of `names`.
+    pub fn get_heads(&self, names: &[String], len: u64) -> Vec<Result<Bytes, ObjectError>> {
+        self.get_many_async(names, Some(len))
+    }
+
+    fn get_many_async(
+        &self,
+        names: &[String],
+        len: Option<u64>,
+    ) -> Vec<Result<Bytes, ObjectError>> {
         self.rt.block_on(async {
-            futures::stream::iter(names.iter().map(|n| self.get_async(n)))
+            futures::stream::iter(names.iter().map(|n| self.get_async(n, len)))
                 .buffered(self.opts.concurrency.max(1))
                 .collect()
                 .await
         })
     }
 
+    /// The request settings the archive was opened with.
+    pub fn options(&self) -> &ObjectOptions {
+        &self.opts
+    }
+
     /// Size of object `name`, `None` when absent.
     pub fn head(&self, name: &str) -> Result<Option<u64>, ObjectError> {
         let path = self.path(name);
-        let key = path.to_string();
-        match self.rt.block_on(self.store.head(&path)) {
-            Ok(m) => Ok(Some(m.size)),
-            Err(object_store::Error::NotFound { .. }) => Ok(None),
-            Err(e) => Err(self.error("head", &key, e)),
-        }
+        self.rt.block_on(self.head_async(&path))
     }
 
     /// Creates object `name` with `data` if no object of that name exists (never overwrites).
     pub fn put_new(&self, name: &str, data: Bytes) -> Result<PutNew, ObjectError> {
         let path = self.path(name);
         let key = path.to_string();
+        tracing::debug!(target: "pgwal::object", "put {key}");
         self.rt.block_on(async {
             if data.len() > self.opts.multipart_threshold {
-                if self.head_async(&path, &key).await?.is_some() {
+                if self.head_async(&path).await?.is_some() {
                     return Ok(PutNew::AlreadyExists);
                 }
                 let upload = self
@@ -559,39 +586,41 @@ impl ObjectArchive {
         })
     }
 
-    async fn head_async(&self, path: &ObjPath, key: &str) -> Result<Option<u64>, ObjectError> {
+    async fn head_async(&self, path: &ObjPath) -> Result<Option<u64>, ObjectError> {
+        let key = path.to_string();
+        tracing::debug!(target: "pgwal::object", "head {key}");
         match self.store.head(path).await {
             Ok(m) => Ok(Some(m.size)),
             Err(object_store::Error::NotFound { .. }) => Ok(None),
-            Err(e) => Err(self.error("head", key, e)),
+            Err(e) => Err(self.error("head", &key, e)),
         }
     }
 
-    /// Every object directly under the prefix whose name starts with `name_prefix` (all pages of
-    /// the listing), sorted by name. Objects in deeper "directories" are not archive files and
-    /// are left out.
-    pub fn list(&self, name_prefix: &str) -> Result<Vec<ObjectEntry>, ObjectError> {
-        let dir = if self.url.prefix.is_empty() {
-            None
-        } else {
-            Some(ObjPath::from(self.url.prefix.as_str()))
-        };
-        let key = self.url.key(name_prefix);
+    /// The one listing: objects directly under the prefix (all pages) from the first whose
+    /// name sorts after `offset` (from the start without one), in name order, each passed to
+    /// `take`: kept (`Continue(true)`), passed over (`Continue(false)`), or the end of the
+    /// listing (`Break`). Objects in deeper "directories" are not archive files and are left
+    /// out.
+    fn list_with(
+        &self,
+        offset: Option<&str>,
+        mut take: impl FnMut(&str) -> std::ops::ControlFlow<(), bool>,
+    ) -> Result<Vec<ObjectEntry>, ObjectError> {
+        let dir = (!self.url.prefix.is_empty()).then(|| ObjPath::from(self.url.prefix.as_str()));
+        let key = self.url.key(offset.unwrap_or(""));
+        tracing::debug!(target: "pgwal::object", "list {key}");
         let strip = if self.url.prefix.is_empty() {
             0
         } else {
             self.url.prefix.len() + 1
         };
-        let mut out: Vec<ObjectEntry> = self.rt.block_on(async {
-            let offset = (!name_prefix.is_empty()).then(|| ObjPath::from(key.as_str()));
-            let stream = match (&offset, &dir) {
-                // Start the listing at the name prefix: S3 and Azure then skip what sorts
-                // before it.
-                (Some(o), d) => self.store.list_with_offset(d.as_ref(), o),
-                (None, d) => self.store.list(d.as_ref()),
+        let mut out = self.rt.block_on(async {
+            let offset = offset.map(|o| ObjPath::from(self.url.key(o)));
+            let mut stream = match &offset {
+                Some(o) => self.store.list_with_offset(dir.as_ref(), o),
+                None => self.store.list(dir.as_ref()),
             };
             let mut out = Vec::new();
-            let mut stream = stream;
             while let Some(meta) = stream
                 .try_next()
                 .await
@@ -602,77 +631,81 @@ impl ObjectArchive {
                 if name.contains('/') {
                     continue;
                 }
-                if !name.starts_with(name_prefix) {
-                    if name > name_prefix {
-                        // Past the prefix: listings come in key order.
-                        break;
-                    }
-                    continue;
+                match take(name) {
+                    std::ops::ControlFlow::Continue(true) => out.push(ObjectEntry {
+                        name: name.to_owned(),
+                        size: meta.size,
+                    }),
+                    std::ops::ControlFlow::Continue(false) => {}
+                    std::ops::ControlFlow::Break(()) => break,
                 }
-                out.push(ObjectEntry {
-                    name: name.to_owned(),
-                    size: meta.size,
-                });
             }
             Ok::<_, ObjectError>(out)
         })?;
-        if !name_prefix.is_empty() {
-            // list_with_offset starts after the offset: the exact name itself is asked for
-            // separately.
-            if !out.iter().any(|e| e.name == name_prefix) {
-                if let Some(size) = self.head(name_prefix)? {
-                    out.push(ObjectEntry {
-                        name: name_prefix.to_owned(),
-                        size,
-                    });
-                }
-            }
-        }
         out.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(out)
+    }
+
+    /// Every object directly under the prefix whose name starts with `name_prefix` (all pages of
+    /// the listing), sorted by name; one request for a short answer (the listing starts just
+    /// before the name prefix).
+    pub fn list(&self, name_prefix: &str) -> Result<Vec<ObjectEntry>, ObjectError> {
+        let offset = just_before(name_prefix);
+        self.list_with(offset.as_deref(), |name| {
+            if name.starts_with(name_prefix) {
+                std::ops::ControlFlow::Continue(true)
+            } else if offset.is_some() && name > name_prefix {
+                // Past the prefix: listings come in key order.
+                std::ops::ControlFlow::Break(())
+            } else {
+                std::ops::ControlFlow::Continue(false)
+            }
+        })
     }
 
     /// Up to `max` objects directly under the prefix whose names sort after `after`, in name
     /// order (one listing request on S3 for up to 1000).
     pub fn list_after(&self, after: &str, max: usize) -> Result<Vec<ObjectEntry>, ObjectError> {
-        let dir = (!self.url.prefix.is_empty()).then(|| ObjPath::from(self.url.prefix.as_str()));
-        let key = self.url.key(after);
-        let strip = if self.url.prefix.is_empty() {
-            0
+        self.list_from(after, false, max)
+    }
+
+    /// Up to `max` objects directly under the prefix whose names sort at (`inclusive`) or
+    /// after `from`, in name order: one listing request on S3 for up to 1000.
+    pub fn list_from(
+        &self,
+        from: &str,
+        inclusive: bool,
+        max: usize,
+    ) -> Result<Vec<ObjectEntry>, ObjectError> {
+        let offset = if inclusive {
+            just_before(from)
         } else {
-            self.url.prefix.len() + 1
+            Some(from.to_owned())
         };
-        let mut out = self.rt.block_on(async {
-            let offset = ObjPath::from(key.as_str());
-            let mut stream = self.store.list_with_offset(dir.as_ref(), &offset);
-            let mut out = Vec::new();
-            while let Some(meta) = stream
-                .try_next()
-                .await
-                .map_err(|e| self.error("list", &key, e))?
-            {
-                let full = meta.location.to_string();
-                let name = full.get(strip..).unwrap_or_default();
-                if name.contains('/') || name <= after {
-                    continue;
-                }
-                out.push(ObjectEntry {
-                    name: name.to_owned(),
-                    size: meta.size,
-                });
-                if out.len() >= max {
-                    break;
-                }
+        let mut n = 0;
+        self.list_with(offset.as_deref(), |name| {
+            if n >= max {
+                return std::ops::ControlFlow::Break(());
             }
-            Ok::<_, ObjectError>(out)
-        })?;
-        out.sort_by(|a, b| a.name.cmp(&b.name));
-        Ok(out)
+            let keep = name > from || (inclusive && name == from);
+            n += usize::from(keep);
+            std::ops::ControlFlow::Continue(keep)
+        })
     }
 
     /// Deletes the named objects in batches (S3 `DeleteObjects`, Azure blob batches) and
     /// returns how many were deleted (an object already gone counts as deleted).
     pub fn delete_many(&self, names: &[String]) -> Result<usize, ObjectError> {
+        let mut n = 0;
+        for batch in names.chunks(delete_batch(self.url.cloud)) {
+            n += self.delete_batch(batch)?;
+        }
+        Ok(n)
+    }
+
+    /// One batch of deletes: one request on S3 (`DeleteObjects`) and Azure (a blob batch).
+    fn delete_batch(&self, names: &[String]) -> Result<usize, ObjectError> {
+        tracing::debug!(target: "pgwal::object", "delete batch of {} keys", names.len());
         let paths: Vec<object_store::Result<ObjPath>> =
             names.iter().map(|n| Ok(self.path(n))).collect();
         self.rt.block_on(async {
@@ -699,6 +732,69 @@ impl ObjectArchive {
             Ok(n)
         })
     }
+}
+
+/// Whether the store's endpoint is set, in the environment or `opts.config`, to a plain
+/// `http://` URL (an S3-compatible server or Azurite on a private network): then no
+/// certificate is ever checked.
+fn plain_http_endpoint(opts: &ObjectOptions) -> bool {
+    const KEYS: [&str; 5] = [
+        "AWS_ENDPOINT_URL",
+        "AWS_ENDPOINT",
+        "AZURITE_BLOB_STORAGE_URL",
+        "AZURE_STORAGE_ENDPOINT",
+        "GOOGLE_STORAGE_URL",
+    ];
+    // Credentials fetched over HTTPS from elsewhere (STS, Entra ID, Google OAuth) still need
+    // the trust store.
+    const TLS_CREDENTIALS: [&str; 7] = [
+        "AWS_WEB_IDENTITY_TOKEN_FILE",
+        "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+        "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+        "AZURE_CLIENT_ID",
+        "AZURE_FEDERATED_TOKEN_FILE",
+        "GOOGLE_APPLICATION_CREDENTIALS",
+        "GOOGLE_SERVICE_ACCOUNT",
+    ];
+    if TLS_CREDENTIALS.iter().any(|k| env_set(k)) {
+        return false;
+    }
+    let http = |v: &str| v.trim().to_ascii_lowercase().starts_with("http://");
+    let from_env = KEYS
+        .iter()
+        .filter_map(|k| std::env::var(k).ok())
+        .any(|v| http(&v));
+    let from_config = opts.config.iter().any(|(k, v)| {
+        KEYS.iter().any(|e| e.eq_ignore_ascii_case(k))
+            || ["aws_endpoint", "azure_storage_endpoint", "endpoint"]
+                .iter()
+                .any(|e| e.eq_ignore_ascii_case(k))
+    } && http(v));
+    from_env || from_config
+}
+
+/// Keys deleted in one request at most: S3's `DeleteObjects` takes 1,000, an Azure blob batch
+/// 256; GCS has no batch delete in the client (its deletes run in parallel).
+fn delete_batch(cloud: Cloud) -> usize {
+    match cloud {
+        Cloud::S3 => 1000,
+        Cloud::Azure => 256,
+        Cloud::Gcs => 100,
+    }
+}
+
+/// A name that sorts before `name` and after every other name that does not start with it,
+/// among names of ASCII letters, digits and `.`/`-`/`_` (archive file names): `name` with its
+/// last character lowered by one and `~` appended. `None` for an empty name.
+fn just_before(name: &str) -> Option<String> {
+    let last = *name.as_bytes().last()?;
+    if !last.is_ascii() || last == 0 {
+        return None;
+    }
+    let mut s = name[..name.len() - 1].to_owned();
+    s.push(char::from(last - 1));
+    s.push('~');
+    Some(s)
 }
 
 /// The error and its sources, joined by ": ".
@@ -774,6 +870,31 @@ mod tests {
             r.contains("https://a.blob.core.windows.net/c/k?… in 1s"),
             "{r}"
         );
+    }
+
+    /// A prefix's listing starts just before it: every name starting with it comes after the
+    /// offset, and the forms of the segment before it do not.
+    #[test]
+    fn listing_offsets_sort_just_before_the_prefix() {
+        let p = "000000010000000000000010";
+        let b = just_before(p).unwrap();
+        assert!(b.as_str() < p);
+        for before in [
+            "00000001000000000000000F",
+            "00000001000000000000000F.zst",
+            "00000001000000000000000F.gz.partial",
+            "00000001000000000000000F.00000028.backup",
+        ] {
+            assert!(before < b.as_str(), "{before}");
+        }
+        for after in [
+            p,
+            "000000010000000000000010.lz4",
+            "000000010000000000000010.partial",
+        ] {
+            assert!(after > b.as_str(), "{after}");
+        }
+        assert_eq!(just_before(""), None);
     }
 
     #[test]

@@ -1,0 +1,328 @@
+//! WAL read from an archive in object storage (feature `object-store`): the archive's listing
+//! as a [`WalDirectory`] whose files are fetched on demand, with a bounded read-ahead.
+//!
+//! [`list`] lists the archive (every page) into the same index a directory scan fills, so the
+//! reader, `archive verify` and `status` choose among a segment's stored forms exactly as in a
+//! directory. Its files are read through [`ObjectFiles`]: each object is fetched when it is
+//! first asked for, and while the caller decodes it, the next segments it will ask for are
+//! fetched (and decompressed) in parallel in the background, so that decoding does not wait
+//! one round trip per segment. Memory stays bounded: at most [`ObjectFiles::ahead`] segments
+//! are held or in flight beyond the one being read.
+//!
+//! ```no_run
+//! use std::ops::ControlFlow;
+//! use pgwal::reader::{Location, WalReader};
+//!
+//! // Credentials and endpoint from the environment (AWS_ACCESS_KEY_ID, AWS_ENDPOINT_URL, ...).
+//! let location = Location::parse("s3://wal/db1")?;
+//! let mut reader = WalReader::builder()
+//!     .start_segment("000000010000000000000010")
+//!     .end_segment("000000010000000000000012")
+//!     .open(location)?;
+//! let mut records = 0;
+//! reader.for_each(|_rec| {
+//!     records += 1;
+//!     ControlFlow::Continue(())
+//! })?;
+//! // Only the three segments were fetched.
+//! let fetched = reader.directory().remote().map(|r| r.fetched()).unwrap_or_default();
+//! println!("{records} records from {fetched:?}");
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+
+use super::{ReaderBuilder, ReaderError, WalReader};
+use crate::segment::{Compression, SegNo, WalFileName};
+use crate::source::{ReadRange, RemoteFiles, SourceError, WalDirectory};
+use crate::storage::codec::{decompress, decompress_prefix, sniff_compression};
+use crate::storage::location::ObjectUrl;
+use crate::storage::object::{ObjectArchive, ObjectError};
+use crate::storage::probe::probe_segment;
+use crate::wal::LONG_HEADER_SIZE;
+
+/// Bytes of decompressed WAL read ahead at most (the number of segments is also capped by the
+/// store's [`concurrency`](crate::storage::object::ObjectOptions::concurrency)).
+pub const READ_AHEAD_BYTES: u64 = 128 << 20;
+
+/// Bytes fetched from the start of a compressed object to find its first page header.
+const COMPRESSED_HEAD: u64 = 64 << 10;
+
+/// Lists the archive in `store` (every page of the listing) into a [`WalDirectory`] whose
+/// path is the archive's URL and whose files are read through [`ObjectFiles`].
+pub fn list(store: Arc<ObjectArchive>) -> Result<WalDirectory, ObjectError> {
+    let mut index = WalDirectory::new(PathBuf::from(store.url_str()));
+    for e in store.list("")? {
+        index.insert(&e.name, e.size, None);
+    }
+    let files = ObjectFiles::new(store, index.clone());
+    Ok(index.with_remote(Arc::new(files)))
+}
+
+/// [`ReaderBuilder::open`] of an archive at `url`: lists it, finds the start segment (or the
+/// first) as in a directory and reads its first page header (a ranged request).
+pub(super) fn open(b: ReaderBuilder, url: &ObjectUrl) -> Result<WalReader, ReaderError> {
+    let store = Arc::new(ObjectArchive::open(url, &b.object_options)?);
+    let dir = list(store)?;
+    let searched = vec![PathBuf::from(url.to_string())];
+    let file = match b.start_segment.as_deref() {
+        Some(f) => dir.find(f).ok_or_else(|| ReaderError::FileNotFound {
+            name: f.to_owned(),
+            searched: searched.clone(),
+        })?,
+        None => dir
+            .first_segment()
+            .map(|(_, p)| p)
+            .ok_or_else(|| ReaderError::NoWalFiles {
+                searched: searched.clone(),
+            })?,
+    };
+    let head = dir.read_head(&file, LONG_HEADER_SIZE)?;
+    let info = probe_segment(&head).map_err(|error| ReaderError::NotWal { path: file, error })?;
+    b.plan(dir, info, &searched)
+}
+
+/// The objects of an archive, fetched on demand with a bounded parallel read-ahead (see the
+/// [module](self)). Errors name the archive's URL and the object's key.
+#[derive(Debug)]
+pub struct ObjectFiles {
+    shared: Arc<Shared>,
+    /// The listing, for the names of the segments that come next.
+    index: WalDirectory,
+    ahead: usize,
+}
+
+#[derive(Debug)]
+struct Shared {
+    store: Arc<ObjectArchive>,
+    state: Mutex<State>,
+    ready: Condvar,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    /// Objects read ahead: `None` while in flight.
+    slots: HashMap<String, Option<Result<Vec<u8>, SourceError>>>,
+    /// The range being read, if a reader said ([`RemoteFiles::will_read`]).
+    range: Option<ReadRange>,
+    /// Names fetched whole, in order.
+    fetched: Vec<String>,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Fetches object `name` whole and decompresses it.
+    fn fetch(&self, name: &str) -> Result<Vec<u8>, SourceError> {
+        let raw = self.store.get(name)?;
+        let kind = sniff_compression(&raw[..raw.len().min(4)]);
+        if kind == Compression::None {
+            return Ok(Vec::from(raw));
+        }
+        decompress(kind, &raw).map_err(|source| SourceError::Decompress {
+            path: self.path(name),
+            source,
+        })
+    }
+
+    /// `URL/NAME`, as errors name an object.
+    fn path(&self, name: &str) -> PathBuf {
+        PathBuf::from(format!("{}/{name}", self.store.url_str()))
+    }
+}
+
+impl ObjectFiles {
+    /// The objects of `store` that `index` (its listing) names. Reads ahead up to
+    /// [`READ_AHEAD_BYTES`] of segments, and at most the store's concurrency.
+    pub fn new(store: Arc<ObjectArchive>, index: WalDirectory) -> ObjectFiles {
+        let ahead = store.options().concurrency.max(1);
+        ObjectFiles {
+            shared: Arc::new(Shared {
+                store,
+                state: Mutex::new(State::default()),
+                ready: Condvar::new(),
+            }),
+            index,
+            ahead,
+        }
+    }
+
+    /// How many segments are read ahead at most.
+    pub fn ahead(&self) -> usize {
+        self.ahead
+    }
+
+    /// The names of up to `ahead` segments that follow `name` in reading order: the range's
+    /// segments when a reader told its range (each from the timeline the range takes it from,
+    /// none past its end), else the next segments of `name`'s timeline in the listing.
+    fn next_names(&self, name: &str, range: Option<&ReadRange>) -> Vec<String> {
+        let Some(w @ WalFileName::Segment { .. }) = WalFileName::parse(name) else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        match range {
+            Some(r) => {
+                let seg_size = r.config.seg_size;
+                let n = ((READ_AHEAD_BYTES / seg_size.bytes()) as usize).clamp(1, self.ahead);
+                let Some(mut segno) = w.segno(seg_size) else {
+                    return out;
+                };
+                while out.len() < n {
+                    segno = SegNo(segno.0 + 1);
+                    let Some(start) = segno.start_lsn(seg_size) else {
+                        break;
+                    };
+                    if r.end.is_some_and(|e| start >= e) {
+                        break;
+                    }
+                    let Some(p) = self.index.segment(r.timeline_of(segno), segno, seg_size) else {
+                        break;
+                    };
+                    let Some(next) = p.file_name() else { break };
+                    out.push(next.to_string_lossy().into_owned());
+                }
+            }
+            None => {
+                // Segments of 16 MB (the default) when the size is not known.
+                let n = ((READ_AHEAD_BYTES >> 24) as usize).clamp(1, self.ahead);
+                let plain = w.with(Compression::None, false).to_string();
+                for (next, path) in self.index.segments() {
+                    if out.len() == n {
+                        break;
+                    }
+                    let later = next.with(Compression::None, false).to_string() > plain;
+                    if next.timeline() != w.timeline() || !later {
+                        continue;
+                    }
+                    if let Some(f) = path.file_name() {
+                        out.push(f.to_string_lossy().into_owned());
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// Starts fetching `names` in the background (those not held or in flight already), and
+    /// forgets what was read ahead for names other than `keep` and `names`.
+    fn read_ahead(&self, st: &mut State, keep: &str, names: &[String]) {
+        st.slots
+            .retain(|k, _| k == keep || names.iter().any(|n| n == k));
+        for n in names {
+            if st.slots.contains_key(n) {
+                continue;
+            }
+            st.slots.insert(n.clone(), None);
+            st.fetched.push(n.clone());
+            let shared = Arc::clone(&self.shared);
+            let name = n.clone();
+            let spawned = std::thread::Builder::new()
+                .name("pgwal-read-ahead".into())
+                .spawn(move || {
+                    let got = shared.fetch(&name);
+                    let mut st = shared.lock();
+                    // Still wanted (not forgotten meanwhile): hand it over.
+                    if let Some(slot @ None) = st.slots.get_mut(&name) {
+                        *slot = Some(got);
+                    }
+                    drop(st);
+                    shared.ready.notify_all();
+                });
+            if spawned.is_err() {
+                // No thread: the object is fetched when it is asked for.
+                st.slots.remove(n);
+                st.fetched.pop();
+            }
+        }
+    }
+}
+
+impl RemoteFiles for ObjectFiles {
+    fn read(&self, name: &str) -> Result<Vec<u8>, SourceError> {
+        let mut st = self.shared.lock();
+        let held = st.slots.contains_key(name);
+        if !held {
+            st.fetched.push(name.to_owned());
+        }
+        let range = st.range.clone();
+        let next = self.next_names(name, range.as_ref());
+        self.read_ahead(&mut st, name, &next);
+        if held {
+            loop {
+                match st.slots.get_mut(name) {
+                    Some(slot @ Some(_)) => {
+                        let got = slot.take();
+                        st.slots.remove(name);
+                        if let Some(got) = got {
+                            return got;
+                        }
+                    }
+                    Some(None) => {
+                        st = self
+                            .shared
+                            .ready
+                            .wait(st)
+                            .unwrap_or_else(|e| e.into_inner());
+                    }
+                    // Forgotten by another reader's read-ahead: fetched here.
+                    None => {
+                        st.fetched.push(name.to_owned());
+                        break;
+                    }
+                }
+            }
+        }
+        drop(st);
+        self.shared.fetch(name)
+    }
+
+    fn read_head(&self, name: &str, len: usize) -> Result<Vec<u8>, SourceError> {
+        self.read_heads(&[name.to_owned()], len)
+            .pop()
+            .unwrap_or_else(|| Ok(Vec::new()))
+    }
+
+    fn read_heads(&self, names: &[String], len: usize) -> Vec<Result<Vec<u8>, SourceError>> {
+        let compressed = |n: &String| {
+            WalFileName::parse(n).is_some_and(|w| w.compression() != Compression::None)
+        };
+        // Plain objects: their first `len` bytes; compressed ones: enough to decompress that.
+        let want = if names.iter().any(compressed) {
+            COMPRESSED_HEAD.max(len as u64)
+        } else {
+            len as u64
+        };
+        let store = &self.shared.store;
+        store
+            .get_heads(names, want)
+            .into_iter()
+            .zip(names)
+            .map(|(got, name)| {
+                let raw = got?;
+                let kind = sniff_compression(&raw[..raw.len().min(4)]);
+                if kind == Compression::None {
+                    return Ok(raw[..raw.len().min(len)].to_vec());
+                }
+                let (head, _) = decompress_prefix(kind, &raw, len as u64);
+                if head.len() >= len {
+                    return Ok(head);
+                }
+                // The first page did not fit in the bytes fetched: the whole object.
+                let whole = self.shared.fetch(name)?;
+                Ok(whole[..whole.len().min(len)].to_vec())
+            })
+            .collect()
+    }
+
+    fn will_read(&self, range: &ReadRange) {
+        self.shared.lock().range = Some(range.clone());
+    }
+
+    fn fetched(&self) -> Vec<String> {
+        self.shared.lock().fetched.clone()
+    }
+}
