@@ -691,9 +691,16 @@ const OS_PAGE: usize = 4096;
 /// (segments of 16 MB, the default, are given back whole).
 const SHARED_RELEASE_EVERY: usize = 32 << 20;
 
-/// Bytes of a shared mapping populated per call: readers of parts often need only a little of
-/// a segment, so less than a [`PIECE`].
+/// Bytes of a shared mapping populated by a reader's first call: readers of parts may need
+/// only a little of a segment, so less than a [`PIECE`]. Each later call populates twice as
+/// much, up to [`SHARED_PIECE_MAX`]: a reader of a whole segment then makes 12 calls rather
+/// than 64 (each call takes the process's mapping lock, whose cache line the other readers'
+/// calls and page faults pull to their own cores; `--stats -j2` on PostgreSQL 19 WAL spent
+/// 6–7% more CPU time with pieces of 256 kB throughout).
 const SHARED_PIECE: usize = 256 << 10;
+
+/// The most bytes of a shared mapping populated per call.
+const SHARED_PIECE_MAX: usize = 2 << 20;
 
 /// Maps a complete segment file for reading in order.
 fn map_segment(file: &File) -> Option<MappedSegment> {
@@ -732,9 +739,9 @@ fn feed_whole(
         f(data);
         return data.len();
     }
-    let piece = match release {
-        Release::AsItGoes => PIECE,
-        Release::Shared => SHARED_PIECE,
+    let (mut piece, max_piece) = match release {
+        Release::AsItGoes => (PIECE, PIECE),
+        Release::Shared => (SHARED_PIECE, SHARED_PIECE_MAX),
     };
     let end = limit.min(bytes.len());
     let mut pos = offset.min(end);
@@ -743,6 +750,7 @@ fn feed_whole(
     while pos < end {
         let next = (pos + piece).min(end);
         bytes.populate(pos, next);
+        piece = (piece * 2).min(max_piece);
         let go_on = f(&bytes[pos..next]);
         if release == Release::AsItGoes && next < end && next - kept_from >= RELEASE_EVERY {
             let upto = (next / OS_PAGE) * OS_PAGE;

@@ -26,6 +26,12 @@
 //! # Ok::<(), pgwal::reader::ReaderError>(())
 //! ```
 //!
+//! [`ReaderBuilder::jobs`] gives [`WalReader::for_each_chunk`] and [`WalReader::fold_chunks`]
+//! several threads: the range is cut into chunks decoded at once, each chunk's records are
+//! gathered by the caller's work on a worker thread, and what each chunk gathered is handed
+//! back in LSN order, with the same records, end and errors as one thread (`pgwal dump -j`
+//! formats and counts through it). [`WalReader::for_each`] stays on the calling thread.
+//!
 //! Errors are [`ReaderError`]s naming the file, segment or LSN; corrupt WAL (as opposed to its
 //! end, which is [`ReadEnd::EndOfWal`]) is [`source::SourceError::Corrupt`] with the file and the LSN.
 //!

@@ -268,8 +268,6 @@ where
         }
         engine.worker();
     });
-    // Every chunk is read: the last segments' pages can go.
-    engine.segments.give_back_before(Lsn::MAX);
     let order = engine
         .order
         .into_inner()
