@@ -547,7 +547,11 @@ fn reader_chunks_match(g: Geo, dir: &Path, s0: u64, e: u64, full: &[Rec]) {
             )
             .unwrap_or_else(|err| panic!("{jobs} jobs, chunks of {chunk}: {err}"));
         assert_eq!(how, ReadEnd::ReachedEnd, "{jobs} jobs, chunks of {chunk}");
-        assert_same(&got, full, &format!("reader: {jobs} jobs, chunks of {chunk}"));
+        assert_same(
+            &got,
+            full,
+            &format!("reader: {jobs} jobs, chunks of {chunk}"),
+        );
     }
 }
 

@@ -187,7 +187,9 @@ impl WalReader {
     {
         let work = Fold { init, visit };
         let init = &work.init;
-        run(self, &work, |a: &mut A, _| merge(std::mem::replace(a, init())))
+        run(self, &work, |a: &mut A, _| {
+            merge(std::mem::replace(a, init()))
+        })
     }
 }
 
@@ -237,7 +239,13 @@ where
     let cuts = if single {
         Cuts::whole(range.start)
     } else {
-        Cuts::new(range.start, reader.last_byte().0, chunk_bytes, tail_bytes, jobs)
+        Cuts::new(
+            range.start,
+            reader.last_byte().0,
+            chunk_bytes,
+            tail_bytes,
+            jobs,
+        )
     };
     let engine = Engine {
         reader,

@@ -106,7 +106,10 @@ fn chunks_give_the_records_of_one_thread_for_every_major() {
                 .any(|(r, &e)| r.0 .0 / unit != (e - 1) / unit && e % unit != 0)
         };
         assert!(crosses(PAGE), "{major}: no record across a page");
-        let switches = want.iter().filter(|r| r.2 == 0 && r.3 & 0xF0 == 0x40).count();
+        let switches = want
+            .iter()
+            .filter(|r| r.2 == 0 && r.3 & 0xF0 == 0x40)
+            .count();
         assert!(switches >= 1, "{major}: no XLOG_SWITCH");
         for jobs in 1..=4 {
             for chunk in CHUNKS {
@@ -140,8 +143,15 @@ fn chunks_after_a_switch_join_the_next_segment_as_one_thread() {
             .iter()
             .find(|r| r.2 == 0 && r.3 & 0xF0 == 0x40)
             .unwrap();
-        assert_eq!(switch.0 .0 / SEG, first_seg, "{major}: a switch ends the first segment");
-        assert!(want.iter().any(|r| r.0 .0 / SEG == first_seg + 1), "{major}");
+        assert_eq!(
+            switch.0 .0 / SEG,
+            first_seg,
+            "{major}: a switch ends the first segment"
+        );
+        assert!(
+            want.iter().any(|r| r.0 .0 / SEG == first_seg + 1),
+            "{major}"
+        );
         for jobs in 2..=4 {
             for chunk in [PAGE, 5 * PAGE, SEG / 2, SEG] {
                 let (got, end, _) = chunked(WalReader::builder(), &dir, jobs, chunk);
@@ -219,10 +229,7 @@ fn a_broken_link_at_a_chunk_join_fails_as_one_thread_does() {
                 .filter(|&off| off / PAGE == p && off % PAGE <= PAGE - 24)
                 .collect::<Vec<u64>>()
         };
-        let page = (40..)
-            .map(on_page)
-            .find(|v| v.len() >= 2)
-            .unwrap();
+        let page = (40..).map(on_page).find(|v| v.len() >= 2).unwrap();
         for off in [page[0], page[1]] {
             // The low byte of xl_prev (the header's bytes 8..16).
             let tmp = damaged(major, &seg_file, (off + 8) as usize);
