@@ -426,6 +426,41 @@ impl SharedSegments {
     }
 }
 
+impl SharedSegments {
+    /// Gives back the mapped pages of the segments that lie wholly in `from..to`: for the
+    /// reader of a part that covers whole segments, once it has read it. Its pages are then
+    /// dropped by the thread (and core) that mapped and read them, which costs the kernel
+    /// less than dropping them from another core later with
+    /// [`give_back_before`](Self::give_back_before) (which skips them).
+    ///
+    /// ```
+    /// use pgwal::source::SharedSegments;
+    /// use pgwal::Lsn;
+    /// let shared = SharedSegments::new(3);
+    /// // ... a reader reads the part 0/2000000..0/3000000 (one 16 MB segment) ...
+    /// shared.give_back_within(Lsn(0x200_0000), Lsn(0x300_0000));
+    /// ```
+    pub fn give_back_within(&self, from: Lsn, to: Lsn) {
+        let mut done = Vec::new();
+        if let Ok(mut maps) = self.maps.lock() {
+            for m in maps.iter_mut() {
+                let Some(Some(bytes)) = m.bytes.get() else {
+                    continue;
+                };
+                let len = bytes.len();
+                let start = m.end.0.saturating_sub(len as u64);
+                if bytes.is_mapped() && start >= from.0 && m.end <= to && m.released < len {
+                    done.push((bytes.clone(), m.released, len));
+                    m.released = len;
+                }
+            }
+        }
+        for (bytes, from, to) in done {
+            bytes.give_back(from, to);
+        }
+    }
+}
+
 fn read_range_in(
     dir: &WalDirectory,
     range: &ReadRange,
@@ -772,4 +807,49 @@ fn feed_whole(
         bytes.give_back(kept_from, pos);
     }
     pos - offset
+}
+
+#[cfg(test)]
+mod shared_tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    /// How far each shared segment's pages were given back.
+    fn released(shared: &SharedSegments) -> Vec<usize> {
+        shared
+            .maps
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|m| m.released)
+            .collect()
+    }
+
+    #[test]
+    fn give_back_within_gives_back_only_segments_wholly_inside() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/wal/pg18");
+        let wd = WalDirectory::scan(&dir).unwrap();
+        let (_, first) = wd.first_segment().unwrap();
+        let info = probe_segment(&read_wal_file(&first).unwrap()).unwrap();
+        let cfg = crate::wal::DecoderConfig::new(info.seg_size).with_page_size(info.page_size);
+        let range = ReadRange::new(info.pageaddr, info.tli, cfg);
+        let shared = SharedSegments::new(4);
+        read_range_shared(&wd, &range, &shared, |_| ControlFlow::Continue(())).unwrap();
+        // Both segments mapped, nothing given back yet.
+        assert_eq!(released(&shared), vec![0, 0]);
+        let (s0, seg) = (info.pageaddr.0, info.seg_size.bytes());
+        let whole = seg as usize;
+        // A part holding the first segment and a page of the second.
+        shared.give_back_within(Lsn(s0), Lsn(s0 + seg + 8192));
+        assert_eq!(released(&shared), vec![whole, 0]);
+        // A part that begins inside the second segment.
+        shared.give_back_within(Lsn(s0 + seg + 8192), Lsn(s0 + 2 * seg));
+        assert_eq!(released(&shared), vec![whole, 0]);
+        shared.give_back_within(Lsn(s0 + seg), Lsn::MAX);
+        assert_eq!(released(&shared), vec![whole, whole]);
+        // `give_back_before` finds nothing left to give back.
+        shared.give_back_before(Lsn::MAX);
+        assert_eq!(released(&shared), vec![whole, whole]);
+    }
 }

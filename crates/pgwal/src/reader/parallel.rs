@@ -446,6 +446,10 @@ where
             }
             let part = spare.take().unwrap_or_else(|| self.work.part());
             let chunk = self.decode(i, self.cuts.lo(i), part, true);
+            // The segments wholly in this chunk are read: their pages go now, from this core.
+            if let Some(hi) = self.cuts.hi(i) {
+                self.segments.give_back_within(self.cuts.lo(i), hi);
+            }
             let mut o = self.lock();
             o.pending.insert(i, chunk);
             let before = o.want;
