@@ -21,7 +21,9 @@
 //! 6. every record (LSN, prev, rmgr, lengths) and the per-rmgr counts and sizes against the
 //!    reference `pg_waldump` and `pg_waldump --stats`;
 //! 7. the same WAL fed in random piece sizes (and 1-3 byte pieces over the crafted regions)
-//!    gives the same records as whole-segment decoding;
+//!    gives the same records as whole-segment decoding, and so does the high-level reader's parallel
+//!    read (`WalReader::fold_chunks`, 2-4 threads, chunks of one page to a segment, so chunk
+//!    joins fall inside records across pages and segments);
 //! 8. end of WAL vs corruption: the zeroed tail of the live segment, flipped bytes (BadCrc
 //!    naming the record), a segment of another cluster (SystemIdMismatch), truncated files
 //!    through `source::read_range` (`.partial`: EndOfWal where the bytes stop; a short file
@@ -44,6 +46,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
+use pgwal::reader::WalReader;
 use pgwal::source::{
     read_range, read_range_shared, ReadEnd, ReadRange, SharedSegments, SourceError, WalDirectory,
 };
@@ -513,6 +516,42 @@ fn shared_parts_match(g: Geo, dir: &Path, s0: u64, e: u64, full: &[Rec]) {
             lo = hi;
         }
         assert_same(&got, full, &format!("shared parts of {part_pages} pages"));
+    }
+}
+
+/// Reads `[s0, e)` through the high-level reader on several threads
+/// (`WalReader::for_each_chunk` via `fold_chunks`): chunks of one page, five pages and a
+/// segment, joined at records across pages and segments; the chunks' records in order must be
+/// `full`.
+fn reader_chunks_match(g: Geo, dir: &Path, s0: u64, e: u64, full: &[Rec]) {
+    for (jobs, chunk) in [(2, PAGE), (3, 5 * PAGE), (4, PAGE), (2, g.seg)] {
+        let reader = WalReader::builder()
+            .start(Lsn(s0))
+            .end(Lsn(e))
+            .jobs(jobs)
+            .chunk_size(chunk)
+            .open(dir)
+            .unwrap();
+        let mut got = Vec::new();
+        let how = reader
+            .fold_chunks(
+                Vec::new,
+                |v, r| {
+                    v.push(Rec::of(r));
+                    ControlFlow::Continue(())
+                },
+                |v| {
+                    got.extend(v);
+                    ControlFlow::Continue(())
+                },
+            )
+            .unwrap_or_else(|err| panic!("{jobs} jobs, chunks of {chunk}: {err}"));
+        assert_eq!(how, ReadEnd::ReachedEnd, "{jobs} jobs, chunks of {chunk}");
+        assert_same(
+            &got,
+            full,
+            &format!("reader: {jobs} jobs, chunks of {chunk}"),
+        );
     }
 }
 
@@ -1081,6 +1120,7 @@ async fn edges(major: Major) {
     );
     assert_same(&whole.recs, &full, "whole segments vs read_range");
     shared_parts_match(g, &snap, s0, e, &full);
+    reader_chunks_match(g, &snap, s0, e, &full);
 
     // ---- 1. Records split across pages. ----
     let r = find_msg(&full, "p1");
@@ -1745,6 +1785,7 @@ async fn segment_sizes(major: Major) {
         // And as `dump -j` reads it: in parts, through shared mappings given back as it goes
         // (segments of 64 MB in two halves).
         shared_parts_match(g, &snap, s0, e, &full);
+        reader_chunks_match(g, &snap, s0, e, &full);
         if let Some(bin) = reference_waldump(major) {
             let theirs = waldump_stats(&bin, &snap, s0, e);
             compare_stats(&our_stats(&full), &theirs, &format!("pg{major} {mb}MB"));

@@ -210,7 +210,9 @@ fn open(cfg: &DumpConfig) -> anyhow::Result<Plan> {
     let mut b = WalReader::builder()
         .follow_timelines(cfg.follow_timelines)
         .live(cfg.follow)
-        .block_refs(cfg.block_refs());
+        .block_refs(cfg.block_refs())
+        .jobs(cfg.jobs)
+        .chunk_size(parallel::chunk_bytes(cfg));
     if let Some(s) = cfg.start {
         b = b.start(s);
     }
@@ -366,7 +368,7 @@ fn execute(cfg: &DumpConfig) -> anyhow::Result<ExitCode> {
         // Workers write to stdout themselves, through a handle they share (stdout stays
         // unlocked until they are done).
         let mut shared = std::io::BufWriter::with_capacity(1 << 15, std::io::stdout());
-        let outcome = parallel::run(&plan, &sink, cfg.jobs, limit, &mut shared, &mut stats)?;
+        let outcome = parallel::run(cfg, &plan, &sink, limit, &mut shared, &mut stats)?;
         shared.flush()?;
         (outcome, std::io::BufWriter::new(stdout.lock()))
     } else {

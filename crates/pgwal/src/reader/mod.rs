@@ -26,6 +26,12 @@
 //! # Ok::<(), pgwal::reader::ReaderError>(())
 //! ```
 //!
+//! [`ReaderBuilder::jobs`] gives [`WalReader::for_each_chunk`] and [`WalReader::fold_chunks`]
+//! several threads: the range is cut into chunks decoded at once, each chunk's records are
+//! gathered by the caller's work on a worker thread, and what each chunk gathered is handed
+//! back in LSN order, with the same records, end and errors as one thread (`pgwal dump -j`
+//! formats and counts through it). [`WalReader::for_each`] stays on the calling thread.
+//!
 //! Errors are [`ReaderError`]s naming the file, segment or LSN; corrupt WAL (as opposed to its
 //! end, which is [`ReadEnd::EndOfWal`]) is [`source::SourceError::Corrupt`] with the file and the LSN.
 //!
@@ -49,9 +55,11 @@ use crate::wal::{DecoderConfig, Record, LONG_HEADER_SIZE};
 mod error;
 #[cfg(feature = "object-store")]
 pub mod object;
+mod parallel;
 mod stream;
 
 pub use error::ReaderError;
+pub use parallel::{ChunkWork, Handover, DEFAULT_CHUNK_BYTES};
 pub use stream::WalStream;
 
 /// Where WAL files are.
@@ -162,6 +170,8 @@ pub struct ReaderBuilder {
     on_tar_duplicate: Option<OnDuplicate>,
     #[cfg(feature = "object-store")]
     object_options: crate::storage::object::ObjectOptions,
+    jobs: usize,
+    chunk_bytes: u64,
 }
 
 impl std::fmt::Debug for ReaderBuilder {
@@ -176,6 +186,8 @@ impl std::fmt::Debug for ReaderBuilder {
             .field("block_refs", &self.block_refs)
             .field("live", &self.live)
             .field("stream_name", &self.stream_name)
+            .field("jobs", &self.jobs)
+            .field("chunk_bytes", &self.chunk_bytes)
             .finish_non_exhaustive()
     }
 }
@@ -195,6 +207,8 @@ impl Default for ReaderBuilder {
             on_tar_duplicate: None,
             #[cfg(feature = "object-store")]
             object_options: Default::default(),
+            jobs: 1,
+            chunk_bytes: DEFAULT_CHUNK_BYTES,
         }
     }
 }
@@ -259,6 +273,25 @@ impl ReaderBuilder {
     /// [`WalReader::resume_at`].
     pub fn live(mut self, on: bool) -> ReaderBuilder {
         self.live = on;
+        self
+    }
+
+    /// Threads for [`WalReader::for_each_chunk`] and [`WalReader::fold_chunks`] (default 1;
+    /// 0 counts as 1): the range is cut into chunks that `n` workers, the calling thread one of
+    /// them, decode at once, and what they gather is handed over in LSN order. Only those two
+    /// use it: [`WalReader::for_each`] always reads on the calling thread, one record after
+    /// another, and so does a [`live`](Self::live) directory or a stream.
+    pub fn jobs(mut self, n: usize) -> ReaderBuilder {
+        self.jobs = n.max(1);
+        self
+    }
+
+    /// Bytes of WAL per chunk with [`jobs`](Self::jobs) above 1 (default
+    /// [`DEFAULT_CHUNK_BYTES`]): rounded down to whole pages, at least a page, at most a
+    /// segment. Smaller chunks mean less gathered per chunk waiting for the chunks before it
+    /// (text, say), larger ones less set-up per chunk.
+    pub fn chunk_size(mut self, bytes: u64) -> ReaderBuilder {
+        self.chunk_bytes = bytes;
         self
     }
 
@@ -426,6 +459,8 @@ impl ReaderBuilder {
             info,
             range,
             live: self.live,
+            jobs: self.jobs,
+            chunk_bytes: self.chunk_bytes,
         })
     }
 
@@ -543,6 +578,9 @@ pub struct WalReader {
     info: SegmentInfo,
     range: ReadRange,
     live: bool,
+    /// [`ReaderBuilder::jobs`] and [`ReaderBuilder::chunk_size`].
+    jobs: usize,
+    chunk_bytes: u64,
 }
 
 impl WalReader {
@@ -558,7 +596,9 @@ impl WalReader {
     }
 
     /// Hands each record, in LSN order, to `visit` (by reference: records borrow the mapped
-    /// or read bytes), until `visit` breaks, the end is reached or the WAL ends.
+    /// or read bytes), until `visit` breaks, the end is reached or the WAL ends. On the
+    /// calling thread whatever [`ReaderBuilder::jobs`] says: see
+    /// [`for_each_chunk`](Self::for_each_chunk) for several.
     ///
     /// Can be called again: it reads from the start again (after
     /// [`resume_at`](Self::resume_at), from there).
