@@ -1002,7 +1002,8 @@ fn lsn_in(n: &str, off: u64) -> String {
 }
 
 /// `dump -p URL` prints what `dump -p DIR` prints for the same archive (a whole timeline to
-/// its compressed `.partial`, and a start and end in the middle, in text and `--stats`),
+/// its compressed `.partial`, and a start and end in the middle, in text and `--stats`, on one
+/// thread and with `-j 2`),
 /// fetching only the objects of the range, and writing nothing into `$TMPDIR`; a missing
 /// object in the middle, a wrong bucket and an object that is not WAL are errors naming the
 /// URL and key.
@@ -1030,10 +1031,16 @@ fn dump_url_as_directory(url: &str) {
     let (start, end) = (lsn_in(&tli1[2], 0x1234), lsn_in(&tli1[4], 0x5678));
     let mut middle: Vec<String> = tli1[2..=4].iter().map(|n| stored_form(&dir, n)).collect();
     middle.sort();
-    let cases: [(Vec<&str>, &Vec<String>); 3] = [
+    let cases: [(Vec<&str>, &Vec<String>); 5] = [
         (vec![], &whole),
         (vec!["-s", &start, "-e", &end], &middle),
         (vec!["-s", &start, "-e", &end, "--stats"], &middle),
+        // The parallel reader over the same listing: the same output and objects.
+        (vec!["-j", "2"], &whole),
+        (
+            vec!["-s", &start, "-e", &end, "--stats", "-j", "2"],
+            &middle,
+        ),
     ];
     for (extra, expect) in cases {
         let mut on_dir = vec!["dump", "-p", s(&dir)];
