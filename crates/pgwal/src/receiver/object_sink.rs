@@ -1,0 +1,1171 @@
+//! The object-store sink: `pgwal receive -D s3://BUCKET/PREFIX` (and `az://`, `gs://`).
+//!
+//! WAL is written first into a local spool directory by a [`DirectorySink`] (uncompressed
+//! `.partial` files, fsynced as a directory archive is), and every completed segment is then
+//! uploaded by a thread of its own, in order, while streaming goes on:
+//!
+//! 1. the segment file is read from the spool (one segment in memory at a time) and
+//!    compressed if asked;
+//! 2. if the store already holds the segment under any compression suffix, its content is
+//!    compared after decompression: the same WAL is success, other WAL is a
+//!    [`ObjectSinkError::Conflict`] that stops the receiver and leaves both copies;
+//! 3. otherwise it is created only if absent ([`ObjectArchive::put_new`]) under the name
+//!    `archive push` gives it (`000000010000000000000003.zst`), and checked afterwards: the
+//!    object's size must be the size uploaded;
+//! 4. the spool file is removed.
+//!
+//! The spool is bounded ([`ObjectSinkOptions::max_spool`]): when that many bytes of completed
+//! segments wait for upload (the store is unreachable, or slower than the server), the sink
+//! blocks in [`WalSink::begin_segment`], so the driver stops reading from the server and a
+//! replication slot keeps the WAL on the server; it goes on when uploads succeed again. Each
+//! failed upload is logged and retried with backoff.
+//!
+//! What it reports durable ([`FlushTo`]): with [`FlushTo::Local`] what is fsynced in the
+//! spool, as a directory; with [`FlushTo::Remote`] only WAL that is in the object store:
+//! completed segments once uploaded and checked, and the segment being written, which is
+//! uploaded every [`ObjectSinkOptions::partial_interval`] under a name of its own that carries
+//! its end, `SEGMENT.EEEEEEEEEEEEEEEE[.gz|.lz4|.zst].partial` (`E…`: the end LSN as 16 hex
+//! digits, e.g. `000000010000000000000003.00000000030A1B28.partial`). The older partial objects
+//! of a segment are removed once a newer one or the complete segment is stored.
+//!
+//! At a start with an empty spool (a new host), the store says where to go on: the newest
+//! partial object is downloaded into the spool and resumed (validated with the decoder as
+//! any `.partial`), else streaming continues after the newest complete segment. Timeline
+//! history files are written into the spool and uploaded (create-only); the last segment of a
+//! timeline stays partial, as pg_receivewal leaves it, and is uploaded as
+//! `SEGMENT[.zst].partial`.
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use std::time::Duration;
+//! use pgwal::conninfo::Config;
+//! use pgwal::receiver::{FlushTo, Metrics, ObjectSink, ObjectSinkOptions, Receiver, ReceiverOptions};
+//! use pgwal::storage::location::Location;
+//! use pgwal::storage::object::{ObjectArchive, ObjectOptions};
+//!
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! let Location::Object(url) = Location::parse("s3://wal/db1")? else { unreachable!() };
+//! let store = ObjectArchive::open(&url, &ObjectOptions::default())?;
+//! let mut opts = ObjectSinkOptions::new("/var/spool/pgwal");
+//! opts.flush_to = FlushTo::Remote;
+//! opts.partial_interval = Duration::from_secs(5);
+//! let metrics = Arc::new(Metrics::default());
+//! let sink = ObjectSink::open(store, opts, metrics)?;
+//! let mut ropts = ReceiverOptions::new("/var/spool/pgwal");
+//! ropts.slot = Some("archiver".parse()?);
+//! Receiver::with_sink(Config::parse("host=db1 user=rep")?, ropts, sink).run().await?;
+//! # Ok(()) }
+//! ```
+
+use std::collections::{HashSet, VecDeque};
+use std::fs;
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+use crate::lsn::Lsn;
+use crate::segment::{Compression, SegNo, TimelineId, WalFileName, WalSegSize};
+use crate::storage::codec::{compress, decompress_prefix, sniff_compression};
+use crate::storage::file::FILE_MODE;
+use crate::storage::local::{describe_difference, write_durably, Existing};
+use crate::storage::object::{ObjectArchive, ObjectError, PutNew};
+use crate::wal::DecoderConfig;
+
+use super::compress::CompressSpec;
+use super::directory::DirectorySink;
+use super::metrics::Metrics;
+use super::scan;
+use super::sink::{SinkStart, WalSink};
+use super::{ReceiveError, ReceiverOptions};
+
+type Result<T> = std::result::Result<T, ReceiveError>;
+
+/// What the flush position reported to the server covers.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum FlushTo {
+    /// WAL fsynced in the local spool (`--flush-to local`, the default): a lost host loses
+    /// the WAL in its spool that was not uploaded yet.
+    #[default]
+    Local,
+    /// WAL stored in the object store (`--flush-to remote`): a lost host loses at most the
+    /// WAL of the last [`ObjectSinkOptions::partial_interval`], and nothing reported flushed.
+    Remote,
+}
+
+/// How an [`ObjectSink`] works.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct ObjectSinkOptions {
+    /// The local spool directory (created if missing): `.partial` data and completed segments
+    /// not uploaded yet.
+    pub spool: PathBuf,
+    /// Compression of the uploaded objects (the spool is always uncompressed).
+    pub compress: CompressSpec,
+    /// fsync in the spool (off with `--no-sync`).
+    pub sync: bool,
+    /// Completed segments waiting for upload may take this many bytes of the spool; then the
+    /// sink stops taking WAL until uploads succeed again. At least two segments are allowed.
+    pub max_spool: u64,
+    /// What the flush position covers.
+    pub flush_to: FlushTo,
+    /// With [`FlushTo::Remote`], the segment being written is uploaded this often.
+    pub partial_interval: Duration,
+    /// First wait after a failed upload (doubled up to [`Self::max_retry_delay`]).
+    pub retry_delay: Duration,
+    /// Longest wait between upload attempts.
+    pub max_retry_delay: Duration,
+}
+
+impl ObjectSinkOptions {
+    /// Defaults for spool directory `spool`: no compression, fsync, a 1 GiB spool, local
+    /// durability, partial uploads every 10 s.
+    pub fn new(spool: impl Into<PathBuf>) -> ObjectSinkOptions {
+        ObjectSinkOptions {
+            spool: spool.into(),
+            compress: CompressSpec::NONE,
+            sync: true,
+            max_spool: 1 << 30,
+            flush_to: FlushTo::Local,
+            partial_interval: Duration::from_secs(10),
+            retry_delay: Duration::from_millis(500),
+            max_retry_delay: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Why an upload failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ObjectSinkError {
+    /// The store failed (after its own retries); the upload is tried again.
+    #[error(transparent)]
+    Store(#[from] ObjectError),
+    /// The store holds other WAL under the name: both are left as they are and the receiver
+    /// stops.
+    #[error("archive \"{url}\": object \"{key}\" already exists with other content than \"{spool}\" ({reason}); both are left as they are")]
+    Conflict {
+        /// The archive.
+        url: String,
+        /// The existing object's key.
+        key: String,
+        /// The spool file.
+        spool: PathBuf,
+        /// How they differ.
+        reason: String,
+    },
+    /// An object was stored but reads back with another size.
+    #[error("archive \"{url}\": object \"{key}\" reads back {found} bytes after uploading {sent}")]
+    Verify {
+        /// The archive.
+        url: String,
+        /// The key.
+        key: String,
+        /// Bytes uploaded.
+        sent: u64,
+        /// Size found.
+        found: u64,
+    },
+    /// A spool file could not be read or written.
+    #[error("could not {op} \"{}\": {source}", path.display())]
+    Spool {
+        /// What was being done.
+        op: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: io::Error,
+    },
+    /// An object of the store is not usable WAL (at a start from the store).
+    #[error("archive \"{url}\": object \"{key}\" {reason}")]
+    BadObject {
+        /// The archive.
+        url: String,
+        /// The key.
+        key: String,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+impl ObjectSinkError {
+    /// True when retrying may succeed (the store was unreachable or failed).
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            // A missing bucket, refused credentials or a bad configuration stay so.
+            ObjectSinkError::Store(e) => !matches!(
+                e,
+                ObjectError::Config { .. }
+                    | ObjectError::NoCredentials { .. }
+                    | ObjectError::NoBucket { .. }
+                    | ObjectError::Denied { .. }
+            ),
+            ObjectSinkError::Spool { .. } => true,
+            _ => false,
+        }
+    }
+
+    fn into_receive(self) -> ReceiveError {
+        if self.is_retryable() {
+            ReceiveError::sink(self)
+        } else {
+            ReceiveError::sink_fatal(self)
+        }
+    }
+}
+
+/// One upload, in the order the WAL came.
+#[derive(Clone, Debug)]
+enum Job {
+    /// A completed segment in the spool (or a timeline's last `.partial`, `final_partial`).
+    Segment {
+        tli: TimelineId,
+        segno: SegNo,
+        path: PathBuf,
+        /// End of the WAL it holds.
+        end: Lsn,
+        final_partial: bool,
+    },
+    /// A timeline history file.
+    History { tli: TimelineId, content: Vec<u8> },
+}
+
+impl Job {
+    fn spool_bytes(&self, seg_size: WalSegSize) -> u64 {
+        match self {
+            Job::Segment { .. } => seg_size.bytes(),
+            Job::History { .. } => 0,
+        }
+    }
+}
+
+/// The segment being written, for partial uploads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Open {
+    tli: TimelineId,
+    segno: SegNo,
+    /// End of the WAL written into its spool file.
+    written: Lsn,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    queue: VecDeque<Job>,
+    /// Names (spool paths or history names) queued, so a reconnection does not queue twice.
+    queued: HashSet<String>,
+    seg_size: Option<WalSegSize>,
+    /// All WAL up to here is in the store (the stream's positions).
+    remote: Lsn,
+    open: Option<Open>,
+    /// The partial objects stored for a segment: (tli, segno, end, name).
+    partials: Vec<(TimelineId, SegNo, Lsn, String)>,
+    /// The last upload failed (the store is unreachable or failing).
+    failing: bool,
+    /// An upload failed for good: the receiver stops.
+    fatal: Option<String>,
+    /// The sink is going away.
+    closing: bool,
+    /// Upload the partial segment now, not at the next interval.
+    partial_now: bool,
+}
+
+struct Shared {
+    state: Mutex<State>,
+    changed: Condvar,
+    /// Stop waiting for room in the spool (an orderly stop was asked for).
+    interrupted: AtomicBool,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Stops an [`ObjectSink`] from waiting for room in its spool (an orderly stop: the receiver's
+/// last writes go into the spool beyond `max_spool`, to be uploaded at the next start).
+#[derive(Clone)]
+pub struct SpoolInterrupt(Arc<Shared>);
+
+impl std::fmt::Debug for SpoolInterrupt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SpoolInterrupt")
+    }
+}
+
+impl SpoolInterrupt {
+    /// Stops waiting now and from now on.
+    pub fn interrupt(&self) {
+        self.0.interrupted.store(true, Ordering::SeqCst);
+        self.0.changed.notify_all();
+    }
+}
+
+/// Received WAL into an object store through a local spool; see the [module
+/// documentation](self).
+pub struct ObjectSink {
+    dir: DirectorySink,
+    store: Arc<ObjectArchive>,
+    opts: ObjectSinkOptions,
+    shared: Arc<Shared>,
+    uploader: Option<std::thread::JoinHandle<()>>,
+    seg_size: WalSegSize,
+    tli: TimelineId,
+    /// The spool's start was downloaded from the store (its prefix is there already).
+    resumed_from_store: bool,
+}
+
+impl std::fmt::Debug for ObjectSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ObjectSink")
+            .field("store", &self.store.url_str())
+            .field("opts", &self.opts)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ObjectSink {
+    /// A sink uploading into `store`, spooling in `opts.spool` (created if missing; its lock
+    /// file keeps a second receiver out). Starts the upload thread.
+    pub fn open(
+        store: ObjectArchive,
+        opts: ObjectSinkOptions,
+        metrics: Arc<Metrics>,
+    ) -> Result<ObjectSink> {
+        if let Err(source) = fs::create_dir_all(&opts.spool) {
+            return Err(ReceiveError::UnusableDirectory {
+                op: "create directory",
+                path: opts.spool.clone(),
+                source,
+            });
+        }
+        let mut dopts = ReceiverOptions::new(&opts.spool);
+        dopts.sync = opts.sync;
+        dopts.compress = CompressSpec::NONE;
+        let dir = DirectorySink::open(&dopts, metrics)?;
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State::default()),
+            changed: Condvar::new(),
+            interrupted: AtomicBool::new(false),
+        });
+        let store = Arc::new(store);
+        let uploader = {
+            let (shared, store, opts) = (shared.clone(), store.clone(), opts.clone());
+            std::thread::Builder::new()
+                .name("pgwal-upload".into())
+                .spawn(move || {
+                    Uploader {
+                        shared,
+                        store,
+                        opts,
+                    }
+                    .run()
+                })
+                .map_err(ReceiveError::WriterThread)?
+        };
+        Ok(ObjectSink {
+            dir,
+            store,
+            opts,
+            shared,
+            uploader: Some(uploader),
+            seg_size: WalSegSize::DEFAULT,
+            tli: TimelineId(1),
+            resumed_from_store: false,
+        })
+    }
+
+    /// A handle that stops the sink from waiting for room in the spool.
+    pub fn interrupt_handle(&self) -> SpoolInterrupt {
+        SpoolInterrupt(self.shared.clone())
+    }
+
+    fn check_fatal(&self) -> Result<()> {
+        match &self.shared.lock().fatal {
+            Some(e) => Err(ReceiveError::sink_fatal(e.clone())),
+            None => Ok(()),
+        }
+    }
+
+    fn enqueue(&self, job: Job) {
+        let key = match &job {
+            Job::Segment { path, .. } => path.display().to_string(),
+            Job::History { tli, .. } => format!("{:08X}.history", tli.0),
+        };
+        let mut st = self.shared.lock();
+        if st.queued.insert(key) {
+            st.queue.push_back(job);
+            self.shared.changed.notify_all();
+        }
+    }
+
+    /// Queues the spool's completed segments, and `.partial` files of timelines before `tli`
+    /// (a timeline's last segment), in WAL order.
+    fn queue_spool(&self, current: Option<(TimelineId, SegNo)>) -> Result<()> {
+        let seg_size = self.seg_size;
+        let mut found =
+            scan::candidates(&self.opts.spool, seg_size).map_err(|source| ReceiveError::Io {
+                op: "read directory",
+                path: self.opts.spool.clone(),
+                source,
+            })?;
+        found.reverse(); // oldest first
+        for c in found {
+            if c.compression != Compression::None {
+                continue;
+            }
+            let final_partial = c.partial;
+            if c.partial {
+                // The segment being written stays; a partial of an older timeline is final.
+                match current {
+                    Some((tli, segno)) if c.tli < tli || (c.tli == tli && c.segno < segno) => {}
+                    _ => continue,
+                }
+            }
+            let end = if c.partial {
+                // The valid end is found when it is read; the segment's start is a safe floor.
+                c.segno.start_lsn(seg_size).unwrap_or(Lsn(0))
+            } else {
+                c.segno.next().start_lsn(seg_size).unwrap_or(Lsn(0))
+            };
+            self.enqueue(Job::Segment {
+                tli: c.tli,
+                segno: c.segno,
+                path: c.path,
+                end,
+                final_partial,
+            });
+        }
+        Ok(())
+    }
+
+    /// With an empty spool: where the store's WAL ends. The newest partial object is
+    /// downloaded into the spool (and `Ok(None)` says to scan the spool again).
+    fn start_from_store(&mut self, cfg: &DecoderConfig) -> Result<Option<SinkStart>> {
+        let seg_size = cfg.seg_size;
+        let listing = self
+            .store
+            .list("")
+            .map_err(|e| ObjectSinkError::from(e).into_receive())?;
+        // (segno, tli, complete?, end, name)
+        let mut best: Option<(SegNo, TimelineId, bool, Lsn, String)> = None;
+        for e in &listing {
+            let cand = if let Some((tli, segno, end, _)) = parse_partial_object(&e.name, seg_size) {
+                Some((segno, tli, false, end, e.name.clone()))
+            } else {
+                match WalFileName::parse(&e.name) {
+                    Some(
+                        w @ WalFileName::Segment {
+                            tli, partial: p, ..
+                        },
+                    ) => w.segno(seg_size).map(|segno| {
+                        let end = if p {
+                            segno.start_lsn(seg_size).unwrap_or(Lsn(0))
+                        } else {
+                            segno.next().start_lsn(seg_size).unwrap_or(Lsn(0))
+                        };
+                        (segno, tli, !p, end, e.name.clone())
+                    }),
+                    _ => None,
+                }
+            };
+            if let Some(c) = cand {
+                let key = |c: &(SegNo, TimelineId, bool, Lsn, String)| (c.0, c.1, c.2, c.3);
+                if best.as_ref().is_none_or(|b| key(&c) > key(b)) {
+                    best = Some(c);
+                }
+            }
+        }
+        let Some((segno, tli, complete, end, name)) = best else {
+            return Ok(None);
+        };
+        let bad = |reason: String| {
+            ReceiveError::sink_fatal(ObjectSinkError::BadObject {
+                url: self.store.url_str().to_owned(),
+                key: self.store.url().key(&name),
+                reason,
+            })
+        };
+        let raw = self
+            .store
+            .get(&name)
+            .map_err(|e| ObjectSinkError::from(e).into_receive())?;
+        let (data, _) = decompress_prefix(sniff_compression(&raw), &raw, seg_size.bytes());
+        if let (Some(sysid), Some(server)) = (scan::head_system_id(&data), cfg.system_id) {
+            if sysid != server {
+                return Err(ReceiveError::ForeignWal {
+                    path: PathBuf::from(format!("{}/{}", self.store.url_str(), name)),
+                    found: sysid,
+                    server,
+                });
+            }
+        } else if data.len() >= 40 || complete {
+            return Err(bad("does not start with a WAL page header".into()));
+        }
+        if complete {
+            tracing::info!(
+                "spool is empty; the archive's newest segment is \"{name}\": continuing at {end}"
+            );
+            return Ok(Some(SinkStart::After { tli, end }));
+        }
+        // Into the spool as the segment's `.partial`, padded as the directory sink pads it;
+        // the directory sink then validates and resumes it.
+        let partial = WalFileName::segment(tli, segno, seg_size)
+            .with(Compression::None, true)
+            .to_string();
+        let mut content = data;
+        content.resize(seg_size.bytes() as usize, 0);
+        write_durably(&self.opts.spool, &partial, FILE_MODE, self.opts.sync, |f| {
+            use std::os::unix::fs::FileExt;
+            f.write_all_at(&content, 0)?;
+            Ok(f)
+        })?;
+        tracing::info!("spool is empty; resuming from the archive's partial object \"{name}\"");
+        self.resumed_from_store = true;
+        Ok(None)
+    }
+
+    fn set_open(&self, open: Option<Open>) {
+        let mut st = self.shared.lock();
+        st.open = open;
+    }
+}
+
+impl WalSink for ObjectSink {
+    fn start_position(&mut self, cfg: &DecoderConfig) -> Result<SinkStart> {
+        self.check_fatal()?;
+        self.seg_size = cfg.seg_size;
+        self.resumed_from_store = false;
+        {
+            let mut st = self.shared.lock();
+            st.seg_size = Some(cfg.seg_size);
+            st.open = None;
+        }
+        let mut start = self.dir.start_position(cfg)?;
+        if start == SinkStart::Empty {
+            if let Some(s) = self.start_from_store(cfg)? {
+                return Ok(s);
+            }
+            if self.resumed_from_store {
+                start = self.dir.start_position(cfg)?;
+            }
+        }
+        let current = match &start {
+            SinkStart::Resume { tli, segno, .. } => Some((*tli, *segno)),
+            _ => None,
+        };
+        self.queue_spool(current)?;
+        Ok(start)
+    }
+
+    fn read_history(&mut self, tli: TimelineId) -> Result<Option<Vec<u8>>> {
+        if let Some(h) = self.dir.read_history(tli)? {
+            return Ok(Some(h));
+        }
+        match self.store.get(&format!("{:08X}.history", tli.0)) {
+            Ok(b) => Ok(Some(b.to_vec())),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(ObjectSinkError::from(e).into_receive()),
+        }
+    }
+
+    fn write_history(&mut self, tli: TimelineId, content: &[u8]) -> Result<()> {
+        self.dir.write_history(tli, content)?;
+        self.enqueue(Job::History {
+            tli,
+            content: content.to_vec(),
+        });
+        Ok(())
+    }
+
+    fn begin(&mut self, tli: TimelineId, start: Lsn) -> Result<()> {
+        self.check_fatal()?;
+        self.dir.begin(tli, start)?;
+        self.tli = tli;
+        let segno = start.segment(self.seg_size);
+        // A `.partial` of an older timeline (or an older segment) is that timeline's last.
+        self.queue_spool(Some((tli, segno)))?;
+        let offset = start.segment_offset(self.seg_size);
+        let mut st = self.shared.lock();
+        st.open = (offset != 0).then_some(Open {
+            tli,
+            segno,
+            written: start,
+        });
+        // Everything before the first upload still waiting (or before this segment, whose
+        // spool prefix may not be in the store) is in the store.
+        let floor = if self.resumed_from_store {
+            start
+        } else {
+            start.segment_start(self.seg_size)
+        };
+        let first_pending = st.queue.iter().find_map(|j| match j {
+            Job::Segment { segno, .. } => segno.start_lsn(self.seg_size),
+            Job::History { .. } => None,
+        });
+        st.remote = first_pending.map_or(floor, |p| p.min(floor));
+        self.shared.changed.notify_all();
+        Ok(())
+    }
+
+    fn begin_segment(&mut self, tli: TimelineId, segno: SegNo) -> Result<()> {
+        self.check_fatal()?;
+        // Room in the spool: wait while completed segments fill it.
+        let mut logged = None::<Instant>;
+        let mut st = self.shared.lock();
+        loop {
+            if let Some(e) = &st.fatal {
+                return Err(ReceiveError::sink_fatal(e.clone()));
+            }
+            let waiting: u64 = st.queue.iter().map(|j| j.spool_bytes(self.seg_size)).sum();
+            let room = waiting + self.seg_size.bytes()
+                <= self.opts.max_spool.max(2 * self.seg_size.bytes());
+            if room || self.shared.interrupted.load(Ordering::SeqCst) {
+                break;
+            }
+            if logged.is_none_or(|t| t.elapsed() >= Duration::from_secs(10)) {
+                tracing::warn!(
+                    "spool \"{}\" holds {} MB of segments waiting for upload to \"{}\" (--max-spool {} MB){}: not taking more WAL until uploads succeed",
+                    self.opts.spool.display(),
+                    waiting >> 20,
+                    self.store.url_str(),
+                    self.opts.max_spool >> 20,
+                    if st.failing { ", the store is failing" } else { "" }
+                );
+                logged = Some(Instant::now());
+            }
+            st = self
+                .shared
+                .changed
+                .wait_timeout(st, Duration::from_millis(500))
+                .map(|(g, _)| g)
+                .unwrap_or_else(|p| p.into_inner().0);
+        }
+        drop(st);
+        self.dir.begin_segment(tli, segno)?;
+        let start = segno.start_lsn(self.seg_size).unwrap_or(Lsn(0));
+        self.set_open(Some(Open {
+            tli,
+            segno,
+            written: start,
+        }));
+        Ok(())
+    }
+
+    fn write(&mut self, start: Lsn, data: &[&[u8]]) -> Result<()> {
+        self.dir.write(start, data)?;
+        let n: u64 = data.iter().map(|d| d.len() as u64).sum();
+        let mut st = self.shared.lock();
+        if let Some(o) = st.open.as_mut() {
+            o.written = Lsn(start.0 + n);
+        }
+        Ok(())
+    }
+
+    fn finish_segment(&mut self) -> Result<()> {
+        self.check_fatal()?;
+        let open = self.shared.lock().open.take();
+        self.dir.finish_segment()?;
+        if let Some(o) = open {
+            let name = WalFileName::segment(o.tli, o.segno, self.seg_size).to_string();
+            self.enqueue(Job::Segment {
+                tli: o.tli,
+                segno: o.segno,
+                path: self.opts.spool.join(name),
+                end: o.segno.next().start_lsn(self.seg_size).unwrap_or(Lsn(0)),
+                final_partial: false,
+            });
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<()> {
+        self.check_fatal()?;
+        self.dir.flush()
+    }
+
+    fn close(&mut self) -> Result<()> {
+        self.dir.close()?;
+        if self.opts.flush_to == FlushTo::Remote {
+            // Upload what was written at once rather than at the next interval.
+            self.shared.lock().partial_now = true;
+            self.shared.changed.notify_all();
+        }
+        Ok(())
+    }
+
+    fn durable(&self) -> Lsn {
+        match self.opts.flush_to {
+            FlushTo::Local => self.dir.durable(),
+            FlushTo::Remote => self.shared.lock().remote,
+        }
+    }
+
+    fn abandon(&mut self) {
+        self.dir.abandon();
+        self.set_open(None);
+    }
+}
+
+impl Drop for ObjectSink {
+    /// Waits for the uploads still queued while the store takes them (up to a minute), then
+    /// stops the upload thread.
+    fn drop(&mut self) {
+        let t = Instant::now();
+        {
+            let mut st = self.shared.lock();
+            while (!st.queue.is_empty()
+                || st.open.is_some_and(|o| {
+                    self.opts.flush_to == FlushTo::Remote && o.written > st.remote
+                }))
+                && !st.failing
+                && st.fatal.is_none()
+                && t.elapsed() < Duration::from_secs(60)
+            {
+                st = self
+                    .shared
+                    .changed
+                    .wait_timeout(st, Duration::from_millis(200))
+                    .map(|(g, _)| g)
+                    .unwrap_or_else(|p| p.into_inner().0);
+            }
+            st.closing = true;
+            self.shared.changed.notify_all();
+        }
+        if let Some(h) = self.uploader.take() {
+            let st = self.shared.lock();
+            // An upload still running against a failing store is left to the process's end.
+            let idle = st.queue.is_empty() && !st.failing;
+            drop(st);
+            if idle {
+                let _ = h.join();
+            }
+        }
+    }
+}
+
+/// `SEGMENT.EEEEEEEEEEEEEEEE[.gz|.lz4|.zst].partial`: (tli, segno, end, compression).
+fn parse_partial_object(
+    name: &str,
+    seg_size: WalSegSize,
+) -> Option<(TimelineId, SegNo, Lsn, Compression)> {
+    let rest = name.strip_suffix(".partial")?;
+    let (seg, rest) = (rest.get(..24)?, rest.get(24..)?);
+    let rest = rest.strip_prefix('.')?;
+    let (hex, comp) = (rest.get(..16)?, rest.get(16..)?);
+    if !hex
+        .bytes()
+        .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_lowercase())
+    {
+        return None;
+    }
+    let end = Lsn(u64::from_str_radix(hex, 16).ok()?);
+    let compression = [
+        Compression::None,
+        Compression::Gzip,
+        Compression::Lz4,
+        Compression::Zstd,
+    ]
+    .into_iter()
+    .find(|c| c.suffix() == comp)?;
+    let w = WalFileName::parse(seg)?;
+    let segno = w.segno(seg_size)?;
+    Some((w.timeline(), segno, end, compression))
+}
+
+/// The partial object name for segment (`tli`, `segno`) holding WAL up to `end`.
+fn partial_object_name(
+    tli: TimelineId,
+    segno: SegNo,
+    end: Lsn,
+    seg_size: WalSegSize,
+    compression: Compression,
+) -> String {
+    format!(
+        "{}.{:016X}{}.partial",
+        WalFileName::segment(tli, segno, seg_size),
+        end.0,
+        compression.suffix()
+    )
+}
+
+/// The upload thread.
+struct Uploader {
+    shared: Arc<Shared>,
+    store: Arc<ObjectArchive>,
+    opts: ObjectSinkOptions,
+}
+
+enum Next {
+    Job(Job),
+    Partial(Open),
+    Stop,
+}
+
+impl Uploader {
+    fn run(self) {
+        let mut delay = self.opts.retry_delay;
+        let mut last_partial = Instant::now();
+        loop {
+            let (next, seg_size) = {
+                let mut st = self.shared.lock();
+                loop {
+                    if st.closing || st.fatal.is_some() {
+                        break (Next::Stop, None);
+                    }
+                    if let Some(j) = st.queue.front() {
+                        break (Next::Job(j.clone()), st.seg_size);
+                    }
+                    let due =
+                        st.partial_now || last_partial.elapsed() >= self.opts.partial_interval;
+                    if self.opts.flush_to == FlushTo::Remote {
+                        if let Some(o) = st.open.filter(|o| o.written > st.remote) {
+                            if due {
+                                st.partial_now = false;
+                                break (Next::Partial(o), st.seg_size);
+                            }
+                        }
+                    }
+                    let wait = self
+                        .opts
+                        .partial_interval
+                        .saturating_sub(last_partial.elapsed())
+                        .max(Duration::from_millis(50));
+                    st = self
+                        .shared
+                        .changed
+                        .wait_timeout(st, wait)
+                        .map(|(g, _)| g)
+                        .unwrap_or_else(|p| p.into_inner().0);
+                }
+            };
+            let Some(seg_size) = seg_size else {
+                if matches!(next, Next::Stop) {
+                    return;
+                }
+                continue;
+            };
+            let r = match &next {
+                Next::Stop => return,
+                Next::Job(j) => self.upload(j, seg_size),
+                Next::Partial(o) => {
+                    last_partial = Instant::now();
+                    self.upload_partial(*o, seg_size)
+                }
+            };
+            let mut st = self.shared.lock();
+            match r {
+                Ok(()) => {
+                    delay = self.opts.retry_delay;
+                    st.failing = false;
+                    match next {
+                        Next::Job(j) => {
+                            st.queue.pop_front();
+                            if let Job::Segment { path, end, .. } = &j {
+                                st.queued.remove(&path.display().to_string());
+                                st.remote = st.remote.max(*end);
+                            }
+                        }
+                        Next::Partial(o) => st.remote = st.remote.max(o.written),
+                        Next::Stop => {}
+                    }
+                    self.shared.changed.notify_all();
+                }
+                Err(e) if e.is_retryable() => {
+                    st.failing = true;
+                    self.shared.changed.notify_all();
+                    let closing = st.closing;
+                    drop(st);
+                    if closing {
+                        return;
+                    }
+                    tracing::warn!(
+                        "upload failed: {e}; retrying in {:.1} s",
+                        delay.as_secs_f64()
+                    );
+                    let st = self.shared.lock();
+                    let _ = self
+                        .shared
+                        .changed
+                        .wait_timeout_while(st, delay, |s| !s.closing);
+                    delay = (delay * 2).min(self.opts.max_retry_delay);
+                }
+                Err(e) => {
+                    tracing::error!("{e}");
+                    st.fatal = Some(e.to_string());
+                    self.shared.changed.notify_all();
+                    return;
+                }
+            }
+        }
+    }
+
+    fn spool_err<'a>(
+        op: &'static str,
+        path: &'a Path,
+    ) -> impl FnOnce(io::Error) -> ObjectSinkError + 'a {
+        move |source| ObjectSinkError::Spool {
+            op,
+            path: path.to_owned(),
+            source,
+        }
+    }
+
+    /// The object's bytes for `data` (the same buffer when not compressing).
+    fn encode(&self, data: &Bytes) -> std::result::Result<Bytes, ObjectSinkError> {
+        if self.opts.compress.method == Compression::None {
+            return Ok(data.clone());
+        }
+        compress(&self.opts.compress.encoding(), data)
+            .map(Bytes::from)
+            .map_err(|source| ObjectSinkError::Spool {
+                op: "compress",
+                path: PathBuf::from("(segment)"),
+                source,
+            })
+    }
+
+    /// Stores `payload` (the encoding of `data`) under `target`, create-only; an object of
+    /// any of `variants` already there must hold `data`.
+    fn put_checked(
+        &self,
+        target: &str,
+        variants: &[String],
+        data: &[u8],
+        payload: Bytes,
+        spool: &Path,
+    ) -> std::result::Result<(), ObjectSinkError> {
+        let base = variants
+            .first()
+            .cloned()
+            .unwrap_or_else(|| target.to_owned());
+        let compare = |listing: &[String]| -> std::result::Result<bool, ObjectSinkError> {
+            for v in variants.iter().filter(|v| listing.contains(v)) {
+                let raw = match self.store.get(v) {
+                    Ok(r) => r,
+                    Err(e) if e.is_not_found() => continue,
+                    Err(e) => return Err(e.into()),
+                };
+                let (existing, _) = decompress_prefix(sniff_compression(&raw), &raw, u64::MAX);
+                match describe_difference(&existing, data) {
+                    Existing::Same => return Ok(true),
+                    other => {
+                        return Err(ObjectSinkError::Conflict {
+                            url: self.store.url_str().to_owned(),
+                            key: self.store.url().key(v),
+                            spool: spool.to_owned(),
+                            reason: format!("{other:?}"),
+                        })
+                    }
+                }
+            }
+            Ok(false)
+        };
+        let names = |prefix: &str| -> std::result::Result<Vec<String>, ObjectSinkError> {
+            Ok(self
+                .store
+                .list(prefix)?
+                .into_iter()
+                .map(|e| e.name)
+                .collect())
+        };
+        if compare(&names(&base)?)? {
+            return Ok(());
+        }
+        let sent = payload.len() as u64;
+        match self.store.put_new(target, payload)? {
+            PutNew::Created => match self.store.head(target)? {
+                Some(n) if n == sent => Ok(()),
+                found => Err(ObjectSinkError::Verify {
+                    url: self.store.url_str().to_owned(),
+                    key: self.store.url().key(target),
+                    sent,
+                    found: found.unwrap_or(0),
+                }),
+            },
+            PutNew::AlreadyExists => {
+                if compare(&names(&base)?)? {
+                    Ok(())
+                } else {
+                    Err(ObjectSinkError::Conflict {
+                        url: self.store.url_str().to_owned(),
+                        key: self.store.url().key(target),
+                        spool: spool.to_owned(),
+                        reason: "it appeared while uploading and then vanished".into(),
+                    })
+                }
+            }
+        }
+    }
+
+    fn upload(&self, job: &Job, seg_size: WalSegSize) -> std::result::Result<(), ObjectSinkError> {
+        match job {
+            Job::History { tli, content } => {
+                let name = format!("{:08X}.history", tli.0);
+                let spool = self.opts.spool.join(&name);
+                self.put_checked(
+                    &name,
+                    std::slice::from_ref(&name),
+                    content,
+                    Bytes::from(content.clone()),
+                    &spool,
+                )
+            }
+            Job::Segment {
+                tli,
+                segno,
+                path,
+                final_partial,
+                ..
+            } => {
+                let t = Instant::now();
+                let data = match fs::read(path) {
+                    Ok(d) => Bytes::from(d),
+                    // Uploaded and removed before a restart queued it again.
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+                    Err(e) => return Err(Self::spool_err("read", path)(e)),
+                };
+                let plain = WalFileName::segment(*tli, *segno, seg_size);
+                let variants: Vec<String> = [
+                    Compression::None,
+                    Compression::Zstd,
+                    Compression::Lz4,
+                    Compression::Gzip,
+                ]
+                .into_iter()
+                .map(|c| plain.with(c, *final_partial).to_string())
+                .collect();
+                let target = plain
+                    .with(self.opts.compress.method, *final_partial)
+                    .to_string();
+                let len = data.len();
+                let payload = self.encode(&data)?;
+                self.put_checked(&target, &variants, &data, payload, path)?;
+                drop(data);
+                self.remove_partials(*tli, *segno, None, seg_size)?;
+                if let Err(e) = fs::remove_file(path) {
+                    if e.kind() != io::ErrorKind::NotFound {
+                        return Err(Self::spool_err("remove", path)(e));
+                    }
+                }
+                tracing::info!(
+                    "uploaded \"{}\" ({} bytes) in {:.3} s",
+                    self.store.url().key(&target),
+                    len,
+                    t.elapsed().as_secs_f64()
+                );
+                Ok(())
+            }
+        }
+    }
+
+    /// Removes the partial objects of segment (`tli`, `segno`) other than `keep`.
+    fn remove_partials(
+        &self,
+        tli: TimelineId,
+        segno: SegNo,
+        keep: Option<&str>,
+        seg_size: WalSegSize,
+    ) -> std::result::Result<(), ObjectSinkError> {
+        let prefix = format!("{}.", WalFileName::segment(tli, segno, seg_size));
+        let old: Vec<String> = self
+            .store
+            .list(&prefix)?
+            .into_iter()
+            .map(|e| e.name)
+            .filter(|n| parse_partial_object(n, seg_size).is_some() && Some(n.as_str()) != keep)
+            .collect();
+        if !old.is_empty() {
+            self.store.delete_many(&old)?;
+        }
+        let mut st = self.shared.lock();
+        st.partials
+            .retain(|p| !(p.0 == tli && p.1 == segno && Some(p.3.as_str()) != keep));
+        Ok(())
+    }
+
+    /// Uploads the written prefix of the segment being written under its own name.
+    fn upload_partial(
+        &self,
+        o: Open,
+        seg_size: WalSegSize,
+    ) -> std::result::Result<(), ObjectSinkError> {
+        let name = WalFileName::segment(o.tli, o.segno, seg_size)
+            .with(Compression::None, true)
+            .to_string();
+        let path = self.opts.spool.join(&name);
+        let start = o.segno.start_lsn(seg_size).unwrap_or(Lsn(0));
+        let len = o.written.0.saturating_sub(start.0) as usize;
+        let mut data = vec![0u8; len];
+        let read = fs::File::open(&path).and_then(|mut f| f.read_exact(&mut data));
+        match read {
+            Ok(()) => {}
+            // Completed meanwhile: its upload comes next.
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(Self::spool_err("read", &path)(e)),
+        }
+        let target = partial_object_name(
+            o.tli,
+            o.segno,
+            o.written,
+            seg_size,
+            self.opts.compress.method,
+        );
+        let data = Bytes::from(data);
+        let payload = self.encode(&data)?;
+        self.put_checked(
+            &target,
+            std::slice::from_ref(&target),
+            &data,
+            payload,
+            &path,
+        )?;
+        self.remove_partials(o.tli, o.segno, Some(&target), seg_size)?;
+        tracing::debug!("uploaded partial \"{}\"", self.store.url().key(&target));
+        let mut st = self.shared.lock();
+        st.partials.push((o.tli, o.segno, o.written, target));
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn partial_object_names_round_trip() {
+        let seg = WalSegSize::DEFAULT;
+        let n = partial_object_name(
+            TimelineId(1),
+            SegNo(3),
+            Lsn(0x030A_1B28),
+            seg,
+            Compression::Zstd,
+        );
+        assert_eq!(n, "000000010000000000000003.00000000030A1B28.zst.partial");
+        assert_eq!(
+            parse_partial_object(&n, seg),
+            Some((TimelineId(1), SegNo(3), Lsn(0x030A_1B28), Compression::Zstd))
+        );
+        let plain = partial_object_name(
+            TimelineId(2),
+            SegNo(3),
+            Lsn(0x0300_0000),
+            seg,
+            Compression::None,
+        );
+        assert_eq!(plain, "000000020000000000000003.0000000003000000.partial");
+        assert!(parse_partial_object(&plain, seg).is_some());
+        for bad in [
+            "000000010000000000000003.partial",
+            "000000010000000000000003.zst.partial",
+            "000000010000000000000003.00000000030a1b28.partial",
+            "000000010000000000000003.00000000030A1B28.xz.partial",
+        ] {
+            assert_eq!(parse_partial_object(bad, seg), None, "{bad}");
+        }
+    }
+}
