@@ -357,12 +357,18 @@ impl ObjectSink {
             std::thread::Builder::new()
                 .name("pgwal-upload".into())
                 .spawn(move || {
-                    Uploader {
+                    let up = Uploader {
                         shared,
                         store,
                         opts,
+                    };
+                    up.run();
+                    // The last reference to the store is dropped here, off any runtime.
+                    let t = Instant::now();
+                    while Arc::strong_count(&up.store) > 1 && t.elapsed() < Duration::from_secs(30)
+                    {
+                        std::thread::sleep(Duration::from_millis(5));
                     }
-                    .run()
                 })
                 .map_err(ReceiveError::WriterThread)?
         };
@@ -446,10 +452,9 @@ impl ObjectSink {
     /// downloaded into the spool (and `Ok(None)` says to scan the spool again).
     fn start_from_store(&mut self, cfg: &DecoderConfig) -> Result<Option<SinkStart>> {
         let seg_size = cfg.seg_size;
-        let listing = self
-            .store
-            .list("")
-            .map_err(|e| ObjectSinkError::from(e).into_receive())?;
+        let store = &self.store;
+        let listing =
+            off_runtime(|| store.list("")).map_err(|e| ObjectSinkError::from(e).into_receive())?;
         // (segno, tli, complete?, end, name)
         let mut best: Option<(SegNo, TimelineId, bool, Lsn, String)> = None;
         for e in &listing {
@@ -489,9 +494,7 @@ impl ObjectSink {
                 reason,
             })
         };
-        let raw = self
-            .store
-            .get(&name)
+        let raw = off_runtime(|| store.get(&name))
             .map_err(|e| ObjectSinkError::from(e).into_receive())?;
         let (data, _) = decompress_prefix(sniff_compression(&raw), &raw, seg_size.bytes());
         if let (Some(sysid), Some(server)) = (scan::head_system_id(&data), cfg.system_id) {
@@ -565,7 +568,8 @@ impl WalSink for ObjectSink {
         if let Some(h) = self.dir.read_history(tli)? {
             return Ok(Some(h));
         }
-        match self.store.get(&format!("{:08X}.history", tli.0)) {
+        let store = &self.store;
+        match off_runtime(|| store.get(&format!("{:08X}.history", tli.0))) {
             Ok(b) => Ok(Some(b.to_vec())),
             Err(e) if e.is_not_found() => Ok(None),
             Err(e) => Err(ObjectSinkError::from(e).into_receive()),
@@ -735,16 +739,21 @@ impl Drop for ObjectSink {
             st.closing = true;
             self.shared.changed.notify_all();
         }
-        if let Some(h) = self.uploader.take() {
-            let st = self.shared.lock();
-            // An upload still running against a failing store is left to the process's end.
-            let idle = st.queue.is_empty() && !st.failing;
-            drop(st);
-            if idle {
-                let _ = h.join();
-            }
-        }
+        // The upload thread is not joined: it drops the store last, after this sink's
+        // reference is gone (the store's runtime may not be dropped on the driver's runtime,
+        // where this may run); an upload still running against a failing store is left to
+        // the process's end.
+        drop(self.uploader.take());
     }
+}
+
+/// Runs `f` on a thread of its own: the driver calls some sink methods on its async runtime,
+/// where the store's blocking calls (which run a runtime of their own) may not run.
+fn off_runtime<T: Send>(f: impl FnOnce() -> T + Send) -> T {
+    std::thread::scope(|s| match s.spawn(f).join() {
+        Ok(t) => t,
+        Err(p) => std::panic::resume_unwind(p),
+    })
 }
 
 /// `SEGMENT.EEEEEEEEEEEEEEEE[.gz|.lz4|.zst].partial`: (tli, segno, end, compression).
@@ -806,7 +815,7 @@ enum Next {
 }
 
 impl Uploader {
-    fn run(self) {
+    fn run(&self) {
         let mut delay = self.opts.retry_delay;
         let mut last_partial = Instant::now();
         loop {
