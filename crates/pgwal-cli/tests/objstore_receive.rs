@@ -621,3 +621,132 @@ fn store_down_spool_stops_at_max_spool_then_drains() {
         log_text.matches("retrying in").count()
     );
 }
+
+#[test]
+fn timeline_switch_uploads_history_and_last_partial() {
+    let Some(primary) = cluster(MAJOR) else {
+        return;
+    };
+    let standby = primary.create_standby().unwrap();
+    let bucket = unique("tli");
+    seaweed().create_bucket(&bucket).unwrap();
+    let url = format!("s3://{bucket}/wal");
+    let env = s3_env(&seaweed().endpoint());
+    let store = open_s3(&url, &seaweed().endpoint());
+    let tmp = scratch("objrecv-tli");
+    let spool = tmp.path().join("spool");
+    let log = tmp.path().join("receive.log");
+    // Both servers, in order: the receiver moves to the standby when the primary is gone.
+    let ci = format!(
+        "host=127.0.0.1,127.0.0.1 port={},{} user=postgres sslmode=disable connect_timeout=5",
+        primary.port(),
+        standby.port()
+    );
+    let mut recv = spawn_env(
+        &[
+            "-d",
+            &ci,
+            "-D",
+            &url,
+            "--spool",
+            s(&spool),
+            "-Z",
+            "zstd",
+            "-s",
+            "1",
+            "--max-retry-delay",
+            "1",
+        ],
+        &env,
+        &log,
+    );
+    let wait_for = |what: &str, f: &dyn Fn() -> bool| {
+        let start = Instant::now();
+        while !f() {
+            assert!(
+                start.elapsed() < Duration::from_secs(120),
+                "timed out waiting for {what}\n{}",
+                fs::read_to_string(&log).unwrap()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    };
+    primary.sql_load_blocking(10_000).unwrap();
+    sql(&primary, "SELECT pg_switch_wal()");
+    primary.sql_load_blocking(3_000).unwrap();
+    primary.wait_for_catchup(&standby).unwrap();
+    wait_for("timeline 1 segments", &|| {
+        segment_objects(&objects(&store), 1).len() >= 3
+    });
+    primary.stop_fast().unwrap();
+    standby.promote().unwrap();
+    standby.sql_load_blocking(10_000).unwrap();
+    sql(&standby, "SELECT pg_switch_wal()");
+    standby.sql_load_blocking(1_000).unwrap();
+    let end = lsn(&standby, "SELECT pg_current_wal_flush_lsn()");
+    wait_for("timeline 2 in the store", &|| {
+        segment_objects(&objects(&store), 2)
+            .keys()
+            .last()
+            .is_some_and(|l| l + 1 >= (end - 1) / SEG)
+    });
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(recv.id() as i32, libc::SIGINT) };
+    let st = wait_exit(&mut recv, Duration::from_secs(60), &log);
+    let log_text = fs::read_to_string(&log).unwrap();
+    assert!(st.success(), "{log_text}");
+    let objs = objects(&store);
+    let history = objs
+        .get("00000002.history")
+        .unwrap_or_else(|| panic!("no history object: {:?}", objs.keys()));
+    assert_eq!(
+        *history,
+        fs::read(standby.pg_wal_dir().join("00000002.history")).unwrap()
+    );
+    let h = pgwal::TimelineHistory::parse(history).unwrap();
+    let switch = h.switchpoint_of(pgwal::TimelineId(1)).unwrap().0;
+    let (_, last1) = check_segments(&objs, &primary.pg_wal_dir(), 1);
+    let (first2, last2) = check_segments(&objs, &standby.pg_wal_dir(), 2);
+    assert_eq!(
+        first2,
+        switch / SEG,
+        "timeline 2 starts at the switch segment"
+    );
+    if switch % SEG != 0 {
+        // The old timeline's last segment, partial as pg_receivewal leaves it.
+        assert_eq!(last1 + 1, switch / SEG);
+        let plain = format!(
+            "{:08X}{:08X}{:08X}",
+            1,
+            (switch / SEG) >> 32,
+            (switch / SEG) & 0xFFFF_FFFF
+        );
+        let name = format!("{plain}.zst.partial");
+        let data = objs
+            .get(&name)
+            .unwrap_or_else(|| panic!("no {name}: {:?}", objs.keys()));
+        let server = fs::read(primary.pg_wal_dir().join(&plain)).unwrap();
+        let upto = (switch % SEG) as usize;
+        assert_eq!(
+            data[..upto],
+            server[..upto],
+            "{name} differs before the switch"
+        );
+    }
+    // The archive reads as any archive: `pgwal archive verify` on the bucket.
+    let env_ref: Vec<(&str, Option<&str>)> = env
+        .iter()
+        .map(|(k, v)| (k.as_str(), Some(v.as_str())))
+        .collect();
+    let v = pgwal_env(
+        &["archive", "verify", "--no-progress", "-A", &url],
+        &env_ref,
+    );
+    assert!(v.status.success(), "archive verify: {}", text(&v));
+    assert_eq!(spool_segments(&spool), Vec::<String>::new());
+    eprintln!(
+        "timeline switch at {}: timeline 1 up to {last1:X}, 00000002.history, timeline 2 {first2:X}..={last2:X}; verify: {}",
+        format_lsn(switch),
+        String::from_utf8_lossy(&v.stdout).lines().next().unwrap_or("")
+    );
+}
