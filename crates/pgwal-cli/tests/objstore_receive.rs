@@ -509,7 +509,10 @@ fn flush_to_remote_never_ahead_of_the_store_and_new_host_resumes() {
         .iter()
         .map(|(k, v)| (k.as_str(), Some(v.as_str())))
         .collect();
-    let v = pgwal_env(&["archive", "verify", "--no-progress", "-A", &url], &env_ref);
+    let v = pgwal_env(
+        &["archive", "verify", "--no-progress", "-A", &url],
+        &env_ref,
+    );
     assert!(v.status.success(), "archive verify: {}", text(&v));
     eprintln!(
         "--flush-to remote: {checks} checks, flush never ahead of the store (max {}), stored at kill {}, new host resumed; segments {f:X}..={last:X} identical",

@@ -228,6 +228,8 @@ enum Job {
         /// End of the WAL it holds.
         end: Lsn,
         final_partial: bool,
+        /// When it was completed in this process (for the upload lag in the log).
+        completed: Option<Instant>,
     },
     /// A timeline history file.
     History { tli: TimelineId, content: Vec<u8> },
@@ -443,6 +445,7 @@ impl ObjectSink {
                 path: c.path,
                 end,
                 final_partial,
+                completed: None,
             });
         }
         Ok(())
@@ -681,6 +684,7 @@ impl WalSink for ObjectSink {
                 path: self.opts.spool.join(name),
                 end: o.segno.next().start_lsn(self.seg_size).unwrap_or(Lsn(0)),
                 final_partial: false,
+                completed: Some(Instant::now()),
             });
         }
         Ok(())
@@ -859,7 +863,7 @@ impl Uploader {
             };
             let r = match &next {
                 Next::Stop => return,
-                Next::Job(j) => self.upload(j, seg_size),
+                Next::Job(j) => self.upload(j, seg_size).map(|()| true),
                 Next::Partial(o) => {
                     last_partial = Instant::now();
                     self.upload_partial(*o, seg_size)
@@ -867,7 +871,7 @@ impl Uploader {
             };
             let mut st = self.shared.lock();
             match r {
-                Ok(()) => {
+                Ok(stored) => {
                     delay = self.opts.retry_delay;
                     st.failing = false;
                     match next {
@@ -878,7 +882,8 @@ impl Uploader {
                                 st.remote = st.remote.max(*end);
                             }
                         }
-                        Next::Partial(o) => st.remote = st.remote.max(o.written),
+                        Next::Partial(o) if stored => st.remote = st.remote.max(o.written),
+                        Next::Partial(_) => {}
                         Next::Stop => {}
                     }
                     self.shared.changed.notify_all();
@@ -946,7 +951,7 @@ impl Uploader {
         data: &[u8],
         payload: Bytes,
         spool: &Path,
-    ) -> std::result::Result<(), ObjectSinkError> {
+    ) -> std::result::Result<Vec<String>, ObjectSinkError> {
         let base = variants
             .first()
             .cloned()
@@ -981,13 +986,14 @@ impl Uploader {
                 .map(|e| e.name)
                 .collect())
         };
-        if compare(&names(&base)?)? {
-            return Ok(());
+        let listing = names(&base)?;
+        if compare(&listing)? {
+            return Ok(listing);
         }
         let sent = payload.len() as u64;
         match self.store.put_new(target, payload)? {
             PutNew::Created => match self.store.head(target)? {
-                Some(n) if n == sent => Ok(()),
+                Some(n) if n == sent => Ok(listing),
                 found => Err(ObjectSinkError::Verify {
                     url: self.store.url_str().to_owned(),
                     key: self.store.url().key(target),
@@ -997,7 +1003,7 @@ impl Uploader {
             },
             PutNew::AlreadyExists => {
                 if compare(&names(&base)?)? {
-                    Ok(())
+                    Ok(listing)
                 } else {
                     Err(ObjectSinkError::Conflict {
                         url: self.store.url_str().to_owned(),
@@ -1022,12 +1028,14 @@ impl Uploader {
                     Bytes::from(content.clone()),
                     &spool,
                 )
+                .map(drop)
             }
             Job::Segment {
                 tli,
                 segno,
                 path,
                 final_partial,
+                completed,
                 ..
             } => {
                 let t = Instant::now();
@@ -1052,16 +1060,22 @@ impl Uploader {
                     .to_string();
                 let len = data.len();
                 let payload = self.encode(&data)?;
-                self.put_checked(&target, &variants, &data, payload, path)?;
+                let listing = self.put_checked(&target, &variants, &data, payload, path)?;
                 drop(data);
-                self.remove_partials(*tli, *segno, None, seg_size)?;
+                self.remove_partials(*tli, *segno, None, Some(listing), seg_size)?;
                 if let Err(e) = fs::remove_file(path) {
                     if e.kind() != io::ErrorKind::NotFound {
                         return Err(Self::spool_err("remove", path)(e));
                     }
                 }
+                let lag = completed.map_or(String::new(), |c| {
+                    format!(
+                        ", {:.3} s after the segment was complete",
+                        c.elapsed().as_secs_f64()
+                    )
+                });
                 tracing::info!(
-                    "uploaded \"{}\" ({} bytes) in {:.3} s",
+                    "uploaded \"{}\" ({} bytes) in {:.3} s{lag}",
                     self.store.url().key(&target),
                     len,
                     t.elapsed().as_secs_f64()
@@ -1071,20 +1085,31 @@ impl Uploader {
         }
     }
 
-    /// Removes the partial objects of segment (`tli`, `segno`) other than `keep`.
+    /// Removes the partial objects of segment (`tli`, `segno`) other than `keep`, as
+    /// `listing` (names starting with the segment's) shows them, else as a listing does.
     fn remove_partials(
         &self,
         tli: TimelineId,
         segno: SegNo,
         keep: Option<&str>,
+        listing: Option<Vec<String>>,
         seg_size: WalSegSize,
     ) -> std::result::Result<(), ObjectSinkError> {
-        let prefix = format!("{}.", WalFileName::segment(tli, segno, seg_size));
-        let old: Vec<String> = self
-            .store
-            .list(&prefix)?
+        let listing = match listing {
+            Some(l) => l,
+            None => {
+                let prefix = format!("{}.", WalFileName::segment(tli, segno, seg_size));
+                self.store
+                    .list(&prefix)?
+                    .into_iter()
+                    .map(|e| e.name)
+                    .collect()
+            }
+        };
+        let seg_name = WalFileName::segment(tli, segno, seg_size).to_string();
+        let old: Vec<String> = listing
             .into_iter()
-            .map(|e| e.name)
+            .filter(|n| n.starts_with(&seg_name))
             .filter(|n| parse_partial_object(n, seg_size).is_some() && Some(n.as_str()) != keep)
             .collect();
         if !old.is_empty() {
@@ -1101,7 +1126,7 @@ impl Uploader {
         &self,
         o: Open,
         seg_size: WalSegSize,
-    ) -> std::result::Result<(), ObjectSinkError> {
+    ) -> std::result::Result<bool, ObjectSinkError> {
         let name = WalFileName::segment(o.tli, o.segno, seg_size)
             .with(Compression::None, true)
             .to_string();
@@ -1112,8 +1137,8 @@ impl Uploader {
         let read = fs::File::open(&path).and_then(|mut f| f.read_exact(&mut data));
         match read {
             Ok(()) => {}
-            // Completed meanwhile: its upload comes next.
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            // Completed meanwhile: its upload comes next (and nothing more is stored now).
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
             Err(e) => return Err(Self::spool_err("read", &path)(e)),
         }
         let target = partial_object_name(
@@ -1132,11 +1157,11 @@ impl Uploader {
             payload,
             &path,
         )?;
-        self.remove_partials(o.tli, o.segno, Some(&target), seg_size)?;
+        self.remove_partials(o.tli, o.segno, Some(&target), None, seg_size)?;
         tracing::debug!("uploaded partial \"{}\"", self.store.url().key(&target));
         let mut st = self.shared.lock();
         st.partials.push((o.tli, o.segno, o.written, target));
-        Ok(())
+        Ok(true)
     }
 }
 
