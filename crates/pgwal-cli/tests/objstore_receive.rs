@@ -760,3 +760,92 @@ fn timeline_switch_uploads_history_and_last_partial() {
         String::from_utf8_lossy(&v.stdout).lines().next().unwrap_or("")
     );
 }
+
+#[test]
+fn existing_objects_same_wal_is_success_other_wal_stops() {
+    let Some(pg) = cluster(MAJOR) else { return };
+    create_slot(&pg, "same");
+    create_slot(&pg, "other");
+    let first = lsn(
+        &pg,
+        "SELECT restart_lsn FROM pg_replication_slots WHERE slot_name = 'same'",
+    ) / SEG;
+    pg.sql_load_blocking(8_000).unwrap();
+    let end = end_lsn(&pg);
+    let ci = conn(&pg);
+    let env = s3_env(&seaweed().endpoint());
+    let seg_name = |n: u64| format!("{:08X}{:08X}{:08X}", 1, n >> 32, n & 0xFFFF_FFFF);
+    let target = seg_name(first + 2);
+    let server = fs::read(pg.pg_wal_dir().join(&target)).unwrap();
+    let tmp = scratch("objrecv-exist");
+    let run = |slot: &str, url: &str| {
+        receive_env(
+            &[
+                "-d",
+                &ci,
+                "-S",
+                slot,
+                "-n",
+                "-E",
+                &format_lsn(end - 1),
+                "-D",
+                url,
+                "--spool",
+                s(&tmp.path().join(slot)),
+            ],
+            &env,
+            Duration::from_secs(180),
+        )
+    };
+    // The same WAL, pushed zstd-compressed before: success, and no second copy.
+    let b1 = unique("same");
+    seaweed().create_bucket(&b1).unwrap();
+    let url1 = format!("s3://{b1}/wal");
+    let store1 = open_s3(&url1, &seaweed().endpoint());
+    let mut enc = pgwal::storage::codec::Encoding::new(pgwal::Compression::Zstd, 1);
+    enc.zstd_workers = 0;
+    let z = pgwal::storage::codec::compress(&enc, &server).unwrap();
+    store1
+        .put_new(&format!("{target}.zst"), z.clone().into())
+        .unwrap();
+    let o = run("same", &url1);
+    assert!(o.status.success(), "{}", text(&o));
+    let objs = objects(&store1);
+    assert!(
+        !objs.contains_key(&target),
+        "stored twice: {:?}",
+        objs.keys()
+    );
+    assert_eq!(store1.get(&format!("{target}.zst")).unwrap().to_vec(), z);
+    check_segments(&objs, &pg.pg_wal_dir(), 1);
+    // Other WAL under the name: the receiver stops naming URL and key, the object is kept.
+    let b2 = unique("other");
+    seaweed().create_bucket(&b2).unwrap();
+    let url2 = format!("s3://{b2}/wal");
+    let store2 = open_s3(&url2, &seaweed().endpoint());
+    let mut other = server.clone();
+    other[100_000] ^= 0xFF;
+    store2.put_new(&target, other.clone().into()).unwrap();
+    let o = run("other", &url2);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(
+        err.contains(&format!(
+            "archive \"{url2}\": object \"wal/{target}\" already exists with other content"
+        )),
+        "{err}"
+    );
+    assert!(!err.contains(S3_SECRET_KEY), "{err}");
+    assert_eq!(store2.get(&target).unwrap().to_vec(), other);
+    assert!(
+        tmp.path().join("other").join(&target).exists(),
+        "the spool copy must stay"
+    );
+    eprintln!(
+        "conflict: {}",
+        err.lines()
+            .filter(|l| l.contains("already exists"))
+            .last()
+            .unwrap_or("")
+    );
+}

@@ -12,7 +12,7 @@ use anyhow::{anyhow, bail, Context};
 use clap::{ArgAction, Args};
 use pgwal::conninfo::{Config, ConnInfo, SystemEnvironment};
 #[cfg(feature = "object-store")]
-use pgwal::receiver::SpoolInterrupt;
+use pgwal::receiver::ObjectSinkHandle;
 use pgwal::receiver::{
     CompressSpec, Metrics, ReceiveError, Receiver, ReceiverOptions, StopHandle, Stopped,
 };
@@ -418,20 +418,20 @@ pub fn run(a: ReceiveArgs, _s: &Scanned) -> anyhow::Result<ExitCode> {
     if let Some(s) = a.max_retry_delay {
         opts.max_reconnect_delay = Duration::from_secs(s.max(1));
     }
-    let mut interrupt = None;
-    let receiver = match url {
-        None => Receiver::new(config, opts),
+    let (receiver, interrupt) = match url {
+        None => (Receiver::new(config, opts), None),
         #[cfg(feature = "object-store")]
         Some(u) => {
-            let sink = object_sink(&a, &u, compress)?;
-            interrupt = Some(sink.1);
-            Receiver::with_sink(config, opts, sink.0).with_metrics(sink.2)
+            let (sink, interrupt, metrics) = object_sink(&a, &u, compress)?;
+            let r = Receiver::with_sink(config, opts, sink).with_metrics(metrics);
+            (r, Some(interrupt))
         }
         #[cfg(not(feature = "object-store"))]
         Some(_) => unreachable!("object_url refuses URLs without the feature"),
     };
     let metrics = receiver.metrics();
     let stop = receiver.stop_handle();
+    let uploads = interrupt.clone();
     rt.block_on(async move {
         if let Some(addr) = &a.metrics_addr {
             metrics_http::start(addr, metrics.clone())
@@ -439,7 +439,19 @@ pub fn run(a: ReceiveArgs, _s: &Scanned) -> anyhow::Result<ExitCode> {
                 .with_context(|| format!("could not serve metrics on {addr}"))?;
         }
         spawn_signal_handler(stop, interrupt)?;
-        match receiver.run().await {
+        let r = receiver.run().await;
+        if let Some(h) = &uploads {
+            // The sink is gone: it waited for the uploads while the store took them.
+            if let Some(e) = h.fatal_error() {
+                eprintln!("{}: error: {e}", prog::name());
+                return Ok(ExitCode::FAILURE);
+            }
+            let n = h.pending_uploads();
+            if n > 0 {
+                tracing::warn!("{n} uploads left in the spool; they are made at the next start");
+            }
+        }
+        match r {
             Ok(Stopped::EndPosition(_)) | Ok(Stopped::Requested) => Ok(ExitCode::SUCCESS),
             // pg_receivewal's two lines: the cause, then that it is disconnected.
             Err(ReceiveError::Disconnected(cause)) => {
@@ -499,7 +511,7 @@ fn object_sink(
     a: &ReceiveArgs,
     url: &pgwal::storage::location::ObjectUrl,
     compress: CompressSpec,
-) -> anyhow::Result<(pgwal::receiver::ObjectSink, SpoolInterrupt, Arc<Metrics>)> {
+) -> anyhow::Result<(pgwal::receiver::ObjectSink, ObjectSinkHandle, Arc<Metrics>)> {
     use pgwal::receiver::{FlushTo, ObjectSink, ObjectSinkOptions};
     let Some(spool) = &a.spool else {
         bail!("-D with an object-store URL needs --spool DIR");
@@ -521,22 +533,28 @@ fn object_sink(
     let store = crate::archive::object::open(url)?;
     let metrics = Arc::new(Metrics::default());
     let sink = ObjectSink::open(store, o, metrics.clone())?;
-    let interrupt = sink.interrupt_handle();
+    let interrupt = sink.handle();
     Ok((sink, interrupt, metrics))
 }
 
 #[cfg(not(feature = "object-store"))]
 #[derive(Clone, Debug)]
-struct SpoolInterrupt;
+struct ObjectSinkHandle;
 
 #[cfg(not(feature = "object-store"))]
-impl SpoolInterrupt {
+impl ObjectSinkHandle {
     fn interrupt(&self) {}
+    fn fatal_error(&self) -> Option<String> {
+        None
+    }
+    fn pending_uploads(&self) -> usize {
+        0
+    }
 }
 
 /// SIGINT and SIGTERM stop the receiver in order (and an object sink's wait for room in its
 /// spool); a second one exits at once.
-fn spawn_signal_handler(stop: StopHandle, spool: Option<SpoolInterrupt>) -> anyhow::Result<()> {
+fn spawn_signal_handler(stop: StopHandle, spool: Option<ObjectSinkHandle>) -> anyhow::Result<()> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut term =
         signal(SignalKind::terminate()).context("could not install a SIGTERM handler")?;

@@ -287,22 +287,35 @@ impl Shared {
     }
 }
 
-/// Stops an [`ObjectSink`] from waiting for room in its spool (an orderly stop: the receiver's
-/// last writes go into the spool beyond `max_spool`, to be uploaded at the next start).
+/// A handle on a running [`ObjectSink`] from outside the receiver: stop its wait for room in
+/// the spool, and after the run, whether an upload failed for good or uploads are left.
 #[derive(Clone)]
-pub struct SpoolInterrupt(Arc<Shared>);
+pub struct ObjectSinkHandle(Arc<Shared>);
 
-impl std::fmt::Debug for SpoolInterrupt {
+impl std::fmt::Debug for ObjectSinkHandle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("SpoolInterrupt")
+        f.write_str("ObjectSinkHandle")
     }
 }
 
-impl SpoolInterrupt {
-    /// Stops waiting now and from now on.
+impl ObjectSinkHandle {
+    /// Stops waiting for room in the spool, now and from now on (an orderly stop: the
+    /// receiver's last writes go into the spool beyond `max_spool`, to be uploaded at the next
+    /// start).
     pub fn interrupt(&self) {
         self.0.interrupted.store(true, Ordering::SeqCst);
         self.0.changed.notify_all();
+    }
+
+    /// The error that stopped the uploads for good (other WAL under a segment's name, a
+    /// missing bucket, refused credentials), if one did.
+    pub fn fatal_error(&self) -> Option<String> {
+        self.0.lock().fatal.clone()
+    }
+
+    /// Uploads not done yet (segments left in the spool for the next start).
+    pub fn pending_uploads(&self) -> usize {
+        self.0.lock().queue.len()
     }
 }
 
@@ -386,9 +399,9 @@ impl ObjectSink {
         })
     }
 
-    /// A handle that stops the sink from waiting for room in the spool.
-    pub fn interrupt_handle(&self) -> SpoolInterrupt {
-        SpoolInterrupt(self.shared.clone())
+    /// A handle on this sink that outlives it (see [`ObjectSinkHandle`]).
+    pub fn handle(&self) -> ObjectSinkHandle {
+        ObjectSinkHandle(self.shared.clone())
     }
 
     fn check_fatal(&self) -> Result<()> {
