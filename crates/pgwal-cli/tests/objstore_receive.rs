@@ -778,7 +778,9 @@ fn existing_objects_same_wal_is_success_other_wal_stops() {
     let target = seg_name(first + 2);
     let server = fs::read(pg.pg_wal_dir().join(&target)).unwrap();
     let tmp = scratch("objrecv-exist");
-    let run = |slot: &str, url: &str| {
+    // A first run stops inside the first segment, so the spool holds WAL and the next run
+    // goes on from it (an empty spool would continue after the store's newest segment).
+    let run = |slot: &str, url: &str, endpos: u64| {
         receive_env(
             &[
                 "-d",
@@ -787,7 +789,7 @@ fn existing_objects_same_wal_is_success_other_wal_stops() {
                 slot,
                 "-n",
                 "-E",
-                &format_lsn(end - 1),
+                &format_lsn(endpos),
                 "-D",
                 url,
                 "--spool",
@@ -802,13 +804,15 @@ fn existing_objects_same_wal_is_success_other_wal_stops() {
     seaweed().create_bucket(&b1).unwrap();
     let url1 = format!("s3://{b1}/wal");
     let store1 = open_s3(&url1, &seaweed().endpoint());
+    let o = run("same", &url1, first * SEG + 200_000);
+    assert!(o.status.success(), "{}", text(&o));
     let mut enc = pgwal::storage::codec::Encoding::new(pgwal::Compression::Zstd, 1);
     enc.zstd_workers = 0;
     let z = pgwal::storage::codec::compress(&enc, &server).unwrap();
     store1
         .put_new(&format!("{target}.zst"), z.clone().into())
         .unwrap();
-    let o = run("same", &url1);
+    let o = run("same", &url1, end - 1);
     assert!(o.status.success(), "{}", text(&o));
     let objs = objects(&store1);
     assert!(
@@ -823,10 +827,12 @@ fn existing_objects_same_wal_is_success_other_wal_stops() {
     seaweed().create_bucket(&b2).unwrap();
     let url2 = format!("s3://{b2}/wal");
     let store2 = open_s3(&url2, &seaweed().endpoint());
+    let o = run("other", &url2, first * SEG + 200_000);
+    assert!(o.status.success(), "{}", text(&o));
     let mut other = server.clone();
     other[100_000] ^= 0xFF;
     store2.put_new(&target, other.clone().into()).unwrap();
-    let o = run("other", &url2);
+    let o = run("other", &url2, end - 1);
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     assert!(

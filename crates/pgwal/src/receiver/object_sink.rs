@@ -979,12 +979,12 @@ impl Uploader {
                 let (existing, _) = decompress_prefix(sniff_compression(&raw), &raw, u64::MAX);
                 match describe_difference(&existing, data) {
                     Existing::Same => return Ok(true),
-                    other => {
+                    Existing::Differs(reason) => {
                         return Err(ObjectSinkError::Conflict {
                             url: self.store.url_str().to_owned(),
                             key: self.store.url().key(v),
                             spool: spool.to_owned(),
-                            reason: format!("{other:?}"),
+                            reason,
                         })
                     }
                 }
