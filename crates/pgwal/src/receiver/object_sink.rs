@@ -513,16 +513,16 @@ impl ObjectSink {
         let raw = off_runtime(|| store.get(&name))
             .map_err(|e| ObjectSinkError::from(e).into_receive())?;
         let (data, _) = decompress_prefix(sniff_compression(&raw), &raw, seg_size.bytes());
-        if let (Some(sysid), Some(server)) = (scan::head_system_id(&data), cfg.system_id) {
-            if sysid != server {
+        match (scan::head_system_id(&data), cfg.system_id) {
+            (Some(sysid), Some(server)) if sysid != server => {
                 return Err(ReceiveError::ForeignWal {
                     path: PathBuf::from(format!("{}/{}", self.store.url_str(), name)),
                     found: sysid,
                     server,
                 });
             }
-        } else if data.len() >= 40 || complete {
-            return Err(bad("does not start with a WAL page header".into()));
+            (Some(_), _) => {}
+            (None, _) => return Err(bad("does not start with a WAL page header".into())),
         }
         if complete {
             tracing::info!(
