@@ -946,7 +946,11 @@ impl Uploader {
         if self.opts.compress.method == Compression::None {
             return Ok(data.clone());
         }
-        compress(&self.opts.compress.encoding(), data)
+        // On this thread, one frame: zstd's worker threads would each hold buffers of their
+        // own, and uploads run beside the streaming anyway.
+        let mut enc = self.opts.compress.encoding();
+        enc.zstd_workers = 0;
+        compress(&enc, data)
             .map(Bytes::from)
             .map_err(|source| ObjectSinkError::Spool {
                 op: "compress",
