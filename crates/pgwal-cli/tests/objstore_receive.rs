@@ -850,8 +850,7 @@ fn existing_objects_same_wal_is_success_other_wal_stops() {
     eprintln!(
         "conflict: {}",
         err.lines()
-            .filter(|l| l.contains("already exists"))
-            .last()
+            .rfind(|l| l.contains("already exists"))
             .unwrap_or("")
     );
 }
