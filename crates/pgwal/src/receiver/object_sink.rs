@@ -1,61 +1,5 @@
-//! The object-store sink: `pgwal receive -D s3://BUCKET/PREFIX` (and `az://`, `gs://`).
-//!
-//! WAL is written first into a local spool directory by a [`DirectorySink`] (uncompressed
-//! `.partial` files, fsynced as a directory archive is), and every completed segment is then
-//! uploaded by a thread of its own, in order, while streaming goes on:
-//!
-//! 1. the segment file is read from the spool (one segment in memory at a time) and
-//!    compressed if asked;
-//! 2. if the store already holds the segment under any compression suffix, its content is
-//!    compared after decompression: the same WAL is success, other WAL is a
-//!    [`ObjectSinkError::Conflict`] that stops the receiver and leaves both copies;
-//! 3. otherwise it is created only if absent ([`ObjectArchive::put_new`]) under the name
-//!    `archive push` gives it (`000000010000000000000003.zst`), and checked afterwards: the
-//!    object's size must be the size uploaded;
-//! 4. the spool file is removed.
-//!
-//! The spool is bounded ([`ObjectSinkOptions::max_spool`]): when that many bytes of completed
-//! segments wait for upload (the store is unreachable, or slower than the server), the sink
-//! blocks in [`WalSink::begin_segment`], so the driver stops reading from the server and a
-//! replication slot keeps the WAL on the server; it goes on when uploads succeed again. Each
-//! failed upload is logged and retried with backoff.
-//!
-//! What it reports durable ([`FlushTo`]): with [`FlushTo::Local`] what is fsynced in the
-//! spool, as a directory; with [`FlushTo::Remote`] only WAL that is in the object store:
-//! completed segments once uploaded and checked, and the segment being written, which is
-//! uploaded every [`ObjectSinkOptions::partial_interval`] under a name of its own that carries
-//! its end, `SEGMENT.EEEEEEEEEEEEEEEE[.gz|.lz4|.zst].partial` (`E…`: the end LSN as 16 hex
-//! digits, e.g. `000000010000000000000003.00000000030A1B28.partial`). The older partial objects
-//! of a segment are removed once a newer one or the complete segment is stored.
-//!
-//! At a start with an empty spool (a new host), the store says where to go on: the newest
-//! partial object is downloaded into the spool and resumed (validated with the decoder as
-//! any `.partial`), else streaming continues after the newest complete segment. Timeline
-//! history files are written into the spool and uploaded (create-only); the last segment of a
-//! timeline stays partial, as pg_receivewal leaves it, and is uploaded as
-//! `SEGMENT[.zst].partial`.
-//!
-//! ```no_run
-//! use std::sync::Arc;
-//! use std::time::Duration;
-//! use pgwal::conninfo::Config;
-//! use pgwal::receiver::{FlushTo, Metrics, ObjectSink, ObjectSinkOptions, Receiver, ReceiverOptions};
-//! use pgwal::storage::location::Location;
-//! use pgwal::storage::object::{ObjectArchive, ObjectOptions};
-//!
-//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
-//! let Location::Object(url) = Location::parse("s3://wal/db1")? else { unreachable!() };
-//! let store = ObjectArchive::open(&url, &ObjectOptions::default())?;
-//! let mut opts = ObjectSinkOptions::new("/var/spool/pgwal");
-//! opts.flush_to = FlushTo::Remote;
-//! opts.partial_interval = Duration::from_secs(5);
-//! let metrics = Arc::new(Metrics::default());
-//! let sink = ObjectSink::open(store, opts, metrics)?;
-//! let mut ropts = ReceiverOptions::new("/var/spool/pgwal");
-//! ropts.slot = Some("archiver".parse()?);
-//! Receiver::with_sink(Config::parse("host=db1 user=rep")?, ropts, sink).run().await?;
-//! # Ok(()) }
-//! ```
+//! The object-store sink of `pgwal receive -D s3://…|az://…|gs://…`: [`ObjectSink`], a
+//! [`DirectorySink`] over a local spool plus an upload thread (the design is on the type).
 
 use std::collections::{HashSet, VecDeque};
 use std::fs;
@@ -319,8 +263,71 @@ impl ObjectSinkHandle {
     }
 }
 
-/// Received WAL into an object store through a local spool; see the [module
-/// documentation](self).
+/// Received WAL into an object store (`pgwal receive -D s3://BUCKET/PREFIX`, `az://`, `gs://`)
+/// through a local spool.
+///
+/// WAL is written first into a local spool directory by a [`DirectorySink`] (uncompressed
+/// `.partial` files, fsynced as a directory archive is), and every completed segment is then
+/// uploaded by a thread of its own, in order, while streaming goes on:
+///
+/// 1. the segment file is read from the spool (one segment in memory at a time) and
+///    compressed if asked;
+/// 2. if the store already holds the segment under any compression suffix, its content is
+///    compared after decompression: the same WAL is success, other WAL is a
+///    [`ObjectSinkError::Conflict`] that stops the receiver and leaves both copies;
+/// 3. otherwise it is created only if absent ([`ObjectArchive::put_new`]) under the name
+///    `archive push` gives it (`000000010000000000000003.zst`), and checked afterwards: the
+///    object's size must be the size uploaded;
+/// 4. the spool file is removed.
+///
+/// The spool is bounded ([`ObjectSinkOptions::max_spool`]): when that many bytes of completed
+/// segments wait for upload (the store is unreachable, or slower than the server), the sink
+/// blocks in [`WalSink::begin_segment`], so the driver stops reading from the server and a
+/// replication slot keeps the WAL on the server; it goes on when uploads succeed again. Each
+/// failed upload is logged and retried with backoff.
+///
+/// What it reports durable ([`FlushTo`]): with [`FlushTo::Local`] what is fsynced in the
+/// spool, as a directory; with [`FlushTo::Remote`] only WAL that is in the object store:
+/// completed segments once uploaded and checked, and the segment being written, which is
+/// uploaded every [`ObjectSinkOptions::partial_interval`] under a name of its own that carries
+/// its end, `SEGMENT.EEEEEEEEEEEEEEEE[.gz|.lz4|.zst].partial` (`E…`: the end LSN as 16 hex
+/// digits, e.g. `000000010000000000000003.00000000030A1B28.partial`). The older partial objects
+/// of a segment are removed once a newer one or the complete segment is stored.
+///
+/// At a start with an empty spool (a new host), the store says where to go on: the newest
+/// partial object is downloaded into the spool and resumed (validated with the decoder as
+/// any `.partial`), else streaming continues after the newest complete segment. Timeline
+/// history files are written into the spool and uploaded (create-only); the last segment of a
+/// timeline stays partial, as pg_receivewal leaves it, and is uploaded as
+/// `SEGMENT[.zst].partial`.
+///
+/// ```no_run
+/// use std::sync::Arc;
+/// use std::time::Duration;
+/// use pgwal::conninfo::Config;
+/// use pgwal::receiver::{FlushTo, Metrics, ObjectSink, ObjectSinkOptions, Receiver, ReceiverOptions};
+/// use pgwal::storage::location::Location;
+/// use pgwal::storage::object::{ObjectArchive, ObjectOptions};
+///
+/// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+/// let Location::Object(url) = Location::parse("s3://wal/db1")? else { unreachable!() };
+/// let store = ObjectArchive::open(&url, &ObjectOptions::default())?;
+/// let mut opts = ObjectSinkOptions::new("/var/spool/pgwal");
+/// opts.flush_to = FlushTo::Remote;
+/// opts.partial_interval = Duration::from_secs(5);
+/// let metrics = Arc::new(Metrics::default());
+/// let sink = ObjectSink::open(store, opts, metrics.clone())?;
+/// let uploads = sink.handle();
+/// let mut ropts = ReceiverOptions::new("/var/spool/pgwal");
+/// ropts.slot = Some("archiver".parse()?);
+/// let config = Config::parse("host=db1 user=rep")?;
+/// Receiver::with_sink(config, ropts, sink).with_metrics(metrics).run().await?;
+/// // The sink waited for its uploads while the store took them.
+/// if let Some(e) = uploads.fatal_error() {
+///     eprintln!("upload failed: {e}");
+/// }
+/// # Ok(()) }
+/// ```
 pub struct ObjectSink {
     dir: DirectorySink,
     store: Arc<ObjectArchive>,
