@@ -854,3 +854,53 @@ fn existing_objects_same_wal_is_success_other_wal_stops() {
             .unwrap_or("")
     );
 }
+
+#[test]
+fn option_errors() {
+    let t = scratch("objrecv-opts");
+    let cases: [(&[&str], &str); 4] = [
+        (
+            &["-D", "s3://b/p", "-d", "host=127.0.0.1 port=9"],
+            "-D with an object-store URL needs a local spool directory: --spool DIR",
+        ),
+        (
+            &["-D", s(t.path()), "--spool", s(t.path()), "-d", "port=9"],
+            "--spool is used only with an object-store URL as -D",
+        ),
+        (
+            &[
+                "-D",
+                "s3://b/p",
+                "--spool",
+                s(t.path()),
+                "--max-spool",
+                "3XB",
+                "-d",
+                "port=9",
+            ],
+            "invalid size \"3XB\" for option --max-spool",
+        ),
+        (
+            &[
+                "-D",
+                "s3://b/p",
+                "--spool",
+                s(t.path()),
+                "--flush-to",
+                "disk",
+                "-d",
+                "port=9",
+            ],
+            "invalid value \"disk\" for option --flush-to (local or remote)",
+        ),
+    ];
+    for (args, want) in cases {
+        let o = receive_env(args, &s3_env("http://127.0.0.1:9"), Duration::from_secs(30));
+        assert_eq!(o.status.code(), Some(1), "{args:?}: {}", text(&o));
+        assert!(
+            String::from_utf8_lossy(&o.stderr).contains(want),
+            "{args:?}: {}",
+            text(&o)
+        );
+    }
+}
