@@ -31,7 +31,8 @@ pub const DEFAULT_APPLICATION_NAME: &str = "pgwal";
 #[derive(Debug, Args)]
 #[command(disable_version_flag = true, disable_help_flag = true)]
 pub struct ReceiveArgs {
-    /// Receive write-ahead log files into this directory.
+    /// Receive write-ahead log files into this directory (or object-store URL: s3://, az://,
+    /// gs://, with --spool).
     #[arg(short = 'D', long = "directory", value_name = "DIR")]
     directory: Option<PathBuf>,
     /// Exit after receiving the specified LSN.
