@@ -904,3 +904,48 @@ fn option_errors() {
         );
     }
 }
+
+#[test]
+fn unreachable_store_or_missing_bucket_names_the_url() {
+    let Some(pg) = cluster(MAJOR) else { return };
+    let ci = conn(&pg);
+    let t = scratch("objrecv-unreach");
+    // Nothing listens on port 9: the store cannot be listed at the start (retried; -n ends it).
+    let o = receive_env(
+        &[
+            "-d",
+            &ci,
+            "-n",
+            "-D",
+            "s3://nobucket/wal",
+            "--spool",
+            s(&t.path().join("a")),
+        ],
+        &s3_env("http://127.0.0.1:9"),
+        Duration::from_secs(120),
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(err.contains("archive \"s3://nobucket/wal\": list"), "{err}");
+    assert!(err.contains("disconnected"), "{err}");
+    // A bucket that does not exist: fatal at once, naming it.
+    let o = receive_env(
+        &[
+            "-d",
+            &ci,
+            "-D",
+            "s3://nobucket/wal",
+            "--spool",
+            s(&t.path().join("b")),
+        ],
+        &s3_env(&seaweed().endpoint()),
+        Duration::from_secs(120),
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(
+        err.contains("bucket or container \"nobucket\" does not exist"),
+        "{err}"
+    );
+    assert!(!err.contains(S3_SECRET_KEY), "{err}");
+}
