@@ -858,7 +858,7 @@ fn existing_objects_same_wal_is_success_other_wal_stops() {
 #[test]
 fn option_errors() {
     let t = scratch("objrecv-opts");
-    let cases: [(&[&str], &str); 4] = [
+    let cases: [(&[&str], &str); 5] = [
         (
             &["-D", "s3://b/p", "-d", "host=127.0.0.1 port=9"],
             "-D with an object-store URL needs a local spool directory: --spool DIR",
@@ -892,6 +892,19 @@ fn option_errors() {
                 "port=9",
             ],
             "invalid value \"disk\" for option --flush-to (local or remote)",
+        ),
+        (
+            &[
+                "-D",
+                "s3://b/p",
+                "--spool",
+                s(t.path()),
+                "--upload-jobs",
+                "0",
+                "-d",
+                "port=9",
+            ],
+            "invalid value \"0\" for option --upload-jobs (1 to 64)",
         ),
     ];
     for (args, want) in cases {

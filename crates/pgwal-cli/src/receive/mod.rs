@@ -109,6 +109,9 @@ pub struct ReceiveArgs {
     /// (default: 10).
     #[arg(long = "partial-interval", value_name = "SECS")]
     partial_interval: Option<u64>,
+    /// With -D URL: segments uploaded at once (default: 3).
+    #[arg(long = "upload-jobs", value_name = "N")]
+    upload_jobs: Option<String>,
     /// Show help.
     #[arg(short = '?', long = "help", action = ArgAction::Help)]
     help: Option<bool>,
@@ -360,6 +363,7 @@ pub fn run(a: ReceiveArgs, _s: &Scanned) -> anyhow::Result<ExitCode> {
         ("--max-spool", a.max_spool.is_some()),
         ("--flush-to", a.flush_to.is_some()),
         ("--partial-interval", a.partial_interval.is_some()),
+        ("--upload-jobs", a.upload_jobs.is_some()),
     ];
     if url.is_none() {
         if let Some((opt, _)) = object_only.iter().find(|(_, set)| *set) {
@@ -530,6 +534,12 @@ fn object_sink(
     };
     if let Some(s) = a.partial_interval {
         o.partial_interval = Duration::from_secs(s.max(1));
+    }
+    if let Some(n) = &a.upload_jobs {
+        o.upload_jobs = match n.parse::<usize>() {
+            Ok(n @ 1..=64) => n,
+            _ => bail!("invalid value \"{n}\" for option --upload-jobs (1 to 64)"),
+        };
     }
     let store = crate::archive::object::open(url)?;
     let metrics = Arc::new(Metrics::default());
@@ -754,6 +764,10 @@ pub fn help_page() -> HelpPage<'static> {
                     (
                         "    --partial-interval=SECS",
                         &["upload the partial segment this often (remote)"],
+                    ),
+                    (
+                        "    --upload-jobs=N",
+                        &["with -D s3://|az://|gs://: segments uploaded at once"],
                     ),
                 ],
             ),

@@ -76,7 +76,9 @@ pub use error::{ErrorKind, ReceiveError, WalDamage};
 pub use lock::{DirectoryLock, LOCK_FILE};
 pub use metrics::Metrics;
 #[cfg(feature = "object-store")]
-pub use object_sink::{FlushTo, ObjectSink, ObjectSinkError, ObjectSinkHandle, ObjectSinkOptions};
+pub use object_sink::{
+    FlushTo, ObjectSink, ObjectSinkError, ObjectSinkHandle, ObjectSinkOptions, DEFAULT_UPLOAD_JOBS,
+};
 pub use scan::Candidate;
 pub use sink::{SinkStart, WalSink};
 

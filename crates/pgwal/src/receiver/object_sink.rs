@@ -13,7 +13,7 @@ use bytes::Bytes;
 
 use crate::lsn::Lsn;
 use crate::segment::{Compression, SegNo, TimelineId, WalFileName, WalSegSize};
-use crate::storage::codec::{compress, decompress_prefix, sniff_compression};
+use crate::storage::codec::{compress, decompress_prefix, sniff_compression, Encoder};
 use crate::storage::file::FILE_MODE;
 use crate::storage::local::{describe_difference, write_durably, Existing};
 use crate::storage::object::{ObjectArchive, ObjectError, PutNew};
@@ -62,7 +62,13 @@ pub struct ObjectSinkOptions {
     pub retry_delay: Duration,
     /// Longest wait between upload attempts.
     pub max_retry_delay: Duration,
+    /// Segments uploaded at once (at least 1). Each upload holds one segment in memory (its
+    /// compressed form when compressing), so memory grows by about a segment per job.
+    pub upload_jobs: usize,
 }
+
+/// Segments uploaded at once by default (see [`ObjectSinkOptions::upload_jobs`]).
+pub const DEFAULT_UPLOAD_JOBS: usize = 3;
 
 impl ObjectSinkOptions {
     /// Defaults for spool directory `spool`: no compression, fsync, a 1 GiB spool, local
@@ -77,6 +83,7 @@ impl ObjectSinkOptions {
             partial_interval: Duration::from_secs(10),
             retry_delay: Duration::from_millis(500),
             max_retry_delay: Duration::from_secs(30),
+            upload_jobs: DEFAULT_UPLOAD_JOBS,
         }
     }
 }
@@ -180,6 +187,14 @@ enum Job {
 }
 
 impl Job {
+    /// The name it is queued under (spool path or history name).
+    fn key(&self) -> String {
+        match self {
+            Job::Segment { path, .. } => path.display().to_string(),
+            Job::History { tli, .. } => format!("{:08X}.history", tli.0),
+        }
+    }
+
     fn spool_bytes(&self, seg_size: WalSegSize) -> u64 {
         match self {
             Job::Segment { .. } => seg_size.bytes(),
@@ -199,9 +214,23 @@ struct Open {
 
 #[derive(Debug, Default)]
 struct State {
+    /// Uploads not finished, in WAL order (running ones and finished ones behind an unfinished
+    /// one included).
     queue: VecDeque<Job>,
     /// Names (spool paths or history names) queued, so a reconnection does not queue twice.
     queued: HashSet<String>,
+    /// Keys of the queued jobs an upload thread works on.
+    running: HashSet<String>,
+    /// Keys of the queued jobs uploaded and checked while an earlier one was not yet.
+    done: HashSet<String>,
+    /// A partial segment is being uploaded (no segment upload starts meanwhile).
+    partial_running: bool,
+    /// When the last partial upload started.
+    last_partial: Option<Instant>,
+    /// After a failed upload, no upload starts before this.
+    retry_at: Option<Instant>,
+    /// The wait after the next failed upload (the first one when `None`).
+    retry_delay: Option<Duration>,
     seg_size: Option<WalSegSize>,
     /// All WAL up to here is in the store (the stream's positions).
     remote: Lsn,
@@ -216,6 +245,34 @@ struct State {
     closing: bool,
     /// Upload the partial segment now, not at the next interval.
     partial_now: bool,
+}
+
+impl State {
+    /// The first queued job no thread works on and not done yet.
+    fn next_job(&self) -> Option<&Job> {
+        self.queue.iter().find(|j| {
+            let k = j.key();
+            !self.running.contains(&k) && !self.done.contains(&k)
+        })
+    }
+
+    /// Job `key` is uploaded and checked: it leaves the queue with every done job after it
+    /// once all jobs before it are done, and only then does [`State::remote`] move, so a
+    /// segment stored before an earlier one does not count as in the store.
+    fn complete(&mut self, key: String) {
+        self.running.remove(&key);
+        self.done.insert(key);
+        while let Some(front) = self.queue.front() {
+            let k = front.key();
+            if !self.done.remove(&k) {
+                break;
+            }
+            if let Some(Job::Segment { end, .. }) = self.queue.pop_front() {
+                self.queued.remove(&k);
+                self.remote = self.remote.max(end);
+            }
+        }
+    }
 }
 
 struct Shared {
@@ -369,7 +426,10 @@ impl ObjectSink {
         dopts.compress = CompressSpec::NONE;
         let dir = DirectorySink::open(&dopts, metrics)?;
         let shared = Arc::new(Shared {
-            state: Mutex::new(State::default()),
+            state: Mutex::new(State {
+                last_partial: Some(Instant::now()),
+                ..State::default()
+            }),
             changed: Condvar::new(),
             interrupted: AtomicBool::new(false),
         });
@@ -384,7 +444,15 @@ impl ObjectSink {
                         store,
                         opts,
                     };
-                    up.run();
+                    std::thread::scope(|s| {
+                        for _ in 1..up.opts.upload_jobs.max(1) {
+                            // Without a thread of its own, this one's uploads still run here.
+                            let _ = std::thread::Builder::new()
+                                .name("pgwal-upload".into())
+                                .spawn_scoped(s, || up.run());
+                        }
+                        up.run();
+                    });
                     // The last reference to the store is dropped here, off any runtime.
                     let t = Instant::now();
                     while Arc::strong_count(&up.store) > 1 && t.elapsed() < Duration::from_secs(30)
@@ -419,10 +487,7 @@ impl ObjectSink {
     }
 
     fn enqueue(&self, job: Job) {
-        let key = match &job {
-            Job::Segment { path, .. } => path.display().to_string(),
-            Job::History { tli, .. } => format!("{:08X}.history", tli.0),
-        };
+        let key = job.key();
         let mut st = self.shared.lock();
         if st.queued.insert(key) {
             st.queue.push_back(job);
@@ -839,9 +904,9 @@ enum Next {
 }
 
 impl Uploader {
+    /// One upload thread: takes the next job, or the partial segment when due, until the sink
+    /// closes or an upload fails for good. The threads share the retry wait.
     fn run(&self) {
-        let mut delay = self.opts.retry_delay;
-        let mut last_partial = Instant::now();
         loop {
             let (next, seg_size) = {
                 let mut st = self.shared.lock();
@@ -849,24 +914,42 @@ impl Uploader {
                     if st.closing || st.fatal.is_some() {
                         break (Next::Stop, None);
                     }
-                    if let Some(j) = st.queue.front() {
-                        break (Next::Job(j.clone()), st.seg_size);
+                    let retry_wait = st.retry_at.map_or(Duration::ZERO, |t| {
+                        t.saturating_duration_since(Instant::now())
+                    });
+                    let since_partial = st.last_partial.map_or(Duration::MAX, |t| t.elapsed());
+                    if retry_wait > Duration::ZERO {
+                        // Waiting out a failed upload.
+                    } else if st.seg_size.is_some() && !st.partial_running {
+                        if let Some(j) = st.next_job().cloned() {
+                            st.running.insert(j.key());
+                            break (Next::Job(j), st.seg_size);
+                        }
                     }
-                    let due =
-                        st.partial_now || last_partial.elapsed() >= self.opts.partial_interval;
-                    if self.opts.flush_to == FlushTo::Remote {
+                    let due = st.partial_now || since_partial >= self.opts.partial_interval;
+                    // Only with every completed segment stored (the queue is empty), by one
+                    // thread at a time.
+                    if retry_wait == Duration::ZERO
+                        && self.opts.flush_to == FlushTo::Remote
+                        && st.queue.is_empty()
+                        && !st.partial_running
+                        && st.seg_size.is_some()
+                    {
                         if let Some(o) = st.open.filter(|o| o.written > st.remote) {
                             if due {
                                 st.partial_now = false;
+                                st.partial_running = true;
+                                st.last_partial = Some(Instant::now());
                                 break (Next::Partial(o), st.seg_size);
                             }
                         }
                     }
-                    let wait = self
-                        .opts
-                        .partial_interval
-                        .saturating_sub(last_partial.elapsed())
-                        .max(Duration::from_millis(50));
+                    let wait = if retry_wait > Duration::ZERO {
+                        retry_wait
+                    } else {
+                        self.opts.partial_interval.saturating_sub(since_partial)
+                    }
+                    .max(Duration::from_millis(50));
                     st = self
                         .shared
                         .changed
@@ -884,24 +967,22 @@ impl Uploader {
             let r = match &next {
                 Next::Stop => return,
                 Next::Job(j) => self.upload(j, seg_size).map(|()| true),
-                Next::Partial(o) => {
-                    last_partial = Instant::now();
-                    self.upload_partial(*o, seg_size)
-                }
+                Next::Partial(o) => self.upload_partial(*o, seg_size),
             };
             let mut st = self.shared.lock();
+            match &next {
+                Next::Job(j) => {
+                    st.running.remove(&j.key());
+                }
+                Next::Partial(_) => st.partial_running = false,
+                Next::Stop => {}
+            }
             match r {
                 Ok(stored) => {
-                    delay = self.opts.retry_delay;
+                    st.retry_delay = None;
                     st.failing = false;
                     match next {
-                        Next::Job(j) => {
-                            st.queue.pop_front();
-                            if let Job::Segment { path, end, .. } = &j {
-                                st.queued.remove(&path.display().to_string());
-                                st.remote = st.remote.max(*end);
-                            }
-                        }
+                        Next::Job(j) => st.complete(j.key()),
                         Next::Partial(o) if stored => st.remote = st.remote.max(o.written),
                         Next::Partial(_) => {}
                         Next::Stop => {}
@@ -910,22 +991,19 @@ impl Uploader {
                 }
                 Err(e) if e.is_retryable() => {
                     st.failing = true;
-                    self.shared.changed.notify_all();
-                    let closing = st.closing;
-                    drop(st);
-                    if closing {
+                    if st.closing {
+                        self.shared.changed.notify_all();
                         return;
                     }
+                    let delay = st.retry_delay.unwrap_or(self.opts.retry_delay);
+                    st.retry_delay = Some((delay * 2).min(self.opts.max_retry_delay));
+                    st.retry_at = Some(Instant::now() + delay);
+                    self.shared.changed.notify_all();
+                    drop(st);
                     tracing::warn!(
                         "upload failed: {e}; retrying in {:.1} s",
                         delay.as_secs_f64()
                     );
-                    let st = self.shared.lock();
-                    let _ = self
-                        .shared
-                        .changed
-                        .wait_timeout_while(st, delay, |s| !s.closing);
-                    delay = (delay * 2).min(self.opts.max_retry_delay);
                 }
                 Err(e) => {
                     tracing::error!("{e}");
@@ -966,13 +1044,31 @@ impl Uploader {
             })
     }
 
-    /// Stores `payload` (the encoding of `data`) under `target`, create-only; an object of
-    /// any of `variants` already there must hold `data`.
+    /// The spool file at `path` as the object's bytes: (its plain size, the object's bytes),
+    /// compressed as it is read when compressing.
+    fn read_encoded(&self, path: &Path) -> io::Result<(u64, Bytes)> {
+        if self.opts.compress.method == Compression::None {
+            let d = fs::read(path)?;
+            return Ok((d.len() as u64, Bytes::from(d)));
+        }
+        let mut file = fs::File::open(path)?;
+        let len = file.metadata()?.len();
+        // On this thread, one frame: zstd's worker threads would each hold buffers of their
+        // own, and uploads run beside the streaming anyway.
+        let mut enc = self.opts.compress.encoding();
+        enc.zstd_workers = 0;
+        let mut e = Encoder::new(&enc, Vec::with_capacity(len as usize / 4 + 1024))?;
+        io::copy(&mut file, &mut e)?;
+        Ok((len, Bytes::from(e.finish()?)))
+    }
+
+    /// Stores `payload` (the encoding of what `data` gives) under `target`, create-only; an
+    /// object of any of `variants` already there must hold that (`data` is called only then).
     fn put_checked(
         &self,
         target: &str,
         variants: &[String],
-        data: &[u8],
+        data: &dyn Fn() -> std::result::Result<Bytes, ObjectSinkError>,
         payload: Bytes,
         spool: &Path,
     ) -> std::result::Result<Vec<String>, ObjectSinkError> {
@@ -988,7 +1084,7 @@ impl Uploader {
                     Err(e) => return Err(e.into()),
                 };
                 let (existing, _) = decompress_prefix(sniff_compression(&raw), &raw, u64::MAX);
-                match describe_difference(&existing, data) {
+                match describe_difference(&existing, &data()?) {
                     Existing::Same => return Ok(true),
                     Existing::Differs(reason) => {
                         return Err(ObjectSinkError::Conflict {
@@ -1045,11 +1141,12 @@ impl Uploader {
             Job::History { tli, content } => {
                 let name = format!("{:08X}.history", tli.0);
                 let spool = self.opts.spool.join(&name);
+                let content = Bytes::from(content.clone());
                 self.put_checked(
                     &name,
                     std::slice::from_ref(&name),
-                    content,
-                    Bytes::from(content.clone()),
+                    &|| Ok(content.clone()),
+                    content.clone(),
                     &spool,
                 )
                 .map(drop)
@@ -1063,11 +1160,21 @@ impl Uploader {
                 ..
             } => {
                 let t = Instant::now();
-                let data = match fs::read(path) {
-                    Ok(d) => Bytes::from(d),
+                // Only the object's bytes stay in memory: compressed from the file as it is
+                // read; the plain segment is read again only to compare with an existing object.
+                let (len, payload) = match self.read_encoded(path) {
+                    Ok(r) => r,
                     // Uploaded and removed before a restart queued it again.
                     Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
                     Err(e) => return Err(Self::spool_err("read", path)(e)),
+                };
+                let plain_payload =
+                    (self.opts.compress.method == Compression::None).then(|| payload.clone());
+                let data = || match &plain_payload {
+                    Some(p) => Ok(p.clone()),
+                    None => fs::read(path)
+                        .map(Bytes::from)
+                        .map_err(Self::spool_err("read", path)),
                 };
                 let plain = WalFileName::segment(*tli, *segno, seg_size);
                 let variants: Vec<String> = [
@@ -1082,10 +1189,8 @@ impl Uploader {
                 let target = plain
                     .with(self.opts.compress.method, *final_partial)
                     .to_string();
-                let len = data.len();
-                let payload = self.encode(&data)?;
                 let listing = self.put_checked(&target, &variants, &data, payload, path)?;
-                drop(data);
+                drop(plain_payload);
                 self.remove_partials(*tli, *segno, None, Some(listing), seg_size)?;
                 if let Err(e) = fs::remove_file(path) {
                     if e.kind() != io::ErrorKind::NotFound {
@@ -1177,7 +1282,7 @@ impl Uploader {
         self.put_checked(
             &target,
             std::slice::from_ref(&target),
-            &data,
+            &|| Ok(data.clone()),
             payload,
             &path,
         )?;
@@ -1192,6 +1297,75 @@ impl Uploader {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn segment(segno: u64) -> Job {
+        let seg = WalSegSize::DEFAULT;
+        Job::Segment {
+            tli: TimelineId(1),
+            segno: SegNo(segno),
+            path: PathBuf::from(WalFileName::segment(TimelineId(1), SegNo(segno), seg).to_string()),
+            end: SegNo(segno).next().start_lsn(seg).unwrap(),
+            final_partial: false,
+            completed: None,
+        }
+    }
+
+    #[test]
+    fn uploads_finished_out_of_order_count_only_as_a_contiguous_prefix() {
+        let seg = WalSegSize::DEFAULT;
+        let mut st = State {
+            seg_size: Some(seg),
+            remote: SegNo(3).start_lsn(seg).unwrap(),
+            ..State::default()
+        };
+        for n in 3..=6 {
+            let j = segment(n);
+            st.queued.insert(j.key());
+            st.queue.push_back(j);
+        }
+        st.queue.insert(
+            2,
+            Job::History {
+                tli: TimelineId(2),
+                content: b"1\t0/5000000\tno reason\n".to_vec(),
+            },
+        );
+        // Three threads take the first three jobs in order.
+        let mut taken = Vec::new();
+        for _ in 0..3 {
+            let j = st.next_job().cloned().unwrap();
+            st.running.insert(j.key());
+            taken.push(j.key());
+        }
+        assert_eq!(
+            taken,
+            [
+                segment(3).key(),
+                segment(4).key(),
+                "00000002.history".into()
+            ]
+        );
+        let before = st.remote;
+        // Segment 4 and the history file are stored before segment 3: nothing moves.
+        st.complete(segment(4).key());
+        st.complete("00000002.history".into());
+        assert_eq!(st.remote, before);
+        assert_eq!(st.queue.len(), 5);
+        assert!(st.queued.contains(&segment(4).key()));
+        // Not taken again by a free thread: segment 5 is next.
+        assert_eq!(st.next_job().map(Job::key), Some(segment(5).key()));
+        // Segment 3 stored: 3, 4 and the history file leave the queue together.
+        st.complete(segment(3).key());
+        assert_eq!(st.remote, SegNo(5).start_lsn(seg).unwrap());
+        assert_eq!(st.queue.len(), 2);
+        assert!(st.done.is_empty() && st.running.is_empty());
+        assert!(!st.queued.contains(&segment(3).key()));
+        st.complete(segment(6).key());
+        assert_eq!(st.remote, SegNo(5).start_lsn(seg).unwrap());
+        st.complete(segment(5).key());
+        assert_eq!(st.remote, SegNo(7).start_lsn(seg).unwrap());
+        assert!(st.queue.is_empty() && st.queued.is_empty() && st.done.is_empty());
+    }
 
     #[test]
     fn partial_object_names_round_trip() {
