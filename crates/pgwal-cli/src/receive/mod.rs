@@ -109,7 +109,7 @@ pub struct ReceiveArgs {
     /// (default: 10).
     #[arg(long = "partial-interval", value_name = "SECS")]
     partial_interval: Option<u64>,
-    /// With -D URL: segments uploaded at once (default: 3).
+    /// With -D URL: segments uploaded at once (default: 2).
     #[arg(long = "upload-jobs", value_name = "N")]
     upload_jobs: Option<String>,
     /// Show help.

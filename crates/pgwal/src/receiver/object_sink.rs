@@ -68,7 +68,7 @@ pub struct ObjectSinkOptions {
 }
 
 /// Segments uploaded at once by default (see [`ObjectSinkOptions::upload_jobs`]).
-pub const DEFAULT_UPLOAD_JOBS: usize = 3;
+pub const DEFAULT_UPLOAD_JOBS: usize = 2;
 
 impl ObjectSinkOptions {
     /// Defaults for spool directory `spool`: no compression, fsync, a 1 GiB spool, local
@@ -316,7 +316,8 @@ impl ObjectSinkHandle {
 
     /// Uploads not done yet (segments left in the spool for the next start).
     pub fn pending_uploads(&self) -> usize {
-        self.0.lock().queue.len()
+        let st = self.0.lock();
+        st.queue.len() - st.done.len()
     }
 }
 
@@ -325,10 +326,11 @@ impl ObjectSinkHandle {
 ///
 /// WAL is written first into a local spool directory by a [`DirectorySink`] (uncompressed
 /// `.partial` files, fsynced as a directory archive is), and every completed segment is then
-/// uploaded by a thread of its own, in order, while streaming goes on:
+/// uploaded while streaming goes on, by up to [`ObjectSinkOptions::upload_jobs`] threads, each
+/// taking the next segment in WAL order:
 ///
-/// 1. the segment file is read from the spool (one segment in memory at a time) and
-///    compressed if asked;
+/// 1. the segment file is read from the spool, compressed as it is read if asked (a thread
+///    holds the object's bytes only: one segment at most);
 /// 2. if the store already holds the segment under any compression suffix, its content is
 ///    compared after decompression: the same WAL is success, other WAL is a
 ///    [`ObjectSinkError::Conflict`] that stops the receiver and leaves both copies;
@@ -336,6 +338,10 @@ impl ObjectSinkHandle {
 ///    `archive push` gives it (`000000010000000000000003.zst`), and checked afterwards: the
 ///    object's size must be the size uploaded;
 /// 4. the spool file is removed.
+///
+/// Uploads may finish out of order; a segment counts as stored (for [`FlushTo::Remote`] and
+/// for the spool's room) only once every segment before it is. A failed upload is retried
+/// after a backoff that all the threads wait out.
 ///
 /// The spool is bounded ([`ObjectSinkOptions::max_spool`]): when that many bytes of completed
 /// segments wait for upload (the store is unreachable, or slower than the server), the sink
@@ -712,7 +718,13 @@ impl WalSink for ObjectSink {
             if let Some(e) = &st.fatal {
                 return Err(ReceiveError::sink_fatal(e.clone()));
             }
-            let waiting: u64 = st.queue.iter().map(|j| j.spool_bytes(self.seg_size)).sum();
+            // Segments stored out of order have left the spool already.
+            let waiting: u64 = st
+                .queue
+                .iter()
+                .filter(|j| !st.done.contains(&j.key()))
+                .map(|j| j.spool_bytes(self.seg_size))
+                .sum();
             let room = waiting + self.seg_size.bytes()
                 <= self.opts.max_spool.max(2 * self.seg_size.bytes());
             if room || self.shared.interrupted.load(Ordering::SeqCst) {
