@@ -214,6 +214,8 @@ pub struct SeaweedFs {
     master_port: u16,
     s3_port: u16,
     filer: Proc,
+    /// The filer's arguments, to start it again after [`SeaweedFs::stop_gateway`].
+    filer_args: Vec<String>,
     volumes: Vec<Proc>,
     master: Proc,
 }
@@ -318,6 +320,7 @@ impl SeaweedFs {
             master_port,
             s3_port,
             filer,
+            filer_args: args,
             volumes,
             master,
         })
@@ -374,6 +377,25 @@ impl SeaweedFs {
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v))
         .collect()
+    }
+
+    /// Stops the filer and its S3 gateway (SIGKILL): requests to the endpoint are refused
+    /// until [`SeaweedFs::start_gateway`].
+    pub fn stop_gateway(&mut self) {
+        self.filer.kill();
+    }
+
+    /// Starts the filer and its S3 gateway again (same ports and store) and waits until the
+    /// gateway answers.
+    pub fn start_gateway(&mut self) -> Result<()> {
+        self.filer = Proc::spawn("filer-again", &self.dir, &self.weed, &self.filer_args)?;
+        let port = self.s3_port;
+        wait_until(
+            "the SeaweedFS S3 gateway (restarted)",
+            Duration::from_secs(60),
+            &mut [&mut self.filer],
+            || http_get(port, "/").is_some(),
+        )
     }
 
     /// Kills volume server `i` (0 or 1) with SIGKILL.

@@ -11,6 +11,8 @@ use std::time::Duration;
 use anyhow::{anyhow, bail, Context};
 use clap::{ArgAction, Args};
 use pgwal::conninfo::{Config, ConnInfo, SystemEnvironment};
+#[cfg(feature = "object-store")]
+use pgwal::receiver::ObjectSinkHandle;
 use pgwal::receiver::{
     CompressSpec, Metrics, ReceiveError, Receiver, ReceiverOptions, StopHandle, Stopped,
 };
@@ -29,7 +31,8 @@ pub const DEFAULT_APPLICATION_NAME: &str = "pgwal";
 #[derive(Debug, Args)]
 #[command(disable_version_flag = true, disable_help_flag = true)]
 pub struct ReceiveArgs {
-    /// Receive write-ahead log files into this directory.
+    /// Receive write-ahead log files into this directory (or object-store URL: s3://, az://,
+    /// gs://, with --spool).
     #[arg(short = 'D', long = "directory", value_name = "DIR")]
     directory: Option<PathBuf>,
     /// Exit after receiving the specified LSN.
@@ -93,6 +96,22 @@ pub struct ReceiveArgs {
     /// Longest wait between reconnection attempts, in seconds (default: 30).
     #[arg(long = "max-retry-delay", value_name = "SECS")]
     max_retry_delay: Option<u64>,
+    /// With -D URL: the local spool directory for partial and not yet uploaded segments.
+    #[arg(long = "spool", value_name = "DIR")]
+    spool: Option<PathBuf>,
+    /// With -D URL: stop taking WAL when this much waits for upload (default: 1GB).
+    #[arg(long = "max-spool", value_name = "SIZE")]
+    max_spool: Option<String>,
+    /// With -D URL: what the flush position covers, `local` (the spool) or `remote` (the store).
+    #[arg(long = "flush-to", value_name = "local|remote")]
+    flush_to: Option<String>,
+    /// With -D URL and --flush-to remote: seconds between uploads of the partial segment
+    /// (default: 10).
+    #[arg(long = "partial-interval", value_name = "SECS")]
+    partial_interval: Option<u64>,
+    /// With -D URL: segments uploaded at once (default: 2).
+    #[arg(long = "upload-jobs", value_name = "N")]
+    upload_jobs: Option<String>,
     /// Show help.
     #[arg(short = '?', long = "help", action = ArgAction::Help)]
     help: Option<bool>,
@@ -119,6 +138,27 @@ fn parse_status_interval(s: &str) -> anyhow::Result<Option<Duration>> {
         Ok(0) => Ok(None),
         Ok(v) => Ok(Some(Duration::from_secs(v as u64))),
     }
+}
+
+/// A size: bytes, or a number with `kB`, `MB`, `GB`, `TB` (powers of 1024, as PostgreSQL's
+/// settings; `K`, `M`, `G`, `T` and `B` suffixes are taken too).
+fn parse_size(s: &str) -> anyhow::Result<u64> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: u64 = num
+        .parse()
+        .map_err(|_| anyhow!("invalid size \"{s}\" for option --max-spool"))?;
+    let shift = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 0,
+        "k" | "kb" => 10,
+        "m" | "mb" => 20,
+        "g" | "gb" => 30,
+        "t" | "tb" => 40,
+        _ => bail!("invalid size \"{s}\" for option --max-spool (units: kB, MB, GB, TB)"),
+    };
+    n.checked_mul(1u64 << shift)
+        .ok_or_else(|| anyhow!("invalid size \"{s}\" for option --max-spool: too large"))
 }
 
 /// pg_receivewal's checks while scanning the options: `-s` and `-E` values in the order given,
@@ -149,7 +189,7 @@ fn init_logging(verbose: u8) {
     let default = match verbose {
         // pg_receivewal prints progress only with -v.
         0 if prog::dropin() => "warn",
-        0 => "warn,pgwal=info,pgwal_cli=info",
+        0 => "warn,pgwal=info,pgwal_cli=info,object_store=info",
         1 => "warn,pgwal=info,pgwal::receiver=debug,pgwal_cli=debug",
         _ => "debug",
     };
@@ -314,10 +354,31 @@ pub fn run(a: ReceiveArgs, _s: &Scanned) -> anyhow::Result<ExitCode> {
             Err(e) => return usage(e),
         },
     };
+    let url = match &a.directory {
+        Some(d) if !a.create_slot && !a.drop_slot => crate::archive::object_url(d)?,
+        _ => None,
+    };
+    let object_only = [
+        ("--spool", a.spool.is_some()),
+        ("--max-spool", a.max_spool.is_some()),
+        ("--flush-to", a.flush_to.is_some()),
+        ("--partial-interval", a.partial_interval.is_some()),
+        ("--upload-jobs", a.upload_jobs.is_some()),
+    ];
+    if url.is_none() {
+        if let Some((opt, _)) = object_only.iter().find(|(_, set)| *set) {
+            return usage(format!(
+                "{opt} is used only with an object-store URL as -D (s3://, az://, gs://)"
+            ));
+        }
+    }
+    if url.is_some() && a.spool.is_none() {
+        return usage("-D with an object-store URL needs a local spool directory: --spool DIR");
+    }
     if let Some(d) = a
         .directory
         .as_ref()
-        .filter(|_| !a.create_slot && !a.drop_slot)
+        .filter(|_| !a.create_slot && !a.drop_slot && url.is_none())
     {
         if let Err(e) = std::fs::read_dir(d) {
             bail!(
@@ -362,17 +423,40 @@ pub fn run(a: ReceiveArgs, _s: &Scanned) -> anyhow::Result<ExitCode> {
     if let Some(s) = a.max_retry_delay {
         opts.max_reconnect_delay = Duration::from_secs(s.max(1));
     }
-    let receiver = Receiver::new(config, opts);
+    let (receiver, interrupt) = match url {
+        None => (Receiver::new(config, opts), None),
+        #[cfg(feature = "object-store")]
+        Some(u) => {
+            let (sink, interrupt, metrics) = object_sink(&a, &u, compress)?;
+            let r = Receiver::with_sink(config, opts, sink).with_metrics(metrics);
+            (r, Some(interrupt))
+        }
+        #[cfg(not(feature = "object-store"))]
+        Some(_) => unreachable!("object_url refuses URLs without the feature"),
+    };
     let metrics = receiver.metrics();
     let stop = receiver.stop_handle();
+    let uploads = interrupt.clone();
     rt.block_on(async move {
         if let Some(addr) = &a.metrics_addr {
             metrics_http::start(addr, metrics.clone())
                 .await
                 .with_context(|| format!("could not serve metrics on {addr}"))?;
         }
-        spawn_signal_handler(stop)?;
-        match receiver.run().await {
+        spawn_signal_handler(stop, interrupt)?;
+        let r = receiver.run().await;
+        if let Some(h) = &uploads {
+            // The sink is gone: it waited for the uploads while the store took them.
+            if let Some(e) = h.fatal_error() {
+                eprintln!("{}: error: {e}", prog::name());
+                return Ok(ExitCode::FAILURE);
+            }
+            let n = h.pending_uploads();
+            if n > 0 {
+                tracing::warn!("{n} uploads left in the spool; they are made at the next start");
+            }
+        }
+        match r {
             Ok(Stopped::EndPosition(_)) | Ok(Stopped::Requested) => Ok(ExitCode::SUCCESS),
             // pg_receivewal's two lines: the cause, then that it is disconnected.
             Err(ReceiveError::Disconnected(cause)) => {
@@ -425,8 +509,63 @@ fn libpq_style(e: &pgwal::replication::Error) -> String {
     }
 }
 
-/// SIGINT and SIGTERM stop the receiver in order; a second one exits at once.
-fn spawn_signal_handler(stop: StopHandle) -> anyhow::Result<()> {
+/// The object-store sink of `-D URL`: the store opened with the `PGWAL_OBJECT_*` settings and
+/// the cloud's credentials from the environment, the spool and its options.
+#[cfg(feature = "object-store")]
+fn object_sink(
+    a: &ReceiveArgs,
+    url: &pgwal::storage::location::ObjectUrl,
+    compress: CompressSpec,
+) -> anyhow::Result<(pgwal::receiver::ObjectSink, ObjectSinkHandle, Arc<Metrics>)> {
+    use pgwal::receiver::{FlushTo, ObjectSink, ObjectSinkOptions};
+    let Some(spool) = &a.spool else {
+        bail!("-D with an object-store URL needs --spool DIR");
+    };
+    let mut o = ObjectSinkOptions::new(spool);
+    o.compress = compress;
+    o.sync = !a.no_sync;
+    if let Some(m) = &a.max_spool {
+        o.max_spool = parse_size(m)?;
+    }
+    o.flush_to = match a.flush_to.as_deref() {
+        None | Some("local") => FlushTo::Local,
+        Some("remote") => FlushTo::Remote,
+        Some(other) => bail!("invalid value \"{other}\" for option --flush-to (local or remote)"),
+    };
+    if let Some(s) = a.partial_interval {
+        o.partial_interval = Duration::from_secs(s.max(1));
+    }
+    if let Some(n) = &a.upload_jobs {
+        o.upload_jobs = match n.parse::<usize>() {
+            Ok(n @ 1..=64) => n,
+            _ => bail!("invalid value \"{n}\" for option --upload-jobs (1 to 64)"),
+        };
+    }
+    let store = crate::archive::object::open(url)?;
+    let metrics = Arc::new(Metrics::default());
+    let sink = ObjectSink::open(store, o, metrics.clone())?;
+    let interrupt = sink.handle();
+    Ok((sink, interrupt, metrics))
+}
+
+#[cfg(not(feature = "object-store"))]
+#[derive(Clone, Debug)]
+struct ObjectSinkHandle;
+
+#[cfg(not(feature = "object-store"))]
+impl ObjectSinkHandle {
+    fn interrupt(&self) {}
+    fn fatal_error(&self) -> Option<String> {
+        None
+    }
+    fn pending_uploads(&self) -> usize {
+        0
+    }
+}
+
+/// SIGINT and SIGTERM stop the receiver in order (and an object sink's wait for room in its
+/// spool); a second one exits at once.
+fn spawn_signal_handler(stop: StopHandle, spool: Option<ObjectSinkHandle>) -> anyhow::Result<()> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut term =
         signal(SignalKind::terminate()).context("could not install a SIGTERM handler")?;
@@ -442,6 +581,9 @@ fn spawn_signal_handler(stop: StopHandle) -> anyhow::Result<()> {
             if n > 1 {
                 eprintln!("{}: second interrupt signal, exiting at once", prog::name());
                 std::process::exit(1);
+            }
+            if let Some(s) = &spool {
+                s.interrupt();
             }
             stop.stop();
         }
@@ -606,6 +748,26 @@ pub fn help_page() -> HelpPage<'static> {
                     (
                         "    --max-retry-delay=SECS",
                         &["longest wait between reconnections"],
+                    ),
+                    (
+                        "    --spool=DIR",
+                        &["with -D s3://|az://|gs://: local spool directory"],
+                    ),
+                    (
+                        "    --max-spool=SIZE",
+                        &["stop taking WAL when this much waits for upload"],
+                    ),
+                    (
+                        "    --flush-to=local|remote",
+                        &["report flushed what is in the spool or in the store"],
+                    ),
+                    (
+                        "    --partial-interval=SECS",
+                        &["upload the partial segment this often (remote)"],
+                    ),
+                    (
+                        "    --upload-jobs=N",
+                        &["with -D s3://|az://|gs://: segments uploaded at once"],
                     ),
                 ],
             ),

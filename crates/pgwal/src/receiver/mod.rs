@@ -53,6 +53,8 @@ mod directory;
 mod error;
 mod lock;
 mod metrics;
+#[cfg(feature = "object-store")]
+mod object_sink;
 mod scan;
 mod session;
 mod sink;
@@ -73,6 +75,10 @@ pub use directory::DirectorySink;
 pub use error::{ErrorKind, ReceiveError, WalDamage};
 pub use lock::{DirectoryLock, LOCK_FILE};
 pub use metrics::Metrics;
+#[cfg(feature = "object-store")]
+pub use object_sink::{
+    FlushTo, ObjectSink, ObjectSinkError, ObjectSinkHandle, ObjectSinkOptions, DEFAULT_UPLOAD_JOBS,
+};
 pub use scan::Candidate;
 pub use sink::{SinkStart, WalSink};
 
@@ -199,6 +205,13 @@ impl Receiver {
         let mut r = Receiver::new(conn, opts);
         r.sink = Some(Box::new(sink));
         r
+    }
+
+    /// Counts into `metrics` (e.g. the ones a sink of the embedder's own was given) instead of
+    /// metrics of its own.
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Receiver {
+        self.metrics = metrics;
+        self
     }
 
     /// The live metrics.

@@ -107,6 +107,10 @@ struct Writer {
     held: VecDeque<Bytes>,
     /// End of the WAL received.
     received: Lsn,
+    /// The flushed position last published with a notification (a sink whose durable
+    /// position moves on its own, as the object sink's uploads do, may be read between two
+    /// notifications).
+    notified: Lsn,
 }
 
 /// With `--synchronous`, fsync after this many unflushed bytes even if more WAL is queued.
@@ -152,6 +156,7 @@ pub(crate) fn spawn(
                 decoder: None,
                 held: VecDeque::new(),
                 received: Lsn(0),
+                notified: Lsn(0),
             };
             w.run(rx);
             w.sink
@@ -354,17 +359,20 @@ impl Writer {
         }
     }
 
-    fn publish(&self, notify: bool) {
+    fn publish(&mut self, notify: bool) {
         // Never more than the sink holds durably, nor more than was written.
         let written = self.next;
         let flushed = self.sink.durable().min(written);
         self.metrics.written_lsn.store(written.0, Ordering::Relaxed);
         self.metrics.flushed_lsn.store(flushed.0, Ordering::Relaxed);
+        let notify = notify && flushed != self.notified;
+        if notify {
+            self.notified = flushed;
+        }
         self.progress.send_if_modified(|p| {
-            let changed = p.flushed != flushed;
             p.written = written;
             p.flushed = flushed;
-            changed && notify
+            notify
         });
     }
 
