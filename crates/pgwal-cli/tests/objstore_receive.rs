@@ -6,197 +6,19 @@
 #![allow(clippy::unwrap_used)]
 
 mod support;
+use support::objstore::*;
 use support::*;
 
-use std::collections::BTreeMap;
 use std::fs;
-use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use pgwal::storage::codec::{decompress, sniff_compression};
-use pgwal::storage::location::Location;
-use pgwal::storage::object::{ObjectArchive, ObjectOptions};
-use pgwal::{WalFileName, WalSegSize};
-use pgwal_testkit::objstore::{AZURITE_KEY, S3_ACCESS_KEY, S3_SECRET_KEY};
+use pgwal::storage::object::ObjectArchive;
+use pgwal_testkit::objstore::S3_SECRET_KEY;
 use pgwal_testkit::{format_lsn, Cluster, Major, SeaweedFs};
 
 const MAJOR: Major = Major::V18;
-const SEG: u64 = 1 << 20;
-
-static BUCKETS: AtomicUsize = AtomicUsize::new(0);
-
-fn unique(tag: &str) -> String {
-    format!(
-        "{tag}-{}-{}",
-        std::process::id(),
-        BUCKETS.fetch_add(1, Ordering::SeqCst)
-    )
-}
-
-/// The environment of a client of an S3 endpoint: the kit's credentials, instance metadata
-/// off, short timeouts so that a stopped store fails fast.
-fn s3_env(endpoint: &str) -> Vec<(String, String)> {
-    vec![
-        ("AWS_ACCESS_KEY_ID".into(), S3_ACCESS_KEY.into()),
-        ("AWS_SECRET_ACCESS_KEY".into(), S3_SECRET_KEY.into()),
-        ("AWS_REGION".into(), "us-east-1".into()),
-        ("AWS_ENDPOINT_URL".into(), endpoint.into()),
-        ("AWS_ALLOW_HTTP".into(), "true".into()),
-        ("AWS_EC2_METADATA_DISABLED".into(), "true".into()),
-        ("PGWAL_OBJECT_RETRIES".into(), "2".into()),
-        ("PGWAL_OBJECT_RETRY_TIMEOUT".into(), "5".into()),
-        ("PGWAL_OBJECT_TIMEOUT".into(), "20".into()),
-        ("PGWAL_OBJECT_CONNECT_TIMEOUT".into(), "2".into()),
-    ]
-}
-
-fn az_env() -> Vec<(String, String)> {
-    let mut e = azurite().env();
-    e.push(("PGWAL_OBJECT_RETRIES".into(), "2".into()));
-    e
-}
-
-/// The library's view of an S3 archive at `endpoint`.
-fn open_s3(url: &str, endpoint: &str) -> ObjectArchive {
-    let Location::Object(u) = Location::parse(url).unwrap() else {
-        panic!("{url}")
-    };
-    let mut o = ObjectOptions::default();
-    o.config = vec![
-        ("aws_endpoint".into(), endpoint.into()),
-        ("aws_access_key_id".into(), S3_ACCESS_KEY.into()),
-        ("aws_secret_access_key".into(), S3_SECRET_KEY.into()),
-        ("aws_region".into(), "us-east-1".into()),
-        ("aws_allow_http".into(), "true".into()),
-    ];
-    o.max_retries = 1;
-    ObjectArchive::open(&u, &o).unwrap()
-}
-
-fn open_az(url: &str) -> ObjectArchive {
-    let Location::Object(u) = Location::parse(url).unwrap() else {
-        panic!("{url}")
-    };
-    let mut o = ObjectOptions::default();
-    o.config = vec![
-        (
-            "azure_storage_account_name".into(),
-            "devstoreaccount1".into(),
-        ),
-        ("azure_storage_account_key".into(), AZURITE_KEY.into()),
-        ("azure_allow_http".into(), "true".into()),
-        (
-            "azure_storage_endpoint".into(),
-            format!("{}/devstoreaccount1", azurite().endpoint()),
-        ),
-    ];
-    ObjectArchive::open(&u, &o).unwrap()
-}
-
-/// `pgwal receive ARGS` with `env`, in the background, stderr appended to `log`.
-fn spawn_env(args: &[&str], env: &[(String, String)], log: &Path) -> std::process::Child {
-    let f = fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(log)
-        .unwrap();
-    let mut c = std::process::Command::new(BIN);
-    c.arg("receive").args(args);
-    for (k, v) in env {
-        c.env(k, v);
-    }
-    c.env("PGWAL_LOG", "info");
-    c.stdout(std::process::Stdio::null())
-        .stderr(f)
-        .spawn()
-        .unwrap()
-}
-
-/// `pgwal receive ARGS` with `env`, to its end (failing after `limit`).
-fn receive_env(args: &[&str], env: &[(String, String)], limit: Duration) -> std::process::Output {
-    let mut c = std::process::Command::new(BIN);
-    c.arg("receive").args(args);
-    for (k, v) in env {
-        c.env(k, v);
-    }
-    c.env("PGWAL_LOG", "info");
-    run_limited(c, limit)
-}
-
-/// Every object: name → decompressed content.
-fn objects(store: &ObjectArchive) -> BTreeMap<String, Vec<u8>> {
-    store
-        .list("")
-        .unwrap()
-        .into_iter()
-        .map(|e| {
-            let raw = store.get(&e.name).unwrap();
-            let plain = decompress(sniff_compression(&raw), &raw).unwrap();
-            (e.name, plain)
-        })
-        .collect()
-}
-
-/// Complete segment objects of timeline `tli`: segment number → (name, content).
-fn segment_objects(
-    objs: &BTreeMap<String, Vec<u8>>,
-    tli: u32,
-) -> BTreeMap<u64, (String, &Vec<u8>)> {
-    let seg = WalSegSize::new(SEG as u32).unwrap();
-    let mut out = BTreeMap::new();
-    for (n, data) in objs {
-        if let Some(w @ WalFileName::Segment { partial: false, .. }) = WalFileName::parse(n) {
-            if w.timeline().0 == tli {
-                let segno = w.segno(seg).unwrap().0;
-                assert!(
-                    out.insert(segno, (n.clone(), data)).is_none(),
-                    "segment {segno:X} stored twice: {n}"
-                );
-            }
-        }
-    }
-    out
-}
-
-/// The complete segments are contiguous, each equal to the server's file; returns their
-/// range.
-fn check_segments(objs: &BTreeMap<String, Vec<u8>>, pg_wal: &Path, tli: u32) -> (u64, u64) {
-    let segs = segment_objects(objs, tli);
-    assert!(!segs.is_empty(), "no segments: {:?}", objs.keys());
-    let (first, last) = (*segs.keys().next().unwrap(), *segs.keys().last().unwrap());
-    for s in first..=last {
-        let (name, data) = segs
-            .get(&s)
-            .unwrap_or_else(|| panic!("gap: segment {s:X} missing in {:?}", objs.keys()));
-        let plain = name.split('.').next().unwrap();
-        let server = fs::read(pg_wal.join(plain)).unwrap();
-        assert!(
-            **data == server,
-            "object {name} differs from the server's {plain}"
-        );
-    }
-    (first, last)
-}
-
-/// The files left in a spool: complete segments must be gone.
-fn spool_segments(spool: &Path) -> Vec<String> {
-    segment_names(spool)
-}
-
-fn create_slot(pg: &Cluster, name: &str) {
-    sql(
-        pg,
-        &format!("SELECT lsn FROM pg_create_physical_replication_slot('{name}', true)"),
-    );
-}
-
-fn end_lsn(pg: &Cluster) -> u64 {
-    sql(pg, "SELECT pg_switch_wal()");
-    pg.sql_load_blocking(300).unwrap();
-    lsn(pg, "SELECT pg_current_wal_flush_lsn()")
-}
 
 /// One run to `-E` into `url`, compressed with `z`; every object equals the server's WAL and
 /// the spool keeps no complete segment.
@@ -265,15 +87,6 @@ fn azure_objects_equal_pg_wal() {
     azurite().create_container(&c).unwrap();
     let url = format!("az://{c}/wal");
     identical(&url, &az_env(), open_az(&url), "zstd");
-}
-
-/// Runs pgbench against `pg` on a thread until `stop` is set.
-fn pgbench_until(pg: Arc<Cluster>, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<()> {
-    std::thread::spawn(move || {
-        while !stop.load(Ordering::SeqCst) {
-            let _ = pg.pgbench_run(2, pgwal_testkit::PgbenchLength::Seconds(1));
-        }
-    })
 }
 
 #[test]
@@ -359,36 +172,6 @@ fn kill9_and_restart_no_gap_no_duplicate() {
         log_text.matches("resuming \"").count()
     );
     assert!(last > first + 3, "too little WAL");
-}
-
-/// The end of the WAL stored contiguously from segment `first` (complete segments, then the
-/// newest partial object of the next one).
-fn stored_end(store: &ObjectArchive, first: u64) -> u64 {
-    let names: Vec<String> = store
-        .list("")
-        .unwrap()
-        .into_iter()
-        .map(|e| e.name)
-        .collect();
-    let seg = WalSegSize::new(SEG as u32).unwrap();
-    let mut complete = std::collections::BTreeSet::new();
-    let mut partial_end: BTreeMap<u64, u64> = BTreeMap::new();
-    for n in &names {
-        if n.ends_with(".partial") && n.len() > 41 {
-            let segno = WalFileName::parse(&n[..24]).unwrap().segno(seg).unwrap().0;
-            let end = u64::from_str_radix(&n[25..41], 16).unwrap();
-            let e = partial_end.entry(segno).or_default();
-            *e = (*e).max(end);
-        } else if let Some(w @ WalFileName::Segment { partial: false, .. }) = WalFileName::parse(n)
-        {
-            complete.insert(w.segno(seg).unwrap().0);
-        }
-    }
-    let mut s = first;
-    while complete.contains(&s) {
-        s += 1;
-    }
-    partial_end.get(&s).copied().unwrap_or(s * SEG)
 }
 
 fn flush_lsn(pg: &Cluster) -> Option<u64> {

@@ -14,6 +14,8 @@ use std::time::{Duration, Instant};
 
 use pgwal_testkit::{parse_lsn, Cluster};
 
+pub mod objstore;
+
 /// The `pgwal` binary under test.
 pub const BIN: &str = env!("CARGO_BIN_EXE_pgwal");
 

@@ -180,9 +180,12 @@ impl Writer {
                     if self.cfg.synchronous && self.unsynced > 0 {
                         self.step(|w| w.flush());
                     }
-                    match rx.blocking_recv() {
+                    match self.wait_durable(&mut rx) {
                         Some(c) => c,
-                        None => break,
+                        None => match rx.blocking_recv() {
+                            Some(c) => c,
+                            None => break,
+                        },
                     }
                 }
                 Err(mpsc::error::TryRecvError::Disconnected) => break,
@@ -357,6 +360,23 @@ impl Writer {
                 p.error.put(e);
             });
         }
+    }
+
+    /// With `--synchronous`, a sink that makes WAL durable after its flush returns (an object
+    /// store with `--flush-to remote`): while no command comes, publishes its durable position
+    /// as it moves, since the server's commits wait for it. Returns the command that ended
+    /// the wait, `None` once all that was written is durable (or on failure).
+    fn wait_durable(&mut self, rx: &mut mpsc::Receiver<Cmd>) -> Option<Cmd> {
+        while self.cfg.synchronous && !self.failed && self.sink.durable() < self.next {
+            match rx.try_recv() {
+                Ok(c) => return Some(c),
+                Err(mpsc::error::TryRecvError::Disconnected) => return None,
+                Err(mpsc::error::TryRecvError::Empty) => {}
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            self.publish(true);
+        }
+        None
     }
 
     fn publish(&mut self, notify: bool) {

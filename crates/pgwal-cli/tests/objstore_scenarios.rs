@@ -1,0 +1,461 @@
+//! Issue #17's scenarios for `pgwal receive -D s3://…` against a real PostgreSQL 18 primary
+//! under pgbench and a real SeaweedFS cluster: remote durability (`--synchronous --flush-to
+//! remote`) loses no acknowledged commit when the receiver and the primary are killed and the
+//! receiver's host (its spool) is lost; a volume server killed while receiving; a 200+ MB
+//! receive whose objects equal the server's `pg_wal`.
+#![allow(clippy::unwrap_used)]
+
+mod support;
+use support::objstore::*;
+use support::*;
+
+use std::collections::{BTreeMap, HashSet};
+use std::fs;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use pgwal::wal::{DecoderConfig, WalDecoder};
+use pgwal::{Lsn, WalFileName, WalSegSize};
+use pgwal_testkit::{format_lsn, Major, SeaweedFs};
+
+const MAJOR: Major = Major::V18;
+
+/// The WAL the store holds contiguously from segment `first`: the complete segments, then the
+/// newest partial object of the next segment; returns (segment number, bytes) in order.
+fn stored_wal(objs: &BTreeMap<String, Vec<u8>>, first: u64) -> Vec<(u64, Vec<u8>)> {
+    let seg = WalSegSize::new(SEG as u32).unwrap();
+    let complete = segment_objects(objs, 1);
+    let mut out = Vec::new();
+    let mut s = first;
+    while let Some((_, data)) = complete.get(&s) {
+        out.push((s, (*data).clone()));
+        s += 1;
+    }
+    let newest = objs
+        .iter()
+        .filter(|(n, _)| n.len() > 41 && n.ends_with(".partial") && &n[24..25] == ".")
+        .filter_map(|(n, d)| {
+            let w = WalFileName::parse(&n[..24])?;
+            let end = u64::from_str_radix(&n[25..41], 16).ok()?;
+            (w.segno(seg)?.0 == s).then_some((end, d))
+        })
+        .max_by_key(|(end, _)| *end);
+    if let Some((end, d)) = newest {
+        out.push((s, d[..(end - s * SEG) as usize].to_vec()));
+    }
+    out
+}
+
+/// The xids (low 32 bits) of every commit record in `wal` (consecutive segments).
+fn commits(wal: &[(u64, Vec<u8>)]) -> HashSet<u32> {
+    let mut out = HashSet::new();
+    let Some((first, _)) = wal.first() else {
+        return out;
+    };
+    let mut dec = WalDecoder::new(
+        DecoderConfig::new(WalSegSize::new(SEG as u32).unwrap()),
+        Lsn(first * SEG),
+    );
+    for (segno, data) in wal {
+        let mut input: &[u8] = data;
+        loop {
+            match dec.decode(&mut input) {
+                Ok(Some(r)) => {
+                    // RM_XACT_ID = 1; XLOG_XACT_COMMIT = 0x00, COMMIT_PREPARED = 0x30.
+                    let op = r.info() & 0x70;
+                    if r.rmid() == 1 && (op == 0x00 || op == 0x30) {
+                        out.insert(r.xid());
+                    }
+                }
+                Ok(None) => break,
+                Err(e) if e.is_end_of_wal() => break,
+                Err(e) => panic!("segment {segno:X}: {e}"),
+            }
+        }
+    }
+    out
+}
+
+/// Clients that insert into `acked` and record the xid of every transaction whose COMMIT
+/// returned success, until `stop`.
+fn committing_clients(
+    port: u16,
+    stop: Arc<AtomicBool>,
+    acked: Arc<Mutex<Vec<u32>>>,
+) -> Vec<std::thread::JoinHandle<()>> {
+    (0..2)
+        .map(|i| {
+            let (stop, acked) = (stop.clone(), acked.clone());
+            std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap();
+                rt.block_on(async move {
+                    let ci = format!(
+                        "host=127.0.0.1 port={port} user=postgres dbname=postgres connect_timeout=5"
+                    );
+                    while !stop.load(Ordering::SeqCst) {
+                        let Ok(client) = pgwal_testkit::connect(&ci).await else {
+                            tokio::time::sleep(Duration::from_millis(100)).await;
+                            continue;
+                        };
+                        while !stop.load(Ordering::SeqCst) {
+                            let r = async {
+                                client.batch_execute("BEGIN").await?;
+                                let row = client
+                                    .query_one(
+                                        "INSERT INTO acked (v) VALUES ($1) RETURNING txid_current()",
+                                        &[&format!("c{i}")],
+                                    )
+                                    .await?;
+                                let xid: i64 = row.get(0);
+                                client.batch_execute("COMMIT").await?;
+                                Ok::<i64, pgwal_testkit::tokio_postgres::Error>(xid)
+                            }
+                            .await;
+                            match r {
+                                Ok(xid) => acked.lock().unwrap().push(xid as u32),
+                                Err(_) => break,
+                            }
+                        }
+                    }
+                })
+            })
+        })
+        .collect()
+}
+
+fn env_refs(env: &[(String, String)]) -> Vec<(&str, Option<&str>)> {
+    env.iter()
+        .map(|(k, v)| (k.as_str(), Some(v.as_str())))
+        .collect()
+}
+
+/// Remote durability: the receiver is the synchronous standby with `--flush-to remote`; after
+/// kill -9 of the receiver, an immediate stop of the primary and the loss of the receiver's
+/// spool, every commit a client saw succeed is in the store, and a receiver on a fresh spool
+/// completes the archive identical to `pg_wal`.
+#[test]
+fn remote_durability_zero_loss_after_host_and_primary_lost() {
+    let Some(pg) = cluster(MAJOR) else { return };
+    let pg = Arc::new(pg);
+    pg.pgbench_init(1).unwrap();
+    exec(&pg, "CREATE TABLE acked (id serial PRIMARY KEY, v text)");
+    create_slot(&pg, "sync");
+    let start_lsn = lsn(
+        &pg,
+        "SELECT restart_lsn FROM pg_replication_slots WHERE slot_name = 'sync'",
+    );
+    let first = start_lsn / SEG;
+    let bucket = unique("sync");
+    seaweed().create_bucket(&bucket).unwrap();
+    let url = format!("s3://{bucket}/wal");
+    let env = s3_env(&seaweed().endpoint());
+    let store = open_s3(&url, &seaweed().endpoint());
+    let tmp = scratch("objscen-sync");
+    let spool = tmp.path().join("spool");
+    let log = tmp.path().join("receive.log");
+    let ci = conn(&pg);
+    let args = [
+        "-d",
+        &ci,
+        "-S",
+        "sync",
+        "-D",
+        &url,
+        "--spool",
+        s(&spool),
+        "--synchronous",
+        "--flush-to",
+        "remote",
+        "--partial-interval",
+        "1",
+        "-Z",
+        "zstd",
+    ];
+    let mut recv = spawn_env(&args, &env, &log);
+    pg.set_config("synchronous_standby_names", "pgwal").unwrap();
+    pg.set_config("synchronous_commit", "on").unwrap();
+    pg.reload().unwrap();
+    let t = Instant::now();
+    while sql(
+        &pg,
+        "SELECT count(*) FROM pg_stat_replication WHERE sync_state = 'sync'",
+    ) != "1"
+    {
+        assert!(
+            t.elapsed() < Duration::from_secs(60),
+            "pgwal receive is not a synchronous standby\n{}",
+            fs::read_to_string(&log).unwrap()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let acked: Arc<Mutex<Vec<u32>>> = Arc::new(Mutex::new(Vec::new()));
+    let clients = committing_clients(pg.port(), stop.clone(), acked.clone());
+    let bench = pgbench_until(pg.clone(), stop.clone());
+    std::thread::sleep(Duration::from_secs(10));
+    if let Some(st) = recv.try_wait().unwrap() {
+        panic!(
+            "pgwal receive exited: {st:?}\n{}",
+            fs::read_to_string(&log).unwrap()
+        );
+    }
+    // The receiver's host is lost, then the primary crashes.
+    kill9(&mut recv);
+    pg.stop_immediate().unwrap();
+    let acked_at_kill: Vec<u32> = acked.lock().unwrap().clone();
+    stop.store(true, Ordering::SeqCst);
+    for c in clients {
+        c.join().unwrap();
+    }
+    bench.join().unwrap();
+    fs::remove_dir_all(&spool).unwrap();
+    assert!(
+        acked_at_kill.len() >= 8,
+        "too few commits: {}",
+        acked_at_kill.len()
+    );
+
+    // What the store held when both were gone: every acknowledged commit, and bytes equal to
+    // the server's (the primary keeps its flushed WAL through the crash).
+    let wal = stored_wal(&objects(&store), first);
+    let (last_seg, last) = wal.last().unwrap();
+    let server = fs::read(pg.pg_wal_dir().join(seg_file(*last_seg))).unwrap();
+    assert!(
+        server.starts_with(last),
+        "the stored WAL of segment {last_seg:X} differs from the server's"
+    );
+    let stored = commits(&wal);
+    let missing: Vec<&u32> = acked_at_kill
+        .iter()
+        .filter(|x| !stored.contains(x))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "{} of {} acknowledged commits are not in the store: {:?}",
+        missing.len(),
+        acked_at_kill.len(),
+        &missing[..missing.len().min(10)]
+    );
+    let stored_at_kill = last_seg * SEG + last.len() as u64;
+
+    // A new host: the primary back without a synchronous standby, the receiver on a fresh
+    // spool, to the server's end.
+    pg.set_config("synchronous_standby_names", "").unwrap();
+    pg.start().unwrap();
+    let end = end_lsn(&pg);
+    let endpos = format_lsn(end - 1);
+    let mut final_args = args.to_vec();
+    final_args.extend(["-n", "-E", &endpos]);
+    let o = receive_env(&final_args, &env, Duration::from_secs(300));
+    assert!(o.status.success(), "{}", text(&o));
+    let objs = objects(&store);
+    let (f, l) = check_segments(&objs, &pg.pg_wal_dir(), 1);
+    assert_eq!(f, first);
+    assert!(l + 1 >= (end - 1) / SEG, "archive ends at {l:X}");
+    let all = commits(&stored_wal(&objs, first));
+    assert!(acked_at_kill.iter().all(|x| all.contains(x)));
+    let v = pgwal_env(
+        &["archive", "verify", "--no-progress", "-A", &url],
+        &env_refs(&env),
+    );
+    assert!(v.status.success(), "archive verify: {}", text(&v));
+    eprintln!(
+        "remote durability: {} acknowledged commits all in the store at the kill (stored to {}); new host completed {f:X}..={l:X} identical to pg_wal",
+        acked_at_kill.len(),
+        format_lsn(stored_at_kill)
+    );
+}
+
+/// The file name of segment `segno` of timeline 1.
+fn seg_file(segno: u64) -> String {
+    let per = 0x1_0000_0000 / SEG;
+    format!("{:08X}{:08X}{:08X}", 1, segno / per, segno % per)
+}
+
+/// Waits until the store holds WAL from `first` to `target` (or fails after `limit`).
+fn wait_stored(
+    store: &pgwal::storage::object::ObjectArchive,
+    first: u64,
+    target: u64,
+    limit: Duration,
+    log: &Path,
+) {
+    let t = Instant::now();
+    loop {
+        let e = stored_end(store, first);
+        if e >= target {
+            return;
+        }
+        assert!(
+            t.elapsed() < limit,
+            "the store holds WAL to {} only, {} expected\n{}",
+            format_lsn(e),
+            format_lsn(target),
+            fs::read_to_string(log).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+/// A volume server killed while receiving under pgbench: the receiver keeps going on the
+/// remaining replica, and every segment object equals `pg_wal`; `archive verify` passes.
+#[test]
+fn volume_server_killed_during_receive() {
+    let Some(pg) = cluster(MAJOR) else { return };
+    let pg = Arc::new(pg);
+    pg.pgbench_init(1).unwrap();
+    create_slot(&pg, "arch");
+    let start_lsn = lsn(
+        &pg,
+        "SELECT restart_lsn FROM pg_replication_slots WHERE slot_name = 'arch'",
+    );
+    let first = start_lsn / SEG;
+    let mut weed = SeaweedFs::start().unwrap();
+    let bucket = unique("vol");
+    weed.create_bucket(&bucket).unwrap();
+    let url = format!("s3://{bucket}/wal");
+    let env = s3_env(&weed.endpoint());
+    let store = open_s3(&url, &weed.endpoint());
+    let tmp = scratch("objscen-vol");
+    let spool = tmp.path().join("spool");
+    let log = tmp.path().join("receive.log");
+    let ci = conn(&pg);
+    let mut recv = spawn_env(
+        &[
+            "-d",
+            &ci,
+            "-S",
+            "arch",
+            "-D",
+            &url,
+            "--spool",
+            s(&spool),
+            "-s",
+            "1",
+            "-Z",
+            "zstd",
+        ],
+        &env,
+        &log,
+    );
+    let stop = Arc::new(AtomicBool::new(false));
+    let bench = pgbench_until(pg.clone(), stop.clone());
+    std::thread::sleep(Duration::from_secs(4));
+    let before = stored_end(&store, first);
+    weed.kill_volume(0);
+    std::thread::sleep(Duration::from_secs(10));
+    stop.store(true, Ordering::SeqCst);
+    bench.join().unwrap();
+    let end = end_lsn(&pg);
+    // Every complete segment to the end is uploaded by the same receiver.
+    wait_stored(
+        &store,
+        first,
+        (end - 1) / SEG * SEG,
+        Duration::from_secs(180),
+        &log,
+    );
+    if let Some(st) = recv.try_wait().unwrap() {
+        panic!(
+            "pgwal receive exited: {st:?}\n{}",
+            fs::read_to_string(&log).unwrap()
+        );
+    }
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(recv.id() as i32, libc::SIGTERM) };
+    let _ = recv.wait();
+    let objs = objects(&store);
+    let (f, l) = check_segments(&objs, &pg.pg_wal_dir(), 1);
+    assert_eq!(f, first);
+    assert!(
+        l * SEG > before,
+        "nothing uploaded after the kill ({l:X}, {})",
+        format_lsn(before)
+    );
+    let v = pgwal_env(
+        &["archive", "verify", "--no-progress", "-A", &url],
+        &env_refs(&env),
+    );
+    assert!(v.status.success(), "archive verify: {}", text(&v));
+    eprintln!(
+        "volume server killed at {}: segments {f:X}..={l:X} identical to pg_wal, verify passed",
+        format_lsn(before)
+    );
+}
+
+/// More than 200 MB of WAL (pgbench and a bulk load) received with gzip, zstd and none: every
+/// object, decompressed, equals the server's segment.
+#[test]
+fn receive_200mb_gzip_zstd_none() {
+    let Some(pg) = cluster(MAJOR) else { return };
+    pg.pgbench_init(1).unwrap();
+    // One slot per run, all at the same start.
+    for z in ["gzip", "zstd", "none"] {
+        create_slot(&pg, &format!("big_{z}"));
+    }
+    let start_lsn = lsn(&pg, "SELECT min(restart_lsn) FROM pg_replication_slots");
+    pg.pgbench_run(2, pgwal_testkit::PgbenchLength::Seconds(5))
+        .unwrap();
+    exec(
+        &pg,
+        "CREATE TABLE bulk AS SELECT g, md5(g::text) || repeat('x', 900) AS v FROM generate_series(1, 200000) g",
+    );
+    let end = end_lsn(&pg);
+    assert!(
+        end - start_lsn >= 200 << 20,
+        "only {} bytes of WAL",
+        end - start_lsn
+    );
+    let ci = conn(&pg);
+    for z in ["gzip", "zstd", "none"] {
+        let t = Instant::now();
+        let bucket = unique(&format!("big-{z}"));
+        seaweed().create_bucket(&bucket).unwrap();
+        let url = format!("s3://{bucket}/wal");
+        let env = s3_env(&seaweed().endpoint());
+        let tmp = scratch("objscen-big");
+        let spool = tmp.path().join("spool");
+        let o = receive_env(
+            &[
+                "-d",
+                &ci,
+                "-S",
+                &format!("big_{z}"),
+                "-n",
+                "-E",
+                &format_lsn(end - 1),
+                "-D",
+                &url,
+                "--spool",
+                s(&spool),
+                "-Z",
+                z,
+            ],
+            &env,
+            Duration::from_secs(900),
+        );
+        assert!(o.status.success(), "{}", text(&o));
+        let objs = objects(&open_s3(&url, &seaweed().endpoint()));
+        let (f, l) = check_segments(&objs, &pg.pg_wal_dir(), 1);
+        assert_eq!(f, start_lsn / SEG);
+        assert!(l + 1 >= (end - 1) / SEG, "archive ends at {l:X}");
+        let suffix = match z {
+            "gzip" => ".gz",
+            "zstd" => ".zst",
+            _ => "",
+        };
+        let segs = segment_objects(&objs, 1);
+        assert!(segs.values().all(|(n, _)| &n[24..] == suffix));
+        eprintln!(
+            "-Z {z}: {} segments ({} MB) identical to pg_wal in {:?}",
+            segs.len(),
+            (end - start_lsn) >> 20,
+            t.elapsed()
+        );
+    }
+}
