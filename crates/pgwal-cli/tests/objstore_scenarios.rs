@@ -433,6 +433,11 @@ fn receive_200mb_gzip_zstd_none() {
         };
         let segs = segment_objects(&objs, 1);
         assert!(segs.values().all(|(n, _)| &n[24..] == suffix));
+        assert_eq!(
+            spool_segments(&spool),
+            Vec::<String>::new(),
+            "spool not emptied"
+        );
         eprintln!(
             "-Z {z}: {} segments ({} MB) identical to pg_wal in {:?}",
             segs.len(),
