@@ -1125,7 +1125,10 @@ impl Uploader {
         let sent = payload.len() as u64;
         match self.store.put_new(target, payload)? {
             PutNew::Created => match self.store.head(target)? {
-                Some(n) if n == sent => Ok(listing),
+                Some(n) if n == sent => {
+                    self.settle_twins(target, variants, data, spool, &names(&base)?)?;
+                    Ok(listing)
+                }
                 found => Err(ObjectSinkError::Verify {
                     url: self.store.url_str().to_owned(),
                     key: self.store.url().key(target),
@@ -1146,6 +1149,62 @@ impl Uploader {
                 }
             }
         }
+    }
+
+    /// After `target` was created: other stored forms of the same file (`variants`, in
+    /// preference order) that appeared meanwhile, in `listing`, must hold the same WAL (an
+    /// upload in another compression by a receiver killed while its request was in flight, or
+    /// an `archive push`); a different one is a conflict that leaves both. Of identical forms
+    /// only the most preferred is kept: every writer applies the same rule, so the kept form
+    /// is the same for all of them and the WAL is always stored.
+    fn settle_twins(
+        &self,
+        target: &str,
+        variants: &[String],
+        data: &dyn Fn() -> std::result::Result<Bytes, ObjectSinkError>,
+        spool: &Path,
+        listing: &[String],
+    ) -> std::result::Result<(), ObjectSinkError> {
+        let mut same = Vec::new();
+        for v in variants
+            .iter()
+            .filter(|v| *v != target && listing.contains(v))
+        {
+            let raw = match self.store.get(v) {
+                Ok(r) => r,
+                Err(e) if e.is_not_found() => continue,
+                Err(e) => return Err(e.into()),
+            };
+            let (existing, _) = decompress_prefix(sniff_compression(&raw), &raw, u64::MAX);
+            match describe_difference(&existing, &data()?) {
+                Existing::Same => same.push(v.clone()),
+                Existing::Differs(reason) => {
+                    return Err(ObjectSinkError::Conflict {
+                        url: self.store.url_str().to_owned(),
+                        key: self.store.url().key(v),
+                        spool: spool.to_owned(),
+                        reason,
+                    })
+                }
+            }
+        }
+        if same.is_empty() {
+            return Ok(());
+        }
+        let mut drop: Vec<String> = variants
+            .iter()
+            .filter(|v| *v == target || same.contains(v))
+            .cloned()
+            .collect();
+        let kept = drop.remove(0);
+        self.store.delete_many(&drop)?;
+        tracing::info!(
+            "\"{}\" was stored in another form too (the same WAL): kept \"{}\", deleted {:?}",
+            self.store.url().key(target),
+            self.store.url().key(&kept),
+            drop
+        );
+        Ok(())
     }
 
     fn upload(&self, job: &Job, seg_size: WalSegSize) -> std::result::Result<(), ObjectSinkError> {
