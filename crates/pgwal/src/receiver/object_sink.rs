@@ -1090,22 +1090,8 @@ impl Uploader {
             .unwrap_or_else(|| target.to_owned());
         let compare = |listing: &[String]| -> std::result::Result<bool, ObjectSinkError> {
             for v in variants.iter().filter(|v| listing.contains(v)) {
-                let raw = match self.store.get(v) {
-                    Ok(r) => r,
-                    Err(e) if e.is_not_found() => continue,
-                    Err(e) => return Err(e.into()),
-                };
-                let (existing, _) = decompress_prefix(sniff_compression(&raw), &raw, u64::MAX);
-                match describe_difference(&existing, &data()?) {
-                    Existing::Same => return Ok(true),
-                    Existing::Differs(reason) => {
-                        return Err(ObjectSinkError::Conflict {
-                            url: self.store.url_str().to_owned(),
-                            key: self.store.url().key(v),
-                            spool: spool.to_owned(),
-                            reason,
-                        })
-                    }
+                if self.holds_same_wal(v, data, spool)? {
+                    return Ok(true);
                 }
             }
             Ok(false)
@@ -1151,6 +1137,31 @@ impl Uploader {
         }
     }
 
+    /// Whether object `name` holds the WAL `data` gives (after decompression): `false` when it
+    /// is gone, a [`ObjectSinkError::Conflict`] naming it when it holds other WAL.
+    fn holds_same_wal(
+        &self,
+        name: &str,
+        data: &dyn Fn() -> std::result::Result<Bytes, ObjectSinkError>,
+        spool: &Path,
+    ) -> std::result::Result<bool, ObjectSinkError> {
+        let raw = match self.store.get(name) {
+            Ok(r) => r,
+            Err(e) if e.is_not_found() => return Ok(false),
+            Err(e) => return Err(e.into()),
+        };
+        let (existing, _) = decompress_prefix(sniff_compression(&raw), &raw, u64::MAX);
+        match describe_difference(&existing, &data()?) {
+            Existing::Same => Ok(true),
+            Existing::Differs(reason) => Err(ObjectSinkError::Conflict {
+                url: self.store.url_str().to_owned(),
+                key: self.store.url().key(name),
+                spool: spool.to_owned(),
+                reason,
+            }),
+        }
+    }
+
     /// After `target` was created: other stored forms of the same file (`variants`, in
     /// preference order) that appeared meanwhile, in `listing`, must hold the same WAL (an
     /// upload in another compression by a receiver killed while its request was in flight, or
@@ -1170,22 +1181,8 @@ impl Uploader {
             .iter()
             .filter(|v| *v != target && listing.contains(v))
         {
-            let raw = match self.store.get(v) {
-                Ok(r) => r,
-                Err(e) if e.is_not_found() => continue,
-                Err(e) => return Err(e.into()),
-            };
-            let (existing, _) = decompress_prefix(sniff_compression(&raw), &raw, u64::MAX);
-            match describe_difference(&existing, &data()?) {
-                Existing::Same => same.push(v.clone()),
-                Existing::Differs(reason) => {
-                    return Err(ObjectSinkError::Conflict {
-                        url: self.store.url_str().to_owned(),
-                        key: self.store.url().key(v),
-                        spool: spool.to_owned(),
-                        reason,
-                    })
-                }
+            if self.holds_same_wal(v, data, spool)? {
+                same.push(v.clone());
             }
         }
         if same.is_empty() {
