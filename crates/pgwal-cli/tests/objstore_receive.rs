@@ -1,8 +1,9 @@
 //! `pgwal receive -D s3://…` (and `az://…`) against real stores (a SeaweedFS cluster, Azurite)
 //! and a real PostgreSQL 18 server with 1 MB segments: objects byte-identical to the server's
-//! `pg_wal` (none, zstd), kill -9 and restart, the store stopped while the server writes
-//! (`--max-spool`), `--flush-to remote` (the flush position never ahead of the store, a new
-//! host resuming from the newest partial object), and a timeline switch.
+//! `pg_wal` (none, zstd), kill -9 and restart (no multipart upload left open), the store
+//! stopped while the server writes (`--max-spool`), `--flush-to remote` (the flush position
+//! never ahead of the store, a new host resuming from the newest partial object), and a
+//! timeline switch.
 #![allow(clippy::unwrap_used)]
 
 mod support;
@@ -15,7 +16,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use pgwal::storage::object::ObjectArchive;
-use pgwal_testkit::objstore::S3_SECRET_KEY;
+use pgwal_testkit::objstore::{S3_ACCESS_KEY, S3_SECRET_KEY};
 use pgwal_testkit::{format_lsn, Cluster, Major, SeaweedFs};
 
 const MAJOR: Major = Major::V18;
@@ -187,6 +188,45 @@ fn kill9_and_restart_no_gap_no_duplicate() {
     );
     assert!(twins <= 2, "{twins} segments stored twice");
     assert!(last > first + 3, "too little WAL");
+    // No multipart upload left behind: a segment (at most 1 GB, the multipart threshold) goes
+    // up in one conditional put, so a killed receiver cannot leave one open; the check does
+    // see an upload that is left open.
+    let open = seaweed().open_multipart_uploads(&bucket).unwrap();
+    assert_eq!(open, Vec::<String>::new(), "orphaned multipart uploads");
+    let seen = with_open_multipart_upload(&bucket, "wal/probe", || {
+        seaweed().open_multipart_uploads(&bucket).unwrap()
+    });
+    assert_eq!(seen.len(), 1, "the probe upload not seen: {seen:?}");
+    let open = seaweed().open_multipart_uploads(&bucket).unwrap();
+    assert_eq!(open, Vec::<String>::new(), "the probe upload not aborted");
+    eprintln!("no multipart upload left open (the check saw the probe's {seen:?})");
+}
+
+/// Runs `check` while a multipart upload of `key` in `bucket` (of the shared SeaweedFS) is
+/// started, one part sent and neither completed nor aborted; aborts it afterwards.
+fn with_open_multipart_upload<T>(bucket: &str, key: &str, check: impl FnOnce() -> T) -> T {
+    use object_store::ObjectStoreExt;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let store = object_store::aws::AmazonS3Builder::new()
+        .with_endpoint(seaweed().endpoint())
+        .with_bucket_name(bucket)
+        .with_access_key_id(S3_ACCESS_KEY)
+        .with_secret_access_key(S3_SECRET_KEY)
+        .with_region("us-east-1")
+        .with_allow_http(true)
+        .build()
+        .unwrap();
+    let mut upload = rt
+        .block_on(store.put_multipart(&object_store::path::Path::from(key)))
+        .unwrap();
+    rt.block_on(upload.put_part(vec![0u8; 5 << 20].into()))
+        .unwrap();
+    let out = check();
+    rt.block_on(upload.abort()).unwrap();
+    out
 }
 
 fn flush_lsn(pg: &Cluster) -> Option<u64> {

@@ -161,9 +161,18 @@ impl Drop for Proc {
 
 /// A plain HTTP/1.0 GET on 127.0.0.1: the status code and body, or `None` if nothing answered.
 pub fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
+    http_get_with(port, path, "")
+}
+
+/// [`http_get`] with extra header lines (`headers`, each ending in `\r\n`).
+fn http_get_with(port: u16, path: &str, headers: &str) -> Option<(u16, String)> {
     let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(s, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\n\r\n").ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\n{headers}\r\n"
+    )
+    .ok()?;
     let mut buf = Vec::new();
     s.read_to_end(&mut buf).ok()?;
     let text = String::from_utf8_lossy(&buf).into_owned();
@@ -212,11 +221,15 @@ pub struct SeaweedFs {
     dir: PathBuf,
     weed: PathBuf,
     master_port: u16,
+    filer_port: u16,
     s3_port: u16,
     filer: Proc,
     /// The filer's arguments, to start it again after [`SeaweedFs::stop_gateway`].
     filer_args: Vec<String>,
     volumes: Vec<Proc>,
+    /// Each volume server's arguments and port, to start it again after
+    /// [`SeaweedFs::kill_volume`].
+    volume_args: Vec<(Vec<String>, u16)>,
     master: Proc,
 }
 
@@ -264,6 +277,7 @@ impl SeaweedFs {
         )?;
         let mut volumes = Vec::new();
         let mut volume_ports = Vec::new();
+        let mut volume_args = Vec::new();
         for i in 0..2 {
             let port = pick_port_with_offset(grpc);
             let mut args = vec!["volume".to_owned()];
@@ -275,6 +289,7 @@ impl SeaweedFs {
             ]);
             volumes.push(Proc::spawn(&format!("volume{i}"), &dir, &weed, &args)?);
             volume_ports.push(port);
+            volume_args.push((args, port));
         }
         {
             let mut procs: Vec<&mut Proc> = volumes.iter_mut().collect();
@@ -318,10 +333,12 @@ impl SeaweedFs {
             dir,
             weed,
             master_port,
+            filer_port,
             s3_port,
             filer,
             filer_args: args,
             volumes,
+            volume_args,
             master,
         })
     }
@@ -404,6 +421,58 @@ impl SeaweedFs {
             v.kill();
         }
     }
+
+    /// Starts volume server `i` again after [`SeaweedFs::kill_volume`] (same data directory
+    /// and ports) and waits until it answers and the master lists it.
+    pub fn restart_volume(&mut self, i: usize) -> Result<()> {
+        let (args, port) = self
+            .volume_args
+            .get(i)
+            .cloned()
+            .ok_or_else(|| Error::Other(format!("no volume server {i}")))?;
+        self.volumes[i] = Proc::spawn(&format!("volume{i}-again"), &self.dir, &self.weed, &args)?;
+        let master_port = self.master_port;
+        wait_until(
+            &format!("SeaweedFS volume server {i} (restarted) to join the master"),
+            Duration::from_secs(60),
+            &mut [&mut self.volumes[i], &mut self.master],
+            || {
+                http_get(port, "/status").is_some_and(|(c, _)| c == 200)
+                    && http_get(master_port, "/dir/status").is_some_and(|(c, body)| {
+                        c == 200 && body.contains(&format!("127.0.0.1:{port}"))
+                    })
+            },
+        )
+    }
+
+    /// The multipart uploads of `bucket` that were started and neither completed nor aborted:
+    /// the entries of the filer's `/buckets/BUCKET/.uploads/` directory, where the S3 gateway
+    /// keeps them (one directory per upload id), read through the filer's HTTP API.
+    pub fn open_multipart_uploads(&self, bucket: &str) -> Result<Vec<String>> {
+        let path = format!("/buckets/{bucket}/.uploads/");
+        let (code, body) = http_get_with(self.filer_port, &path, "Accept: application/json\r\n")
+            .ok_or_else(|| Error::Other(format!("the filer did not answer GET {path}")))?;
+        match code {
+            // No upload was ever started in the bucket.
+            404 => Ok(Vec::new()),
+            200 => Ok(json_strings(&body, "FullPath")),
+            _ => Err(Error::Other(format!(
+                "filer GET {path}: status {code}: {body}"
+            ))),
+        }
+    }
+}
+
+/// Every string value of key `key` in the JSON text `json` (flat values without escapes, as
+/// the filer's listing has them).
+fn json_strings(json: &str, key: &str) -> Vec<String> {
+    let pat = format!("\"{key}\":");
+    json.match_indices(&pat)
+        .filter_map(|(at, _)| {
+            let rest = json[at + pat.len()..].trim_start().strip_prefix('"')?;
+            Some(rest[..rest.find('"')?].to_owned())
+        })
+        .collect()
 }
 
 impl Drop for SeaweedFs {
