@@ -1,8 +1,10 @@
 //! Issue #17's scenarios for `pgwal receive -D s3://…` against a real PostgreSQL 18 primary
 //! under pgbench and a real SeaweedFS cluster: remote durability (`--synchronous --flush-to
 //! remote`) loses no acknowledged commit when the receiver and the primary are killed and the
-//! receiver's host (its spool) is lost; a volume server killed while receiving; a 200+ MB
-//! receive whose objects equal the server's `pg_wal`.
+//! receiver's host (its spool) is lost; a volume server killed while receiving, then started
+//! again; the S3 gateway stopped for 60 s; a 200+ MB receive whose objects equal the server's
+//! `pg_wal`; a point-in-time recovery of a new server from a base backup plus
+//! `restore_command = 'pgwal archive fetch … --prefetch 8'`.
 #![allow(clippy::unwrap_used)]
 
 mod support;
@@ -276,13 +278,15 @@ fn seg_file(segno: u64) -> String {
     format!("{:08X}{:08X}{:08X}", 1, segno / per, segno % per)
 }
 
-/// A volume server killed while receiving under pgbench. SeaweedFS (replication `001` on two
-/// volume servers) then times out every write, so the receiver keeps retrying with its WAL in
-/// the spool: it stays up, the store's replica keeps every object already stored readable and
-/// equal to `pg_wal` (`archive verify` passes), and the objects plus the spool cover the WAL
-/// without a gap, the spool's segments equal to the server's.
+/// A volume server killed while receiving under pgbench, then started again. SeaweedFS
+/// (replication `001` on two volume servers) times out every write while one is down, so the
+/// receiver keeps retrying with its WAL in the spool: it stays up, the store's replica keeps
+/// every object already stored readable and equal to `pg_wal` (`archive verify` passes), and
+/// the objects plus the spool cover the WAL without a gap, the spool's segments equal to the
+/// server's. With the volume server back (same data directory and ports) the spool drains and
+/// the whole WAL is in the store, equal to `pg_wal`.
 #[test]
-fn volume_server_killed_during_receive() {
+fn volume_server_killed_then_restarted_during_receive() {
     let Some(pg) = cluster(MAJOR) else { return };
     let pg = Arc::new(pg);
     pg.pgbench_init(1).unwrap();
@@ -337,7 +341,6 @@ fn volume_server_killed_during_receive() {
             fs::read_to_string(&log).unwrap()
         );
     }
-    kill9(&mut recv);
     let log_text = fs::read_to_string(&log).unwrap();
     let objs = objects(&store);
     let (f, l) = check_segments(&objs, &pg.pg_wal_dir(), 1);
@@ -361,11 +364,170 @@ fn volume_server_killed_during_receive() {
             "spool's {name} differs from pg_wal"
         );
     }
+    assert!(
+        !in_spool.is_empty(),
+        "nothing waited in the spool while the volume server was down\n{log_text}"
+    );
+    // The volume server comes back: the spool drains into the store.
+    weed.restart_volume(0).unwrap();
+    let t = Instant::now();
+    let drained = wait_drained(&store, first, end, &spool, &log, Duration::from_secs(180));
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(recv.id() as i32, libc::SIGTERM) };
+    let st = wait_exit(&mut recv, Duration::from_secs(60), &log);
+    assert!(
+        st.success(),
+        "{st:?}\n{}",
+        fs::read_to_string(&log).unwrap()
+    );
+    let objs = objects(&store);
+    let (f2, l2) = check_segments(&objs, &pg.pg_wal_dir(), 1);
+    assert_eq!(f2, first);
+    assert!(l2 + 1 >= (end - 1) / SEG, "archive ends at {l2:X}");
+    assert_eq!(spool_segments(&spool), Vec::<String>::new());
+    let v = pgwal_env(
+        &["archive", "verify", "--no-progress", "-A", &url],
+        &env_refs(&env),
+    );
+    assert!(v.status.success(), "archive verify: {}", text(&v));
     eprintln!(
-        "volume server killed at {}: objects {f:X}..={l:X} readable and identical, verify passed; spool holds {} segments to {}, {} upload retries logged",
+        "volume server killed at {}: objects {f:X}..={l:X} readable and identical, verify passed; spool held {} segments to {}, {} upload retries logged; restarted: drained in {drained:?} ({:?} with the restart), segments {f2:X}..={l2:X} identical",
         format_lsn(before),
         in_spool.len(),
         format_lsn(end),
+        log_text.matches("upload failed").count(),
+        t.elapsed()
+    );
+}
+
+/// Waits until the store holds every complete segment from `first` up to the one before the
+/// segment of `end` (the WAL the server wrote), and the spool no complete segment; fails after
+/// `limit` with the receiver's log. Returns the time it took.
+fn wait_drained(
+    store: &pgwal::storage::object::ObjectArchive,
+    first: u64,
+    end: u64,
+    spool: &std::path::Path,
+    log: &std::path::Path,
+    limit: Duration,
+) -> Duration {
+    let t = Instant::now();
+    let want = (end - 1) / SEG * SEG;
+    loop {
+        let stored = stored_end(store, first);
+        let waiting = spool_segments(spool);
+        if stored >= want && waiting.is_empty() {
+            return t.elapsed();
+        }
+        assert!(
+            t.elapsed() < limit,
+            "not drained after {limit:?}: stored to {}, WAL to {}, spool {waiting:?}\n{}",
+            format_lsn(stored),
+            format_lsn(end),
+            fs::read_to_string(log).unwrap()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+/// The S3 gateway stopped for a full 60 s under continuous pgbench, with the default
+/// `--max-spool` (1 GB): the receiver stays up and its spool grows (completed segments wait
+/// there); with the gateway back the spool drains, and the store holds every segment from the
+/// slot's start to the end, no gap, each (decompressed) equal to the server's.
+#[test]
+fn gateway_stopped_60s_spool_grows_then_drains() {
+    let Some(pg) = cluster(MAJOR) else { return };
+    let pg = Arc::new(pg);
+    pg.pgbench_init(1).unwrap();
+    create_slot(&pg, "arch");
+    let first = lsn(
+        &pg,
+        "SELECT restart_lsn FROM pg_replication_slots WHERE slot_name = 'arch'",
+    ) / SEG;
+    let mut weed = SeaweedFs::start().unwrap();
+    let bucket = unique("gw60");
+    weed.create_bucket(&bucket).unwrap();
+    let url = format!("s3://{bucket}/wal");
+    let env = s3_env(&weed.endpoint());
+    let store = open_s3(&url, &weed.endpoint());
+    let tmp = scratch("objscen-gw60");
+    let spool = tmp.path().join("spool");
+    let log = tmp.path().join("receive.log");
+    let ci = conn(&pg);
+    let mut recv = spawn_env(
+        &[
+            "-d",
+            &ci,
+            "-S",
+            "arch",
+            "-D",
+            &url,
+            "--spool",
+            s(&spool),
+            "-s",
+            "1",
+            "-Z",
+            "zstd",
+        ],
+        &env,
+        &log,
+    );
+    let stop = Arc::new(AtomicBool::new(false));
+    let bench = pgbench_until(pg.clone(), stop.clone());
+    std::thread::sleep(Duration::from_secs(4));
+    let before = stored_end(&store, first);
+    weed.stop_gateway();
+    let down = Instant::now();
+    let lsn_down = lsn(&pg, "SELECT pg_current_wal_lsn()");
+    let mut most = 0;
+    while down.elapsed() < Duration::from_secs(60) {
+        std::thread::sleep(Duration::from_secs(2));
+        if let Some(st) = recv.try_wait().unwrap() {
+            panic!(
+                "pgwal receive exited while the gateway was down: {st:?}\n{}",
+                fs::read_to_string(&log).unwrap()
+            );
+        }
+        most = most.max(spool_segments(&spool).len());
+    }
+    let lsn_up = lsn(&pg, "SELECT pg_current_wal_lsn()");
+    let at_restart = spool_segments(&spool).len();
+    let log_down = fs::read_to_string(&log).unwrap();
+    assert!(
+        log_down.contains("upload failed"),
+        "no failed upload logged while the gateway was down\n{log_down}"
+    );
+    // Several segments completed while the store was away: they waited in the spool.
+    assert!(
+        most >= 5 && (lsn_up - lsn_down) / SEG >= 5,
+        "the spool did not grow: at most {most} segments ({} MB of WAL written)\n{log_down}",
+        (lsn_up - lsn_down) >> 20
+    );
+    weed.start_gateway().unwrap();
+    let up = Instant::now();
+    // pgbench goes on a little with the store back.
+    std::thread::sleep(Duration::from_secs(3));
+    stop.store(true, Ordering::SeqCst);
+    bench.join().unwrap();
+    let end = end_lsn(&pg);
+    wait_drained(&store, first, end, &spool, &log, Duration::from_secs(240));
+    let drained = up.elapsed();
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(recv.id() as i32, libc::SIGTERM) };
+    let st = wait_exit(&mut recv, Duration::from_secs(60), &log);
+    let log_text = fs::read_to_string(&log).unwrap();
+    assert!(st.success(), "{st:?}\n{log_text}");
+    let objs = objects(&store);
+    let (f, l) = check_segments(&objs, &pg.pg_wal_dir(), 1);
+    assert_eq!(f, first);
+    assert!(l + 1 >= (end - 1) / SEG, "archive ends at {l:X}");
+    assert_eq!(spool_segments(&spool), Vec::<String>::new());
+    eprintln!(
+        "gateway down 60 s from {} (stored to {}): {} MB of WAL written meanwhile, spool grew to {most} segments ({at_restart} at the restart); drained {:?} after the restart; segments {f:X}..={l:X} identical to pg_wal; {} failed uploads logged",
+        format_lsn(lsn_down),
+        format_lsn(before),
+        (lsn_up - lsn_down) >> 20,
+        drained,
         log_text.matches("upload failed").count()
     );
 }
@@ -445,4 +607,161 @@ fn receive_200mb_gzip_zstd_none() {
             t.elapsed()
         );
     }
+}
+
+/// Per-table checksums of the pgbench tables: the md5 of each table's rows in order, and the
+/// history's row count.
+const PGBENCH_CHECKSUMS: &str = "SELECT concat_ws(' ', \
+    (SELECT md5(string_agg(t::text, ',' ORDER BY aid)) FROM pgbench_accounts t), \
+    (SELECT md5(string_agg(t::text, ',' ORDER BY bid)) FROM pgbench_branches t), \
+    (SELECT md5(string_agg(t::text, ',' ORDER BY tid)) FROM pgbench_tellers t), \
+    (SELECT count(*) || ':' || coalesce(md5(string_agg(t::text, ',' ORDER BY t::text)), '') \
+     FROM pgbench_history t))";
+
+/// Point-in-time recovery of a new server from object storage: the archive filled by
+/// `pgwal receive -D s3://… --spool DIR` under pgbench, a base backup (`pg_basebackup -X
+/// stream`) recovered with `restore_command = 'pgwal archive fetch %f %p -A s3://…
+/// --prefetch 8'` to a named restore point taken at a quiet moment, then promoted
+/// (`recovery_target_action = promote`). Its pgbench tables equal the primary's at the target,
+/// the work done after the target is not there, and segments came from the prefetch cache.
+#[test]
+fn point_in_time_recovery_from_s3_with_prefetch() {
+    let Some(pg) = cluster(MAJOR) else { return };
+    pg.pgbench_init(1).unwrap();
+    create_slot(&pg, "arch");
+    let first = lsn(
+        &pg,
+        "SELECT restart_lsn FROM pg_replication_slots WHERE slot_name = 'arch'",
+    ) / SEG;
+    let bucket = unique("pitr");
+    seaweed().create_bucket(&bucket).unwrap();
+    let url = format!("s3://{bucket}/wal");
+    let env = s3_env(&seaweed().endpoint());
+    let store = open_s3(&url, &seaweed().endpoint());
+    let tmp = scratch("objscen-pitr");
+    let spool = tmp.path().join("spool");
+    let log = tmp.path().join("receive.log");
+    let ci = conn(&pg);
+    let mut recv = spawn_env(
+        &[
+            "-d",
+            &ci,
+            "-S",
+            "arch",
+            "-D",
+            &url,
+            "--spool",
+            s(&spool),
+            "-s",
+            "1",
+            "-Z",
+            "zstd",
+        ],
+        &env,
+        &log,
+    );
+    // The base backup: the kit's pg_basebackup -X stream (it starts the copy as a standby to
+    // check it; stopped at once, before any more work), made a new server that recovers from
+    // the archive only.
+    let restored = pg.create_standby().unwrap();
+    restored.stop_fast().unwrap();
+    let data = restored.data_dir();
+    let auto = data.join("postgresql.auto.conf");
+    let kept: String = fs::read_to_string(&auto)
+        .unwrap()
+        .lines()
+        .filter(|l| !l.starts_with("primary_conninfo") && !l.starts_with("primary_slot_name"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    fs::write(&auto, kept).unwrap();
+    fs::remove_file(data.join("standby.signal")).unwrap();
+    let signal = data.join("recovery.signal");
+    fs::write(&signal, "").unwrap();
+    let owner = fs::metadata(data).unwrap();
+    {
+        use std::os::unix::fs::MetadataExt;
+        std::os::unix::fs::chown(&signal, Some(owner.uid()), Some(owner.gid())).unwrap();
+    }
+    let env_words: Vec<String> = env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    restored
+        .set_config(
+            "restore_command",
+            format!(
+                "env {} {BIN} archive fetch %f %p -A {url} --prefetch 8 -v",
+                env_words.join(" ")
+            ),
+        )
+        .unwrap();
+    restored.set_config("recovery_target_name", "pitr").unwrap();
+    restored
+        .set_config("recovery_target_action", "promote")
+        .unwrap();
+
+    // Work, a quiet moment with the target, more work.
+    pg.pgbench_run(2, pgwal_testkit::PgbenchLength::Seconds(6))
+        .unwrap();
+    let at_target = sql(&pg, PGBENCH_CHECKSUMS);
+    let target = lsn(&pg, "SELECT pg_create_restore_point('pitr')");
+    pg.pgbench_run(2, pgwal_testkit::PgbenchLength::Seconds(2))
+        .unwrap();
+    exec(&pg, "CREATE TABLE after_target AS SELECT 1 AS x");
+    let after = sql(&pg, PGBENCH_CHECKSUMS);
+    assert_ne!(after, at_target, "no work after the target");
+    sql(&pg, "SELECT pg_switch_wal()");
+    let end = lsn(&pg, "SELECT pg_current_wal_lsn()");
+    let t = Instant::now();
+    while stored_end(&store, first) < (end - 1) / SEG * SEG + SEG {
+        assert!(
+            t.elapsed() < Duration::from_secs(120),
+            "the archive does not reach {}\n{}",
+            format_lsn(end),
+            fs::read_to_string(&log).unwrap()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    kill9(&mut recv);
+
+    // Recovery of the new server: to the restore point, then promoted.
+    let t = Instant::now();
+    restored.start().unwrap();
+    restored
+        .wait_until(
+            "recovery to the restore point and promotion",
+            "SELECT pg_is_in_recovery()",
+            |rows| rows.first().and_then(|r| r.first()).cloned().flatten() == Some("f".into()),
+        )
+        .unwrap();
+    let took = t.elapsed();
+    let server_log = fs::read_to_string(restored.log_path()).unwrap();
+    assert!(
+        server_log.contains("recovery stopping at restore point \"pitr\""),
+        "{}",
+        restored.server_log_tail(40)
+    );
+    assert_eq!(sql(&restored, PGBENCH_CHECKSUMS), at_target);
+    assert_eq!(
+        sql(&restored, "SELECT to_regclass('after_target') IS NULL"),
+        "t",
+        "work after the target was recovered"
+    );
+    // The recovered server writes: it is a new timeline, promoted.
+    exec(&restored, "CREATE TABLE after_promotion AS SELECT 1 AS x");
+    let restored_files = server_log.matches("restored log file").count();
+    let prefetched = server_log.matches("(prefetched)").count();
+    assert!(
+        restored_files >= 5,
+        "only {restored_files} segments restored\n{}",
+        restored.server_log_tail(40)
+    );
+    assert!(
+        prefetched * 2 >= restored_files,
+        "{prefetched} of {restored_files} segments came from the prefetch cache\n{}",
+        restored.server_log_tail(40)
+    );
+    assert!(restored.pg_wal_dir().join(".pgwal-prefetch").is_dir());
+    eprintln!(
+        "PITR to restore point at {} (WAL to {}): {restored_files} segments restored in {took:?}, {prefetched} from the prefetch cache; checksums equal to the primary's at the target, later work absent",
+        format_lsn(target),
+        format_lsn(end)
+    );
 }
