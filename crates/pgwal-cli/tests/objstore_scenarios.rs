@@ -329,6 +329,8 @@ fn volume_server_killed_then_restarted_during_receive() {
     std::thread::sleep(Duration::from_secs(4));
     let before = stored_end(&store, first);
     weed.kill_volume(0);
+    // Beside pgbench (slow when the host is busy), a known amount of WAL: about 3 segments.
+    pg.sql_load_blocking(5_000).unwrap();
     std::thread::sleep(Duration::from_secs(10));
     stop.store(true, Ordering::SeqCst);
     bench.join().unwrap();
@@ -430,9 +432,9 @@ fn wait_drained(
     }
 }
 
-/// The S3 gateway stopped for a full 60 s under continuous pgbench, with the default
-/// `--max-spool` (1 GB): the receiver stays up and its spool grows (completed segments wait
-/// there); with the gateway back the spool drains, and the store holds every segment from the
+/// The S3 gateway stopped for a full 60 s under continuous pgbench (and a bulk load), with the
+/// default `--max-spool` (1 GB): the receiver stays up and its spool grows (completed segments
+/// wait there); with the gateway back the spool drains, and the store holds every segment from the
 /// slot's start to the end, no gap, each (decompressed) equal to the server's.
 #[test]
 fn gateway_stopped_60s_spool_grows_then_drains() {
@@ -479,6 +481,8 @@ fn gateway_stopped_60s_spool_grows_then_drains() {
     weed.stop_gateway();
     let down = Instant::now();
     let lsn_down = lsn(&pg, "SELECT pg_current_wal_lsn()");
+    // Beside pgbench (slow when the host is busy), a known amount of WAL: about 9 segments.
+    pg.sql_load_blocking(15_000).unwrap();
     let mut most = 0;
     while down.elapsed() < Duration::from_secs(60) {
         std::thread::sleep(Duration::from_secs(2));
