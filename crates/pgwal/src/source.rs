@@ -268,7 +268,7 @@ pub fn read_range(
     range: &ReadRange,
     visit: impl FnMut(&Record<'_>) -> ControlFlow<()>,
 ) -> Result<ReadEnd, SourceError> {
-    read_range_in(dir, range, None, false, visit)
+    read_range_in(dir, range, None, false, None, visit)
 }
 
 /// [`read_range`], for a directory being written when `live`: a live `pg_wal` or a receiver's
@@ -287,7 +287,7 @@ pub fn read_range_live(
     live: bool,
     visit: impl FnMut(&Record<'_>) -> ControlFlow<()>,
 ) -> Result<ReadEnd, SourceError> {
-    read_range_in(dir, range, None, live, visit)
+    read_range_in(dir, range, None, live, None, visit)
 }
 
 /// [`read_range`] for one of several readers decoding parts of the same WAL at once: segment
@@ -295,6 +295,12 @@ pub fn read_range_live(
 /// for all of them, instead of once per reader and part. The reader keeps the pages it read
 /// mapped: give them back with [`SharedSegments::give_back_before`] once the parts before an
 /// LSN are all read.
+///
+/// `next_part` is where the next reader's part begins, if another reader reads it. What this
+/// reader needs beyond it (the rest of its last record, and the record after, which tells it
+/// that its part is done) is read from the file rather than through the mapping: the next
+/// reader is mapping those pages at the same moment, and two threads mapping the same pages
+/// wait for each other in the kernel.
 ///
 /// ```no_run
 /// use std::ops::ControlFlow;
@@ -305,7 +311,9 @@ pub fn read_range_live(
 /// std::thread::scope(|s| {
 ///     for part in ranges() {
 ///         let (dir, shared) = (&dir, &shared);
-///         s.spawn(move || read_range_shared(dir, &part, shared, |_rec| ControlFlow::Continue(())));
+///         s.spawn(move || {
+///             read_range_shared(dir, &part, shared, part.end, |_rec| ControlFlow::Continue(()))
+///         });
 ///     }
 /// });
 /// shared.give_back_before(pgwal::Lsn::MAX);
@@ -315,9 +323,10 @@ pub fn read_range_shared(
     dir: &WalDirectory,
     range: &ReadRange,
     shared: &SharedSegments,
+    next_part: Option<Lsn>,
     visit: impl FnMut(&Record<'_>) -> ControlFlow<()>,
 ) -> Result<ReadEnd, SourceError> {
-    read_range_in(dir, range, Some(shared), false, visit)
+    read_range_in(dir, range, Some(shared), false, next_part, visit)
 }
 
 /// Mappings of complete segment files, and the bytes of compressed ones, shared by readers
@@ -334,7 +343,29 @@ pub fn read_range_shared(
 pub struct SharedSegments {
     maps: std::sync::Mutex<std::collections::VecDeque<SharedMap>>,
     keep: usize,
+    /// Segments no longer kept, still mapped (their pages given back): unmapped in batches of
+    /// [`RETIRED_BATCH`], or when this is dropped, rather than one by one as readers finish.
+    /// Unmapping takes the process's mapping lock for writing, so the other readers' page
+    /// faults wait for it; most reads end before the first batch.
+    retired: std::sync::Mutex<Vec<SharedSlot>>,
+    /// Segment files mapped ahead of the readers ([`SharedSegments::map_ahead`]).
+    ahead: std::sync::Mutex<MappedAhead>,
 }
+
+/// The segment files [`SharedSegments::map_ahead`] mapped, not yet taken by a reader.
+#[derive(Debug, Default)]
+struct MappedAhead {
+    maps: std::collections::HashMap<PathBuf, WalBytes>,
+    /// The first segment not looked at yet.
+    next: u64,
+}
+
+/// How many bytes of segment files [`SharedSegments::map_ahead`] maps at a time, at most (at
+/// least one segment).
+const MAP_AHEAD_BYTES: u64 = 1 << 30;
+
+/// How many segments a [`SharedSegments`] leaves mapped, at most, after it stops keeping them.
+const RETIRED_BATCH: usize = 64;
 
 /// A segment's bytes once loaded: `None` if loading failed (each reader then reads the file
 /// itself, to report the error).
@@ -357,6 +388,8 @@ impl SharedSegments {
         SharedSegments {
             maps: std::sync::Mutex::new(std::collections::VecDeque::new()),
             keep: keep.max(1),
+            retired: std::sync::Mutex::new(Vec::new()),
+            ahead: std::sync::Mutex::new(MappedAhead::default()),
         }
     }
 
@@ -376,6 +409,7 @@ impl SharedSegments {
         end: Lsn,
         load: impl FnOnce() -> Option<WalBytes>,
     ) -> Option<std::sync::Arc<WalBytes>> {
+        let mut gone = Vec::new();
         let slot = {
             let mut maps = self.maps.lock().ok()?;
             match maps.iter().find(|m| m.path == path) {
@@ -389,15 +423,27 @@ impl SharedSegments {
                         released: 0,
                     });
                     while maps.len() > self.keep {
-                        maps.pop_front();
+                        gone.extend(maps.pop_front().map(|m| m.bytes));
                     }
                     slot
                 }
             }
         };
+        if !gone.is_empty() {
+            let batch = self.retired.lock().ok().and_then(|mut r| {
+                r.append(&mut gone);
+                (r.len() >= RETIRED_BATCH).then(|| std::mem::take(&mut *r))
+            });
+            // Outside the lock; a batch is unmapped here once its readers are done with it.
+            drop(batch);
+        }
         // Outside the lock: decompressing takes a while, and readers of other segments must
         // not wait for it.
-        slot.get_or_init(|| load().map(std::sync::Arc::new)).clone()
+        slot.get_or_init(|| {
+            let ahead = self.ahead.lock().ok().and_then(|mut a| a.maps.remove(path));
+            ahead.or_else(load).map(std::sync::Arc::new)
+        })
+        .clone()
     }
 
     /// Gives back the mapped pages before `lsn`: call it once every part before `lsn` has been
@@ -444,6 +490,66 @@ impl SharedSegments {
 }
 
 impl SharedSegments {
+    /// Maps the complete, uncompressed segment files of `range` from the one holding `at` on,
+    /// up to 1 GB of them, when fewer than half of those are mapped already; readers then
+    /// take these mappings rather than map the files themselves. Mapping takes the process's
+    /// mapping lock for writing, which makes every other reader's page faults and populating
+    /// wait: done here in one go, before or between the readers' work, rather than by each
+    /// reader as it reaches a new segment. Nothing is read. Returns at once if another thread
+    /// is mapping ahead.
+    ///
+    /// ```no_run
+    /// use pgwal::source::{ReadRange, SharedSegments, WalDirectory};
+    /// # fn range() -> ReadRange { unimplemented!() }
+    /// let dir = WalDirectory::scan("pg_wal".as_ref())?;
+    /// let range = range();
+    /// let shared = SharedSegments::new(3);
+    /// shared.map_ahead(&dir, &range, range.start);
+    /// # Ok::<(), pgwal::source::SourceError>(())
+    /// ```
+    pub fn map_ahead(&self, dir: &WalDirectory, range: &ReadRange, at: Lsn) {
+        if dir.is_virtual() {
+            return;
+        }
+        let Ok(mut ahead) = self.ahead.try_lock() else {
+            return;
+        };
+        let seg_size = range.config.seg_size;
+        let seg_bytes = seg_size.bytes();
+        let batch = (MAP_AHEAD_BYTES / seg_bytes).max(1);
+        let first = at.segment(seg_size).0;
+        if ahead.next > first + batch / 2 {
+            return;
+        }
+        let upto = first + batch;
+        for segno in ahead.next.max(first)..upto {
+            let segno = SegNo(segno);
+            let start = segno.start_lsn(seg_size).unwrap_or(Lsn::MAX);
+            if range.end.is_some_and(|e| start >= e) {
+                break;
+            }
+            let Ok(Some(path)) = dir.locate(range.timeline_of(segno), segno, seg_size) else {
+                break;
+            };
+            if path.extension().is_some_and(|e| e == "partial") {
+                break;
+            }
+            let Ok(mut file) = File::open(&path) else {
+                continue;
+            };
+            let mut head = [0u8; 4];
+            let plain = read_full(&mut file, &mut head)
+                .is_ok_and(|n| sniff_compression(&head[..n]) == Compression::None);
+            let whole = file.metadata().is_ok_and(|m| m.len() == seg_bytes);
+            if plain && whole && seg_bytes <= MAX_SEGMENT_BYTES {
+                if let Some(map) = map_segment(&file, true) {
+                    ahead.maps.insert(path, WalBytes::Mapped(map));
+                }
+            }
+        }
+        ahead.next = upto;
+    }
+
     /// Gives back the mapped pages of the segments that lie wholly in `from..to`: for the
     /// reader of a part that covers whole segments, once it has read it. Its pages are then
     /// dropped by the thread (and core) that mapped and read them, which costs the kernel
@@ -483,6 +589,7 @@ fn read_range_in(
     range: &ReadRange,
     shared: Option<&SharedSegments>,
     live: bool,
+    next_part: Option<Lsn>,
     mut visit: impl FnMut(&Record<'_>) -> ControlFlow<()>,
 ) -> Result<ReadEnd, SourceError> {
     let cfg = range.config;
@@ -519,12 +626,15 @@ fn read_range_in(
         let next = segno.next();
         let may_change = live && !segment_begun(dir, tli_of(next), next, seg_size);
         let path = path.as_path();
+        // Where in this segment the next reader's part begins.
+        let others_from =
+            next_part.and_then(|n| (n < seg_end).then(|| n.0.saturating_sub(seg_start.0) as usize));
         let fed = for_each_piece(
             dir,
             path,
             sizes,
             seg_end,
-            shared,
+            (shared, others_from),
             may_change,
             &mut buf,
             |piece| {
@@ -630,23 +740,29 @@ const RELEASE_EVERY: usize = 8 << 20;
 /// piece by piece; compressed ones are decompressed whole). Stops early when `f` returns false.
 /// Returns how many bytes were fed.
 /// `sizes` is (offset, limit, segment size), `seg_end` where the segment's WAL ends; mappings
-/// of complete segments come from `shared` if given. A file that `may_change` (being written)
-/// is read, never mapped.
+/// of complete segments come from `shared` if given, and bytes of a shared segment file from
+/// `others_from` on (where another reader's part begins) are read, not mapped. A file that
+/// `may_change` (being written) is read, never mapped.
 #[allow(clippy::too_many_arguments)]
 fn for_each_piece(
     dir: &WalDirectory,
     path: &Path,
     (offset, limit, seg_bytes): (usize, usize, u64),
     seg_end: Lsn,
-    shared: Option<&SharedSegments>,
+    (shared, others_from): (Option<&SharedSegments>, Option<usize>),
     may_change: bool,
     buf: &mut Vec<u8>,
     mut f: impl FnMut(&[u8]) -> bool,
 ) -> Result<usize, SourceError> {
     use std::io::{Seek, SeekFrom};
+    // Archive members and objects are not files to read from.
+    let shared_release = match others_from {
+        Some(from) if !dir.is_virtual() => Release::Shared(Some((from, path))),
+        _ => Release::Shared(None),
+    };
     // Another reader loaded this segment already (and found it a usable whole).
     if let Some(bytes) = shared.and_then(|sh| sh.cached(path)) {
-        return Ok(feed_whole(&bytes, offset, limit, Release::Shared, f));
+        return Ok(feed_whole(&bytes, offset, limit, shared_release, f));
     }
     if dir.is_virtual() {
         // An archive member or an object: its bytes in place (or decompressed), never a file.
@@ -654,7 +770,7 @@ fn for_each_piece(
         let fits = |len: usize| partial || len as u64 == seg_bytes;
         let load = || dir.read_file(path).ok().filter(|w| fits(w.len()));
         if let Some(whole) = shared.and_then(|sh| sh.get_or_load(path, seg_end, load)) {
-            return Ok(feed_whole(&whole, offset, limit, Release::Shared, f));
+            return Ok(feed_whole(&whole, offset, limit, shared_release, f));
         }
         let whole = dir.read_file(path)?;
         if !fits(whole.len()) {
@@ -682,7 +798,7 @@ fn for_each_piece(
         let fits = |len: usize| partial || len as u64 == seg_bytes;
         let load = || read_wal_file(path).ok().filter(|w| fits(w.len()));
         if let Some(whole) = shared.and_then(|sh| sh.get_or_load(path, seg_end, load)) {
-            return Ok(feed_whole(&whole, offset, limit, Release::Shared, f));
+            return Ok(feed_whole(&whole, offset, limit, shared_release, f));
         }
         let whole = read_wal_file(path)?;
         if !fits(whole.len()) {
@@ -698,14 +814,18 @@ fn for_each_piece(
     }
     if let Some(bytes) = shared
         .filter(|_| size <= MAX_SEGMENT_BYTES && mappable)
-        .and_then(|sh| sh.get_or_load(path, seg_end, || map_segment(&file).map(WalBytes::Mapped)))
+        .and_then(|sh| {
+            sh.get_or_load(path, seg_end, || {
+                map_segment(&file, true).map(WalBytes::Mapped)
+            })
+        })
     {
-        return Ok(feed_whole(&bytes, offset, limit, Release::Shared, f));
+        return Ok(feed_whole(&bytes, offset, limit, shared_release, f));
     }
     if size <= MAX_SEGMENT_BYTES && mappable {
         // A complete segment is mapped; a `.partial` one, or one being written, may still
         // change (or be truncated, which would fault a mapping), so it is read.
-        if let Some(map) = map_segment(&file) {
+        if let Some(map) = map_segment(&file, false) {
             let bytes = WalBytes::Mapped(map);
             return Ok(feed_whole(&bytes, offset, limit, Release::AsItGoes, f));
         }
@@ -747,24 +867,32 @@ const SHARED_PIECE: usize = 256 << 10;
 /// The most bytes of a shared mapping populated per call.
 const SHARED_PIECE_MAX: usize = 2 << 20;
 
-/// Maps a complete segment file for reading in order.
-fn map_segment(file: &File) -> Option<MappedSegment> {
-    // SAFETY: only complete segments (named without `.partial`, and not the one a server is
-    // writing) are mapped, and they are immutable: PostgreSQL and pgwal only rename whole
-    // segments into place, so the mapping cannot change under us.
-    unsafe { MappedSegment::map(file) }.ok()
+/// Maps a complete segment file for reading in order; `shared` for a mapping several threads
+/// read ([`MappedSegment::map_shared`]).
+fn map_segment(file: &File, shared: bool) -> Option<MappedSegment> {
+    // Only complete segments (named without `.partial`, and not the one a server is writing)
+    // are mapped, and they are immutable: PostgreSQL and pgwal only rename whole segments
+    // into place, so the mapping cannot change under us.
+    if shared {
+        // SAFETY: as above.
+        unsafe { MappedSegment::map_shared(file) }.ok()
+    } else {
+        // SAFETY: as above.
+        unsafe { MappedSegment::map(file) }.ok()
+    }
 }
 
 /// How a reader gives back the pages of a mapping it has read.
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Release {
+enum Release<'a> {
     /// Its own mapping: every [`RELEASE_EVERY`] bytes while reading (each call costs a TLB
     /// flush, which with several decoding threads means an interrupt to every other core: hence
     /// not after every piece), and at the end by dropping the mapping.
     AsItGoes,
     /// A mapping shared with readers of other parts: not by the reader, but for all readers
-    /// at once by [`SharedSegments::give_back_before`].
-    Shared,
+    /// at once by [`SharedSegments::give_back_before`]. With `(from, file)`, the bytes from
+    /// offset `from` on, which another reader's part begins with, are read from `file`.
+    Shared(Option<(usize, &'a Path)>),
 }
 
 /// Feeds the bytes `offset..limit` of a segment's bytes to `f`, stopping early when `f`
@@ -776,7 +904,7 @@ fn feed_whole(
     bytes: &WalBytes,
     offset: usize,
     limit: usize,
-    release: Release,
+    release: Release<'_>,
     mut f: impl FnMut(&[u8]) -> bool,
 ) -> usize {
     if !bytes.is_mapped() {
@@ -786,18 +914,41 @@ fn feed_whole(
     }
     let (mut piece, max_piece) = match release {
         Release::AsItGoes => (PIECE, PIECE),
-        Release::Shared => (SHARED_PIECE, SHARED_PIECE_MAX),
+        Release::Shared(_) => (SHARED_PIECE, SHARED_PIECE_MAX),
+    };
+    let mut others = match release {
+        Release::Shared(Some((from, path))) => Some(OthersPages::new(from, path)),
+        _ => None,
     };
     let end = limit.min(bytes.len());
     let mut pos = offset.min(end);
     // Pages before this are given back.
     let mut kept_from = (pos / OS_PAGE) * OS_PAGE;
     while pos < end {
+        if let Some(o) = others.as_mut().filter(|o| pos >= o.from) {
+            match o.read(pos, end) {
+                Some(data) => {
+                    let next = pos + data.len();
+                    let go_on = f(data);
+                    pos = next;
+                    if !go_on {
+                        break;
+                    }
+                    continue;
+                }
+                // Unreadable: the mapping has the same bytes.
+                None => others = None,
+            }
+        }
         let next = match release {
             Release::AsItGoes => (pos + piece).min(end),
             // At a multiple of the piece's size: chunks of a parallel read start at multiples
             // of theirs, so a reader does not populate what the next chunk's reader will.
-            Release::Shared => ((pos / piece + 1) * piece).min(end),
+            Release::Shared(_) => ((pos / piece + 1) * piece).min(end),
+        };
+        let next = match &others {
+            Some(o) if pos < o.from => next.min(o.from),
+            _ => next,
         };
         bytes.populate(pos, next);
         piece = (piece * 2).min(max_piece);
@@ -817,6 +968,45 @@ fn feed_whole(
         bytes.give_back(kept_from, pos);
     }
     pos - offset
+}
+
+/// Bytes read from another reader's part of a shared segment per call.
+const OTHERS_PIECE: usize = 16 << 10;
+
+/// The pages of a shared segment that another reader's part begins with, read with `read()`
+/// (see [`read_range_shared`]): the file opened on first use.
+struct OthersPages<'a> {
+    /// Offset in the segment where the other reader's part begins.
+    from: usize,
+    path: &'a Path,
+    file: Option<File>,
+    buf: Vec<u8>,
+}
+
+impl<'a> OthersPages<'a> {
+    fn new(from: usize, path: &'a Path) -> OthersPages<'a> {
+        OthersPages {
+            from,
+            path,
+            file: None,
+            buf: Vec::new(),
+        }
+    }
+
+    /// The bytes from `pos` (up to a piece, not past `end`), or `None` if they cannot be read
+    /// whole.
+    fn read(&mut self, pos: usize, end: usize) -> Option<&[u8]> {
+        use std::io::{Seek, SeekFrom};
+        let len = (end - pos).min(OTHERS_PIECE);
+        let file = match &mut self.file {
+            Some(f) => f,
+            none => none.insert(File::open(self.path).ok()?),
+        };
+        file.seek(SeekFrom::Start(pos as u64)).ok()?;
+        self.buf.resize(len, 0);
+        let n = read_full(file, &mut self.buf).ok()?;
+        (n == len).then_some(&self.buf[..])
+    }
 }
 
 #[cfg(test)]
@@ -845,7 +1035,7 @@ mod shared_tests {
         let cfg = crate::wal::DecoderConfig::new(info.seg_size).with_page_size(info.page_size);
         let range = ReadRange::new(info.pageaddr, info.tli, cfg);
         let shared = SharedSegments::new(4);
-        read_range_shared(&wd, &range, &shared, |_| ControlFlow::Continue(())).unwrap();
+        read_range_shared(&wd, &range, &shared, None, |_| ControlFlow::Continue(())).unwrap();
         // Both segments mapped, nothing given back yet.
         assert_eq!(released(&shared), vec![0, 0]);
         let (s0, seg) = (info.pageaddr.0, info.seg_size.bytes());

@@ -498,7 +498,7 @@ fn shared_parts_match(g: Geo, dir: &Path, s0: u64, e: u64, full: &[Rec]) {
             if from < hi {
                 let mut range = ReadRange::new(Lsn(from), TimelineId(1), g.cfg());
                 range.end = Some(Lsn(e));
-                let how = read_range_shared(&wd, &range, &shared, |r| {
+                let how = read_range_shared(&wd, &range, &shared, Some(Lsn(hi)), |r| {
                     if r.lsn().0 >= hi {
                         return ControlFlow::Break(());
                     }

@@ -212,6 +212,7 @@ fn open(cfg: &DumpConfig) -> anyhow::Result<Plan> {
         .live(cfg.follow)
         .block_refs(cfg.block_refs())
         .jobs(cfg.jobs)
+        .bind_cpus(true)
         .chunk_size(parallel::chunk_bytes(cfg));
     if let Some(s) = cfg.start {
         b = b.start(s);

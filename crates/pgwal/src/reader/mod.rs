@@ -172,6 +172,7 @@ pub struct ReaderBuilder {
     object_options: crate::storage::object::ObjectOptions,
     jobs: usize,
     chunk_bytes: u64,
+    bind_cpus: bool,
 }
 
 impl std::fmt::Debug for ReaderBuilder {
@@ -188,6 +189,7 @@ impl std::fmt::Debug for ReaderBuilder {
             .field("stream_name", &self.stream_name)
             .field("jobs", &self.jobs)
             .field("chunk_bytes", &self.chunk_bytes)
+            .field("bind_cpus", &self.bind_cpus)
             .finish_non_exhaustive()
     }
 }
@@ -209,6 +211,7 @@ impl Default for ReaderBuilder {
             object_options: Default::default(),
             jobs: 1,
             chunk_bytes: DEFAULT_CHUNK_BYTES,
+            bind_cpus: false,
         }
     }
 }
@@ -292,6 +295,42 @@ impl ReaderBuilder {
     /// (text, say), larger ones less set-up per chunk.
     pub fn chunk_size(mut self, bytes: u64) -> ReaderBuilder {
         self.chunk_bytes = bytes;
+        self
+    }
+
+    /// With [`jobs`](Self::jobs) above 1, binds each worker to a CPU of its own while it reads
+    /// (default off): the calling thread to the CPU it runs on, the others to the next CPUs
+    /// the process may use; the calling thread's CPUs are restored when the read is done.
+    /// Nothing is bound when fewer CPUs than jobs are allowed, or on systems other than Linux.
+    ///
+    /// Workers sleep now and then in the kernel (for the process's mapping lock, or a page
+    /// another worker is mapping); when woken, a thread is often put beside a busy worker
+    /// and waits for the scheduler to move it. Bound, it runs at once: on a 2-CPU host,
+    /// `pgwal dump --stats -j2` then took 52 ms (median of 30) rather than 58 ms, and varied
+    /// by 2 ms rather than 6. Binding suits a read that has the CPUs to itself, as a
+    /// command-line dump does; a program running other busy threads may prefer to leave the
+    /// scheduler free.
+    ///
+    /// ```no_run
+    /// use std::ops::ControlFlow;
+    /// use pgwal::reader::WalReader;
+    /// let reader = WalReader::builder().jobs(2).bind_cpus(true).open("pg_wal")?;
+    /// let mut records = 0u64;
+    /// reader.fold_chunks(
+    ///     || 0u64,
+    ///     |n, _rec| {
+    ///         *n += 1;
+    ///         ControlFlow::Continue(())
+    ///     },
+    ///     |n| {
+    ///         records += n;
+    ///         ControlFlow::Continue(())
+    ///     },
+    /// )?;
+    /// # Ok::<(), pgwal::reader::ReaderError>(())
+    /// ```
+    pub fn bind_cpus(mut self, on: bool) -> ReaderBuilder {
+        self.bind_cpus = on;
         self
     }
 
@@ -461,6 +500,7 @@ impl ReaderBuilder {
             live: self.live,
             jobs: self.jobs,
             chunk_bytes: self.chunk_bytes,
+            bind_cpus: self.bind_cpus,
         })
     }
 
@@ -581,6 +621,8 @@ pub struct WalReader {
     /// [`ReaderBuilder::jobs`] and [`ReaderBuilder::chunk_size`].
     jobs: usize,
     chunk_bytes: u64,
+    /// [`ReaderBuilder::bind_cpus`].
+    bind_cpus: bool,
 }
 
 impl WalReader {

@@ -270,11 +270,34 @@ where
         stop: AtomicBool::new(false),
     };
     let threads = if single { 1 } else { jobs };
+    // One CPU for each worker, the calling thread's own first, if asked and there are enough.
+    let cpus = if reader.bind_cpus && !single {
+        cpus::plan(threads)
+    } else {
+        None
+    };
     std::thread::scope(|scope| {
-        for _ in 1..threads {
-            scope.spawn(|| engine.worker());
+        let engine = &engine;
+        for k in 1..threads {
+            let cpu = cpus.as_ref().and_then(|c| c.get(k).copied());
+            scope.spawn(move || {
+                if let Some(cpu) = cpu {
+                    cpus::bind_this_thread(cpu);
+                }
+                engine.worker()
+            });
+        }
+        // The calling thread's own binding, restored when the read is done.
+        let own = cpus
+            .as_ref()
+            .and_then(|c| c.first().copied())
+            .and_then(cpus::bind_calling_thread);
+        if !single {
+            // While the other workers start.
+            engine.map_ahead(0);
         }
         engine.worker();
+        drop(own);
     });
     let order = engine
         .order
@@ -444,6 +467,9 @@ where
                     return;
                 }
             }
+            if !self.single {
+                self.map_ahead(i);
+            }
             let part = spare.take().unwrap_or_else(|| self.work.part());
             let chunk = self.decode(i, self.cuts.lo(i), part, true);
             // The segments wholly in this chunk are read: their pages go now, from this core.
@@ -465,6 +491,14 @@ where
                 self.segments.give_back_before(self.cuts.lo(want));
             }
         }
+    }
+
+    /// Maps the segment files of chunk `i` and after ahead of the workers (see
+    /// [`SharedSegments::map_ahead`]).
+    fn map_ahead(&self, i: usize) {
+        let dir = self.reader.directory();
+        self.segments
+            .map_ahead(dir, self.reader.range(), self.cuts.lo(i));
     }
 
     /// Hands over every finished chunk that is next in order, until one is missing or the
@@ -543,14 +577,19 @@ where
         if let Some(prev) = prev {
             let mut range = self.reader.range().clone();
             range.start = prev;
-            let again =
-                source::read_range_shared(self.reader.directory(), &range, &self.segments, |rec| {
+            let again = source::read_range_shared(
+                self.reader.directory(),
+                &range,
+                &self.segments,
+                None,
+                |rec| {
                     if rec.lsn() >= error.lsn {
                         ControlFlow::Break(())
                     } else {
                         ControlFlow::Continue(())
                     }
-                });
+                },
+            );
             match again {
                 Ok(ReadEnd::Stopped) => {}
                 other => return other.map_err(ReaderError::from),
@@ -636,7 +675,7 @@ where
         let outcome = if self.single {
             source::read_range_live(dir, &sub, self.reader.live, visit)
         } else {
-            source::read_range_shared(dir, &sub, &self.segments, visit)
+            source::read_range_shared(dir, &sub, &self.segments, hi, visit)
         };
         match outcome {
             Ok(ReadEnd::Stopped) if !by_work => {}
@@ -677,6 +716,8 @@ impl<P, C> Order<P, C> {
         }
     }
 }
+
+mod cpus;
 
 #[cfg(test)]
 mod tests;

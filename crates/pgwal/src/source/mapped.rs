@@ -60,11 +60,25 @@ impl MappedSegment {
     /// may still change (a `.partial` segment, the segment a server is writing) must be read
     /// instead.
     pub unsafe fn map(file: &File) -> io::Result<MappedSegment> {
+        // SAFETY: as promised by the caller.
+        let seg = unsafe { Self::map_shared(file) }?;
+        #[cfg(unix)]
+        let _ = seg.map.advise(memmap2::Advice::Sequential);
+        Ok(seg)
+    }
+
+    /// Like [`MappedSegment::map`], without advising the kernel that the pages will be read in
+    /// order: for a mapping that several threads read at once, each populating
+    /// ([`MappedSegment::populate`]) what it reads. That advice changes the mapping's flags,
+    /// which takes the process's mapping lock for writing: the other threads' page faults wait.
+    ///
+    /// # Safety
+    ///
+    /// As for [`MappedSegment::map`].
+    pub unsafe fn map_shared(file: &File) -> io::Result<MappedSegment> {
         check_length(file)?;
         // SAFETY: the caller guarantees the file does not change while mapped.
         let map = unsafe { Mmap::map(file) }?;
-        #[cfg(unix)]
-        let _ = map.advise(memmap2::Advice::Sequential);
         Self::checked(map, file)
     }
 
