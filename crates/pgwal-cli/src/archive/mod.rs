@@ -405,16 +405,14 @@ pub fn cleanup(a: CleanupArgs, _s: &Scanned) -> ExitCode {
         None => archive::plan_cleanup(&a.dir, &a.oldest_kept, &opts),
         #[cfg(feature = "object-store")]
         Some(u) => {
-            let (store, scratch) =
-                match object::open(u).and_then(|s| Ok((s, object::Scratch::new("cleanup")?))) {
-                    Ok(x) => x,
-                    Err(e) => {
-                        eprintln!("{n}: error: {e:#}");
-                        return ExitCode::from(2);
-                    }
-                };
-            let p =
-                archive::remote::plan_cleanup_object(&store, &a.oldest_kept, &opts, scratch.path());
+            let store = match object::open(u) {
+                Ok(s) => std::sync::Arc::new(s),
+                Err(e) => {
+                    eprintln!("{n}: error: {e:#}");
+                    return ExitCode::from(2);
+                }
+            };
+            let p = archive::remote::plan_cleanup_object(&store, &a.oldest_kept, &opts);
             remote = Some(store);
             p
         }

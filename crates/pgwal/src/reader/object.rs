@@ -6,8 +6,10 @@
 //! directory. Its files are read through [`ObjectFiles`]: each object is fetched when it is
 //! first asked for, and while the caller decodes it, the next segments it will ask for are
 //! fetched (and decompressed) in parallel in the background, so that decoding does not wait
-//! one round trip per segment. Memory stays bounded: at most [`ObjectFiles::ahead`] segments
-//! are held or in flight beyond the one being read.
+//! one round trip per segment. Each object is fetched once, however many readers ask for it
+//! in whatever order (`dump -j`'s workers take the read-ahead's copy). Memory stays bounded:
+//! at most [`ObjectFiles::ahead`] segments are held or in flight beyond the one being read, and
+//! as many again just before it for readers behind.
 //!
 //! ```no_run
 //! use std::ops::ControlFlow;
@@ -30,7 +32,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
@@ -105,6 +107,12 @@ struct Shared {
 struct State {
     /// Objects read ahead: `None` while in flight.
     slots: HashMap<String, Option<Result<Vec<u8>, SourceError>>>,
+    /// Readers waiting for each object read ahead that is still in flight: such a slot is
+    /// never forgotten (its reader would fetch the object again).
+    waiting: HashMap<String, usize>,
+    /// Every object fetched whole (read ahead or asked for): reading ahead never fetches one
+    /// of them again, whatever order several readers ask for them in.
+    seen: HashSet<String>,
     /// The range being read, if a reader said ([`RemoteFiles::will_read`]).
     range: Option<ReadRange>,
     /// Names fetched whole, in order.
@@ -207,16 +215,35 @@ impl ObjectFiles {
         out
     }
 
-    /// Starts fetching `names` in the background (those not held or in flight already), and
-    /// forgets what was read ahead for names other than `keep` and `names`.
+    /// Starts fetching `names` in the background (those not fetched before), and forgets
+    /// what was read ahead for names other than `keep` and `names`, except objects a reader
+    /// waits for and, for readers behind this one (several read at once), up to
+    /// [`ahead`](Self::ahead) objects just before `keep`.
     fn read_ahead(&self, st: &mut State, keep: &str, names: &[String]) {
-        st.slots
-            .retain(|k, _| k == keep || names.iter().any(|n| n == k));
+        let State { slots, waiting, .. } = st;
+        let mut behind: Vec<&String> = slots
+            .keys()
+            .filter(|k| k.as_str() < keep && !waiting.contains_key(*k))
+            .collect();
+        behind.sort_unstable();
+        let lagging: HashSet<String> = behind
+            .iter()
+            .rev()
+            .take(self.ahead)
+            .map(|k| (*k).clone())
+            .collect();
+        slots.retain(|k, _| {
+            k == keep
+                || names.iter().any(|n| n == k)
+                || waiting.contains_key(k)
+                || lagging.contains(k)
+        });
         for n in names {
-            if st.slots.contains_key(n) {
+            if st.seen.contains(n) {
                 continue;
             }
             st.slots.insert(n.clone(), None);
+            st.seen.insert(n.clone());
             st.fetched.push(n.clone());
             let shared = Arc::clone(&self.shared);
             let name = n.clone();
@@ -235,6 +262,7 @@ impl ObjectFiles {
             if spawned.is_err() {
                 // No thread: the object is fetched when it is asked for.
                 st.slots.remove(n);
+                st.seen.remove(n);
                 st.fetched.pop();
             }
         }
@@ -246,20 +274,21 @@ impl RemoteFiles for ObjectFiles {
         let mut st = self.shared.lock();
         let held = st.slots.contains_key(name);
         if !held {
+            // Fetched here: reading ahead (for this or another reader) must not fetch it too.
+            st.seen.insert(name.to_owned());
             st.fetched.push(name.to_owned());
         }
         let range = st.range.clone();
         let next = self.next_names(name, range.as_ref());
         self.read_ahead(&mut st, name, &next);
         if held {
-            loop {
+            *st.waiting.entry(name.to_owned()).or_default() += 1;
+            let got = loop {
                 match st.slots.get_mut(name) {
                     Some(slot @ Some(_)) => {
                         let got = slot.take();
                         st.slots.remove(name);
-                        if let Some(got) = got {
-                            return got;
-                        }
+                        break got;
                     }
                     Some(None) => {
                         st = self
@@ -268,13 +297,20 @@ impl RemoteFiles for ObjectFiles {
                             .wait(st)
                             .unwrap_or_else(|e| e.into_inner());
                     }
-                    // Forgotten by another reader's read-ahead: fetched here.
-                    None => {
-                        st.fetched.push(name.to_owned());
-                        break;
-                    }
+                    // Another reader of the same object took it: fetched again here.
+                    None => break None,
+                }
+            };
+            if let Some(w) = st.waiting.get_mut(name) {
+                *w -= 1;
+                if *w == 0 {
+                    st.waiting.remove(name);
                 }
             }
+            if let Some(got) = got {
+                return got;
+            }
+            st.fetched.push(name.to_owned());
         }
         drop(st);
         self.shared.fetch(name)
