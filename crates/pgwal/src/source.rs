@@ -20,7 +20,9 @@ use crate::wal::{DecoderConfig, Record, WalDecoder, WalError};
 mod index;
 mod mapped;
 mod tar_wal;
-pub use index::{name_variants, preference, OtherEntry, RemoteFiles, WalDirectory, WalEntry};
+pub use index::{
+    name_variants, preference, ListedFile, OtherEntry, RemoteFiles, WalDirectory, WalEntry,
+};
 pub use mapped::{MappedArchive, MappedSegment};
 pub use tar_wal::{MemberBytes, OnDuplicate, TarWal};
 

@@ -38,10 +38,11 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 use super::{ReaderBuilder, ReaderError, WalReader};
 use crate::segment::{Compression, SegNo, WalFileName};
-use crate::source::{ReadRange, RemoteFiles, SourceError, WalDirectory};
+use crate::source::{ListedFile, ReadRange, RemoteFiles, SourceError, WalDirectory};
 use crate::storage::codec::{decompress, decompress_prefix, sniff_compression};
 use crate::storage::location::ObjectUrl;
-use crate::storage::object::{ObjectArchive, ObjectError};
+use crate::storage::object::{ObjectArchive, ObjectEntry, ObjectError};
+use crate::storage::object_names::partial_object;
 use crate::storage::probe::probe_segment;
 use crate::wal::LONG_HEADER_SIZE;
 
@@ -55,19 +56,44 @@ const COMPRESSED_HEAD: u64 = 64 << 10;
 /// Lists the archive in `store` (every page of the listing) into a [`WalDirectory`] whose
 /// path is the archive's URL and whose files are read through [`ObjectFiles`].
 pub fn list(store: Arc<ObjectArchive>) -> Result<WalDirectory, ObjectError> {
+    index(store, false)
+}
+
+/// [`list`], with the receiver's partial objects (`SEGMENT.EEEEEEEEEEEEEEEE[.zst].partial`,
+/// see [`crate::storage::object_names`]) as `.partial` forms of their segments when
+/// `partial_objects` (for reading WAL: the newest of a segment's partial objects is its
+/// preferred `.partial` form), else as other files.
+fn index(store: Arc<ObjectArchive>, partial_objects: bool) -> Result<WalDirectory, ObjectError> {
     let mut index = WalDirectory::new(PathBuf::from(store.url_str()));
-    for e in store.list("")? {
-        index.insert(&e.name, e.size, None);
-    }
-    let files = ObjectFiles::new(store, index.clone());
+    index.insert_listed(listed(store.list("")?, partial_objects));
+    let files = ObjectFiles::new(store, index.clone()).with_partial_objects(partial_objects);
     Ok(index.with_remote(Arc::new(files)))
+}
+
+/// The entries of a listing, each with the WAL file it holds (see [`index`]).
+fn listed(entries: Vec<ObjectEntry>, partial_objects: bool) -> Vec<ListedFile> {
+    entries
+        .into_iter()
+        .map(|e| {
+            let wal = WalFileName::parse(&e.name).or_else(|| {
+                partial_objects
+                    .then(|| partial_object(&e.name).map(|(w, _)| w))
+                    .flatten()
+            });
+            ListedFile {
+                name: e.name,
+                size: e.size,
+                wal,
+            }
+        })
+        .collect()
 }
 
 /// [`ReaderBuilder::open`] of an archive at `url`: lists it, finds the start segment (or the
 /// first) as in a directory and reads its first page header (a ranged request).
 pub(super) fn open(b: ReaderBuilder, url: &ObjectUrl) -> Result<WalReader, ReaderError> {
     let store = Arc::new(ObjectArchive::open(url, &b.object_options)?);
-    let dir = list(store)?;
+    let dir = index(store, true)?;
     let searched = vec![PathBuf::from(url.to_string())];
     let file = match b.start_segment.as_deref() {
         Some(f) => dir.find(f).ok_or_else(|| ReaderError::FileNotFound {
@@ -91,9 +117,12 @@ pub(super) fn open(b: ReaderBuilder, url: &ObjectUrl) -> Result<WalReader, Reade
 #[derive(Debug)]
 pub struct ObjectFiles {
     shared: Arc<Shared>,
-    /// The listing, for the names of the segments that come next.
-    index: WalDirectory,
+    /// The listing, for the names of the segments that come next (listed again from a name
+    /// on by [`RemoteFiles::list_from`]).
+    index: Mutex<WalDirectory>,
     ahead: usize,
+    /// The receiver's partial objects are `.partial` forms of their segments (see [`index`]).
+    partial_objects: bool,
 }
 
 #[derive(Debug)]
@@ -117,6 +146,12 @@ struct State {
     range: Option<ReadRange>,
     /// Names fetched whole, in order.
     fetched: Vec<String>,
+    /// Once the listing was read again ([`RemoteFiles::list_from`]: a reader follows the
+    /// archive as it grows), the last object handed to a reader: resuming, it reads the
+    /// segment it stopped in again, and takes it without a request.
+    last: Option<(String, Arc<Vec<u8>>)>,
+    /// [`RemoteFiles::list_from`] was called.
+    following: bool,
 }
 
 impl Shared {
@@ -154,9 +189,22 @@ impl ObjectFiles {
                 state: Mutex::new(State::default()),
                 ready: Condvar::new(),
             }),
-            index,
+            index: Mutex::new(index),
             ahead,
+            partial_objects: false,
         }
+    }
+
+    /// The receiver's partial objects count as `.partial` forms of their segments in what
+    /// [`RemoteFiles::list_from`] lists (see [`index`]).
+    fn with_partial_objects(mut self, on: bool) -> ObjectFiles {
+        self.partial_objects = on;
+        self
+    }
+
+    /// The listing ([`WalDirectory`] lookups of the names that come next).
+    fn index(&self) -> MutexGuard<'_, WalDirectory> {
+        self.index.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// How many segments are read ahead at most.
@@ -187,7 +235,8 @@ impl ObjectFiles {
                     if r.end.is_some_and(|e| start >= e) {
                         break;
                     }
-                    let Some(p) = self.index.segment(r.timeline_of(segno), segno, seg_size) else {
+                    let p = self.index().segment(r.timeline_of(segno), segno, seg_size);
+                    let Some(p) = p else {
                         break;
                     };
                     let Some(next) = p.file_name() else { break };
@@ -198,7 +247,8 @@ impl ObjectFiles {
                 // Segments of 16 MB (the default) when the size is not known.
                 let n = ((READ_AHEAD_BYTES >> 24) as usize).clamp(1, self.ahead);
                 let plain = w.with(Compression::None, false).to_string();
-                for (next, path) in self.index.segments() {
+                let index = self.index();
+                for (next, path) in index.segments() {
                     if out.len() == n {
                         break;
                     }
@@ -267,11 +317,14 @@ impl ObjectFiles {
             }
         }
     }
-}
 
-impl RemoteFiles for ObjectFiles {
-    fn read(&self, name: &str) -> Result<Vec<u8>, SourceError> {
+    /// Object `name`: the read-ahead's copy, the last object handed over, else fetched now;
+    /// starts reading ahead of it.
+    fn take(&self, name: &str) -> Result<Vec<u8>, SourceError> {
         let mut st = self.shared.lock();
+        if let Some((_, got)) = st.last.as_ref().filter(|(n, _)| n == name) {
+            return Ok(got.as_ref().clone());
+        }
         let held = st.slots.contains_key(name);
         if !held {
             // Fetched here: reading ahead (for this or another reader) must not fetch it too.
@@ -314,6 +367,27 @@ impl RemoteFiles for ObjectFiles {
         }
         drop(st);
         self.shared.fetch(name)
+    }
+}
+
+impl RemoteFiles for ObjectFiles {
+    fn read(&self, name: &str) -> Result<Vec<u8>, SourceError> {
+        let got = self.take(name)?;
+        let mut st = self.shared.lock();
+        if st.following {
+            st.last = Some((name.to_owned(), Arc::new(got.clone())));
+        }
+        Ok(got)
+    }
+
+    fn list_from(&self, from: &str) -> Result<Option<Vec<ListedFile>>, SourceError> {
+        let files = listed(
+            self.shared.store.list_from(from, true, usize::MAX)?,
+            self.partial_objects,
+        );
+        self.index().replace_from(from, files.clone());
+        self.shared.lock().following = true;
+        Ok(Some(files))
     }
 
     fn read_head(&self, name: &str, len: usize) -> Result<Vec<u8>, SourceError> {

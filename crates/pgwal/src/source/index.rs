@@ -87,6 +87,25 @@ pub trait RemoteFiles: Send + Sync + std::fmt::Debug {
     fn fetched(&self) -> Vec<String> {
         Vec::new()
     }
+    /// Lists the files whose names sort at or after `from` again (for a reader following a
+    /// listing that grows, [`WalDirectory::relist_from`]), in name order, each with the WAL
+    /// file it is a form of; `None` when the listing cannot be read again (the default).
+    fn list_from(&self, _from: &str) -> Result<Option<Vec<ListedFile>>, SourceError> {
+        Ok(None)
+    }
+}
+
+/// A file of a listing that is not a directory's ([`RemoteFiles::list_from`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ListedFile {
+    /// Its name.
+    pub name: String,
+    /// Its size as stored.
+    pub size: u64,
+    /// The WAL file it is a stored form of, if any: the name's own meaning, or for a name
+    /// that is not a WAL file name but holds one (a receiver's partial object, say) that WAL
+    /// file.
+    pub wal: Option<WalFileName>,
 }
 
 /// The order in which the stored forms of one segment are preferred: complete before
@@ -339,6 +358,73 @@ impl WalDirectory {
         }
     }
 
+    /// Adds the files of a listing at once (see [`ListedFile::wal`]): the WAL ones join the
+    /// index as forms of the WAL file they hold, the others the other files.
+    pub fn insert_listed(&mut self, files: impl IntoIterator<Item = ListedFile>) {
+        let mut wal = Vec::new();
+        for f in files {
+            match f.wal {
+                Some(w) => wal.push(WalEntry {
+                    name: f.name,
+                    wal: w,
+                    size: f.size,
+                }),
+                None => self.others.push(OtherEntry {
+                    name: f.name,
+                    size: Some(f.size),
+                    modified: None,
+                }),
+            }
+        }
+        self.others.sort_by(|a, b| a.name.cmp(&b.name));
+        self.extend(wal);
+    }
+
+    /// Lists the files from `from` on again (their names sort at or after it; the files
+    /// before are kept as they were): a listing read through [`RemoteFiles::list_from`], a
+    /// directory scanned again (whole). Returns whether the files from `from` on changed
+    /// (names or sizes; always true for a directory, false for a tar archive or a listing that
+    /// cannot be read again).
+    pub fn relist_from(&mut self, from: &str) -> Result<bool, SourceError> {
+        if self.tar.is_some() {
+            // A tar archive does not grow.
+            return Ok(false);
+        }
+        let Some(remote) = self.remote.clone() else {
+            *self = WalDirectory::scan(&self.path)?;
+            return Ok(true);
+        };
+        match remote.list_from(from)? {
+            Some(listed) => Ok(self.replace_from(from, listed)),
+            None => Ok(false),
+        }
+    }
+
+    /// Replaces the files whose names sort at or after `from` by `listed`; returns whether
+    /// they changed.
+    pub(crate) fn replace_from(&mut self, from: &str, listed: Vec<ListedFile>) -> bool {
+        let before: Vec<(&str, u64)> = self
+            .entries
+            .iter()
+            .map(|e| (e.name.as_str(), e.size))
+            .chain(self.others.iter().map(|o| (o.name.as_str(), o.size.unwrap_or(0))))
+            .filter(|(n, _)| *n >= from)
+            .collect();
+        let mut before: Vec<(String, u64)> =
+            before.into_iter().map(|(n, s)| (n.to_owned(), s)).collect();
+        before.sort();
+        let mut after: Vec<(String, u64)> =
+            listed.iter().map(|f| (f.name.clone(), f.size)).collect();
+        after.sort();
+        if before == after {
+            return false;
+        }
+        self.entries.retain(|e| e.name.as_str() < from);
+        self.others.retain(|o| o.name.as_str() < from);
+        self.insert_listed(listed);
+        true
+    }
+
     /// Adds WAL entries and rebuilds the lookup tables.
     fn extend(&mut self, more: impl IntoIterator<Item = WalEntry>) {
         self.entries.extend(more);
@@ -359,7 +445,13 @@ impl WalDirectory {
         }
         let entries = &self.entries;
         for v in self.segments.values_mut() {
-            v.sort_by_key(|&i| preference(&entries[i].wal));
+            // Forms alike in preference (a receiver's partial objects of one segment, which
+            // carry their end in their names): the later name, holding more WAL, first.
+            v.sort_by(|&a, &b| {
+                preference(&entries[a].wal)
+                    .cmp(&preference(&entries[b].wal))
+                    .then_with(|| entries[b].name.cmp(&entries[a].name))
+            });
         }
     }
 
