@@ -1313,3 +1313,132 @@ fn s3_dump_follow_reads_objects_as_they_arrive() {
     fs::remove_dir_all(&dir).unwrap();
     fs::remove_dir_all(&work).unwrap();
 }
+
+/// Identical twins (one segment stored in two forms, as a receiver killed with kill -9 during
+/// an upload can leave): `archive verify` names them in a warning and passes; `archive cleanup`
+/// settles them to the preferred form (plain, zstd, LZ4, gzip: the receiver's rule), also in
+/// a dry run saying so without deleting; a twin holding other WAL fails verify, and cleanup
+/// leaves both and exits 1.
+#[test]
+fn s3_identical_twins_are_reported_and_settled() {
+    use pgwal::storage::codec::{compress, Encoding};
+    use pgwal::Compression;
+    let Some(f) = fixture() else { return };
+    let url = s3_bucket("twins");
+    copy_into(&f.archive, &url);
+    let tli1: Vec<String> = segments(f)
+        .into_iter()
+        .filter(|n| n.starts_with("00000001"))
+        .collect();
+    let store = open(&url);
+    let put = |name: String, kind: Compression, data: &[u8]| {
+        let z = compress(&Encoding::new(kind, 3), data).unwrap();
+        store.put_new(&name, Bytes::from(z)).unwrap();
+        name
+    };
+    let seg = |n: &str| fs::read(f.archive.join(n)).unwrap();
+    // A plain segment and its zstd twin; a segment stored only as LZ4 and gzip twins.
+    let zst = put(format!("{}.zst", tli1[1]), Compression::Zstd, &seg(&tli1[1]));
+    store.delete_many(std::slice::from_ref(&tli1[2])).unwrap();
+    let lz4 = put(format!("{}.lz4", tli1[2]), Compression::Lz4, &seg(&tli1[2]));
+    let gz = put(format!("{}.gz", tli1[2]), Compression::Gzip, &seg(&tli1[2]));
+    let codes = |o: &Output| -> Vec<(String, String)> {
+        let v: serde_json::Value = serde_json::from_str(&stdout(o)).unwrap();
+        v["problems"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| {
+                (
+                    p["code"].as_str().unwrap().to_owned(),
+                    p["file"].as_str().unwrap_or_default().to_owned(),
+                )
+            })
+            .collect()
+    };
+    let verify = || run(&url, &["archive", "verify", "--format", "json", "-A", &url], &[]);
+    let o = verify();
+    assert_eq!(code(&o), 0, "{}", text(&o));
+    let twins: Vec<(String, String)> = codes(&o)
+        .into_iter()
+        .filter(|(c, _)| c == "identical_copies")
+        .collect();
+    assert_eq!(
+        twins,
+        [
+            ("identical_copies".to_owned(), zst.clone()),
+            ("identical_copies".to_owned(), gz.clone())
+        ],
+        "{}",
+        text(&o)
+    );
+    let o = run(&url, &["archive", "verify", "--format", "text", "-A", &url], &[]);
+    assert!(
+        stdout(&o).contains(&format!("\"{}\" and \"{zst}\" are identical twins", tli1[1])),
+        "{}",
+        text(&o)
+    );
+    // A dry run says what it would settle and deletes nothing.
+    let before: Vec<String> = objects(&url).into_keys().collect();
+    let o = run(&url, &["archive", "cleanup", "-n", &url, &tli1[0]], &[]);
+    assert_eq!(code(&o), 0, "{}", text(&o));
+    assert_eq!(
+        stdout(&o),
+        format!("{url}/{zst}\n{url}/{gz}\n"),
+        "{}",
+        text(&o)
+    );
+    assert!(
+        stderr(&o).contains(&format!(
+            "would remove \"{url}/{gz}\": an identical twin of \"{url}/{lz4}\""
+        )),
+        "{}",
+        text(&o)
+    );
+    assert_eq!(objects(&url).into_keys().collect::<Vec<_>>(), before);
+    // Settled: the preferred form of each stays.
+    let o = run(&url, &["archive", "cleanup", &url, &tli1[0]], &[]);
+    assert_eq!(code(&o), 0, "{}", text(&o));
+    let left: Vec<String> = objects(&url).into_keys().collect();
+    let expect: Vec<String> = before
+        .iter()
+        .filter(|n| **n != zst && **n != gz)
+        .cloned()
+        .collect();
+    assert_eq!(left, expect);
+    assert!(left.contains(&tli1[1]) && left.contains(&lz4));
+    let o = verify();
+    assert_eq!(code(&o), 0, "{}", text(&o));
+    assert!(
+        !codes(&o).iter().any(|(c, _)| c == "identical_copies"),
+        "{}",
+        text(&o)
+    );
+    // A twin with other WAL: verify fails, cleanup keeps both and exits 1.
+    let tmp = scratch("objstore-twins");
+    let other = put(
+        format!("{}.zst", tli1[3]),
+        Compression::Zstd,
+        &fs::read(altered(f, &tli1[3], tmp.path())).unwrap(),
+    );
+    let o = verify();
+    assert_eq!(code(&o), 1, "{}", text(&o));
+    assert!(
+        codes(&o).contains(&("conflicting_copies".to_owned(), other.clone())),
+        "{}",
+        text(&o)
+    );
+    let o = run(&url, &["archive", "cleanup", &url, &tli1[0]], &[]);
+    assert_eq!(code(&o), 1, "{}", text(&o));
+    assert!(
+        stderr(&o).contains(&format!(
+            "\"{}\" and \"{other}\" hold different WAL",
+            tli1[3]
+        )),
+        "{}",
+        text(&o)
+    );
+    let now: Vec<String> = objects(&url).into_keys().collect();
+    assert!(now.contains(&tli1[3]) && now.contains(&other), "{now:?}");
+    assert_eq!(now.len(), left.len() + 1);
+}

@@ -59,6 +59,13 @@ pub struct CleanupPlan {
     pub kept_for_history: Vec<(String, TimelineId)>,
     /// Remarks for the user (e.g. timelines whose history file is missing).
     pub notes: Vec<String>,
+    /// An object store's identical twins (a segment stored in several forms holding the same
+    /// WAL, see `archive::twins`), settled: (form removed, form kept). The removed forms are
+    /// in [`remove`](Self::remove) too.
+    pub settled_twins: Vec<(String, String)>,
+    /// An object store's segments stored in several forms holding different WAL: how, for
+    /// each (they are all kept; an error for the user).
+    pub conflicting_twins: Vec<String>,
 }
 
 /// Why [`plan_cleanup`] or [`execute_cleanup`] failed.

@@ -640,17 +640,34 @@ fn cache_write(dir: &Path, name: &str, data: &[u8]) -> io::Result<()> {
 
 /// [`crate::archive::plan_cleanup`] for an object archive: the same rules over its listing;
 /// the history files that `opts.keep_history_needs` reads are read from the store into memory
-/// (and a segment's first page, for the segment size), nothing is written locally.
+/// (and a segment's first page, for the segment size), nothing is written locally. Identical
+/// twins among the files kept are settled to one form ([`crate::archive::twins`]).
 pub fn plan_cleanup_object(
     store: &Arc<ObjectArchive>,
     oldest_kept: &str,
     opts: &CleanupOptions,
 ) -> Result<CleanupPlan, CleanupError> {
-    let index = crate::reader::object::list(Arc::clone(store)).map_err(|e| CleanupError::Io {
+    let obj_err = |e: ObjectError| CleanupError::Io {
         context: format!("could not read archive location \"{}\"", store.url_str()),
         source: io::Error::other(e),
-    })?;
-    plan_cleanup_index(&index, oldest_kept, opts)
+    };
+    let index = crate::reader::object::list(Arc::clone(store)).map_err(obj_err)?;
+    let mut plan = plan_cleanup_index(&index, oldest_kept, opts)?;
+    let (settled, conflicts) =
+        crate::archive::twins::settle_plan(store, &index, |n| plan.remove.binary_search_by(|r| r.as_str().cmp(n)).is_err())
+            .map_err(obj_err)?;
+    for s in settled {
+        for r in s.removed {
+            plan.settled_twins.push((r.clone(), s.kept.clone()));
+            plan.remove.push(r);
+        }
+    }
+    plan.remove.sort();
+    plan.conflicting_twins = conflicts
+        .into_iter()
+        .map(|c| format!("\"{}\" and \"{}\" hold different WAL ({}); both are kept", c.first, c.other, c.reason))
+        .collect();
+    Ok(plan)
 }
 
 /// Deletes the plan's files from the object archive in batches; `each` is called with every

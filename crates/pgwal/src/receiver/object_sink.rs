@@ -1101,12 +1101,9 @@ impl Uploader {
         data: &dyn Fn() -> std::result::Result<Bytes, ObjectSinkError>,
         spool: &Path,
     ) -> std::result::Result<bool, ObjectSinkError> {
-        let raw = match self.store.get(name) {
-            Ok(r) => r,
-            Err(e) if e.is_not_found() => return Ok(false),
-            Err(e) => return Err(e.into()),
+        let Some(existing) = self.store.get_wal(name)? else {
+            return Ok(false);
         };
-        let (existing, _) = decompress_prefix(sniff_compression(&raw), &raw, u64::MAX);
         match describe_difference(&existing, &data()?) {
             Existing::Same => Ok(true),
             Existing::Differs(reason) => Err(ObjectSinkError::Conflict {
