@@ -1059,7 +1059,11 @@ fn dump_url_as_directory(url: &str) {
         // Each object of the range exactly once, also with -j (the workers take the
         // read-ahead's copies).
         let fetched = fetched_whole(&b);
-        eprintln!("MEASURE {extra:?}: {} whole-object gets for {} objects", fetched.len(), expect.len());
+        eprintln!(
+            "MEASURE {extra:?}: {} whole-object gets for {} objects",
+            fetched.len(),
+            expect.len()
+        );
         assert_eq!(&fetched, expect, "{extra:?}\n{}", stderr(&b));
         assert!(names(tmp.path()).is_empty(), "{:?}", names(tmp.path()));
     }
@@ -1229,7 +1233,11 @@ fn s3_dump_follow_reads_objects_as_they_arrive() {
     fs::create_dir_all(&work).unwrap();
     let push = |n: &str, method: &str| {
         let path = f.archive.join(n);
-        let o = run(&url, &["archive", "push", s(&path), "-A", &url, "-c", method], &[]);
+        let o = run(
+            &url,
+            &["archive", "push", s(&path), "-A", &url, "-c", method],
+            &[],
+        );
         assert_eq!(code(&o), 0, "{}", text(&o));
         fs::copy(&path, dir.join(n)).unwrap();
     };
@@ -1338,7 +1346,11 @@ fn s3_identical_twins_are_reported_and_settled() {
     };
     let seg = |n: &str| fs::read(f.archive.join(n)).unwrap();
     // A plain segment and its zstd twin; a segment stored only as LZ4 and gzip twins.
-    let zst = put(format!("{}.zst", tli1[1]), Compression::Zstd, &seg(&tli1[1]));
+    let zst = put(
+        format!("{}.zst", tli1[1]),
+        Compression::Zstd,
+        &seg(&tli1[1]),
+    );
     store.delete_many(std::slice::from_ref(&tli1[2])).unwrap();
     let lz4 = put(format!("{}.lz4", tli1[2]), Compression::Lz4, &seg(&tli1[2]));
     let gz = put(format!("{}.gz", tli1[2]), Compression::Gzip, &seg(&tli1[2]));
@@ -1356,7 +1368,13 @@ fn s3_identical_twins_are_reported_and_settled() {
             })
             .collect()
     };
-    let verify = || run(&url, &["archive", "verify", "--format", "json", "-A", &url], &[]);
+    let verify = || {
+        run(
+            &url,
+            &["archive", "verify", "--format", "json", "-A", &url],
+            &[],
+        )
+    };
     let o = verify();
     assert_eq!(code(&o), 0, "{}", text(&o));
     let twins: Vec<(String, String)> = codes(&o)
@@ -1372,9 +1390,16 @@ fn s3_identical_twins_are_reported_and_settled() {
         "{}",
         text(&o)
     );
-    let o = run(&url, &["archive", "verify", "--format", "text", "-A", &url], &[]);
+    let o = run(
+        &url,
+        &["archive", "verify", "--format", "text", "-A", &url],
+        &[],
+    );
     assert!(
-        stdout(&o).contains(&format!("\"{}\" and \"{zst}\" are identical twins", tli1[1])),
+        stdout(&o).contains(&format!(
+            "\"{}\" and \"{zst}\" are identical twins",
+            tli1[1]
+        )),
         "{}",
         text(&o)
     );

@@ -453,7 +453,11 @@ pub fn cleanup(a: CleanupArgs, _s: &Scanned) -> ExitCode {
         }
     }
     // An object store's identical twins, settled to one form; twins that differ are kept.
-    let would = if a.dry_run { "would remove" } else { "removing" };
+    let would = if a.dry_run {
+        "would remove"
+    } else {
+        "removing"
+    };
     for (removed, kept) in &plan.settled_twins {
         eprintln!(
             "{n}: {would} \"{dir}/{removed}\": an identical twin of \"{dir}/{kept}\" (the same WAL), which is kept"

@@ -394,7 +394,8 @@ fn segment_size(listing: &WalDirectory) -> Result<Option<WalSegSize>, CleanupErr
 /// The content of history file `path` of `listing`, decompressed: read from the directory,
 /// or from the object store into memory (history files are small).
 fn read_history(listing: &WalDirectory, path: &Path) -> Result<Vec<u8>, CleanupError> {
-    let failed = |e: &dyn std::fmt::Display| CleanupError::History(format!("{}: {e}", path.display()));
+    let failed =
+        |e: &dyn std::fmt::Display| CleanupError::History(format!("{}: {e}", path.display()));
     if listing.remote().is_some() {
         return listing
             .read_file(path)

@@ -653,9 +653,10 @@ pub fn plan_cleanup_object(
     };
     let index = crate::reader::object::list(Arc::clone(store)).map_err(obj_err)?;
     let mut plan = plan_cleanup_index(&index, oldest_kept, opts)?;
-    let (settled, conflicts) =
-        crate::archive::twins::settle_plan(store, &index, |n| plan.remove.binary_search_by(|r| r.as_str().cmp(n)).is_err())
-            .map_err(obj_err)?;
+    let (settled, conflicts) = crate::archive::twins::settle_plan(store, &index, |n| {
+        plan.remove.binary_search_by(|r| r.as_str().cmp(n)).is_err()
+    })
+    .map_err(obj_err)?;
     for s in settled {
         for r in s.removed {
             plan.settled_twins.push((r.clone(), s.kept.clone()));
@@ -665,7 +666,12 @@ pub fn plan_cleanup_object(
     plan.remove.sort();
     plan.conflicting_twins = conflicts
         .into_iter()
-        .map(|c| format!("\"{}\" and \"{}\" hold different WAL ({}); both are kept", c.first, c.other, c.reason))
+        .map(|c| {
+            format!(
+                "\"{}\" and \"{}\" hold different WAL ({}); both are kept",
+                c.first, c.other, c.reason
+            )
+        })
         .collect();
     Ok(plan)
 }

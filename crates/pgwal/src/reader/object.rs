@@ -50,6 +50,10 @@ use crate::wal::LONG_HEADER_SIZE;
 /// store's [`concurrency`](crate::storage::object::ObjectOptions::concurrency)).
 pub const READ_AHEAD_BYTES: u64 = 128 << 20;
 
+/// Names of objects fetched that are remembered at least (so that reading ahead does not fetch
+/// them again); beyond that, those behind every reader are forgotten.
+const SEEN_KEPT: usize = 4096;
+
 /// Bytes fetched from the start of a compressed object to find its first page header.
 const COMPRESSED_HEAD: u64 = 64 << 10;
 
@@ -288,6 +292,14 @@ impl ObjectFiles {
                 || waiting.contains_key(k)
                 || lagging.contains(k)
         });
+        // A reader following a growing archive for long: forget the names well behind every
+        // reader (none reads ahead from there any more).
+        if st.seen.len() > SEEN_KEPT {
+            let floor = st.slots.keys().chain([&keep.to_owned()]).min().cloned();
+            if let Some(floor) = floor {
+                st.seen.retain(|n| *n >= floor);
+            }
+        }
         for n in names {
             if st.seen.contains(n) {
                 continue;

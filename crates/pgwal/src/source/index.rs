@@ -407,7 +407,11 @@ impl WalDirectory {
             .entries
             .iter()
             .map(|e| (e.name.as_str(), e.size))
-            .chain(self.others.iter().map(|o| (o.name.as_str(), o.size.unwrap_or(0))))
+            .chain(
+                self.others
+                    .iter()
+                    .map(|o| (o.name.as_str(), o.size.unwrap_or(0))),
+            )
             .filter(|(n, _)| *n >= from)
             .collect();
         let mut before: Vec<(String, u64)> =
