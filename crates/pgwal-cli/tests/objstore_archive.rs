@@ -1059,11 +1059,6 @@ fn dump_url_as_directory(url: &str) {
         // Each object of the range exactly once, also with -j (the workers take the
         // read-ahead's copies).
         let fetched = fetched_whole(&b);
-        eprintln!(
-            "MEASURE {extra:?}: {} whole-object gets for {} objects",
-            fetched.len(),
-            expect.len()
-        );
         assert_eq!(&fetched, expect, "{extra:?}\n{}", stderr(&b));
         assert!(names(tmp.path()).is_empty(), "{:?}", names(tmp.path()));
     }
