@@ -1243,7 +1243,7 @@ fn s3_dump_follow_reads_objects_as_they_arrive() {
     let mut follower = Command::new(BIN)
         .args(["dump", "--follow", "-p", &url])
         .envs(store_env(&url))
-        .env("PGWAL_LOG", "warn,pgwal::follow=debug")
+        .env("PGWAL_LOG", "warn,pgwal::follow=debug,pgwal::object=debug")
         .stdin(Stdio::null())
         .stdout(fs::File::create(&out).unwrap())
         .stderr(fs::File::create(&err).unwrap())
@@ -1312,6 +1312,17 @@ fn s3_dump_follow_reads_objects_as_they_arrive() {
         .filter(|l| l.contains("pgwal::follow") && l.contains("looking for more"))
         .count();
     assert!(polls >= 3, "{polls} polls logged\n{log}");
+    // Each object fetched once: resuming in the segment it stopped in takes the copy it kept.
+    let mut gets: Vec<&str> = log
+        .lines()
+        .filter_map(|l| l.split_once("pgwal::object: get ").map(|(_, k)| k))
+        .filter(|k| !k.contains(" (first "))
+        .collect();
+    gets.sort_unstable();
+    let n = gets.len();
+    gets.dedup();
+    assert_eq!(gets.len(), n, "an object fetched twice: {gets:?}\n{log}");
+    assert_eq!(n, 8, "{gets:?}");
     assert!(!log.contains(S3_SECRET_KEY), "a secret was logged");
     fs::remove_dir_all(&dir).unwrap();
     fs::remove_dir_all(&work).unwrap();

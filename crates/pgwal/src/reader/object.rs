@@ -60,17 +60,24 @@ const COMPRESSED_HEAD: u64 = 64 << 10;
 /// Lists the archive in `store` (every page of the listing) into a [`WalDirectory`] whose
 /// path is the archive's URL and whose files are read through [`ObjectFiles`].
 pub fn list(store: Arc<ObjectArchive>) -> Result<WalDirectory, ObjectError> {
-    index(store, false)
+    index(store, false, false)
 }
 
 /// [`list`], with the receiver's partial objects (`SEGMENT.EEEEEEEEEEEEEEEE[.zst].partial`,
 /// see [`crate::storage::object_names`]) as `.partial` forms of their segments when
 /// `partial_objects` (for reading WAL: the newest of a segment's partial objects is its
-/// preferred `.partial` form), else as other files.
-fn index(store: Arc<ObjectArchive>, partial_objects: bool) -> Result<WalDirectory, ObjectError> {
+/// preferred `.partial` form), else as other files. `following`: a reader will follow the
+/// archive as it grows (the last object read is kept from the start, see
+/// [`RemoteFiles::list_from`]).
+fn index(
+    store: Arc<ObjectArchive>,
+    partial_objects: bool,
+    following: bool,
+) -> Result<WalDirectory, ObjectError> {
     let mut index = WalDirectory::new(PathBuf::from(store.url_str()));
     index.insert_listed(listed(store.list("")?, partial_objects));
     let files = ObjectFiles::new(store, index.clone()).with_partial_objects(partial_objects);
+    files.shared.lock().following = following;
     Ok(index.with_remote(Arc::new(files)))
 }
 
@@ -97,7 +104,7 @@ fn listed(entries: Vec<ObjectEntry>, partial_objects: bool) -> Vec<ListedFile> {
 /// first) as in a directory and reads its first page header (a ranged request).
 pub(super) fn open(b: ReaderBuilder, url: &ObjectUrl) -> Result<WalReader, ReaderError> {
     let store = Arc::new(ObjectArchive::open(url, &b.object_options)?);
-    let dir = index(store, true)?;
+    let dir = index(store, true, b.live)?;
     let searched = vec![PathBuf::from(url.to_string())];
     let file = match b.start_segment.as_deref() {
         Some(f) => dir.find(f).ok_or_else(|| ReaderError::FileNotFound {
@@ -150,9 +157,9 @@ struct State {
     range: Option<ReadRange>,
     /// Names fetched whole, in order.
     fetched: Vec<String>,
-    /// Once the listing was read again ([`RemoteFiles::list_from`]: a reader follows the
-    /// archive as it grows), the last object handed to a reader: resuming, it reads the
-    /// segment it stopped in again, and takes it without a request.
+    /// When a reader follows the archive as it grows (a `live` reader, or once the listing
+    /// was read again: [`RemoteFiles::list_from`]), the last object handed to a reader:
+    /// resuming, it reads the segment it stopped in again, and takes it without a request.
     last: Option<(String, Arc<Vec<u8>>)>,
     /// [`RemoteFiles::list_from`] was called.
     following: bool,
