@@ -161,7 +161,8 @@ struct State {
     /// was read again: [`RemoteFiles::list_from`]), the last object handed to a reader:
     /// resuming, it reads the segment it stopped in again, and takes it without a request.
     last: Option<(String, Arc<Vec<u8>>)>,
-    /// [`RemoteFiles::list_from`] was called.
+    /// A reader follows the archive: it was opened `live`, or [`RemoteFiles::list_from`]
+    /// was called.
     following: bool,
 }
 
