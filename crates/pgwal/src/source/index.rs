@@ -727,6 +727,81 @@ mod tests {
         assert_eq!(few.entries().len(), 2);
     }
 
+    /// A listing read again from a name on: the files before it stay, those from it on are
+    /// replaced (gone ones leave), the answer says whether anything changed, and forms alike in
+    /// preference (a receiver's partial objects) put the later name first.
+    #[test]
+    fn relisting_from_a_name_replaces_what_follows_it() {
+        let wal = |n: &str| WalFileName::parse(n);
+        let file = |n: &str, size: u64, w: Option<WalFileName>| ListedFile {
+            name: n.to_owned(),
+            size,
+            wal: w,
+        };
+        // A receiver's partial objects: `.partial` forms of segment 3.
+        let partial = || wal("000000010000000000000003.zst.partial");
+        let mut d = WalDirectory::new("s3://b/p");
+        d.insert_listed([
+            file(
+                "000000010000000000000001",
+                16,
+                wal("000000010000000000000001"),
+            ),
+            file(
+                "000000010000000000000002.zst",
+                9,
+                wal("000000010000000000000002.zst"),
+            ),
+            file(
+                "000000010000000000000003.0000000003001000.zst.partial",
+                5,
+                partial(),
+            ),
+            file("notes.txt", 1, None),
+        ]);
+        let again = || {
+            vec![
+                file(
+                    "000000010000000000000002.zst",
+                    9,
+                    wal("000000010000000000000002.zst"),
+                ),
+                file(
+                    "000000010000000000000003.0000000003001000.zst.partial",
+                    5,
+                    partial(),
+                ),
+                file(
+                    "000000010000000000000003.0000000003002000.zst.partial",
+                    7,
+                    partial(),
+                ),
+            ]
+        };
+        assert!(d.replace_from("000000010000000000000002", again()));
+        assert!(!d.replace_from("000000010000000000000002", again()));
+        let names: Vec<&str> = d.entries().iter().map(|e| e.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "000000010000000000000001",
+                "000000010000000000000002.zst",
+                "000000010000000000000003.0000000003001000.zst.partial",
+                "000000010000000000000003.0000000003002000.zst.partial",
+            ]
+        );
+        // The other file sorts after the name and was not listed again: gone. The newer
+        // partial object is preferred.
+        assert!(d.others().is_empty());
+        let seg3 = d
+            .segment(TimelineId(1), SegNo(3), WalSegSize::DEFAULT)
+            .unwrap();
+        assert_eq!(
+            seg3.file_name().unwrap(),
+            "000000010000000000000003.0000000003002000.zst.partial"
+        );
+    }
+
     /// A symbolic link to a segment file is that segment (a `pg_wal` may link them); a dangling
     /// one is not WAL.
     #[test]
