@@ -20,7 +20,9 @@ use crate::wal::{DecoderConfig, Record, WalDecoder, WalError};
 mod index;
 mod mapped;
 mod tar_wal;
-pub use index::{name_variants, preference, OtherEntry, RemoteFiles, WalDirectory, WalEntry};
+pub use index::{
+    name_variants, preference, ListedFile, OtherEntry, RemoteFiles, WalDirectory, WalEntry,
+};
 pub use mapped::{MappedArchive, MappedSegment};
 pub use tar_wal::{MemberBytes, OnDuplicate, TarWal};
 
@@ -334,7 +336,7 @@ pub fn read_range_shared(
 ///
 /// Each segment is mapped (or decompressed) by the first reader that needs it, while readers
 /// that need it meanwhile wait for it, and stays while a reader uses it or while it is among
-/// the `keep` most recently loaded. Readers keep the pages they read; whoever knows that every
+/// the `keep` highest in LSN order loaded. Readers keep the pages they read; whoever knows that every
 /// part before an LSN has been read gives their pages back with
 /// [`SharedSegments::give_back_before`]. Mapping a file once, rather than once per part, and
 /// giving its pages back once, rather than once per part, spares set-up and TLB flushes: with
@@ -383,7 +385,7 @@ struct SharedMap {
 }
 
 impl SharedSegments {
-    /// Shares mappings, keeping the `keep` most recent ones (at least one) mapped.
+    /// Shares mappings, keeping the `keep` highest in LSN order (at least one) mapped.
     pub fn new(keep: usize) -> SharedSegments {
         SharedSegments {
             maps: std::sync::Mutex::new(std::collections::VecDeque::new()),
@@ -422,8 +424,17 @@ impl SharedSegments {
                         bytes: slot.clone(),
                         released: 0,
                     });
+                    // The segment lowest in LSN order goes first: readers move forward, so it
+                    // is the one behind all of them (the oldest loaded may still be read: a
+                    // reader ahead loaded the next segment before a reader behind loaded its
+                    // own).
                     while maps.len() > self.keep {
-                        gone.extend(maps.pop_front().map(|m| m.bytes));
+                        let lowest = maps
+                            .iter()
+                            .enumerate()
+                            .min_by_key(|(_, m)| m.end)
+                            .map_or(0, |(i, _)| i);
+                        gone.extend(maps.remove(lowest).map(|m| m.bytes));
                     }
                     slot
                 }

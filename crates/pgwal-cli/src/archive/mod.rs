@@ -405,16 +405,14 @@ pub fn cleanup(a: CleanupArgs, _s: &Scanned) -> ExitCode {
         None => archive::plan_cleanup(&a.dir, &a.oldest_kept, &opts),
         #[cfg(feature = "object-store")]
         Some(u) => {
-            let (store, scratch) =
-                match object::open(u).and_then(|s| Ok((s, object::Scratch::new("cleanup")?))) {
-                    Ok(x) => x,
-                    Err(e) => {
-                        eprintln!("{n}: error: {e:#}");
-                        return ExitCode::from(2);
-                    }
-                };
-            let p =
-                archive::remote::plan_cleanup_object(&store, &a.oldest_kept, &opts, scratch.path());
+            let store = match object::open(u) {
+                Ok(s) => std::sync::Arc::new(s),
+                Err(e) => {
+                    eprintln!("{n}: error: {e:#}");
+                    return ExitCode::from(2);
+                }
+            };
+            let p = archive::remote::plan_cleanup_object(&store, &a.oldest_kept, &opts);
             remote = Some(store);
             p
         }
@@ -454,6 +452,25 @@ pub fn cleanup(a: CleanupArgs, _s: &Scanned) -> ExitCode {
             eprintln!("{n}: keeping \"{dir}/{name}\": timeline {leaf} still needs it");
         }
     }
+    // An object store's identical twins, settled to one form; twins that differ are kept.
+    let would = if a.dry_run {
+        "would remove"
+    } else {
+        "removing"
+    };
+    for (removed, kept) in &plan.settled_twins {
+        eprintln!(
+            "{n}: {would} \"{dir}/{removed}\": an identical twin of \"{dir}/{kept}\" (the same WAL), which is kept"
+        );
+    }
+    for c in &plan.conflicting_twins {
+        eprintln!("{n}: error: archive \"{dir}\": {c}");
+    }
+    let done = if plan.conflicting_twins.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    };
     if a.dry_run {
         let mut out = std::io::stdout().lock();
         for name in &plan.remove {
@@ -462,7 +479,7 @@ pub fn cleanup(a: CleanupArgs, _s: &Scanned) -> ExitCode {
                 eprintln!("{n}: file \"{dir}/{name}\" would be removed");
             }
         }
-        return ExitCode::SUCCESS;
+        return done;
     }
     #[cfg(feature = "object-store")]
     if let Some(store) = &remote {
@@ -472,7 +489,7 @@ pub fn cleanup(a: CleanupArgs, _s: &Scanned) -> ExitCode {
             }
         });
         return match res {
-            Ok(_) => ExitCode::SUCCESS,
+            Ok(_) => done,
             Err(e) => {
                 eprintln!("{n}: error: {e:#}");
                 ExitCode::FAILURE

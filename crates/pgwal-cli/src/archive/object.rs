@@ -121,32 +121,3 @@ pub fn read_ahead_process(
         Ok(cmd.spawn()?.id())
     })
 }
-
-/// A fresh scratch directory (removed on drop) under `$TMPDIR`.
-#[derive(Debug)]
-pub struct Scratch(pub std::path::PathBuf);
-
-impl Scratch {
-    /// Creates it.
-    pub fn new(what: &str) -> anyhow::Result<Scratch> {
-        let base = std::env::temp_dir();
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.subsec_nanos());
-        let dir = base.join(format!("pgwal-{what}-{}-{nanos}", std::process::id()));
-        std::fs::create_dir_all(&dir)
-            .with_context(|| format!("could not create \"{}\"", dir.display()))?;
-        Ok(Scratch(dir))
-    }
-
-    /// The directory.
-    pub fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}

@@ -234,7 +234,7 @@ fn open(cfg: &DumpConfig) -> anyhow::Result<Plan> {
             endseg,
         } => {
             #[cfg(feature = "object-store")]
-            let (object, nb) = object_input::location(path.as_deref(), cfg.follow, b)?;
+            let (object, nb) = object_input::location(path.as_deref(), b)?;
             #[cfg(feature = "object-store")]
             {
                 b = nb;
@@ -615,11 +615,14 @@ fn sequential(
     // Plain --stats: nothing to filter, print or stop at; each record is just counted.
     let counts_only = sink.counts_only() && limit.is_none();
     let (start, explicit_start, seg_size) = (plan.start, plan.explicit_start, plan.info().seg_size);
+    // Following: where the records not yet read start (the end of the last one read).
+    let mut resume = plan.reader.start();
     loop {
         // Following, the directory is being written: the segment being written is read, not
         // mapped (the reader is opened `live`).
         let outcome = plan.reader.for_each(|rec| {
             *last_read = Some(rec.lsn());
+            resume = rec.end_lsn();
             if first {
                 first = false;
                 skip_message(
@@ -665,10 +668,41 @@ fn sequential(
             Ok(ReadEnd::EndOfWal { at, .. }) if follow => {
                 // Wait for the server (or receiver) to write more, then go on from the end.
                 out.flush()?;
-                std::thread::sleep(std::time::Duration::from_secs(1));
-                plan.reader.resume_at(at)?;
+                resume = at;
+                wait_for_more(plan, at)?;
+            }
+            // An archive in object storage changed under the reader: an object listed is gone
+            // (a receiver's partial object replaced by a newer one or by the complete segment).
+            // Listed again, reading goes on after the last record read.
+            #[cfg(feature = "object-store")]
+            Err(ReaderError::Source(pgwal::source::SourceError::Object(e)))
+                if follow && e.is_not_found() =>
+            {
+                out.flush()?;
+                tracing::debug!(target: "pgwal::follow", "{e}; listing again");
+                wait_for_more(plan, resume)?;
             }
             other => return Ok(other),
+        }
+    }
+}
+
+/// How long `--follow` waits before looking for more WAL (pg_waldump waits a second).
+const FOLLOW_POLL: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// `--follow` at the end of the WAL there is: waits [`FOLLOW_POLL`] and looks again (lists the
+/// directory, or the object store from the segment holding `at` on) until there may be more
+/// to read from `at`.
+fn wait_for_more(plan: &mut Plan, at: Lsn) -> anyhow::Result<()> {
+    loop {
+        std::thread::sleep(FOLLOW_POLL);
+        tracing::debug!(
+            target: "pgwal::follow",
+            "end of WAL at {at}: looking for more in \"{}\"",
+            plan.reader.directory().path().display()
+        );
+        if plan.reader.resume_at(at)? {
+            return Ok(());
         }
     }
 }

@@ -26,9 +26,11 @@ use std::path::{Path, PathBuf};
 use crate::archive::push::archive_identity;
 use crate::history::TimelineHistory;
 use crate::lsn::Lsn;
-use crate::segment::{Compression, TimelineId, WalFileName};
+use crate::segment::{Compression, TimelineId, WalFileName, WalSegSize};
 use crate::source::WalDirectory;
 use crate::storage::codec::{decompress, sniff_compression};
+use crate::storage::probe::probe_segment;
+use crate::wal::LONG_HEADER_SIZE;
 
 /// Settings of [`plan_cleanup`]: [`CleanupOptions::default`], then the fields to change (more
 /// may be added).
@@ -57,6 +59,13 @@ pub struct CleanupPlan {
     pub kept_for_history: Vec<(String, TimelineId)>,
     /// Remarks for the user (e.g. timelines whose history file is missing).
     pub notes: Vec<String>,
+    /// An object store's identical twins (a segment stored in several forms holding the same
+    /// WAL, see `archive::twins`), settled: (form removed, form kept). The removed forms are
+    /// in [`remove`](Self::remove) too.
+    pub settled_twins: Vec<(String, String)>,
+    /// An object store's segments stored in several forms holding different WAL: how, for
+    /// each (they are all kept; an error for the user).
+    pub conflicting_twins: Vec<String>,
 }
 
 /// Why [`plan_cleanup`] or [`execute_cleanup`] failed.
@@ -210,8 +219,9 @@ pub fn plan_cleanup(
     plan_cleanup_index(&listing, oldest_kept, opts)
 }
 
-/// [`plan_cleanup`] over an archive's index (of an archive anywhere); the index's path holds
-/// at least its history files and one of its segments, which `opts.keep_history_needs` reads.
+/// [`plan_cleanup`] over an archive's index (of an archive anywhere): a directory's, or an
+/// object store's listing whose files are read through it (`reader::object::list`), from
+/// which `opts.keep_history_needs` reads the history files and a segment's first page.
 pub(crate) fn plan_cleanup_index(
     listing: &WalDirectory,
     oldest_kept: &str,
@@ -271,13 +281,7 @@ fn history_needs(
     cutoff: &str,
     notes: &mut Vec<String>,
 ) -> Result<Needs, CleanupError> {
-    let dir = listing.path();
-    let Some((_, seg_size, _)) =
-        archive_identity(dir, None).map_err(|source| CleanupError::Io {
-            context: format!("could not read archive location \"{}\"", dir.display()),
-            source,
-        })?
-    else {
+    let Some(seg_size) = segment_size(listing)? else {
         notes.push("no readable segment in the archive: timeline histories not consulted".into());
         return Ok(Vec::new());
     };
@@ -292,15 +296,7 @@ fn history_needs(
             }
             WalFileName::History { tli, .. } => {
                 let path = listing.file_path(&e.name);
-                let raw = fs::read(&path)
-                    .map_err(|e| CleanupError::History(format!("{}: {e}", path.display())))?;
-                let kind = sniff_compression(&raw);
-                let data = if kind == Compression::None {
-                    raw
-                } else {
-                    decompress(kind, &raw)
-                        .map_err(|e| CleanupError::History(format!("{}: {e}", path.display())))?
-                };
+                let data = read_history(listing, &path)?;
                 let h = TimelineHistory::parse(&data)
                     .map_err(|e| CleanupError::History(format!("{}: {e}", path.display())))?;
                 histories.insert(tli.0, h);
@@ -371,6 +367,47 @@ fn history_needs(
     keep.sort();
     keep.dedup_by_key(|k| k.0);
     Ok(keep)
+}
+
+/// The segment size of the archive `listing` indexes, from the first page of one of its
+/// segments: in a directory as `archive push` finds it, in an object store from the first
+/// pages of up to 16 segments (ranged reads, nothing written locally). `None` when no segment
+/// is readable.
+fn segment_size(listing: &WalDirectory) -> Result<Option<WalSegSize>, CleanupError> {
+    let dir = listing.path();
+    if listing.remote().is_none() {
+        return archive_identity(dir, None)
+            .map(|id| id.map(|(_, seg_size, _)| seg_size))
+            .map_err(|source| CleanupError::Io {
+                context: format!("could not read archive location \"{}\"", dir.display()),
+                source,
+            });
+    }
+    let paths: Vec<PathBuf> = listing.segments().take(16).map(|(_, p)| p).collect();
+    Ok(listing
+        .read_heads(&paths, LONG_HEADER_SIZE)
+        .into_iter()
+        .find_map(|head| probe_segment(&head.ok()?).ok())
+        .map(|info| info.seg_size))
+}
+
+/// The content of history file `path` of `listing`, decompressed: read from the directory,
+/// or from the object store into memory (history files are small).
+fn read_history(listing: &WalDirectory, path: &Path) -> Result<Vec<u8>, CleanupError> {
+    let failed =
+        |e: &dyn std::fmt::Display| CleanupError::History(format!("{}: {e}", path.display()));
+    if listing.remote().is_some() {
+        return listing
+            .read_file(path)
+            .map(|b| b.to_vec())
+            .map_err(|e| failed(&e));
+    }
+    let raw = fs::read(path).map_err(|e| failed(&e))?;
+    let kind = sniff_compression(&raw);
+    if kind == Compression::None {
+        return Ok(raw);
+    }
+    decompress(kind, &raw).map_err(|e| failed(&e))
 }
 
 /// Removes the planned files (stopping at the first failure, as pg_archivecleanup does) and

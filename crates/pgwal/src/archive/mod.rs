@@ -27,7 +27,8 @@
 //! - [`plan_cleanup`] / [`execute_cleanup`]: pg_archivecleanup's rules.
 //! - [`verify()`]: decodes everything and reports gaps, damage and timeline inconsistencies.
 //! - [`status`]: per-timeline summary.
-//! - `remote` (feature `object-store`): the same on an archive in object storage.
+//! - `remote` (feature `object-store`): the same on an archive in object storage; `twins`:
+//!   a segment stored there in several forms, settled to one.
 
 pub mod cleanup;
 mod compress;
@@ -37,6 +38,8 @@ mod push;
 #[cfg(feature = "object-store")]
 pub mod remote;
 mod status;
+#[cfg(feature = "object-store")]
+pub mod twins;
 pub mod verify;
 
 pub use cleanup::{execute_cleanup, plan_cleanup, CleanupError, CleanupOptions, CleanupPlan};

@@ -14,6 +14,7 @@
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use bytes::Bytes;
 
@@ -25,7 +26,6 @@ use crate::archive::push::{
 };
 use crate::segment::{Compression, SegNo, WalFileName, WalSegSize};
 use crate::source::name_variants;
-use crate::source::WalDirectory;
 use crate::storage::codec::sniff_compression;
 use crate::storage::object::{ObjectArchive, ObjectEntry, ObjectError, PutNew};
 use crate::storage::temp::temp_path;
@@ -638,63 +638,42 @@ fn cache_write(dir: &Path, name: &str, data: &[u8]) -> io::Result<()> {
     res
 }
 
-/// Downloads `names` from `store` into the existing directory `dir`.
-fn download_into(store: &ObjectArchive, names: &[String], dir: &Path) -> Result<(), ObjectError> {
-    for chunk in names.chunks(8) {
-        for (n, got) in chunk.iter().zip(store.get_many(chunk)) {
-            let data = got?;
-            let path = dir.join(n);
-            fs::write(&path, &data).map_err(|e| ObjectError::Request {
-                url: store.url_str().to_owned(),
-                op: "get",
-                key: store.url().key(n),
-                detail: format!("could not write the local copy \"{}\": {e}", path.display()),
-            })?;
-        }
-    }
-    Ok(())
-}
-
-/// [`crate::archive::plan_cleanup`] for an object archive: the same rules over its listing.
-/// `scratch` is an empty local directory for the history files that
-/// `opts.keep_history_needs` reads (and one segment, for the segment size).
+/// [`crate::archive::plan_cleanup`] for an object archive: the same rules over its listing;
+/// the history files that `opts.keep_history_needs` reads are read from the store into memory
+/// (and a segment's first page, for the segment size), nothing is written locally. Identical
+/// twins among the files kept are settled to one form ([`crate::archive::twins`]).
 pub fn plan_cleanup_object(
-    store: &ObjectArchive,
+    store: &Arc<ObjectArchive>,
     oldest_kept: &str,
     opts: &CleanupOptions,
-    scratch: &Path,
 ) -> Result<CleanupPlan, CleanupError> {
     let obj_err = |e: ObjectError| CleanupError::Io {
         context: format!("could not read archive location \"{}\"", store.url_str()),
         source: io::Error::other(e),
     };
-    let listing = store.list("").map_err(obj_err)?;
-    if opts.keep_history_needs {
-        let mut needed: Vec<String> = listing
-            .iter()
-            .filter(|e| {
-                matches!(
-                    WalFileName::parse(&e.name),
-                    Some(WalFileName::History { .. })
-                )
-            })
-            .map(|e| e.name.clone())
-            .collect();
-        if let Some(seg) = listing.iter().find(|e| {
-            matches!(
-                WalFileName::parse(&e.name),
-                Some(WalFileName::Segment { .. })
-            )
-        }) {
-            needed.push(seg.name.clone());
+    let index = crate::reader::object::list(Arc::clone(store)).map_err(obj_err)?;
+    let mut plan = plan_cleanup_index(&index, oldest_kept, opts)?;
+    let (settled, conflicts) = crate::archive::twins::settle_plan(store, &index, |n| {
+        plan.remove.binary_search_by(|r| r.as_str().cmp(n)).is_err()
+    })
+    .map_err(obj_err)?;
+    for s in settled {
+        for r in s.removed {
+            plan.settled_twins.push((r.clone(), s.kept.clone()));
+            plan.remove.push(r);
         }
-        download_into(store, &needed, scratch).map_err(obj_err)?;
     }
-    let mut index = WalDirectory::new(scratch);
-    for e in listing {
-        index.insert(&e.name, e.size, None);
-    }
-    plan_cleanup_index(&index, oldest_kept, opts)
+    plan.remove.sort();
+    plan.conflicting_twins = conflicts
+        .into_iter()
+        .map(|c| {
+            format!(
+                "\"{}\" and \"{}\" hold different WAL ({}); both are kept",
+                c.first, c.other, c.reason
+            )
+        })
+        .collect();
+    Ok(plan)
 }
 
 /// Deletes the plan's files from the object archive in batches; `each` is called with every

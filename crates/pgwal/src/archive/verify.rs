@@ -79,6 +79,10 @@ pub enum ProblemKind {
     SegmentBeforeTimeline,
     /// Several copies of a segment (different compressions) differ.
     ConflictingCopies,
+    /// A segment is stored in several forms (`X` and `X.zst`, say) holding the same WAL: an
+    /// identical twin, which a receiver killed during an upload can leave. Harmless;
+    /// `archive cleanup` on an object store keeps one.
+    IdenticalCopies,
     /// A `.partial` file that should not be there.
     PartialLeftover,
     /// A `.partial` file at the end of the newest timeline (a receiver may be writing it).
@@ -108,6 +112,7 @@ impl ProblemKind {
             ProblemKind::SwitchPointMismatch => "switch_point_mismatch",
             ProblemKind::SegmentBeforeTimeline => "segment_before_timeline",
             ProblemKind::ConflictingCopies => "conflicting_copies",
+            ProblemKind::IdenticalCopies => "identical_copies",
             ProblemKind::PartialLeftover => "partial_leftover",
             ProblemKind::PartialInProgress => "partial_in_progress",
             ProblemKind::PartialAtSwitch => "partial_at_switch",
@@ -529,7 +534,8 @@ fn check_headers(ctx: &mut Ctx, idx: &mut SegmentIndex, seg_size: WalSegSize) {
     }
 }
 
-/// Copies of one segment in several compressions must hold the same WAL.
+/// Copies of one segment in several compressions must hold the same WAL (an error if not);
+/// identical ones are reported as twins (a warning).
 fn check_copies_agree(ctx: &mut Ctx, idx: &SegmentIndex, seg_size: WalSegSize) {
     for (&(tli, segno), files) in &idx.slots {
         for partial in [false, true] {
@@ -546,8 +552,21 @@ fn check_copies_agree(ctx: &mut Ctx, idx: &SegmentIndex, seg_size: WalSegSize) {
                     (Some(a), Ok(b)) => a[..] == b[..],
                     _ => false,
                 };
-                if !same {
-                    let start = SegNo(segno).start_lsn(seg_size);
+                let start = SegNo(segno).start_lsn(seg_size);
+                if same {
+                    ctx.add(Problem {
+                        severity: Severity::Warning,
+                        kind: ProblemKind::IdenticalCopies,
+                        tli: Some(TimelineId(tli)),
+                        file: Some(other.entry.name.clone()),
+                        lsn: start,
+                        end_lsn: None,
+                        message: format!(
+                            "\"{}\" and \"{}\" are identical twins: one segment stored twice, the same WAL after decompression",
+                            copies[0].entry.name, other.entry.name
+                        ),
+                    });
+                } else {
                     ctx.error(
                         ProblemKind::ConflictingCopies,
                         TimelineId(tli),

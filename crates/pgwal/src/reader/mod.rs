@@ -657,11 +657,18 @@ impl WalReader {
     }
 
     /// Lists the directory again and reads from `at` on next time: for a live directory,
-    /// after [`ReadEnd::EndOfWal`], with its `at`.
-    pub fn resume_at(&mut self, at: Lsn) -> Result<(), ReaderError> {
-        self.dir = WalDirectory::scan(self.dir.path())?;
+    /// after [`ReadEnd::EndOfWal`], with its `at`. An archive in object storage is listed
+    /// again from the segment holding `at` on (one request for the few objects there are;
+    /// what was listed before it stays). Returns whether the listing changed: with an
+    /// unchanged listing there is nothing new to read (a directory is always taken as
+    /// changed: its files grow in place).
+    pub fn resume_at(&mut self, at: Lsn) -> Result<bool, ReaderError> {
+        let seg_size = self.info.seg_size;
+        let segno = at.segment(seg_size);
+        let from = segno.file_name(self.range.timeline_of(segno), seg_size);
+        let changed = self.dir.relist_from(&from)?;
         self.range.start = at;
-        Ok(())
+        Ok(changed)
     }
 
     /// What the first segment's long page header says (version, system, sizes).

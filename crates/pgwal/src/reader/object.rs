@@ -6,8 +6,10 @@
 //! directory. Its files are read through [`ObjectFiles`]: each object is fetched when it is
 //! first asked for, and while the caller decodes it, the next segments it will ask for are
 //! fetched (and decompressed) in parallel in the background, so that decoding does not wait
-//! one round trip per segment. Memory stays bounded: at most [`ObjectFiles::ahead`] segments
-//! are held or in flight beyond the one being read.
+//! one round trip per segment. Each object is fetched once, however many readers ask for it
+//! in whatever order (`dump -j`'s workers take the read-ahead's copy). Memory stays bounded:
+//! at most [`ObjectFiles::ahead`] segments are held or in flight beyond the one being read, and
+//! as many again just before it for readers behind.
 //!
 //! ```no_run
 //! use std::ops::ControlFlow;
@@ -30,16 +32,17 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 use super::{ReaderBuilder, ReaderError, WalReader};
 use crate::segment::{Compression, SegNo, WalFileName};
-use crate::source::{ReadRange, RemoteFiles, SourceError, WalDirectory};
+use crate::source::{ListedFile, ReadRange, RemoteFiles, SourceError, WalDirectory};
 use crate::storage::codec::{decompress, decompress_prefix, sniff_compression};
 use crate::storage::location::ObjectUrl;
-use crate::storage::object::{ObjectArchive, ObjectError};
+use crate::storage::object::{ObjectArchive, ObjectEntry, ObjectError};
+use crate::storage::object_names::partial_object;
 use crate::storage::probe::probe_segment;
 use crate::wal::LONG_HEADER_SIZE;
 
@@ -47,25 +50,61 @@ use crate::wal::LONG_HEADER_SIZE;
 /// store's [`concurrency`](crate::storage::object::ObjectOptions::concurrency)).
 pub const READ_AHEAD_BYTES: u64 = 128 << 20;
 
+/// Names of objects fetched that are remembered at least (so that reading ahead does not fetch
+/// them again); beyond that, those behind every reader are forgotten.
+const SEEN_KEPT: usize = 4096;
+
 /// Bytes fetched from the start of a compressed object to find its first page header.
 const COMPRESSED_HEAD: u64 = 64 << 10;
 
 /// Lists the archive in `store` (every page of the listing) into a [`WalDirectory`] whose
 /// path is the archive's URL and whose files are read through [`ObjectFiles`].
 pub fn list(store: Arc<ObjectArchive>) -> Result<WalDirectory, ObjectError> {
+    index(store, false, false)
+}
+
+/// [`list`], with the receiver's partial objects (`SEGMENT.EEEEEEEEEEEEEEEE[.zst].partial`,
+/// see [`crate::storage::object_names`]) as `.partial` forms of their segments when
+/// `partial_objects` (for reading WAL: the newest of a segment's partial objects is its
+/// preferred `.partial` form), else as other files. `following`: a reader will follow the
+/// archive as it grows (the last object read is kept from the start, see
+/// [`RemoteFiles::list_from`]).
+fn index(
+    store: Arc<ObjectArchive>,
+    partial_objects: bool,
+    following: bool,
+) -> Result<WalDirectory, ObjectError> {
     let mut index = WalDirectory::new(PathBuf::from(store.url_str()));
-    for e in store.list("")? {
-        index.insert(&e.name, e.size, None);
-    }
-    let files = ObjectFiles::new(store, index.clone());
+    index.insert_listed(listed(store.list("")?, partial_objects));
+    let files = ObjectFiles::new(store, index.clone()).with_partial_objects(partial_objects);
+    files.shared.lock().following = following;
     Ok(index.with_remote(Arc::new(files)))
+}
+
+/// The entries of a listing, each with the WAL file it holds (see [`index`]).
+fn listed(entries: Vec<ObjectEntry>, partial_objects: bool) -> Vec<ListedFile> {
+    entries
+        .into_iter()
+        .map(|e| {
+            let wal = WalFileName::parse(&e.name).or_else(|| {
+                partial_objects
+                    .then(|| partial_object(&e.name).map(|(w, _)| w))
+                    .flatten()
+            });
+            ListedFile {
+                name: e.name,
+                size: e.size,
+                wal,
+            }
+        })
+        .collect()
 }
 
 /// [`ReaderBuilder::open`] of an archive at `url`: lists it, finds the start segment (or the
 /// first) as in a directory and reads its first page header (a ranged request).
 pub(super) fn open(b: ReaderBuilder, url: &ObjectUrl) -> Result<WalReader, ReaderError> {
     let store = Arc::new(ObjectArchive::open(url, &b.object_options)?);
-    let dir = list(store)?;
+    let dir = index(store, true, b.live)?;
     let searched = vec![PathBuf::from(url.to_string())];
     let file = match b.start_segment.as_deref() {
         Some(f) => dir.find(f).ok_or_else(|| ReaderError::FileNotFound {
@@ -89,9 +128,12 @@ pub(super) fn open(b: ReaderBuilder, url: &ObjectUrl) -> Result<WalReader, Reade
 #[derive(Debug)]
 pub struct ObjectFiles {
     shared: Arc<Shared>,
-    /// The listing, for the names of the segments that come next.
-    index: WalDirectory,
+    /// The listing, for the names of the segments that come next (listed again from a name
+    /// on by [`RemoteFiles::list_from`]).
+    index: Mutex<WalDirectory>,
     ahead: usize,
+    /// The receiver's partial objects are `.partial` forms of their segments (see [`index`]).
+    partial_objects: bool,
 }
 
 #[derive(Debug)]
@@ -105,10 +147,23 @@ struct Shared {
 struct State {
     /// Objects read ahead: `None` while in flight.
     slots: HashMap<String, Option<Result<Vec<u8>, SourceError>>>,
+    /// Readers waiting for each object read ahead that is still in flight: such a slot is
+    /// never forgotten (its reader would fetch the object again).
+    waiting: HashMap<String, usize>,
+    /// Every object fetched whole (read ahead or asked for): reading ahead never fetches one
+    /// of them again, whatever order several readers ask for them in.
+    seen: HashSet<String>,
     /// The range being read, if a reader said ([`RemoteFiles::will_read`]).
     range: Option<ReadRange>,
     /// Names fetched whole, in order.
     fetched: Vec<String>,
+    /// When a reader follows the archive as it grows (a `live` reader, or once the listing
+    /// was read again: [`RemoteFiles::list_from`]), the last object handed to a reader:
+    /// resuming, it reads the segment it stopped in again, and takes it without a request.
+    last: Option<(String, Arc<Vec<u8>>)>,
+    /// A reader follows the archive: it was opened `live`, or [`RemoteFiles::list_from`]
+    /// was called.
+    following: bool,
 }
 
 impl Shared {
@@ -146,9 +201,22 @@ impl ObjectFiles {
                 state: Mutex::new(State::default()),
                 ready: Condvar::new(),
             }),
-            index,
+            index: Mutex::new(index),
             ahead,
+            partial_objects: false,
         }
+    }
+
+    /// The receiver's partial objects count as `.partial` forms of their segments in what
+    /// [`RemoteFiles::list_from`] lists (see [`index`]).
+    fn with_partial_objects(mut self, on: bool) -> ObjectFiles {
+        self.partial_objects = on;
+        self
+    }
+
+    /// The listing ([`WalDirectory`] lookups of the names that come next).
+    fn index(&self) -> MutexGuard<'_, WalDirectory> {
+        self.index.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// How many segments are read ahead at most.
@@ -179,7 +247,8 @@ impl ObjectFiles {
                     if r.end.is_some_and(|e| start >= e) {
                         break;
                     }
-                    let Some(p) = self.index.segment(r.timeline_of(segno), segno, seg_size) else {
+                    let p = self.index().segment(r.timeline_of(segno), segno, seg_size);
+                    let Some(p) = p else {
                         break;
                     };
                     let Some(next) = p.file_name() else { break };
@@ -190,7 +259,8 @@ impl ObjectFiles {
                 // Segments of 16 MB (the default) when the size is not known.
                 let n = ((READ_AHEAD_BYTES >> 24) as usize).clamp(1, self.ahead);
                 let plain = w.with(Compression::None, false).to_string();
-                for (next, path) in self.index.segments() {
+                let index = self.index();
+                for (next, path) in index.segments() {
                     if out.len() == n {
                         break;
                     }
@@ -207,16 +277,43 @@ impl ObjectFiles {
         out
     }
 
-    /// Starts fetching `names` in the background (those not held or in flight already), and
-    /// forgets what was read ahead for names other than `keep` and `names`.
+    /// Starts fetching `names` in the background (those not fetched before), and forgets
+    /// what was read ahead for names other than `keep` and `names`, except objects a reader
+    /// waits for and, for readers behind this one (several read at once), up to
+    /// [`ahead`](Self::ahead) objects just before `keep`.
     fn read_ahead(&self, st: &mut State, keep: &str, names: &[String]) {
-        st.slots
-            .retain(|k, _| k == keep || names.iter().any(|n| n == k));
+        let State { slots, waiting, .. } = st;
+        let mut behind: Vec<&String> = slots
+            .keys()
+            .filter(|k| k.as_str() < keep && !waiting.contains_key(*k))
+            .collect();
+        behind.sort_unstable();
+        let lagging: HashSet<String> = behind
+            .iter()
+            .rev()
+            .take(self.ahead)
+            .map(|k| (*k).clone())
+            .collect();
+        slots.retain(|k, _| {
+            k == keep
+                || names.iter().any(|n| n == k)
+                || waiting.contains_key(k)
+                || lagging.contains(k)
+        });
+        // A reader following a growing archive for long: forget the names well behind every
+        // reader (none reads ahead from there any more).
+        if st.seen.len() > SEEN_KEPT {
+            let floor = st.slots.keys().chain([&keep.to_owned()]).min().cloned();
+            if let Some(floor) = floor {
+                st.seen.retain(|n| *n >= floor);
+            }
+        }
         for n in names {
-            if st.slots.contains_key(n) {
+            if st.seen.contains(n) {
                 continue;
             }
             st.slots.insert(n.clone(), None);
+            st.seen.insert(n.clone());
             st.fetched.push(n.clone());
             let shared = Arc::clone(&self.shared);
             let name = n.clone();
@@ -235,31 +332,36 @@ impl ObjectFiles {
             if spawned.is_err() {
                 // No thread: the object is fetched when it is asked for.
                 st.slots.remove(n);
+                st.seen.remove(n);
                 st.fetched.pop();
             }
         }
     }
-}
 
-impl RemoteFiles for ObjectFiles {
-    fn read(&self, name: &str) -> Result<Vec<u8>, SourceError> {
+    /// Object `name`: the read-ahead's copy, the last object handed over, else fetched now;
+    /// starts reading ahead of it.
+    fn take(&self, name: &str) -> Result<Vec<u8>, SourceError> {
         let mut st = self.shared.lock();
+        if let Some((_, got)) = st.last.as_ref().filter(|(n, _)| n == name) {
+            return Ok(got.as_ref().clone());
+        }
         let held = st.slots.contains_key(name);
         if !held {
+            // Fetched here: reading ahead (for this or another reader) must not fetch it too.
+            st.seen.insert(name.to_owned());
             st.fetched.push(name.to_owned());
         }
         let range = st.range.clone();
         let next = self.next_names(name, range.as_ref());
         self.read_ahead(&mut st, name, &next);
         if held {
-            loop {
+            *st.waiting.entry(name.to_owned()).or_default() += 1;
+            let got = loop {
                 match st.slots.get_mut(name) {
                     Some(slot @ Some(_)) => {
                         let got = slot.take();
                         st.slots.remove(name);
-                        if let Some(got) = got {
-                            return got;
-                        }
+                        break got;
                     }
                     Some(None) => {
                         st = self
@@ -268,16 +370,44 @@ impl RemoteFiles for ObjectFiles {
                             .wait(st)
                             .unwrap_or_else(|e| e.into_inner());
                     }
-                    // Forgotten by another reader's read-ahead: fetched here.
-                    None => {
-                        st.fetched.push(name.to_owned());
-                        break;
-                    }
+                    // Another reader of the same object took it: fetched again here.
+                    None => break None,
+                }
+            };
+            if let Some(w) = st.waiting.get_mut(name) {
+                *w -= 1;
+                if *w == 0 {
+                    st.waiting.remove(name);
                 }
             }
+            if let Some(got) = got {
+                return got;
+            }
+            st.fetched.push(name.to_owned());
         }
         drop(st);
         self.shared.fetch(name)
+    }
+}
+
+impl RemoteFiles for ObjectFiles {
+    fn read(&self, name: &str) -> Result<Vec<u8>, SourceError> {
+        let got = self.take(name)?;
+        let mut st = self.shared.lock();
+        if st.following {
+            st.last = Some((name.to_owned(), Arc::new(got.clone())));
+        }
+        Ok(got)
+    }
+
+    fn list_from(&self, from: &str) -> Result<Option<Vec<ListedFile>>, SourceError> {
+        let files = listed(
+            self.shared.store.list_from(from, true, usize::MAX)?,
+            self.partial_objects,
+        );
+        self.index().replace_from(from, files.clone());
+        self.shared.lock().following = true;
+        Ok(Some(files))
     }
 
     fn read_head(&self, name: &str, len: usize) -> Result<Vec<u8>, SourceError> {

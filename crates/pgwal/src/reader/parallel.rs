@@ -250,8 +250,11 @@ where
     let engine = Engine {
         reader,
         work,
-        // Workers read parts of the same segments: map each once for all of them.
-        segments: SharedSegments::new(jobs + 1),
+        // Workers read parts of the same segments: map each once for all of them. Chunks from
+        // the head to `window` ahead are read at once, each reading on into the next segment:
+        // with chunks of a segment, `jobs + 2` segments, all kept so that none is mapped (or
+        // fetched from an object store) twice.
+        segments: SharedSegments::new(jobs + 2),
         cuts,
         single,
         window: jobs + 1,

@@ -17,6 +17,7 @@ use crate::storage::codec::{compress, decompress_prefix, sniff_compression, Enco
 use crate::storage::file::FILE_MODE;
 use crate::storage::local::{describe_difference, write_durably, Existing};
 use crate::storage::object::{ObjectArchive, ObjectError, PutNew};
+use crate::storage::object_names::{parse_partial_object, partial_object_name};
 use crate::wal::DecoderConfig;
 
 use super::compress::CompressSpec;
@@ -857,51 +858,6 @@ fn off_runtime<T: Send>(f: impl FnOnce() -> T + Send) -> T {
     })
 }
 
-/// `SEGMENT.EEEEEEEEEEEEEEEE[.gz|.lz4|.zst].partial`: (tli, segno, end, compression).
-fn parse_partial_object(
-    name: &str,
-    seg_size: WalSegSize,
-) -> Option<(TimelineId, SegNo, Lsn, Compression)> {
-    let rest = name.strip_suffix(".partial")?;
-    let (seg, rest) = (rest.get(..24)?, rest.get(24..)?);
-    let rest = rest.strip_prefix('.')?;
-    let (hex, comp) = (rest.get(..16)?, rest.get(16..)?);
-    if !hex
-        .bytes()
-        .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_lowercase())
-    {
-        return None;
-    }
-    let end = Lsn(u64::from_str_radix(hex, 16).ok()?);
-    let compression = [
-        Compression::None,
-        Compression::Gzip,
-        Compression::Lz4,
-        Compression::Zstd,
-    ]
-    .into_iter()
-    .find(|c| c.suffix() == comp)?;
-    let w = WalFileName::parse(seg)?;
-    let segno = w.segno(seg_size)?;
-    Some((w.timeline(), segno, end, compression))
-}
-
-/// The partial object name for segment (`tli`, `segno`) holding WAL up to `end`.
-fn partial_object_name(
-    tli: TimelineId,
-    segno: SegNo,
-    end: Lsn,
-    seg_size: WalSegSize,
-    compression: Compression,
-) -> String {
-    format!(
-        "{}.{:016X}{}.partial",
-        WalFileName::segment(tli, segno, seg_size),
-        end.0,
-        compression.suffix()
-    )
-}
-
 /// The upload thread.
 struct Uploader {
     shared: Arc<Shared>,
@@ -1145,12 +1101,9 @@ impl Uploader {
         data: &dyn Fn() -> std::result::Result<Bytes, ObjectSinkError>,
         spool: &Path,
     ) -> std::result::Result<bool, ObjectSinkError> {
-        let raw = match self.store.get(name) {
-            Ok(r) => r,
-            Err(e) if e.is_not_found() => return Ok(false),
-            Err(e) => return Err(e.into()),
+        let Some(existing) = self.store.get_wal(name)? else {
+            return Ok(false);
         };
-        let (existing, _) = decompress_prefix(sniff_compression(&raw), &raw, u64::MAX);
         match describe_difference(&existing, &data()?) {
             Existing::Same => Ok(true),
             Existing::Differs(reason) => Err(ObjectSinkError::Conflict {
@@ -1433,39 +1386,5 @@ mod tests {
         st.complete(segment(5).key());
         assert_eq!(st.remote, SegNo(7).start_lsn(seg).unwrap());
         assert!(st.queue.is_empty() && st.queued.is_empty() && st.done.is_empty());
-    }
-
-    #[test]
-    fn partial_object_names_round_trip() {
-        let seg = WalSegSize::DEFAULT;
-        let n = partial_object_name(
-            TimelineId(1),
-            SegNo(3),
-            Lsn(0x030A_1B28),
-            seg,
-            Compression::Zstd,
-        );
-        assert_eq!(n, "000000010000000000000003.00000000030A1B28.zst.partial");
-        assert_eq!(
-            parse_partial_object(&n, seg),
-            Some((TimelineId(1), SegNo(3), Lsn(0x030A_1B28), Compression::Zstd))
-        );
-        let plain = partial_object_name(
-            TimelineId(2),
-            SegNo(3),
-            Lsn(0x0300_0000),
-            seg,
-            Compression::None,
-        );
-        assert_eq!(plain, "000000020000000000000003.0000000003000000.partial");
-        assert!(parse_partial_object(&plain, seg).is_some());
-        for bad in [
-            "000000010000000000000003.partial",
-            "000000010000000000000003.zst.partial",
-            "000000010000000000000003.00000000030a1b28.partial",
-            "000000010000000000000003.00000000030A1B28.xz.partial",
-        ] {
-            assert_eq!(parse_partial_object(bad, seg), None, "{bad}");
-        }
     }
 }

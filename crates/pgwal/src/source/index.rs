@@ -87,6 +87,25 @@ pub trait RemoteFiles: Send + Sync + std::fmt::Debug {
     fn fetched(&self) -> Vec<String> {
         Vec::new()
     }
+    /// Lists the files whose names sort at or after `from` again (for a reader following a
+    /// listing that grows, [`WalDirectory::relist_from`]), in name order, each with the WAL
+    /// file it is a form of; `None` when the listing cannot be read again (the default).
+    fn list_from(&self, _from: &str) -> Result<Option<Vec<ListedFile>>, SourceError> {
+        Ok(None)
+    }
+}
+
+/// A file of a listing that is not a directory's ([`RemoteFiles::list_from`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ListedFile {
+    /// Its name.
+    pub name: String,
+    /// Its size as stored.
+    pub size: u64,
+    /// The WAL file it is a stored form of, if any: the name's own meaning, or for a name
+    /// that is not a WAL file name but holds one (a receiver's partial object, say) that WAL
+    /// file.
+    pub wal: Option<WalFileName>,
 }
 
 /// The order in which the stored forms of one segment are preferred: complete before
@@ -339,6 +358,77 @@ impl WalDirectory {
         }
     }
 
+    /// Adds the files of a listing at once (see [`ListedFile::wal`]): the WAL ones join the
+    /// index as forms of the WAL file they hold, the others the other files.
+    pub fn insert_listed(&mut self, files: impl IntoIterator<Item = ListedFile>) {
+        let mut wal = Vec::new();
+        for f in files {
+            match f.wal {
+                Some(w) => wal.push(WalEntry {
+                    name: f.name,
+                    wal: w,
+                    size: f.size,
+                }),
+                None => self.others.push(OtherEntry {
+                    name: f.name,
+                    size: Some(f.size),
+                    modified: None,
+                }),
+            }
+        }
+        self.others.sort_by(|a, b| a.name.cmp(&b.name));
+        self.extend(wal);
+    }
+
+    /// Lists the files from `from` on again (their names sort at or after it; the files
+    /// before are kept as they were): a listing read through [`RemoteFiles::list_from`], a
+    /// directory scanned again (whole). Returns whether the files from `from` on changed
+    /// (names or sizes; always true for a directory, false for a tar archive or a listing that
+    /// cannot be read again).
+    pub fn relist_from(&mut self, from: &str) -> Result<bool, SourceError> {
+        if self.tar.is_some() {
+            // A tar archive does not grow.
+            return Ok(false);
+        }
+        let Some(remote) = self.remote.clone() else {
+            *self = WalDirectory::scan(&self.path)?;
+            return Ok(true);
+        };
+        match remote.list_from(from)? {
+            Some(listed) => Ok(self.replace_from(from, listed)),
+            None => Ok(false),
+        }
+    }
+
+    /// Replaces the files whose names sort at or after `from` by `listed`; returns whether
+    /// they changed.
+    pub(crate) fn replace_from(&mut self, from: &str, listed: Vec<ListedFile>) -> bool {
+        let before: Vec<(&str, u64)> = self
+            .entries
+            .iter()
+            .map(|e| (e.name.as_str(), e.size))
+            .chain(
+                self.others
+                    .iter()
+                    .map(|o| (o.name.as_str(), o.size.unwrap_or(0))),
+            )
+            .filter(|(n, _)| *n >= from)
+            .collect();
+        let mut before: Vec<(String, u64)> =
+            before.into_iter().map(|(n, s)| (n.to_owned(), s)).collect();
+        before.sort();
+        let mut after: Vec<(String, u64)> =
+            listed.iter().map(|f| (f.name.clone(), f.size)).collect();
+        after.sort();
+        if before == after {
+            return false;
+        }
+        self.entries.retain(|e| e.name.as_str() < from);
+        self.others.retain(|o| o.name.as_str() < from);
+        self.insert_listed(listed);
+        true
+    }
+
     /// Adds WAL entries and rebuilds the lookup tables.
     fn extend(&mut self, more: impl IntoIterator<Item = WalEntry>) {
         self.entries.extend(more);
@@ -359,7 +449,13 @@ impl WalDirectory {
         }
         let entries = &self.entries;
         for v in self.segments.values_mut() {
-            v.sort_by_key(|&i| preference(&entries[i].wal));
+            // Forms alike in preference (a receiver's partial objects of one segment, which
+            // carry their end in their names): the later name, holding more WAL, first.
+            v.sort_by(|&a, &b| {
+                preference(&entries[a].wal)
+                    .cmp(&preference(&entries[b].wal))
+                    .then_with(|| entries[b].name.cmp(&entries[a].name))
+            });
         }
     }
 
@@ -629,6 +725,81 @@ mod tests {
             ["000000010000000000000002", "000000010000000000000002.gz"]
         );
         assert_eq!(few.entries().len(), 2);
+    }
+
+    /// A listing read again from a name on: the files before it stay, those from it on are
+    /// replaced (gone ones leave), the answer says whether anything changed, and forms alike in
+    /// preference (a receiver's partial objects) put the later name first.
+    #[test]
+    fn relisting_from_a_name_replaces_what_follows_it() {
+        let wal = |n: &str| WalFileName::parse(n);
+        let file = |n: &str, size: u64, w: Option<WalFileName>| ListedFile {
+            name: n.to_owned(),
+            size,
+            wal: w,
+        };
+        // A receiver's partial objects: `.partial` forms of segment 3.
+        let partial = || wal("000000010000000000000003.zst.partial");
+        let mut d = WalDirectory::new("s3://b/p");
+        d.insert_listed([
+            file(
+                "000000010000000000000001",
+                16,
+                wal("000000010000000000000001"),
+            ),
+            file(
+                "000000010000000000000002.zst",
+                9,
+                wal("000000010000000000000002.zst"),
+            ),
+            file(
+                "000000010000000000000003.0000000003001000.zst.partial",
+                5,
+                partial(),
+            ),
+            file("notes.txt", 1, None),
+        ]);
+        let again = || {
+            vec![
+                file(
+                    "000000010000000000000002.zst",
+                    9,
+                    wal("000000010000000000000002.zst"),
+                ),
+                file(
+                    "000000010000000000000003.0000000003001000.zst.partial",
+                    5,
+                    partial(),
+                ),
+                file(
+                    "000000010000000000000003.0000000003002000.zst.partial",
+                    7,
+                    partial(),
+                ),
+            ]
+        };
+        assert!(d.replace_from("000000010000000000000002", again()));
+        assert!(!d.replace_from("000000010000000000000002", again()));
+        let names: Vec<&str> = d.entries().iter().map(|e| e.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "000000010000000000000001",
+                "000000010000000000000002.zst",
+                "000000010000000000000003.0000000003001000.zst.partial",
+                "000000010000000000000003.0000000003002000.zst.partial",
+            ]
+        );
+        // The other file sorts after the name and was not listed again: gone. The newer
+        // partial object is preferred.
+        assert!(d.others().is_empty());
+        let seg3 = d
+            .segment(TimelineId(1), SegNo(3), WalSegSize::DEFAULT)
+            .unwrap();
+        assert_eq!(
+            seg3.file_name().unwrap(),
+            "000000010000000000000003.0000000003002000.zst.partial"
+        );
     }
 
     /// A symbolic link to a segment file is that segment (a `pg_wal` may link them); a dangling

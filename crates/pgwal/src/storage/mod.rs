@@ -12,7 +12,9 @@
 //! - [`probe`]: the one page-header sniffer (what the first page of a WAL file says);
 //! - [`location`]: where an archive lives: a directory path or an object-store URL
 //!   (`s3://`, `az://`, `gs://`);
-//! - `object` (feature `object-store`): the object-store backend, `ObjectArchive`.
+//! - `object` (feature `object-store`): the object-store backend, `ObjectArchive`;
+//!   `object_names`: the names of objects a directory archive does not have (the receiver's
+//!   partial objects).
 //!
 //! Files are opened without following symbolic links and fresh ones created exclusively
 //! (`file`, crate-internal).
@@ -25,5 +27,7 @@ pub mod local;
 pub mod location;
 #[cfg(feature = "object-store")]
 pub mod object;
+#[cfg(feature = "object-store")]
+pub mod object_names;
 pub mod probe;
 pub mod temp;

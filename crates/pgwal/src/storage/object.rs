@@ -32,6 +32,7 @@ use object_store::{
     WriteMultipart,
 };
 
+use crate::storage::codec::{decompress_prefix, sniff_compression};
 use crate::storage::location::{Cloud, ObjectUrl};
 
 /// Request settings of an [`ObjectArchive`].
@@ -482,6 +483,20 @@ impl ObjectArchive {
     /// Reads object `name` whole.
     pub fn get(&self, name: &str) -> Result<Bytes, ObjectError> {
         self.rt.block_on(self.get_async(name, None))
+    }
+
+    /// The WAL object `name` holds: its content decompressed as far as it decompresses (the
+    /// method told by its first bytes); `None` when it does not exist. The one way an object
+    /// is compared with other WAL (an upload's, another stored form's), with
+    /// [`describe_difference`](crate::storage::local::describe_difference).
+    pub fn get_wal(&self, name: &str) -> Result<Option<Vec<u8>>, ObjectError> {
+        let raw = match self.get(name) {
+            Ok(r) => r,
+            Err(e) if e.is_not_found() => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let (wal, _) = decompress_prefix(sniff_compression(&raw), &raw, u64::MAX);
+        Ok(Some(wal))
     }
 
     /// Reads the first `len` bytes of object `name` (fewer if it is shorter).
