@@ -23,7 +23,8 @@ use crate::archive::cleanup::{plan_cleanup_index, CleanupError, CleanupOptions, 
 use crate::archive::compress::{decompress_fast, read_all};
 use crate::archive::fetch::{check_fetched, FetchError, FetchOptions, FetchOutcome};
 use crate::archive::push::{
-    check_push, check_segment_head, compare_content, parse_push_name, PushError, PushOptions, PushOutcome,
+    check_push, check_segment_head, compare_content, parse_push_name, PushError, PushOptions,
+    PushOutcome,
 };
 use crate::segment::{Compression, SegNo, WalFileName, WalSegSize};
 use crate::source::name_variants;
@@ -266,7 +267,11 @@ fn is_pending(cache: &FetchCache, name: &str) -> bool {
 /// Marks `names` as on their way, fetched by process `pid`.
 fn mark_pending(cache: &FetchCache, names: &[String], pid: u32) {
     for n in names {
-        let _ = cache_write(&cache.dir, &format!("{PENDING}{n}"), pid.to_string().as_bytes());
+        let _ = cache_write(
+            &cache.dir,
+            &format!("{PENDING}{n}"),
+            pid.to_string().as_bytes(),
+        );
     }
 }
 
