@@ -328,11 +328,11 @@ fn keep_reading_ahead(
 /// The background read-ahead ([`FetchCache::background`]): claims the cache, then fetches the
 /// preferred stored form of `names[0]` and of each segment of its timeline after it (found by
 /// listing, a batch at a time; `names` are marked pending meanwhile), up to
-/// [`READ_AHEAD_JOBS`] at once, checks them and stores them in the cache, as long as fewer
+/// `READ_AHEAD_JOBS` (4) at once, checks them and stores them in the cache, as long as fewer
 /// than `cache.ahead` segments are held or on their way. Segments taken from the cache make
 /// room for the next ones. Stops at the end of the archive, at the first failure (the call
 /// that needs that segment fetches it itself and reports), when another read-ahead claims the
-/// cache, or when the cache stays full for [`READ_AHEAD_IDLE`]. Returns how many were stored.
+/// cache, or when the cache stays full for `READ_AHEAD_IDLE` (10 s). Returns how many were stored.
 pub fn read_ahead(
     store: &ObjectArchive,
     cache: &FetchCache,
