@@ -242,9 +242,16 @@ fn pending_marker(cache: &FetchCache, name: &str) -> PathBuf {
     cache.dir.join(format!("{PENDING}{name}"))
 }
 
-/// Whether process `pid` runs.
+/// Whether process `pid` runs (a zombie, e.g. a read-ahead this process started that ended
+/// already, does not).
 fn alive(pid: u32) -> bool {
-    Path::new(&format!("/proc/{pid}")).exists()
+    let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    let state = stat
+        .rfind(')')
+        .and_then(|i| stat[i + 1..].trim_start().chars().next());
+    !matches!(state, Some('Z' | 'X') | None)
 }
 
 /// The process id in file `path` if that process runs.
@@ -282,7 +289,19 @@ fn start_background(cache: &FetchCache, start: &Background, names: &[String]) {
         return;
     }
     match start(names) {
-        Ok(pid) => mark_pending(cache, names, pid),
+        Ok(pid) => {
+            mark_pending(cache, names, pid);
+            // It may have ended (nothing to fetch) before the markers were written: then they
+            // are not left behind.
+            if !alive(pid) {
+                for n in names {
+                    let marker = pending_marker(cache, n);
+                    if fs::read_to_string(&marker).is_ok_and(|t| t.trim() == pid.to_string()) {
+                        let _ = fs::remove_file(marker);
+                    }
+                }
+            }
+        }
         Err(e) => tracing::warn!("could not start the read-ahead of {names:?}: {e}"),
     }
 }
@@ -357,6 +376,7 @@ pub fn read_ahead(
         stored: 0,
         progress: std::time::Instant::now(),
         held: usize::MAX,
+        mine: Vec::new(),
         error: None,
     });
     let first_name = first.with(Compression::None, false).to_string();
@@ -404,22 +424,11 @@ struct Plan {
     progress: std::time::Instant,
     /// Segments held in the cache at the last look.
     held: usize,
+    /// The plain names of the segments this read-ahead stored that were still in the cache at
+    /// the last look (files of other origin, e.g. left by an earlier recovery, take no room).
+    mine: Vec<String>,
     /// The first failure.
     error: Option<FetchError>,
-}
-
-/// Segment files in the cache from `from` on (names of its length that sort at or after it).
-fn held_from(cache: &FetchCache, from: &str) -> usize {
-    fs::read_dir(&cache.dir).map_or(0, |entries| {
-        entries
-            .flatten()
-            .filter(|e| {
-                let n = e.file_name();
-                let n = n.to_string_lossy();
-                n.len() == from.len() && *n >= *from && !n.starts_with('.')
-            })
-            .count()
-    })
 }
 
 /// One download thread of [`read_ahead`].
@@ -439,8 +448,9 @@ fn read_ahead_worker(
                 lock().ended = true;
                 return;
             }
-            let held = held_from(cache, first_name);
             let mut p = lock();
+            p.mine.retain(|n| cache.dir.join(n).exists());
+            let held = p.mine.len();
             if held < p.held {
                 p.progress = std::time::Instant::now();
             }
@@ -475,6 +485,7 @@ fn read_ahead_worker(
         match r {
             Ok(_) => {
                 p.stored += 1;
+                p.mine.push(plain);
                 p.progress = std::time::Instant::now();
             }
             Err(e) => {
