@@ -694,7 +694,125 @@ fn s3_fetch_with_prefetch_restores_every_segment_identically() {
     for n in names(&cache).into_iter().filter(|n| !n.starts_with('.')) {
         assert!(n.as_str() > last.as_str(), "stale {n} left in the cache");
     }
+    // At the end of the timeline the read-ahead stops by itself: its claim on the cache and
+    // its pending markers go with it.
+    let t0 = Instant::now();
+    while cache.join(".pgwal-read-ahead").exists() && t0.elapsed() < Duration::from_secs(30) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let left: Vec<String> = names(&cache)
+        .into_iter()
+        .filter(|n| n.starts_with(".pgwal-read-ahead") || n.starts_with(".pgwal-pending."))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
     fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Segments an earlier recovery left in the cache, further on in the timeline, take no room
+/// from the read-ahead: every call after the first is still served from the cache (a read-ahead
+/// that counted them would wait for room until it gave up, and the calls with it).
+#[test]
+fn s3_prefetch_is_not_held_up_by_files_left_in_the_cache() {
+    let Some(f) = fixture() else { return };
+    let url = s3_bucket("prefetch-left");
+    let tli1: Vec<String> = segments(f)
+        .into_iter()
+        .filter(|n| n.starts_with("00000001"))
+        .collect();
+    assert!(tli1.len() >= 6, "{tli1:?}");
+    copy_into(&f.archive, &url);
+    let pg_wal = scratch("objstore-prefetch-left");
+    let dest = pg_wal.path().join("RECOVERYXLOG");
+    let cache = pg_wal.path().join(".pgwal-prefetch");
+    // This boot's cache, holding the last three segments already.
+    fs::create_dir_all(&cache).unwrap();
+    fs::write(
+        cache.join(".pgwal-boot-id"),
+        fs::read_to_string("/proc/sys/kernel/random/boot_id")
+            .unwrap()
+            .trim(),
+    )
+    .unwrap();
+    for n in &tli1[tli1.len() - 3..] {
+        fs::copy(f.archive.join(n), cache.join(n)).unwrap();
+    }
+    let t0 = Instant::now();
+    let mut prefetched = 0;
+    for n in &tli1 {
+        let o = run(
+            &url,
+            &[
+                "archive",
+                "fetch",
+                n,
+                s(&dest),
+                "-A",
+                &url,
+                "--prefetch",
+                "3",
+                "-v",
+            ],
+            &[],
+        );
+        assert_eq!(code(&o), 0, "{}", text(&o));
+        assert_eq!(
+            fs::read(&dest).unwrap(),
+            fs::read(f.archive.join(n)).unwrap(),
+            "{n}"
+        );
+        prefetched += usize::from(stderr(&o).contains("(prefetched)"));
+    }
+    assert_eq!(prefetched, tli1.len() - 1, "{prefetched} of {}", tli1.len());
+    assert!(t0.elapsed() < Duration::from_secs(10), "{:?}", t0.elapsed());
+}
+
+/// A segment stored uncompressed is restored with one request (no listing), written into its
+/// file as it arrives; a truncated one is refused before it reaches the destination, and its
+/// temporary file is removed.
+#[test]
+fn s3_fetch_of_a_plain_segment_is_one_streamed_get() {
+    let Some(f) = fixture() else { return };
+    let url = s3_bucket("streamed");
+    let segs = segments(f);
+    let store = open(&url);
+    let (n, cut) = (&segs[0], &segs[1]);
+    store
+        .put_new(n, Bytes::from(fs::read(f.archive.join(n)).unwrap()))
+        .unwrap();
+    let whole = fs::read(f.archive.join(cut)).unwrap();
+    store
+        .put_new(cut, Bytes::copy_from_slice(&whole[..whole.len() / 2]))
+        .unwrap();
+    let dest = scratch("objstore-streamed");
+    let d = dest.path().join("RECOVERYXLOG");
+    let debug = [("PGWAL_LOG", Some("pgwal::object=debug"))];
+    let o = run(&url, &["archive", "fetch", n, s(&d), "-A", &url], &debug);
+    assert_eq!(code(&o), 0, "{}", text(&o));
+    assert_eq!(fs::read(&d).unwrap(), fs::read(f.archive.join(n)).unwrap());
+    let e = stderr(&o);
+    let requests: Vec<&str> = e.lines().filter(|l| l.contains("pgwal::object")).collect();
+    assert_eq!(requests.len(), 1, "{e}");
+    assert!(requests[0].contains("(streamed)"), "{e}");
+
+    fs::remove_file(&d).unwrap();
+    let o = run(&url, &["archive", "fetch", cut, s(&d), "-A", &url], &debug);
+    assert_eq!(code(&o), 2, "{}", text(&o));
+    let e = stderr(&o);
+    assert!(
+        e.contains(&format!("{url}/{cut}")) && e.contains("damaged"),
+        "{e}"
+    );
+    assert!(!d.exists());
+    assert!(names(dest.path()).is_empty(), "{:?}", names(dest.path()));
+    // A name that is not there: the direct request, then one listing, exit 1.
+    let absent = &segs[2];
+    let o = run(
+        &url,
+        &["archive", "fetch", absent, s(&d), "-A", &url],
+        &debug,
+    );
+    assert_eq!(code(&o), 1, "{}", text(&o));
+    assert!(stderr(&o).contains("list "), "{}", text(&o));
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -131,15 +131,16 @@ struct FetchArgs {
     /// PostgreSQL abort recovery instead of treating the error as the end of the archive.
     #[arg(long, value_name = "N", default_value_t = 2, value_parser = clap::value_parser!(u8).range(2..))]
     error_exit_code: u8,
-    /// Object storage: also download the next N segments in parallel into a local cache
-    /// (--prefetch-dir), from which the next calls restore without a request.
+    /// Object storage: keep the next N segments downloaded ahead into a local cache
+    /// (--prefetch-dir) by a detached read-ahead, from which the next calls restore without a
+    /// request.
     #[arg(long, value_name = "N", default_value_t = 0)]
     prefetch: usize,
     /// The prefetch cache (default: .pgwal-prefetch beside PATH, i.e. in pg_wal).
     #[arg(long, value_name = "DIR")]
     prefetch_dir: Option<PathBuf>,
-    /// Internal: the detached read-ahead of these segments into the cache (started by a
-    /// fetch with --prefetch); NAME and PATH are ignored.
+    /// Internal: the detached read-ahead into the cache from the first of these segments on
+    /// (started by a fetch with --prefetch); NAME and PATH are ignored.
     #[arg(long, value_name = "NAMES", value_delimiter = ',', hide = true)]
     prefetch_only: Vec<String>,
     /// Do not report files that are not in the archive.
@@ -319,7 +320,7 @@ fn fetch(a: FetchArgs) -> ExitCode {
             if let (false, Some(c)) = (a.prefetch_only.is_empty(), &cache) {
                 // The detached read-ahead: no output, nothing to report to PostgreSQL.
                 let _ = object::open(u)
-                    .map(|store| archive::remote::prefetch_names(&store, c, &a.prefetch_only));
+                    .map(|store| archive::remote::read_ahead(&store, c, &a.prefetch_only));
                 return ExitCode::SUCCESS;
             }
             // A cached segment needs no connection to the store.

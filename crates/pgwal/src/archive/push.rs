@@ -183,12 +183,22 @@ pub fn check_segment(
     data: &[u8],
     short_ok: bool,
 ) -> Result<SegmentInfo, SegmentCheckError> {
-    let info = probe_segment(data)?;
+    check_segment_head(name, data, data.len() as u64, short_ok)
+}
+
+/// [`check_segment`] of a segment of `len` bytes that starts with `head` (at least its long
+/// page header): for content streamed to a file rather than held in memory.
+pub fn check_segment_head(
+    name: &WalFileName,
+    head: &[u8],
+    len: u64,
+    short_ok: bool,
+) -> Result<SegmentInfo, SegmentCheckError> {
+    let info = probe_segment(head)?;
     let seg_size = info.seg_size;
     let segno = name
         .segno(seg_size)
         .ok_or(SegmentCheckError::NameMismatch { seg_size })?;
-    let len = data.len() as u64;
     if len > seg_size.bytes() || (!short_ok && len != seg_size.bytes()) {
         return Err(SegmentCheckError::WrongSize { len, seg_size });
     }

@@ -4,8 +4,9 @@
 //! - [`push_object`]: create-only; an object already there with the same content (after
 //!   decompression) is success, different content a [`PushError::Conflict`] that leaves both
 //!   untouched.
-//! - [`fetch_object`]: with a prefetch cache ([`FetchCache`]), a miss also downloads the next
-//!   segments in parallel into the cache, and later calls take them from there.
+//! - [`fetch_object`]: with a prefetch cache ([`FetchCache`]), a miss starts a read-ahead
+//!   ([`read_ahead`], a detached process) that keeps the next segments downloaded into the
+//!   cache as later calls take them from there.
 //! - `verify` and `status` read an object archive through its listing with the objects
 //!   fetched on demand ([`crate::reader::object::list`], [`crate::archive::verify_listing`]).
 //! - [`plan_cleanup_object`] / [`execute_cleanup_object`]: pg_archivecleanup's rules over the
@@ -15,6 +16,7 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 
@@ -22,7 +24,8 @@ use crate::archive::cleanup::{plan_cleanup_index, CleanupError, CleanupOptions, 
 use crate::archive::compress::{decompress_fast, read_all};
 use crate::archive::fetch::{check_fetched, FetchError, FetchOptions, FetchOutcome};
 use crate::archive::push::{
-    check_push, compare_content, parse_push_name, PushError, PushOptions, PushOutcome,
+    check_push, check_segment_head, compare_content, parse_push_name, PushError, PushOptions,
+    PushOutcome,
 };
 use crate::segment::{Compression, SegNo, WalFileName, WalSegSize};
 use crate::source::name_variants;
@@ -190,15 +193,15 @@ pub fn push_object(
 pub struct FetchCache {
     /// The cache directory (created when missing).
     pub dir: PathBuf,
-    /// How many segments after a requested one to download with it.
+    /// How many segments after a requested one to hold in the cache or have on their way.
     pub ahead: usize,
     /// How to read ahead without making the caller wait: `Some(start)`, where `start(names)`
-    /// starts a detached process that runs [`prefetch_names`] for `names` and returns its
-    /// process id. The call that needs a segment then returns as soon as its own is restored;
-    /// later calls wait for a segment being fetched (its `.pgwal-pending.NAME` marker names
-    /// the process) rather than fetch it again, and a hit that leaves fewer than half of
-    /// `ahead` segments cached or on their way starts the next ones. `None`: the segments
-    /// ahead are fetched in the same call, in parallel with the requested one.
+    /// starts a detached process that runs [`read_ahead`] from `names` and returns its process
+    /// id. The call that needs a segment returns as soon as its own is restored; the
+    /// read-ahead then keeps `ahead` segments cached or on their way as the next calls take
+    /// them, and later calls wait for a segment on its way (its `.pgwal-pending.NAME` marker
+    /// names the process) rather than fetch it again. `None`: no read-ahead (only what is
+    /// cached already is used).
     pub background: Option<Background>,
 }
 
@@ -216,121 +219,351 @@ impl std::fmt::Debug for FetchCache {
     }
 }
 
-/// The marker of a segment a background read-ahead is fetching: holds that process's id.
+/// The marker of a segment a background read-ahead is fetching or will fetch next: holds that
+/// process's id.
 const PENDING: &str = ".pgwal-pending.";
 
+/// The cache's read-ahead: holds the process id of the one read-ahead that works for it (a
+/// read-ahead that finds another id there stops).
+const CLAIM: &str = ".pgwal-read-ahead";
+
 /// How long a call waits for a segment a background read-ahead is fetching, at most.
-const PENDING_WAIT: std::time::Duration = std::time::Duration::from_secs(120);
+const PENDING_WAIT: Duration = Duration::from_secs(120);
+
+/// How long a read-ahead whose cache is full waits for a call to take a segment before it
+/// stops (the next call that finds no read-ahead running starts one).
+const READ_AHEAD_IDLE: Duration = Duration::from_secs(10);
+
+/// Downloads one read-ahead runs at once, at most (on two cores more only share them; with
+/// long round trips four keep the store busy).
+const READ_AHEAD_JOBS: usize = 4;
 
 fn pending_marker(cache: &FetchCache, name: &str) -> PathBuf {
     cache.dir.join(format!("{PENDING}{name}"))
 }
 
-/// Whether process `pid` runs.
+/// Whether process `pid` runs (a zombie, e.g. a read-ahead this process started that ended
+/// already, does not).
 fn alive(pid: u32) -> bool {
-    Path::new(&format!("/proc/{pid}")).exists()
+    let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    let state = stat
+        .rfind(')')
+        .and_then(|i| stat[i + 1..].trim_start().chars().next());
+    !matches!(state, Some('Z' | 'X') | None)
+}
+
+/// The process id in file `path` if that process runs.
+fn live_pid_in(path: &Path) -> Option<u32> {
+    let text = fs::read_to_string(path).ok()?;
+    text.trim().parse::<u32>().ok().filter(|&p| alive(p))
 }
 
 /// Whether a live background read-ahead is fetching `name` (a marker of a finished process is
 /// removed).
 fn is_pending(cache: &FetchCache, name: &str) -> bool {
     let marker = pending_marker(cache, name);
-    let Ok(text) = fs::read_to_string(&marker) else {
-        return false;
-    };
-    match text.trim().parse::<u32>() {
-        Ok(pid) if alive(pid) => true,
-        _ => {
-            let _ = fs::remove_file(&marker);
-            false
-        }
+    if live_pid_in(&marker).is_some() {
+        return true;
+    }
+    let _ = fs::remove_file(&marker);
+    false
+}
+
+/// Marks `names` as on their way, fetched by process `pid`.
+fn mark_pending(cache: &FetchCache, names: &[String], pid: u32) {
+    for n in names {
+        let _ = cache_write(
+            &cache.dir,
+            &format!("{PENDING}{n}"),
+            pid.to_string().as_bytes(),
+        );
     }
 }
 
-/// Starts the background read-ahead of `names` (plain segment names) and marks them pending.
+/// Starts the background read-ahead from `names` (plain segment names, in order) and marks
+/// them pending.
 fn start_background(cache: &FetchCache, start: &Background, names: &[String]) {
     if names.is_empty() {
         return;
     }
     match start(names) {
         Ok(pid) => {
-            for n in names {
-                let _ = cache_write(
-                    &cache.dir,
-                    &format!("{PENDING}{n}"),
-                    pid.to_string().as_bytes(),
-                );
+            mark_pending(cache, names, pid);
+            // It may have ended (nothing to fetch) before the markers were written: then they
+            // are not left behind.
+            if !alive(pid) {
+                for n in names {
+                    let marker = pending_marker(cache, n);
+                    if fs::read_to_string(&marker).is_ok_and(|t| t.trim() == pid.to_string()) {
+                        let _ = fs::remove_file(marker);
+                    }
+                }
             }
         }
         Err(e) => tracing::warn!("could not start the read-ahead of {names:?}: {e}"),
     }
 }
 
-/// The plain names of the segments after `name` (of `seg_size`) that the cache neither holds
-/// nor expects, when fewer than half of `cache.ahead` are held or expected: the next read-ahead.
-fn refill_names(cache: &FetchCache, name: &WalFileName, seg_size: WalSegSize) -> Vec<String> {
+/// The plain names of the `cache.ahead` segments after `name` (of `seg_size`).
+fn next_names(cache: &FetchCache, name: &WalFileName, seg_size: WalSegSize) -> Vec<String> {
     let Some(segno) = name.segno(seg_size) else {
         return Vec::new();
     };
-    let tli = name.timeline();
-    let mut have = 0;
-    let mut k = 1;
-    // Held or on their way, in order.
-    loop {
-        let next = WalFileName::segment(tli, SegNo(segno.0 + k), seg_size).to_string();
-        if cache.dir.join(&next).exists() || is_pending(cache, &next) {
-            have += 1;
-            k += 1;
-        } else {
-            break;
-        }
-    }
-    if have * 2 >= cache.ahead {
-        return Vec::new();
-    }
-    (k..k + (cache.ahead - have) as u64)
-        .map(|i| WalFileName::segment(tli, SegNo(segno.0 + i), seg_size).to_string())
+    (1..=cache.ahead as u64)
+        .map(|k| WalFileName::segment(name.timeline(), SegNo(segno.0 + k), seg_size).to_string())
         .collect()
 }
 
-/// The background read-ahead ([`FetchCache::background`]): fetches the preferred stored form of
-/// each of `names` (plain segment names; one listing request, then up to the store's
-/// concurrency at once), checks them and stores them in the cache, removing each one's
-/// pending marker. Returns how many were stored.
-pub fn prefetch_names(
+/// After `name` (of `seg_size`) was restored: starts a read-ahead of the segments after it
+/// from the first that is not cached. A call that had to download its own segment
+/// (`take_over`) starts one in any case (the running one, if any, is not serving it, and
+/// stops); a cache hit only when no read-ahead runs for the cache and fewer than half of
+/// `cache.ahead` are held.
+fn keep_reading_ahead(
+    cache: &FetchCache,
+    name: &WalFileName,
+    seg_size: WalSegSize,
+    take_over: bool,
+) {
+    let Some(start) = &cache.background else {
+        return;
+    };
+    if cache.ahead == 0 || (!take_over && live_pid_in(&cache.dir.join(CLAIM)).is_some()) {
+        return;
+    }
+    let names = next_names(cache, name, seg_size);
+    let held = names
+        .iter()
+        .take_while(|n| cache.dir.join(n).exists())
+        .count();
+    if held == names.len() || (!take_over && held * 2 >= cache.ahead) {
+        return;
+    }
+    start_background(cache, start, &names[held..]);
+}
+
+/// The background read-ahead ([`FetchCache::background`]): claims the cache, then fetches the
+/// preferred stored form of `names[0]` and of each segment of its timeline after it (found by
+/// listing, a batch at a time; `names` are marked pending meanwhile), up to
+/// `READ_AHEAD_JOBS` (4) at once, checks them and stores them in the cache, as long as fewer
+/// than `cache.ahead` segments are held or on their way. Segments taken from the cache make
+/// room for the next ones. Stops at the end of the archive, at the first failure (the call
+/// that needs that segment fetches it itself and reports), when another read-ahead claims the
+/// cache, or when the cache stays full for `READ_AHEAD_IDLE` (10 s). Returns how many were stored.
+pub fn read_ahead(
     store: &ObjectArchive,
     cache: &FetchCache,
     names: &[String],
 ) -> Result<usize, FetchError> {
-    let clear = || {
-        for n in names {
-            let _ = fs::remove_file(pending_marker(cache, n));
-        }
-    };
-    let Some(first) = names.first() else {
+    let me = std::process::id();
+    let Some(first) = names.first().and_then(|n| WalFileName::parse(n)) else {
         return Ok(0);
     };
-    let listing = match store.list_from(first, true, names.len() * 8 + 16) {
+    let io_err = |source| FetchError::Io {
+        context: format!("prefetch cache \"{}\"", cache.dir.display()),
+        source,
+    };
+    fs::create_dir_all(&cache.dir).map_err(io_err)?;
+    cache_write(&cache.dir, CLAIM, me.to_string().as_bytes()).map_err(io_err)?;
+    mark_pending(cache, names, me);
+    let plan = std::sync::Mutex::new(Plan {
+        queue: std::collections::VecDeque::new(),
+        listed_to: None,
+        ended: false,
+        in_flight: 0,
+        stored: 0,
+        progress: std::time::Instant::now(),
+        held: usize::MAX,
+        mine: Vec::new(),
+        error: None,
+    });
+    let first_name = first.with(Compression::None, false).to_string();
+    let jobs = cache
+        .ahead
+        .min(store.options().concurrency)
+        .clamp(1, READ_AHEAD_JOBS);
+    std::thread::scope(|sc| {
+        for _ in 0..jobs {
+            sc.spawn(|| read_ahead_worker(store, cache, &first, &first_name, me, &plan));
+        }
+    });
+    // What is still marked for this process will not come.
+    if let Ok(entries) = fs::read_dir(&cache.dir) {
+        for e in entries.flatten() {
+            let n = e.file_name().to_string_lossy().into_owned();
+            if n.starts_with(PENDING) && live_pid_in(&e.path()) == Some(me) {
+                let _ = fs::remove_file(e.path());
+            }
+        }
+    }
+    if live_pid_in(&cache.dir.join(CLAIM)) == Some(me) {
+        let _ = fs::remove_file(cache.dir.join(CLAIM));
+    }
+    let plan = plan.into_inner().unwrap_or_else(|p| p.into_inner());
+    match plan.error {
+        Some(e) if plan.stored == 0 => Err(e),
+        _ => Ok(plan.stored),
+    }
+}
+
+/// The shared state of a [`read_ahead`]'s downloads.
+struct Plan {
+    /// (stored name, plain name) of the listed segments not taken yet, in order.
+    queue: std::collections::VecDeque<(String, String)>,
+    /// The plain name of the last listed segment.
+    listed_to: Option<String>,
+    /// No more segments: the end of the listing, a failure, or the read-ahead is stopping.
+    ended: bool,
+    /// Downloads running.
+    in_flight: usize,
+    /// Segments stored.
+    stored: usize,
+    /// When a segment was last stored or taken from the cache.
+    progress: std::time::Instant,
+    /// Segments held in the cache at the last look.
+    held: usize,
+    /// The plain names of the segments this read-ahead stored that were still in the cache at
+    /// the last look (files of other origin, e.g. left by an earlier recovery, take no room).
+    mine: Vec<String>,
+    /// The first failure.
+    error: Option<FetchError>,
+}
+
+/// One download thread of [`read_ahead`].
+fn read_ahead_worker(
+    store: &ObjectArchive,
+    cache: &FetchCache,
+    first: &WalFileName,
+    first_name: &str,
+    me: u32,
+    plan: &std::sync::Mutex<Plan>,
+) {
+    let lock = || plan.lock().unwrap_or_else(|p| p.into_inner());
+    loop {
+        // Wait for room in the cache.
+        let (stored, plain) = loop {
+            if live_pid_in(&cache.dir.join(CLAIM)) != Some(me) {
+                lock().ended = true;
+                return;
+            }
+            let mut p = lock();
+            p.mine.retain(|n| cache.dir.join(n).exists());
+            let held = p.mine.len();
+            if held < p.held {
+                p.progress = std::time::Instant::now();
+            }
+            p.held = held;
+            if p.ended && p.queue.is_empty() {
+                return;
+            }
+            if held + p.in_flight < cache.ahead {
+                if p.queue.is_empty() {
+                    list_next(store, cache, first, first_name, me, &mut p);
+                }
+                if let Some(next) = p.queue.pop_front() {
+                    p.in_flight += 1;
+                    break next;
+                }
+                if p.ended {
+                    return;
+                }
+            } else if p.progress.elapsed() > READ_AHEAD_IDLE {
+                p.ended = true;
+                p.queue.clear();
+                return;
+            }
+            drop(p);
+            std::thread::sleep(Duration::from_millis(3));
+        };
+        let found = WalFileName::parse(&stored);
+        let r = fetch_into(store, &stored, found.as_ref(), &cache.dir, &plain);
+        let _ = fs::remove_file(pending_marker(cache, &plain));
+        let mut p = lock();
+        p.in_flight -= 1;
+        match r {
+            Ok(_) => {
+                p.stored += 1;
+                p.mine.push(plain);
+                p.progress = std::time::Instant::now();
+            }
+            Err(e) => {
+                tracing::warn!("read-ahead of \"{plain}\": {e}");
+                p.ended = true;
+                p.queue.clear();
+                p.error.get_or_insert(e);
+            }
+        }
+    }
+}
+
+/// Lists the next batch of segments of `first`'s timeline after the last listed one (from
+/// `first` on at the start) into `p.queue`, marked pending; none more ends the plan.
+fn list_next(
+    store: &ObjectArchive,
+    cache: &FetchCache,
+    first: &WalFileName,
+    first_name: &str,
+    me: u32,
+    p: &mut Plan,
+) {
+    if p.ended {
+        return;
+    }
+    let max = cache.ahead.max(READ_AHEAD_JOBS) * 4 + 16;
+    let listing = match &p.listed_to {
+        None => store.list_from(first_name, true, max),
+        Some(last) => store.list_from(last, false, max),
+    };
+    let listing = match listing {
         Ok(l) => l,
         Err(e) => {
-            clear();
-            return Err(e.into());
+            tracing::warn!("read-ahead: {e}");
+            p.ended = true;
+            p.error.get_or_insert(e.into());
+            return;
         }
     };
-    let stored: Vec<String> = names
-        .iter()
-        .filter_map(|n| {
-            let w = WalFileName::parse(n)?;
-            variants_in(&listing, &w)
-                .into_iter()
-                .next()
-                .map(|v| v.to_string())
-        })
-        .collect();
-    let got = store.get_many(&stored);
-    let n = fill_cache(store, cache, &stored, got);
-    clear();
-    n
+    let after = p.listed_to.clone();
+    let mut batch: Vec<(String, String)> = Vec::new();
+    for e in &listing {
+        let Some(w @ WalFileName::Segment { partial: false, .. }) = WalFileName::parse(&e.name)
+        else {
+            continue;
+        };
+        if w.timeline() != first.timeline() {
+            break;
+        }
+        let plain = w.with(Compression::None, false).to_string();
+        if after.as_deref().is_some_and(|a| plain.as_str() <= a)
+            || batch.iter().any(|(_, q)| *q == plain)
+        {
+            continue;
+        }
+        // The preferred stored form, as a plain fetch would pick it.
+        if let Some(v) = variants_in(&listing, &w.with(Compression::None, false))
+            .into_iter()
+            .next()
+        {
+            batch.push((v.to_string(), plain));
+        }
+    }
+    // The last segment's forms may continue past the listing's end: it is listed again with
+    // the next batch.
+    if listing.len() == max && batch.len() > 1 {
+        batch.pop();
+    }
+    match batch.last() {
+        Some((_, last)) => p.listed_to = Some(last.clone()),
+        None => {
+            p.ended = true;
+            return;
+        }
+    }
+    let plains: Vec<String> = batch.iter().map(|(_, q)| q.clone()).collect();
+    mark_pending(cache, &plains, me);
+    p.queue.extend(batch);
 }
 
 fn not_found(store: &ObjectArchive, name: &str) -> FetchError {
@@ -340,10 +573,100 @@ fn not_found(store: &ObjectArchive, name: &str) -> FetchError {
     }
 }
 
+/// A file being written from an object's bytes as they arrive, with its first bytes kept for
+/// the checks.
+struct Landing {
+    file: fs::File,
+    head: Vec<u8>,
+    len: u64,
+}
+
+impl io::Write for Landing {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.file.write(buf)?;
+        if self.head.len() < LONG_HEADER_SIZE {
+            let take = (LONG_HEADER_SIZE - self.head.len()).min(n);
+            self.head.extend_from_slice(&buf[..take]);
+        }
+        self.len += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Downloads the stored form `stored` of a file (`found`: its parsed name, `None` for a file
+/// whose name is not WAL's), checks it as a fetch from a directory does, decompressed, and
+/// writes it as `dir/dest_name` (under a temporary name, then renamed; not fsynced: see
+/// [`fetch_cached`]). An uncompressed segment goes straight from the network into the file
+/// (its page header and size checked before the rename), anything else through memory.
+/// Returns (bytes written, padded).
+fn fetch_into(
+    store: &ObjectArchive,
+    stored: &str,
+    found: Option<&WalFileName>,
+    dir: &Path,
+    dest_name: &str,
+) -> Result<(u64, bool), FetchError> {
+    let label = PathBuf::from(format!("{}/{stored}", store.url_str()));
+    let write_err = |source| FetchError::Io {
+        context: format!("could not write \"{}\"", dir.join(dest_name).display()),
+        source,
+    };
+    let from_memory = |raw: &[u8]| -> Result<(u64, bool), FetchError> {
+        let (data, padded) = check_fetched(found, &label, raw)?;
+        cache_write(dir, dest_name, &data).map_err(write_err)?;
+        Ok((data.len() as u64, padded))
+    };
+    let segment = match found {
+        Some(n @ WalFileName::Segment { .. }) if n.compression() == Compression::None => n,
+        _ => return from_memory(&store.get(stored)?),
+    };
+    let tmp = temp_path(dir, dest_name);
+    let file = fs::File::create(&tmp).map_err(write_err)?;
+    let mut land = Landing {
+        file,
+        head: Vec::with_capacity(LONG_HEADER_SIZE),
+        len: 0,
+    };
+    let streamed = (|| -> Result<(u64, bool), FetchError> {
+        store.get_into(stored, &mut land, &tmp.display())?;
+        if sniff_compression(&land.head) != Compression::None {
+            // Compressed content under a plain name: decompressed as any compressed file is.
+            let raw = fs::read(&tmp).map_err(write_err)?;
+            return from_memory(&raw);
+        }
+        let partial = matches!(segment, WalFileName::Segment { partial: true, .. });
+        let info = check_segment_head(segment, &land.head, land.len, partial).map_err(|e| {
+            FetchError::Corrupt {
+                path: label.clone(),
+                reason: e.to_string(),
+            }
+        })?;
+        let mut len = land.len;
+        if partial && len < info.seg_size.bytes() {
+            len = info.seg_size.bytes();
+            land.file.set_len(len).map_err(write_err)?;
+        }
+        fs::rename(&tmp, dir.join(dest_name)).map_err(write_err)?;
+        Ok((len, len != land.len))
+    })();
+    if streamed.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    streamed
+}
+
 /// [`crate::archive::fetch`] from an object archive. With `cache`, a file found there is moved
-/// to `dest` (no request); a segment that is not there is downloaded together with the next
-/// `cache.ahead` segments of its timeline (in parallel), which are checked and stored in the
-/// cache for the next calls. Files in the cache older than `name` are removed.
+/// to `dest` (no request); a segment that is not there is downloaded, and a read-ahead of the
+/// segments after it is started ([`FetchCache::background`]). Files in the cache older than
+/// `name` are removed.
+///
+/// A plain WAL name is first asked for as is (one request when the archive holds it
+/// uncompressed, as it prefers that form); when it is not there, one listing request finds
+/// its other stored forms.
 pub fn fetch_object(
     store: &ObjectArchive,
     name: &str,
@@ -360,106 +683,72 @@ pub fn fetch_object(
             return Ok(o);
         }
     }
-    let prefetch = cache.filter(|c| {
-        c.ahead > 0 && matches!(parsed, Some(WalFileName::Segment { partial: false, .. }))
-    });
-    // One listing request: the name's stored forms and, when prefetching, the segments after
-    // it (a segment's forms, `.partial` ones and backup files sort right after its name).
-    let listing = match &parsed {
-        Some(n) => {
-            let base = n.with(Compression::None, false).to_string();
-            let max = 16 + prefetch.map_or(0, |c| c.ahead * 8);
-            let l = store.list_from(&base, true, max)?;
-            if l.len() == max && l.iter().all(|e| e.name.starts_with(&base)) {
-                store.list(&base)?
-            } else {
-                l
-            }
-        }
-        None => store.list(name)?,
-    };
-    let mut candidates: Vec<Option<WalFileName>> = match &parsed {
-        Some(n) => variants_in(&listing, n).into_iter().map(Some).collect(),
-        None if listing.iter().any(|e| e.name == name) => vec![None],
-        None => vec![],
-    };
-    if candidates.is_empty() && opts.partial {
-        if let Some(n @ WalFileName::Segment { partial: false, .. }) = &parsed {
-            candidates = variants_in(&listing, &n.with(Compression::None, true))
-                .into_iter()
-                .map(Some)
-                .collect();
-        }
-    }
-    let Some(found) = candidates.into_iter().next() else {
-        return Err(not_found(store, name));
-    };
-    let found_name = found
-        .as_ref()
-        .map_or_else(|| name.to_owned(), |f| f.to_string());
-    let label = PathBuf::from(format!("{}/{found_name}", store.url_str()));
-    let ahead = match (prefetch, &found) {
-        // The next segments of the timeline in the archive, in name order: downloaded in the
-        // same parallel round as the requested one.
-        (Some(c), Some(f @ WalFileName::Segment { partial: false, .. })) => {
-            Some((c, next_segments(&listing, f, c.ahead)))
-        }
-        _ => None,
-    };
-    let mut want = vec![found_name.clone()];
-    if let Some((c, next)) = &ahead {
-        want.extend(
-            next.iter()
-                .filter(|n| {
-                    !c.dir
-                        .join(n.with(Compression::None, false).to_string())
-                        .exists()
-                })
-                .map(|n| n.to_string()),
-        );
-    }
-    if let (Some((c, _)), Some(start)) = (&ahead, cache.and_then(|c| c.background.as_ref())) {
-        // Read ahead in a detached process, in parallel with this download; this call returns
-        // as soon as its own segment is restored.
-        fs::create_dir_all(&c.dir).map_err(|source| FetchError::Io {
-            context: format!("could not create \"{}\"", c.dir.display()),
-            source,
-        })?;
-        let next: Vec<String> = want[1..]
-            .iter()
-            .filter_map(|n| WalFileName::parse(n))
-            .filter(|n| !is_pending(c, &n.with(Compression::None, false).to_string()))
-            .map(|n| n.with(Compression::None, false).to_string())
-            .collect();
-        start_background(c, start, &next);
-        want.truncate(1);
-    }
-    let mut got = store.get_many(&want).into_iter();
-    let raw = match got.next() {
-        Some(Ok(r)) => r,
-        Some(Err(e)) if e.is_not_found() => return Err(not_found(store, name)),
-        Some(Err(e)) => return Err(e.into()),
-        None => return Err(not_found(store, name)),
-    };
-    // Not fsynced: the server makes durable what it keeps of a restored file, and after a
-    // crash recovery asks for the file again.
-    let (data, padded) = check_fetched(found.as_ref(), &label, &raw)?;
     let dir = dest
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
     let dest_name = dest
         .file_name()
-        .map_or_else(|| found_name.clone(), |n| n.to_string_lossy().into_owned());
-    cache_write(dir, &dest_name, &data).map_err(|source| FetchError::Io {
-        context: format!("could not write \"{}\"", dest.display()),
-        source,
-    })?;
-    let bytes = data.len() as u64;
-    if let Some((c, _)) = ahead.as_ref().filter(|_| want.len() > 1) {
-        // Best effort: a segment not cached is downloaded by the call that needs it.
-        if let Err(e) = fill_cache(store, c, &want[1..], got.collect()) {
-            tracing::warn!("prefetch after \"{name}\": {e}");
+        .map_or_else(|| name.to_owned(), |n| n.to_string_lossy().into_owned());
+    let fetched = |stored: &str, found: Option<&WalFileName>| {
+        fetch_into(store, stored, found, dir, &dest_name).map_err(|e| match e {
+            FetchError::Object(o) if o.is_not_found() => not_found(store, name),
+            e => e,
+        })
+    };
+    let direct = match &parsed {
+        Some(n) => match fetched(name, Some(n)) {
+            Err(e) if e.is_not_found() => None,
+            r => Some((name.to_owned(), r?)),
+        },
+        None => None,
+    };
+    let (found_name, (bytes, padded)) = match direct {
+        Some(d) => d,
+        None => {
+            // One listing request: the name's stored forms.
+            let listing = match &parsed {
+                Some(n) => {
+                    let base = n.with(Compression::None, false).to_string();
+                    let l = store.list_from(&base, true, 16)?;
+                    if l.len() == 16 && l.iter().all(|e| e.name.starts_with(&base)) {
+                        store.list(&base)?
+                    } else {
+                        l
+                    }
+                }
+                None => store.list(name)?,
+            };
+            let mut candidates: Vec<Option<WalFileName>> = match &parsed {
+                Some(n) => variants_in(&listing, n).into_iter().map(Some).collect(),
+                None if listing.iter().any(|e| e.name == name) => vec![None],
+                None => vec![],
+            };
+            if candidates.is_empty() && opts.partial {
+                if let Some(n @ WalFileName::Segment { partial: false, .. }) = &parsed {
+                    candidates = variants_in(&listing, &n.with(Compression::None, true))
+                        .into_iter()
+                        .map(Some)
+                        .collect();
+                }
+            }
+            let Some(found) = candidates.into_iter().next() else {
+                return Err(not_found(store, name));
+            };
+            let found_name = found
+                .as_ref()
+                .map_or_else(|| name.to_owned(), |f| f.to_string());
+            let r = fetched(&found_name, found.as_ref())?;
+            (found_name, r)
+        }
+    };
+    if let (Some(c), Some(w @ WalFileName::Segment { partial: false, .. })) = (cache, &parsed) {
+        if !padded && c.background.is_some() {
+            if let Some(seg_size) = u32::try_from(bytes).ok().and_then(WalSegSize::new) {
+                if fs::create_dir_all(&c.dir).is_ok() {
+                    keep_reading_ahead(c, w, seg_size, true);
+                }
+            }
         }
     }
     Ok(FetchOutcome {
@@ -498,8 +787,10 @@ fn check_cache_boot(cache: &FetchCache) -> io::Result<()> {
     fs::write(&marker, now)
 }
 
-/// Restores `name` from the prefetch cache if it is there: moves it to `dest` (no request to
-/// the store), and removes cached segments older than it. `Ok(None)` when it is not cached.
+/// Restores `name` from the prefetch cache if it is there or on its way: moves it to `dest`
+/// (no request to the store), and removes cached segments older than it. `Ok(None)` when it is
+/// neither. A hit with no read-ahead running starts one when fewer than half of
+/// `cache.ahead` segments after it are held.
 ///
 /// Cached files are complete and checked, written under a temporary name and renamed, but not
 /// fsynced: a cache from an earlier boot is emptied first (the kernel's boot id), and what is
@@ -533,7 +824,7 @@ pub fn fetch_cached(
         // On its way: wait for it rather than fetch it again.
         let since = std::time::Instant::now();
         while !path.exists() && is_pending(cache, name) && since.elapsed() < PENDING_WAIT {
-            std::thread::sleep(std::time::Duration::from_millis(2));
+            std::thread::sleep(Duration::from_millis(2));
         }
         if !path.exists() {
             return Ok(None);
@@ -547,84 +838,17 @@ pub fn fetch_cached(
         path.display(),
         dest.display()
     )))?;
-    if let (Some(start), Some(w), Some(seg_size)) = (
-        &cache.background,
+    if let (Some(w), Some(seg_size)) = (
         WalFileName::parse(name),
         u32::try_from(bytes).ok().and_then(WalSegSize::new),
     ) {
-        start_background(cache, start, &refill_names(cache, &w, seg_size));
+        keep_reading_ahead(cache, &w, seg_size, false);
     }
     Ok(Some(FetchOutcome {
         source: format!("{name} (prefetched)"),
         bytes,
         padded: false,
     }))
-}
-
-/// The archived variants of the (up to) `n` complete segments of `found`'s timeline that
-/// follow it in `listing` (names in order, from `found`'s on).
-fn next_segments(listing: &[ObjectEntry], found: &WalFileName, n: usize) -> Vec<WalFileName> {
-    let after = found.with(Compression::None, false).to_string();
-    let mut out: Vec<WalFileName> = Vec::new();
-    for e in listing.iter().filter(|e| e.name.as_str() > after.as_str()) {
-        let Some(w @ WalFileName::Segment { partial: false, .. }) = WalFileName::parse(&e.name)
-        else {
-            continue;
-        };
-        if w.timeline() != found.timeline() {
-            break;
-        }
-        let plain = w.with(Compression::None, false);
-        if out
-            .iter()
-            .any(|o| o.with(Compression::None, false) == plain)
-        {
-            continue;
-        }
-        if out.len() == n {
-            break;
-        }
-        // The preferred variant, as a plain fetch would pick it.
-        if let Some(v) = variants_in(listing, &plain).into_iter().next() {
-            out.push(v);
-        }
-    }
-    out
-}
-
-/// Checks the downloaded `got` (for `names`) and stores them in the cache, decompressed, each
-/// written under a temporary name and renamed, in parallel. Returns how many were stored.
-fn fill_cache(
-    store: &ObjectArchive,
-    cache: &FetchCache,
-    names: &[String],
-    got: Vec<Result<Bytes, ObjectError>>,
-) -> Result<usize, FetchError> {
-    fs::create_dir_all(&cache.dir).map_err(|source| FetchError::Io {
-        context: format!("could not create \"{}\"", cache.dir.display()),
-        source,
-    })?;
-    let stored = std::sync::atomic::AtomicUsize::new(0);
-    std::thread::scope(|sc| {
-        for (fname, got) in names.iter().zip(got) {
-            let stored = &stored;
-            sc.spawn(move || {
-                let (Ok(bytes), Some(v)) = (got, WalFileName::parse(fname)) else {
-                    return;
-                };
-                let label = PathBuf::from(format!("{}/{fname}", store.url_str()));
-                // A damaged object is never cached: its own fetch reports it.
-                let Ok((data, _)) = check_fetched(Some(&v), &label, &bytes) else {
-                    return;
-                };
-                let target = v.with(Compression::None, false).to_string();
-                if cache_write(&cache.dir, &target, &data).is_ok() {
-                    stored.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                }
-            });
-        }
-    });
-    Ok(stored.into_inner())
 }
 
 /// Writes `data` as `dir/name` under a temporary name, then renames it (no fsync: see

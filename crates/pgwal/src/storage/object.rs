@@ -20,6 +20,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::io;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -522,6 +523,43 @@ impl ObjectArchive {
             .await
             .map_err(|e| self.error("get", &key, e))?;
         r.bytes().await.map_err(|e| self.error("get", &key, e))
+    }
+
+    /// Reads object `name` into `out` piece by piece as its bytes arrive (the object is never
+    /// whole in memory) and returns its size. A failure of `out` is a [`ObjectError::Request`]
+    /// naming the key and `what` (the local copy).
+    pub fn get_into(
+        &self,
+        name: &str,
+        out: &mut dyn io::Write,
+        what: &dyn fmt::Display,
+    ) -> Result<u64, ObjectError> {
+        let path = self.path(name);
+        let key = path.to_string();
+        tracing::debug!(target: "pgwal::object", "get {key} (streamed)");
+        self.rt.block_on(async {
+            let r = self
+                .store
+                .get_opts(&path, object_store::GetOptions::default())
+                .await
+                .map_err(|e| self.error("get", &key, e))?;
+            let mut body = r.into_stream();
+            let mut n = 0u64;
+            while let Some(chunk) = body
+                .try_next()
+                .await
+                .map_err(|e| self.error("get", &key, e))?
+            {
+                out.write_all(&chunk).map_err(|e| ObjectError::Request {
+                    url: self.display.clone(),
+                    op: "get",
+                    key: key.clone(),
+                    detail: format!("could not write {what}: {e}"),
+                })?;
+                n += chunk.len() as u64;
+            }
+            Ok(n)
+        })
     }
 
     /// Reads several objects, up to [`ObjectOptions::concurrency`] at once; each result in the
