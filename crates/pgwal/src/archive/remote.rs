@@ -200,8 +200,9 @@ pub struct FetchCache {
     /// id. The call that needs a segment returns as soon as its own is restored; the
     /// read-ahead then keeps `ahead` segments cached or on their way as the next calls take
     /// them, and later calls wait for a segment on its way (its `.pgwal-pending.NAME` marker
-    /// names the process) rather than fetch it again. `None`: no read-ahead (only what is
-    /// cached already is used).
+    /// names the process; the starting call writes those marks, and the read-ahead waits for
+    /// them, a second at most, before it begins) rather than fetch it again. `None`: no
+    /// read-ahead (only what is cached already is used).
     pub background: Option<Background>,
 }
 
@@ -290,9 +291,9 @@ fn start_background(cache: &FetchCache, start: &Background, names: &[String]) {
     }
     match start(names) {
         Ok(pid) => {
+            // The read-ahead waits for these marks before it starts (and so before it ends and
+            // removes them); should it have ended anyway, they are not left behind.
             mark_pending(cache, names, pid);
-            // It may have ended (nothing to fetch) before the markers were written: then they
-            // are not left behind.
             if !alive(pid) {
                 for n in names {
                     let marker = pending_marker(cache, n);
@@ -367,6 +368,16 @@ pub fn read_ahead(
     };
     fs::create_dir_all(&cache.dir).map_err(io_err)?;
     cache_write(&cache.dir, CLAIM, me.to_string().as_bytes()).map_err(io_err)?;
+    // The call that started this process marks `names` pending with its id once started
+    // ([`FetchCache::background`]): wait for that (a second at most) so that those marks are
+    // never written after this process has ended and removed its own.
+    let marked = pending_marker(cache, &names[0]);
+    let since = std::time::Instant::now();
+    while fs::read_to_string(&marked).map_or(true, |t| t.trim() != me.to_string())
+        && since.elapsed() < Duration::from_secs(1)
+    {
+        std::thread::sleep(Duration::from_millis(2));
+    }
     mark_pending(cache, names, me);
     let plan = std::sync::Mutex::new(Plan {
         queue: std::collections::VecDeque::new(),
