@@ -287,47 +287,24 @@ fn seg_file(segno: u64) -> String {
 /// the whole WAL is in the store, equal to `pg_wal`.
 #[test]
 fn volume_server_killed_then_restarted_during_receive() {
-    let Some(pg) = cluster(MAJOR) else { return };
-    let pg = Arc::new(pg);
-    pg.pgbench_init(1).unwrap();
-    create_slot(&pg, "arch");
-    let start_lsn = lsn(
-        &pg,
-        "SELECT restart_lsn FROM pg_replication_slots WHERE slot_name = 'arch'",
-    );
-    let first = start_lsn / SEG;
-    let mut weed = SeaweedFs::start().unwrap();
-    let bucket = unique("vol");
-    weed.create_bucket(&bucket).unwrap();
-    let url = format!("s3://{bucket}/wal");
-    let env = s3_env(&weed.endpoint());
-    let store = open_s3(&url, &weed.endpoint());
-    let tmp = scratch("objscen-vol");
-    let spool = tmp.path().join("spool");
-    let log = tmp.path().join("receive.log");
-    let ci = conn(&pg);
-    let mut recv = spawn_env(
-        &[
-            "-d",
-            &ci,
-            "-S",
-            "arch",
-            "-D",
-            &url,
-            "--spool",
-            s(&spool),
-            "-s",
-            "1",
-            "-Z",
-            "zstd",
-        ],
-        &env,
-        &log,
-    );
-    let stop = Arc::new(AtomicBool::new(false));
-    let bench = pgbench_until(pg.clone(), stop.clone());
-    std::thread::sleep(Duration::from_secs(4));
-    let before = stored_end(&store, first);
+    let Some(Receiving {
+        pg,
+        first,
+        mut weed,
+        url,
+        env,
+        store,
+        tmp: _tmp,
+        spool,
+        log,
+        mut recv,
+        stop,
+        bench,
+        before,
+    }) = receiving_under_pgbench("vol")
+    else {
+        return;
+    };
     weed.kill_volume(0);
     // Beside pgbench (slow when the host is busy), a known amount of WAL: about 3 segments.
     pg.sql_load_blocking(5_000).unwrap();
@@ -402,6 +379,85 @@ fn volume_server_killed_then_restarted_during_receive() {
     );
 }
 
+/// A receiver streaming from a PostgreSQL primary under pgbench into a bucket of a SeaweedFS
+/// cluster of its own (`-s 1 -Z zstd`, spool and log in `tmp`), 4 s in.
+struct Receiving {
+    pg: Arc<pgwal_testkit::Cluster>,
+    /// The segment number the slot starts in.
+    first: u64,
+    weed: SeaweedFs,
+    url: String,
+    env: Vec<(String, String)>,
+    store: pgwal::storage::object::ObjectArchive,
+    tmp: tempfile::TempDir,
+    spool: std::path::PathBuf,
+    log: std::path::PathBuf,
+    recv: std::process::Child,
+    /// Stops pgbench.
+    stop: Arc<AtomicBool>,
+    bench: std::thread::JoinHandle<()>,
+    /// Where the stored WAL ended 4 s in.
+    before: u64,
+}
+
+/// Starts a [`Receiving`] (`tag` names the bucket and scratch directory).
+fn receiving_under_pgbench(tag: &str) -> Option<Receiving> {
+    let pg = Arc::new(cluster(MAJOR)?);
+    pg.pgbench_init(1).unwrap();
+    create_slot(&pg, "arch");
+    let first = lsn(
+        &pg,
+        "SELECT restart_lsn FROM pg_replication_slots WHERE slot_name = 'arch'",
+    ) / SEG;
+    let weed = SeaweedFs::start().unwrap();
+    let bucket = unique(tag);
+    weed.create_bucket(&bucket).unwrap();
+    let url = format!("s3://{bucket}/wal");
+    let env = s3_env(&weed.endpoint());
+    let store = open_s3(&url, &weed.endpoint());
+    let tmp = scratch(&format!("objscen-{tag}"));
+    let spool = tmp.path().join("spool");
+    let log = tmp.path().join("receive.log");
+    let ci = conn(&pg);
+    let recv = spawn_env(
+        &[
+            "-d",
+            &ci,
+            "-S",
+            "arch",
+            "-D",
+            &url,
+            "--spool",
+            s(&spool),
+            "-s",
+            "1",
+            "-Z",
+            "zstd",
+        ],
+        &env,
+        &log,
+    );
+    let stop = Arc::new(AtomicBool::new(false));
+    let bench = pgbench_until(pg.clone(), stop.clone());
+    std::thread::sleep(Duration::from_secs(4));
+    let before = stored_end(&store, first);
+    Some(Receiving {
+        pg,
+        first,
+        weed,
+        url,
+        env,
+        store,
+        tmp,
+        spool,
+        log,
+        recv,
+        stop,
+        bench,
+        before,
+    })
+}
+
 /// Waits until the store holds every complete segment from `first` up to the one before the
 /// segment of `end` (the WAL the server wrote), and the spool no complete segment; fails after
 /// `limit` with the receiver's log. Returns the time it took.
@@ -438,46 +494,23 @@ fn wait_drained(
 /// slot's start to the end, no gap, each (decompressed) equal to the server's.
 #[test]
 fn gateway_stopped_60s_spool_grows_then_drains() {
-    let Some(pg) = cluster(MAJOR) else { return };
-    let pg = Arc::new(pg);
-    pg.pgbench_init(1).unwrap();
-    create_slot(&pg, "arch");
-    let first = lsn(
-        &pg,
-        "SELECT restart_lsn FROM pg_replication_slots WHERE slot_name = 'arch'",
-    ) / SEG;
-    let mut weed = SeaweedFs::start().unwrap();
-    let bucket = unique("gw60");
-    weed.create_bucket(&bucket).unwrap();
-    let url = format!("s3://{bucket}/wal");
-    let env = s3_env(&weed.endpoint());
-    let store = open_s3(&url, &weed.endpoint());
-    let tmp = scratch("objscen-gw60");
-    let spool = tmp.path().join("spool");
-    let log = tmp.path().join("receive.log");
-    let ci = conn(&pg);
-    let mut recv = spawn_env(
-        &[
-            "-d",
-            &ci,
-            "-S",
-            "arch",
-            "-D",
-            &url,
-            "--spool",
-            s(&spool),
-            "-s",
-            "1",
-            "-Z",
-            "zstd",
-        ],
-        &env,
-        &log,
-    );
-    let stop = Arc::new(AtomicBool::new(false));
-    let bench = pgbench_until(pg.clone(), stop.clone());
-    std::thread::sleep(Duration::from_secs(4));
-    let before = stored_end(&store, first);
+    let Some(Receiving {
+        pg,
+        first,
+        mut weed,
+        store,
+        tmp: _tmp,
+        spool,
+        log,
+        mut recv,
+        stop,
+        bench,
+        before,
+        ..
+    }) = receiving_under_pgbench("gw60")
+    else {
+        return;
+    };
     weed.stop_gateway();
     let down = Instant::now();
     let lsn_down = lsn(&pg, "SELECT pg_current_wal_lsn()");
