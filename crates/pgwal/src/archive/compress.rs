@@ -234,15 +234,18 @@ pub fn read_all(path: &Path) -> io::Result<WalBytes> {
             Err(e) => return Err(e),
         }
     }
-    read_settled(&mut file).map(WalBytes::Owned)
+    read_settled(&mut file, !immutable).map(WalBytes::Owned)
 }
 
 /// Reads `file` from its start with `read()`, again if it shrank meanwhile (it was truncated
-/// under us, so the bytes read may mix two versions).
-fn read_settled(file: &mut File) -> io::Result<Vec<u8>> {
+/// under us, so the bytes read may mix two versions). A file that `may_change` (a `.partial`
+/// one) is read twice, and kept only when both reads agree (the second may have grown): a
+/// truncation racing a read can hand it zeroed bytes where the file is then written again,
+/// which the lengths alone do not show.
+fn read_settled(file: &mut File, may_change: bool) -> io::Result<Vec<u8>> {
     use std::io::{Seek, SeekFrom};
     const TRIES: u32 = 5;
-    for attempt in 0..TRIES {
+    let read_once = |file: &mut File| -> io::Result<Option<Vec<u8>>> {
         let before = file.metadata()?.len();
         file.seek(SeekFrom::Start(0))?;
         let mut v = Vec::with_capacity(before.min(MAX_SEGMENT_BYTES) as usize);
@@ -250,8 +253,18 @@ fn read_settled(file: &mut File) -> io::Result<Vec<u8>> {
             .take(MAX_SEGMENT_BYTES + 1)
             .read_to_end(&mut v)?;
         let after = file.metadata()?.len();
-        if after >= v.len() as u64 && (v.len() as u64) >= before.min(after) {
-            return Ok(v);
+        Ok((after >= v.len() as u64 && (v.len() as u64) >= before.min(after)).then_some(v))
+    };
+    for attempt in 0..TRIES {
+        if let Some(v) = read_once(file)? {
+            if !may_change {
+                return Ok(v);
+            }
+            if let Some(again) = read_once(file)? {
+                if again.starts_with(&v) {
+                    return Ok(v);
+                }
+            }
         }
         std::thread::sleep(std::time::Duration::from_millis(5 << attempt));
     }
