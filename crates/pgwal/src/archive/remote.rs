@@ -200,8 +200,8 @@ pub struct FetchCache {
     /// id. The call that needs a segment returns as soon as its own is restored; the
     /// read-ahead then keeps `ahead` segments cached or on their way as the next calls take
     /// them, and later calls wait for a segment on its way (its `.pgwal-pending.NAME` marker
-    /// names the process; the starting call writes those marks, and the read-ahead waits for
-    /// them, a second at most, before it begins) rather than fetch it again. `None`: no
+    /// names the process; the starting call writes those marks before it starts the process,
+    /// which takes them over) rather than fetch it again. `None`: no
     /// read-ahead (only what is cached already is used).
     pub background: Option<Background>,
 }
@@ -285,25 +285,33 @@ fn mark_pending(cache: &FetchCache, names: &[String], pid: u32) {
 
 /// Starts the background read-ahead from `names` (plain segment names, in order) and marks
 /// them pending.
+///
+/// The marks are written before the read-ahead starts, holding this process's id, and never
+/// after: the read-ahead takes them over as it starts and removes its own as it ends, so no
+/// mark can outlive it however the two are scheduled. This call then waits (5 s at most)
+/// until the read-ahead has taken them over or ended, so that the next call finds the marks
+/// of a running process (a mark whose process ended is ignored and removed).
 fn start_background(cache: &FetchCache, start: &Background, names: &[String]) {
     if names.is_empty() {
         return;
     }
+    let me = std::process::id().to_string();
+    let holds_mine =
+        |n: &String| fs::read_to_string(pending_marker(cache, n)).is_ok_and(|t| t.trim() == me);
+    mark_pending(cache, names, std::process::id());
     match start(names) {
         Ok(pid) => {
-            // The read-ahead waits for these marks before it starts (and so before it ends and
-            // removes them); should it have ended anyway, they are not left behind.
-            mark_pending(cache, names, pid);
-            if !alive(pid) {
-                for n in names {
-                    let marker = pending_marker(cache, n);
-                    if fs::read_to_string(&marker).is_ok_and(|t| t.trim() == pid.to_string()) {
-                        let _ = fs::remove_file(marker);
-                    }
-                }
+            let since = std::time::Instant::now();
+            while holds_mine(&names[0]) && alive(pid) && since.elapsed() < Duration::from_secs(5) {
+                std::thread::sleep(Duration::from_millis(2));
             }
         }
-        Err(e) => tracing::warn!("could not start the read-ahead of {names:?}: {e}"),
+        Err(e) => {
+            for n in names.iter().filter(|n| holds_mine(n)) {
+                let _ = fs::remove_file(pending_marker(cache, n));
+            }
+            tracing::warn!("could not start the read-ahead of {names:?}: {e}");
+        }
     }
 }
 
@@ -368,16 +376,8 @@ pub fn read_ahead(
     };
     fs::create_dir_all(&cache.dir).map_err(io_err)?;
     cache_write(&cache.dir, CLAIM, me.to_string().as_bytes()).map_err(io_err)?;
-    // The call that started this process marks `names` pending with its id once started
-    // ([`FetchCache::background`]): wait for that (a second at most) so that those marks are
-    // never written after this process has ended and removed its own.
-    let marked = pending_marker(cache, &names[0]);
-    let since = std::time::Instant::now();
-    while fs::read_to_string(&marked).map_or(true, |t| t.trim() != me.to_string())
-        && since.elapsed() < Duration::from_secs(1)
-    {
-        std::thread::sleep(Duration::from_millis(2));
-    }
+    // The call that started this process marked `names` with its own id; they are this
+    // process's now (and removed as it ends).
     mark_pending(cache, names, me);
     let plan = std::sync::Mutex::new(Plan {
         queue: std::collections::VecDeque::new(),
