@@ -8,6 +8,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod support;
+use support::objstore::{az_config, s3_config};
 use support::*;
 
 use std::collections::BTreeMap;
@@ -175,31 +176,10 @@ fn open(url: &str) -> ObjectArchive {
 }
 
 fn config_for(u: &ObjectUrl) -> Vec<(String, String)> {
-    let pairs: Vec<(String, String)> = match u.cloud {
-        pgwal::storage::location::Cloud::S3 => vec![
-            ("aws_endpoint".into(), seaweed().endpoint()),
-            (
-                "aws_access_key_id".into(),
-                pgwal_testkit::objstore::S3_ACCESS_KEY.into(),
-            ),
-            ("aws_secret_access_key".into(), S3_SECRET_KEY.into()),
-            ("aws_region".into(), "us-east-1".into()),
-            ("aws_allow_http".into(), "true".into()),
-        ],
-        _ => vec![
-            (
-                "azure_storage_account_name".into(),
-                "devstoreaccount1".into(),
-            ),
-            ("azure_storage_account_key".into(), AZURITE_KEY.into()),
-            ("azure_allow_http".into(), "true".into()),
-            (
-                "azure_storage_endpoint".into(),
-                format!("{}/devstoreaccount1", azurite().endpoint()),
-            ),
-        ],
-    };
-    pairs
+    match u.cloud {
+        pgwal::storage::location::Cloud::S3 => s3_config(&seaweed().endpoint()),
+        _ => az_config(),
+    }
 }
 
 /// Every object of the archive at `url`: name → content.

@@ -47,10 +47,7 @@ fn another_systems_wal_in_the_archive_is_refused_and_kept() {
     .unwrap();
     assert_ne!(system_id(&b_seg), system_id(&a_probe), "two initdbs");
     let foreign = seg_name(0x99);
-    let bucket = unique("foreign");
-    seaweed().create_bucket(&bucket).unwrap();
-    let url = format!("s3://{bucket}/wal");
-    let store = open_s3(&url, &seaweed().endpoint());
+    let S3Archive { url, store, .. } = s3_archive(seaweed(), "foreign", "wal");
     store.put_new(&foreign, b_seg.clone().into()).unwrap();
 
     // receive: stops at once (a conflict, not retried), naming the URL, key and both systems.

@@ -74,11 +74,10 @@ fn identical(url: &str, env: &[(String, String)], store: ObjectArchive, z: &str)
 #[test]
 fn s3_objects_equal_pg_wal_none_and_zstd() {
     for z in ["none", "zstd"] {
-        let bucket = unique(z);
-        seaweed().create_bucket(&bucket).unwrap();
-        let url = format!("s3://{bucket}/db1/wal");
-        let store = open_s3(&url, &seaweed().endpoint());
-        identical(&url, &s3_env(&seaweed().endpoint()), store, z);
+        let S3Archive {
+            url, env, store, ..
+        } = s3_archive(seaweed(), z, "db1/wal");
+        identical(&url, &env, store, z);
     }
 }
 
@@ -96,10 +95,9 @@ fn kill9_and_restart_no_gap_no_duplicate() {
     let pg = Arc::new(pg);
     pg.pgbench_init(1).unwrap();
     create_slot(&pg, "arch");
-    let bucket = unique("kill");
-    seaweed().create_bucket(&bucket).unwrap();
-    let url = format!("s3://{bucket}/wal");
-    let env = s3_env(&seaweed().endpoint());
+    let S3Archive {
+        bucket, url, env, ..
+    } = s3_archive(seaweed(), "kill", "wal");
     let tmp = scratch("objrecv-kill");
     let spool = tmp.path().join("spool");
     let log = tmp.path().join("receive.log");
@@ -248,11 +246,9 @@ fn flush_to_remote_never_ahead_of_the_store_and_new_host_resumes() {
         "SELECT restart_lsn FROM pg_replication_slots WHERE slot_name = 'arch'",
     );
     let first = start_lsn / SEG;
-    let bucket = unique("remote");
-    seaweed().create_bucket(&bucket).unwrap();
-    let url = format!("s3://{bucket}/wal");
-    let env = s3_env(&seaweed().endpoint());
-    let store = open_s3(&url, &seaweed().endpoint());
+    let S3Archive {
+        url, env, store, ..
+    } = s3_archive(seaweed(), "remote", "wal");
     let tmp = scratch("objrecv-remote");
     let spool = tmp.path().join("spool");
     let log = tmp.path().join("receive.log");
@@ -363,10 +359,7 @@ fn flush_to_remote_never_ahead_of_the_store_and_new_host_resumes() {
 fn store_down_spool_stops_at_max_spool_then_drains() {
     let Some(pg) = cluster(MAJOR) else { return };
     let mut weed = SeaweedFs::start().unwrap();
-    let bucket = unique("down");
-    weed.create_bucket(&bucket).unwrap();
-    let url = format!("s3://{bucket}/wal");
-    let env = s3_env(&weed.endpoint());
+    let S3Archive { url, env, .. } = s3_archive(&weed, "down", "wal");
     create_slot(&pg, "arch");
     let tmp = scratch("objrecv-down");
     let spool = tmp.path().join("spool");
@@ -476,11 +469,9 @@ fn timeline_switch_uploads_history_and_last_partial() {
         return;
     };
     let standby = primary.create_standby().unwrap();
-    let bucket = unique("tli");
-    seaweed().create_bucket(&bucket).unwrap();
-    let url = format!("s3://{bucket}/wal");
-    let env = s3_env(&seaweed().endpoint());
-    let store = open_s3(&url, &seaweed().endpoint());
+    let S3Archive {
+        url, env, store, ..
+    } = s3_archive(seaweed(), "tli", "wal");
     let tmp = scratch("objrecv-tli");
     let spool = tmp.path().join("spool");
     let log = tmp.path().join("receive.log");

@@ -151,11 +151,9 @@ fn remote_durability_zero_loss_after_host_and_primary_lost() {
         "SELECT restart_lsn FROM pg_replication_slots WHERE slot_name = 'sync'",
     );
     let first = start_lsn / SEG;
-    let bucket = unique("sync");
-    seaweed().create_bucket(&bucket).unwrap();
-    let url = format!("s3://{bucket}/wal");
-    let env = s3_env(&seaweed().endpoint());
-    let store = open_s3(&url, &seaweed().endpoint());
+    let S3Archive {
+        url, env, store, ..
+    } = s3_archive(seaweed(), "sync", "wal");
     let tmp = scratch("objscen-sync");
     let spool = tmp.path().join("spool");
     let log = tmp.path().join("receive.log");
@@ -410,11 +408,9 @@ fn receiving_under_pgbench(tag: &str) -> Option<Receiving> {
         "SELECT restart_lsn FROM pg_replication_slots WHERE slot_name = 'arch'",
     ) / SEG;
     let weed = SeaweedFs::start().unwrap();
-    let bucket = unique(tag);
-    weed.create_bucket(&bucket).unwrap();
-    let url = format!("s3://{bucket}/wal");
-    let env = s3_env(&weed.endpoint());
-    let store = open_s3(&url, &weed.endpoint());
+    let S3Archive {
+        url, env, store, ..
+    } = s3_archive(&weed, tag, "wal");
     let tmp = scratch(&format!("objscen-{tag}"));
     let spool = tmp.path().join("spool");
     let log = tmp.path().join("receive.log");
@@ -595,10 +591,7 @@ fn receive_200mb_gzip_zstd_none() {
     let ci = conn(&pg);
     for z in ["gzip", "zstd", "none"] {
         let t = Instant::now();
-        let bucket = unique(&format!("big-{z}"));
-        seaweed().create_bucket(&bucket).unwrap();
-        let url = format!("s3://{bucket}/wal");
-        let env = s3_env(&seaweed().endpoint());
+        let S3Archive { url, env, .. } = s3_archive(seaweed(), &format!("big-{z}"), "wal");
         let tmp = scratch("objscen-big");
         let spool = tmp.path().join("spool");
         let o = receive_env(
@@ -670,11 +663,9 @@ fn point_in_time_recovery_from_s3_with_prefetch() {
         &pg,
         "SELECT restart_lsn FROM pg_replication_slots WHERE slot_name = 'arch'",
     ) / SEG;
-    let bucket = unique("pitr");
-    seaweed().create_bucket(&bucket).unwrap();
-    let url = format!("s3://{bucket}/wal");
-    let env = s3_env(&seaweed().endpoint());
-    let store = open_s3(&url, &seaweed().endpoint());
+    let S3Archive {
+        url, env, store, ..
+    } = s3_archive(seaweed(), "pitr", "wal");
     let tmp = scratch("objscen-pitr");
     let spool = tmp.path().join("spool");
     let log = tmp.path().join("receive.log");

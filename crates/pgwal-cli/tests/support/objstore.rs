@@ -53,29 +53,20 @@ pub fn az_env() -> Vec<(String, String)> {
     e
 }
 
-/// The library's view of an S3 archive at `endpoint`.
-pub fn open_s3(url: &str, endpoint: &str) -> ObjectArchive {
-    let Location::Object(u) = Location::parse(url).unwrap() else {
-        panic!("{url}")
-    };
-    let mut o = ObjectOptions::default();
-    o.config = vec![
+/// The object-store client settings of the S3 endpoint `endpoint` with the kit's credentials.
+pub fn s3_config(endpoint: &str) -> Vec<(String, String)> {
+    vec![
         ("aws_endpoint".into(), endpoint.into()),
         ("aws_access_key_id".into(), S3_ACCESS_KEY.into()),
         ("aws_secret_access_key".into(), S3_SECRET_KEY.into()),
         ("aws_region".into(), "us-east-1".into()),
         ("aws_allow_http".into(), "true".into()),
-    ];
-    o.max_retries = 1;
-    ObjectArchive::open(&u, &o).unwrap()
+    ]
 }
 
-pub fn open_az(url: &str) -> ObjectArchive {
-    let Location::Object(u) = Location::parse(url).unwrap() else {
-        panic!("{url}")
-    };
-    let mut o = ObjectOptions::default();
-    o.config = vec![
+/// The object-store client settings of the shared Azurite.
+pub fn az_config() -> Vec<(String, String)> {
+    vec![
         (
             "azure_storage_account_name".into(),
             "devstoreaccount1".into(),
@@ -86,8 +77,54 @@ pub fn open_az(url: &str) -> ObjectArchive {
             "azure_storage_endpoint".into(),
             format!("{}/devstoreaccount1", azurite().endpoint()),
         ),
-    ];
+    ]
+}
+
+/// The library's view of the archive at `url` with client settings `config`.
+fn open_with(url: &str, config: Vec<(String, String)>, max_retries: usize) -> ObjectArchive {
+    let Location::Object(u) = Location::parse(url).unwrap() else {
+        panic!("{url}")
+    };
+    let mut o = ObjectOptions::default();
+    o.config = config;
+    o.max_retries = max_retries;
     ObjectArchive::open(&u, &o).unwrap()
+}
+
+/// The library's view of an S3 archive at `endpoint`.
+pub fn open_s3(url: &str, endpoint: &str) -> ObjectArchive {
+    open_with(url, s3_config(endpoint), 1)
+}
+
+/// The library's view of an archive in the shared Azurite.
+pub fn open_az(url: &str) -> ObjectArchive {
+    open_with(url, az_config(), ObjectOptions::default().max_retries)
+}
+
+/// An archive in a new bucket of a SeaweedFS cluster: its URL, a client's environment for it
+/// and the library's view of it.
+pub struct S3Archive {
+    /// The bucket.
+    pub bucket: String,
+    /// `s3://BUCKET/PREFIX`.
+    pub url: String,
+    /// The environment of a `pgwal` process using it ([`s3_env`]).
+    pub env: Vec<(String, String)>,
+    /// The library's view of it ([`open_s3`]).
+    pub store: ObjectArchive,
+}
+
+/// Creates a bucket named after `tag` in `weed` and the archive `s3://BUCKET/{prefix}` in it.
+pub fn s3_archive(weed: &pgwal_testkit::SeaweedFs, tag: &str, prefix: &str) -> S3Archive {
+    let bucket = unique(tag);
+    weed.create_bucket(&bucket).unwrap();
+    let url = format!("s3://{bucket}/{prefix}");
+    S3Archive {
+        env: s3_env(&weed.endpoint()),
+        store: open_s3(&url, &weed.endpoint()),
+        url,
+        bucket,
+    }
 }
 
 /// `pgwal receive ARGS` with `env`, in the background, stderr appended to `log`.
