@@ -155,7 +155,8 @@ struct State {
     seen: HashSet<String>,
     /// The range being read, if a reader said ([`RemoteFiles::will_read`]).
     range: Option<ReadRange>,
-    /// Names fetched whole, in order.
+    /// Names fetched whole, in order: the last [`SEEN_KEPT`] at least (a reader following
+    /// the archive for long forgets the older ones).
     fetched: Vec<String>,
     /// When a reader follows the archive as it grows (a `live` reader, or once the listing
     /// was read again: [`RemoteFiles::list_from`]), the last object handed to a reader:
@@ -164,6 +165,16 @@ struct State {
     /// A reader follows the archive: it was opened `live`, or [`RemoteFiles::list_from`]
     /// was called.
     following: bool,
+}
+
+impl State {
+    /// Counts `name` as fetched whole; past twice [`SEEN_KEPT`] names, the older half goes.
+    fn note_fetched(&mut self, name: &str) {
+        if self.fetched.len() >= 2 * SEEN_KEPT {
+            self.fetched.drain(..SEEN_KEPT);
+        }
+        self.fetched.push(name.to_owned());
+    }
 }
 
 impl Shared {
@@ -314,7 +325,7 @@ impl ObjectFiles {
             }
             st.slots.insert(n.clone(), None);
             st.seen.insert(n.clone());
-            st.fetched.push(n.clone());
+            st.note_fetched(n);
             let shared = Arc::clone(&self.shared);
             let name = n.clone();
             let spawned = std::thread::Builder::new()
@@ -349,7 +360,7 @@ impl ObjectFiles {
         if !held {
             // Fetched here: reading ahead (for this or another reader) must not fetch it too.
             st.seen.insert(name.to_owned());
-            st.fetched.push(name.to_owned());
+            st.note_fetched(name);
         }
         let range = st.range.clone();
         let next = self.next_names(name, range.as_ref());
@@ -383,7 +394,7 @@ impl ObjectFiles {
             if let Some(got) = got {
                 return got;
             }
-            st.fetched.push(name.to_owned());
+            st.note_fetched(name);
         }
         drop(st);
         self.shared.fetch(name)
@@ -454,5 +465,22 @@ impl RemoteFiles for ObjectFiles {
 
     fn fetched(&self) -> Vec<String> {
         self.shared.lock().fetched.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_long_follower_keeps_only_the_recent_fetched_names() {
+        let mut st = State::default();
+        let names: Vec<String> = (0..5 * SEEN_KEPT).map(|i| format!("{i:024X}")).collect();
+        for n in &names {
+            st.note_fetched(n);
+            assert!(st.fetched.len() <= 2 * SEEN_KEPT);
+        }
+        assert!(st.fetched.len() >= SEEN_KEPT);
+        assert_eq!(st.fetched[..], names[names.len() - st.fetched.len()..]);
     }
 }

@@ -83,7 +83,8 @@ pub trait RemoteFiles: Send + Sync + std::fmt::Debug {
     /// reading ahead fetches the segments it will ask for, and no others (by default: nothing).
     fn will_read(&self, _range: &super::ReadRange) {}
     /// The names of the files read whole so far, in the order they were asked for (those read
-    /// ahead included): what reading cost (by default: not counted, empty).
+    /// ahead included): what reading cost (by default: not counted, empty). A reader that
+    /// follows a growing archive for long may keep only the most recent thousands.
     fn fetched(&self) -> Vec<String> {
         Vec::new()
     }
