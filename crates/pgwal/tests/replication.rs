@@ -1,4 +1,4 @@
-//! The replication client against real PostgreSQL servers, every installed major 13–18.
+//! The replication client against real PostgreSQL servers, every installed major 13–19.
 //!
 //! One cluster per major (1 MB segments, the kit's auth users, TLS with a generated CA), then
 //! a streaming standby that is promoted for the timeline tests. Each major is its own test so
@@ -11,7 +11,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use pgwal::conninfo::{Config, MapEnvironment};
+use pgwal::conninfo::{Config, MapEnvironment, ProtocolVersion};
 use pgwal::replication::{
     CreateSlotOptions, Error, ReplicationClient, ReplicationEvent, ReplicationStream, SlotName,
     StartReplication, StreamOptions,
@@ -129,6 +129,7 @@ async fn run(major: Major) {
         home: tempfile::tempdir().unwrap(),
     };
     auth(&ctx).await;
+    protocol_versions(&ctx).await;
     tls(&ctx).await;
     commands(&ctx).await;
     streaming(&ctx).await;
@@ -234,6 +235,61 @@ async fn auth(ctx: &Ctx) {
     let mut c = ReplicationClient::connect(&cfg).await.unwrap();
     assert!(c.peer_addr().is_none() && !c.is_tls());
     c.identify_system().await.unwrap();
+}
+
+/// The newest protocol version a server of `major` speaks.
+fn newest_protocol(major: Major) -> ProtocolVersion {
+    if major.number() >= 18 {
+        ProtocolVersion::V3_2
+    } else {
+        ProtocolVersion::V3_0
+    }
+}
+
+/// libpq 18's `min_protocol_version` / `max_protocol_version`: 3.0 by default; 3.2 asked for
+/// is spoken by 18 and newer (a 32-byte cancel key) and negotiated down to 3.0 by older
+/// servers, unless the minimum forbids it.
+async fn protocol_versions(ctx: &Ctx) {
+    let major = ctx.pg.major();
+    let key_len = |c: &ReplicationClient| c.protocol().backend_key().map(|(_, k)| k.len());
+    let mut c = ctx.must_connect("sslmode=disable user=postgres").await;
+    assert_eq!(c.protocol_version(), ProtocolVersion::V3_0);
+    assert_eq!(key_len(&c), Some(4));
+    c.identify_system().await.unwrap();
+    for extra in ["max_protocol_version=3.2", "max_protocol_version=latest"] {
+        let mut c = ctx
+            .must_connect(&format!(
+                "sslmode=require user={} password={} {extra}",
+                SCRAM_USER.name, SCRAM_USER.password
+            ))
+            .await;
+        let newest = newest_protocol(major);
+        assert_eq!(c.protocol_version(), newest, "{major} {extra}");
+        let want = if newest == ProtocolVersion::V3_2 {
+            32
+        } else {
+            4
+        };
+        assert_eq!(key_len(&c), Some(want), "{major} {extra}");
+        assert!(c.is_tls());
+        c.identify_system().await.unwrap();
+    }
+    let r = ctx
+        .connect("sslmode=disable user=postgres min_protocol_version=3.2")
+        .await;
+    if major.number() >= 18 {
+        let mut c = r.unwrap();
+        assert_eq!(c.protocol_version(), ProtocolVersion::V3_2);
+        c.identify_system().await.unwrap();
+    } else {
+        let e = r.unwrap_err();
+        assert!(
+            e.to_string().contains(
+                "server only supports protocol version 3.0, but \"min_protocol_version\" was set to 3.2"
+            ),
+            "{major}: {e}"
+        );
+    }
 }
 
 /// TLS per sslmode, verified against the kit's CA, with SCRAM channel binding.
@@ -431,11 +487,14 @@ async fn streaming(ctx: &Ctx) {
     let pg = &ctx.pg;
     let seg = WalSegSize::new(1 << 20).unwrap();
     let app = format!("pgwal_it_{}", pg.major().number());
+    // Streamed in the newest protocol the server speaks (3.2 from 18 on); the other steps use
+    // libpq's default, 3.0.
     let mut c = ctx
         .must_connect(&format!(
-            "sslmode=disable user=postgres application_name={app}"
+            "sslmode=disable user=postgres application_name={app} max_protocol_version=latest"
         ))
         .await;
+    assert_eq!(c.protocol_version(), newest_protocol(pg.major()));
     let slot = SlotName::new("pgwal_it_stream").unwrap();
     c.create_replication_slot(
         &slot,

@@ -33,10 +33,11 @@
 //! Every libpq 13–18 keyword parses. These are used: `host`, `hostaddr`, `port`, `user`,
 //! `password`, `passfile`, `dbname`, `connect_timeout`, `application_name`,
 //! `fallback_application_name`, `options`, `sslmode`, `sslrootcert`, `sslcert`, `sslkey`,
-//! `sslcrl`, `sslcrldir`, `channel_binding`. Keywords that would change security or routing (`service`,
+//! `sslcrl`, `sslcrldir`, `channel_binding`, `min_protocol_version`, `max_protocol_version`.
+//! Keywords that would change security or routing (`service`,
 //! `require_auth`, `sslnegotiation`, `sslpassword`, `gssencmode`,
-//! `requirepeer`, `target_session_attrs`, `load_balance_hosts`, `min_protocol_version`,
-//! `max_protocol_version`, `sslcertmode`, `scram_client_key`, `scram_server_key`,
+//! `requirepeer`, `target_session_attrs`, `load_balance_hosts`,
+//! `sslcertmode`, `scram_client_key`, `scram_server_key`,
 //! `oauth_*`) are rejected with [`ConnInfoError::Unsupported`] unless their value is
 //! libpq's default. The rest (TCP keepalives, `client_encoding`, `sslsni`, `sslcompression`,
 //! `ssl_min_protocol_version`, `ssl_max_protocol_version`, `krbsrvname`, `gsslib`,
@@ -126,6 +127,9 @@ pub enum ConnInfoError {
         /// The value.
         value: String,
     },
+    /// `min_protocol_version` is above `max_protocol_version`.
+    #[error("\"min_protocol_version\" is greater than \"max_protocol_version\"")]
+    ProtocolVersionRange,
     /// A keyword that takes an integer got something else.
     #[error("invalid integer value \"{value}\" for connection option \"{option}\"")]
     InvalidInteger {
@@ -400,6 +404,76 @@ impl FromStr for ChannelBindingMode {
     }
 }
 
+/// A version of PostgreSQL's frontend/backend protocol (libpq's `min_protocol_version` and
+/// `max_protocol_version`). 3.2 (servers from 18 on) differs from 3.0 only in the length of
+/// the cancel key; a server of an older major answers a 3.2 startup with
+/// NegotiateProtocolVersion, and the connection goes on in 3.0.
+///
+/// ```
+/// use pgwal::conninfo::ProtocolVersion;
+///
+/// assert_eq!("latest".parse::<ProtocolVersion>().unwrap(), ProtocolVersion::V3_2);
+/// assert!(ProtocolVersion::V3_0 < ProtocolVersion::V3_2);
+/// assert_eq!(ProtocolVersion::V3_2.code(), 196610);
+/// assert_eq!(ProtocolVersion::V3_0.to_string(), "3.0");
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub enum ProtocolVersion {
+    /// 3.0, every server since 7.4 (libpq's default).
+    #[default]
+    V3_0,
+    /// 3.2, servers from PostgreSQL 18 on: cancel keys of up to 256 bytes.
+    V3_2,
+}
+
+impl ProtocolVersion {
+    /// The newest version pgwal speaks (`latest`).
+    pub const LATEST: ProtocolVersion = ProtocolVersion::V3_2;
+
+    /// The number a startup packet carries: major << 16 | minor.
+    pub fn code(self) -> u32 {
+        match self {
+            ProtocolVersion::V3_0 => 3 << 16,
+            ProtocolVersion::V3_2 => 3 << 16 | 2,
+        }
+    }
+
+    /// The version of startup-packet number `code`, if pgwal speaks it.
+    pub fn from_code(code: u32) -> Option<ProtocolVersion> {
+        [ProtocolVersion::V3_0, ProtocolVersion::V3_2]
+            .into_iter()
+            .find(|v| v.code() == code)
+    }
+
+    /// `value` of conninfo keyword `option`: `3.0`, `3.2` or `latest`.
+    fn parse_keyword(option: &'static str, value: &str) -> Result<ProtocolVersion, ConnInfoError> {
+        match value {
+            "3.0" => Ok(ProtocolVersion::V3_0),
+            "3.2" => Ok(ProtocolVersion::V3_2),
+            "latest" => Ok(ProtocolVersion::LATEST),
+            _ => Err(ConnInfoError::InvalidValue {
+                option,
+                value: value.to_owned(),
+            }),
+        }
+    }
+}
+
+impl FromStr for ProtocolVersion {
+    type Err = ConnInfoError;
+
+    fn from_str(s: &str) -> Result<ProtocolVersion, ConnInfoError> {
+        ProtocolVersion::parse_keyword("max_protocol_version", s)
+    }
+}
+
+impl fmt::Display for ProtocolVersion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let code = self.code();
+        write!(f, "{}.{}", code >> 16, code & 0xffff)
+    }
+}
+
 /// Where a server listens.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Host {
@@ -512,6 +586,12 @@ pub struct Config {
     pub ssl_crl_dir: Option<PathBuf>,
     /// `channel_binding` / `PGCHANNELBINDING`.
     pub channel_binding: ChannelBindingMode,
+    /// The oldest protocol version the connection accepts (`min_protocol_version`,
+    /// `PGMINPROTOCOLVERSION`; default 3.0).
+    pub min_protocol_version: ProtocolVersion,
+    /// The protocol version asked for (`max_protocol_version`, `PGMAXPROTOCOLVERSION`); by
+    /// default 3.0, as libpq 18, or the latest when `min_protocol_version` is above 3.0.
+    pub max_protocol_version: ProtocolVersion,
     /// The socket directory an empty host means; `localhost` in the password file matches it.
     pub default_socket_dir: PathBuf,
 }
@@ -537,6 +617,8 @@ impl fmt::Debug for Config {
             .field("ssl_crl", &self.ssl_crl)
             .field("ssl_crl_dir", &self.ssl_crl_dir)
             .field("channel_binding", &self.channel_binding)
+            .field("min_protocol_version", &self.min_protocol_version)
+            .field("max_protocol_version", &self.max_protocol_version)
             .field("default_socket_dir", &self.default_socket_dir)
             .finish()
     }
@@ -612,6 +694,25 @@ impl Config {
             Some(v) => v.parse()?,
             None => ChannelBindingMode::default(),
         };
+        // libpq's `pqConnectOptions2()`: the version asked for defaults to 3.0 (servers and
+        // poolers that predate NegotiateProtocolVersion refuse others), or to the latest when
+        // the minimum is above 3.0.
+        let version =
+            |key: &'static str, var: &str| -> Result<Option<ProtocolVersion>, ConnInfoError> {
+                non_empty(value(key, Some(var)))
+                    .map(|v| ProtocolVersion::parse_keyword(key, &v))
+                    .transpose()
+            };
+        let min_protocol_version =
+            version("min_protocol_version", "PGMINPROTOCOLVERSION")?.unwrap_or_default();
+        let max_protocol_version = match version("max_protocol_version", "PGMAXPROTOCOLVERSION")? {
+            Some(v) => v,
+            None if min_protocol_version > ProtocolVersion::V3_0 => ProtocolVersion::LATEST,
+            None => ProtocolVersion::V3_0,
+        };
+        if min_protocol_version > max_protocol_version {
+            return Err(ConnInfoError::ProtocolVersionRange);
+        }
         let pg_dir = home.as_ref().map(|h| h.join(".postgresql"));
         let ssl_path = |key: &str, var: &str, file: &str| -> Option<PathBuf> {
             match non_empty(value(key, Some(var))) {
@@ -656,6 +757,8 @@ impl Config {
             ssl_crl,
             ssl_crl_dir,
             channel_binding,
+            min_protocol_version,
+            max_protocol_version,
             default_socket_dir,
         })
     }
@@ -765,16 +868,6 @@ fn check_unsupported(info: &ConnInfo, env: &dyn Environment) -> Result<(), ConnI
             "load_balance_hosts",
             Some("PGLOADBALANCEHOSTS"),
             &["disable"],
-        ),
-        (
-            "min_protocol_version",
-            Some("PGMINPROTOCOLVERSION"),
-            &["3.0"],
-        ),
-        (
-            "max_protocol_version",
-            Some("PGMAXPROTOCOLVERSION"),
-            &["3.0"],
         ),
         ("scram_client_key", None, &[]),
         ("scram_server_key", None, &[]),
@@ -887,6 +980,44 @@ mod tests {
 
     fn cfg(s: &str) -> Config {
         Config::parse_with_env(s, &env()).unwrap()
+    }
+
+    #[test]
+    fn protocol_versions_as_libpq_18() {
+        let c = cfg("host=h");
+        assert_eq!(
+            (c.min_protocol_version, c.max_protocol_version),
+            (ProtocolVersion::V3_0, ProtocolVersion::V3_0)
+        );
+        let c = cfg("host=h max_protocol_version=latest");
+        assert_eq!(c.max_protocol_version, ProtocolVersion::V3_2);
+        // A minimum above 3.0 asks for the latest unless a maximum is given.
+        let c = cfg("host=h min_protocol_version=3.2");
+        assert_eq!(
+            (c.min_protocol_version, c.max_protocol_version),
+            (ProtocolVersion::V3_2, ProtocolVersion::V3_2)
+        );
+        let e = env()
+            .with_var("PGMAXPROTOCOLVERSION", "3.2")
+            .with_var("PGMINPROTOCOLVERSION", "3.0");
+        let c = Config::parse_with_env("host=h", &e).unwrap();
+        assert_eq!(c.max_protocol_version, ProtocolVersion::V3_2);
+        // The string wins over the environment.
+        let c = Config::parse_with_env("host=h max_protocol_version=3.0", &e).unwrap();
+        assert_eq!(c.max_protocol_version, ProtocolVersion::V3_0);
+        let bad = |s: &str| Config::parse_with_env(s, &env()).unwrap_err().to_string();
+        assert_eq!(
+            bad("host=h min_protocol_version=3.2 max_protocol_version=3.0"),
+            "\"min_protocol_version\" is greater than \"max_protocol_version\""
+        );
+        assert_eq!(
+            bad("host=h max_protocol_version=3.1"),
+            "invalid max_protocol_version value: \"3.1\""
+        );
+        assert_eq!(
+            bad("host=h min_protocol_version=4"),
+            "invalid min_protocol_version value: \"4\""
+        );
     }
 
     fn tcp(name: &str, port: u16) -> HostSpec {

@@ -342,6 +342,12 @@ impl ReplicationClient {
         self.conn.proto.backend_key().map(|(pid, _)| pid)
     }
 
+    /// The protocol version in use (3.2 only when asked for with `max_protocol_version` and the
+    /// server is 18 or newer).
+    pub fn protocol_version(&self) -> crate::conninfo::ProtocolVersion {
+        self.conn.proto.protocol_version()
+    }
+
     /// The protocol core (for inspection).
     pub fn protocol(&self) -> &Protocol {
         &self.conn.proto
@@ -741,6 +747,8 @@ async fn startup(
     sc.options = config.options.clone();
     sc.password = config.password_for(host, &dbname).map(String::into_bytes);
     sc.channel_binding = config.channel_binding;
+    sc.min_protocol_version = config.min_protocol_version;
+    sc.max_protocol_version = config.max_protocol_version;
     sc.tls = tls.is_some();
     sc.tls_server_end_point = tls.clone().flatten();
     let proto = Protocol::new(sc)?;

@@ -186,6 +186,17 @@ pub enum Error {
     /// The server broke the protocol (malformed or unexpected message).
     #[error("protocol error: {0}")]
     Protocol(String),
+    /// The server answered the startup with an older protocol version than
+    /// `min_protocol_version` allows.
+    #[error(
+        "server only supports protocol version {server}, but \"min_protocol_version\" was set to {min}"
+    )]
+    ProtocolVersion {
+        /// The newest version the server speaks.
+        server: crate::conninfo::ProtocolVersion,
+        /// `min_protocol_version`.
+        min: crate::conninfo::ProtocolVersion,
+    },
     /// A command's result did not have the expected shape.
     #[error("unexpected result for {command}: {reason}")]
     UnexpectedResult {

@@ -5,7 +5,7 @@ use bytes::{Bytes, BytesMut};
 use super::message::{HotStandbyFeedback, ServerMessage, StandbyStatusUpdate};
 use super::protocol::{Event, FeedbackPositions, Protocol, StartupConfig};
 use super::PgTimestamp;
-use crate::conninfo::ChannelBindingMode;
+use crate::conninfo::{ChannelBindingMode, ProtocolVersion};
 
 /// Feeds arbitrary bytes as backend messages into the protocol core.
 ///
@@ -31,6 +31,12 @@ pub fn server_messages(data: &[u8]) {
         1 => ChannelBindingMode::Disable,
         _ => ChannelBindingMode::Require,
     };
+    if mode & 0x40 != 0 {
+        cfg.max_protocol_version = ProtocolVersion::V3_2;
+        if mode & 0x80 != 0 {
+            cfg.min_protocol_version = ProtocolVersion::V3_2;
+        }
+    }
     let Ok(mut p) = Protocol::new(cfg) else {
         return;
     };

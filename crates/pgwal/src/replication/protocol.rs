@@ -1,7 +1,8 @@
 //! The replication protocol without I/O: bytes in, events and bytes out.
 //!
 //! A [`Protocol`] holds the state of one connection after the (optional) TLS negotiation:
-//! the startup packet, authentication (trust, cleartext, MD5, SCRAM-SHA-256 and
+//! the startup packet (protocol 3.0, or 3.2 when asked for, with libpq's negotiation down to
+//! an older server's version), authentication (trust, cleartext, MD5, SCRAM-SHA-256 and
 //! SCRAM-SHA-256-PLUS with `tls-server-end-point` channel binding), simple queries whose
 //! results are collected into [`ResultSet`]s, and the CopyBoth phase of
 //! `START_REPLICATION`. It never touches a socket or a clock: the caller feeds received bytes
@@ -57,7 +58,7 @@ use super::command::{ServerVersion, TimelineSwitch};
 use super::message::{HotStandbyFeedback, ServerMessage, StandbyStatusUpdate};
 pub use super::result::{Column, ResultSet, Row};
 use super::{DbError, Error, PrimaryKeepalive, XLogData};
-use crate::conninfo::ChannelBindingMode;
+use crate::conninfo::{ChannelBindingMode, ProtocolVersion};
 use crate::{Lsn, TimelineId};
 
 /// The largest backend message accepted, in bytes (PostgreSQL's `MaxAllocSize` is 1 GB;
@@ -129,6 +130,10 @@ pub struct StartupConfig {
     pub password: Option<Vec<u8>>,
     /// Whether SCRAM must, may or must not use channel binding.
     pub channel_binding: ChannelBindingMode,
+    /// The protocol version asked for in the startup packet (default 3.0).
+    pub max_protocol_version: ProtocolVersion,
+    /// The oldest version accepted when the server negotiates down (default 3.0).
+    pub min_protocol_version: ProtocolVersion,
     /// True if the connection runs over TLS.
     pub tls: bool,
     /// The `tls-server-end-point` channel-binding data: the hash of the server's certificate
@@ -237,11 +242,22 @@ enum Auth {
     ScramDone,
 }
 
-/// Backend messages: postgres-protocol's, plus the two it does not know.
+/// Backend messages: postgres-protocol's, plus those it does not know (or knows only in
+/// protocol 3.0's form).
 enum Backend {
     Pg(Message),
     CopyBothResponse,
-    NegotiateProtocolVersion,
+    /// The newest protocol version the server speaks, and the `_pq_.` options it did not
+    /// recognise.
+    NegotiateProtocolVersion {
+        version: u32,
+        options: Vec<String>,
+    },
+    /// The process id and cancel key (4 bytes in 3.0, up to 256 from 3.2).
+    KeyData {
+        process_id: i32,
+        secret: Vec<u8>,
+    },
 }
 
 /// The protocol state of one replication connection. See the [module docs](self).
@@ -257,7 +273,10 @@ pub struct Protocol {
     auth: Auth,
     channel_binding_used: bool,
     params: BTreeMap<String, String>,
-    backend_key: Option<(i32, i32)>,
+    /// The version in use: the one asked for, or the one the server negotiated down to.
+    version: ProtocolVersion,
+    min_version: ProtocolVersion,
+    backend_key: Option<(i32, Vec<u8>)>,
     sets: Vec<ResultSet>,
     current: Option<ResultSet>,
     /// Rows and `DataRow` bytes collected for the current command, for the bounds.
@@ -297,6 +316,8 @@ impl Protocol {
         let mut tx = BytesMut::with_capacity(256);
         frontend::startup_message(params, &mut tx)
             .map_err(|e| Error::InvalidArgument(format!("invalid startup parameter: {e}")))?;
+        // postgres-protocol writes 3.0; the version asked for replaces it.
+        tx[4..8].copy_from_slice(&config.max_protocol_version.code().to_be_bytes());
         Ok(Protocol {
             state: State::Startup,
             rx: BytesMut::with_capacity(64 * 1024),
@@ -309,6 +330,8 @@ impl Protocol {
             auth: Auth::None,
             channel_binding_used: false,
             params: BTreeMap::new(),
+            version: config.max_protocol_version,
+            min_version: config.min_protocol_version,
             backend_key: None,
             sets: Vec::new(),
             current: None,
@@ -512,9 +535,18 @@ impl Protocol {
             .and_then(ServerVersion::parse)
     }
 
-    /// The backend process id and cancel key (`BackendKeyData`).
-    pub fn backend_key(&self) -> Option<(i32, i32)> {
+    /// The protocol version in use: the one asked for
+    /// ([`StartupConfig::max_protocol_version`]), or the older one a server negotiated down to.
+    pub fn protocol_version(&self) -> ProtocolVersion {
+        self.version
+    }
+
+    /// The backend process id and cancel key (`BackendKeyData`: 4 bytes in protocol 3.0, 4 to
+    /// 256 from 3.2).
+    pub fn backend_key(&self) -> Option<(i32, &[u8])> {
         self.backend_key
+            .as_ref()
+            .map(|(pid, key)| (*pid, key.as_slice()))
     }
 
     /// True if authentication used SCRAM-SHA-256-PLUS (channel binding).
@@ -576,8 +608,18 @@ impl Protocol {
                 Ok(Some(Backend::CopyBothResponse))
             }
             b'v' => {
-                let _ = self.rx.split_to(len + 1);
-                Ok(Some(Backend::NegotiateProtocolVersion))
+                let body = self.rx.split_to(len + 1);
+                parse_negotiate(&body[5..]).map(Some)
+            }
+            b'K' => {
+                let body = self.rx.split_to(len + 1);
+                let Some((pid, secret)) = body[5..].split_first_chunk::<4>() else {
+                    return Err(Error::protocol("invalid BackendKeyData message"));
+                };
+                Ok(Some(Backend::KeyData {
+                    process_id: i32::from_be_bytes(*pid),
+                    secret: secret.to_vec(),
+                }))
             }
             _ => match Message::parse(&mut self.rx) {
                 Ok(Some(m)) => Ok(Some(Backend::Pg(m))),
@@ -593,10 +635,18 @@ impl Protocol {
     fn handle(&mut self, msg: Backend) -> Result<Option<Event>, Error> {
         let msg = match msg {
             Backend::Pg(m) => m,
-            Backend::NegotiateProtocolVersion => {
-                // Only sent for unsupported minor versions or _pq_ options; we ask for 3.0
-                // with none, so accept and carry on.
-                return Ok(None);
+            Backend::NegotiateProtocolVersion { version, options } => {
+                return self.negotiate(version, &options).map(|()| None);
+            }
+            Backend::KeyData { process_id, secret } => {
+                return match self.state {
+                    State::Authenticated => {
+                        self.check_cancel_key(&secret)?;
+                        self.backend_key = Some((process_id, secret));
+                        Ok(None)
+                    }
+                    _ => Err(self.unexpected("BackendKeyData")),
+                };
             }
             Backend::CopyBothResponse => {
                 return match self.state {
@@ -648,10 +698,6 @@ impl Protocol {
         match self.state {
             State::Startup => self.handle_auth(msg),
             State::Authenticated => match msg {
-                Message::BackendKeyData(body) => {
-                    self.backend_key = Some((body.process_id(), body.secret_key()));
-                    Ok(None)
-                }
                 Message::ReadyForQuery(_) => {
                     self.state = State::Idle;
                     Ok(Some(Event::Connected))
@@ -971,6 +1017,75 @@ impl Protocol {
         Ok(())
     }
 
+    /// NegotiateProtocolVersion: the server speaks only protocol `version` (its newest), and
+    /// did not recognise `options`. Checked as libpq does: only at startup, only downwards, to
+    /// an existing version no older than the minimum, and never naming an option (pgwal asks
+    /// for none).
+    fn negotiate(&mut self, version: u32, options: &[String]) -> Result<(), Error> {
+        if !matches!(self.state, State::Startup) {
+            return Err(self.unexpected("NegotiateProtocolVersion"));
+        }
+        let invalid = |why: &str| {
+            Error::protocol(format!(
+                "received invalid protocol negotiation message: {why}"
+            ))
+        };
+        if version > self.version.code() {
+            return Err(invalid(
+                "server requested downgrade to a higher-numbered version",
+            ));
+        }
+        if version < ProtocolVersion::V3_0.code() {
+            return Err(invalid(
+                "server requested downgrade to pre-3.0 protocol version",
+            ));
+        }
+        let Some(server) = ProtocolVersion::from_code(version) else {
+            return Err(invalid(&format!(
+                "server requested downgrade to non-existent {}.{} protocol version",
+                version >> 16,
+                version & 0xffff
+            )));
+        };
+        if let Some(o) = options.first() {
+            return Err(invalid(&if o.starts_with("_pq_.") {
+                format!("server reported an unsupported parameter that was not requested (\"{o}\")")
+            } else {
+                format!(
+                    "server reported unsupported parameter name without a _pq_. prefix (\"{o}\")"
+                )
+            }));
+        }
+        if server == self.version {
+            return Err(invalid("server negotiated but asks for no changes"));
+        }
+        if server < self.min_version {
+            return Err(Error::ProtocolVersion {
+                server,
+                min: self.min_version,
+            });
+        }
+        self.version = server;
+        Ok(())
+    }
+
+    /// A cancel key's length as the protocol version in use allows.
+    fn check_cancel_key(&self, key: &[u8]) -> Result<(), Error> {
+        let len = key.len();
+        let why = if self.version == ProtocolVersion::V3_0 && len != 4 {
+            format!("cancel key with length {len} not allowed in protocol version 3.0 (must be 4 bytes)")
+        } else if len < 4 {
+            format!("cancel key with length {len} is too short (minimum 4 bytes)")
+        } else if len > 256 {
+            format!("cancel key with length {len} is too long (maximum 256 bytes)")
+        } else {
+            return Ok(());
+        };
+        Err(Error::protocol(format!(
+            "received invalid BackendKeyData message: {why}"
+        )))
+    }
+
     fn unexpected(&self, what: &str) -> Error {
         Error::protocol(format!(
             "unexpected {what} message in state {:?}",
@@ -993,6 +1108,33 @@ impl Protocol {
 }
 
 /// A name for a backend message, for error messages.
+/// The body of a NegotiateProtocolVersion message: the newest version the server speaks, then
+/// the options it did not recognise.
+fn parse_negotiate(body: &[u8]) -> Result<Backend, Error> {
+    let invalid = || Error::protocol("invalid NegotiateProtocolVersion message");
+    let (version, rest) = body.split_first_chunk::<4>().ok_or_else(invalid)?;
+    let (count, mut rest) = rest.split_first_chunk::<4>().ok_or_else(invalid)?;
+    let count = i32::from_be_bytes(*count);
+    if count < 0 {
+        return Err(Error::protocol(
+            "received invalid protocol negotiation message: server reported negative number of unsupported parameters",
+        ));
+    }
+    let mut options = Vec::new();
+    for _ in 0..count {
+        let end = rest.iter().position(|&b| b == 0).ok_or_else(invalid)?;
+        options.push(String::from_utf8_lossy(&rest[..end]).into_owned());
+        rest = &rest[end + 1..];
+    }
+    if !rest.is_empty() {
+        return Err(invalid());
+    }
+    Ok(Backend::NegotiateProtocolVersion {
+        version: u32::from_be_bytes(*version),
+        options,
+    })
+}
+
 fn message_name(m: &Message) -> &'static str {
     match m {
         Message::AuthenticationCleartextPassword

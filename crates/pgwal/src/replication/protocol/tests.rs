@@ -93,7 +93,7 @@ fn trust_auth() {
         ]
     );
     assert_eq!(p.server_version(), Some(ServerVersion(150018)));
-    assert_eq!(p.backend_key(), Some((1, 2)));
+    assert_eq!(p.backend_key(), Some((1, &2i32.to_be_bytes()[..])));
     assert!(!p.channel_binding_used());
     assert!(!p.has_output());
 }
@@ -690,15 +690,6 @@ fn byte_at_a_time() {
 }
 
 #[test]
-fn negotiate_protocol_version_is_ignored() {
-    let mut p = Protocol::new(StartupConfig::new("u")).unwrap();
-    p.receive(&t::message(b'v', &[0, 3, 0, 0, 0, 0, 0, 0]));
-    p.receive(&t::auth_ok());
-    p.receive(&t::ready());
-    assert_eq!(drain(&mut p).unwrap(), vec![Event::Connected]);
-}
-
-#[test]
 fn terminate() {
     let mut p = connected();
     p.send_terminate();
@@ -819,4 +810,158 @@ fn result_sets_and_parameters_are_bounded() {
     p.receive(&t::param_status("one_too_many", "v"));
     let e = drain(&mut p).unwrap_err();
     assert!(e.to_string().contains("more than 1000 parameters"), "{e}");
+}
+
+// ---- protocol version negotiation (3.2, libpq 18's min/max_protocol_version) ----
+
+fn negotiate(version: u32, options: &[&str]) -> Vec<u8> {
+    let mut b = version.to_be_bytes().to_vec();
+    b.extend_from_slice(&(options.len() as i32).to_be_bytes());
+    for o in options {
+        b.extend_from_slice(o.as_bytes());
+        b.push(0);
+    }
+    t::message(b'v', &b)
+}
+
+fn key_data(pid: i32, key: &[u8]) -> Vec<u8> {
+    let mut b = pid.to_be_bytes().to_vec();
+    b.extend_from_slice(key);
+    t::message(b'K', &b)
+}
+
+fn asking(max: ProtocolVersion, min: ProtocolVersion) -> Protocol {
+    let mut c = StartupConfig::new("rep");
+    c.max_protocol_version = max;
+    c.min_protocol_version = min;
+    let mut p = Protocol::new(c).unwrap();
+    let out = p.take_output();
+    assert_eq!(out[4..8], max.code().to_be_bytes());
+    p
+}
+
+#[test]
+fn protocol_3_2_with_a_long_cancel_key() {
+    let mut p = asking(ProtocolVersion::V3_2, ProtocolVersion::V3_0);
+    p.receive(&t::auth_ok());
+    p.receive(&key_data(7, &[0xAB; 32]));
+    p.receive(&t::ready());
+    assert_eq!(drain(&mut p).unwrap().last(), Some(&Event::Connected));
+    assert_eq!(p.protocol_version(), ProtocolVersion::V3_2);
+    assert_eq!(p.backend_key(), Some((7, &[0xAB; 32][..])));
+}
+
+#[test]
+fn an_older_server_negotiates_down_to_3_0() {
+    let mut p = asking(ProtocolVersion::V3_2, ProtocolVersion::V3_0);
+    p.receive(&negotiate(ProtocolVersion::V3_0.code(), &[]));
+    p.receive(&t::auth_ok());
+    startup_done(&mut p);
+    assert_eq!(p.protocol_version(), ProtocolVersion::V3_0);
+    assert_eq!(p.backend_key(), Some((4242, &77i32.to_be_bytes()[..])));
+}
+
+#[test]
+fn min_protocol_version_above_the_servers_fails() {
+    let mut p = asking(ProtocolVersion::V3_2, ProtocolVersion::V3_2);
+    p.receive(&negotiate(ProtocolVersion::V3_0.code(), &[]));
+    let e = drain(&mut p).unwrap_err();
+    assert!(matches!(e, Error::ProtocolVersion { .. }), "{e:?}");
+    assert_eq!(
+        e.to_string(),
+        "server only supports protocol version 3.0, but \"min_protocol_version\" was set to 3.2"
+    );
+}
+
+#[test]
+fn invalid_negotiation_is_refused_as_libpq_does() {
+    let cases: [(ProtocolVersion, Vec<u8>, &str); 6] = [
+        (
+            ProtocolVersion::V3_0,
+            negotiate(ProtocolVersion::V3_2.code(), &[]),
+            "server requested downgrade to a higher-numbered version",
+        ),
+        (
+            ProtocolVersion::V3_2,
+            negotiate(2 << 16, &[]),
+            "server requested downgrade to pre-3.0 protocol version",
+        ),
+        (
+            ProtocolVersion::V3_2,
+            negotiate(3 << 16 | 1, &[]),
+            "server requested downgrade to non-existent 3.1 protocol version",
+        ),
+        (
+            ProtocolVersion::V3_2,
+            negotiate(ProtocolVersion::V3_2.code(), &[]),
+            "server negotiated but asks for no changes",
+        ),
+        (
+            ProtocolVersion::V3_2,
+            negotiate(ProtocolVersion::V3_0.code(), &["_pq_.x"]),
+            "server reported an unsupported parameter that was not requested (\"_pq_.x\")",
+        ),
+        (
+            ProtocolVersion::V3_2,
+            t::message(b'v', &[0, 3, 0, 0, 0xFF, 0xFF, 0xFF, 0xFF]),
+            "server reported negative number of unsupported parameters",
+        ),
+    ];
+    for (max, msg, why) in cases {
+        let mut p = asking(max, ProtocolVersion::V3_0);
+        p.receive(&msg);
+        let e = drain(&mut p).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            format!("protocol error: received invalid protocol negotiation message: {why}")
+        );
+    }
+    // Truncated, and after authentication.
+    let mut p = asking(ProtocolVersion::V3_2, ProtocolVersion::V3_0);
+    p.receive(&t::message(b'v', &[0, 3, 0, 0, 0, 0, 0, 1, b'x']));
+    assert!(drain(&mut p).is_err());
+    let mut p = asking(ProtocolVersion::V3_2, ProtocolVersion::V3_0);
+    p.receive(&t::auth_ok());
+    p.receive(&negotiate(ProtocolVersion::V3_0.code(), &[]));
+    assert!(drain(&mut p).is_err());
+}
+
+#[test]
+fn cancel_key_length_is_checked_for_the_version_in_use() {
+    let cases: [(ProtocolVersion, usize, Option<&str>); 5] = [
+        (ProtocolVersion::V3_0, 4, None),
+        (
+            ProtocolVersion::V3_0,
+            32,
+            Some("cancel key with length 32 not allowed in protocol version 3.0 (must be 4 bytes)"),
+        ),
+        (ProtocolVersion::V3_2, 256, None),
+        (
+            ProtocolVersion::V3_2,
+            257,
+            Some("cancel key with length 257 is too long (maximum 256 bytes)"),
+        ),
+        (
+            ProtocolVersion::V3_2,
+            3,
+            Some("cancel key with length 3 is too short (minimum 4 bytes)"),
+        ),
+    ];
+    for (max, len, err) in cases {
+        let mut p = asking(max, ProtocolVersion::V3_0);
+        p.receive(&t::auth_ok());
+        p.receive(&key_data(1, &vec![9; len]));
+        p.receive(&t::ready());
+        match (drain(&mut p), err) {
+            (Ok(ev), None) => {
+                assert_eq!(ev.last(), Some(&Event::Connected));
+                assert_eq!(p.backend_key().unwrap().1.len(), len);
+            }
+            (Err(e), Some(why)) => assert_eq!(
+                e.to_string(),
+                format!("protocol error: received invalid BackendKeyData message: {why}")
+            ),
+            (r, _) => panic!("{max} {len}: {r:?}"),
+        }
+    }
 }
