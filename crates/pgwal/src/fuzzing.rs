@@ -135,9 +135,51 @@ pub fn names(data: &[u8]) {
     let _ = crate::TimelineHistory::parse(data);
 }
 
+/// Parses `data` as a connection string or URI (in a fixed environment: no `PG*` variables, no
+/// home directory) and as a password file looked up with a few names. Must never panic.
+#[cfg(feature = "replication")]
+pub fn conninfo(data: &[u8]) {
+    use crate::conninfo::{Config, MapEnvironment, PassFile};
+    let Ok(s) = std::str::from_utf8(data) else {
+        return;
+    };
+    let env = MapEnvironment::new()
+        .with_user("fuzz")
+        .with_home("/nonexistent/pgwal-fuzz");
+    match Config::parse_with_env(s, &env) {
+        Ok(c) => {
+            let _ = format!("{c:?}");
+            let _ = c.effective_application_name();
+        }
+        Err(e) => {
+            let _ = e.to_string();
+        }
+    }
+    let file = PassFile::parse(s);
+    let _ = file.find("localhost", "5432", "replication", "fuzz");
+    let _ = file.find("db:1", "*", "\\", "*");
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The connection-string target's entry point on a few inputs of each kind.
+    #[cfg(feature = "replication")]
+    #[test]
+    fn conninfo_inputs_never_panic() {
+        for s in [
+            "host=a,b port=1,2 user=u password='x\\' y' max_protocol_version=latest",
+            "postgresql://u:p%41@[::1]:5432,h2/db?sslmode=require&application_name=x",
+            "postgresql://[::1",
+            "host=h min_protocol_version=3.2 max_protocol_version=3.0",
+            "localhost:5432:*:fuzz:se\\:cret\n#c\n*:*:*:*:x",
+            "\u{0}=\u{0}",
+        ] {
+            conninfo(s.as_bytes());
+        }
+        conninfo(&[0xFF, 0xFE]);
+    }
 
     /// The start of a real segment, as the fuzzing README makes seeds, decodes many records;
     /// and the seeds cover every major the decoder knows (a new major's `testdata/wal` sample
