@@ -33,9 +33,9 @@
 //! Every libpq 13–18 keyword parses. These are used: `host`, `hostaddr`, `port`, `user`,
 //! `password`, `passfile`, `dbname`, `connect_timeout`, `application_name`,
 //! `fallback_application_name`, `options`, `sslmode`, `sslrootcert`, `sslcert`, `sslkey`,
-//! `sslcrl`, `sslcrldir`, `channel_binding`, `min_protocol_version`, `max_protocol_version`.
-//! Keywords that would change security or routing (`service`,
-//! `require_auth`, `sslnegotiation`, `sslpassword`, `gssencmode`,
+//! `sslcrl`, `sslcrldir`, `channel_binding`, `min_protocol_version`, `max_protocol_version`,
+//! `require_auth`. Keywords that would change security or routing (`service`,
+//! `sslnegotiation`, `sslpassword`, `gssencmode`,
 //! `requirepeer`, `target_session_attrs`, `load_balance_hosts`,
 //! `sslcertmode`, `scram_client_key`, `scram_server_key`,
 //! `oauth_*`) are rejected with [`ConnInfoError::Unsupported`] unless their value is
@@ -48,6 +48,7 @@ mod env;
 mod parse;
 mod pgpass;
 mod redact;
+mod require_auth;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -59,6 +60,7 @@ use std::time::Duration;
 pub use env::{Environment, MapEnvironment, SystemEnvironment};
 pub use pgpass::{PassFile, PassFileError};
 pub use redact::{is_secret_keyword, REDACTED};
+pub use require_auth::{AuthMethod, RequireAuth};
 
 /// libpq's default port (`DEF_PGPORT`).
 pub const DEFAULT_PORT: u16 = 5432;
@@ -127,6 +129,21 @@ pub enum ConnInfoError {
         /// The value.
         value: String,
     },
+    /// `require_auth` mixes negated and plain methods.
+    #[error("{}", if *.negative {
+        format!("negative require_auth method \"{method}\" cannot be mixed with non-negative methods")
+    } else {
+        format!("require_auth method \"{method}\" cannot be mixed with negative methods")
+    })]
+    RequireAuthMixed {
+        /// The method that breaks the pattern, as written.
+        method: String,
+        /// Whether it is the negated one.
+        negative: bool,
+    },
+    /// `require_auth` names a method twice.
+    #[error("require_auth method \"{0}\" is specified more than once")]
+    RequireAuthDuplicate(String),
     /// `min_protocol_version` is above `max_protocol_version`.
     #[error("\"min_protocol_version\" is greater than \"max_protocol_version\"")]
     ProtocolVersionRange,
@@ -586,6 +603,9 @@ pub struct Config {
     pub ssl_crl_dir: Option<PathBuf>,
     /// `channel_binding` / `PGCHANNELBINDING`.
     pub channel_binding: ChannelBindingMode,
+    /// The authentication methods the server may ask for (`require_auth`, `PGREQUIREAUTH`);
+    /// `None`: any.
+    pub require_auth: Option<RequireAuth>,
     /// The oldest protocol version the connection accepts (`min_protocol_version`,
     /// `PGMINPROTOCOLVERSION`; default 3.0).
     pub min_protocol_version: ProtocolVersion,
@@ -617,6 +637,7 @@ impl fmt::Debug for Config {
             .field("ssl_crl", &self.ssl_crl)
             .field("ssl_crl_dir", &self.ssl_crl_dir)
             .field("channel_binding", &self.channel_binding)
+            .field("require_auth", &self.require_auth)
             .field("min_protocol_version", &self.min_protocol_version)
             .field("max_protocol_version", &self.max_protocol_version)
             .field("default_socket_dir", &self.default_socket_dir)
@@ -713,6 +734,10 @@ impl Config {
         if min_protocol_version > max_protocol_version {
             return Err(ConnInfoError::ProtocolVersionRange);
         }
+        // Set even to "" (which allows no method and requires none, as in libpq).
+        let require_auth = value("require_auth", Some("PGREQUIREAUTH"))
+            .map(|v| RequireAuth::parse(&v))
+            .transpose()?;
         let pg_dir = home.as_ref().map(|h| h.join(".postgresql"));
         let ssl_path = |key: &str, var: &str, file: &str| -> Option<PathBuf> {
             match non_empty(value(key, Some(var))) {
@@ -757,6 +782,7 @@ impl Config {
             ssl_crl,
             ssl_crl_dir,
             channel_binding,
+            require_auth,
             min_protocol_version,
             max_protocol_version,
             default_socket_dir,
@@ -853,7 +879,6 @@ fn check_unsupported(info: &ConnInfo, env: &dyn Environment) -> Result<(), ConnI
     // (keyword, environment variable, values that mean "libpq's default behaviour").
     const CHECKED: &[(&str, Option<&str>, &[&str])] = &[
         ("service", Some("PGSERVICE"), &[]),
-        ("require_auth", Some("PGREQUIREAUTH"), &[]),
         ("sslnegotiation", Some("PGSSLNEGOTIATION"), &["postgres"]),
         ("sslpassword", None, &[]),
         ("sslcertmode", Some("PGSSLCERTMODE"), &["allow"]),

@@ -747,6 +747,7 @@ async fn startup(
     sc.options = config.options.clone();
     sc.password = config.password_for(host, &dbname).map(String::into_bytes);
     sc.channel_binding = config.channel_binding;
+    sc.require_auth = config.require_auth.clone();
     sc.min_protocol_version = config.min_protocol_version;
     sc.max_protocol_version = config.max_protocol_version;
     sc.tls = tls.is_some();

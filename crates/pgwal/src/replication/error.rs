@@ -186,6 +186,15 @@ pub enum Error {
     /// The server broke the protocol (malformed or unexpected message).
     #[error("protocol error: {0}")]
     Protocol(String),
+    /// The server asked for an authentication method `require_auth` does not allow, or
+    /// completed none when one is required.
+    #[error("authentication method requirement \"{required}\" failed: {reason}")]
+    AuthMethodRequirement {
+        /// The `require_auth` value.
+        required: String,
+        /// What the server did, in libpq's words ("server requested a hashed password").
+        reason: String,
+    },
     /// The server answered the startup with an older protocol version than
     /// `min_protocol_version` allows.
     #[error(

@@ -58,7 +58,7 @@ use super::command::{ServerVersion, TimelineSwitch};
 use super::message::{HotStandbyFeedback, ServerMessage, StandbyStatusUpdate};
 pub use super::result::{Column, ResultSet, Row};
 use super::{DbError, Error, PrimaryKeepalive, XLogData};
-use crate::conninfo::{ChannelBindingMode, ProtocolVersion};
+use crate::conninfo::{AuthMethod, ChannelBindingMode, ProtocolVersion, RequireAuth};
 use crate::{Lsn, TimelineId};
 
 /// The largest backend message accepted, in bytes (PostgreSQL's `MaxAllocSize` is 1 GB;
@@ -130,6 +130,9 @@ pub struct StartupConfig {
     pub password: Option<Vec<u8>>,
     /// Whether SCRAM must, may or must not use channel binding.
     pub channel_binding: ChannelBindingMode,
+    /// The authentication methods the server may ask for (libpq's `require_auth`); `None`:
+    /// any.
+    pub require_auth: Option<RequireAuth>,
     /// The protocol version asked for in the startup packet (default 3.0).
     pub max_protocol_version: ProtocolVersion,
     /// The oldest version accepted when the server negotiates down (default 3.0).
@@ -271,6 +274,9 @@ pub struct Protocol {
     tls: bool,
     end_point: Option<Vec<u8>>,
     auth: Auth,
+    require_auth: Option<RequireAuth>,
+    /// The client sent its password or finished a SCRAM exchange.
+    finished_auth: bool,
     channel_binding_used: bool,
     params: BTreeMap<String, String>,
     /// The version in use: the one asked for, or the one the server negotiated down to.
@@ -328,6 +334,8 @@ impl Protocol {
             tls: config.tls,
             end_point: config.tls_server_end_point,
             auth: Auth::None,
+            require_auth: config.require_auth,
+            finished_auth: false,
             channel_binding_used: false,
             params: BTreeMap::new(),
             version: config.max_protocol_version,
@@ -866,6 +874,13 @@ impl Protocol {
                         ))
                     }
                 }
+                if self
+                    .require_auth
+                    .as_ref()
+                    .is_some_and(|r| r.auth_required() && !self.finished_auth)
+                {
+                    return Err(self.requirement_failed("server did not complete authentication"));
+                }
                 if self.channel_binding == ChannelBindingMode::Require && !self.channel_binding_used
                 {
                     return Err(Error::Auth(
@@ -879,23 +894,33 @@ impl Protocol {
                 Ok(None)
             }
             Message::AuthenticationCleartextPassword => {
+                self.require(
+                    AuthMethod::Password,
+                    "server requested a cleartext password",
+                )?;
                 self.refuse_without_channel_binding()?;
                 let pw = self.password.clone().ok_or(Error::PasswordRequired)?;
                 frontend::password_message(&pw, &mut self.tx)
                     .map_err(|e| Error::InvalidArgument(format!("invalid password: {e}")))?;
+                self.finished_auth = true;
                 Ok(None)
             }
             Message::AuthenticationMd5Password(body) => {
+                self.require(AuthMethod::Md5, "server requested a hashed password")?;
                 self.refuse_without_channel_binding()?;
                 let pw = self.password.as_ref().ok_or(Error::PasswordRequired)?;
                 let hash = md5_hash(self.user.as_bytes(), pw, body.salt());
                 frontend::password_message(hash.as_bytes(), &mut self.tx)
                     .map_err(|e| Error::InvalidArgument(format!("invalid password: {e}")))?;
+                self.finished_auth = true;
                 Ok(None)
             }
             Message::AuthenticationSasl(body) => {
                 if !matches!(self.auth, Auth::None) {
                     return Err(Error::protocol("unexpected AuthenticationSASL"));
+                }
+                if self.require_auth.as_ref().is_some_and(|r| !r.allows_sasl()) {
+                    return Err(self.requirement_failed("server requested SASL authentication"));
                 }
                 let mut has_scram = false;
                 let mut has_plus = false;
@@ -908,6 +933,10 @@ impl Protocol {
                     has_plus |= m == SCRAM_SHA_256_PLUS;
                 }
                 let (mechanism, binding) = self.choose_sasl(has_scram, has_plus)?;
+                self.require(
+                    AuthMethod::ScramSha256,
+                    &format!("server requested {mechanism} authentication"),
+                )?;
                 let pw = self.password.as_ref().ok_or(Error::PasswordRequired)?;
                 let scram = ScramSha256::new(pw, binding);
                 frontend::sasl_initial_response(mechanism, scram.message(), &mut self.tx)
@@ -938,13 +967,17 @@ impl Protocol {
                     .finish(body.data())
                     .map_err(|e| Error::Auth(format!("SCRAM server verification failed: {e}")))?;
                 self.auth = Auth::ScramDone;
+                self.finished_auth = true;
                 Ok(None)
             }
-            Message::AuthenticationGss
-            | Message::AuthenticationGssContinue(_)
-            | Message::AuthenticationSspi => Err(Error::Auth(
-                "GSSAPI/SSPI authentication is not supported".into(),
-            )),
+            Message::AuthenticationGss | Message::AuthenticationGssContinue(_) => {
+                self.require(AuthMethod::Gss, "server requested GSSAPI authentication")?;
+                Err(Error::Auth("GSSAPI authentication is not supported".into()))
+            }
+            Message::AuthenticationSspi => {
+                self.require(AuthMethod::Sspi, "server requested SSPI authentication")?;
+                Err(Error::Auth("SSPI authentication is not supported".into()))
+            }
             Message::AuthenticationKerberosV5 => Err(Error::Auth(
                 "Kerberos 5 authentication is not supported".into(),
             )),
@@ -952,6 +985,26 @@ impl Protocol {
                 "SCM credential authentication is not supported".into(),
             )),
             m => Err(self.unexpected(message_name(&m))),
+        }
+    }
+
+    /// Refuses `method` unless `require_auth` allows it; `reason` says what the server asked.
+    fn require(&self, method: AuthMethod, reason: &str) -> Result<(), Error> {
+        match &self.require_auth {
+            Some(r) if !r.allows(method) => Err(self.requirement_failed(reason)),
+            _ => Ok(()),
+        }
+    }
+
+    /// The error for a `require_auth` the server did not meet.
+    fn requirement_failed(&self, reason: &str) -> Error {
+        Error::AuthMethodRequirement {
+            required: self
+                .require_auth
+                .as_ref()
+                .map(|r| r.as_str().to_owned())
+                .unwrap_or_default(),
+            reason: reason.to_owned(),
         }
     }
 
