@@ -202,6 +202,34 @@ async fn auth(ctx: &Ctx) {
     ))
     .await;
 
+    // A connection service (~/.pg_service.conf): its group fills what the string leaves
+    // unset; the string's own values win.
+    std::fs::write(
+        ctx.home.path().join(".pg_service.conf"),
+        format!(
+            "# pgwal test\n[other]\nport=1\n[it]\nhost=127.0.0.1\nport={}\nuser={}\npassword={}\n\
+             sslmode=disable\n",
+            ctx.pg.port(),
+            SCRAM_USER.name,
+            SCRAM_USER.password
+        ),
+    )
+    .unwrap();
+    let cfg = Config::parse_with_env("service=it", &env(ctx.home.path())).unwrap();
+    let mut c = ReplicationClient::connect(&cfg).await.unwrap();
+    c.identify_system().await.unwrap();
+    let cfg = Config::parse_with_env(
+        &format!("service=it user={} password=x", MD5_USER.name),
+        &env(ctx.home.path()),
+    )
+    .unwrap();
+    let e = ReplicationClient::connect(&cfg).await.unwrap_err();
+    assert_eq!(
+        e.code(),
+        Some("28P01"),
+        "the string's user and password: {e}"
+    );
+
     // A pg_hba.conf row refuses ssl_user without TLS: SQLSTATE 28000 and the server's words.
     let e = ctx
         .connect(&format!(

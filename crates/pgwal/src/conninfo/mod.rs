@@ -34,7 +34,8 @@
 //! `password`, `passfile`, `dbname`, `connect_timeout`, `application_name`,
 //! `fallback_application_name`, `options`, `sslmode`, `sslrootcert`, `sslcert`, `sslkey`,
 //! `sslcrl`, `sslcrldir`, `channel_binding`, `min_protocol_version`, `max_protocol_version`,
-//! `require_auth`. Keywords that would change security or routing (`service`,
+//! `require_auth`, `service` and `servicefile` (the connection service file, see
+//! [`SYSCONFDIR`]). Keywords that would change security or routing (
 //! `sslnegotiation`, `sslpassword`, `gssencmode`,
 //! `requirepeer`, `target_session_attrs`, `load_balance_hosts`,
 //! `sslcertmode`, `scram_client_key`, `scram_server_key`,
@@ -49,6 +50,7 @@ mod parse;
 mod pgpass;
 mod redact;
 mod require_auth;
+mod service;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -61,6 +63,7 @@ pub use env::{Environment, MapEnvironment, SystemEnvironment};
 pub use pgpass::{PassFile, PassFileError};
 pub use redact::{is_secret_keyword, REDACTED};
 pub use require_auth::{AuthMethod, RequireAuth};
+pub use service::SYSCONFDIR;
 
 /// libpq's default port (`DEF_PGPORT`).
 pub const DEFAULT_PORT: u16 = 5432;
@@ -141,6 +144,10 @@ pub enum ConnInfoError {
         /// Whether it is the negated one.
         negative: bool,
     },
+    /// The service file could not be used: not found, no such service, or a line libpq
+    /// refuses (the message names the file and line).
+    #[error("{0}")]
+    ServiceFile(String),
     /// `require_auth` names a method twice.
     #[error("require_auth method \"{0}\" is specified more than once")]
     RequireAuthDuplicate(String),
@@ -659,6 +666,10 @@ impl Config {
     /// Applies environment variables and defaults to parsed values (libpq's
     /// `conninfo_add_defaults()` and `pqConnectOptions2()`).
     pub fn from_conninfo(info: &ConnInfo, env: &dyn Environment) -> Result<Config, ConnInfoError> {
+        // The service file's parameters fill what the string leaves unset, before the
+        // environment does.
+        let serviced = service::apply_service(info, env)?;
+        let info = serviced.as_ref().unwrap_or(info);
         // A keyword set in the string, even to "", wins over its environment variable.
         let value = |key: &str, var: Option<&str>| -> Option<String> {
             match info.get(key) {
@@ -878,7 +889,6 @@ fn parse_int(v: &str, option: &'static str) -> Result<i64, ConnInfoError> {
 fn check_unsupported(info: &ConnInfo, env: &dyn Environment) -> Result<(), ConnInfoError> {
     // (keyword, environment variable, values that mean "libpq's default behaviour").
     const CHECKED: &[(&str, Option<&str>, &[&str])] = &[
-        ("service", Some("PGSERVICE"), &[]),
         ("sslnegotiation", Some("PGSSLNEGOTIATION"), &["postgres"]),
         ("sslpassword", None, &[]),
         ("sslcertmode", Some("PGSSLCERTMODE"), &["allow"]),
@@ -1258,10 +1268,7 @@ mod tests {
             bad("connect_timeout=soon").to_string(),
             "invalid integer value \"soon\" for connection option \"connect_timeout\""
         );
-        assert!(matches!(
-            bad("service=x"),
-            ConnInfoError::Unsupported { .. }
-        ));
+        assert!(matches!(bad("service=x"), ConnInfoError::ServiceFile(_)));
         assert!(matches!(
             bad("target_session_attrs=read-write"),
             ConnInfoError::Unsupported { .. }
@@ -1515,8 +1522,8 @@ mod tests {
         assert!(!shown.contains("S3cret"), "{shown}");
         // Other unsupported options still show their value.
         assert_eq!(
-            cfg_err("service=svc").to_string(),
-            "connection option \"service\" with value \"svc\" is not supported"
+            cfg_err("target_session_attrs=read-write").to_string(),
+            "connection option \"target_session_attrs\" with value \"read-write\" is not supported"
         );
     }
 

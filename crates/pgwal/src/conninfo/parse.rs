@@ -13,6 +13,7 @@ use super::ConnInfoError;
 /// on [`Config`](super::Config).
 pub(crate) const KEYWORDS: &[&str] = &[
     "service",
+    "servicefile",
     "user",
     "password",
     "passfile",
