@@ -136,25 +136,38 @@ pub fn names(data: &[u8]) {
 }
 
 /// Parses `data` as a connection string or URI (in a fixed environment: no `PG*` variables, no
-/// home directory) and as a password file looked up with a few names. Must never panic.
+/// home directory, no service file read), as a service file and as a password file looked up
+/// with a few names. Must never panic.
 #[cfg(feature = "replication")]
 pub fn conninfo(data: &[u8]) {
-    use crate::conninfo::{Config, MapEnvironment, PassFile};
+    use crate::conninfo::{Config, ConnInfo, MapEnvironment, PassFile};
     let Ok(s) = std::str::from_utf8(data) else {
         return;
     };
     let env = MapEnvironment::new()
         .with_user("fuzz")
         .with_home("/nonexistent/pgwal-fuzz");
-    match Config::parse_with_env(s, &env) {
-        Ok(c) => {
-            let _ = format!("{c:?}");
-            let _ = c.effective_application_name();
-        }
-        Err(e) => {
-            let _ = e.to_string();
+    if let Ok(mut info) = ConnInfo::parse(s) {
+        // No file is read: the input as a service file instead.
+        info.remove("service");
+        info.remove("servicefile");
+        match Config::from_conninfo(&info, &env) {
+            Ok(c) => {
+                let _ = format!("{c:?}");
+                let _ = c.effective_application_name();
+            }
+            Err(e) => {
+                let _ = e.to_string();
+            }
         }
     }
+    let mut info = ConnInfo::default();
+    let _ = crate::conninfo::service::group_from_text(
+        s,
+        std::path::Path::new("pg_service.conf"),
+        "a",
+        &mut info,
+    );
     let file = PassFile::parse(s);
     let _ = file.find("localhost", "5432", "replication", "fuzz");
     let _ = file.find("db:1", "*", "\\", "*");

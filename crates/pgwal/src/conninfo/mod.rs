@@ -50,7 +50,7 @@ mod parse;
 mod pgpass;
 mod redact;
 mod require_auth;
-mod service;
+pub(crate) mod service;
 
 use std::collections::BTreeMap;
 use std::fmt;

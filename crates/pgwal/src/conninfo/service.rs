@@ -72,7 +72,16 @@ fn read_group(file: &Path, service: &str, info: &mut ConnInfo) -> Result<bool, C
     let text = fs::read(file).map_err(|_| {
         ConnInfoError::ServiceFile(format!("service file \"{}\" not found", file.display()))
     })?;
-    let text = String::from_utf8_lossy(&text);
+    group_from_text(&String::from_utf8_lossy(&text), file, service, info)
+}
+
+/// [`read_group`] on the text of `file`.
+pub(crate) fn group_from_text(
+    text: &str,
+    file: &Path,
+    service: &str,
+    info: &mut ConnInfo,
+) -> Result<bool, ConnInfoError> {
     let err = |what: String, line: usize| {
         ConnInfoError::ServiceFile(format!(
             "{what} in service file \"{}\", line {line}",
