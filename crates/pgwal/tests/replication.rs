@@ -343,6 +343,21 @@ async fn tls(ctx: &Ctx) {
     ))
     .await;
 
+    // sslnegotiation=direct (libpq 17): TLS at once with ALPN, which servers from 17 on take
+    // (channel binding and the full check included); older ones cannot answer it.
+    let direct = format!(
+        "host=localhost hostaddr=127.0.0.1 sslmode=verify-full sslrootcert={ca} \
+         sslnegotiation=direct {scram}"
+    );
+    if ctx.pg.major().number() >= 17 {
+        let mut c = ctx.must_connect(&direct).await;
+        assert!(c.is_tls() && c.channel_binding_used());
+        c.identify_system().await.unwrap();
+    } else {
+        let e = ctx.connect(&direct).await.unwrap_err();
+        assert!(matches!(e, Error::Tls(_)), "{}: {e}", ctx.pg.major());
+    }
+
     // verify-full checks the host name; verify-ca does not.
     let wrong = format!("host=wrong.example hostaddr=127.0.0.1 sslrootcert={ca} {scram}");
     let e = ctx

@@ -34,9 +34,9 @@
 //! `password`, `passfile`, `dbname`, `connect_timeout`, `application_name`,
 //! `fallback_application_name`, `options`, `sslmode`, `sslrootcert`, `sslcert`, `sslkey`,
 //! `sslcrl`, `sslcrldir`, `channel_binding`, `min_protocol_version`, `max_protocol_version`,
-//! `require_auth`, `service` and `servicefile` (the connection service file, see
+//! `require_auth`, `sslnegotiation`, `service` and `servicefile` (the connection service file, see
 //! [`SYSCONFDIR`]). Keywords that would change security or routing (
-//! `sslnegotiation`, `sslpassword`, `gssencmode`,
+//! `sslpassword`, `gssencmode`,
 //! `requirepeer`, `target_session_attrs`, `load_balance_hosts`,
 //! `sslcertmode`, `scram_client_key`, `scram_server_key`,
 //! `oauth_*`) are rejected with [`ConnInfoError::Unsupported`] unless their value is
@@ -148,6 +148,11 @@ pub enum ConnInfoError {
     /// refuses (the message names the file and line).
     #[error("{0}")]
     ServiceFile(String),
+    /// `sslnegotiation=direct` with an `sslmode` that allows a plain connection.
+    #[error(
+        "weak sslmode \"{0}\" may not be used with sslnegotiation=direct (use \"require\", \"verify-ca\", or \"verify-full\")"
+    )]
+    WeakSslModeForDirect(SslMode),
     /// `require_auth` names a method twice.
     #[error("require_auth method \"{0}\" is specified more than once")]
     RequireAuthDuplicate(String),
@@ -368,6 +373,32 @@ impl SslMode {
             self,
             SslMode::Require | SslMode::VerifyCa | SslMode::VerifyFull
         )
+    }
+}
+
+/// libpq's `sslnegotiation` (PostgreSQL 17 on): how a TLS connection starts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub enum SslNegotiation {
+    /// An SSLRequest first, then the handshake if the server agrees (every major).
+    #[default]
+    Postgres,
+    /// The TLS handshake at once, with ALPN `postgresql` (servers from 17 on); one round trip
+    /// less, and only with `sslmode` `require` or stricter.
+    Direct,
+}
+
+impl FromStr for SslNegotiation {
+    type Err = ConnInfoError;
+
+    fn from_str(s: &str) -> Result<SslNegotiation, ConnInfoError> {
+        match s {
+            "postgres" => Ok(SslNegotiation::Postgres),
+            "direct" => Ok(SslNegotiation::Direct),
+            _ => Err(ConnInfoError::InvalidValue {
+                option: "sslnegotiation",
+                value: s.to_owned(),
+            }),
+        }
     }
 }
 
@@ -610,6 +641,8 @@ pub struct Config {
     pub ssl_crl_dir: Option<PathBuf>,
     /// `channel_binding` / `PGCHANNELBINDING`.
     pub channel_binding: ChannelBindingMode,
+    /// `sslnegotiation` / `PGSSLNEGOTIATION`.
+    pub ssl_negotiation: SslNegotiation,
     /// The authentication methods the server may ask for (`require_auth`, `PGREQUIREAUTH`);
     /// `None`: any.
     pub require_auth: Option<RequireAuth>,
@@ -644,6 +677,7 @@ impl fmt::Debug for Config {
             .field("ssl_crl", &self.ssl_crl)
             .field("ssl_crl_dir", &self.ssl_crl_dir)
             .field("channel_binding", &self.channel_binding)
+            .field("ssl_negotiation", &self.ssl_negotiation)
             .field("require_auth", &self.require_auth)
             .field("min_protocol_version", &self.min_protocol_version)
             .field("max_protocol_version", &self.max_protocol_version)
@@ -722,6 +756,18 @@ impl Config {
             Some(v) => v.parse()?,
             None => SslMode::default(),
         };
+        let ssl_negotiation = match non_empty(value("sslnegotiation", Some("PGSSLNEGOTIATION"))) {
+            Some(v) => v.parse()?,
+            None => SslNegotiation::default(),
+        };
+        if ssl_negotiation == SslNegotiation::Direct
+            && matches!(
+                ssl_mode,
+                SslMode::Disable | SslMode::Allow | SslMode::Prefer
+            )
+        {
+            return Err(ConnInfoError::WeakSslModeForDirect(ssl_mode));
+        }
         let channel_binding = match non_empty(value("channel_binding", Some("PGCHANNELBINDING"))) {
             Some(v) => v.parse()?,
             None => ChannelBindingMode::default(),
@@ -793,6 +839,7 @@ impl Config {
             ssl_crl,
             ssl_crl_dir,
             channel_binding,
+            ssl_negotiation,
             require_auth,
             min_protocol_version,
             max_protocol_version,
@@ -889,7 +936,6 @@ fn parse_int(v: &str, option: &'static str) -> Result<i64, ConnInfoError> {
 fn check_unsupported(info: &ConnInfo, env: &dyn Environment) -> Result<(), ConnInfoError> {
     // (keyword, environment variable, values that mean "libpq's default behaviour").
     const CHECKED: &[(&str, Option<&str>, &[&str])] = &[
-        ("sslnegotiation", Some("PGSSLNEGOTIATION"), &["postgres"]),
         ("sslpassword", None, &[]),
         ("sslcertmode", Some("PGSSLCERTMODE"), &["allow"]),
         ("gssencmode", Some("PGGSSENCMODE"), &["disable", "prefer"]),
@@ -1015,6 +1061,28 @@ mod tests {
 
     fn cfg(s: &str) -> Config {
         Config::parse_with_env(s, &env()).unwrap()
+    }
+
+    #[test]
+    fn ssl_negotiation_as_libpq_19() {
+        assert_eq!(cfg("host=h").ssl_negotiation, SslNegotiation::Postgres);
+        let c = cfg("host=h sslnegotiation=direct sslmode=verify-full");
+        assert_eq!(c.ssl_negotiation, SslNegotiation::Direct);
+        let bad =
+            |s: &str, e: &MapEnvironment| Config::parse_with_env(s, e).unwrap_err().to_string();
+        for mode in ["disable", "allow", "prefer"] {
+            assert_eq!(
+                bad(&format!("host=h sslnegotiation=direct sslmode={mode}"), &env()),
+                format!("weak sslmode \"{mode}\" may not be used with sslnegotiation=direct (use \"require\", \"verify-ca\", or \"verify-full\")")
+            );
+        }
+        // sslmode's default, prefer, is weak too.
+        let e = env().with_var("PGSSLNEGOTIATION", "direct");
+        assert!(bad("host=h", &e).starts_with("weak sslmode \"prefer\""));
+        assert_eq!(
+            bad("host=h sslnegotiation=foo", &env()),
+            "invalid sslnegotiation value: \"foo\""
+        );
     }
 
     #[test]

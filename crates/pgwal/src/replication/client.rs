@@ -29,7 +29,7 @@ use super::message::{HotStandbyFeedback, PgTimestamp, PrimaryKeepalive, XLogData
 use super::protocol::{Event, FeedbackPositions, Protocol, ResultSet, StartupConfig};
 use super::tls::{server_end_point, TlsSetup};
 use super::Error;
-use crate::conninfo::{Config, Host, HostSpec, SslMode};
+use crate::conninfo::{Config, Host, HostSpec, SslMode, SslNegotiation};
 use crate::{Lsn, TimelineId, WalSegSize};
 
 /// The socket under a connection.
@@ -622,6 +622,10 @@ async fn attempt(
         (SslMode::Disable, _) | (_, None) => return plain(config, host, addr, desc, sql).await,
         (_, Some(t)) => t,
     };
+    if config.ssl_negotiation == SslNegotiation::Direct {
+        // Only with sslmode require or stricter (checked by the conninfo parser).
+        return direct(config, host, addr, desc, tls, sql).await;
+    }
     match config.ssl_mode {
         SslMode::Disable => plain(config, host, addr, desc, sql).await,
         SslMode::Allow => match plain(config, host, addr, desc, sql).await {
@@ -700,6 +704,44 @@ async fn encrypted(
         }
         return startup(config, host, Some(addr), Socket::Tcp(s), None, sql).await;
     }
+    let (stream, end_point) = handshake(tls, host, addr, desc, s).await?;
+    startup(config, host, Some(addr), stream, Some(end_point), sql).await
+}
+
+/// `sslnegotiation=direct` (servers from 17 on): the TLS handshake at once, without an
+/// SSLRequest; the server must have chosen ALPN `postgresql`, as libpq requires.
+async fn direct(
+    config: &Config,
+    host: &HostSpec,
+    addr: SocketAddr,
+    desc: &str,
+    tls: &TlsSetup,
+    sql: bool,
+) -> Result<ReplicationClient, Error> {
+    let s = tcp(addr, desc).await?;
+    let (stream, end_point) = handshake(tls, host, addr, desc, s).await?;
+    let alpn = match &stream {
+        Socket::Tls(t) => t.get_ref().1.alpn_protocol().map(<[u8]>::to_vec),
+        _ => None,
+    };
+    if alpn.as_deref() != Some(b"postgresql") {
+        return Err(Error::Tls(
+            "direct SSL connection was established without ALPN protocol negotiation extension"
+                .into(),
+        ));
+    }
+    startup(config, host, Some(addr), stream, Some(end_point), sql).await
+}
+
+/// The TLS handshake on `s`: the encrypted socket and the channel-binding hash of the
+/// server's certificate.
+async fn handshake(
+    tls: &TlsSetup,
+    host: &HostSpec,
+    addr: SocketAddr,
+    desc: &str,
+    s: TcpStream,
+) -> Result<(Socket, Option<Vec<u8>>), Error> {
     let name = tls.server_name(host, addr.ip())?;
     let stream = TlsConnector::from(tls.client_config())
         .connect(name, s)
@@ -711,15 +753,7 @@ async fn encrypted(
         .peer_certificates()
         .and_then(|c| c.first())
         .and_then(|c| server_end_point(c));
-    startup(
-        config,
-        host,
-        Some(addr),
-        Socket::Tls(Box::new(stream)),
-        Some(end_point),
-        sql,
-    )
-    .await
+    Ok((Socket::Tls(Box::new(stream)), end_point))
 }
 
 /// Startup and authentication on an open socket. `tls` is `Some(end point hash)` over TLS;
