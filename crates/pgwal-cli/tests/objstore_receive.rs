@@ -108,20 +108,7 @@ fn kill9_and_restart_no_gap_no_duplicate() {
     for i in 0..10 {
         let z = ["zstd", "none"][i % 2];
         let mut child = spawn_env(
-            &[
-                "-d",
-                &ci,
-                "-S",
-                "arch",
-                "-D",
-                &url,
-                "--spool",
-                s(&spool),
-                "-s",
-                "1",
-                "-Z",
-                z,
-            ],
+            &receiver_args(&ci, "arch", &url, &spool, &["-s", "1", "-Z", z]),
             &env,
             &log,
         );
@@ -366,20 +353,13 @@ fn store_down_spool_stops_at_max_spool_then_drains() {
     let log = tmp.path().join("receive.log");
     let ci = conn(&pg);
     let mut child = spawn_env(
-        &[
-            "-d",
+        &receiver_args(
             &ci,
-            "-S",
             "arch",
-            "-D",
             &url,
-            "--spool",
-            s(&spool),
-            "-s",
-            "1",
-            "--max-spool",
-            "3MB",
-        ],
+            &spool,
+            &["-s", "1", "--max-spool", "3MB"],
+        ),
         &env,
         &log,
     );

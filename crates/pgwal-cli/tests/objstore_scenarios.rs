@@ -416,20 +416,7 @@ fn receiving_under_pgbench(tag: &str) -> Option<Receiving> {
     let log = tmp.path().join("receive.log");
     let ci = conn(&pg);
     let recv = spawn_env(
-        &[
-            "-d",
-            &ci,
-            "-S",
-            "arch",
-            "-D",
-            &url,
-            "--spool",
-            s(&spool),
-            "-s",
-            "1",
-            "-Z",
-            "zstd",
-        ],
+        &receiver_args(&ci, "arch", &url, &spool, &["-s", "1", "-Z", "zstd"]),
         &env,
         &log,
     );
@@ -671,20 +658,7 @@ fn point_in_time_recovery_from_s3_with_prefetch() {
     let log = tmp.path().join("receive.log");
     let ci = conn(&pg);
     let mut recv = spawn_env(
-        &[
-            "-d",
-            &ci,
-            "-S",
-            "arch",
-            "-D",
-            &url,
-            "--spool",
-            s(&spool),
-            "-s",
-            "1",
-            "-Z",
-            "zstd",
-        ],
+        &receiver_args(&ci, "arch", &url, &spool, &["-s", "1", "-Z", "zstd"]),
         &env,
         &log,
     );

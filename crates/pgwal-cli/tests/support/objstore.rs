@@ -127,6 +127,20 @@ pub fn s3_archive(weed: &pgwal_testkit::SeaweedFs, tag: &str, prefix: &str) -> S
     }
 }
 
+/// `pgwal receive`'s arguments for slot `slot` of the server at conninfo `ci` into archive
+/// `url`, spooling in `spool`, followed by `extra`.
+pub fn receiver_args<'a>(
+    ci: &'a str,
+    slot: &'a str,
+    url: &'a str,
+    spool: &'a Path,
+    extra: &[&'a str],
+) -> Vec<&'a str> {
+    let mut a = vec!["-d", ci, "-S", slot, "-D", url, "--spool", s(spool)];
+    a.extend_from_slice(extra);
+    a
+}
+
 /// `pgwal receive ARGS` with `env`, in the background, stderr appended to `log`.
 pub fn spawn_env(args: &[&str], env: &[(String, String)], log: &Path) -> std::process::Child {
     let f = fs::OpenOptions::new()
