@@ -610,6 +610,37 @@ fn s3_cleanup_deletes_more_than_one_batch() {
 // ---------------------------------------------------------------------------------------------
 // Prefetch.
 
+/// Restores `segments` one by one into `dest` as `restore_command` would, with `--prefetch 3`,
+/// each equal to its file in `archive`; how many came from the prefetch cache.
+fn fetch_each_with_prefetch(url: &str, segments: &[String], dest: &Path, archive: &Path) -> usize {
+    let mut prefetched = 0;
+    for n in segments {
+        let o = run(
+            url,
+            &[
+                "archive",
+                "fetch",
+                n,
+                s(dest),
+                "-A",
+                url,
+                "--prefetch",
+                "3",
+                "-v",
+            ],
+            &[],
+        );
+        assert_eq!(code(&o), 0, "{}", text(&o));
+        assert_eq!(
+            fs::read(dest).unwrap(),
+            fs::read(archive.join(n)).unwrap(),
+            "{n}"
+        );
+        prefetched += usize::from(stderr(&o).contains("(prefetched)"));
+    }
+    prefetched
+}
+
 #[test]
 fn s3_fetch_with_prefetch_restores_every_segment_identically() {
     let Some(f) = fixture() else { return };
@@ -633,33 +664,7 @@ fn s3_fetch_with_prefetch_restores_every_segment_identically() {
     fs::create_dir_all(&cache).unwrap();
     fs::write(cache.join(".pgwal-boot-id"), "another-boot").unwrap();
     fs::write(cache.join(&tli1[0]), vec![0u8; 1 << 20]).unwrap();
-    let mut prefetched = 0;
-    for n in &tli1 {
-        let o = run(
-            &url,
-            &[
-                "archive",
-                "fetch",
-                n,
-                s(&dest),
-                "-A",
-                &url,
-                "--prefetch",
-                "3",
-                "-v",
-            ],
-            &[],
-        );
-        assert_eq!(code(&o), 0, "{}", text(&o));
-        assert_eq!(
-            fs::read(&dest).unwrap(),
-            fs::read(f.archive.join(n)).unwrap(),
-            "{n}"
-        );
-        if stderr(&o).contains("(prefetched)") {
-            prefetched += 1;
-        }
-    }
+    let prefetched = fetch_each_with_prefetch(&url, &tli1, &dest, &f.archive);
     // Only the first call downloads its own segment: the read-ahead runs in a detached process
     // (each later call waits for a segment on its way, and a hit leaving fewer than half of the
     // three cached or pending starts the next ones), so every later call is a cache hit.
@@ -717,31 +722,7 @@ fn s3_prefetch_is_not_held_up_by_files_left_in_the_cache() {
         fs::copy(f.archive.join(n), cache.join(n)).unwrap();
     }
     let t0 = Instant::now();
-    let mut prefetched = 0;
-    for n in &tli1 {
-        let o = run(
-            &url,
-            &[
-                "archive",
-                "fetch",
-                n,
-                s(&dest),
-                "-A",
-                &url,
-                "--prefetch",
-                "3",
-                "-v",
-            ],
-            &[],
-        );
-        assert_eq!(code(&o), 0, "{}", text(&o));
-        assert_eq!(
-            fs::read(&dest).unwrap(),
-            fs::read(f.archive.join(n)).unwrap(),
-            "{n}"
-        );
-        prefetched += usize::from(stderr(&o).contains("(prefetched)"));
-    }
+    let prefetched = fetch_each_with_prefetch(&url, &tli1, &dest, &f.archive);
     assert_eq!(prefetched, tli1.len() - 1, "{prefetched} of {}", tli1.len());
     assert!(t0.elapsed() < Duration::from_secs(10), "{:?}", t0.elapsed());
 }
